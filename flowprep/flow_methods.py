@@ -1,0 +1,231 @@
+"""Optical flow backends behind one registry.
+
+Every backend is a factory that takes a full, validated parameter dict and returns a function
+`flow(prev_gray, next_gray) -> (H, W, 2) float32`, the displacement that maps prev to next
+(forward flow when called as flow(frame_t, frame_t+1)). Factories build their OpenCV objects
+once, inside the process that uses them: OpenCV algorithm objects cannot be pickled.
+
+Parameters are declared with their defaults and types so the CLI (`flowprep methods`,
+`--flow-param name=value`) and the stored extraction config share one description.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import cv2
+import numpy as np
+
+FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: type
+    default: Any  # None means "the backend's own value" (e.g. a DIS preset's)
+    help: str
+    choices: tuple[str, ...] = ()
+
+    def parse(self, text: str) -> Any:
+        """Convert a command-line string to this parameter's type, or raise ValueError."""
+        if self.choices:
+            if text not in self.choices:
+                raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}, got {text!r}")
+            return text
+        if self.type is bool:
+            lowered = text.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"{self.name} must be true or false, got {text!r}")
+        try:
+            return self.type(text)
+        except ValueError:
+            raise ValueError(f"{self.name} must be {self.type.__name__}, got {text!r}") from None
+
+    def check(self, value: Any) -> Any:
+        """Validate a value that is already typed (e.g. read back from a stored config)."""
+        if value is None and self.default is None:
+            return None
+        if isinstance(value, str):
+            return self.parse(value)
+        if self.type is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if self.type is int and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            return int(value)
+        if self.type is bool and isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        raise ValueError(f"{self.name} must be {self.type.__name__}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class FlowMethod:
+    name: str
+    summary: str
+    params: tuple[Param, ...]
+    factory: Callable[[Mapping[str, Any]], FlowFn]
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        accepted = ", ".join(p.name for p in self.params)
+        raise ValueError(f"unknown parameter {name!r} for flow method {self.name!r}; accepted: {accepted}")
+
+    def resolve(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Full parameter dict: defaults, with `overrides` validated and applied."""
+        values = {p.name: p.default for p in self.params}
+        for name, value in (overrides or {}).items():
+            values[name] = self.param(name).check(value)
+        return values
+
+    def create(self, params: Mapping[str, Any] | None = None) -> FlowFn:
+        return self.factory(self.resolve(params))
+
+
+# --- TV-L1 (OpenCV contrib) -------------------------------------------------------------------
+# OpenCV's own defaults use a 5-level pyramid with scale step 0.8: the coarsest level is only
+# 0.41x the input, so displacements beyond ~10 px are lost. On the FlyingChairs pairs in
+# shared/data/flow_gt, nscales=8 brings the average endpoint error from 6.4 to ~4.8 px at the
+# same speed (the coarse levels are tiny); `make bench-tvl1-params` measures it.
+_TVL1_SETTERS = {
+    "tau": "setTau",
+    "lambda": "setLambda",
+    "theta": "setTheta",
+    "nscales": "setScalesNumber",
+    "warps": "setWarpingsNumber",
+    "epsilon": "setEpsilon",
+    "inner_iterations": "setInnerIterations",
+    "outer_iterations": "setOuterIterations",
+    "scale_step": "setScaleStep",
+    "gamma": "setGamma",
+    "median_filtering": "setMedianFiltering",
+}
+
+
+def _make_tvl1(params: Mapping[str, Any]) -> FlowFn:
+    algo = cv2.optflow.DualTVL1OpticalFlow_create()
+    for name, setter in _TVL1_SETTERS.items():
+        getattr(algo, setter)(params[name])
+
+    def flow(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        return algo.calc(prev, nxt, None)
+
+    return flow
+
+
+TVL1 = FlowMethod(
+    name="tvl1",
+    summary="Dual TV-L1 (Zach et al. 2007; OpenCV contrib), the flow of the two-stream and TSN papers. Accurate, ~1 pair/s at 340x256 on one core.",
+    params=(
+        Param("tau", float, 0.25, "time step of the numerical scheme"),
+        Param("lambda", float, 0.15, "weight of the data term (smaller = smoother flow)"),
+        Param("theta", float, 0.3, "tightness of the coupling between the two sub-problems"),
+        Param("nscales", int, 8, "pyramid levels (OpenCV default 5; 8 handles large motion)"),
+        Param("warps", int, 5, "warpings per pyramid level"),
+        Param("epsilon", float, 0.01, "stopping threshold"),
+        Param("inner_iterations", int, 30, "inner iterations per warping"),
+        Param("outer_iterations", int, 10, "outer iterations per warping"),
+        Param("scale_step", float, 0.8, "downscale factor between pyramid levels"),
+        Param("gamma", float, 0.0, "weight of the illumination term"),
+        Param("median_filtering", int, 5, "median filter size applied to the flow (1 = off)"),
+    ),
+    factory=_make_tvl1,
+)
+
+
+# --- Farneback ---------------------------------------------------------------------------------
+def _make_farneback(params: Mapping[str, Any]) -> FlowFn:
+    def flow(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        return cv2.calcOpticalFlowFarneback(
+            prev, nxt, None,
+            params["pyr_scale"], params["levels"], params["winsize"], params["iterations"],
+            params["poly_n"], params["poly_sigma"], 0,
+        )
+
+    return flow
+
+
+FARNEBACK = FlowMethod(
+    name="farneback",
+    summary="Farneback polynomial-expansion flow (OpenCV). Fast (~80 pairs/s), less accurate.",
+    params=(
+        Param("pyr_scale", float, 0.5, "scale between pyramid levels (<1)"),
+        Param("levels", int, 5, "pyramid levels"),
+        Param("winsize", int, 15, "averaging window size"),
+        Param("iterations", int, 3, "iterations per pyramid level"),
+        Param("poly_n", int, 5, "neighbourhood of the polynomial expansion (5 or 7)"),
+        Param("poly_sigma", float, 1.2, "Gaussian sigma of the polynomial expansion"),
+    ),
+    factory=_make_farneback,
+)
+
+
+# --- DIS ---------------------------------------------------------------------------------------
+_DIS_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+_DIS_SETTERS = {
+    "finest_scale": "setFinestScale",
+    "patch_size": "setPatchSize",
+    "patch_stride": "setPatchStride",
+    "gradient_descent_iterations": "setGradientDescentIterations",
+    "variational_refinement_iterations": "setVariationalRefinementIterations",
+    "variational_refinement_alpha": "setVariationalRefinementAlpha",
+    "variational_refinement_delta": "setVariationalRefinementDelta",
+    "variational_refinement_gamma": "setVariationalRefinementGamma",
+    "use_mean_normalization": "setUseMeanNormalization",
+    "use_spatial_propagation": "setUseSpatialPropagation",
+}
+
+
+def _make_dis(params: Mapping[str, Any]) -> FlowFn:
+    algo = cv2.DISOpticalFlow_create(_DIS_PRESETS[params["preset"]])
+    for name, setter in _DIS_SETTERS.items():
+        if params[name] is not None:  # None keeps the preset's value
+            getattr(algo, setter)(params[name])
+
+    def flow(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        # DIS asserts contiguous input; a cropped view of a frame is not
+        return algo.calc(np.ascontiguousarray(prev), np.ascontiguousarray(nxt), None)
+
+    return flow
+
+
+DIS = FlowMethod(
+    name="dis",
+    summary="Dense Inverse Search (Kroeger et al. 2016; OpenCV). Very fast; medium is about as accurate as TV-L1 with nscales=8 on FlyingChairs.",
+    params=(
+        Param("preset", str, "medium", "speed/quality preset", choices=tuple(_DIS_PRESETS)),
+        Param("finest_scale", int, None, "finest pyramid level used (0 = full resolution)"),
+        Param("patch_size", int, None, "patch size in pixels"),
+        Param("patch_stride", int, None, "stride between patches"),
+        Param("gradient_descent_iterations", int, None, "gradient descent iterations per patch"),
+        Param("variational_refinement_iterations", int, None, "variational refinement iterations (0 = off)"),
+        Param("variational_refinement_alpha", float, None, "smoothness weight of the refinement"),
+        Param("variational_refinement_delta", float, None, "colour constancy weight of the refinement"),
+        Param("variational_refinement_gamma", float, None, "gradient constancy weight of the refinement"),
+        Param("use_mean_normalization", bool, None, "normalise patch means (robust to illumination)"),
+        Param("use_spatial_propagation", bool, None, "propagate good patches to neighbours"),
+    ),
+    factory=_make_dis,
+)
+
+
+FLOW_METHODS: dict[str, FlowMethod] = {m.name: m for m in (TVL1, FARNEBACK, DIS)}
+
+
+def get_method(name: str) -> FlowMethod:
+    try:
+        return FLOW_METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown flow method {name!r}; choose one of: {', '.join(FLOW_METHODS)}") from None
+
+
+def make_flow(name: str, params: Mapping[str, Any] | None = None) -> FlowFn:
+    """Build the flow function of backend `name` with `params` over its defaults."""
+    return get_method(name).create(params)

@@ -1,0 +1,123 @@
+"""Dataset manifests: which videos to extract, where they are, their labels and split membership.
+
+A manifest is a CSV file with a header row (format: data_manifests/README.md):
+    video_id,path,label[,label_name][,split1,split2,...]
+`path` is relative to the video root given at extraction; `label` is a 0-based class index;
+every column named split<something> holds train, test or unused. Other columns are allowed and
+ignored. Errors name the file, the line and the problem.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+REQUIRED_COLUMNS = ("video_id", "path", "label")
+SPLIT_VALUES = ("train", "test", "unused")
+MAX_ID_LENGTH = 200
+
+
+class ManifestError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    video_id: str
+    path: str
+    label: int
+    label_name: str
+    splits: tuple[tuple[str, str], ...] = ()  # (split column, train|test|unused)
+
+    @property
+    def splits_dict(self) -> dict[str, str]:
+        return dict(self.splits)
+
+
+def validate_video_id(video_id: str) -> str | None:
+    """Return why `video_id` cannot name a video in a shard, or None if it can."""
+    if not video_id:
+        return "video_id is empty"
+    if video_id in (".", "..") or any(c in video_id for c in "/\\\0"):
+        return f"video_id {video_id!r} may not be '.' or '..' or contain '/', '\\' or NUL"
+    if len(video_id) > MAX_ID_LENGTH:
+        return f"video_id {video_id[:40]!r}... is longer than {MAX_ID_LENGTH} characters"
+    return None
+
+
+def read_manifest(path: str | Path) -> list[ManifestEntry]:
+    """Read and validate a manifest CSV; raise ManifestError naming the line of the first problem."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
+    except FileNotFoundError:
+        raise ManifestError(f"manifest {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"manifest {path} cannot be read: {exc}") from None
+    if not rows:
+        raise ManifestError(f"manifest {path} is empty: expected a header row {','.join(REQUIRED_COLUMNS)}")
+    header = [h.strip() for h in rows[0]]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise ManifestError(
+            f"{path} line 1: header lacks column(s) {', '.join(missing)}; "
+            f"expected at least {','.join(REQUIRED_COLUMNS)}, got {','.join(header)}"
+        )
+    if len(set(header)) != len(header):
+        raise ManifestError(f"{path} line 1: duplicate column names in header {','.join(header)}")
+    col = {name: i for i, name in enumerate(header)}
+    split_cols = [h for h in header if h.startswith("split")]
+
+    entries: list[ManifestEntry] = []
+    first_line: dict[str, int] = {}
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue  # blank lines are harmless
+        where = f"{path} line {lineno}"
+        if len(row) != len(header):
+            raise ManifestError(f"{where}: {len(row)} columns, header has {len(header)}")
+        cell = {name: row[i].strip() for name, i in col.items()}
+        problem = validate_video_id(cell["video_id"])
+        if problem:
+            raise ManifestError(f"{where}: {problem}")
+        if not cell["path"]:
+            raise ManifestError(f"{where}: path is empty")
+        try:
+            label = int(cell["label"])
+        except ValueError:
+            label = -1
+        if label < 0:
+            raise ManifestError(f"{where}: label {cell['label']!r} is not a non-negative integer")
+        splits = []
+        for name in split_cols:
+            if cell[name] not in SPLIT_VALUES:
+                raise ManifestError(f"{where}: {name} is {cell[name]!r}; accepted: {', '.join(SPLIT_VALUES)}")
+            splits.append((name, cell[name]))
+        if cell["video_id"] in first_line:
+            raise ManifestError(f"{where}: video_id {cell['video_id']!r} already on line {first_line[cell['video_id']]}")
+        first_line[cell["video_id"]] = lineno
+        entries.append(ManifestEntry(
+            video_id=cell["video_id"],
+            path=cell["path"],
+            label=label,
+            label_name=cell.get("label_name", "") or str(label),
+            splits=tuple(splits),
+        ))
+    if not entries:
+        raise ManifestError(f"manifest {path} lists no videos")
+    return entries
+
+
+def write_manifest(path: str | Path, entries: list[ManifestEntry]) -> None:
+    """Write entries as a manifest CSV (header from the split columns of the first entry)."""
+    split_names = [name for name, _ in entries[0].splits] if entries else []
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["video_id", "path", "label", "label_name", *split_names])
+        for e in entries:
+            splits = e.splits_dict
+            writer.writerow([e.video_id, e.path, e.label, e.label_name, *(splits[s] for s in split_names)])
+    tmp.replace(path)

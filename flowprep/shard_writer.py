@@ -1,0 +1,119 @@
+"""Writing shards atomically: one staging file per video, then packing staged videos into shards.
+
+A worker streams one video into its own staging file (`staging/<video_id>.h5.part`, renamed to
+`.h5` once complete), one frame pair at a time, so a ten-minute video never has its flow in
+memory. Only the main process packs finished staging files into a shard: it writes
+`shard-NNNNN.h5.part`, copies the video groups in (HDF5 copies the stored bytes; nothing is
+re-encoded), and renames it. So no two processes ever write one file, and a file with a final
+name is always complete: a kill at any moment leaves only `.part` files to delete.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterable
+
+import h5py
+import numpy as np
+
+from . import __version__
+from .codecs import Codec
+from .shard_format import (SHARD_SUFFIX, VIDEOS_GROUP, VideoAttrs, append_flow, append_rgb, create_video,
+                           write_header)
+
+PART_SUFFIX = ".part"
+SHARD_NAME = re.compile(r"^shard-(\d{5,})\.h5$")
+CREATED_BY = f"flowprep {__version__}"
+
+
+class StagedVideo:
+    """A single-video shard written frame by frame; visible under its final name only when committed."""
+
+    def __init__(self, staging_dir: Path, video_id: str, width: int, height: int,
+                 rgb_codec: Codec, flow_codec: Codec, bound: float, extract_config_json: str) -> None:
+        self.final_path = staging_dir / f"{video_id}{SHARD_SUFFIX}"
+        self.part_path = self.final_path.with_name(self.final_path.name + PART_SUFFIX)
+        self.rgb_codec, self.flow_codec = rgb_codec, flow_codec
+        self.frames = 0
+        self.pairs = 0
+        self._file = h5py.File(self.part_path, "w")
+        write_header(self._file, extract_config_json, CREATED_BY)
+        self._group = create_video(self._file[VIDEOS_GROUP], video_id, width, height, rgb_codec, flow_codec, bound)
+
+    def add_frame(self, frame_bgr: np.ndarray) -> None:
+        append_rgb(self._group, self.rgb_codec, frame_bgr)
+        self.frames += 1
+
+    def add_flow(self, direction: str, codes: np.ndarray, mean: np.ndarray) -> None:
+        append_flow(self._group, direction, self.flow_codec, codes, mean)
+        if direction == "forward":
+            self.pairs += 1
+
+    def commit(self, attrs: VideoAttrs) -> Path:
+        attrs.write(self._group)
+        self._file.close()
+        os.replace(self.part_path, self.final_path)
+        return self.final_path
+
+    def discard(self) -> None:
+        if self._file.id.valid:
+            self._file.close()
+        self.part_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> "StagedVideo":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.discard()
+
+
+def shard_paths(out_dir: Path) -> list[Path]:
+    """Complete shard files in an extraction folder, in order."""
+    return sorted(p for p in out_dir.iterdir() if SHARD_NAME.match(p.name))
+
+
+def next_shard_path(out_dir: Path) -> Path:
+    numbers = [int(SHARD_NAME.match(p.name).group(1)) for p in shard_paths(out_dir)]
+    return out_dir / f"shard-{max(numbers, default=-1) + 1:05d}{SHARD_SUFFIX}"
+
+
+def pack_shard(staged: Iterable[Path], shard_path: Path, extract_config_json: str) -> list[str]:
+    """Copy the video groups of staged files into a new shard, atomically; return the video ids.
+
+    The staging files are left in place: the caller deletes them after the shard is visible, so
+    a kill in between leaves duplicates that resume recognises (video already in a shard), never
+    a lost video.
+    """
+    part = shard_path.with_name(shard_path.name + PART_SUFFIX)
+    video_ids = []
+    with h5py.File(part, "w") as out:
+        write_header(out, extract_config_json, CREATED_BY)
+        videos = out[VIDEOS_GROUP]
+        for path in staged:
+            with h5py.File(path, "r") as src:
+                for video_id in src[VIDEOS_GROUP]:
+                    src.copy(src[VIDEOS_GROUP][video_id], videos, name=video_id)
+                    video_ids.append(video_id)
+    _fsync(part)
+    os.replace(part, shard_path)
+    return video_ids
+
+
+def remove_partial_files(folder: Path) -> int:
+    """Delete leftovers of an interrupted run (`*.part`); return how many."""
+    removed = 0
+    if folder.is_dir():
+        for p in folder.glob(f"*{PART_SUFFIX}"):
+            p.unlink()
+            removed += 1
+    return removed
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
