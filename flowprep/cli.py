@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import click
 
+from .cli_support import EXIT_OK, EXIT_SOME_FAILED, run_click
 from .codecs import CODEC_HELP, CodecError, parse_codec
 from .config import DEFAULT_FLOW_CODEC, DEFAULT_RGB_CODEC, ExtractConfig, ExtractRun
 from .extract import ExtractError, run_extract
@@ -20,11 +20,6 @@ from .flow_methods import FLOW_METHODS, get_method
 from .manifest import ManifestError
 from .shard_format import ShardFormatError
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_SOME_FAILED = 3
-EXIT_INTERRUPTED = 130
 
 # Errors that are the user's to fix; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ManifestError, ExtractError, ShardFormatError, CodecError)
@@ -159,26 +154,7 @@ def methods(as_json: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: one-line errors instead of tracebacks for anything the user can fix."""
-    try:
-        status = cli.main(args=argv, prog_name="flowprep", standalone_mode=False)
-    except click.exceptions.UsageError as exc:
-        hint = f" (see 'flowprep {exc.ctx.info_name} --help')" if exc.ctx is not None and exc.ctx.parent is not None else ""
-        click.echo(f"flowprep: error: {exc.format_message()}{hint}", err=True)
-        sys.exit(EXIT_USAGE)
-    except click.exceptions.ClickException as exc:
-        click.echo(f"flowprep: error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("flowprep: interrupted; run the same command again to resume", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except USER_ERRORS as exc:
-        click.echo(f"flowprep: error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    except OSError as exc:  # the environment's (disk full, permissions), not a bad video's: those are recorded
-        click.echo(f"flowprep: error: {exc}", err=True)
-        sys.exit(EXIT_ERROR)
-    sys.exit(status if isinstance(status, int) else EXIT_OK)
+    run_click(cli, "flowprep", USER_ERRORS, argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,40 @@
+"""Running a click command group the way every command of this project behaves:
+one-line errors naming the bad value, no tracebacks for anything the user can fix, and exit
+statuses that scripts can rely on."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # the environment's (disk full, permissions)
+EXIT_USAGE = 2  # bad option or bad input
+EXIT_SOME_FAILED = 3  # finished, but some items failed (e.g. videos in failures.jsonl)
+EXIT_INTERRUPTED = 130
+
+
+def run_click(group: click.Group, prog: str, user_errors: tuple[type[BaseException], ...],
+              argv: list[str] | None = None) -> None:
+    """Run `group` and exit with its status; errors of the types in `user_errors` (and usage
+    errors, and OSError) become `prog: error: <message>` on one line."""
+    try:
+        status = group.main(args=argv, prog_name=prog, standalone_mode=False)
+    except click.exceptions.UsageError as exc:
+        ctx = exc.ctx
+        hint = f" (see '{prog} {ctx.info_name} --help')" if ctx is not None and ctx.parent is not None else ""
+        click.echo(f"{prog}: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.ClickException as exc:
+        click.echo(f"{prog}: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo(f"{prog}: interrupted; run the same command again to resume", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except user_errors as exc:
+        click.echo(f"{prog}: error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except OSError as exc:
+        click.echo(f"{prog}: error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    sys.exit(status if isinstance(status, int) else EXIT_OK)

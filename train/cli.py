@@ -1,0 +1,36 @@
+"""The `twostream` command line: train and evaluate the streams, fuse them, report.
+
+Commands are defined in their own modules and added to this group at the bottom.
+"""
+from __future__ import annotations
+
+import logging
+
+import click
+
+from flowprep.cli_support import run_click
+from flowprep.shard_format import ShardFormatError
+
+from .scores import ScoresError
+
+# Errors that are the user's to fix; anything else is a bug and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ShardFormatError, ScoresError)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def cli(verbose: bool) -> None:
+    """Two-stream action recognition on flowprep shards: train, evaluate, fuse, report."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_click(cli, "twostream", USER_ERRORS, argv)
+
+
+# --- commands (each module adds its commands and, if any, its user-error types) ---------------
+
+
+if __name__ == "__main__":
+    main()
