@@ -13,7 +13,7 @@ FLOW ?= tvl1
 WORKERS ?= 2
 EXTRACT_ARGS ?=
 
-.PHONY: install test extract-flow bench-extract bench-codecs clean
+.PHONY: install test extract-flow bench-extract bench-codecs bench-flow-params clean
 
 install: $(STAMP)
 
@@ -38,3 +38,6 @@ bench-codecs: $(STAMP)
 
 clean:
 	rm -rf out bench_out .pytest_cache
+
+bench-flow-params: $(STAMP)
+	$(PY) benchmarks/bench_flow_params.py

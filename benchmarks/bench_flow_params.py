@@ -19,7 +19,7 @@ from flowprep.flow_methods import make_flow
 OPENCV_DEFAULTS = {"nscales": 5, "scale_step": 0.8}
 CANDIDATES = [
     ("tvl1", OPENCV_DEFAULTS, "OpenCV defaults (denseflow)"),
-    ("tvl1", {"nscales": 8, "scale_step": 0.8}, "deeper pyramid"),
+    ("tvl1", {"nscales": 8, "scale_step": 0.8}, "deeper pyramid (DESIGN.md)"),
     ("tvl1", {"nscales": 8, "scale_step": 0.7}, ""),
     ("tvl1", {"nscales": 6, "scale_step": 0.6}, ""),
     ("tvl1", {"nscales": 5, "scale_step": 0.5}, ""),

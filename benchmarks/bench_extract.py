@@ -1,0 +1,196 @@
+"""Extraction throughput: each flow backend alone, the flowprep pipeline with 1 and 2 workers, and
+a plain sequential loop as mmaction2's / denseflow's scripts run it, all in one invocation.
+
+    make bench-extract                       # all backends
+    python benchmarks/bench_extract.py --methods tvl1 --repeats 3
+
+Input: the first F frames of 4 real clips from shared/data/clips, resized to 340x256.
+Rates are in frame pairs per second; every pair costs two flow computations (forward and
+backward), in the pipeline and in the plain loop alike.
+- backend: single-thread rate of the flow function alone on the same frames (median of runs);
+- pipeline, N workers: `run_extract` end to end (decode, resize, flow both ways, mean
+  subtraction, quantisation, encoding, HDF5 writing, packing into a shard), after one untimed
+  warm-up so the worker pool is started; efficiency = rate / (N x backend rate);
+- plain loop: a fresh Python process (so OpenCV's default threading applies, as users run it)
+  decoding, computing forward and backward flow, and writing img/flow_x/flow_y JPEG files per
+  frame into a folder per video, like mmaction2's tools/misc/flow_extraction.py and denseflow.
+Each timing is the median of --repeats runs; ratios compare runs of this one invocation.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+from common import CLIPS, gray_frames, machine, require_shared_data, save_results
+
+from flowprep.config import ExtractConfig, ExtractRun
+from flowprep.extract import run_extract
+from flowprep.flow_methods import make_flow
+from flowprep.quantize import quantize
+
+CLIP_PATHS = [
+    "ucf101/SoccerJuggling/v_SoccerJuggling_g23_c01.avi",
+    "ucf101/SoccerJuggling/v_SoccerJuggling_g24_c01.avi",
+    "kinetics400_unlabelled/SOX5yA1l24A.mp4",
+    "kinetics400_unlabelled/R6llTwEh07w.mp4",
+]
+# frames per clip: enough work for the rate to dominate start-up, small enough for TV-L1
+FRAMES = {"tvl1": 7, "farneback": 61, "dis": 201}
+METHOD_PARAMS = {"tvl1": {}, "farneback": {}, "dis": {"preset": "medium"}}
+SIZE = (340, 256)
+
+
+def backend_rate(method: str, frames: int, repeats: int) -> float:
+    """Single-thread pairs/s of the flow function alone (forward + backward per pair)."""
+    cv2.setNumThreads(1)
+    flow = make_flow(method, METHOD_PARAMS[method])
+    clips = [gray_frames(CLIPS / p, min(frames, 7), SIZE) for p in CLIP_PATHS[:2]]
+    pairs = [(a, b) for clip in clips for a, b in zip(clip, clip[1:])]
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for a, b in pairs:
+            flow(a, b)
+            flow(b, a)
+        times.append(time.perf_counter() - t0)
+    return len(pairs) / statistics.median(times)
+
+
+def write_manifest(folder: Path) -> Path:
+    manifest = folder / "manifest.csv"
+    rows = ["video_id,path,label"] + [f"{Path(p).stem},{p},0" for p in CLIP_PATHS]
+    manifest.write_text("\n".join(rows) + "\n")
+    return manifest
+
+
+def pipeline_rate(method: str, frames: int, workers: int, repeats: int, tmp: Path) -> tuple[float, dict]:
+    manifest = write_manifest(tmp)
+    config = ExtractConfig(flow_method=method, flow_params=tuple(METHOD_PARAMS[method].items()),
+                           width=SIZE[0], height=SIZE[1], max_frames=frames)
+    times, summary = [], None
+    for i in range(repeats + 1):
+        out = tmp / f"pipeline_{method}_{workers}_{i}"
+        run = ExtractRun(manifest, CLIPS, out, config, workers=workers)
+        t0 = time.perf_counter()
+        summary = run_extract(run, interactive=False)
+        elapsed = time.perf_counter() - t0
+        if i:  # run 0 starts the worker pool: not timed
+            times.append(elapsed)
+        size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
+        files = sum(1 for p in out.rglob("*") if p.is_file())
+        shutil.rmtree(out)
+    assert summary.ok, summary.failures
+    pairs = summary.pairs
+    return pairs / statistics.median(times), {"bytes_per_frame": size / summary.frames,
+                                              "files_per_video": files / len(CLIP_PATHS), "pairs": pairs}
+
+
+def plain_loop(method: str, frames: int, out: Path, bound: float = 20.0) -> dict:
+    """What mmaction2's flow_extraction.py does, made bidirectional: sequential, OpenCV default
+    threading, one JPEG file per RGB frame and per flow component."""
+    flow = make_flow(method, METHOD_PARAMS[method])
+    pairs = 0
+    t0 = time.perf_counter()
+    for rel in CLIP_PATHS:
+        folder = out / Path(rel).stem
+        folder.mkdir(parents=True)
+        cap = cv2.VideoCapture(str(CLIPS / rel))
+        prev = None
+        for i in range(1, frames + 1):
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frame = cv2.resize(frame, SIZE)
+            gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            cv2.imwrite(str(folder / f"img_{i:05d}.jpg"), frame)
+            if prev is not None:
+                for prefix, field in (("", flow(prev, gray)), ("backward_", flow(gray, prev))):
+                    codes = quantize(field, bound)
+                    cv2.imwrite(str(folder / f"{prefix}flow_x_{i - 1:05d}.jpg"), codes[..., 0])
+                    cv2.imwrite(str(folder / f"{prefix}flow_y_{i - 1:05d}.jpg"), codes[..., 1])
+                pairs += 1
+            prev = gray
+        cap.release()
+    elapsed = time.perf_counter() - t0
+    files = [p for p in out.rglob("*") if p.is_file()]
+    nframes = sum(1 for p in files if p.name.startswith("img_"))
+    return {"seconds": elapsed, "pairs": pairs, "threads": cv2.getNumThreads(),
+            "bytes_per_frame": sum(p.stat().st_size for p in files) / nframes,
+            "files_per_video": len(files) / len(CLIP_PATHS)}
+
+
+def plain_loop_rate(method: str, frames: int, repeats: int, tmp: Path) -> tuple[float, dict]:
+    times, info = [], {}
+    for i in range(repeats):
+        out = tmp / f"plain_{method}_{i}"
+        result = subprocess.run([sys.executable, __file__, "--plain-loop", method, "--frames", str(frames), "--out", str(out)],
+                                capture_output=True, text=True, check=True)
+        info = json.loads(result.stdout.strip().splitlines()[-1])
+        times.append(info["seconds"])
+        shutil.rmtree(out)
+    return info["pairs"] / statistics.median(times), info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--methods", default="tvl1,farneback,dis")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=None, help="frames per clip (default: per method)")
+    parser.add_argument("--plain-loop", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.plain_loop:  # child process of plain_loop_rate
+        print(json.dumps(plain_loop(args.plain_loop, args.frames, args.out)))
+        return
+    require_shared_data()
+    print(f"machine: {machine()}; frames at {SIZE[0]}x{SIZE[1]}; {len(CLIP_PATHS)} real clips; "
+          f"median of {args.repeats} runs; rates in frame pairs/s (2 flow fields a pair)")
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench_extract_") as tmpdir:
+        tmp = Path(tmpdir)
+        for method in args.methods.split(","):
+            frames = args.frames or FRAMES[method]
+            single = backend_rate(method, frames, args.repeats)
+            one, info1 = pipeline_rate(method, frames, 1, args.repeats, tmp)
+            two, info2 = pipeline_rate(method, frames, 2, args.repeats, tmp)
+            plain, plain_info = plain_loop_rate(method, frames, args.repeats, tmp)
+            row = {
+                "frames_per_clip": frames,
+                "backend_single_thread": round(single, 3),
+                "pipeline_1_worker": round(one, 3),
+                "pipeline_2_workers": round(two, 3),
+                "efficiency_1": round(one / single, 3),
+                "efficiency_2": round(two / (2 * single), 3),
+                "plain_loop": round(plain, 3),
+                "plain_loop_threads": plain_info["threads"],
+                "speedup_vs_plain_loop": round(two / plain, 3),
+                "flowprep_bytes_per_frame": round(info2["bytes_per_frame"]),
+                "flowprep_files_per_video": round(info2["files_per_video"], 2),
+                "plain_bytes_per_frame": round(plain_info["bytes_per_frame"]),
+                "plain_files_per_video": round(plain_info["files_per_video"], 1),
+            }
+            results[method] = row
+            print(f"\n{method} ({frames} frames/clip, params {METHOD_PARAMS[method] or 'flowprep defaults'})")
+            print(f"  backend alone, 1 thread       {single:8.2f} pairs/s")
+            print(f"  pipeline, 1 worker            {one:8.2f} pairs/s  ({row['efficiency_1']:.0%} of backend)")
+            print(f"  pipeline, 2 workers           {two:8.2f} pairs/s  ({row['efficiency_2']:.0%} of 2x backend)")
+            print(f"  plain loop ({plain_info['threads']} OpenCV threads)  {plain:8.2f} pairs/s  "
+                  f"-> pipeline is {row['speedup_vs_plain_loop']:.2f}x the plain loop")
+            print(f"  disk: flowprep {row['flowprep_bytes_per_frame'] / 1e3:.1f} kB/frame, "
+                  f"{row['flowprep_files_per_video']:.2f} files/video; plain loop "
+                  f"{row['plain_bytes_per_frame'] / 1e3:.1f} kB/frame, {row['plain_files_per_video']:.0f} files/video")
+    path = save_results("extract", {"repeats": args.repeats, "size": SIZE, "clips": CLIP_PATHS, "methods": results})
+    print(f"\nsaved {path}")
+
+
+if __name__ == "__main__":
+    main()
