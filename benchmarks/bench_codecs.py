@@ -23,7 +23,7 @@ from common import CLIPS, machine, require_shared_data, save_results
 from flowprep.config import ExtractConfig, ExtractRun
 from flowprep.extract import run_extract
 from flowprep.quantize import quantization_step
-from flowprep.shard_format import RGB, VIDEOS_GROUP, iter_videos, open_shard
+from flowprep.shard_format import FLOW_DIRECTIONS, RGB, VIDEOS_GROUP, item_count, iter_videos, open_shard, stored_bytes
 from flowprep.shard_writer import shard_paths
 
 CLIP_PATHS = [
@@ -40,16 +40,11 @@ def stream_bytes(shard: Path) -> tuple[int, int, int, int]:
     rgb = flow = frames = fields = 0
     with h5py.File(shard, "r") as f:
         for video in f[VIDEOS_GROUP].values():
-            for name, ds in video.items():
-                size = ds.id.get_storage_size()
-                if ds.dtype.kind == "O":  # vlen: the heap holds the bytes; count the encoded sizes
-                    size = sum(item.size for item in ds[()])
-                if name == RGB:
-                    rgb += size
-                    frames += ds.shape[0]
-                elif not name.endswith("_mean"):
-                    flow += size
-                    fields += ds.shape[0]
+            rgb += stored_bytes(video, RGB)
+            frames += item_count(video, RGB)
+            for name in FLOW_DIRECTIONS.values():
+                flow += stored_bytes(video, name)
+                fields += item_count(video, name)
     return rgb, flow, frames, fields
 
 

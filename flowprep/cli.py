@@ -12,17 +12,20 @@ from pathlib import Path
 
 import click
 
+from . import cli_tools
 from .cli_support import EXIT_OK, EXIT_SOME_FAILED, run_click
 from .codecs import CODEC_HELP, CodecError, parse_codec
 from .config import DEFAULT_FLOW_CODEC, DEFAULT_RGB_CODEC, ExtractConfig, ExtractRun
 from .extract import ExtractError, run_extract
 from .flow_methods import FLOW_METHODS, get_method
 from .manifest import ManifestError
+from .rawframes_layout import RawframesError
 from .shard_format import ShardFormatError
+from .show import ShowError
 
 
 # Errors that are the user's to fix; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ManifestError, ExtractError, ShardFormatError, CodecError)
+USER_ERRORS = (ManifestError, ExtractError, ShardFormatError, CodecError, RawframesError, ShowError)
 
 
 def parse_size(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
@@ -156,6 +159,19 @@ def methods(as_json: bool) -> int:
 def main(argv: list[str] | None = None) -> None:
     run_click(cli, "flowprep", USER_ERRORS, argv)
 
+
+from . import demo_cli  # noqa: E402  (after the group exists: the module adds to it)
+
+cli.add_command(demo_cli.make_demo_data)
+USER_ERRORS += demo_cli.USER_ERRORS
+
+
+cli.add_command(cli_tools.manifest_group)
+cli.add_command(cli_tools.inspect_command)
+cli.add_command(cli_tools.verify_command)
+cli.add_command(cli_tools.show_command)
+cli.add_command(cli_tools.export_rawframes_command)
+cli.add_command(cli_tools.import_rawframes_command)
 
 if __name__ == "__main__":
     main()

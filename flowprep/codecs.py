@@ -29,7 +29,7 @@ class Codec:
 
     @property
     def encoded(self) -> bool:
-        """True when images are stored as encoded byte strings (vlen), False for raw arrays."""
+        """True when images are stored as encoded image files (bytes + offsets), False for raw arrays."""
         return self.kind != "raw"
 
     def __str__(self) -> str:

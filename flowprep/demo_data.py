@@ -70,6 +70,8 @@ LOG_ZOOM = (0.75, 1.15)
 SIZE = (0.22, 0.32)  # object diameter at the middle of its size range
 CENTRE = (0.3, 0.7)  # object centre at the middle of its range, as a fraction of width / height
 DRIFT = 0.04  # max total horizontal drift (a nuisance common to all motions)
+MAX_JITTER = 4.0
+MARGIN = int(MAX_JITTER) + 2  # background pixels beyond each frame edge, so camera shake never shows a border
 
 
 class DemoDataError(ValueError):
@@ -84,7 +86,7 @@ class DemoConfig:
     width: int = 112
     height: int = 112
     fps: float = 25.0
-    test_fraction: float = 1 / 3
+    test_per_class: int | None = None  # the last ones of each class form split1's test part; None: a third
     jitter: float = 1.0  # camera shake, max pixels (mean flow subtraction at extraction removes most of it)
     appearances: tuple[str, ...] = tuple(APPEARANCES)
     motions: tuple[str, ...] = tuple(MOTIONS)
@@ -100,23 +102,25 @@ class DemoConfig:
             raise DemoDataError(f"size must be at least 32x32 pixels, got {self.width}x{self.height}")
         if not self.fps > 0:
             raise DemoDataError(f"fps must be positive, got {self.fps!r}")
-        if not 0 < self.test_fraction < 1:
-            raise DemoDataError(f"test fraction must be between 0 and 1 (exclusive), got {self.test_fraction!r}")
-        if not 0 <= self.jitter <= 4:
-            raise DemoDataError(f"jitter must be 0..4 pixels, got {self.jitter!r}")
+        if not 1 <= self.test_count < self.videos_per_class:
+            raise DemoDataError(f"test videos per class must be 1..{self.videos_per_class - 1} (videos per class - 1), "
+                                f"got {self.test_per_class!r}")
+        if not 0 <= self.jitter <= MAX_JITTER:
+            raise DemoDataError(f"jitter must be 0..{MAX_JITTER:g} pixels, got {self.jitter!r}")
         for kind, names, known in (("appearance", self.appearances, APPEARANCES), ("motion", self.motions, MOTIONS)):
             unknown = [n for n in names if n not in known]
             if unknown or not names or len(set(names)) != len(names):
                 raise DemoDataError(f"{kind}s must be distinct names among {', '.join(known)}; got {', '.join(names) or 'none'}")
 
     @property
+    def test_count(self) -> int:
+        """Test videos per class (`test_per_class`, or a third of the videos)."""
+        return max(1, self.videos_per_class // 3) if self.test_per_class is None else self.test_per_class
+
+    @property
     def classes(self) -> list[tuple[str, str]]:
         """(appearance, motion) of each label, appearance-major."""
         return [(a, m) for a in self.appearances for m in self.motions]
-
-    @property
-    def test_per_class(self) -> int:
-        return min(self.videos_per_class - 1, max(1, round(self.videos_per_class * self.test_fraction)))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -208,10 +212,10 @@ def smooth_noise(rng: np.random.Generator, height: int, width: int, blur: float)
     return (noise - lo) / max(hi - lo, 1e-6)
 
 
-def render_background(spec: VideoSpec, margin: int) -> np.ndarray:
-    """The static scene, (H + 2 margin, W + 2 margin, 3) float32 planes Y, Cr, Cb (offsets for Cr, Cb)."""
+def render_background(spec: VideoSpec) -> np.ndarray:
+    """The static scene, (H + 2 MARGIN, W + 2 MARGIN, 3) float32 planes Y, Cr, Cb (offsets for Cr, Cb)."""
     rng = np.random.default_rng(spec.background_seed)
-    h, w = spec.height + 2 * margin, spec.width + 2 * margin
+    h, w = spec.height + 2 * MARGIN, spec.width + 2 * MARGIN
     lo, hi = BACKGROUND_LUMA
     luma = lo + (hi - lo) * (0.6 * smooth_noise(rng, h, w, 6.0) + 0.4 * smooth_noise(rng, h, w, 1.2))
     chroma = (rng.uniform(-0.5, 0.5, size=2) * BACKGROUND_CHROMA).astype(np.float32)
@@ -253,14 +257,13 @@ def render_object(spec: VideoSpec) -> tuple[np.ndarray, np.ndarray]:
 
 def render_video(spec: VideoSpec) -> list[np.ndarray]:
     """The video's frames, BGR uint8 (H, W, 3)."""
-    margin = 6  # the camera shakes within the background's margin, so no border ever shows
-    scene = render_background(spec, margin)
+    scene = render_background(spec)
     luma, mask = render_object(spec)
     colour = APPEARANCES[spec.appearance]
     frames = []
     for t in range(spec.frames):
         cam_x, cam_y = spec.camera[t]
-        view = np.float32([[1, 0, -(margin + cam_x)], [0, 1, -(margin + cam_y)]])
+        view = np.float32([[1, 0, -(MARGIN + cam_x)], [0, 1, -(MARGIN + cam_y)]])
         frame = cv2.warpAffine(scene, view, (spec.width, spec.height), flags=cv2.INTER_LINEAR)
         cx, cy, size = object_geometry(spec, t)
         scale = size / PATCH
@@ -285,8 +288,8 @@ def ycrcb_offsets_to_bgr(planes: np.ndarray) -> np.ndarray:
 
 # --- the dataset on disk (the one function here that writes) ---------------------------------
 def dataset_specs(config: DemoConfig) -> list[tuple[VideoSpec, str]]:
-    """Every video's spec and its split1 membership (the last test_per_class of each class are test)."""
-    n_train = config.videos_per_class - config.test_per_class
+    """Every video's spec and its split1 membership (the last test_count of each class are test)."""
+    n_train = config.videos_per_class - config.test_count
     return [(draw_spec(config, label, i), "train" if i < n_train else "test")
             for label in range(len(config.classes)) for i in range(config.videos_per_class)]
 
@@ -300,9 +303,14 @@ def write_demo_dataset(out_dir: str | Path, config: DemoConfig) -> list[Manifest
     out_dir = Path(out_dir)
     stored = out_dir / DEMO_CONFIG_FILE
     if stored.exists():
-        previous = stored.read_text(encoding="utf-8")
-        if previous.strip() != config.to_json():
-            raise DemoDataError(f"{out_dir} holds demo data made with another config ({previous.strip()}); "
+        try:
+            previous = json.loads(stored.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DemoDataError(f"{stored}: unreadable ({exc}); delete it or choose another --out") from None
+        current = json.loads(config.to_json())
+        changed = [f"{k}: {previous.get(k)!r} -> {current[k]!r}" for k in current if previous.get(k) != current[k]]
+        if changed:
+            raise DemoDataError(f"{out_dir} holds demo data made with another config ({'; '.join(changed)}); "
                                 f"choose another --out or delete it")
     (out_dir / VIDEO_DIR).mkdir(parents=True, exist_ok=True)
     entries = []

@@ -68,6 +68,9 @@ def prepare_output(out_dir: Path, config: ExtractConfig, overwrite: bool) -> Non
     if config_path.exists() and not overwrite:
         try:
             stored = json.loads(config_path.read_text(encoding="utf-8"))
+            if "import" in stored:  # written by import-rawframes (rawframes_import.py)
+                raise ExtractError(f"{out_dir} holds frames imported from a rawframes tree (flowprep import-rawframes), "
+                                   f"not an extraction; choose another --out, or --overwrite to discard it")
             previous = ExtractConfig.from_dict(stored["extract"])
             stored_version = stored.get("format_version")
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -101,8 +104,10 @@ def _clear_extraction(out_dir: Path) -> None:
 class ShardPacker:
     """Collects finished staging files and packs them into shards of about `target_bytes`."""
 
-    def __init__(self, out_dir: Path, config_json: str, target_bytes: float, index: dict[str, IndexEntry]) -> None:
+    def __init__(self, out_dir: Path, config_json: str, target_bytes: float, index: dict[str, IndexEntry],
+                 note=log.info) -> None:
         self.out_dir = out_dir
+        self.note = note
         self.config_json = config_json
         self.target_bytes = target_bytes
         self.index = index
@@ -127,7 +132,7 @@ class ShardPacker:
         write_index(self.out_dir, self.index.values())
         for p in self.pending:
             p.unlink()
-        log.info("packed %d video(s) into %s", len(self.pending), shard.name)
+        self.note(f"packed {len(self.pending)} video(s) into {shard.name}")
         self.pending, self.pending_bytes = [], 0
 
 
@@ -175,10 +180,10 @@ def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSumm
     log.info("%d videos in manifest: %d already done, %d to extract with %s on %d worker(s)",
              len(entries), summary.skipped, len(todo), config.flow_method, run.n_workers)
 
-    packer = ShardPacker(out_dir, config_json, run.shard_size_mb * 1e6, index)
+    progress = Progress(len(todo), interactive=interactive)
+    packer = ShardPacker(out_dir, config_json, run.shard_size_mb * 1e6, index, note=progress.note)
     for p in staged:
         packer.add(p)
-    progress = Progress(len(todo), interactive=interactive)
     write_failures(out_dir, [])
     try:
         outcomes = Parallel(n_jobs=min(run.n_workers, max(1, len(todo))), return_as="generator_unordered")(

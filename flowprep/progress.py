@@ -41,26 +41,39 @@ class Progress:
             return None
         return self.elapsed / self.done * (self.total - self.done)
 
+    def note(self, message: str) -> None:
+        """A log line that does not tear the bar: printed above it on a terminal."""
+        if self.interactive:
+            self.stream.write(f"\r\x1b[K{message}\n")
+            self._draw()
+        else:
+            log.info(message)
+
     def update(self, video_id: str, pairs: int, error: str | None) -> None:
         self.done += 1
         self.pairs += pairs
         if error:
             self.failed += 1
-        eta = self.eta()
-        status = (f"{self.done}/{self.total} videos, {self.pairs_per_second:.2f} pairs/s, "
-                  f"ETA {format_duration(eta) if eta is not None else '?'}"
-                  + (f", {self.failed} failed" if self.failed else ""))
         if self.interactive:
-            width = 30
-            filled = int(width * self.done / max(1, self.total))
-            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {status}\x1b[K")
-            self.stream.flush()
-            if error:  # keep failures visible above the bar
+            if error:  # failures stay visible above the bar
                 self.stream.write(f"\r\x1b[Kfailed {video_id}: {error}\n")
+            self._draw()
         elif error:
-            log.warning("[%s] failed %s: %s", status, video_id, error)
+            log.warning("[%s] failed %s: %s", self._status(), video_id, error)
         else:
-            log.info("[%s] done %s (%d pairs)", status, video_id, pairs)
+            log.info("[%s] done %s (%d pairs)", self._status(), video_id, pairs)
+
+    def _status(self) -> str:
+        eta = self.eta()
+        return (f"{self.done}/{self.total} videos, {self.pairs_per_second:.2f} pairs/s, "
+                f"ETA {format_duration(eta) if eta is not None else '?'}"
+                + (f", {self.failed} failed" if self.failed else ""))
+
+    def _draw(self) -> None:
+        width = 30
+        filled = int(width * self.done / max(1, self.total))
+        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self._status()}\x1b[K")
+        self.stream.flush()
 
     def close(self) -> None:
         if self.interactive:

@@ -93,15 +93,23 @@ def scan_frame_dir(folder: Path) -> FrameFiles:
 
 
 def is_frame_dir(folder: Path) -> bool:
-    """A folder of one video: holds its first RGB frame."""
-    return any((folder / frame_name(IMG, 0, ext)).is_file() for ext in ("jpg", "jpeg", "png"))
+    """A folder of one video: holds rawframes images (any, so that a folder that lost its first
+    frame is still found, and reported, rather than silently skipped)."""
+    try:
+        return any(_NAME.match(p.name) for p in folder.iterdir())
+    except OSError:
+        return False
 
 
 # --- mmaction2 annotation lists -----------------------------------------------------------------
-def annotation_line(frame_dir: str, total_frames: int, label: int) -> str:
+def check_frame_dir(frame_dir: str) -> None:
     if not frame_dir or any(c.isspace() for c in frame_dir):
         raise RawframesError(f"frame folder {frame_dir!r} cannot go in an mmaction2 annotation list: "
                              "its lines are split on whitespace")
+
+
+def annotation_line(frame_dir: str, total_frames: int, label: int) -> str:
+    check_frame_dir(frame_dir)
     return f"{frame_dir} {total_frames} {label}"
 
 

@@ -11,21 +11,25 @@ and the format version. docs/shard_format.md describes the same layout for users
         rgb                 T images (RGB)     attrs: codec
         flow_forward        T-1 flow fields    attrs: codec, bound    frame t -> t+1
         flow_backward       T-1 flow fields    attrs: codec, bound    frame t+1 -> t
+        <each of the three>_offsets            only for encoded codecs (below)
         flow_forward_mean   (T-1, 2) float32   mean (x, y) subtracted from each forward field
         flow_backward_mean  (T-1, 2) float32
 
-Images of an encoded codec (jpeg, png) are variable-length uint8 arrays, one per frame: an RGB
+Images of an encoded codec (jpeg, png) are image files, concatenated in one uint8 dataset, item
+i being bytes offsets[i]:offsets[i+1] of it (`<name>_offsets`, int64, N+1 entries): an RGB
 frame is a colour image file; a flow field is one grayscale image of height 2H holding the
-quantised x field above the y field. Raw codecs store uint8 arrays (T, H, W, 3) in RGB order and
-(T-1, H, W, 2) for flow, with the codec's HDF5 filter. Every dataset is chunked one frame per
-chunk, so reading one frame (or one flow field) is one chunk read.
+quantised x field above the y field. (One slice read for a run of items: a stack of L flow
+fields costs one read, where variable-length HDF5 data costs a heap lookup per item.) Raw codecs store uint8 arrays (T, H, W, 3) in RGB order and
+(T-1, 2, H, W) for flow (the x plane, then the y plane: the same planar layout as the encoded
+image), with the codec's HDF5 filter. Every dataset is chunked one frame per chunk, so reading
+one frame (or one flow field) is one chunk read; a stack of consecutive fields is one call.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import cv2
 import h5py
@@ -52,6 +56,8 @@ FLOW_FORWARD = "flow_forward"
 FLOW_BACKWARD = "flow_backward"
 FLOW_DIRECTIONS = {"forward": FLOW_FORWARD, "backward": FLOW_BACKWARD}
 MEAN_SUFFIX = "_mean"
+OFFSETS_SUFFIX = "_offsets"
+ENCODED_CHUNK = 1 << 16  # bytes of encoded images per chunk: a few frames, a stack in one or two reads
 
 # dataset attributes
 ATTR_CODEC = "codec"
@@ -118,6 +124,7 @@ def check_header(f: h5py.File) -> None:
     if fmt != FORMAT_NAME:
         raise ShardFormatError(f"{name}: not a flowprep shard (format attribute {fmt!r}, expected {FORMAT_NAME!r})")
     version = f.attrs.get(ATTR_FORMAT_VERSION)
+    version = version.item() if hasattr(version, "item") else version  # numpy scalar: name it as a plain number
     if version != FORMAT_VERSION:
         raise ShardFormatError(
             f"{name}: shard format version {version!r}, but this flowprep reads version {FORMAT_VERSION}; "
@@ -153,7 +160,7 @@ def create_video(parent: h5py.Group, video_id: str, width: int, height: int,
     group = parent.create_group(video_id)
     _create_image_dataset(group, RGB, rgb_codec, (height, width, 3))
     for name in FLOW_DIRECTIONS.values():
-        ds = _create_image_dataset(group, name, flow_codec, (height, width, 2))
+        ds = _create_image_dataset(group, name, flow_codec, (2, height, width))
         ds.attrs[ATTR_BOUND] = bound
         group.create_dataset(name + MEAN_SUFFIX, shape=(0, 2), maxshape=(None, 2), dtype=np.float32, chunks=(1024, 2))
     return group
@@ -161,7 +168,8 @@ def create_video(parent: h5py.Group, video_id: str, width: int, height: int,
 
 def _create_image_dataset(group: h5py.Group, name: str, codec: Codec, shape: tuple[int, ...]) -> h5py.Dataset:
     if codec.encoded:
-        ds = group.create_dataset(name, shape=(0,), maxshape=(None,), dtype=h5py.vlen_dtype(np.uint8), chunks=(1,))
+        ds = group.create_dataset(name, shape=(0,), maxshape=(None,), dtype=np.uint8, chunks=(ENCODED_CHUNK,))
+        group.create_dataset(name + OFFSETS_SUFFIX, data=np.zeros(1, np.int64), maxshape=(None,), chunks=(1024,))
     else:
         ds = group.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=np.uint8,
                                   chunks=(1, *shape), **codec.hdf5_filter())
@@ -175,9 +183,41 @@ def _append(ds: h5py.Dataset, value: np.ndarray) -> None:
     ds[n] = value
 
 
+def _append_encoded(group: h5py.Group, name: str, blob: np.ndarray) -> None:
+    data, offsets = group[name], group[name + OFFSETS_SUFFIX]
+    end = data.shape[0]
+    data.resize(end + blob.size, axis=0)
+    data[end:] = blob
+    _append(offsets, end + blob.size)
+
+
+def is_encoded(ds: h5py.Dataset) -> bool:
+    return parse_codec(ds.attrs[ATTR_CODEC]).encoded
+
+
+def item_count(group: h5py.Group, name: str) -> int:
+    """Images stored in stream `name` of a video group, whatever the codec."""
+    if is_encoded(group[name]):
+        return group[name + OFFSETS_SUFFIX].shape[0] - 1
+    return group[name].shape[0]
+
+
+def item_shape(name: str, height: int, width: int) -> tuple[int, ...]:
+    """The declared shape of one decoded image of stream `name`: RGB (H, W, 3), flow (2, H, W)."""
+    return (height, width, 3) if name == RGB else (2, height, width)
+
+
+def stored_bytes(group: h5py.Group, name: str) -> int:
+    """Bytes on disk of stream `name` of a video group (with an encoded codec's offsets)."""
+    size = group[name].id.get_storage_size()
+    if is_encoded(group[name]):
+        size += group[name + OFFSETS_SUFFIX].id.get_storage_size()
+    return int(size)
+
+
 def append_rgb(group: h5py.Group, codec: Codec, frame_bgr: np.ndarray) -> None:
     if codec.encoded:
-        _append(group[RGB], codec.encode(frame_bgr))
+        _append_encoded(group, RGB, codec.encode(frame_bgr))
     else:
         _append(group[RGB], cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB))
 
@@ -185,17 +225,21 @@ def append_rgb(group: h5py.Group, codec: Codec, frame_bgr: np.ndarray) -> None:
 def append_flow(group: h5py.Group, direction: str, codec: Codec, codes: np.ndarray, mean: np.ndarray) -> None:
     """Append one quantised (H, W, 2) uint8 flow field and its subtracted mean vector."""
     name = FLOW_DIRECTIONS[direction]
+    planes = np.ascontiguousarray(codes.transpose(2, 0, 1))  # (2, H, W): x plane, y plane
     if codec.encoded:
-        stacked = np.concatenate([codes[..., 0], codes[..., 1]], axis=0)  # x above y: (2H, W)
-        _append(group[name], codec.encode(stacked))
+        _append_encoded(group, name, codec.encode(planes.reshape(-1, planes.shape[-1])))  # x above y: (2H, W)
     else:
-        _append(group[name], codes)
+        _append(group[name], planes)
     _append(group[name + MEAN_SUFFIX], mean)
 
 
 # --- video level: reading ---------------------------------------------------------------------
 class VideoReader:
-    """Frames and flow of one video in an open shard. Indices are 0-based sampled frames."""
+    """Frames and flow of one video in an open shard. Indices are 0-based sampled frames.
+
+    Dataset handles are looked up once: the trainer reads through this class in its hot loop,
+    where an h5py lookup per read would cost more than the read.
+    """
 
     def __init__(self, group: h5py.Group) -> None:
         self.group = group
@@ -204,30 +248,76 @@ class VideoReader:
         for name in (RGB, FLOW_FORWARD, FLOW_BACKWARD):
             if name not in group:
                 raise ShardFormatError(f"{group.file.filename}: video {self.video_id!r} lacks dataset {name!r}")
-        self.rgb_codec = parse_codec(group[RGB].attrs[ATTR_CODEC])
-        self.flow_codec = parse_codec(group[FLOW_FORWARD].attrs[ATTR_CODEC])
-        self.bound = float(group[FLOW_FORWARD].attrs[ATTR_BOUND])
+        self._rgb = group[RGB]
+        self._flow = {direction: group[name] for direction, name in FLOW_DIRECTIONS.items()}
+        self.rgb_codec = parse_codec(self._rgb.attrs[ATTR_CODEC])
+        self.flow_codec = parse_codec(self._flow["forward"].attrs[ATTR_CODEC])
+        self.bound = float(self._flow["forward"].attrs[ATTR_BOUND])
         self._means: dict[str, np.ndarray] = {}
+        self._offsets: dict[str, np.ndarray] = {}  # encoded streams' offsets, read on first use
 
     @property
     def num_frames(self) -> int:
         return self.attrs.num_frames
 
+    @property
+    def height(self) -> int:
+        return self.attrs.height
+
+    @property
+    def width(self) -> int:
+        return self.attrs.width
+
+    def _encoded(self, ds: h5py.Dataset, lo: int, hi: int) -> list[np.ndarray]:
+        """The image files of items lo..hi-1 of an encoded stream, read in one slice."""
+        offsets = self._offsets.get(ds.name)
+        if offsets is None:
+            offsets = self._offsets[ds.name] = self.group[ds.name + OFFSETS_SUFFIX][()]
+        if not 0 <= lo < hi <= len(offsets) - 1:
+            raise IndexError(f"items {lo}..{hi - 1} of {ds.name}, which holds {len(offsets) - 1}")
+        block = ds[offsets[lo]:offsets[hi]]
+        return [block[offsets[i] - offsets[lo]:offsets[i + 1] - offsets[lo]] for i in range(lo, hi)]
+
+    def stored_rgb(self, index: int) -> np.ndarray:
+        """Frame `index` as stored: the image file's bytes (encoded codecs) or the RGB array."""
+        return self._encoded(self._rgb, index, index + 1)[0] if self.rgb_codec.encoded else self._rgb[index]
+
     def rgb(self, index: int) -> np.ndarray:
         """(H, W, 3) uint8 RGB frame."""
-        stored = self.group[RGB][index]
+        stored = self.stored_rgb(index)
         if self.rgb_codec.encoded:
             return cv2.cvtColor(self.rgb_codec.decode(stored, grayscale=False), cv2.COLOR_BGR2RGB)
         return stored
 
+    def flow_planes(self, fields: Sequence[tuple[str, int]], box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """Quantised flow of several fields as uint8 planes (2L, h, w): x0, y0, x1, y1, ...
+
+        `fields` lists (direction, index) pairs; `box` = (top, left, height, width) cuts every
+        plane (default: whole). The fields of each direction are read with one h5py call over
+        their index range, and a raw codec reads only the box: this is the temporal stream's
+        input, read for every training sample.
+        """
+        top, left, h, w = box if box is not None else (0, 0, self.height, self.width)
+        out = np.empty((len(fields), 2, h, w), np.uint8)
+        for direction in {d for d, _ in fields}:
+            slots = [(k, i) for k, (d, i) in enumerate(fields) if d == direction]
+            lo = min(i for _, i in slots)
+            hi = max(i for _, i in slots) + 1
+            ds = self._flow[direction]
+            if self.flow_codec.encoded:
+                stored = self._encoded(ds, lo, hi)
+                for k, i in slots:
+                    image = self.flow_codec.decode(stored[i - lo], grayscale=True)
+                    out[k] = image.reshape(2, self.height, self.width)[:, top:top + h, left:left + w]
+            else:
+                block = ds[lo:hi, :, top:top + h, left:left + w]
+                for k, i in slots:
+                    out[k] = block[i - lo]
+        return out.reshape(2 * len(fields), h, w)
+
     def flow_codes(self, direction: str, index: int) -> np.ndarray:
         """(H, W, 2) uint8 quantised flow field `index` of 'forward' or 'backward'."""
-        stored = self.group[FLOW_DIRECTIONS[direction]][index]
-        if self.flow_codec.encoded:
-            image = self.flow_codec.decode(stored, grayscale=True)
-            h = self.attrs.height
-            return np.stack([image[:h], image[h:]], axis=-1)
-        return stored
+        return np.ascontiguousarray(self.flow_planes([(direction, index)]).transpose(1, 2, 0))
 
     def flow_means(self, direction: str) -> np.ndarray:
         """(T-1, 2) float32 mean vectors subtracted at extraction (zeros if it was off)."""

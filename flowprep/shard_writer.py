@@ -3,8 +3,10 @@
 A worker streams one video into its own staging file (`staging/<video_id>.h5.part`, renamed to
 `.h5` once complete), one frame pair at a time, so a ten-minute video never has its flow in
 memory. Only the main process packs finished staging files into a shard: it writes
-`shard-NNNNN.h5.part`, copies the video groups in (HDF5 copies the stored bytes; nothing is
-re-encoded), and renames it. So no two processes ever write one file, and a file with a final
+`shard-NNNNN.h5.part`, copies the video groups in (the stored bytes; nothing is re-encoded), and
+renames it. Growable datasets needed chunks while they grew; in the shard their final size is
+known, so unfiltered ones are stored contiguous: a run of encoded images is then one read, and
+no chunk is left half empty. So no two processes ever write one file, and a file with a final
 name is always complete: a kill at any moment leaves only `.part` files to delete.
 """
 from __future__ import annotations
@@ -93,12 +95,29 @@ def pack_shard(staged: Iterable[Path], shard_path: Path, extract_config_json: st
         videos = out[VIDEOS_GROUP]
         for path in staged:
             with h5py.File(path, "r") as src:
-                for video_id in src[VIDEOS_GROUP]:
-                    src.copy(src[VIDEOS_GROUP][video_id], videos, name=video_id)
+                for video_id, group in src[VIDEOS_GROUP].items():
+                    _copy_video(group, videos.create_group(video_id))
                     video_ids.append(video_id)
     _fsync(part)
     os.replace(part, shard_path)
     return video_ids
+
+
+COPY_BLOCK_BYTES = 64 << 20  # memory bound of copying one dataset
+
+
+def _copy_video(src: h5py.Group, dst: h5py.Group) -> None:
+    dst.attrs.update(src.attrs)
+    for name, ds in src.items():
+        if ds.compression is not None:  # a filter needs chunks: copy them as they are
+            src.copy(ds, dst, name=name)
+            continue
+        out = dst.create_dataset(name, shape=ds.shape, dtype=ds.dtype)  # contiguous
+        out.attrs.update(ds.attrs)
+        row_bytes = max(1, ds.dtype.itemsize * int(np.prod(ds.shape[1:], dtype=np.int64)))
+        step = max(1, COPY_BLOCK_BYTES // row_bytes)
+        for start in range(0, ds.shape[0], step):
+            out[start:start + step] = ds[start:start + step]
 
 
 def remove_partial_files(folder: Path) -> int:

@@ -88,8 +88,8 @@ def test_shards_hold_frames_and_flow_with_the_right_sign_and_size(extracted, dat
             video = video_reader(f, name)
             assert video.attrs.width == 128 and video.attrs.height == 96
             assert video.attrs.fps_source == pytest.approx(25.0)
-            assert f[f"videos/{name}/rgb"].shape == (FRAMES,)
-            assert f[f"videos/{name}/flow_forward"].shape == (FRAMES - 1,)
+            assert f[f"videos/{name}/rgb_offsets"].shape == (FRAMES + 1,)  # jpeg: FRAMES image files
+            assert f[f"videos/{name}/flow_forward_offsets"].shape == (FRAMES - 1 + 1,)
             source = moving_square_frames(FRAMES, velocity=velocity)
             rgb = video.rgb(3)
             assert rgb.shape == (96, 128, 3) and np.abs(rgb.astype(int) - source[3][..., ::-1]).mean() < 2
@@ -164,7 +164,7 @@ def test_max_frames_stride_and_short_side(dataset, tmp_path):
         # PNG is lossless: frame 1 is source frame 2, resized
         assert video.rgb(1).shape == (48, 64, 3)
         assert video.flow_codes("forward", 0).shape == (48, 64, 2)
-        assert f["videos/right/flow_forward"].chunks == (1, 48, 64, 2)
+        assert f["videos/right/flow_forward"].chunks == (1, 2, 48, 64)
 
 
 def test_an_unwritable_output_folder_is_a_one_line_error(dataset, tmp_path):

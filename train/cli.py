@@ -11,10 +11,12 @@ import click
 from flowprep.cli_support import run_click
 from flowprep.shard_format import ShardFormatError
 
+from .errors import CheckpointError, DataError, ModelError, TrainError
 from .scores import ScoresError
 
 # Errors that are the user's to fix; anything else is a bug and keeps its traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (ShardFormatError, ScoresError)
+USER_ERRORS += (DataError, ModelError, CheckpointError, TrainError)  # train, evaluate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -30,6 +32,15 @@ def main(argv: list[str] | None = None) -> None:
 
 
 # --- commands (each module adds its commands and, if any, its user-error types) ---------------
+from .commands import evaluate_command, train  # noqa: E402
+
+cli.add_command(train)
+cli.add_command(evaluate_command)
+from . import fuse_cli  # noqa: E402  (after the group exists: the modules add to it)
+
+cli.add_command(fuse_cli.fuse)
+cli.add_command(fuse_cli.report)
+USER_ERRORS += fuse_cli.USER_ERRORS
 
 
 if __name__ == "__main__":

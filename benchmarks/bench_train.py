@@ -1,0 +1,289 @@
+"""The trainer's input pipeline against the denseflow/mmaction2 rawframes JPEG tree, and training speed.
+
+    make bench-train        (or: python benchmarks/bench_train.py --repeats 5; about 2 minutes with the default 3)
+
+1. Extracts the real clips of ../shared/data/clips (data_manifests/shared_clips.csv, 11 videos,
+   340x256, DIS flow, default codecs: JPEG 95 for RGB and flow) into bench_out/train (kept
+   between runs; a rerun resumes, i.e. skips it), and exports the same extraction as a rawframes
+   tree with flowprep's `export_rawframes` (img_00001.jpg, flow_x_00001.jpg, flow_y_00001.jpg per
+   video: denseflow's layout, no backward flow).
+2. Copies the shards with other flow codecs (PNG, raw + LZF, raw uncompressed): the same codes,
+   stored differently.
+3. Temporal-stream loader throughput (L=10 forward stacks, random 224 crops and flips, batch 16,
+   2 DataLoader workers: the trainer's own TrainClips and loader) from each shard folder and from
+   the JPEG tree, which is read by the same dataset through a source that opens the tree's files
+   (cv2.imread per file, as mmaction2's RawFrameDecode does). Warm page cache (every file read
+   once first); the sources take turns, `--repeats` times; medians and their ratio, measured in
+   this one invocation. Then the same with a cold page cache: each source's files are evicted
+   (posix_fadvise DONTNEED) before its measurement.
+4. Training samples/s of resnet18 per stream (224 crops, batch 8, the trainer's train_one_epoch).
+
+Results: benchmarks/results/train.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+import torch
+
+from common import CLIPS, REPO, machine, require_shared_data, save_results
+
+from flowprep.codecs import parse_codec
+from flowprep.config import DEFAULT_FLOW_CODEC, ExtractConfig, ExtractRun
+from flowprep.dataset_index import CONFIG_FILE, IndexEntry, read_index, scan_shard, write_index
+from flowprep.extract import run_extract
+from flowprep.rawframes import ExportConfig, export_rawframes
+from flowprep.rawframes_layout import FLOW_KINDS, IMG, frame_name
+from flowprep.shard_format import FORMAT_VERSION, VIDEOS_GROUP, iter_videos, open_shard, stored_bytes
+from flowprep.shard_writer import StagedVideo, pack_shard, shard_paths
+from train.clips import InputSpec
+from train.datasets import Augment, TrainClips, set_epoch, train_loader
+from train.device import resolve_device
+from train.engine import train_one_epoch
+from train.models import build_model
+from train.store import ShardStore
+
+MANIFEST = REPO / "data_manifests" / "shared_clips.csv"
+WORK = REPO / "bench_out" / "train"
+FLOW_CODECS = [DEFAULT_FLOW_CODEC, "jpeg:95", "jpeg:80", "png:1", "raw:gzip:1", "raw:none"]  # the first is the extraction's default
+LENGTH, CROP, BATCH, WORKERS = 10, 224, 16, 2
+SAMPLES = 1536  # per measurement, after the first batch (worker start-up excluded)
+
+
+# --- data ---------------------------------------------------------------------------------------
+def extract(out: Path) -> Path:
+    config = ExtractConfig(flow_method="dis")  # default size 340x256 and codecs
+    run_extract(ExtractRun(MANIFEST, CLIPS, out, config, workers=2), interactive=False)
+    return out
+
+
+def recode(src: Path, dst: Path, flow_codec: str) -> Path:
+    """The same frames and flow codes in another flow codec (RGB unchanged), via flowprep's writer."""
+    if (dst / "index.json").exists():
+        return dst
+    stored = json.loads((src / CONFIG_FILE).read_text())
+    config = ExtractConfig.from_dict({**stored["extract"], "flow_codec": flow_codec})
+    config_json = config.to_json()
+    rgb_codec, codec = parse_codec(config.rgb_codec), parse_codec(flow_codec)
+    staging = dst / "staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    staged = []
+    for shard in shard_paths(src):
+        with open_shard(shard) as f:
+            for video in iter_videos(f):
+                a = video.attrs
+                with StagedVideo(staging, video.video_id, a.width, a.height, rgb_codec, codec, video.bound,
+                                 config_json) as s:
+                    for t in range(a.num_frames):
+                        s.add_frame(cv2.cvtColor(video.rgb(t), cv2.COLOR_RGB2BGR))
+                    for direction in ("forward", "backward"):
+                        means = video.flow_means(direction)
+                        for t in range(a.num_pairs):
+                            s.add_flow(direction, video.flow_codes(direction, t), means[t])
+                    staged.append(s.commit(a))
+    pack_shard(staged, dst / "shard-00000.h5", config_json)
+    for p in staged:
+        p.unlink()
+    staging.rmdir()
+    write_index(dst, scan_shard(dst / "shard-00000.h5"))
+    (dst / CONFIG_FILE).write_text(json.dumps({"format_version": FORMAT_VERSION, "extract": config.to_dict()}))
+    return dst
+
+
+def shard_storage(folder: Path) -> dict[str, float]:
+    """Bytes on disk and bytes stored per stream (forward flow alone: what the tree holds)."""
+    parts = {"rgb": 0, "flow_forward": 0, "flow_backward": 0}
+    for shard in shard_paths(folder):
+        with h5py.File(shard, "r") as f:
+            for video in f[VIDEOS_GROUP].values():
+                for name in parts:
+                    parts[name] += stored_bytes(video, name)
+    files = shard_paths(folder)
+    return {"files": len(files), "bytes": sum(p.stat().st_size for p in files), **{f"{k}_bytes": v for k, v in parts.items()}}
+
+
+def tree_storage(tree: Path) -> dict[str, float]:
+    files = [p for p in tree.rglob("*") if p.is_file() and p.suffix == ".jpg"]
+    flow = [p for p in files if p.name.startswith("flow_")]
+    return {"files": len(files), "bytes": sum(p.stat().st_size for p in files),
+            "flow_forward_bytes": sum(p.stat().st_size for p in flow), "flow_files": len(flow)}
+
+
+def warm_cache(folder: Path) -> None:
+    for p in folder.rglob("*"):
+        if p.is_file():
+            p.read_bytes()
+
+
+def evict_cache(folder: Path) -> None:
+    """Drop the folder's files from the page cache (posix_fadvise DONTNEED: no root needed), so
+    the next reads come from the disk. File system metadata (inodes, directories) stays cached."""
+    for p in folder.rglob("*"):
+        if p.is_file():
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+# --- the rawframes tree as a source of the trainer's dataset -----------------------------------------
+class TreeVideo:
+    """One video folder of a rawframes tree, with VideoReader's reading methods (a tree keeps no
+    mean vectors, so only mean-subtracted input, the default, can be read from it). Each flow
+    field is two files, read and decoded whole, then cut to the box: what mmaction2's
+    RawFrameDecode does."""
+
+    def __init__(self, folder: Path, bound: float) -> None:
+        self.folder, self.bound = folder, bound
+        first = cv2.imread(str(folder / frame_name(IMG, 0, "jpg")), cv2.IMREAD_GRAYSCALE)
+        self.height, self.width = first.shape
+
+    def rgb(self, index: int) -> np.ndarray:
+        image = cv2.imread(str(self.folder / frame_name(IMG, index, "jpg")), cv2.IMREAD_COLOR)
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+    def flow_planes(self, fields: list[tuple[str, int]], box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        top, left, h, w = box if box is not None else (0, 0, self.height, self.width)
+        out = np.empty((2 * len(fields), h, w), np.uint8)
+        for k, (direction, index) in enumerate(fields):
+            for c, kind in enumerate(FLOW_KINDS[direction]):
+                image = cv2.imread(str(self.folder / frame_name(kind, index, "jpg")), cv2.IMREAD_GRAYSCALE)
+                out[2 * k + c] = image[top:top + h, left:left + w]
+        return out
+
+
+class TreeSource:
+    def __init__(self, root: Path, bound: float) -> None:
+        self.root, self.bound = root, bound
+        self._videos: dict[str, TreeVideo] = {}
+
+    def video(self, entry: IndexEntry) -> TreeVideo:
+        if entry.video_id not in self._videos:
+            self._videos[entry.video_id] = TreeVideo(self.root / entry.video_id, self.bound)
+        return self._videos[entry.video_id]
+
+
+# --- measurements -----------------------------------------------------------------------------
+def loader_rate(source, entries: list[IndexEntry], epoch: int) -> float:
+    """Temporal samples per second through TrainClips + the trainer's loader."""
+    spec = InputSpec("temporal", LENGTH, "forward", True, CROP)
+    data = TrainClips(source, entries, spec, Augment(), segments=1, seed=epoch)
+    loader = train_loader(data, BATCH, WORKERS, seed=epoch, pin_memory=False)
+    set_epoch(loader, epoch)
+    batches = iter(loader)
+    next(batches)  # workers started, first batch in
+    started, seen = time.perf_counter(), 0
+    for x, _, _ in batches:
+        seen += x.shape[0]
+        if seen >= SAMPLES:
+            break
+    rate = seen / (time.perf_counter() - started)
+    del batches, loader
+    return rate
+
+
+def training_rate(folder: Path, entries: list[IndexEntry], stream: str, num_classes: int) -> dict[str, float]:
+    device = resolve_device("auto", amp=True, channels_last=True)
+    batch = 32 if device.device.type == "cuda" else 8
+    spec = InputSpec(stream, LENGTH, "forward", True, CROP)
+    data = TrainClips(ShardStore(folder), entries, spec, Augment(color_jitter=0.2 if stream == "spatial" else 0.0),
+                      segments=1, seed=0)
+    loader = train_loader(data, batch, WORKERS, seed=0, pin_memory=device.device.type == "cuda")
+    torch.manual_seed(0)
+    model = build_model("resnet18", spec.in_channels, num_classes, 0.5).to(device.device)
+    if device.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+    criterion = torch.nn.CrossEntropyLoss()
+    rates = []
+    for epoch in range(2):  # the first warms up (worker start, allocator, kernels)
+        set_epoch(loader, epoch)
+        result = train_one_epoch(model, criterion, optimizer, loader, device, device.scaler(), epoch, interactive=False)
+        rates.append(result["samples"] / result["seconds"])
+    return {"samples_per_s": rates[-1], "batch_size": batch, "device": str(device.device),
+            "torch_threads": torch.get_num_threads()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for the training measurement (1 on a shared 2-core machine)")
+    args = parser.parse_args()
+    require_shared_data()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(1)
+
+    base = extract(WORK / f"shards_{DEFAULT_FLOW_CODEC.replace(':', '')}")
+    folders = {FLOW_CODECS[0]: base}
+    for codec in FLOW_CODECS[1:]:
+        folders[codec] = recode(base, WORK / f"shards_{codec.replace(':', '')}", codec)
+    tree = WORK / "rawframes"
+    export_rawframes(base, tree, config=ExportConfig(image_format="jpg", backward=False, workers=2))
+    index = read_index(base)
+    # every video many times over: each item is one random stack of one video
+    entries = sorted(index.values(), key=lambda e: e.video_id) * 40
+    bound = json.loads((base / CONFIG_FILE).read_text())["extract"]["bound"]
+
+    sources = {"rawframes jpeg tree": (TreeSource(tree, bound), tree)}
+    sources.update({f"shards (flow {codec})": (ShardStore(folder), folder) for codec, folder in folders.items()})
+    rates: dict[str, dict[str, list[float]]] = {cache: {name: [] for name in sources} for cache in ("warm", "cold")}
+    for r in range(args.repeats):
+        for name, (source, folder) in sources.items():
+            for cache in ("warm", "cold"):
+                (warm_cache if cache == "warm" else evict_cache)(folder)
+                rates[cache][name].append(loader_rate(source, entries, epoch=r))
+                print(f"  repeat {r + 1}, {cache} cache: {name}: {rates[cache][name][-1]:.1f} samples/s", flush=True)
+
+    storage = {"rawframes jpeg tree": tree_storage(tree)}
+    storage.update({f"shards (flow {codec})": shard_storage(folder) for codec, folder in folders.items()})
+    loader = {}
+    for cache, by_source in rates.items():
+        tree_rate = statistics.median(by_source["rawframes jpeg tree"])
+        loader[cache] = {name: {"median_samples_per_s": statistics.median(v), "runs": v,
+                                "ratio_to_tree": statistics.median(v) / tree_rate} for name, v in by_source.items()}
+
+    num_classes = max(e.label for e in index.values()) + 1
+    videos = sorted(index.values(), key=lambda e: e.video_id) * 4
+    training = {stream: training_rate(base, videos, stream, num_classes) for stream in ("spatial", "temporal")}
+
+    results = {
+        "command": "make bench-train",
+        "data": f"{len(index)} real clips (data_manifests/shared_clips.csv), 340x256, DIS flow, "
+                f"{sum(e.num_frames for e in index.values())} frames",
+        "loader": {"stream": "temporal", "flow_length": LENGTH, "crop": CROP, "batch_size": BATCH,
+                   "workers": WORKERS, "samples_per_measurement": SAMPLES, "repeats": args.repeats,
+                   "results": loader},
+        "storage": storage,
+        "training_resnet18": training,
+    }
+    path = save_results("train", results)
+
+    print(f"\n{machine()}")
+    print(f"temporal loader (L={LENGTH}, {CROP} crops, batch {BATCH}, {WORKERS} workers), samples/s, median of "
+          f"{args.repeats}, and ratio to the tree:")
+    print(f"  {'':26s} {'warm cache':>16s} {'cold cache':>16s} {'files':>6s} {'MB total':>9s} {'MB fwd flow':>11s}")
+    for name in sources:
+        s, w, c = storage[name], loader["warm"][name], loader["cold"][name]
+        print(f"  {name:26s} {w['median_samples_per_s']:7.1f} (x{w['ratio_to_tree']:.2f}) "
+              f"{c['median_samples_per_s']:7.1f} (x{c['ratio_to_tree']:.2f}) {s['files']:6d} {s['bytes'] / 1e6:9.1f} "
+              f"{s['flow_forward_bytes'] / 1e6:11.1f}")
+    for stream, t in training.items():
+        print(f"training resnet18 {stream}: {t['samples_per_s']:.1f} samples/s "
+              f"(batch {t['batch_size']}, {t['device']}, {t['torch_threads']} torch thread(s))")
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()

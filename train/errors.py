@@ -1,0 +1,19 @@
+"""The user-facing errors of train and evaluate: str() is the one-line message naming the bad
+thing. Here, apart from the code that raises them, so that the CLI can list them without
+importing torch."""
+
+
+class TrainError(ValueError):
+    """A run that cannot start or continue as asked."""
+
+
+class DataError(ValueError):
+    """Input data that cannot serve the requested run (split, stack length, crop size...)."""
+
+
+class ModelError(ValueError):
+    """Weights or a backbone that cannot be used; names the file or value and the alternatives."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used as asked; names the file."""
