@@ -4,11 +4,45 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SHARED_DATA ?= ../shared/data
+FLOWPREP := $(VENV)/bin/flowprep
+TWOSTREAM := $(VENV)/bin/twostream
 
-# make extract-flow: defaults run on the real clips in ../shared/data/clips
-MANIFEST ?= data_manifests/shared_clips.csv
-VIDEO_ROOT ?= $(SHARED_DATA)/clips
-OUT ?= out/shared_clips
+# The embedded default: the demo dataset (docs/demo.md), 2 colours x 4 motions = 8 classes,
+# generated from a seed on first use. make extract-flow and make train without arguments work on
+# it; make demo runs everything. Sizes are chosen for a 2-core CPU (README, "The demo").
+DEMO ?= out/demo
+DEMO_SEED ?= 0
+DEMO_VIDEOS_PER_CLASS ?= 24
+DEMO_FRAMES ?= 20
+DEMO_SIZE ?= 112x112
+DEMO_CROP ?= 96
+DEMO_SPATIAL_EPOCHS ?= 20
+DEMO_TEMPORAL_EPOCHS ?= 30
+DEMO_EVAL_CLIPS ?= 5
+DEMO_DATA := $(DEMO)/data
+DEMO_RUNS := $(DEMO)/runs
+# ResNet-18 from random initialisation (no pretrained weights without a model hub): SGD with a
+# cosine schedule and dropout 0.5 trains both streams in a minute or two at 96 px; a quarter of
+# each class's training videos is held out to fit the learned fusions on (docs/fusion.md).
+DEMO_TRAIN_ARGS ?= --holdout 0.25 --crop-size $(DEMO_CROP) --batch-size 16 --lr 0.01 --dropout 0.5 \
+	--schedule cosine --val-every 5 --val-clips 3 --workers 1 --threads 2
+DEMO_EVAL_ARGS ?= --clips $(DEMO_EVAL_CLIPS) --crops ten --workers 1 --threads 2
+
+# $(call fresh,OUTPUT,INPUT): a shell test that skips the command after it when OUTPUT is newer
+# than INPUT (scores already computed from this checkpoint); delete OUTPUT to compute it again
+fresh = test $(1) -nt $(2) ||
+
+# make extract-flow: MANIFEST, VIDEO_ROOT, OUT, FLOW, WORKERS, EXTRACT_ARGS; default the demo data
+# (DIS at the videos' own size: TV-L1 would take an hour for the demo's 3,648 frame pairs).
+ifeq ($(origin MANIFEST),undefined)
+MANIFEST := $(DEMO_DATA)/manifest.csv
+VIDEO_ROOT ?= $(DEMO_DATA)
+OUT ?= $(DEMO)/shards
+FLOW ?= dis
+EXTRACT_ARGS ?= --size $(DEMO_SIZE)
+endif
+VIDEO_ROOT ?= $(dir $(MANIFEST))
+OUT ?= out/shards
 FLOW ?= tvl1
 WORKERS ?= 2
 EXTRACT_ARGS ?=
@@ -26,9 +60,13 @@ $(STAMP): setup.cfg pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-extract-flow: $(STAMP)
-	$(VENV)/bin/flowprep extract --manifest $(MANIFEST) --video-root $(VIDEO_ROOT) --out $(OUT) \
+extract-flow: $(STAMP) $(MANIFEST)
+	$(FLOWPREP) extract --manifest $(MANIFEST) --video-root $(VIDEO_ROOT) --out $(OUT) \
 		--flow $(FLOW) --workers $(WORKERS) $(EXTRACT_ARGS)
+
+$(DEMO_DATA)/manifest.csv: | $(STAMP)
+	$(FLOWPREP) make-demo-data --out $(DEMO_DATA) --seed $(DEMO_SEED) \
+		--videos-per-class $(DEMO_VIDEOS_PER_CLASS) --frames $(DEMO_FRAMES) --size $(DEMO_SIZE)
 
 bench-extract: $(STAMP)
 	$(PY) benchmarks/bench_extract.py
@@ -52,9 +90,10 @@ manifests: $(STAMP)
 	$(VENV)/bin/flowprep manifest hmdb51 --splits-dir $(SHARED_DATA)/splits/hmdb51 --out data_manifests/hmdb51.csv
 
 # make fuse: fuse the two streams' test scores (and, where held-out training-split scores exist,
-# fit the learned methods on them), then build the report folder and print its table.
-# Defaults: the run folders of make train / make evaluate (out/runs/spatial, out/runs/temporal).
-FUSE_RUNS ?= out/runs
+# fit the learned methods on them), then build the report folder, with the feature-level fusions
+# of make fuse-features where they exist, and print its table.
+# Defaults: the run folders of make train / make evaluate (out/demo/runs/spatial, .../temporal).
+FUSE_RUNS ?= $(patsubst %/,%,$(dir $(RUN)))
 FUSE_SPATIAL ?= $(FUSE_RUNS)/spatial/scores_test.npz
 FUSE_TEMPORAL ?= $(FUSE_RUNS)/temporal/scores_test.npz
 FUSE_FIT_SPATIAL ?= $(FUSE_RUNS)/spatial/scores_val.npz
@@ -64,10 +103,11 @@ REPORT_OUT ?= $(FUSE_RUNS)/report
 FUSE_ARGS ?=
 .PHONY: fuse
 fuse: $(STAMP)
-	$(VENV)/bin/twostream fuse --spatial $(FUSE_SPATIAL) --temporal $(FUSE_TEMPORAL) \
+	$(TWOSTREAM) fuse --spatial $(FUSE_SPATIAL) --temporal $(FUSE_TEMPORAL) \
 		$(if $(wildcard $(FUSE_FIT_SPATIAL)),--fit-spatial $(FUSE_FIT_SPATIAL) --fit-temporal $(FUSE_FIT_TEMPORAL)) \
 		--out $(FUSE_OUT) $(FUSE_ARGS)
-	$(VENV)/bin/twostream report --spatial $(FUSE_SPATIAL) --temporal $(FUSE_TEMPORAL) --fused $(FUSE_OUT) \
+	$(TWOSTREAM) report --spatial $(FUSE_SPATIAL) --temporal $(FUSE_TEMPORAL) --fused $(FUSE_OUT) \
+		$(foreach m,$(FEATURE_FUSION_METHODS),$(if $(wildcard $(FUSE_RUNS)/$(m)/scores_test.npz),--fused $(FUSE_RUNS)/$(m)/scores_test.npz)) \
 		$(foreach s,spatial temporal,$(if $(wildcard $(FUSE_RUNS)/$(s)/metrics.jsonl),--curves $(s)=$(FUSE_RUNS)/$(s)/metrics.jsonl)) \
 		--out $(REPORT_OUT)
 
@@ -76,18 +116,61 @@ fuse: $(STAMP)
 SHARDS ?= $(OUT)
 STREAM ?= spatial
 SPLIT ?= split1
+ifeq ($(SHARDS),$(DEMO)/shards)
+RUN ?= $(DEMO_RUNS)/$(STREAM)
+TRAIN_ARGS ?= $(DEMO_TRAIN_ARGS) --epochs $(if $(filter spatial,$(STREAM)),$(DEMO_SPATIAL_EPOCHS),$(DEMO_TEMPORAL_EPOCHS))
+EVAL_ARGS ?= $(DEMO_EVAL_ARGS)
+FEATURE_FUSION_ARGS ?= --val-every 0 --workers 1 --threads 2
+endif
 RUN ?= out/runs/$(STREAM)
 TRAIN_ARGS ?=
 EVAL_PART ?= test
 SCORES ?= $(RUN)/scores_$(EVAL_PART).npz
 EVAL_ARGS ?=
 .PHONY: train evaluate bench-train
+# a run folder that holds a checkpoint is continued (the trainer refuses changed options)
 train: $(STAMP)
-	$(VENV)/bin/twostream train --shards $(SHARDS) --stream $(STREAM) --split $(SPLIT) --out $(RUN) $(TRAIN_ARGS)
+	$(TWOSTREAM) train --shards $(SHARDS) --stream $(STREAM) --split $(SPLIT) --out $(RUN) \
+		$(if $(wildcard $(RUN)/checkpoint.pt),--resume) $(TRAIN_ARGS)
 
 evaluate: $(STAMP)
-	$(VENV)/bin/twostream evaluate --checkpoint $(RUN)/checkpoint.pt --shards $(SHARDS) --split $(SPLIT) \
+	$(TWOSTREAM) evaluate --checkpoint $(RUN)/checkpoint.pt --shards $(SHARDS) --split $(SPLIT) \
 		--part $(EVAL_PART) --stream $(STREAM) --out $(SCORES) $(EVAL_ARGS)
 
 bench-train: $(STAMP)
 	$(PY) benchmarks/bench_train.py
+
+# make demo: the whole job on the demo data, on a fresh machine: generate the videos, extract
+# frames and flow, train both streams, evaluate them on the test videos and on the held-out part
+# of the training videos (which the learned score fusions are fitted on), train and evaluate the
+# feature-level fusions, fuse the scores, report, print the table.
+# Every step resumes or is idempotent: run it again after an interruption.
+.PHONY: demo
+demo: $(STAMP)
+	$(MAKE) --no-print-directory extract-flow
+	$(MAKE) --no-print-directory train STREAM=spatial
+	$(MAKE) --no-print-directory train STREAM=temporal
+	$(foreach s,spatial temporal,$(foreach p,test val,\
+		$(call fresh,$(DEMO_RUNS)/$(s)/scores_$(p).npz,$(DEMO_RUNS)/$(s)/checkpoint.pt) \
+		$(MAKE) --no-print-directory evaluate STREAM=$(s) EVAL_PART=$(p) &&)) true
+	$(MAKE) --no-print-directory fuse-features
+	$(MAKE) --no-print-directory fuse
+
+# make fuse-features: feature-level fusion (docs/fusion.md) of the two runs in FUSE_RUNS (those
+# of make train): a mid and an attention head on the frozen streams, each trained into
+# FUSE_RUNS/<method> and evaluated on the test videos (FUSE_RUNS/<method>/scores_test.npz, for
+# twostream report --row). A run folder that holds a checkpoint is continued.
+# FEATURE_FUSION_ARGS: more training options, e.g. --joint, --part val, --val-every 0.
+FEATURE_FUSION_METHODS ?= mid attention
+FEATURE_FUSION_ARGS ?=
+FEATURE_FUSION_EVAL_ARGS ?= $(EVAL_ARGS)
+.PHONY: fuse-features
+fuse-features: $(STAMP)
+	$(foreach m,$(FEATURE_FUSION_METHODS),\
+	$(TWOSTREAM) fuse-features train --spatial $(FUSE_RUNS)/spatial/checkpoint.pt \
+		--temporal $(FUSE_RUNS)/temporal/checkpoint.pt --shards $(SHARDS) --split $(SPLIT) --method $(m) \
+		--out $(FUSE_RUNS)/$(m) \
+		$(if $(wildcard $(FUSE_RUNS)/$(m)/checkpoint.pt),--resume) $(FEATURE_FUSION_ARGS) && \
+	$(call fresh,$(FUSE_RUNS)/$(m)/scores_test.npz,$(FUSE_RUNS)/$(m)/checkpoint.pt) \
+	$(TWOSTREAM) fuse-features evaluate --checkpoint $(FUSE_RUNS)/$(m)/checkpoint.pt --shards $(SHARDS) \
+		--split $(SPLIT) --out $(FUSE_RUNS)/$(m)/scores_test.npz $(FEATURE_FUSION_EVAL_ARGS) && ) true

@@ -250,9 +250,12 @@ def main() -> None:
     storage.update({f"shards (flow {codec})": shard_storage(folder) for codec, folder in folders.items()})
     loader = {}
     for cache, by_source in rates.items():
-        tree_rate = statistics.median(by_source["rawframes jpeg tree"])
+        # each repeat measures every source back to back: the ratio is taken within a repeat
+        # (the machine's load drifts between repeats), then its median over repeats
+        tree = by_source["rawframes jpeg tree"]
         loader[cache] = {name: {"median_samples_per_s": statistics.median(v), "runs": v,
-                                "ratio_to_tree": statistics.median(v) / tree_rate} for name, v in by_source.items()}
+                                "ratio_to_tree": statistics.median(r / t for r, t in zip(v, tree))}
+                         for name, v in by_source.items()}
 
     num_classes = max(e.label for e in index.values()) + 1
     videos = sorted(index.values(), key=lambda e: e.video_id) * 4
@@ -272,7 +275,7 @@ def main() -> None:
 
     print(f"\n{machine()}")
     print(f"temporal loader (L={LENGTH}, {CROP} crops, batch {BATCH}, {WORKERS} workers), samples/s, median of "
-          f"{args.repeats}, and ratio to the tree:")
+          f"{args.repeats}, and the median of the repeats' ratios to the tree:")
     print(f"  {'':26s} {'warm cache':>16s} {'cold cache':>16s} {'files':>6s} {'MB total':>9s} {'MB fwd flow':>11s}")
     for name in sources:
         s, w, c = storage[name], loader["warm"][name], loader["cold"][name]

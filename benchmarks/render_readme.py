@@ -2,15 +2,15 @@
 
     make readme-figures
 
-Reads benchmarks/results/<name>.json (written by the bench-* targets) and replaces the text
-between `<!-- BEGIN <name> -->` and `<!-- END <name> -->` in README.md with a table.
+Reads benchmarks/results/<name>.json (written by the bench-* targets) and the demo's report
+(out/demo/runs/report/table.json, written by `make demo`), and replaces the text between
+`<!-- BEGIN <name> -->` and `<!-- END <name> -->` in README.md with a table.
 """
 from __future__ import annotations
 
 import json
 import re
 import sys
-from pathlib import Path
 
 from common import REPO, RESULTS_DIR
 
@@ -53,19 +53,51 @@ def extract(data: dict) -> str:
         f"median of {data['repeats']} runs." + _source(data, "make bench-extract")
 
 
-RENDERERS = {"flow_params": flow_params, "codecs": codecs, "extract": extract}
+def train(data: dict) -> str:
+    loader = data["loader"]
+    rows = []
+    for name, warm in loader["results"]["warm"].items():
+        cold, size = loader["results"]["cold"][name], data["storage"][name]
+        rows.append([name, f"{warm['median_samples_per_s']:.0f} (**{warm['ratio_to_tree']:.2f}x**)",
+                     f"{cold['median_samples_per_s']:.0f} ({cold['ratio_to_tree']:.2f}x)", f"{size['files']:,}",
+                     f"{size['bytes'] / 1e6:.1f}", f"{size['flow_forward_bytes'] / 1e6:.1f}"])
+    table = _table(["source", "warm cache, samples/s (vs tree)", "cold cache", "files", "MB in all",
+                    "MB forward flow"], rows)
+    training = "; ".join(f"{stream} {t['samples_per_s']:.1f} samples/s (batch {t['batch_size']}, {t['device']}, "
+                         f"{t['torch_threads']} thread)" for stream, t in data["training_resnet18"].items())
+    return (table + f"\n\nTemporal loader: L={loader['flow_length']}, {loader['crop']}x{loader['crop']} crops, batch "
+            f"{loader['batch_size']}, {loader['workers']} workers; median of {loader['repeats']} repeats, ratios taken "
+            f"within each repeat. Data: {data['data']}. ResNet-18 training: {training}."
+            + _source(data, "make bench-train"))
+
+
+def demo(data: dict) -> str:
+    """The table `make demo` printed, from its report folder's table.json."""
+    best_single = max(r["top1"] for r in data["rows"] if r["kind"] == "stream")
+    best = next(r for r in data["rows"] if r["name"] == data["best"])
+    rows = [[f"**{r['name']}**" if r is best else r["name"], r["kind"], f"{100 * r['top1']:.1f}",
+             f"{100 * r['mean_class_accuracy']:.1f}"] for r in data["rows"]]
+    return (_table(["method", "kind", "top-1 %", "mean class %"], rows)
+            + f"\n\n{best['videos']} test videos; the best fusion, {best['name']}, is "
+              f"{100 * (best['top1'] - best_single):+.1f} points over the best single stream. "
+              f"From `make demo` (`{DEMO_TABLE.relative_to(REPO)}`).")
+
+
+DEMO_TABLE = REPO / "out" / "demo" / "runs" / "report" / "table.json"
+RENDERERS = {name: (RESULTS_DIR / f"{name}.json", fn) for name, fn in
+             {"flow_params": flow_params, "codecs": codecs, "extract": extract, "train": train}.items()}
+RENDERERS["demo"] = (DEMO_TABLE, demo)
 
 
 def main() -> None:
     readme = REPO / "README.md"
     text = readme.read_text(encoding="utf-8")
-    for name, render in RENDERERS.items():
-        path = RESULTS_DIR / f"{name}.json"
+    for name, (path, render) in RENDERERS.items():
         pattern = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(\n<!-- END {name} -->)", re.S)
         if not pattern.search(text):
             continue
         if not path.exists():
-            print(f"no {path}; run its benchmark first", file=sys.stderr)
+            print(f"no {path}; run its command first", file=sys.stderr)
             continue
         table = render(json.loads(path.read_text()))
         text = pattern.sub(lambda m: m.group(1) + table + m.group(2), text)

@@ -122,14 +122,11 @@ class ExtractRun:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        if self.workers < 0:
-            raise ValueError(f"workers must be 0 (all cores) or positive, got {self.workers!r}")
-        if not self.shard_size_mb > 0:
-            raise ValueError(f"shard size must be positive, got {self.shard_size_mb!r} MB")
+        check_run_options(self.workers, self.shard_size_mb)
 
     @property
     def n_workers(self) -> int:
-        return self.workers or (os.cpu_count() or 1)
+        return worker_count(self.workers)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -141,6 +138,19 @@ class ExtractRun:
             "overwrite": self.overwrite,
             "extract": self.extract.to_dict(),
         }
+
+
+def check_run_options(workers: int, shard_size_mb: float) -> None:
+    """Validate the options every shard-writing command has."""
+    if workers < 0:
+        raise ValueError(f"workers must be 0 (all cores) or positive, got {workers!r}")
+    if not shard_size_mb > 0:
+        raise ValueError(f"shard size must be positive, got {shard_size_mb!r} MB")
+
+
+def worker_count(workers: int) -> int:
+    """--workers as a process count: 0 means one per core."""
+    return workers or (os.cpu_count() or 1)
 
 
 def _positive(what: str, value: int) -> None:

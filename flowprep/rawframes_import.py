@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -26,19 +25,19 @@ from typing import Any
 
 import cv2
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import delayed
 
 from .codecs import CodecError, parse_codec
-from .config import DEFAULT_FLOW_CODEC, DEFAULT_RGB_CODEC
-from .dataset_index import CONFIG_FILE, FAILURES_FILE, INDEX_FILE, Failure, write_failures, write_text_atomic
-from .extract import STAGING_DIR, ShardPacker, recover
+from .config import DEFAULT_FLOW_CODEC, DEFAULT_RGB_CODEC, check_run_options, worker_count
+from .dataset_index import CONFIG_FILE, Failure, write_text_atomic
+from .staged_run import clear_output, open_staging, run_staged
 from .manifest import ManifestEntry, read_manifest, validate_video_id
-from .progress import Progress, format_duration
+from .progress import format_duration
 from .quantize import DEFAULT_BOUND, LEVELS, dequantize
 from .rawframes_layout import (BACKWARD_X, BACKWARD_Y, FLOW_X, FLOW_Y, IMG, FrameFiles, RawframesError, is_frame_dir,
                                scan_frame_dir)
-from .shard_format import FORMAT_VERSION, SHARD_SUFFIX, VideoAttrs
-from .shard_writer import StagedVideo, remove_partial_files, shard_paths
+from .shard_format import FORMAT_VERSION, VideoAttrs
+from .shard_writer import StagedVideo
 from .video_job import VideoOutcome
 
 log = logging.getLogger("flowprep")
@@ -101,10 +100,11 @@ class ImportRun:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        if self.workers < 0:
-            raise ValueError(f"workers must be 0 (all cores) or positive, got {self.workers!r}")
-        if not self.shard_size_mb > 0:
-            raise ValueError(f"shard size must be positive, got {self.shard_size_mb!r} MB")
+        check_run_options(self.workers, self.shard_size_mb)
+
+    @property
+    def n_workers(self) -> int:
+        return worker_count(self.workers)
 
 
 @dataclass(frozen=True)
@@ -319,12 +319,7 @@ def prepare_output(out_dir: Path, config: ImportConfig, overwrite: bool) -> None
             raise RawframesError(f"{out_dir} was imported with different settings ({diff}); use the same options "
                                  f"to resume, another --out, or --overwrite to discard it")
     if overwrite and out_dir.exists():
-        for p in shard_paths(out_dir):
-            p.unlink()
-        remove_partial_files(out_dir)
-        for name in (CONFIG_FILE, INDEX_FILE, FAILURES_FILE):
-            (out_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(out_dir / STAGING_DIR, ignore_errors=True)
+        clear_output(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(config_path, json.dumps({"format_version": FORMAT_VERSION, IMPORT_KEY: config.to_dict()}, indent=1))
 
@@ -347,41 +342,19 @@ def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportS
     config_json = config.to_json()
     out_dir = run.out_dir
     prepare_output(out_dir, config, run.overwrite)
-    staging_dir = out_dir / STAGING_DIR
-    staging_dir.mkdir(exist_ok=True)
-    index, staged = recover(out_dir, staging_dir)
-    staged_ids = {p.name[: -len(SHARD_SUFFIX)] for p in staged}
-
-    summary = ImportSummary(total=len(sources), config=config)
-    todo = [s for s in sources if s.entry.video_id not in index and s.entry.video_id not in staged_ids]
-    summary.skipped = len(sources) - len(todo)
+    staging = open_staging(out_dir)
+    todo = [s for s in sources if not staging.done(s.entry.video_id)]
+    summary = ImportSummary(total=len(sources), config=config, skipped=len(sources) - len(todo))
     log.info("import config: %s", config_json)
     log.info("%d videos in %s: %d already done, %d to import", len(sources), run.root, summary.skipped, len(todo))
 
-    packer = ShardPacker(out_dir, config_json, run.shard_size_mb * 1e6, index)
-    for p in staged:
-        packer.add(p)
-    progress = Progress(len(todo), interactive=interactive)
-    write_failures(out_dir, [])
-    n_jobs = -1 if run.workers == 0 else min(run.workers, max(1, len(todo)))
-    try:
-        outcomes = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-            delayed(import_video)(s, config_json, staging_dir) for s in todo)
-        for outcome in outcomes:
-            progress.update(outcome.video_id, outcome.pairs, outcome.error)
-            if outcome.error:
-                summary.failures.append(Failure(outcome.video_id, outcome.source, outcome.error))
-                write_failures(out_dir, summary.failures)
-                continue
-            summary.imported += 1
-            summary.frames += outcome.frames
-            packer.add(outcome.staged)
-        packer.flush()
-    finally:
-        progress.close()
-    if not any(staging_dir.iterdir()):
-        staging_dir.rmdir()
+    def count(outcome: VideoOutcome) -> None:
+        summary.imported += 1
+        summary.frames += outcome.frames
+
+    jobs = [delayed(import_video)(s, config_json, staging.dir) for s in todo]
+    result = run_staged(staging, jobs, run.n_workers, config_json, run.shard_size_mb * 1e6, count, interactive)
+    summary.failures = result.failures
+    summary.shards, summary.bytes_on_disk = result.shards, result.bytes_on_disk
     summary.seconds = time.perf_counter() - started
-    summary.shards = len(shard_paths(out_dir))
-    summary.bytes_on_disk = sum(p.stat().st_size for p in shard_paths(out_dir))
     return summary

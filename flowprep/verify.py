@@ -20,7 +20,7 @@ import numpy as np
 from .codecs import CodecError
 from .config import ExtractConfig
 from .dataset_index import CONFIG_FILE, INDEX_FILE, read_index
-from .extract import STAGING_DIR
+from .staged_run import STAGING_DIR
 from .rawframes_import import IMPORT_KEY, ORIGIN, ImportConfig
 from .shard_format import (ATTR_BOUND, FLOW_DIRECTIONS, FORMAT_VERSION, MEAN_SUFFIX, RGB, VIDEOS_GROUP,
                            ShardFormatError, VideoAttrs, VideoReader, item_count, item_shape, open_shard,

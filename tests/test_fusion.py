@@ -288,3 +288,21 @@ def test_fuse_command_errors_are_one_line(capsys, tmp_path, score_files, tempora
     assert expected in stderr and stderr.count("\n") == 1 and stderr.startswith("twostream: error: ")
     if temporal == "temporal_val":
         assert str(score_files["spatial_test"]) in stderr and str(score_files[temporal]) in stderr
+
+
+@pytest.mark.parametrize("part, warned", [("train", True), ("val", False)])
+def test_the_fit_scores_part_decides_the_warning_where_it_is_recorded(tmp_path, score_files, part, warned):
+    # evaluate records which part it scored: 'train' always warns (the streams saw those videos),
+    # 'val' never does, however large the gap (a few dozen held-out videos scatter widely)
+    from train.fuse_run import load_pair, overfit_warnings
+
+    test = load_pair(score_files["spatial_test"], score_files["temporal_test"])
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, C, size=100)
+    perfect = softmax_like(rng, 100, [{int(c): 0.9} for c in y])
+    for stream in ("spatial", "temporal"):
+        scores = scores_of(perfect, y, "fit", stream)
+        save_scores(tmp_path / f"{stream}.npz", VideoScores(scores.video_ids, scores.labels, scores.scores,
+                                                           scores.class_names, {**scores.meta, "part": part}))
+    fit = load_pair(tmp_path / "spatial.npz", tmp_path / "temporal.npz")
+    assert bool(overfit_warnings(fit, test)) == warned

@@ -21,8 +21,9 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -34,18 +35,34 @@ FORMAT_VERSION = 1
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+@dataclass(frozen=True)
+class CheckpointFormat:
+    """A kind of checkpoint (a stream's here, a fusion run's in fusion_checkpoint.py): its format tag
+    and version, the words its errors name it by, and the JSON configs it stores, parsed on loading."""
+    tag: str
+    version: int
+    name: str  # "not a NAME (no format ...)"
+    versioned: str  # "VERSIONED format version N, but this code reads version ..."
+    configs: Mapping[str, Callable[[str], Any]]  # stored key -> its from_json, applied in this order
+    refused: Mapping[str, str] = field(default_factory=dict)  # another kind's tag -> why it is not this kind
+
+
+STREAM_CHECKPOINT = CheckpointFormat(FORMAT, FORMAT_VERSION, "twostream checkpoint", "checkpoint",
+                                     {"config": TrainConfig.from_json})
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any], kind: CheckpointFormat = STREAM_CHECKPOINT) -> None:
     """Write `state` (plus format and version) to `path` atomically: a kill leaves the old file or the new."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, tmp)
+    torch.save({"format": kind.tag, "format_version": kind.version, **state}, tmp)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint on the CPU, without running pickled code; errors name the file."""
+def read_checkpoint(path: str | Path, kind: CheckpointFormat) -> dict[str, Any]:
+    """Read a checkpoint of `kind` on the CPU, without running pickled code; configs parsed; errors name the file."""
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -54,17 +71,25 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except (OSError, RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated?): "
                               f"{' '.join(str(exc).split())[:200]}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a twostream checkpoint (no format {FORMAT!r})")
+    tag = state.get("format") if isinstance(state, dict) else None
+    if tag != kind.tag:
+        why = kind.refused.get(tag) if isinstance(tag, str) else None  # (a tag need not be hashable)
+        raise CheckpointError(f"{path} {why}" if why else f"{path}: not a {kind.name} (no format {kind.tag!r})")
     version = state.get("format_version")
-    if version != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {version!r}, but this code reads version "
-                              f"{FORMAT_VERSION}")
+    if version != kind.version:
+        raise CheckpointError(f"{path}: {kind.versioned} format version {version!r}, but this code reads version "
+                              f"{kind.version}")
     try:
-        state["config"] = TrainConfig.from_json(state["config"])
+        for key, parse in kind.configs.items():
+            state[key] = parse(state[key])
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: unusable stored config: {exc}") from None
     return state
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a stream checkpoint (read_checkpoint)."""
+    return read_checkpoint(path, STREAM_CHECKPOINT)
 
 
 def check_compatible(path: str | Path, state: dict[str, Any], stream: str | None, class_names: tuple[str, ...]) -> None:

@@ -41,6 +41,9 @@ from . import fuse_cli  # noqa: E402  (after the group exists: the modules add t
 cli.add_command(fuse_cli.fuse)
 cli.add_command(fuse_cli.report)
 USER_ERRORS += fuse_cli.USER_ERRORS
+from .fusion_cli import fuse_features  # noqa: E402  (feature-level fusion; its errors are those of train)
+
+cli.add_command(fuse_features)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,20 @@ class InputSpec:
     def positions(self, num_frames: int) -> int:
         return num_positions(self.stream, num_frames, self.flow_length)
 
+    # The clip layout the datasets read through (datasets.Layout): a raw input is what
+    # `read_clip` returns, (planes, means). `paired.PairSpec` reads both streams' inputs
+    # through the same three calls.
+    def read_raw(self, video: Video, num_frames: int, position: int,
+                 box: CropBox | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        return read_clip(video, self, num_frames, position, box)
+
+    def cut_raw(self, raw: tuple[np.ndarray, np.ndarray | None], box: CropBox) -> tuple[np.ndarray, np.ndarray | None]:
+        return cut(raw[0], self, box), raw[1]
+
+    def encode(self, raw: tuple[np.ndarray, np.ndarray | None], bound: float, flip: bool,
+               jitter: tuple[float, float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        return to_input(raw[0], raw[1], self, bound, flip, jitter)
+
 
 def read_clip(video: Video, spec: InputSpec, num_frames: int, position: int,
               box: CropBox | None = None) -> tuple[np.ndarray, np.ndarray | None]:

@@ -61,6 +61,37 @@ def check_device(value: str) -> None:
     _check(bool(DEVICE_PATTERN.match(value)), f"device must be {DEVICE_HELP}; got {value!r}")
 
 
+def check_split(split: str) -> None:
+    _check(bool(split), "split must be a split column name such as split1, got an empty string")
+
+
+def check_run_fields(config: Any) -> None:
+    """workers, device, threads: the execution fields every config has."""
+    _non_negative_int("workers", config.workers)
+    check_device(config.device)
+    _non_negative_int("threads", config.threads)
+
+
+def check_fit_fields(config: Any) -> None:
+    """The fields, from momentum on, that TrainConfig and FusionTrainConfig share: SGD and its
+    schedule (lr_steps resolved here: None means the paper's), validation during training, and the
+    execution fields. Called last in their __post_init__, so the order of checks is theirs."""
+    _check(0.0 <= config.momentum < 1.0, f"momentum must be in [0, 1), got {config.momentum!r}")
+    _check(config.weight_decay >= 0, f"weight decay must be non-negative, got {config.weight_decay!r}")
+    _choice("schedule", config.schedule, SCHEDULES)
+    steps = paper_lr_steps(config.epochs) if config.lr_steps is None else tuple(config.lr_steps)
+    object.__setattr__(config, "lr_steps", steps)
+    _check(all(isinstance(s, int) and s >= 1 for s in steps) and list(steps) == sorted(set(steps)),
+           f"lr steps must be increasing positive epoch numbers, got {list(steps)!r}")
+    _check(0 < config.gamma <= 1, f"gamma must be in (0, 1], got {config.gamma!r}")
+    _non_negative_int("seed", config.seed)
+    _non_negative_int("val every", config.val_every)
+    _positive_int("val clips", config.val_clips)
+    _choice("val crops", config.val_crops, CROPS)
+    _positive_int("val batch size", config.val_batch_size)
+    check_run_fields(config)
+
+
 class _JsonConfig:
     """to_json / from_json for the frozen dataclasses below (tuples travel as JSON lists)."""
 
@@ -84,8 +115,21 @@ class _JsonConfig:
         return cls.from_dict(json.loads(text))
 
 
+class _RunConfig(_JsonConfig):
+    """A training run's config: on resume, the stored one must match it but for RUN_FIELDS."""
+
+    def learning_fields(self) -> dict[str, Any]:
+        """The fields that decide what the run learns (compared on resume)."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUN_FIELDS}
+
+    def differences(self, other: "_RunConfig") -> list[str]:
+        """`key: theirs -> ours` for every learning field that differs."""
+        mine, theirs = self.learning_fields(), other.learning_fields()
+        return [f"{k}: {theirs[k]!r} -> {mine[k]!r}" for k in mine if mine[k] != theirs[k]]
+
+
 @dataclass(frozen=True)
-class TrainConfig(_JsonConfig):
+class TrainConfig(_RunConfig):
     shards: str  # extraction folder (flowprep extract --out)
     out: str  # run folder: checkpoint.pt, metrics.jsonl, config.json
     stream: str = "spatial"
@@ -131,7 +175,7 @@ class TrainConfig(_JsonConfig):
 
     def __post_init__(self) -> None:
         _choice("stream", self.stream, STREAMS)
-        _check(bool(self.split), "split must be a split column name such as split1, got an empty string")
+        check_split(self.split)
         _check(0.0 <= self.holdout < 1.0, f"holdout must be a fraction in [0, 1), got {self.holdout!r}")
         _positive_int("flow length", self.flow_length)
         _choice("flow stack", self.flow_stack, FLOW_STACKS)
@@ -156,35 +200,11 @@ class TrainConfig(_JsonConfig):
                f"colour jitter applies to RGB frames only; the temporal stream takes 0, got {self.color_jitter!r}")
         _positive_int("epochs", self.epochs)
         _positive_int("batch size", self.batch_size)
-        _check(0.0 <= self.momentum < 1.0, f"momentum must be in [0, 1), got {self.momentum!r}")
-        _check(self.weight_decay >= 0, f"weight decay must be non-negative, got {self.weight_decay!r}")
-        _choice("schedule", self.schedule, SCHEDULES)
-        object.__setattr__(self, "lr_steps", paper_lr_steps(self.epochs) if self.lr_steps is None else tuple(self.lr_steps))
-        steps = list(self.lr_steps)
-        _check(all(isinstance(s, int) and s >= 1 for s in steps) and steps == sorted(set(steps)),
-               f"lr steps must be increasing positive epoch numbers, got {list(self.lr_steps)!r}")
-        _check(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma!r}")
-        _non_negative_int("seed", self.seed)
-        _non_negative_int("val every", self.val_every)
-        _positive_int("val clips", self.val_clips)
-        _choice("val crops", self.val_crops, CROPS)
-        _positive_int("val batch size", self.val_batch_size)
-        _non_negative_int("workers", self.workers)
-        check_device(self.device)
-        _non_negative_int("threads", self.threads)
+        check_fit_fields(self)
 
     @property
     def in_channels(self) -> int:
         return 3 if self.stream == "spatial" else 2 * self.flow_length
-
-    def learning_fields(self) -> dict[str, Any]:
-        """The fields that decide what the run learns (compared on resume)."""
-        return {k: v for k, v in self.to_dict().items() if k not in RUN_FIELDS}
-
-    def differences(self, other: "TrainConfig") -> list[str]:
-        """`key: theirs -> ours` for every learning field that differs."""
-        mine, theirs = self.learning_fields(), other.learning_fields()
-        return [f"{k}: {theirs[k]!r} -> {mine[k]!r}" for k in mine if mine[k] != theirs[k]]
 
 
 RUN_FIELDS = frozenset({"shards", "out", "workers", "device", "threads", "amp", "channels_last",
@@ -209,13 +229,11 @@ class EvalConfig(_JsonConfig):
     channels_last: bool = True
 
     def __post_init__(self) -> None:
-        _check(bool(self.split), "split must be a split column name such as split1, got an empty string")
+        check_split(self.split)
         _choice("part", self.part, PARTS)
         _positive_int("clips", self.clips)
         _choice("crops", self.crops, CROPS)
         if self.stream is not None:
             _choice("stream", self.stream, STREAMS)
         _positive_int("batch size", self.batch_size)
-        _non_negative_int("workers", self.workers)
-        check_device(self.device)
-        _non_negative_int("threads", self.threads)
+        check_run_fields(self)

@@ -17,9 +17,9 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 from flowprep.dataset_index import IndexEntry
 
-from .clips import InputSpec, Video, cut, read_clip, to_input
+from .clips import Video
 from .sampling import segment_positions, uniform_positions
-from .transforms import eval_crops, jitter_factors, multiscale_corner_box, random_crop_box
+from .transforms import CropBox, eval_crops, jitter_factors, multiscale_corner_box, random_crop_box
 
 # Tags that keep the sampler's and the items' random streams apart.
 _ORDER, _ITEM = 0, 1
@@ -27,6 +27,23 @@ _ORDER, _ITEM = 0, 1
 
 class Source(Protocol):
     def video(self, entry: IndexEntry) -> Video: ...
+
+
+class Layout(Protocol):
+    """What one network input is made of: `clips.InputSpec` (one stream) or `paired.PairSpec`
+    (an RGB frame and the flow stack at the same position, channels concatenated). A raw input
+    is whatever `read_raw` returns; `encode` turns it into uint8 planes and their (2, C) affine."""
+
+    crop_size: int
+
+    def positions(self, num_frames: int) -> int: ...
+
+    def read_raw(self, video: Video, num_frames: int, position: int, box: CropBox | None = None): ...
+
+    def cut_raw(self, raw, box: CropBox): ...
+
+    def encode(self, raw, bound: float, flip: bool,
+               jitter: tuple[float, float, float] | None = None) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -59,7 +76,7 @@ class TrainClips(Dataset):
     K segment clips of video i, all with the same crop, flip and jitter (TSN's group augmentation;
     K=1 is the paper's sampling). `engine.model_input` turns the pair into the network input."""
 
-    def __init__(self, source: Source, entries: list[IndexEntry], spec: InputSpec, augment: Augment,
+    def __init__(self, source: Source, entries: list[IndexEntry], spec: Layout, augment: Augment,
                  segments: int, seed: int) -> None:
         self.source, self.entries, self.spec, self.augment = source, entries, spec, augment
         self.segments, self.seed = segments, seed
@@ -78,7 +95,7 @@ class TrainClips(Dataset):
             else random_crop_box(video.height, video.width, size, rng)
         flip = self.augment.flip and bool(rng.random() < 0.5)
         jitter = jitter_factors(self.augment.color_jitter, rng) if self.augment.color_jitter else None
-        clips = [to_input(*read_clip(video, self.spec, entry.num_frames, p, box), self.spec, video.bound, flip, jitter)
+        clips = [self.spec.encode(self.spec.read_raw(video, entry.num_frames, p, box), video.bound, flip, jitter)
                  for p in positions]
         return _stacked(clips) + (entry.label,)
 
@@ -88,7 +105,7 @@ class EvalClips(Dataset):
     video number): one of `clips` uniformly spaced positions of a video, under every crop of the
     protocol."""
 
-    def __init__(self, source: Source, entries: list[IndexEntry], spec: InputSpec, clips: int, crops: str) -> None:
+    def __init__(self, source: Source, entries: list[IndexEntry], spec: Layout, clips: int, crops: str) -> None:
         self.source, self.entries, self.spec, self.crops = source, entries, spec, crops
         self.items = [(v, p) for v, e in enumerate(entries) for p in uniform_positions(spec.positions(e.num_frames), clips)]
 
@@ -99,8 +116,8 @@ class EvalClips(Dataset):
         v, position = self.items[j]
         entry = self.entries[v]
         video = self.source.video(entry)
-        raw, means = read_clip(video, self.spec, entry.num_frames, position)
-        crops = [to_input(cut(raw, self.spec, box), means, self.spec, video.bound, flip)
+        raw = self.spec.read_raw(video, entry.num_frames, position)
+        crops = [self.spec.encode(self.spec.cut_raw(raw, box), video.bound, flip)
                  for box, flip in eval_crops(video.height, video.width, self.spec.crop_size, self.crops)]
         return _stacked(crops) + (entry.label, v)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -25,6 +26,12 @@ class Device:
     def scaler(self) -> torch.amp.GradScaler:
         # float16 gradients underflow without loss scaling; bfloat16 has float32's range
         return torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+
+    def place(self, model: torch.nn.Module) -> None:
+        """Move `model` here, in the channels_last memory format where that is used."""
+        model.to(self.device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
 
 
 def resolve_device(name: str, amp: bool, channels_last: bool) -> Device:
@@ -47,3 +54,9 @@ def setup_threads(threads: int) -> None:
     faster: OpenMP threads spin while waiting for a core that another process holds."""
     if threads:
         torch.set_num_threads(threads)
+
+
+def setup_device(config: Any) -> Device:
+    """The threads and the device of a run or evaluation config (its threads, device, amp and channels_last)."""
+    setup_threads(config.threads)
+    return resolve_device(config.device, config.amp, config.channels_last)
