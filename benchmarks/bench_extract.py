@@ -4,13 +4,14 @@ a plain sequential loop as mmaction2's / denseflow's scripts run it, all in one 
     make bench-extract                       # all backends
     python benchmarks/bench_extract.py --methods tvl1 --repeats 3
 
-Input: the first F frames of 4 real clips from shared/data/clips, resized to 340x256.
-Rates are in frame pairs per second; every pair costs two flow computations (forward and
-backward), in the pipeline and in the plain loop alike.
-- backend: single-thread rate of the flow function alone on the same frames (median of runs);
+Input: the first F frames of the 11 real clips of shared/data/clips (data_manifests/
+shared_clips.csv), resized to 340x256. Rates are in frame pairs per second; every pair costs two
+flow computations (forward and backward), in the pipeline and in the plain loop alike.
+- backend: single-thread rate of the flow function alone on exactly the same frames (TV-L1's
+  speed varies 3x from clip to clip, so nothing else is comparable);
 - pipeline, N workers: `run_extract` end to end (decode, resize, flow both ways, mean
-  subtraction, quantisation, encoding, HDF5 writing, packing into a shard), after one untimed
-  warm-up so the worker pool is started; efficiency = rate / (N x backend rate);
+  subtraction, quantisation, encoding, HDF5 writing, packing into a shard), after a tiny untimed
+  extraction that starts the worker pool; efficiency = rate / (N x backend rate);
 - plain loop: a fresh Python process (so OpenCV's default threading applies, as users run it)
   decoding, computing forward and backward flow, and writing img/flow_x/flow_y JPEG files per
   frame into a folder per video, like mmaction2's tools/misc/flow_extraction.py and denseflow.
@@ -30,21 +31,19 @@ from pathlib import Path
 
 import cv2
 
-from common import CLIPS, gray_frames, machine, require_shared_data, save_results
+from common import CLIPS, REPO, gray_frames, machine, require_shared_data, save_results
 
 from flowprep.config import ExtractConfig, ExtractRun
 from flowprep.extract import run_extract
 from flowprep.flow_methods import make_flow
+from flowprep.frames import resize
+from flowprep.manifest import read_manifest
 from flowprep.quantize import quantize
 
-CLIP_PATHS = [
-    "ucf101/SoccerJuggling/v_SoccerJuggling_g23_c01.avi",
-    "ucf101/SoccerJuggling/v_SoccerJuggling_g24_c01.avi",
-    "kinetics400_unlabelled/SOX5yA1l24A.mp4",
-    "kinetics400_unlabelled/R6llTwEh07w.mp4",
-]
+MANIFEST = REPO / "data_manifests" / "shared_clips.csv"
+CLIP_PATHS = [e.path for e in read_manifest(MANIFEST)]
 # frames per clip: enough work for the rate to dominate start-up, small enough for TV-L1
-FRAMES = {"tvl1": 7, "farneback": 61, "dis": 201}
+FRAMES = {"tvl1": 4, "farneback": 31, "dis": 61}
 METHOD_PARAMS = {"tvl1": {}, "farneback": {}, "dis": {"preset": "medium"}}
 SIZE = (340, 256)
 
@@ -53,7 +52,7 @@ def backend_rate(method: str, frames: int, repeats: int) -> float:
     """Single-thread pairs/s of the flow function alone (forward + backward per pair)."""
     cv2.setNumThreads(1)
     flow = make_flow(method, METHOD_PARAMS[method])
-    clips = [gray_frames(CLIPS / p, min(frames, 7), SIZE) for p in CLIP_PATHS[:2]]
+    clips = [gray_frames(CLIPS / p, frames, SIZE) for p in CLIP_PATHS]
     pairs = [(a, b) for clip in clips for a, b in zip(clip, clip[1:])]
     times = []
     for _ in range(repeats):
@@ -65,26 +64,26 @@ def backend_rate(method: str, frames: int, repeats: int) -> float:
     return len(pairs) / statistics.median(times)
 
 
-def write_manifest(folder: Path) -> Path:
-    manifest = folder / "manifest.csv"
-    rows = ["video_id,path,label"] + [f"{Path(p).stem},{p},0" for p in CLIP_PATHS]
-    manifest.write_text("\n".join(rows) + "\n")
-    return manifest
+def start_pool(workers: int, tmp: Path) -> None:
+    """A tiny extraction with `workers` processes, so the timed runs find the pool started."""
+    manifest = tmp / "warmup.csv"
+    manifest.write_text("video_id,path,label\n" + "".join(f"w{i},{p},0\n" for i, p in enumerate(CLIP_PATHS[:workers])))
+    config = ExtractConfig(flow_method="dis", flow_params=(("preset", "ultrafast"),), max_frames=2)
+    run_extract(ExtractRun(manifest, CLIPS, tmp / f"warmup_{workers}", config, workers=workers), interactive=False)
+    shutil.rmtree(tmp / f"warmup_{workers}")
 
 
 def pipeline_rate(method: str, frames: int, workers: int, repeats: int, tmp: Path) -> tuple[float, dict]:
-    manifest = write_manifest(tmp)
     config = ExtractConfig(flow_method=method, flow_params=tuple(METHOD_PARAMS[method].items()),
                            width=SIZE[0], height=SIZE[1], max_frames=frames)
+    start_pool(workers, tmp)
     times, summary = [], None
-    for i in range(repeats + 1):
+    for i in range(repeats):
         out = tmp / f"pipeline_{method}_{workers}_{i}"
-        run = ExtractRun(manifest, CLIPS, out, config, workers=workers)
+        run = ExtractRun(MANIFEST, CLIPS, out, config, workers=workers)
         t0 = time.perf_counter()
         summary = run_extract(run, interactive=False)
-        elapsed = time.perf_counter() - t0
-        if i:  # run 0 starts the worker pool: not timed
-            times.append(elapsed)
+        times.append(time.perf_counter() - t0)
         size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
         files = sum(1 for p in out.rglob("*") if p.is_file())
         shutil.rmtree(out)
@@ -108,7 +107,7 @@ def plain_loop(method: str, frames: int, out: Path, bound: float = 20.0) -> dict
             ok, frame = cap.read()
             if not ok:
                 break
-            frame = cv2.resize(frame, SIZE)
+            frame = resize(frame, SIZE)
             gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
             cv2.imwrite(str(folder / f"img_{i:05d}.jpg"), frame)
             if prev is not None:
@@ -151,7 +150,7 @@ def main() -> None:
         print(json.dumps(plain_loop(args.plain_loop, args.frames, args.out)))
         return
     require_shared_data()
-    print(f"machine: {machine()}; frames at {SIZE[0]}x{SIZE[1]}; {len(CLIP_PATHS)} real clips; "
+    print(f"machine: {machine()}; frames at {SIZE[0]}x{SIZE[1]}; the {len(CLIP_PATHS)} real clips of {MANIFEST.name}; "
           f"median of {args.repeats} runs; rates in frame pairs/s (2 flow fields a pair)")
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench_extract_") as tmpdir:

@@ -11,6 +11,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from flowprep.frames import resize, to_gray
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 CLIPS = SHARED_DATA / "clips"
@@ -33,14 +35,14 @@ def median_time(fn: Callable[[], object], repeats: int) -> float:
 
 
 def gray_frames(path: Path, count: int, size: tuple[int, int] = (340, 256)) -> list[np.ndarray]:
-    """The first `count` frames of a clip, resized and grayscale, as the extractor computes flow on."""
+    """The first `count` frames of a clip, resized and grey, exactly as the extractor computes flow on them."""
     cap = cv2.VideoCapture(str(path))
     frames = []
     while len(frames) < count:
         ok, frame = cap.read()
         if not ok:
             break
-        frames.append(cv2.cvtColor(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY))
+        frames.append(to_gray(resize(frame, size)))
     cap.release()
     return frames
 

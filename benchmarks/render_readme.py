@@ -27,8 +27,8 @@ def _source(data: dict, command: str) -> str:
 
 def flow_params(data: dict) -> str:
     rows = [[r["method"], ", ".join(f"{k}={v}" for k, v in r["params"].items()) or "(flowprep defaults)",
-             f"{r['epe']:.2f}", f"{r['pairs_per_s']:.2f}", r["note"]] for r in data["rows"]]
-    return _table(["method", "parameters", "FlyingChairs EPE (px)", "pairs/s at 340x256, 1 thread", "note"], rows) \
+             f"{r['epe']:.2f}", f"{r['fields_per_s']:.2f}", r["note"]] for r in data["rows"]]
+    return _table(["method", "parameters", "FlyingChairs EPE (px)", "flow fields/s at 340x256, 1 thread", "note"], rows) \
         + _source(data, "make bench-flow-params")
 
 

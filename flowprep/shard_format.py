@@ -177,18 +177,10 @@ def _create_image_dataset(group: h5py.Group, name: str, codec: Codec, shape: tup
     return ds
 
 
-def _append(ds: h5py.Dataset, value: np.ndarray) -> None:
+def _extend(ds: h5py.Dataset, rows: np.ndarray) -> None:
     n = ds.shape[0]
-    ds.resize(n + 1, axis=0)
-    ds[n] = value
-
-
-def _append_encoded(group: h5py.Group, name: str, blob: np.ndarray) -> None:
-    data, offsets = group[name], group[name + OFFSETS_SUFFIX]
-    end = data.shape[0]
-    data.resize(end + blob.size, axis=0)
-    data[end:] = blob
-    _append(offsets, end + blob.size)
+    ds.resize(n + len(rows), axis=0)
+    ds[n:] = rows
 
 
 def is_encoded(ds: h5py.Dataset) -> bool:
@@ -215,22 +207,34 @@ def stored_bytes(group: h5py.Group, name: str) -> int:
     return int(size)
 
 
-def append_rgb(group: h5py.Group, codec: Codec, frame_bgr: np.ndarray) -> None:
-    if codec.encoded:
-        _append_encoded(group, RGB, codec.encode(frame_bgr))
-    else:
-        _append(group[RGB], cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB))
+def encode_rgb(codec: Codec, frame_bgr: np.ndarray) -> np.ndarray:
+    """What is stored of one (H, W, 3) BGR frame: its image file, or the RGB array."""
+    return codec.encode(frame_bgr) if codec.encoded else cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
 
 
-def append_flow(group: h5py.Group, direction: str, codec: Codec, codes: np.ndarray, mean: np.ndarray) -> None:
-    """Append one quantised (H, W, 2) uint8 flow field and its subtracted mean vector."""
-    name = FLOW_DIRECTIONS[direction]
-    planes = np.ascontiguousarray(codes.transpose(2, 0, 1))  # (2, H, W): x plane, y plane
+def encode_flow(codec: Codec, planes: np.ndarray) -> np.ndarray:
+    """What is stored of one quantised field as uint8 planes (2, H, W): its image file (x above
+    y, (2H, W)), or the planes."""
+    return codec.encode(planes.reshape(-1, planes.shape[-1])) if codec.encoded else planes
+
+
+def append_items(group: h5py.Group, name: str, codec: Codec, items: list[np.ndarray]) -> None:
+    """Append stored items (from `encode_rgb` / `encode_flow`) to stream `name`, in one write."""
+    if not items:
+        return
     if codec.encoded:
-        _append_encoded(group, name, codec.encode(planes.reshape(-1, planes.shape[-1])))  # x above y: (2H, W)
+        data, offsets = group[name], group[name + OFFSETS_SUFFIX]
+        end = data.shape[0]
+        _extend(data, np.concatenate(items))
+        _extend(offsets, end + np.cumsum([item.size for item in items], dtype=np.int64))
     else:
-        _append(group[name], planes)
-    _append(group[name + MEAN_SUFFIX], mean)
+        _extend(group[name], np.stack(items))
+
+
+def append_means(group: h5py.Group, direction: str, means: list[np.ndarray]) -> None:
+    """Append the (x, y) mean vectors subtracted from fields of `direction`."""
+    if means:
+        _extend(group[FLOW_DIRECTIONS[direction] + MEAN_SUFFIX], np.stack(means).astype(np.float32))
 
 
 # --- video level: reading ---------------------------------------------------------------------

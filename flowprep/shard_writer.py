@@ -21,8 +21,8 @@ import numpy as np
 
 from . import __version__
 from .codecs import Codec
-from .shard_format import (SHARD_SUFFIX, VIDEOS_GROUP, VideoAttrs, append_flow, append_rgb, create_video,
-                           write_header)
+from .shard_format import (FLOW_DIRECTIONS, RGB, SHARD_SUFFIX, VIDEOS_GROUP, VideoAttrs, append_items, append_means,
+                           create_video, encode_flow, encode_rgb, write_header)
 
 PART_SUFFIX = ".part"
 SHARD_NAME = re.compile(r"^shard-(\d{5,})\.h5$")
@@ -30,7 +30,13 @@ CREATED_BY = f"flowprep {__version__}"
 
 
 class StagedVideo:
-    """A single-video shard written frame by frame; visible under its final name only when committed."""
+    """A single-video shard written frame by frame; visible under its final name only when committed.
+
+    Frames and fields are encoded as they come and written in batches of FLUSH_FRAMES: one h5py
+    write per stream per batch, not several per frame, while memory stays bounded.
+    """
+
+    FLUSH_FRAMES = 32
 
     def __init__(self, staging_dir: Path, video_id: str, width: int, height: int,
                  rgb_codec: Codec, flow_codec: Codec, bound: float, extract_config_json: str) -> None:
@@ -39,20 +45,39 @@ class StagedVideo:
         self.rgb_codec, self.flow_codec = rgb_codec, flow_codec
         self.frames = 0
         self.pairs = 0
+        self._items: dict[str, list[np.ndarray]] = {RGB: [], **{name: [] for name in FLOW_DIRECTIONS.values()}}
+        self._means: dict[str, list[np.ndarray]] = {direction: [] for direction in FLOW_DIRECTIONS}
         self._file = h5py.File(self.part_path, "w")
         write_header(self._file, extract_config_json, CREATED_BY)
         self._group = create_video(self._file[VIDEOS_GROUP], video_id, width, height, rgb_codec, flow_codec, bound)
 
     def add_frame(self, frame_bgr: np.ndarray) -> None:
-        append_rgb(self._group, self.rgb_codec, frame_bgr)
+        self._items[RGB].append(encode_rgb(self.rgb_codec, frame_bgr))
         self.frames += 1
+        if len(self._items[RGB]) >= self.FLUSH_FRAMES:
+            self._flush()
 
-    def add_flow(self, direction: str, codes: np.ndarray, mean: np.ndarray) -> None:
-        append_flow(self._group, direction, self.flow_codec, codes, mean)
+    def add_flow_planes(self, direction: str, planes: np.ndarray, mean: np.ndarray) -> None:
+        """One quantised field as uint8 planes (2, H, W), and the mean vector subtracted from it."""
+        self._items[FLOW_DIRECTIONS[direction]].append(encode_flow(self.flow_codec, planes))
+        self._means[direction].append(mean)
         if direction == "forward":
             self.pairs += 1
 
+    def add_flow(self, direction: str, codes: np.ndarray, mean: np.ndarray) -> None:
+        """One quantised field as (H, W, 2) uint8 codes, flowprep's interleaved layout."""
+        self.add_flow_planes(direction, np.ascontiguousarray(codes.transpose(2, 0, 1)), mean)
+
+    def _flush(self) -> None:
+        for name, items in self._items.items():
+            append_items(self._group, name, self.rgb_codec if name == RGB else self.flow_codec, items)
+            items.clear()
+        for direction, means in self._means.items():
+            append_means(self._group, direction, means)
+            means.clear()
+
     def commit(self, attrs: VideoAttrs) -> Path:
+        self._flush()
         attrs.write(self._group)
         self._file.close()
         os.replace(self.part_path, self.final_path)

@@ -20,7 +20,7 @@ from .decode import VideoError, iter_frames, open_video
 from .flow_methods import FlowFn, make_flow
 from .frames import FrameSampler, output_size, resize, to_gray
 from .manifest import ManifestEntry
-from .quantize import quantize, subtract_mean
+from .quantize import field_mean, quantize_planes
 from .shard_format import VideoAttrs
 from .shard_writer import StagedVideo
 
@@ -39,18 +39,16 @@ class VideoOutcome:
 
 def flow_pair(flow: FlowFn, prev_gray: np.ndarray, next_gray: np.ndarray, bound: float,
               mean_subtraction: bool) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """Forward (prev -> next) and backward (next -> prev) flow of one pair, quantised.
+    """Forward (prev -> next) and backward (next -> prev) flow of one pair, mean-subtracted and
+    quantised.
 
-    Returns [(direction, uint8 codes (H, W, 2), subtracted mean (2,) float32)].
+    Returns [(direction, uint8 code planes (2, H, W): x then y, subtracted mean (2,) float32)].
     """
     out = []
     for direction, a, b in (("forward", prev_gray, next_gray), ("backward", next_gray, prev_gray)):
         field = flow(a, b)
-        if mean_subtraction:
-            field, mean = subtract_mean(field)
-        else:
-            mean = np.zeros(2, np.float32)
-        out.append((direction, quantize(field, bound), mean))
+        mean = field_mean(field) if mean_subtraction else np.zeros(2, np.float32)
+        out.append((direction, quantize_planes(field, bound, mean), mean))
     return out
 
 
@@ -102,8 +100,8 @@ def _extract(entry: ManifestEntry, source: Path, config: ExtractConfig, config_j
                 t0 = time.perf_counter()
                 fields = flow_pair(flow, prev_gray, gray, config.bound, config.mean_subtraction)
                 flow_seconds += time.perf_counter() - t0
-                for direction, codes, mean in fields:
-                    staged.add_flow(direction, codes, mean)
+                for direction, planes, mean in fields:
+                    staged.add_flow_planes(direction, planes, mean)
             prev_gray = gray
         if staged.frames < 2:
             detail = "" if staged.frames == decoded else f" after sampling ({decoded} decoded)"

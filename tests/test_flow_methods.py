@@ -34,8 +34,9 @@ def test_global_translation_is_removed_by_mean_subtraction_and_kept_as_the_mean(
     assert (d1, d2) == ("forward", "backward")
     np.testing.assert_allclose(fwd_mean, [2.0, 0.0], atol=0.3)
     np.testing.assert_allclose(bwd_mean, [-2.0, 0.0], atol=0.3)
-    inner = (slice(8, -8), slice(8, -8))
-    assert np.abs(np.median(dequantize(fwd_codes[inner], 20.0).reshape(-1, 2), axis=0)).max() < 0.3
+    assert fwd_codes.shape == (2, 96, 128)  # planes: x, then y
+    inner = (slice(None), slice(8, -8), slice(8, -8))
+    assert np.abs(np.median(dequantize(fwd_codes[inner], 20.0).reshape(2, -1), axis=1)).max() < 0.3
 
 
 def test_unknown_method_lists_the_choices():

@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from flowprep.quantize import (dequantize, hflip_flow, hflip_flow_codes, quantization_step, quantize,
-                               subtract_mean)
+from flowprep.quantize import (dequantize, field_mean, hflip_flow, hflip_flow_codes, quantization_step, quantize,
+                               quantize_planes)
 
 finite_flows = arrays(np.float32, (4, 5, 2), elements=st.floats(-60, 60, width=32))
 
@@ -29,14 +29,25 @@ def test_bound_must_be_positive():
         quantize(np.zeros((2, 2, 2), np.float32), 0)
 
 
-def test_mean_subtraction_returns_the_mean_and_a_zero_mean_field():
+def test_field_mean_is_the_mean_vector():
     rng = np.random.default_rng(0)
     flow = rng.normal(size=(6, 7, 2)).astype(np.float32) + np.array([3.0, -1.5], np.float32)
-    residual, mean = subtract_mean(flow)
+    mean = field_mean(flow)
     assert mean.dtype == np.float32 and mean.shape == (2,)
     np.testing.assert_allclose(mean, flow.reshape(-1, 2).mean(0), atol=1e-5)
-    np.testing.assert_allclose(residual.reshape(-1, 2).mean(0), 0, atol=1e-5)
-    np.testing.assert_allclose(residual + mean, flow, atol=1e-5)
+
+
+@settings(max_examples=100, deadline=None)
+@given(flow=arrays(np.float32, (9, 11, 2), elements=st.floats(-60, 60, width=32)),
+       shift=arrays(np.float32, (2,), elements=st.floats(-5, 5, width=32)), bound=st.sampled_from([5.0, 20.0]))
+def test_the_fast_planar_quantiser_is_quantize_of_the_shifted_field(flow, shift, bound):
+    planes = quantize_planes(flow, bound, shift)
+    assert planes.shape == (2, 9, 11) and planes.dtype == np.uint8
+    expected = quantize(flow - shift, bound).transpose(2, 0, 1)
+    # the same value, but for float rounding of values within a hair of a half step
+    assert np.abs(planes.astype(int) - expected).max() <= 1
+    exact_half = np.isclose(((np.clip(flow - shift, -bound, bound) + bound) * 255 / (2 * bound)) % 1, 0.5, atol=1e-3)
+    assert np.array_equal(planes[~exact_half.transpose(2, 0, 1)], expected[~exact_half.transpose(2, 0, 1)])
 
 
 @settings(max_examples=100, deadline=None)
