@@ -15,7 +15,8 @@ flow computations (forward and backward), in the pipeline and in the plain loop 
 - plain loop: a fresh Python process (so OpenCV's default threading applies, as users run it)
   decoding, computing forward and backward flow, and writing img/flow_x/flow_y JPEG files per
   frame into a folder per video, like mmaction2's tools/misc/flow_extraction.py and denseflow.
-Each timing is the median of --repeats runs; ratios compare runs of this one invocation.
+Each repeat runs the four measurements back to back; rates are medians over repeats, and each
+ratio is the median of the ratios taken within a repeat (the machine's load drifts).
 """
 from __future__ import annotations
 
@@ -48,20 +49,17 @@ METHOD_PARAMS = {"tvl1": {}, "farneback": {}, "dis": {"preset": "medium"}}
 SIZE = (340, 256)
 
 
-def backend_rate(method: str, frames: int, repeats: int) -> float:
-    """Single-thread pairs/s of the flow function alone (forward + backward per pair)."""
+def backend_seconds(method: str, frames: int) -> tuple[float, int]:
+    """(seconds, frame pairs) of the flow function alone, one thread, forward + backward per pair."""
     cv2.setNumThreads(1)
     flow = make_flow(method, METHOD_PARAMS[method])
     clips = [gray_frames(CLIPS / p, frames, SIZE) for p in CLIP_PATHS]
     pairs = [(a, b) for clip in clips for a, b in zip(clip, clip[1:])]
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for a, b in pairs:
-            flow(a, b)
-            flow(b, a)
-        times.append(time.perf_counter() - t0)
-    return len(pairs) / statistics.median(times)
+    t0 = time.perf_counter()
+    for a, b in pairs:
+        flow(a, b)
+        flow(b, a)
+    return time.perf_counter() - t0, len(pairs)
 
 
 def start_pool(workers: int, tmp: Path) -> None:
@@ -73,23 +71,18 @@ def start_pool(workers: int, tmp: Path) -> None:
     shutil.rmtree(tmp / f"warmup_{workers}")
 
 
-def pipeline_rate(method: str, frames: int, workers: int, repeats: int, tmp: Path) -> tuple[float, dict]:
+def pipeline_seconds(method: str, frames: int, workers: int, out: Path) -> tuple[float, dict]:
+    """(seconds, what it wrote) of one `run_extract` of the clips with `workers` processes."""
     config = ExtractConfig(flow_method=method, flow_params=tuple(METHOD_PARAMS[method].items()),
                            width=SIZE[0], height=SIZE[1], max_frames=frames)
-    start_pool(workers, tmp)
-    times, summary = [], None
-    for i in range(repeats):
-        out = tmp / f"pipeline_{method}_{workers}_{i}"
-        run = ExtractRun(MANIFEST, CLIPS, out, config, workers=workers)
-        t0 = time.perf_counter()
-        summary = run_extract(run, interactive=False)
-        times.append(time.perf_counter() - t0)
-        size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
-        files = sum(1 for p in out.rglob("*") if p.is_file())
-        shutil.rmtree(out)
+    t0 = time.perf_counter()
+    summary = run_extract(ExtractRun(MANIFEST, CLIPS, out, config, workers=workers), interactive=False)
+    seconds = time.perf_counter() - t0
     assert summary.ok, summary.failures
-    pairs = summary.pairs
-    return pairs / statistics.median(times), {"bytes_per_frame": size / summary.frames, "files": files, "pairs": pairs}
+    files = [p for p in out.rglob("*") if p.is_file()]
+    info = {"pairs": summary.pairs, "files": len(files), "bytes_per_frame": sum(p.stat().st_size for p in files) / summary.frames}
+    shutil.rmtree(out)
+    return seconds, info
 
 
 def plain_loop(method: str, frames: int, out: Path, bound: float = 20.0) -> dict:
@@ -126,16 +119,49 @@ def plain_loop(method: str, frames: int, out: Path, bound: float = 20.0) -> dict
             "files_per_video": len(files) / len(CLIP_PATHS)}
 
 
-def plain_loop_rate(method: str, frames: int, repeats: int, tmp: Path) -> tuple[float, dict]:
-    times, info = [], {}
-    for i in range(repeats):
-        out = tmp / f"plain_{method}_{i}"
-        result = subprocess.run([sys.executable, __file__, "--plain-loop", method, "--frames", str(frames), "--out", str(out)],
-                                capture_output=True, text=True, check=True)
-        info = json.loads(result.stdout.strip().splitlines()[-1])
-        times.append(info["seconds"])
-        shutil.rmtree(out)
-    return info["pairs"] / statistics.median(times), info
+def plain_loop_seconds(method: str, frames: int, out: Path) -> tuple[float, dict]:
+    """(seconds, what it wrote) of the plain loop, in a fresh process: OpenCV's default threading."""
+    result = subprocess.run([sys.executable, __file__, "--plain-loop", method, "--frames", str(frames), "--out", str(out)],
+                            capture_output=True, text=True, check=True)
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    shutil.rmtree(out)
+    return info["seconds"], info
+
+
+def measure(method: str, frames: int, repeats: int, tmp: Path) -> dict:
+    """Each repeat runs the four measurements back to back; a ratio is taken within a repeat
+    (the machine's load drifts between repeats), then its median over repeats."""
+    start_pool(2, tmp)
+    runs = []
+    for r in range(repeats):
+        backend, pairs = backend_seconds(method, frames)
+        one, _ = pipeline_seconds(method, frames, 1, tmp / f"one_{r}")
+        two, written = pipeline_seconds(method, frames, 2, tmp / f"two_{r}")
+        plain, plain_info = plain_loop_seconds(method, frames, tmp / f"plain_{r}")
+        assert plain_info["pairs"] == written["pairs"] == pairs
+        runs.append({"backend": pairs / backend, "one": pairs / one, "two": pairs / two, "plain": pairs / plain})
+    median = {k: statistics.median(run[k] for run in runs) for k in runs[0]}
+
+    def ratio(num: str, den: str, scale: float = 1.0) -> float:
+        return round(statistics.median(run[num] / (scale * run[den]) for run in runs), 3)
+
+    return {
+        "frames_per_clip": frames,
+        "pairs": pairs,
+        "backend_single_thread": round(median["backend"], 3),
+        "pipeline_1_worker": round(median["one"], 3),
+        "pipeline_2_workers": round(median["two"], 3),
+        "efficiency_1": ratio("one", "backend"),
+        "efficiency_2": ratio("two", "backend", 2.0),
+        "plain_loop": round(median["plain"], 3),
+        "plain_loop_threads": plain_info["threads"],
+        "speedup_vs_plain_loop": ratio("two", "plain"),
+        "runs": runs,
+        "flowprep_bytes_per_frame": round(written["bytes_per_frame"]),
+        "flowprep_files": written["files"],
+        "plain_bytes_per_frame": round(plain_info["bytes_per_frame"]),
+        "plain_files_per_video": round(plain_info["files_per_video"], 1),
+    }
 
 
 def main() -> None:
@@ -146,46 +172,30 @@ def main() -> None:
     parser.add_argument("--plain-loop", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.plain_loop:  # child process of plain_loop_rate
+    if args.plain_loop:  # child process of plain_loop_seconds
         print(json.dumps(plain_loop(args.plain_loop, args.frames, args.out)))
         return
     require_shared_data()
     print(f"machine: {machine()}; frames at {SIZE[0]}x{SIZE[1]}; the {len(CLIP_PATHS)} real clips of {MANIFEST.name}; "
-          f"median of {args.repeats} runs; rates in frame pairs/s (2 flow fields a pair)")
+          f"{args.repeats} repeats; rates in frame pairs/s (2 flow fields a pair)")
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench_extract_") as tmpdir:
         tmp = Path(tmpdir)
         for method in args.methods.split(","):
             frames = args.frames or FRAMES[method]
-            single = backend_rate(method, frames, args.repeats)
-            one, info1 = pipeline_rate(method, frames, 1, args.repeats, tmp)
-            two, info2 = pipeline_rate(method, frames, 2, args.repeats, tmp)
-            plain, plain_info = plain_loop_rate(method, frames, args.repeats, tmp)
-            row = {
-                "frames_per_clip": frames,
-                "backend_single_thread": round(single, 3),
-                "pipeline_1_worker": round(one, 3),
-                "pipeline_2_workers": round(two, 3),
-                "efficiency_1": round(one / single, 3),
-                "efficiency_2": round(two / (2 * single), 3),
-                "plain_loop": round(plain, 3),
-                "plain_loop_threads": plain_info["threads"],
-                "speedup_vs_plain_loop": round(two / plain, 3),
-                "flowprep_bytes_per_frame": round(info2["bytes_per_frame"]),
-                "flowprep_files": info2["files"],
-                "plain_bytes_per_frame": round(plain_info["bytes_per_frame"]),
-                "plain_files_per_video": round(plain_info["files_per_video"], 1),
-            }
-            results[method] = row
-            print(f"\n{method} ({frames} frames/clip, params {METHOD_PARAMS[method] or 'flowprep defaults'})")
-            print(f"  backend alone, 1 thread       {single:8.2f} pairs/s")
-            print(f"  pipeline, 1 worker            {one:8.2f} pairs/s  ({row['efficiency_1']:.0%} of backend)")
-            print(f"  pipeline, 2 workers           {two:8.2f} pairs/s  ({row['efficiency_2']:.0%} of 2x backend)")
-            print(f"  plain loop ({plain_info['threads']} OpenCV threads)  {plain:8.2f} pairs/s  "
+            row = results[method] = measure(method, frames, args.repeats, tmp)
+            print(f"\n{method} ({frames} frames/clip, {row['pairs']} pairs, params "
+                  f"{METHOD_PARAMS[method] or 'flowprep defaults'})")
+            print(f"  backend alone, 1 thread       {row['backend_single_thread']:8.2f} pairs/s")
+            print(f"  pipeline, 1 worker            {row['pipeline_1_worker']:8.2f} pairs/s  ({row['efficiency_1']:.0%} of backend)")
+            print(f"  pipeline, 2 workers           {row['pipeline_2_workers']:8.2f} pairs/s  "
+                  f"({row['efficiency_2']:.0%} of 2x backend)")
+            print(f"  plain loop ({row['plain_loop_threads']} OpenCV threads)  {row['plain_loop']:8.2f} pairs/s  "
                   f"-> pipeline is {row['speedup_vs_plain_loop']:.2f}x the plain loop")
             print(f"  disk: flowprep {row['flowprep_bytes_per_frame'] / 1e3:.1f} kB/frame, "
                   f"{row['flowprep_files']} files in all; plain loop "
-                  f"{row['plain_bytes_per_frame'] / 1e3:.1f} kB/frame, {row['plain_files_per_video']:.0f} files/video")
+                  f"{row['plain_bytes_per_frame'] / 1e3:.1f} kB/frame, {row['plain_files_per_video']:.0f} files/video",
+                  flush=True)
     path = save_results("extract", {"repeats": args.repeats, "size": SIZE, "clips": CLIP_PATHS, "methods": results})
     print(f"\nsaved {path}")
 

@@ -36,7 +36,7 @@ def main() -> None:
     pairs = flyingchairs_pairs(SHARED_DATA / "flow_gt" / "flyingchairs")
     # speed varies severalfold with content: two frame pairs of each real clip
     clips = [gray_frames(CLIPS / e.path, 3) for e in read_manifest(REPO / "data_manifests" / "shared_clips.csv")]
-    pairs = [(a, b) for clip in clips for a, b in zip(clip, clip[1:])]
+    video_pairs = [(a, b) for clip in clips for a, b in zip(clip, clip[1:])]
     cv2.setNumThreads(1)
     rows = []
     print(f"{'method':<10} {'params':<48} {'EPE px':>7} {'fields/s 340x256':>17}  note")
@@ -44,7 +44,7 @@ def main() -> None:
         epe, _ = average_epe(method, params, pairs, workers=2)
         flow = make_flow(method, params)
         repeats = 1 if method == "tvl1" else 5
-        per_pair = median_time(lambda: [flow(a, b) for a, b in pairs], repeats) / len(pairs)
+        per_pair = median_time(lambda: [flow(a, b) for a, b in video_pairs], repeats) / len(video_pairs)
         rows.append({"method": method, "params": params, "epe": round(epe, 3), "fields_per_s": round(1 / per_pair, 2),
                      "note": note})
         print(f"{method:<10} {str(params):<48} {epe:7.2f} {1 / per_pair:16.2f}  {note}", flush=True)
