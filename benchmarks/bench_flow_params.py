@@ -17,14 +17,15 @@ from flowprep.flow_eval import average_epe, flyingchairs_pairs
 from flowprep.flow_methods import make_flow
 from flowprep.manifest import read_manifest
 
-OPENCV_DEFAULTS = {"nscales": 5, "scale_step": 0.8}
+OPENCV_DEFAULTS = {"nscales": 5, "scale_step": 0.8, "warps": 5}
 CANDIDATES = [
     ("tvl1", OPENCV_DEFAULTS, "OpenCV defaults (denseflow)"),
-    ("tvl1", {"nscales": 8, "scale_step": 0.8}, "deeper pyramid (DESIGN.md)"),
-    ("tvl1", {"nscales": 8, "scale_step": 0.7}, ""),
-    ("tvl1", {"nscales": 6, "scale_step": 0.6}, ""),
-    ("tvl1", {"nscales": 5, "scale_step": 0.5}, ""),
-    ("tvl1", {"nscales": 8, "scale_step": 0.7, "warps": 3}, ""),
+    ("tvl1", {"nscales": 8, "scale_step": 0.8, "warps": 5}, "deeper pyramid (DESIGN.md)"),
+    ("tvl1", {"nscales": 8, "scale_step": 0.7, "warps": 5}, ""),
+    ("tvl1", {"nscales": 6, "scale_step": 0.6, "warps": 5}, ""),
+    ("tvl1", {"nscales": 5, "scale_step": 0.5, "warps": 5}, ""),
+    ("tvl1", {"nscales": 5, "scale_step": 0.5, "warps": 3}, ""),
+    ("tvl1", {"nscales": 8, "scale_step": 0.7, "warps": 2}, ""),
     ("tvl1", {}, "flowprep default"),
     ("dis", {"preset": "medium"}, "flowprep default"),
     ("farneback", {}, "flowprep default"),

@@ -3,12 +3,12 @@
     make bench-train        (or: python benchmarks/bench_train.py --repeats 5; about 2 minutes with the default 3)
 
 1. Extracts the real clips of ../shared/data/clips (data_manifests/shared_clips.csv, 11 videos,
-   340x256, DIS flow, default codecs: JPEG 95 for RGB and flow) into bench_out/train (kept
+   340x256, DIS flow, default codecs: jpeg:95 for RGB, jpeg:90 for flow) into bench_out/train (kept
    between runs; a rerun resumes, i.e. skips it), and exports the same extraction as a rawframes
    tree with flowprep's `export_rawframes` (img_00001.jpg, flow_x_00001.jpg, flow_y_00001.jpg per
    video: denseflow's layout, no backward flow).
-2. Copies the shards with other flow codecs (PNG, raw + LZF, raw uncompressed): the same codes,
-   stored differently.
+2. Copies the shards with other flow codecs (JPEG 95 and 80, PNG, raw + gzip, raw uncompressed):
+   the same codes, stored differently.
 3. Temporal-stream loader throughput (L=10 forward stacks, random 224 crops and flips, batch 16,
    2 DataLoader workers: the trainer's own TrainClips and loader) from each shard folder and from
    the JPEG tree, which is read by the same dataset through a source that opens the tree's files

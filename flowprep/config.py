@@ -19,8 +19,8 @@ from .quantize import DEFAULT_BOUND
 
 # Measured by `make bench-codecs` and `make bench-train` (README, "Choice of codecs"): JPEG keeps
 # frames 5-10x smaller than lossless storage. Flow fields are smooth, so quality 90 adds an error
-# of ~0.015 px (a tenth of one quantisation step) while decoding ~30% faster than quality 95,
-# which is what the temporal stream's loader spends its time on.
+# of ~0.013 px (a tenth of one quantisation step) and stores a field in a third less space than
+# quality 95; their decoding speeds differ by less than the benchmarks' run-to-run noise.
 DEFAULT_RGB_CODEC = "jpeg:95"
 DEFAULT_FLOW_CODEC = "jpeg:90"
 DEFAULT_SIZE = (340, 256)  # width, height: TSN / denseflow's resolution for UCF101
