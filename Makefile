@@ -112,7 +112,7 @@ fuse: $(STAMP)
 		--out $(REPORT_OUT)
 
 # make train / make evaluate: one stream on an extraction folder (default: make extract-flow's
-# output); docs/training.md. Continue a stopped run with TRAIN_ARGS=--resume.
+# output, the demo data); docs/training.md.
 SHARDS ?= $(OUT)
 STREAM ?= spatial
 SPLIT ?= split1
