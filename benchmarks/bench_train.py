@@ -3,12 +3,13 @@
     make bench-train        (or: python benchmarks/bench_train.py --repeats 5; about 2 minutes with the default 3)
 
 1. Extracts the real clips of ../shared/data/clips (data_manifests/shared_clips.csv, 11 videos,
-   340x256, DIS flow, default codecs: jpeg:95 for RGB, jpeg:90 for flow) into bench_out/train (kept
-   between runs; a rerun resumes, i.e. skips it), and exports the same extraction as a rawframes
-   tree with flowprep's `export_rawframes` (img_00001.jpg, flow_x_00001.jpg, flow_y_00001.jpg per
-   video: denseflow's layout, no backward flow).
-2. Copies the shards with other flow codecs (JPEG 95 and 80, PNG, raw + gzip, raw uncompressed):
-   the same codes, stored differently.
+   340x256, DIS flow) with lossless flow storage (raw + gzip) into bench_out/train (kept between
+   runs; a rerun resumes, i.e. skips it), and exports it as a rawframes tree with flowprep's
+   `export_rawframes` (img_00001.jpg, flow_x_00001.jpg, flow_y_00001.jpg per video: denseflow's
+   layout and JPEG quality, 95, no backward flow).
+2. Copies the shards with every other flow codec (the default, jpeg:80, first): the same flow
+   codes, each encoded once from the lossless ones, as extraction would have encoded them. So
+   every source holds the same data, compressed once; none decodes a re-compressed copy.
 3. Temporal-stream loader throughput (L=10 forward stacks, random 224 crops and flips, batch 16,
    2 DataLoader workers: the trainer's own TrainClips and loader) from each shard folder and from
    the JPEG tree, which is read by the same dataset through a source that opens the tree's files
@@ -54,14 +55,16 @@ from train.store import ShardStore
 
 MANIFEST = REPO / "data_manifests" / "shared_clips.csv"
 WORK = REPO / "bench_out" / "train"
-FLOW_CODECS = [DEFAULT_FLOW_CODEC, "jpeg:95", "jpeg:80", "png:1", "raw:gzip:1", "raw:none"]  # the first is the extraction's default
+LOSSLESS = "raw:gzip:1"  # the extraction's flow codec, from which every other is encoded
+# the first is the extraction default
+FLOW_CODECS = list(dict.fromkeys([DEFAULT_FLOW_CODEC, "jpeg:95", "jpeg:90", "jpeg:80", "png:1", "raw:gzip:1", "raw:none"]))
 LENGTH, CROP, BATCH, WORKERS = 10, 224, 16, 2
 SAMPLES = 1536  # per measurement, after the first batch (worker start-up excluded)
 
 
 # --- data ---------------------------------------------------------------------------------------
 def extract(out: Path) -> Path:
-    config = ExtractConfig(flow_method="dis")  # default size 340x256 and codecs
+    config = ExtractConfig(flow_method="dis", flow_codec=LOSSLESS)  # default size 340x256 and RGB codec
     run_extract(ExtractRun(MANIFEST, CLIPS, out, config, workers=2), interactive=False)
     return out
 
@@ -225,10 +228,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(1)
 
-    base = extract(WORK / f"shards_{DEFAULT_FLOW_CODEC.replace(':', '')}")
-    folders = {FLOW_CODECS[0]: base}
-    for codec in FLOW_CODECS[1:]:
-        folders[codec] = recode(base, WORK / f"shards_{codec.replace(':', '')}", codec)
+    base = extract(WORK / f"shards_{LOSSLESS.replace(':', '')}")
+    folders = {codec: base if codec == LOSSLESS else recode(base, WORK / f"shards_{codec.replace(':', '')}", codec)
+               for codec in FLOW_CODECS}
     tree = WORK / "rawframes"
     export_rawframes(base, tree, config=ExportConfig(image_format="jpg", backward=False, workers=2))
     index = read_index(base)

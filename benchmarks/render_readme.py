@@ -34,8 +34,10 @@ def flow_params(data: dict) -> str:
 
 def codecs(data: dict) -> str:
     rows = [[f"`{name}`", r["rgb_kB_per_frame"], r["flow_kB_per_field"], r["rgb_reads_per_s"], r["flow_reads_per_s"],
-             f"{r['flow_error_px']:.4f}"] for name, r in data["codecs"].items()]
-    return _table(["codec", "RGB kB/frame", "flow kB/field", "RGB reads/s", "flow reads/s", "flow error (px)"], rows) \
+             f"{r['flow_error_px']:.4f}", f"{r['flow_error_max_px']:.2f}", f"{r['flow_values_changed']:.1%}"]
+            for name, r in data["codecs"].items()]
+    return _table(["codec", "RGB kB/frame", "flow kB/field", "RGB reads/s", "flow reads/s", "flow error, mean (px)",
+                   "flow error, max (px)", "flow values changed"], rows) \
         + _source(data, "make bench-codecs")
 
 
