@@ -138,7 +138,7 @@ evaluate: $(STAMP)
 		--part $(EVAL_PART) --stream $(STREAM) --out $(SCORES) $(EVAL_ARGS)
 
 bench-train: $(STAMP)
-	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_train.py --repeats 5
 
 # make demo: the whole job on the demo data, on a fresh machine: generate the videos, extract
 # frames and flow, train both streams, evaluate them on the test videos and on the held-out part

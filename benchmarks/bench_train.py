@@ -1,6 +1,6 @@
 """The trainer's input pipeline against the denseflow/mmaction2 rawframes JPEG tree, and training speed.
 
-    make bench-train        (or: python benchmarks/bench_train.py --repeats 5; about 2 minutes with the default 3)
+    make bench-train        (python benchmarks/bench_train.py --repeats 5: about 3 minutes, 2 more on the first run)
 
 1. Extracts the real clips of ../shared/data/clips (data_manifests/shared_clips.csv, 11 videos,
    340x256, DIS flow) with lossless flow storage (raw + gzip) into bench_out/train (kept between

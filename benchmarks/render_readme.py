@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import sys
 
 from common import REPO, RESULTS_DIR
@@ -33,7 +34,8 @@ def flow_params(data: dict) -> str:
 
 
 def codecs(data: dict) -> str:
-    rows = [[f"`{name}`", r["rgb_kB_per_frame"], r["flow_kB_per_field"], r["rgb_reads_per_s"], r["flow_reads_per_s"],
+    rows = [[f"`{name}`", f"{r['rgb_kB_per_frame']:.1f}", f"{r['flow_kB_per_field']:.1f}", r["rgb_reads_per_s"],
+             r["flow_reads_per_s"],
              f"{r['flow_error_px']:.4f}", f"{r['flow_error_max_px']:.2f}", f"{r['flow_values_changed']:.1%}"]
             for name, r in data["codecs"].items()]
     return _table(["codec", "RGB kB/frame", "flow kB/field", "RGB reads/s", "flow reads/s", "flow error, mean (px)",
@@ -41,20 +43,28 @@ def codecs(data: dict) -> str:
         + _source(data, "make bench-codecs")
 
 
+def _rate(value: float) -> str:
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
 def extract(data: dict) -> str:
     rows = []
     for method, r in data["methods"].items():
-        rows.append([method, r["backend_single_thread"], f"{r['pipeline_1_worker']} ({r['efficiency_1']:.0%})",
-                     f"{r['pipeline_2_workers']} ({r['efficiency_2']:.0%})",
-                     f"{r['plain_loop']} ({r['plain_loop_threads']} threads)", f"**{r['speedup_vs_plain_loop']:.2f}x**",
+        # how much OpenCV's own threads speed the plain loop up over the backend's 1-thread rate
+        threading = statistics.median(run["plain"] / run["backend"] for run in r["runs"])
+        per_repeat = ", ".join(f"{run['two'] / run['plain']:.2f}" for run in r["runs"])
+        rows.append([method, _rate(r["backend_single_thread"]), f"{_rate(r['pipeline_1_worker'])} ({r['efficiency_1']:.0%})",
+                     f"{_rate(r['pipeline_2_workers'])} ({r['efficiency_2']:.0%})",
+                     f"{_rate(r['plain_loop'])} ({r['plain_loop_threads']} threads: {threading:.2f}x 1 thread)",
+                     f"**{r['speedup_vs_plain_loop']:.2f}x** ({per_repeat})",
                      f"{r['flowprep_bytes_per_frame'] / 1e3:.1f} / {r['plain_bytes_per_frame'] / 1e3:.1f}",
                      f"{r['flowprep_files'] } / {r['plain_files_per_video']:.0f} per video"])
     header = ["backend", "flow alone, 1 thread", "pipeline, 1 worker (of backend)", "pipeline, 2 workers (of 2x backend)",
-              "plain loop", "pipeline / plain loop", "kB per frame: shards / plain", "files: shards in total / plain"]
+              "plain loop", "pipeline / plain loop (each repeat)", "kB per frame: shards / plain", "files: shards in total / plain"]
     users = "".join(
         f" Against the plain loop with OpenCV's default {method} parameters "
         f"({', '.join(f'{k}={v}' for k, v in r['opencv_params'].items())}), which mmaction2's script and denseflow "
-        f"run with: {r['plain_loop_opencv_params']} pairs/s, so the pipeline with its own defaults is "
+        f"run with: {_rate(r['plain_loop_opencv_params'])} pairs/s, so the pipeline with its own defaults is "
         f"**{r['speedup_vs_plain_loop_opencv_params']:.2f}x** faster."
         for method, r in data["methods"].items() if "plain_loop_opencv_params" in r)
     return _table(header, rows) + "\n\nRates in frame pairs per second (each pair: forward and backward flow), " \
@@ -102,14 +112,16 @@ def main() -> None:
     readme = REPO / "README.md"
     text = readme.read_text(encoding="utf-8")
     for name, (path, render) in RENDERERS.items():
-        pattern = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(\n<!-- END {name} -->)", re.S)
+        # the block between the markers may be empty (a fresh README) or hold an earlier table
+        pattern = re.compile(rf"(<!-- BEGIN {name} -->\n)(?:.*?\n)?(<!-- END {name} -->)", re.S)
         if not pattern.search(text):
+            print(f"README.md has no <!-- BEGIN {name} --> ... <!-- END {name} --> block", file=sys.stderr)
             continue
         if not path.exists():
             print(f"no {path}; run its command first", file=sys.stderr)
             continue
         table = render(json.loads(path.read_text()))
-        text = pattern.sub(lambda m: m.group(1) + table + m.group(2), text)
+        text = pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text)
     readme.write_text(text, encoding="utf-8")
     print(f"updated {readme}")
 
