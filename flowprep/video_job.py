@@ -1,7 +1,8 @@
 """One video, decoded, sampled, resized, flowed both ways, quantised and staged: the worker's job.
 
-Runs inside a joblib worker process. Memory is bounded by two frames and their flow, whatever
-the video's length: frames stream from the decoder into the staging file.
+Runs inside a joblib worker process. Memory is bounded by two frames, their flow and the staging
+writer's small buffer of encoded items, whatever the video's length: frames stream from the
+decoder into the staging file.
 """
 from __future__ import annotations
 
