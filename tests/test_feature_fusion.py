@@ -11,7 +11,6 @@ import torch
 
 from flowprep.quantize import quantize
 from train import fusion_trainer
-from train.cli import main
 from train.clips import InputSpec
 from train.config import EvalConfig, TrainConfig
 from train.datasets import Augment, EvalClips, TrainClips
@@ -30,6 +29,7 @@ from train.store import ShardStore
 from train.trainer import fit as fit_stream
 
 from .train_synthetic import SynthVideo, write_extraction
+from .twostream_cli import one_line_error, twostream
 
 METRIC_KEYS = {"epoch", "phase", "loss", "accuracy", "lr", "samples_per_s", "time"}
 COLOURS = np.array([[150, 30, 0], [0, 30, 150]])  # appearance factor: reddish or bluish
@@ -313,13 +313,6 @@ def test_a_resumed_fusion_run_equals_an_uninterrupted_one(shards, streams, tmp_p
 
 
 # --- the command line ----------------------------------------------------------------------------
-def twostream(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
-
-
 def test_scores_go_through_twostream_report(capsys, shards, streams, fused, tmp_path):
     runs, _ = fused
     common = ["--shards", str(shards), "--clips", "2", "--crops", "center", "--workers", "0", "--threads", "1"]
@@ -345,12 +338,6 @@ def test_scores_go_through_twostream_report(capsys, shards, streams, fused, tmp_
     assert table["mid"]["kind"] == "extra" and table["mid"]["top1"] == scores.accuracy()
     assert table["attention"]["top1"] == load_scores(runs / "attention" / "scores_test.npz").accuracy()
     assert (tmp_path / "report" / "curves_mid.png").exists()
-
-
-def one_line_error(capsys, *args: str) -> str:
-    code, _, err = twostream(capsys, *args)
-    assert code == 2 and "Traceback" not in err, err
-    return err.strip().splitlines()[-1]
 
 
 def test_bad_input_is_one_line(capsys, shards, streams, fused, tmp_path):

@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from train.cli import main as twostream
 from train.fusion import (FUSION_METHODS, FusionError, FusionParams, choose_temporal_share, fuse,
                           get_fusion_method, pair_streams, stacked_l2, weighted_average)
 from train.scores import VideoScores, load_scores, save_scores
+
+from .twostream_cli import twostream
 
 C = 8
 
@@ -208,13 +209,6 @@ def test_mismatched_streams_are_refused_naming_both_files():
 
 
 # --- the command -------------------------------------------------------------------------------
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        twostream(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
-
-
 @pytest.fixture()
 def score_files(tmp_path):
     rng = np.random.default_rng(6)
@@ -231,10 +225,10 @@ def score_files(tmp_path):
 
 def test_fuse_command_writes_fused_scores_and_results(capsys, tmp_path, score_files):
     out = tmp_path / "fusion"
-    code, stdout, _ = run_cli(capsys, "fuse", "--spatial", str(score_files["spatial_test"]),
-                              "--temporal", str(score_files["temporal_test"]),
-                              "--fit-spatial", str(score_files["spatial_val"]),
-                              "--fit-temporal", str(score_files["temporal_val"]), "--out", str(out))
+    code, stdout, _ = twostream(capsys, "fuse", "--spatial", str(score_files["spatial_test"]),
+                                "--temporal", str(score_files["temporal_test"]),
+                                "--fit-spatial", str(score_files["spatial_val"]),
+                                "--fit-temporal", str(score_files["temporal_val"]), "--out", str(out))
     assert code == 0
     results = json.loads((out / "fusion.json").read_text())
     assert [m["name"] for m in results["methods"]] == list(FUSION_METHODS)
@@ -251,8 +245,8 @@ def test_fuse_command_writes_fused_scores_and_results(capsys, tmp_path, score_fi
 
 def test_fuse_command_without_fit_scores_runs_the_fixed_methods_and_says_what_it_skipped(capsys, tmp_path, score_files):
     out = tmp_path / "fusion"
-    code, stdout, _ = run_cli(capsys, "fuse", "--spatial", str(score_files["spatial_test"]),
-                              "--temporal", str(score_files["temporal_test"]), "--weights", "1:2", "--out", str(out))
+    code, stdout, _ = twostream(capsys, "fuse", "--spatial", str(score_files["spatial_test"]),
+                                "--temporal", str(score_files["temporal_test"]), "--weights", "1:2", "--out", str(out))
     assert code == 0
     assert sorted(p.name for p in out.glob("*.npz")) == ["average.npz", "weighted.npz"]
     assert "skipped weighted-val, svm, logreg" in stdout
@@ -265,10 +259,10 @@ def test_fuse_command_warns_when_fit_scores_look_like_the_streams_training_video
     perfect = softmax_like(rng, 100, [{int(c): 0.9} for c in y])
     save_scores(tmp_path / "s_train.npz", scores_of(perfect, y, "tr"))
     save_scores(tmp_path / "t_train.npz", scores_of(perfect, y, "tr", "temporal"))
-    code, stdout, _ = run_cli(capsys, "fuse", "--spatial", str(score_files["spatial_test"]),
-                              "--temporal", str(score_files["temporal_test"]), "--method", "svm",
-                              "--fit-spatial", str(tmp_path / "s_train.npz"), "--fit-temporal", str(tmp_path / "t_train.npz"),
-                              "--out", str(tmp_path / "fusion"))
+    code, stdout, _ = twostream(capsys, "fuse", "--spatial", str(score_files["spatial_test"]),
+                                "--temporal", str(score_files["temporal_test"]), "--method", "svm",
+                                "--fit-spatial", str(tmp_path / "s_train.npz"), "--fit-temporal", str(tmp_path / "t_train.npz"),
+                                "--out", str(tmp_path / "fusion"))
     assert code == 0
     assert "warning: the spatial stream is 100% accurate on the fit videos" in stdout
 
@@ -282,8 +276,8 @@ def test_fuse_command_warns_when_fit_scores_look_like_the_streams_training_video
     ("missing", [], "scores file not found"),
 ])
 def test_fuse_command_errors_are_one_line(capsys, tmp_path, score_files, temporal, args, expected):
-    code, stdout, stderr = run_cli(capsys, "fuse", "--spatial", str(score_files["spatial_test"]),
-                                   "--temporal", str(score_files[temporal]), "--out", str(tmp_path / "o"), *args)
+    code, stdout, stderr = twostream(capsys, "fuse", "--spatial", str(score_files["spatial_test"]),
+                                     "--temporal", str(score_files[temporal]), "--out", str(tmp_path / "o"), *args)
     assert code == 2
     assert expected in stderr and stderr.count("\n") == 1 and stderr.startswith("twostream: error: ")
     if temporal == "temporal_val":

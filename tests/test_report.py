@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from train.cli import main as twostream
 from train.report_data import ReportError, TableRow, best_row, parse_metrics
 from train.scores import VideoScores, load_scores, save_scores
+
+from .twostream_cli import twostream
 
 CLASSES = ("brush", "comb", "dive", "fence")
 LABELS = [0, 0, 0, 1, 1, 2, 2, 3]
@@ -40,13 +41,6 @@ def metrics_lines(epochs: int, resumed_at: int | None = None) -> str:
     return "".join(json.dumps(line) + "\n" for line in lines)
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        twostream(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
-
-
 @pytest.fixture()
 def inputs(tmp_path):
     files = {"spatial": tmp_path / "spatial_test.npz", "temporal": tmp_path / "temporal_test.npz",
@@ -67,9 +61,9 @@ def is_png(path) -> bool:
 
 def test_report_folder_from_score_and_metrics_files(capsys, tmp_path, inputs):
     fusion_dir, report_dir = tmp_path / "fusion", tmp_path / "report"
-    assert run_cli(capsys, "fuse", "--spatial", str(inputs["spatial"]), "--temporal", str(inputs["temporal"]),
-                   "--out", str(fusion_dir))[0] == 0
-    code, stdout, stderr = run_cli(
+    assert twostream(capsys, "fuse", "--spatial", str(inputs["spatial"]), "--temporal", str(inputs["temporal"]),
+                     "--out", str(fusion_dir))[0] == 0
+    code, stdout, stderr = twostream(
         capsys, "report", "--spatial", str(inputs["spatial"]), "--temporal", str(inputs["temporal"]),
         "--fused", str(fusion_dir), "--row", f"mid={inputs['mid']}",
         "--curves", f"spatial={inputs['spatial_metrics']}", "--curves", f"temporal={inputs['temporal_metrics']}",
@@ -104,8 +98,8 @@ def test_report_folder_from_score_and_metrics_files(capsys, tmp_path, inputs):
 
 
 def test_report_without_curves_says_so(capsys, tmp_path, inputs):
-    code, _, _ = run_cli(capsys, "report", "--spatial", str(inputs["spatial"]), "--temporal", str(inputs["temporal"]),
-                         "--out", str(tmp_path / "r"))
+    code, _, _ = twostream(capsys, "report", "--spatial", str(inputs["spatial"]), "--temporal", str(inputs["temporal"]),
+                           "--out", str(tmp_path / "r"))
     assert code == 0
     assert not list((tmp_path / "r").glob("curves_*.png"))
     assert "No training metrics were given" in (tmp_path / "r" / "report.md").read_text()
@@ -125,8 +119,8 @@ def test_report_errors_are_one_line_naming_the_file(capsys, tmp_path, inputs, ca
     bad.write_text(metrics_lines(1).splitlines()[0] + "\n{oops\n")
     extra = {"other videos": ["--row", f"odd={other}"], "same name": ["--row", f"spatial={inputs['mid']}"],
              "bad curves": ["--curves", f"spatial={bad}"], "bad name": ["--row", f"a/b={inputs['mid']}"]}[case]
-    code, _, stderr = run_cli(capsys, "report", "--spatial", str(inputs["spatial"]), "--temporal", str(inputs["temporal"]),
-                              "--out", str(tmp_path / "r"), *extra)
+    code, _, stderr = twostream(capsys, "report", "--spatial", str(inputs["spatial"]), "--temporal", str(inputs["temporal"]),
+                                "--out", str(tmp_path / "r"), *extra)
     assert code == 2
     assert expected in stderr and stderr.count("\n") == 1
     if case == "other videos":

@@ -15,7 +15,6 @@ import torch
 
 from train import trainer
 from train.checkpoint import CheckpointError, load_checkpoint
-from train.cli import main
 from train.config import EvalConfig, TrainConfig
 from train.evaluator import evaluate
 from train.metrics import METRICS_FILE
@@ -23,6 +22,7 @@ from train.scores import load_scores
 from train.trainer import fit
 
 from .train_synthetic import indexed_video, moving_video, write_extraction
+from .twostream_cli import one_line_error, twostream
 
 METRIC_KEYS = {"epoch", "phase", "loss", "accuracy", "lr", "samples_per_s", "time"}
 
@@ -147,21 +147,6 @@ def test_resumed_run_equals_an_uninterrupted_one(shards, tmp_path, monkeypatch):
 
 
 # --- the command line: one line naming the bad thing -------------------------------------------
-def twostream(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
-
-
-def one_line_error(capsys, *args: str) -> str:
-    code, _, err = twostream(capsys, *args)
-    lines = err.strip().splitlines()
-    assert code == 2, err
-    assert "Traceback" not in err
-    return lines[-1]
-
-
 def train_args(shards, out, *extra: str) -> list[str]:
     return ["train", "--shards", str(shards), "--out", str(out), "--crop-size", "48", "--epochs", "1",
             "--batch-size", "4", "--workers", "0", "--threads", "1", *extra]
