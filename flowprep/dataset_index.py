@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from .shard_format import FORMAT_VERSION, ShardFormatError, iter_videos, open_shard
 
@@ -50,6 +50,17 @@ def write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def read_json_file(path: Path, error: type[Exception], missing: str, what: str) -> Any:
+    """The JSON document in `path`, or `error` with a one-line message naming the file: `missing`
+    when there is no such file, "unreadable <what>: ..." when it cannot be read or parsed."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: {missing}") from None
+    except (OSError, ValueError) as exc:
+        raise error(f"{path}: unreadable {what}: {exc}") from None
+
+
 # --- index ------------------------------------------------------------------------------------
 def scan_shard(shard_path: Path) -> list[IndexEntry]:
     """Index entries of every video in one shard."""
@@ -67,12 +78,8 @@ def write_index(out_dir: Path, entries: Iterable[IndexEntry]) -> None:
 
 def read_index(out_dir: Path) -> dict[str, IndexEntry]:
     path = Path(out_dir) / INDEX_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ShardFormatError(f"{path}: no dataset index; is {out_dir} a flowprep extraction folder?") from None
-    except (OSError, ValueError) as exc:
-        raise ShardFormatError(f"{path}: unreadable dataset index: {exc}") from None
+    data = read_json_file(path, ShardFormatError, f"no dataset index; is {out_dir} a flowprep extraction folder?",
+                          "dataset index")
     version = data.get("format_version")
     if version != FORMAT_VERSION:
         raise ShardFormatError(f"{path}: index of format version {version!r}, but this flowprep reads version {FORMAT_VERSION}")

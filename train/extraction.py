@@ -5,14 +5,13 @@ starts, so bad input is a one-line error instead of a traceback from a DataLoade
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from flowprep.config import ExtractConfig
-from flowprep.dataset_index import CONFIG_FILE, IndexEntry, read_index
+from flowprep.dataset_index import CONFIG_FILE, IndexEntry, read_index, read_json_file
 from flowprep.shard_format import ShardFormatError, open_shard
 
 from .errors import DataError
@@ -56,11 +55,11 @@ def open_extraction(root: str | Path) -> Extraction:
     if not index:
         raise DataError(f"{root}/index.json lists no videos")
     config_path = root / CONFIG_FILE
+    stored = read_json_file(config_path, ShardFormatError, f"missing; is {root} a flowprep extraction folder?",
+                            "extraction config")
     try:
-        extract_config = ExtractConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8"))["extract"])
-    except FileNotFoundError:
-        raise ShardFormatError(f"{config_path}: missing; is {root} a flowprep extraction folder?") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        extract_config = ExtractConfig.from_dict(stored["extract"])
+    except (ValueError, KeyError, TypeError) as exc:
         raise ShardFormatError(f"{config_path}: unreadable extraction config: {exc}") from None
     for shard in sorted({e.shard for e in index.values()}):
         open_shard(root / shard).close()  # checks the format version now, naming the file

@@ -11,7 +11,7 @@ import logging
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from flowprep.dataset_index import write_text_atomic
+from flowprep.dataset_index import read_json_file, write_text_atomic
 
 from .fusion import FUSION_METHODS, FusionError, FusionParams, StreamPair, fuse, get_fusion_method, pair_streams
 from .report_data import TableRow, table_row
@@ -139,12 +139,8 @@ def write_json_atomic(path: Path, data: dict) -> None:
 def read_fused_files(folder: Path) -> list[tuple[str, Path]]:
     """(method, fused score file) of each method in a `twostream fuse` output folder."""
     path = Path(folder) / RESULTS_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FusionError(f"{path}: not found; is {folder} a `twostream fuse` output folder?") from None
-    except (OSError, ValueError) as exc:
-        raise FusionError(f"{path}: unreadable fusion results: {exc}") from None
+    data = read_json_file(path, FusionError, f"not found; is {folder} a `twostream fuse` output folder?",
+                          "fusion results")
     if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT or data.get("format_version") != RESULTS_VERSION:
         version = data.get("format_version") if isinstance(data, dict) else None
         raise FusionError(f"{path}: not fusion results of format version {RESULTS_VERSION} (got version {version!r})")
