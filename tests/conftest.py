@@ -14,3 +14,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"reference data folder {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a test module (pytestmark = pytest.mark.usefixtures(...)): on 2
+    shared cores, OpenMP threads spinning for a busy core cost seconds."""
+    import torch  # here, not at the top: the extraction tests never import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -36,12 +36,7 @@ COLOURS = np.array([[150, 30, 0], [0, 30, 150]])  # appearance factor: reddish o
 MOTIONS = (6.0, -6.0)  # motion factor: vertical flow, px per frame (a flip leaves it the same)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # 2 shared cores: OpenMP threads spinning for a busy core cost seconds
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- the paired input ----------------------------------------------------------------------------

@@ -29,12 +29,7 @@ def network_input(item) -> np.ndarray:
     return model_input(item[0][:1], item[1][:1], CPU)[0].numpy()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # 2 shared cores: OpenMP threads spinning for a busy core cost seconds
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

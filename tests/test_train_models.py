@@ -10,12 +10,7 @@ import torchvision
 from train.models import BACKBONES, ModelError, build_model, cross_modality_weight, get_family, pretrained_state
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("backbone", list(BACKBONES))
