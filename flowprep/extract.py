@@ -18,7 +18,7 @@ from .dataset_index import CONFIG_FILE, Failure, write_text_atomic
 from .manifest import read_manifest
 from .progress import format_duration
 from .shard_format import FORMAT_VERSION
-from .staged_run import clear_output, open_staging, run_staged
+from .staged_run import clear_output, open_staging, output_lock, run_staged
 from .video_job import VideoOutcome, extract_video
 
 log = logging.getLogger("flowprep")
@@ -91,23 +91,24 @@ def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSumm
     entries = read_manifest(run.manifest)
     config = run.extract
     config_json = config.to_json()
-    prepare_output(run.out_dir, config, run.overwrite)
-    staging = open_staging(run.out_dir)
-    todo = [e for e in entries if not staging.done(e.video_id)]
-    summary = ExtractSummary(total=len(entries), skipped=len(entries) - len(todo))
-    log.info("config: %s", json.dumps(run.to_dict(), sort_keys=True))
-    log.info("%d videos in manifest: %d already done, %d to extract with %s on %d worker(s)",
-             len(entries), summary.skipped, len(todo), config.flow_method, run.n_workers)
+    with output_lock(run.out_dir, ExtractError):  # the whole run: a second one into this folder is refused
+        prepare_output(run.out_dir, config, run.overwrite)
+        staging = open_staging(run.out_dir)
+        todo = [e for e in entries if not staging.done(e.video_id)]
+        summary = ExtractSummary(total=len(entries), skipped=len(entries) - len(todo))
+        log.info("config: %s", json.dumps(run.to_dict(), sort_keys=True))
+        log.info("%d videos in manifest: %d already done, %d to extract with %s on %d worker(s)",
+                 len(entries), summary.skipped, len(todo), config.flow_method, run.n_workers)
 
-    def count(outcome: VideoOutcome) -> None:
-        summary.extracted += 1
-        summary.frames += outcome.frames
-        summary.pairs += outcome.pairs
-        summary.flow_seconds += outcome.flow_seconds
+        def count(outcome: VideoOutcome) -> None:
+            summary.extracted += 1
+            summary.frames += outcome.frames
+            summary.pairs += outcome.pairs
+            summary.flow_seconds += outcome.flow_seconds
 
-    jobs = [delayed(extract_video)(e, run.video_root / e.path, config_json, staging.dir) for e in todo]
-    result = run_staged(staging, jobs, run.n_workers, config_json, run.shard_size_mb * 1e6, count, interactive)
-    summary.failures = result.failures
-    summary.shards, summary.bytes_on_disk = result.shards, result.bytes_on_disk
-    summary.seconds = time.perf_counter() - started
-    return summary
+        jobs = [delayed(extract_video)(e, run.video_root / e.path, config_json, staging.dir) for e in todo]
+        result = run_staged(staging, jobs, run.n_workers, config_json, run.shard_size_mb * 1e6, count, interactive)
+        summary.failures = result.failures
+        summary.shards, summary.bytes_on_disk = result.shards, result.bytes_on_disk
+        summary.seconds = time.perf_counter() - started
+        return summary

@@ -30,7 +30,7 @@ from joblib import delayed
 from .codecs import CodecError, parse_codec
 from .config import DEFAULT_FLOW_CODEC, DEFAULT_RGB_CODEC, check_run_options, worker_count
 from .dataset_index import CONFIG_FILE, Failure, write_text_atomic
-from .staged_run import clear_output, open_staging, run_staged
+from .staged_run import clear_output, open_staging, output_lock, run_staged
 from .manifest import ManifestEntry, read_manifest, validate_video_id
 from .progress import format_duration
 from .quantize import DEFAULT_BOUND, LEVELS, dequantize
@@ -341,20 +341,21 @@ def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportS
         config = replace(config, backward_flow=resolve_backward(sources))
     config_json = config.to_json()
     out_dir = run.out_dir
-    prepare_output(out_dir, config, run.overwrite)
-    staging = open_staging(out_dir)
-    todo = [s for s in sources if not staging.done(s.entry.video_id)]
-    summary = ImportSummary(total=len(sources), config=config, skipped=len(sources) - len(todo))
-    log.info("import config: %s", config_json)
-    log.info("%d videos in %s: %d already done, %d to import", len(sources), run.root, summary.skipped, len(todo))
+    with output_lock(out_dir, RawframesError):  # the whole run: a second one into this folder is refused
+        prepare_output(out_dir, config, run.overwrite)
+        staging = open_staging(out_dir)
+        todo = [s for s in sources if not staging.done(s.entry.video_id)]
+        summary = ImportSummary(total=len(sources), config=config, skipped=len(sources) - len(todo))
+        log.info("import config: %s", config_json)
+        log.info("%d videos in %s: %d already done, %d to import", len(sources), run.root, summary.skipped, len(todo))
 
-    def count(outcome: VideoOutcome) -> None:
-        summary.imported += 1
-        summary.frames += outcome.frames
+        def count(outcome: VideoOutcome) -> None:
+            summary.imported += 1
+            summary.frames += outcome.frames
 
-    jobs = [delayed(import_video)(s, config_json, staging.dir) for s in todo]
-    result = run_staged(staging, jobs, run.n_workers, config_json, run.shard_size_mb * 1e6, count, interactive)
-    summary.failures = result.failures
-    summary.shards, summary.bytes_on_disk = result.shards, result.bytes_on_disk
-    summary.seconds = time.perf_counter() - started
-    return summary
+        jobs = [delayed(import_video)(s, config_json, staging.dir) for s in todo]
+        result = run_staged(staging, jobs, run.n_workers, config_json, run.shard_size_mb * 1e6, count, interactive)
+        summary.failures = result.failures
+        summary.shards, summary.bytes_on_disk = result.shards, result.bytes_on_disk
+        summary.seconds = time.perf_counter() - started
+        return summary

@@ -8,11 +8,14 @@ started again with the same command redoes only unfinished videos, and packs eac
 """
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 from joblib import Parallel
 
@@ -62,6 +65,29 @@ class StagedRunResult:
     failures: list[Failure] = field(default_factory=list)
     shards: int = 0
     bytes_on_disk: int = 0
+
+
+@contextmanager
+def output_lock(out_dir: Path, error: type[Exception]) -> Iterator[None]:
+    """Hold an exclusive lock on the output folder for a whole run (creating the folder). A second
+    run into the same folder, from another shell or another cluster job, is refused with `error`
+    instead of the two overwriting each other's staging files. The lock is on the folder itself,
+    so it leaves no file behind, and it dies with the process, so a killed run never blocks the
+    next one."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out_dir, os.O_RDONLY)
+    except OSError as exc:
+        raise error(f"cannot write the output folder {out_dir}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise error(f"{out_dir} is in use by another flowprep run; let it finish (or stop it), "
+                        f"or choose another --out") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def clear_output(out_dir: Path) -> None:

@@ -2,7 +2,9 @@
 `flowprep extract`, into shards that are read back."""
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -181,3 +183,23 @@ def test_refusal_is_raised_before_any_work(dataset, tmp_path):
     with pytest.raises(ExtractError, match="different config"):
         run_extract(ExtractRun(manifest, dataset, tmp_path / "o", ExtractConfig(flow_method="dis", width=64, height=48)),
                     interactive=False)
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused(dataset, tmp_path):
+    """Two runs into one folder would overwrite each other's staging files: the second is refused
+    while the first holds the folder (here: a lock held by this process, as a running extraction
+    holds it), and runs once it is released."""
+    out = tmp_path / "busy"
+    out.mkdir()
+    holder = os.open(out, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        result = flowprep(*extract_args(dataset, out))
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].endswith(
+            f"{out} is in use by another flowprep run; let it finish (or stop it), or choose another --out")
+        assert not any(out.iterdir())  # nothing written
+    finally:
+        os.close(holder)
+    assert flowprep(*extract_args(dataset, out)).returncode == 3  # the bad inputs of the dataset fail, the rest done
+    assert len(read_index(out)) == len(MOTIONS)
