@@ -17,14 +17,13 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-
 from common import CLIPS, machine, require_shared_data, save_results
 
-from flowprep.config import ExtractConfig, ExtractRun
-from flowprep.extract import run_extract
-from flowprep.quantize import quantization_step
-from flowprep.shard_format import FLOW_DIRECTIONS, RGB, VIDEOS_GROUP, item_count, iter_videos, open_shard, stored_bytes
-from flowprep.shard_writer import shard_paths
+from flowprep.extract.config import ExtractConfig, ExtractRun
+from flowprep.extract.run import run_extract
+from flowprep.extract.shard_writer import shard_paths
+from flowprep.format.quantize import quantization_step
+from flowprep.format.shards import FLOW_DIRECTIONS, RGB, VIDEOS_GROUP, item_count, iter_videos, open_shard, stored_bytes
 
 CLIP_PATHS = [
     "ucf101/SoccerJuggling/v_SoccerJuggling_g23_c01.avi",

@@ -35,15 +35,14 @@ import time
 from pathlib import Path
 
 import cv2
-
 from common import CLIPS, REPO, gray_frames, machine, require_shared_data, save_results
 
-from flowprep.config import ExtractConfig, ExtractRun
-from flowprep.extract import run_extract
-from flowprep.flow_methods import make_flow
-from flowprep.frames import resize
-from flowprep.manifest import read_manifest
-from flowprep.quantize import quantize
+from flowprep.extract.config import ExtractConfig, ExtractRun
+from flowprep.extract.flow_methods import make_flow
+from flowprep.extract.frames import resize
+from flowprep.extract.run import run_extract
+from flowprep.format.quantize import quantize
+from flowprep.manifests.manifest import read_manifest
 
 MANIFEST = REPO / "data_manifests" / "shared_clips.csv"
 CLIP_PATHS = [e.path for e in read_manifest(MANIFEST)]

@@ -10,12 +10,11 @@ The DIS and Farneback defaults are measured too, for reference.
 from __future__ import annotations
 
 import cv2
-
 from common import CLIPS, REPO, SHARED_DATA, gray_frames, median_time, require_shared_data, save_results
 
-from flowprep.flow_eval import average_epe, flyingchairs_pairs
-from flowprep.flow_methods import make_flow
-from flowprep.manifest import read_manifest
+from flowprep.extract.flow_methods import make_flow
+from flowprep.manifests.manifest import read_manifest
+from flowprep.tools.flow_eval import average_epe, flyingchairs_pairs
 
 OPENCV_DEFAULTS = {"nscales": 5, "scale_step": 0.8, "warps": 5}
 CANDIDATES = [

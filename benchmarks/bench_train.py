@@ -35,23 +35,22 @@ import cv2
 import h5py
 import numpy as np
 import torch
-
 from common import CLIPS, REPO, machine, require_shared_data, save_results
 
-from flowprep.codecs import parse_codec
-from flowprep.config import DEFAULT_FLOW_CODEC, ExtractConfig, ExtractRun
-from flowprep.dataset_index import CONFIG_FILE, IndexEntry, read_index, scan_shard, write_index
-from flowprep.extract import run_extract
-from flowprep.rawframes import ExportConfig, export_rawframes
-from flowprep.rawframes_layout import FLOW_KINDS, IMG, frame_name
-from flowprep.shard_format import FORMAT_VERSION, VIDEOS_GROUP, iter_videos, open_shard, stored_bytes
-from flowprep.shard_writer import StagedVideo, pack_shard, shard_paths
-from train.clips import InputSpec
-from train.datasets import Augment, TrainClips, set_epoch, train_loader
-from train.device import resolve_device
-from train.engine import train_one_epoch
-from train.models import build_model
-from train.store import ShardStore
+from flowprep.extract.config import DEFAULT_FLOW_CODEC, ExtractConfig, ExtractRun
+from flowprep.extract.run import run_extract
+from flowprep.extract.shard_writer import StagedVideo, pack_shard, shard_paths
+from flowprep.format.codecs import parse_codec
+from flowprep.format.folder import CONFIG_FILE, IndexEntry, read_index, scan_shard, write_index
+from flowprep.format.shards import FORMAT_VERSION, VIDEOS_GROUP, iter_videos, open_shard, stored_bytes
+from flowprep.rawframes.export import ExportConfig, export_rawframes
+from flowprep.rawframes.layout import FLOW_KINDS, IMG, frame_name
+from train.core.device import resolve_device
+from train.data.clips import InputSpec
+from train.data.datasets import Augment, TrainClips, set_epoch, train_loader
+from train.data.store import ShardStore
+from train.engine.loops import train_one_epoch
+from train.streams.models import build_model
 
 MANIFEST = REPO / "data_manifests" / "shared_clips.csv"
 WORK = REPO / "bench_out" / "train"

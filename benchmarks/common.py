@@ -11,7 +11,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from flowprep.frames import resize, to_gray
+from flowprep.extract.frames import resize, to_gray
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"

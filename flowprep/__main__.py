@@ -1,3 +1,3 @@
-from .cli import main
+from flowprep.cli.main import main
 
 main()

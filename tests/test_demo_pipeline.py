@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from .conftest import REPO
+from tests.conftest import REPO
 
 TINY = {"DEMO_VIDEOS_PER_CLASS": 6, "DEMO_FRAMES": 14, "DEMO_SIZE": "48x48", "DEMO_CROP": 40,
         "DEMO_SPATIAL_EPOCHS": 2, "DEMO_TEMPORAL_EPOCHS": 2, "DEMO_EVAL_CLIPS": 2,

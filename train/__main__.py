@@ -1,3 +1,3 @@
-from .cli import main
+from train.cli.main import main
 
 main()

@@ -1,0 +1,174 @@
+"""Writing shards atomically: one staging file per video, then packing staged videos into shards.
+
+A worker streams one video into its own staging file (`staging/<video_id>.h5.part`, renamed to
+`.h5` once complete), one frame pair at a time, so a ten-minute video never has its flow in
+memory. Only the main process packs finished staging files into a shard: it writes
+`shard-NNNNN.h5.part`, copies the video groups in (the stored bytes; nothing is re-encoded), and
+renames it. Growable datasets needed chunks while they grew; in the shard their final size is
+known, so unfiltered ones are stored contiguous: a run of encoded images is then one read, and
+no chunk is left half empty. So no two processes ever write one file, and a file with a final
+name is always complete: a kill at any moment leaves only `.part` files to delete.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterable
+
+import h5py
+import numpy as np
+
+from flowprep import __version__
+from flowprep.format.codecs import Codec
+from flowprep.format.shards import (
+    FLOW_DIRECTIONS,
+    RGB,
+    SHARD_SUFFIX,
+    VIDEOS_GROUP,
+    VideoAttrs,
+    append_items,
+    append_means,
+    create_video,
+    encode_flow,
+    encode_rgb,
+    write_header,
+)
+
+PART_SUFFIX = ".part"
+SHARD_NAME = re.compile(r"^shard-(\d{5,})\.h5$")
+CREATED_BY = f"flowprep {__version__}"
+
+
+class StagedVideo:
+    """A single-video shard written frame by frame; visible under its final name only when committed.
+
+    Frames and fields are encoded as they come and written in batches of FLUSH_FRAMES: one h5py
+    write per stream per batch, not several per frame, while memory stays bounded.
+    """
+
+    FLUSH_FRAMES = 32
+
+    def __init__(self, staging_dir: Path, video_id: str, width: int, height: int,
+                 rgb_codec: Codec, flow_codec: Codec, bound: float, extract_config_json: str) -> None:
+        self.final_path = staging_dir / f"{video_id}{SHARD_SUFFIX}"
+        self.part_path = self.final_path.with_name(self.final_path.name + PART_SUFFIX)
+        self.rgb_codec, self.flow_codec = rgb_codec, flow_codec
+        self.frames = 0
+        self.pairs = 0
+        self._items: dict[str, list[np.ndarray]] = {RGB: [], **{name: [] for name in FLOW_DIRECTIONS.values()}}
+        self._means: dict[str, list[np.ndarray]] = {direction: [] for direction in FLOW_DIRECTIONS}
+        self._file = h5py.File(self.part_path, "w")
+        write_header(self._file, extract_config_json, CREATED_BY)
+        self._group = create_video(self._file[VIDEOS_GROUP], video_id, width, height, rgb_codec, flow_codec, bound)
+
+    def add_frame(self, frame_bgr: np.ndarray) -> None:
+        self._items[RGB].append(encode_rgb(self.rgb_codec, frame_bgr))
+        self.frames += 1
+        if len(self._items[RGB]) >= self.FLUSH_FRAMES:
+            self._flush()
+
+    def add_flow_planes(self, direction: str, planes: np.ndarray, mean: np.ndarray) -> None:
+        """One quantised field as uint8 planes (2, H, W), and the mean vector subtracted from it."""
+        self._items[FLOW_DIRECTIONS[direction]].append(encode_flow(self.flow_codec, planes))
+        self._means[direction].append(mean)
+        if direction == "forward":
+            self.pairs += 1
+
+    def add_flow(self, direction: str, codes: np.ndarray, mean: np.ndarray) -> None:
+        """One quantised field as (H, W, 2) uint8 codes, flowprep's interleaved layout."""
+        self.add_flow_planes(direction, np.ascontiguousarray(codes.transpose(2, 0, 1)), mean)
+
+    def _flush(self) -> None:
+        for name, items in self._items.items():
+            append_items(self._group, name, self.rgb_codec if name == RGB else self.flow_codec, items)
+            items.clear()
+        for direction, means in self._means.items():
+            append_means(self._group, direction, means)
+            means.clear()
+
+    def commit(self, attrs: VideoAttrs) -> Path:
+        self._flush()
+        attrs.write(self._group)
+        self._file.close()
+        os.replace(self.part_path, self.final_path)
+        return self.final_path
+
+    def discard(self) -> None:
+        if self._file.id.valid:
+            self._file.close()
+        self.part_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> "StagedVideo":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.discard()
+
+
+def shard_paths(out_dir: Path) -> list[Path]:
+    """Complete shard files in an extraction folder, in order."""
+    return sorted(p for p in out_dir.iterdir() if SHARD_NAME.match(p.name))
+
+
+def next_shard_path(out_dir: Path) -> Path:
+    numbers = [int(SHARD_NAME.match(p.name).group(1)) for p in shard_paths(out_dir)]
+    return out_dir / f"shard-{max(numbers, default=-1) + 1:05d}{SHARD_SUFFIX}"
+
+
+def pack_shard(staged: Iterable[Path], shard_path: Path, extract_config_json: str) -> list[str]:
+    """Copy the video groups of staged files into a new shard, atomically; return the video ids.
+
+    The staging files are left in place: the caller deletes them after the shard is visible, so
+    a kill in between leaves duplicates that resume recognises (video already in a shard), never
+    a lost video.
+    """
+    part = shard_path.with_name(shard_path.name + PART_SUFFIX)
+    video_ids = []
+    with h5py.File(part, "w") as out:
+        write_header(out, extract_config_json, CREATED_BY)
+        videos = out[VIDEOS_GROUP]
+        for path in staged:
+            with h5py.File(path, "r") as src:
+                for video_id, group in src[VIDEOS_GROUP].items():
+                    _copy_video(group, videos.create_group(video_id))
+                    video_ids.append(video_id)
+    _fsync(part)
+    os.replace(part, shard_path)
+    return video_ids
+
+
+COPY_BLOCK_BYTES = 64 << 20  # memory bound of copying one dataset
+
+
+def _copy_video(src: h5py.Group, dst: h5py.Group) -> None:
+    dst.attrs.update(src.attrs)
+    for name, ds in src.items():
+        if ds.compression is not None:  # a filter needs chunks: copy them as they are
+            src.copy(ds, dst, name=name)
+            continue
+        out = dst.create_dataset(name, shape=ds.shape, dtype=ds.dtype)  # contiguous
+        out.attrs.update(ds.attrs)
+        row_bytes = max(1, ds.dtype.itemsize * int(np.prod(ds.shape[1:], dtype=np.int64)))
+        step = max(1, COPY_BLOCK_BYTES // row_bytes)
+        for start in range(0, ds.shape[0], step):
+            out[start:start + step] = ds[start:start + step]
+
+
+def remove_partial_files(folder: Path) -> int:
+    """Delete leftovers of an interrupted run (`*.part`); return how many."""
+    removed = 0
+    if folder.is_dir():
+        for p in folder.glob(f"*{PART_SUFFIX}"):
+            p.unlink()
+            removed += 1
+    return removed
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,104 @@
+"""A manifest for any folder-per-class tree (root/<class>/.../<video>), with a seeded, stratified
+train/test split.
+
+Labels are 0-based in sorted class-folder order. Each class is split on its own (stratified),
+so a 30% test share holds for every class, not only overall: with n videos, round(n * share)
+go to test, at least one of each part when n >= 2, all to train when n == 1. The same seed and
+the same tree give the same split on any machine: videos are sorted before a seeded shuffle.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from flowprep.manifests.manifest import ManifestEntry, ManifestError, validate_video_id
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv")
+SPLIT_COLUMN = "split1"
+
+
+@dataclass(frozen=True)
+class FolderManifestConfig:
+    root: Path
+    test_fraction: float = 0.3
+    seed: int = 0
+    extensions: tuple[str, ...] = VIDEO_EXTENSIONS
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ValueError(f"test fraction must be in [0, 1), got {self.test_fraction!r}")
+        exts = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in self.extensions)
+        if not exts or any(len(e) < 2 for e in exts):
+            raise ValueError(f"extensions must be non-empty names like .mp4, got {self.extensions!r}")
+        object.__setattr__(self, "extensions", exts)
+
+
+def list_class_folders(root: Path, extensions: tuple[str, ...]) -> dict[str, list[str]]:
+    """{class folder name: sorted video paths relative to root (posix)}; the disk-reading edge."""
+    if not root.is_dir():
+        raise ManifestError(f"video root {root} is not a folder")
+    per_class: dict[str, list[str]] = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        videos = sorted(p.relative_to(root).as_posix() for p in folder.rglob("*")
+                        if p.is_file() and p.suffix.lower() in extensions)
+        if videos:
+            per_class[folder.name] = videos
+    if not per_class:
+        raise ManifestError(f"no class folders with videos ({', '.join(extensions)}) in {root}")
+    return per_class
+
+
+def stratified_split(per_class: dict[str, list[str]], test_fraction: float, seed: int) -> dict[str, str]:
+    """{video path: train|test}, the same share of test videos in every class."""
+    rng = np.random.default_rng(seed)
+    parts = {}
+    for cls in sorted(per_class):
+        videos = sorted(per_class[cls])
+        n = len(videos)
+        n_test = int(round(n * test_fraction))
+        if n >= 2 and test_fraction > 0:
+            n_test = min(max(n_test, 1), n - 1)
+        else:
+            n_test = 0
+        order = rng.permutation(n)
+        test = {videos[i] for i in order[:n_test]}
+        for v in videos:
+            parts[v] = "test" if v in test else "train"
+    return parts
+
+
+def video_ids(paths: list[str]) -> dict[str, str]:
+    """{path: id}: the file stem, or the path without suffix with '/' as '__' where stems collide."""
+    stems: dict[str, int] = {}
+    for p in paths:
+        stems[PurePosixPath(p).stem] = stems.get(PurePosixPath(p).stem, 0) + 1
+    ids = {}
+    for p in paths:
+        stem = PurePosixPath(p).stem
+        ids[p] = stem if stems[stem] == 1 else PurePosixPath(p).with_suffix("").as_posix().replace("/", "__")
+    return ids
+
+
+def build_folder_manifest(per_class: dict[str, list[str]], test_fraction: float, seed: int) -> list[ManifestEntry]:
+    classes = sorted(per_class)
+    parts = stratified_split(per_class, test_fraction, seed)
+    paths = [p for cls in classes for p in sorted(per_class[cls])]
+    ids = video_ids(paths)
+    entries, seen = [], {}
+    for label, cls in enumerate(classes):
+        for path in sorted(per_class[cls]):
+            vid = ids[path]
+            problem = validate_video_id(vid)
+            if problem:
+                raise ManifestError(f"{path}: {problem}")
+            if vid in seen:
+                raise ManifestError(f"{seen[vid]} and {path} both get video id {vid!r}; rename one of them")
+            seen[vid] = path
+            entries.append(ManifestEntry(vid, path, label, cls, ((SPLIT_COLUMN, parts[path]),)))
+    return entries
+
+
+def folder_manifest(config: FolderManifestConfig) -> list[ManifestEntry]:
+    return build_folder_manifest(list_class_folders(config.root, config.extensions), config.test_fraction, config.seed)

@@ -1,0 +1,266 @@
+"""`flowprep export-rawframes`: an extraction folder written out as a denseflow/mmaction2 rawframes tree.
+
+    out/<video_id>/img_00001.jpg, flow_x_00001.jpg, flow_y_00001.jpg, ...   (rawframes_layout.py)
+    out/<prefix>_train_split_1_rawframes.txt, <prefix>_val_split_1_rawframes.txt, ...
+
+so mmaction2's RawframeDataset (filename_tmpl 'img_{:05}.jpg' / 'flow_{}_{:05d}.jpg',
+start_index 1) trains on our extraction. Flow images are the shard's quantised codes written as
+they are (same bound, same 128 ~ zero mapping as denseflow), so no second quantisation happens;
+`restore_mean` re-quantises with the subtracted mean added back, for flow as denseflow computes it.
+
+Each video is written into `<video_id>.part/` and renamed when complete, so an interrupted
+export leaves no half video under a final name, and running it again skips finished videos.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from joblib import Parallel, delayed
+
+from flowprep.format.codecs import CodecError
+from flowprep.format.folder import CONFIG_FILE, Failure, IndexEntry, read_index, write_text_atomic
+from flowprep.format.quantize import quantize
+from flowprep.format.shards import ShardFormatError, VideoReader, open_shard, video_reader
+from flowprep.rawframes.layout import (
+    FLOW_KINDS,
+    IMAGE_FORMATS,
+    IMG,
+    RawframesError,
+    annotation_line,
+    annotation_list_name,
+    check_frame_dir,
+    frame_name,
+)
+
+log = logging.getLogger("flowprep")
+
+PART_SUFFIX = ".part"
+# what the tree was made from and how: the bound and mean subtraction that `import-rawframes`
+# must be told (--bound, --mean-subtracted) to read the flow images back as they were meant
+EXPORT_RECORD = "flowprep_export.json"
+# OpenCV's default JPEG quality, which is what denseflow's cv::imwrite calls use
+DENSEFLOW_JPEG_QUALITY = 95
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    image_format: str = "jpg"  # jpg as denseflow writes; png for a lossless tree
+    jpeg_quality: int = DENSEFLOW_JPEG_QUALITY
+    # backward flow has no place in denseflow's layout; it is written under names mmaction2
+    # ignores, so the tree loses nothing and `import-rawframes` can rebuild the shards
+    backward: bool = True
+    restore_mean: bool = False  # add the subtracted mean vectors back (re-quantises the flow)
+    list_prefix: str | None = None  # annotation list names; None: the extraction folder's name
+    workers: int = 1  # parallel processes; 0 = all cores
+    overwrite: bool = False  # rewrite videos already in the tree
+
+    def __post_init__(self) -> None:
+        if self.image_format not in IMAGE_FORMATS:
+            raise ValueError(f"image format must be one of {', '.join(IMAGE_FORMATS)}, got {self.image_format!r}")
+        if not isinstance(self.jpeg_quality, int) or not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"JPEG quality must be an integer 1-100, got {self.jpeg_quality!r}")
+        if self.list_prefix is not None and (not self.list_prefix or any(c.isspace() or c in "/\\" for c in self.list_prefix)):
+            raise ValueError(f"list prefix must be a non-empty name without spaces or slashes, got {self.list_prefix!r}")
+        if not isinstance(self.workers, int) or self.workers < 0:
+            raise ValueError(f"workers must be 0 (all cores) or positive, got {self.workers!r}")
+
+    def encode_params(self) -> list[int]:
+        return [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality] if self.image_format == "jpg" else []
+
+
+@dataclass(frozen=True)
+class VideoExport:
+    video_id: str
+    files: int = 0
+    bytes: int = 0
+    error: str | None = None
+
+
+@dataclass
+class ExportSummary:
+    exported: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # already complete in the tree
+    failures: list[Failure] = field(default_factory=list)
+    files: int = 0
+    bytes: int = 0
+    lists: list[Path] = field(default_factory=list)  # the annotation lists written
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def lines(self) -> list[str]:
+        return [
+            f"videos: {len(self.exported)} exported, {len(self.skipped)} already in the tree, {len(self.failures)} failed",
+            f"files: {self.files} written, {self.bytes / 1e6:.1f} MB",
+            *(f"annotation list: {p}" for p in self.lists),
+        ]
+
+
+def export_rawframes(extraction_dir: str | Path, out_dir: str | Path, video_ids: list[str] | None = None,
+                     config: ExportConfig = ExportConfig()) -> ExportSummary:
+    """Write the videos of an extraction folder (all, or `video_ids`) as a rawframes tree in `out_dir`.
+
+    Writes one folder per video and mmaction2 annotation lists (one per split column and part,
+    or `<prefix>_rawframes.txt` when the extraction has no splits) listing every requested video
+    that is complete in the tree. A video that cannot be read is recorded in the summary's
+    failures and left out; the others go on.
+    """
+    extraction_dir, out_dir = Path(extraction_dir), Path(out_dir)
+    index = read_index(extraction_dir)
+    entries = select_videos(index, video_ids, extraction_dir)
+    for e in entries:  # refuse before any work, not after hours of it
+        check_frame_dir(e.video_id)
+    prefix = config.list_prefix or _default_prefix(extraction_dir)
+    log.info("export config: %s", json.dumps(asdict(config), sort_keys=True))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_export_record(extraction_dir, out_dir, config)
+
+    summary = ExportSummary()
+    todo = []
+    for e in entries:
+        if (out_dir / e.video_id).is_dir() and not config.overwrite:
+            summary.skipped.append(e.video_id)
+        else:
+            todo.append(e)
+    n_jobs = -1 if config.workers == 0 else min(config.workers, max(1, len(todo)))
+    results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+        delayed(export_video)(extraction_dir / e.shard, e.video_id, out_dir, config) for e in todo)
+    for result in results:
+        if result.error:
+            summary.failures.append(Failure(result.video_id, str(extraction_dir / index[result.video_id].shard), result.error))
+        else:
+            summary.exported.append(result.video_id)
+            summary.files += result.files
+            summary.bytes += result.bytes
+    done = set(summary.exported) | set(summary.skipped)
+    summary.lists = write_annotation_lists(out_dir, prefix, [e for e in entries if e.video_id in done])
+    return summary
+
+
+def write_export_record(extraction_dir: Path, out_dir: Path, config: ExportConfig) -> None:
+    try:
+        source_config = json.loads((extraction_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        source_config = None  # an extraction folder without config.json still exports
+    record = {"source": str(extraction_dir.resolve()), "source_config": source_config, "export": asdict(config),
+              "flow_mean_subtracted": None if config.restore_mean else _mean_subtracted(source_config)}
+    write_text_atomic(out_dir / EXPORT_RECORD, json.dumps(record, indent=1, sort_keys=True))
+
+
+def _mean_subtracted(source_config: dict | None) -> bool | None:
+    """Whether the exported flow images are mean-subtracted, as far as the source config says."""
+    if not source_config:
+        return None
+    made = source_config.get("extract") or source_config.get("import") or {}
+    return made.get("mean_subtraction", made.get("mean_subtracted"))
+
+
+def select_videos(index: dict[str, IndexEntry], video_ids: list[str] | None, where: Path) -> list[IndexEntry]:
+    if video_ids is None:
+        return [index[v] for v in sorted(index)]
+    unknown = [v for v in video_ids if v not in index]
+    if unknown:
+        shown = ", ".join(repr(v) for v in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise RawframesError(f"{where}: no video {shown} in the index ({len(index)} videos, e.g. "
+                             f"{', '.join(sorted(index)[:3])})")
+    return [index[v] for v in dict.fromkeys(video_ids)]
+
+
+def export_video(shard_path: Path, video_id: str, out_dir: Path, config: ExportConfig) -> VideoExport:
+    """Write one video's folder; never raises for a damaged shard, returns the reason instead."""
+    cv2.setNumThreads(1)  # one core per worker: parallelism comes from processes
+    part = out_dir / (video_id + PART_SUFFIX)
+    try:
+        if part.exists():
+            shutil.rmtree(part)  # left by an interrupted export
+        part.mkdir()
+        with open_shard(shard_path) as f:
+            files, size = _write_video(video_reader(f, video_id), part, config)
+        final = out_dir / video_id
+        if final.exists():  # overwrite: the old folder goes only once the new one is complete
+            shutil.rmtree(final)
+        part.rename(final)
+        return VideoExport(video_id, files, size)
+    except (ShardFormatError, CodecError, RawframesError) as exc:
+        reason = str(exc)
+    except (OSError, KeyError) as exc:  # h5py reports damaged data as OSError / KeyError
+        reason = f"{type(exc).__name__}: {exc}"
+    shutil.rmtree(part, ignore_errors=True)
+    return VideoExport(video_id, error=reason)
+
+
+def _write_video(video: VideoReader, folder: Path, config: ExportConfig) -> tuple[int, int]:
+    files = size = 0
+
+    def write(name: str, data: bytes) -> None:
+        nonlocal files, size
+        (folder / name).write_bytes(data)
+        files += 1
+        size += len(data)
+
+    copy_jpeg = video.rgb_codec.kind == "jpeg" and config.image_format == "jpg"
+    for i in range(video.num_frames):
+        if copy_jpeg:
+            # a stored RGB JPEG is already a .jpg file: copying it avoids a second generation of loss
+            data = video.stored_rgb(i).tobytes()
+        else:
+            data = _encode(cv2.cvtColor(video.rgb(i), cv2.COLOR_RGB2BGR), config)
+        write(frame_name(IMG, i, config.image_format), data)
+    directions = ("forward", "backward") if config.backward else ("forward",)
+    for direction in directions:
+        x_kind, y_kind = FLOW_KINDS[direction]
+        for i in range(video.num_frames - 1):
+            if config.restore_mean:
+                codes = quantize(video.flow(direction, i, restore_mean=True), video.bound)
+            else:
+                codes = video.flow_codes(direction, i)
+            write(frame_name(x_kind, i, config.image_format), _encode(codes[..., 0], config))
+            write(frame_name(y_kind, i, config.image_format), _encode(codes[..., 1], config))
+    return files, size
+
+
+def _encode(image: np.ndarray, config: ExportConfig) -> bytes:
+    ok, buf = cv2.imencode("." + config.image_format, np.ascontiguousarray(image), config.encode_params())
+    if not ok:
+        raise RawframesError(f"OpenCV could not encode a {image.shape} image as {config.image_format}")
+    return buf.tobytes()
+
+
+def write_annotation_lists(out_dir: Path, prefix: str, entries: list[IndexEntry]) -> list[Path]:
+    """mmaction2 lists `frame_dir total_frames label`, one per (split column, train|test).
+
+    total_frames is the number of flow fields (T-1): one list then serves both streams, since
+    an RGB model that never samples the last frame loses nothing, while a flow model given T
+    would ask for flow_x_T, which does not exist.
+    """
+    columns = sorted({name for e in entries for name in e.splits})
+    groups: dict[str, list[str]] = {}
+    for e in entries:
+        line = annotation_line(e.video_id, e.num_frames - 1, e.label)
+        if not columns:
+            groups.setdefault(annotation_list_name(prefix, None, ""), []).append(line)
+        for column in columns:
+            part = e.splits.get(column, "unused")
+            if part in ("train", "test"):
+                groups.setdefault(annotation_list_name(prefix, column, part), []).append(line)
+    paths = []
+    for name, lines in sorted(groups.items()):
+        path = out_dir / name
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        tmp.replace(path)
+        paths.append(path)
+    return paths
+
+
+def _default_prefix(extraction_dir: Path) -> str:
+    name = extraction_dir.resolve().name
+    cleaned = "".join("_" if c.isspace() else c for c in name)
+    return cleaned or "flowprep"

@@ -1,0 +1,370 @@
+"""`flowprep import-rawframes`: an existing denseflow/mmaction2 rawframes tree packed into shards.
+
+No flow is recomputed: the quantised flow images become the shards' flow codes as they are, so
+the result is an ordinary extraction folder (shards, index.json, failures.jsonl, config.json)
+that `train` reads like any other. What the tree cannot tell is stated in an `ImportConfig`,
+stored in every shard (the `extract_config` attribute, marked `"origin": "rawframes"`) and in
+config.json under "import":
+- the bound the flow images were quantised with (denseflow's default, 20 px, unless told);
+- whether their mean vectors were subtracted (denseflow: no; flowprep export: yes by default);
+  the subtracted means themselves are unknown and stored as zeros;
+- backward flow: read from backward_flow_{x,y}_NNNNN files (written by `flowprep
+  export-rawframes`), or, for denseflow trees that have none, approximated from the forward
+  field (`negate`, see `approximate_backward`).
+
+Resume works as for `flowprep extract`: staged videos are packed once, finished ones skipped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from joblib import delayed
+
+from flowprep.extract.config import DEFAULT_FLOW_CODEC, DEFAULT_RGB_CODEC, check_run_options, worker_count
+from flowprep.extract.progress import format_duration
+from flowprep.extract.shard_writer import StagedVideo
+from flowprep.extract.staged_run import clear_output, open_staging, output_lock, run_staged
+from flowprep.extract.video_job import VideoOutcome
+from flowprep.format.codecs import CodecError, parse_codec
+from flowprep.format.folder import CONFIG_FILE, Failure, write_text_atomic
+from flowprep.format.quantize import DEFAULT_BOUND, LEVELS, dequantize
+from flowprep.format.shards import FORMAT_VERSION, VideoAttrs
+from flowprep.manifests.manifest import ManifestEntry, read_manifest, validate_video_id
+from flowprep.rawframes.layout import (
+    BACKWARD_X,
+    BACKWARD_Y,
+    FLOW_X,
+    FLOW_Y,
+    IMG,
+    FrameFiles,
+    RawframesError,
+    is_frame_dir,
+    scan_frame_dir,
+)
+
+log = logging.getLogger("flowprep")
+
+ORIGIN = "rawframes"
+BACKWARD_MODES = ("files", "negate")
+IMPORT_KEY = "import"  # config.json key of an imported folder ("extract" for an extraction)
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    """What imported shards contain and what was assumed about the tree; stored with them."""
+
+    origin: str = ORIGIN
+    bound: float = DEFAULT_BOUND
+    # one of BACKWARD_MODES; None: chosen from the tree when the run starts ('files' if its
+    # folders hold backward_flow_* images, else 'negate'), so a stored config is always resolved
+    backward_flow: str | None = None
+    mean_subtracted: bool = False
+    fps: float | None = None  # the frame rate of the frames, when the user knows it
+    rgb_codec: str = DEFAULT_RGB_CODEC
+    flow_codec: str = DEFAULT_FLOW_CODEC
+
+    def __post_init__(self) -> None:
+        if self.origin != ORIGIN:
+            raise ValueError(f"origin must be {ORIGIN!r}, got {self.origin!r}")
+        if not self.bound > 0:
+            raise ValueError(f"bound must be positive, got {self.bound!r}")
+        if self.backward_flow is not None and self.backward_flow not in BACKWARD_MODES:
+            raise ValueError(f"backward flow must be one of {', '.join(BACKWARD_MODES)}, got {self.backward_flow!r}")
+        if self.fps is not None and not self.fps > 0:
+            raise ValueError(f"fps must be positive, got {self.fps!r}")
+        object.__setattr__(self, "rgb_codec", str(parse_codec(self.rgb_codec)))
+        object.__setattr__(self, "flow_codec", str(parse_codec(self.flow_codec)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ImportConfig":
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown import config keys: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ImportRun:
+    """One `flowprep import-rawframes` invocation."""
+
+    root: Path  # the rawframes tree
+    out_dir: Path
+    config: ImportConfig = field(default_factory=ImportConfig)
+    manifest: Path | None = None  # labels and splits; None: class folders of the tree
+    workers: int = 0  # 0 = all cores
+    shard_size_mb: float = 1024.0
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        check_run_options(self.workers, self.shard_size_mb)
+
+    @property
+    def n_workers(self) -> int:
+        return worker_count(self.workers)
+
+
+@dataclass(frozen=True)
+class ImportSource:
+    entry: ManifestEntry  # path: the frame folder relative to the tree's root
+    frame_dir: Path | None  # None: no folder found for this manifest row
+
+
+@dataclass
+class ImportSummary:
+    total: int = 0
+    skipped: int = 0
+    imported: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    frames: int = 0
+    seconds: float = 0.0
+    shards: int = 0
+    bytes_on_disk: int = 0
+    config: ImportConfig = field(default_factory=ImportConfig)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def lines(self) -> list[str]:
+        c = self.config
+        backward = ("read from backward_flow_* files" if c.backward_flow == "files"
+                    else "approximated from the forward flow (no backward files)")
+        return [
+            f"videos: {self.total} found, {self.imported} imported now, {self.skipped} already done, "
+            f"{len(self.failures)} failed",
+            f"frames: {self.frames} in {format_duration(self.seconds)}",
+            f"assumed: flow quantised with bound {c.bound:g} px, mean {'' if c.mean_subtracted else 'not '}subtracted; "
+            f"backward flow {backward}",
+            f"output: {self.shards} shard(s), {self.bytes_on_disk / 1e6:.1f} MB",
+        ]
+
+
+# --- finding the videos -------------------------------------------------------------------------
+def sources_from_manifest(entries: list[ManifestEntry], root: Path) -> list[ImportSource]:
+    """Frame folder of each manifest row: its path without the video extension (mmaction2's
+    class/video layout, so the shipped UCF101/HMDB51 manifests work as they are), the path
+    itself, or root/<video_id> (a flat tree), whichever is a folder."""
+    sources = []
+    for e in entries:
+        path = Path(e.path)
+        candidates = dict.fromkeys([root / path.with_suffix(""), root / path, root / e.video_id])
+        found = next((c for c in candidates if c.is_dir()), None)
+        sources.append(ImportSource(e, found))
+    return sources
+
+
+def sources_from_tree(root: Path) -> list[ImportSource]:
+    """Every frame folder of a tree: root/<video>/ (label 0) or root/<class>/<video>/ (labels
+    0-based in sorted class order), the two layouts denseflow and mmaction2 write."""
+    if not root.is_dir():
+        raise RawframesError(f"rawframes tree {root} is not a folder")
+    flat = sorted(p for p in root.iterdir() if p.is_dir() and is_frame_dir(p))
+    nested = sorted(p for c in root.iterdir() if c.is_dir() and not is_frame_dir(c)
+                    for p in c.iterdir() if p.is_dir() and is_frame_dir(p))
+    if flat and nested:
+        raise RawframesError(f"{root} mixes video folders ({flat[0].name}) and class folders ({nested[0].parent.name}); "
+                             "give --manifest to say which is which")
+    if not flat and not nested:
+        raise RawframesError(f"no frame folders (holding img_00001.jpg, flow_x_00001.jpg...) in {root} or its subfolders")
+    label_of = {name: i for i, name in enumerate(sorted({p.parent.name for p in nested}))}
+    sources, seen = [], {}
+    for p in flat or nested:
+        problem = validate_video_id(p.name)
+        if problem:
+            raise RawframesError(f"{p}: {problem}")
+        if p.name in seen:
+            raise RawframesError(f"video folder name {p.name!r} is in both {seen[p.name]} and {p.parent}; "
+                                 "video ids must be unique: give --manifest with distinct ids")
+        seen[p.name] = p.parent
+        label, name = (label_of[p.parent.name], p.parent.name) if nested else (0, "")
+        entry = ManifestEntry(p.name, p.relative_to(root).as_posix(), label, name or str(label))
+        sources.append(ImportSource(entry, p))
+    return sources
+
+
+def has_backward_files(folder: Path) -> bool:
+    # a glob, not scan_frame_dir: a damaged folder is one video's failure, not the run's
+    return any(folder.glob(f"{BACKWARD_X}_*"))
+
+
+# --- one video ----------------------------------------------------------------------------------
+def approximate_backward(forward_codes: np.ndarray, bound: float) -> np.ndarray:
+    """Backward flow codes approximated from forward ones: B(p) = -F(p - F(p)).
+
+    A pixel p of frame t+1 came from about p - F(p) in frame t, and moves back by minus the
+    forward flow there. Exact for motion that is uniform over its own displacement; wrong in a
+    band as wide as the motion at occlusion boundaries. Sampling is nearest-neighbour on the
+    codes and negation is 255 - code, so no value is re-quantised.
+    """
+    flow = dequantize(forward_codes, bound)
+    h, w = forward_codes.shape[:2]
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    sampled = cv2.remap(forward_codes, xs - flow[..., 0], ys - flow[..., 1], cv2.INTER_NEAREST,
+                        borderMode=cv2.BORDER_REPLICATE)
+    return (LEVELS - sampled).astype(np.uint8)
+
+
+def check_counts(files: FrameFiles, backward: str, where: Path) -> int:
+    """Number of frames T; raise unless there are T-1 fields of every flow image kind needed."""
+    frames = files.count(IMG)
+    if frames < 2:
+        raise RawframesError(f"{where}: {frames} img_ frame(s); at least 2 are needed")
+    kinds = (FLOW_X, FLOW_Y) + ((BACKWARD_X, BACKWARD_Y) if backward == "files" else ())
+    for kind in kinds:
+        if files.count(kind) != frames - 1:
+            hint = ("; use --backward negate to approximate backward flow from the forward flow"
+                    if kind in (BACKWARD_X, BACKWARD_Y) and files.count(kind) == 0 else "")
+            raise RawframesError(f"{where}: {files.count(kind)} {kind} images for {frames} img frames; "
+                                 f"expected {frames - 1} (one per frame pair){hint}")
+    return frames
+
+
+def _read(path: Path, color: bool, size: tuple[int, int] | None) -> np.ndarray:
+    image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise RawframesError(f"{path}: does not decode as an image")
+    if size is not None and (image.shape[1], image.shape[0]) != size:
+        raise RawframesError(f"{path}: {image.shape[1]}x{image.shape[0]}, but the video's frames are {size[0]}x{size[1]}")
+    return image
+
+
+def import_video(source: ImportSource, config_json: str, staging_dir: Path) -> VideoOutcome:
+    """Pack one frame folder into a staging file; never raises for bad input, returns the reason."""
+    cv2.setNumThreads(1)  # one core per worker: parallelism comes from processes
+    started = time.perf_counter()
+    entry, folder = source.entry, source.frame_dir
+    if folder is None:
+        return VideoOutcome(entry.video_id, entry.path, None, f"no frame folder for {entry.path!r} under the tree's root")
+    try:
+        return _import(entry, folder, ImportConfig.from_dict(json.loads(config_json)), config_json, staging_dir, started)
+    except (RawframesError, CodecError) as exc:
+        reason = str(exc)
+    except OSError as exc:
+        reason = f"I/O error: {exc}"
+    return VideoOutcome(entry.video_id, str(folder), None, reason, seconds=time.perf_counter() - started)
+
+
+def _import(entry: ManifestEntry, folder: Path, config: ImportConfig, config_json: str, staging_dir: Path,
+            started: float) -> VideoOutcome:
+    files = scan_frame_dir(folder)
+    frames = check_counts(files, config.backward_flow, folder)
+    first = _read(folder / files.names(IMG)[0], color=True, size=None)
+    size = (first.shape[1], first.shape[0])
+    no_mean = np.zeros(2, np.float32)  # the means subtracted before quantisation, if any, are unknown
+    with StagedVideo(staging_dir, entry.video_id, size[0], size[1], parse_codec(config.rgb_codec),
+                     parse_codec(config.flow_codec), config.bound, config_json) as staged:
+        for name in files.names(IMG):
+            staged.add_frame(_read(folder / name, color=True, size=size))
+        for i in range(frames - 1):
+            forward = _read_field(folder, files, FLOW_X, FLOW_Y, i, size)
+            staged.add_flow("forward", forward, no_mean)
+            if config.backward_flow == "files":
+                backward = _read_field(folder, files, BACKWARD_X, BACKWARD_Y, i, size)
+            else:
+                backward = approximate_backward(forward, config.bound)
+            staged.add_flow("backward", backward, no_mean)
+        fps = config.fps or 0.0  # 0.0: unknown, as decode.py records a missing frame rate
+        attrs = VideoAttrs(
+            label=entry.label, label_name=entry.label_name, splits=json.dumps(entry.splits_dict, sort_keys=True),
+            source_path=entry.path,
+            # the tree holds no trace of the original video: its size is the frames' size
+            source_width=size[0], source_height=size[1],
+            fps_source=fps, fps_sampled=fps, width=size[0], height=size[1], num_frames=staged.frames,
+            mean_subtracted=config.mean_subtracted,
+        )
+        path = staged.commit(attrs)
+    return VideoOutcome(entry.video_id, str(folder), path, None, staged.frames, staged.pairs, 0.0,
+                        time.perf_counter() - started)
+
+
+def _read_field(folder: Path, files: FrameFiles, x_kind: str, y_kind: str, index: int,
+                size: tuple[int, int]) -> np.ndarray:
+    x = _read(folder / files.names(x_kind)[index], color=False, size=size)
+    y = _read(folder / files.names(y_kind)[index], color=False, size=size)
+    return np.stack([x, y], axis=-1)
+
+
+# --- the whole tree -----------------------------------------------------------------------------
+def resolve_backward(sources: list[ImportSource]) -> str:
+    """'files' when the tree has backward flow files (judged by its first folder), else 'negate'."""
+    first = next((s.frame_dir for s in sources if s.frame_dir is not None), None)
+    return "files" if first is not None and has_backward_files(first) else "negate"
+
+
+def prepare_output(out_dir: Path, config: ImportConfig, overwrite: bool) -> None:
+    """Create the folder, or check that an earlier import into it used the same config."""
+    config_path = out_dir / CONFIG_FILE
+    if config_path.exists() and not overwrite:
+        try:
+            stored = json.loads(config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RawframesError(f"{config_path} is unreadable ({exc}); pass --overwrite to start this folder afresh") from None
+        if stored.get("format_version") != FORMAT_VERSION:
+            raise RawframesError(f"{out_dir} holds shard format version {stored.get('format_version')!r}, this flowprep "
+                                 f"writes {FORMAT_VERSION}; pass --overwrite to start afresh, or choose another --out")
+        if IMPORT_KEY not in stored:
+            raise RawframesError(f"{out_dir} holds an extraction made by `flowprep extract`; choose another --out, "
+                                 f"or --overwrite to discard it")
+        try:
+            previous = ImportConfig.from_dict(stored[IMPORT_KEY])
+        except (ValueError, TypeError) as exc:
+            raise RawframesError(f"{config_path} is unreadable ({exc}); pass --overwrite to start afresh") from None
+        if previous != config:
+            old, new = previous.to_dict(), config.to_dict()
+            diff = "; ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in new if old[k] != new[k])
+            raise RawframesError(f"{out_dir} was imported with different settings ({diff}); use the same options "
+                                 f"to resume, another --out, or --overwrite to discard it")
+    if overwrite and out_dir.exists():
+        clear_output(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(config_path, json.dumps({"format_version": FORMAT_VERSION, IMPORT_KEY: config.to_dict()}, indent=1))
+
+
+def find_sources(run: ImportRun) -> list[ImportSource]:
+    if run.manifest is not None:
+        if not run.root.is_dir():
+            raise RawframesError(f"rawframes tree {run.root} is not a folder")
+        return sources_from_manifest(read_manifest(run.manifest), run.root)
+    return sources_from_tree(run.root)
+
+
+def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportSummary:
+    """Pack every frame folder of the tree that is not yet in the output's shards."""
+    started = time.perf_counter()
+    sources = find_sources(run)
+    config = run.config
+    if config.backward_flow is None:
+        config = replace(config, backward_flow=resolve_backward(sources))
+    config_json = config.to_json()
+    out_dir = run.out_dir
+    with output_lock(out_dir, RawframesError):  # the whole run: a second one into this folder is refused
+        prepare_output(out_dir, config, run.overwrite)
+        staging = open_staging(out_dir)
+        todo = [s for s in sources if not staging.done(s.entry.video_id)]
+        summary = ImportSummary(total=len(sources), config=config, skipped=len(sources) - len(todo))
+        log.info("import config: %s", config_json)
+        log.info("%d videos in %s: %d already done, %d to import", len(sources), run.root, summary.skipped, len(todo))
+
+        def count(outcome: VideoOutcome) -> None:
+            summary.imported += 1
+            summary.frames += outcome.frames
+
+        jobs = [delayed(import_video)(s, config_json, staging.dir) for s in todo]
+        result = run_staged(staging, jobs, run.n_workers, config_json, run.shard_size_mb * 1e6, count, interactive)
+        summary.failures = result.failures
+        summary.shards, summary.bytes_on_disk = result.shards, result.bytes_on_disk
+        summary.seconds = time.perf_counter() - started
+        return summary

@@ -1,0 +1,100 @@
+"""`flowprep show`: a video's RGB frames beside their forward and backward flow, in the Middlebury
+colour coding with its legend (flow_viz.py), as a PNG grid or an animated GIF.
+
+One normalising magnitude serves every panel of a picture (the largest magnitude shown, unless
+given), so colours compare across frames and directions; the legend states it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from flowprep.format.shards import open_shard, video_reader
+from flowprep.tools.flow_viz import compose, frame_row, legend_size, wheel_legend
+from flowprep.tools.inspection import find_video
+
+FORMATS = (".png", ".gif")
+
+
+class ShowError(ValueError):
+    """A request `show` cannot draw (a frame out of range); str() names it."""
+
+
+@dataclass(frozen=True)
+class ShowConfig:
+    path: Path  # extraction folder or shard
+    video_id: str
+    out: Path  # .png: a grid of `num_frames` rows; .gif: one frame per pair
+    frames: tuple[int, ...] | None = None  # explicit frame indices (each t shows flow t -> t+1)
+    num_frames: int = 4  # evenly spaced rows of a PNG when `frames` is None
+    max_frames: int = 100  # GIF length limit
+    max_flow: float | None = None  # normalising magnitude in px; None: the largest shown
+    restore_mean: bool = False  # show flow with its subtracted mean vector added back
+    gif_fps: float = 8.0
+
+    def __post_init__(self) -> None:
+        if self.out.suffix.lower() not in FORMATS:
+            raise ValueError(f"output must end in {' or '.join(FORMATS)}, got {self.out.name!r}")
+        for name in ("num_frames", "max_frames"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name.replace('_', ' ')} must be a positive integer, got {value!r}")
+        if self.max_flow is not None and not self.max_flow > 0:
+            raise ValueError(f"max flow must be positive, got {self.max_flow!r}")
+        if not self.gif_fps > 0:
+            raise ValueError(f"GIF fps must be positive, got {self.gif_fps!r}")
+
+    @property
+    def gif(self) -> bool:
+        return self.out.suffix.lower() == ".gif"
+
+
+def pick_frames(num_pairs: int, config: ShowConfig) -> list[int]:
+    """Indices t (0 <= t < T-1) to show: the given ones, every pair for a GIF, or evenly spaced."""
+    if config.frames is not None:
+        bad = [t for t in config.frames if not 0 <= t < num_pairs]
+        if bad:
+            raise ShowError(f"frame {bad[0]} is out of range: the video has flow for frames 0..{num_pairs - 1}")
+        return list(config.frames)
+    if config.gif:
+        return list(range(min(num_pairs, config.max_frames)))
+    count = min(num_pairs, config.num_frames)
+    return sorted({int(round(x)) for x in np.linspace(0, num_pairs - 1, count)})
+
+
+def render(config: ShowConfig) -> tuple[list[np.ndarray], list[int]]:
+    """The picture (one image) or the GIF's frames, RGB uint8, and the frame indices drawn."""
+    shard = find_video(config.path, config.video_id)
+    with open_shard(shard) as f:
+        video = video_reader(f, config.video_id)
+        indices = pick_frames(video.num_frames - 1, config)
+        panels = [(t, video.rgb(t), video.flow("forward", t, config.restore_mean),
+                   video.flow("backward", t, config.restore_mean)) for t in indices]
+    peak = max(float(np.hypot(fl[..., 0], fl[..., 1]).max()) for _, _, fw, bw in panels for fl in (fw, bw))
+    max_flow = config.max_flow or (peak if peak > 0 else 1.0)
+    legend = wheel_legend(legend_size(panels[0][1].shape[0]), max_flow)
+    rows = [frame_row(t, rgb, fw, bw, max_flow) for t, rgb, fw, bw in panels]
+    if config.gif:
+        return [compose([row], legend) for row in rows], indices
+    return [compose(rows, legend)], indices
+
+
+def write_picture(images: list[np.ndarray], out: Path, gif_fps: float) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".png":
+        if not cv2.imwrite(str(out), cv2.cvtColor(images[0], cv2.COLOR_RGB2BGR)):
+            raise OSError(f"cannot write {out}")
+        return
+    from PIL import Image  # Pillow comes with matplotlib; only GIFs need it
+    frames = [Image.fromarray(image) for image in images]
+    frames[0].save(out, save_all=True, append_images=frames[1:], duration=int(round(1000 / gif_fps)), loop=0)
+
+
+def show(config: ShowConfig) -> list[int]:
+    """Render and write; return the frame indices drawn."""
+    images, indices = render(config)
+    write_picture(images, config.out, config.gif_fps)
+    return indices

@@ -1,0 +1,240 @@
+"""`flowprep verify`: is an extraction folder (or one shard) whole?
+
+Checks, each problem reported with its file and video:
+- every shard opens and has this flowprep's format version (open_shard names both versions);
+- the stored config parses; config.json and index.json are readable and of this version;
+- every video has its attributes and datasets, with T RGB frames and T-1 flow fields and mean
+  vectors a direction, stored at the declared size;
+- the index and the shards agree (no video missing from either, none in two shards);
+- unless quick: every RGB frame and flow field decodes to the declared size.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from flowprep.extract.config import ExtractConfig
+from flowprep.extract.shard_writer import PART_SUFFIX, shard_paths
+from flowprep.extract.staged_run import STAGING_DIR
+from flowprep.format.codecs import CodecError
+from flowprep.format.folder import CONFIG_FILE, INDEX_FILE, read_index
+from flowprep.format.shards import (
+    ATTR_BOUND,
+    FLOW_DIRECTIONS,
+    FORMAT_VERSION,
+    MEAN_SUFFIX,
+    RGB,
+    VIDEOS_GROUP,
+    ShardFormatError,
+    VideoAttrs,
+    VideoReader,
+    item_count,
+    item_shape,
+    open_shard,
+    stored_extract_config,
+)
+from flowprep.rawframes.importer import IMPORT_KEY, ORIGIN, ImportConfig
+
+# what h5py and our readers raise for damaged content (a missing object is a KeyError)
+DAMAGE = (ShardFormatError, CodecError, OSError, KeyError, ValueError, TypeError)
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    video: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}{f' video {self.video!r}' if self.video else ''}: {self.message}"
+
+
+@dataclass
+class VerifyReport:
+    shards: int = 0
+    videos: int = 0
+    frames_decoded: int = 0  # RGB frames and flow fields
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # not wrong, but worth knowing
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "shards": self.shards, "videos": self.videos, "frames_decoded": self.frames_decoded,
+                "problems": [{"file": p.file, "video": p.video, "message": p.message} for p in self.problems],
+                "notes": self.notes}
+
+
+def parse_stored_config(text: str) -> ExtractConfig | ImportConfig:
+    """The config a shard was made with: an ExtractConfig, or an ImportConfig for imported frames."""
+    data = json.loads(text)
+    if isinstance(data, dict) and data.get("origin") == ORIGIN:
+        return ImportConfig.from_dict(data)
+    return ExtractConfig.from_dict(data)
+
+
+def check_video(group: h5py.Group, decode: bool) -> tuple[list[str], int]:
+    """Problems of one video group (messages), and how many images were decoded."""
+    missing = [f"attribute {a.name!r}" for a in fields(VideoAttrs) if a.name not in group.attrs]
+    missing += [f"dataset {name!r}" for name in (RGB, *FLOW_DIRECTIONS.values()) if name not in group]
+    if missing:
+        return [f"lacks {', '.join(missing)}"], 0
+    try:
+        video = VideoReader(group)
+    except DAMAGE as exc:
+        return [f"unreadable: {exc}"], 0
+    problems = []
+    t, h, w = video.num_frames, video.attrs.height, video.attrs.width
+    if t < 2:
+        problems.append(f"num_frames is {t}; a video has at least 2")
+    expected = {RGB: t, **{name: t - 1 for name in FLOW_DIRECTIONS.values()},
+                **{name + MEAN_SUFFIX: t - 1 for name in FLOW_DIRECTIONS.values()}}
+    for name, n in expected.items():
+        if name not in group:
+            problems.append(f"lacks dataset {name!r}")
+            continue
+        count = group[name].shape[0] if name.endswith(MEAN_SUFFIX) else item_count(group, name)
+        if count != n:
+            problems.append(f"{name} holds {count} entries, expected {n} for {t} frames (incomplete)")
+    for name in FLOW_DIRECTIONS.values():
+        if name + MEAN_SUFFIX in group and group[name + MEAN_SUFFIX].shape[1:] != (2,):
+            problems.append(f"{name + MEAN_SUFFIX} has shape {group[name + MEAN_SUFFIX].shape}, expected (T-1, 2)")
+        bound = group[name].attrs.get(ATTR_BOUND)
+        if bound is None or not np.isfinite(bound) or not bound > 0:
+            problems.append(f"{name} has bound {bound!r}; expected a positive number")
+    for name, codec in ((RGB, video.rgb_codec), *((n, video.flow_codec) for n in FLOW_DIRECTIONS.values())):
+        if not codec.encoded and group[name].shape[1:] != item_shape(name, h, w):
+            problems.append(f"{name} stores {group[name].shape[1:]} arrays, expected {item_shape(name, h, w)}")
+    if problems or not decode:
+        return problems, 0
+    decoded = 0
+    readers = [(RGB, t, video.rgb, (h, w, 3))] + [
+        (FLOW_DIRECTIONS[d], t - 1, lambda i, d=d: video.flow_codes(d, i), (h, w, 2)) for d in FLOW_DIRECTIONS]
+    for name, count, read, shape in readers:
+        bad = []
+        for i in range(count):
+            try:
+                image = read(i)
+                if image.shape != shape:
+                    raise ValueError(f"decodes to {image.shape}, expected {shape}")
+                decoded += 1
+            except DAMAGE as exc:
+                bad.append((i, str(exc)))
+        if bad:
+            i, why = bad[0]
+            more = f" ({len(bad)} of {count} bad)" if len(bad) > 1 else ""
+            problems.append(f"{name}[{i}] does not decode: {why}{more}")
+    return problems, decoded
+
+
+def verify_shard(path: Path, decode: bool, report: VerifyReport) -> dict[str, int] | None:
+    """Check one shard into `report`; return {video id: num_frames} of its videos (None if unopenable)."""
+    try:
+        f = open_shard(path)
+    except ShardFormatError as exc:
+        report.problems.append(Problem(str(path), None, str(exc).removeprefix(f"{path}: ")))
+        return None
+    report.shards += 1
+    found = {}
+    with f:
+        try:
+            parse_stored_config(stored_extract_config(f))
+        except (KeyError, ValueError, TypeError) as exc:
+            report.problems.append(Problem(str(path), None, f"stored extraction config does not parse: {exc}"))
+        try:
+            names = list(f[VIDEOS_GROUP])
+        except DAMAGE as exc:
+            report.problems.append(Problem(str(path), None, f"cannot list videos: {exc}"))
+            return found
+        for video_id in names:
+            report.videos += 1
+            try:
+                problems, decoded = check_video(f[VIDEOS_GROUP][video_id], decode)
+            except DAMAGE as exc:  # damage below what check_video reads defensively
+                problems, decoded = [f"unreadable: {exc}"], 0
+            report.frames_decoded += decoded
+            report.problems += [Problem(str(path), video_id, m) for m in problems]
+            try:
+                found[video_id] = int(f[VIDEOS_GROUP][video_id].attrs["num_frames"])
+            except DAMAGE:
+                found[video_id] = -1
+    return found
+
+
+def verify_folder(folder: Path, decode: bool, report: VerifyReport) -> None:
+    config_path = folder / CONFIG_FILE
+    try:
+        stored = json.loads(config_path.read_text(encoding="utf-8"))
+        if stored.get("format_version") != FORMAT_VERSION:
+            report.problems.append(Problem(str(config_path), None, f"format version {stored.get('format_version')!r}, "
+                                                                   f"this flowprep reads {FORMAT_VERSION}"))
+        elif IMPORT_KEY in stored:
+            ImportConfig.from_dict(stored[IMPORT_KEY])
+        else:
+            ExtractConfig.from_dict(stored["extract"])
+    except FileNotFoundError:
+        report.problems.append(Problem(str(config_path), None, "missing"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        report.problems.append(Problem(str(config_path), None, f"unreadable: {exc}"))
+    try:
+        index = read_index(folder)
+    except ShardFormatError as exc:
+        report.problems.append(Problem(str(folder / INDEX_FILE), None, str(exc).split(": ", 1)[-1]))
+        index = None
+    except (KeyError, TypeError, AttributeError) as exc:
+        report.problems.append(Problem(str(folder / INDEX_FILE), None, f"malformed: {exc}"))
+        index = None
+
+    in_shards: dict[str, tuple[str, int]] = {}
+    unopened = set()
+    for shard in shard_paths(folder):
+        found = verify_shard(shard, decode, report)
+        if found is None:
+            unopened.add(shard.name)
+            continue
+        for video_id, frames in found.items():
+            if video_id in in_shards:
+                report.problems.append(Problem(str(shard), video_id, f"also in {in_shards[video_id][0]}"))
+            in_shards[video_id] = (shard.name, frames)
+    if index is not None:
+        for video_id, entry in index.items():
+            where = str(folder / entry.shard)
+            if entry.shard in unopened:
+                continue  # already reported: the shard itself is broken
+            if video_id not in in_shards:
+                report.problems.append(Problem(where, video_id, "listed in the index but in no shard"))
+            elif in_shards[video_id][0] != entry.shard:
+                report.problems.append(Problem(where, video_id, f"the index says {entry.shard}, "
+                                                                f"but it is in {in_shards[video_id][0]}"))
+            elif in_shards[video_id][1] != entry.num_frames:
+                report.problems.append(Problem(where, video_id, f"the index says {entry.num_frames} frames, "
+                                                                f"the shard {in_shards[video_id][1]}"))
+        for video_id, (shard_name, _) in sorted(in_shards.items()):
+            if video_id not in index:
+                report.problems.append(Problem(str(folder / shard_name), video_id,
+                                               "in a shard but not in the index (stale index: re-run the same "
+                                               "extract command to rebuild it)"))
+    leftovers = sorted(p.name for p in folder.glob(f"*{PART_SUFFIX}"))
+    staged = sorted((folder / STAGING_DIR).glob("*")) if (folder / STAGING_DIR).is_dir() else []
+    if leftovers or staged:
+        report.notes.append(f"an interrupted run left {len(leftovers)} partial shard(s) and {len(staged)} staged "
+                            "video file(s); re-running the same command finishes it")
+
+
+def verify_path(path: str | Path, quick: bool = False) -> VerifyReport:
+    """Verify an extraction folder or one shard file; quick skips decoding every frame."""
+    path = Path(path)
+    if not path.exists():
+        raise ShardFormatError(f"{path}: no such extraction folder or shard")
+    report = VerifyReport()
+    if path.is_dir():
+        verify_folder(path, decode=not quick, report=report)
+    else:
+        verify_shard(path, decode=not quick, report=report)
+    return report

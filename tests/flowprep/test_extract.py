@@ -1,0 +1,204 @@
+"""End to end: synthetic videos with known motion and every kind of bad input, through
+`flowprep extract`, into shards that are read back."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flowprep.extract.config import ExtractConfig, ExtractRun
+from flowprep.extract.run import ExtractError, run_extract
+from flowprep.extract.shard_writer import shard_paths
+from flowprep.format.folder import read_failures, read_index
+from flowprep.format.shards import open_shard, video_reader
+from tests.support.videos import moving_square_frames, square_box, write_video
+
+MOTIONS = {"right": (2, 0), "down": (0, 2), "left": (-3, 0)}
+FRAMES = 10
+
+
+def flowprep(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flowprep", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """Three good videos (known motion) and one of each kind of bad input, with a manifest."""
+    root = tmp_path_factory.mktemp("videos")
+    rows = ["video_id,path,label,label_name,split1"]
+    for label, (name, velocity) in enumerate(MOTIONS.items()):
+        write_video(root / f"{name}.avi", moving_square_frames(FRAMES, velocity=velocity))
+        rows.append(f"{name},{name}.avi,{label},{name},{'train' if label < 2 else 'test'}")
+    long = write_video(root / "long.avi", moving_square_frames(60, velocity=(0, 0)), fourcc="MJPG")
+    (root / "truncated.avi").write_bytes(long.read_bytes()[: long.stat().st_size // 2])
+    (root / "empty.avi").write_bytes(b"")
+    (root / "notes.avi").write_text("this is not a video\n" * 50)
+    write_video(root / "single.avi", moving_square_frames(1))
+    for name in ("missing", "truncated", "empty", "notes", "single"):
+        rows.append(f"{name},{name}.avi,0,right,train")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def extract_args(dataset: Path, out: Path, *extra: str) -> list[str]:
+    return ["extract", "--manifest", str(dataset / "manifest.csv"), "--out", str(out), "--flow", "farneback",
+            "--size", "128x96", "--workers", "2", *extra]
+
+
+@pytest.fixture(scope="module")
+def extracted(dataset, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("out") / "extraction"
+    return out, flowprep(*extract_args(dataset, out))
+
+
+def test_some_failures_give_exit_status_3_and_a_summary(extracted):
+    out, result = extracted
+    assert result.returncode == 3, result.stderr
+    assert "3 extracted now, 0 already done, 5 failed" in result.stdout
+    assert "failures.jsonl" in result.stdout
+
+
+def test_every_bad_input_has_a_one_line_reason(extracted):
+    out, _ = extracted
+    reasons = {f.video_id: f.reason for f in read_failures(out)}
+    assert set(reasons) == {"missing", "truncated", "empty", "notes", "single"}
+    assert reasons["missing"].startswith("file not found")
+    assert reasons["empty"].startswith("empty file")
+    assert reasons["truncated"].startswith("truncated")
+    assert reasons["notes"].startswith("not a readable video")
+    assert reasons["single"].startswith("too short: 1 frame(s)")
+    assert all("\n" not in r for r in reasons.values())
+
+
+def test_shards_hold_frames_and_flow_with_the_right_sign_and_size(extracted, dataset):
+    out, _ = extracted
+    index = read_index(out)
+    assert set(index) == set(MOTIONS)
+    for name, velocity in MOTIONS.items():
+        entry = index[name]
+        assert entry.num_frames == FRAMES and entry.label_name == name
+        assert entry.splits == {"split1": "train" if entry.label < 2 else "test"}
+        with open_shard(out / entry.shard) as f:
+            video = video_reader(f, name)
+            assert video.attrs.width == 128 and video.attrs.height == 96
+            assert video.attrs.fps_source == pytest.approx(25.0)
+            assert f[f"videos/{name}/rgb_offsets"].shape == (FRAMES + 1,)  # jpeg: FRAMES image files
+            assert f[f"videos/{name}/flow_forward_offsets"].shape == (FRAMES - 1 + 1,)
+            source = moving_square_frames(FRAMES, velocity=velocity)
+            rgb = video.rgb(3)
+            assert rgb.shape == (96, 128, 3) and np.abs(rgb.astype(int) - source[3][..., ::-1]).mean() < 2
+            for t in (0, FRAMES - 2):
+                rows, cols = square_box(t, velocity=velocity)
+                forward = video.flow("forward", t, restore_mean=True)[rows, cols]
+                np.testing.assert_allclose(np.median(forward.reshape(-1, 2), 0), velocity, atol=0.5)
+                rows, cols = square_box(t + 1, velocity=velocity)
+                backward = video.flow("backward", t, restore_mean=True)[rows, cols]
+                np.testing.assert_allclose(np.median(backward.reshape(-1, 2), 0), [-v for v in velocity], atol=0.5)
+            # mean subtraction took the (small) camera-free mean out and stored it
+            means = video.flow_means("forward")
+            assert means.shape == (FRAMES - 1, 2) and np.abs(means).max() < 1.0
+
+
+def test_rerun_resumes_skipping_done_videos_and_retrying_failures(extracted, dataset):
+    out, _ = extracted
+    before = sorted(p.name for p in shard_paths(out))
+    result = flowprep(*extract_args(dataset, out))
+    assert result.returncode == 3
+    assert "0 extracted now, 3 already done, 5 failed" in result.stdout
+    assert sorted(p.name for p in shard_paths(out)) == before  # nothing rewritten, nothing duplicated
+
+
+def test_a_different_config_is_refused_unless_overwriting(extracted, dataset):
+    out, _ = extracted
+    result = flowprep(*extract_args(dataset, out, "--bound", "10"))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "different config (bound: 20.0 -> 10.0)" in result.stderr and "--overwrite" in result.stderr
+    result = flowprep(*extract_args(dataset, out, "--bound", "10", "--overwrite"))
+    assert result.returncode == 3 and "3 extracted now" in result.stdout
+    assert json.loads((out / "config.json").read_text())["extract"]["bound"] == 10.0
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--flow", "raft"], "Invalid value for '--flow': 'raft' is not one of 'tvl1', 'farneback', 'dis'"),
+    (["--flow-param", "nscales=x"], "nscales must be int, got 'x'"),
+    (["--flow", "farneback", "--flow-param", "speed=3"], "unknown parameter 'speed' for flow method 'farneback'"),
+    (["--size", "big"], "expected WIDTHxHEIGHT"),
+    (["--rgb-codec", "webp"], "unknown codec 'webp'"),
+    (["--fps", "10", "--stride", "2"], "either a target fps or a stride"),
+    (["--workers", "-1"], "-1 is not in the range x>=0"),
+])
+def test_bad_arguments_get_one_line_naming_the_value(dataset, tmp_path, args, expected):
+    base = ["extract", "--manifest", str(dataset / "manifest.csv"), "--out", str(tmp_path / "o")]
+    result = flowprep(*base, *args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert expected in result.stderr
+
+
+def test_a_bad_manifest_gets_one_line_naming_the_line(tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("video_id,path,label\na,a.avi,0\nb,b.avi,minus one\n")
+    result = flowprep("extract", "--manifest", str(manifest), "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"flowprep: error: {manifest} line 3: label 'minus one' is not a non-negative integer"
+
+
+def test_max_frames_stride_and_short_side(dataset, tmp_path):
+    config = ExtractConfig(flow_method="dis", flow_params=(("preset", "ultrafast"),), width=None, height=None,
+                           short_side=48, stride=2, max_frames=4, flow_codec="raw:lzf", rgb_codec="png")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("video_id,path,label\nright,right.avi,0\n")
+    summary = run_extract(ExtractRun(manifest, dataset, tmp_path / "o", config, workers=1), interactive=False)
+    assert summary.ok and summary.frames == 4 and summary.pairs == 3
+    with open_shard(shard_paths(tmp_path / "o")[0]) as f:
+        video = video_reader(f, "right")
+        assert (video.attrs.width, video.attrs.height) == (64, 48)
+        assert video.attrs.fps_sampled == pytest.approx(12.5)
+        # PNG is lossless: frame 1 is source frame 2, resized
+        assert video.rgb(1).shape == (48, 64, 3)
+        assert video.flow_codes("forward", 0).shape == (48, 64, 2)
+        assert f["videos/right/flow_forward"].chunks == (1, 2, 48, 64)
+
+
+def test_an_unwritable_output_folder_is_a_one_line_error(dataset, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = flowprep(*extract_args(dataset, blocker / "out"))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_refusal_is_raised_before_any_work(dataset, tmp_path):
+    manifest = dataset / "manifest.csv"
+    run_extract(ExtractRun(manifest, dataset, tmp_path / "o", ExtractConfig(flow_method="farneback", width=64, height=48),
+                           workers=1), interactive=False)
+    with pytest.raises(ExtractError, match="different config"):
+        run_extract(ExtractRun(manifest, dataset, tmp_path / "o", ExtractConfig(flow_method="dis", width=64, height=48)),
+                    interactive=False)
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused(dataset, tmp_path):
+    """Two runs into one folder would overwrite each other's staging files: the second is refused
+    while the first holds the folder (here: a lock held by this process, as a running extraction
+    holds it), and runs once it is released."""
+    out = tmp_path / "busy"
+    out.mkdir()
+    holder = os.open(out, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        result = flowprep(*extract_args(dataset, out))
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].endswith(
+            f"{out} is in use by another flowprep run; let it finish (or stop it), or choose another --out")
+        assert not any(out.iterdir())  # nothing written
+    finally:
+        os.close(holder)
+    assert flowprep(*extract_args(dataset, out)).returncode == 3  # the bad inputs of the dataset fail, the rest done
+    assert len(read_index(out)) == len(MOTIONS)

@@ -1,0 +1,85 @@
+"""A run killed at any moment (SIGKILL to its whole process group) and started again with the
+same command ends complete and consistent: no video lost, none duplicated, no partial file."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from flowprep.extract.shard_writer import shard_paths
+from flowprep.format.folder import read_index
+from flowprep.format.shards import item_count, iter_videos, open_shard
+from tests.support.videos import moving_square_frames, write_video
+
+N_VIDEOS, FRAMES = 6, 24
+VELOCITIES = [(1, 0), (0, 1), (-1, 0), (0, -1), (2, 1), (-2, -1)]
+
+
+@pytest.fixture()
+def videos(tmp_path) -> Path:
+    rows = ["video_id,path,label"]
+    for i, velocity in enumerate(VELOCITIES[:N_VIDEOS]):
+        write_video(tmp_path / f"v{i}.avi", moving_square_frames(FRAMES, velocity=velocity, seed=i))
+        rows.append(f"v{i},v{i}.avi,{i % 3}")
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return tmp_path
+
+
+def command(videos: Path, out: Path) -> list[str]:
+    # TV-L1 on small frames: slow enough (a few seconds a video) to be killed mid-way;
+    # tiny shards so that a kill can also land while a shard is being packed.
+    return [sys.executable, "-m", "flowprep", "extract", "--manifest", str(videos / "manifest.csv"),
+            "--out", str(out), "--flow", "tvl1", "--size", "96x72", "--workers", "2", "--shard-size-mb", "0.3"]
+
+
+def run_and_kill(cmd: list[str], ready, timeout: float = 120) -> bool:
+    """Start cmd in its own process group; SIGKILL the group once ready() holds. False if it finished first."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if ready():
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return True
+            time.sleep(0.05)
+        return False
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_killed_twice_then_rerun_gives_every_video_exactly_once(videos, tmp_path):
+    out = tmp_path / "out"
+    cmd = command(videos, out)
+    staging = out / "staging"
+    # first kill: while the first videos are still being computed
+    assert run_and_kill(cmd, lambda: staging.is_dir() and any(staging.glob("*.part")))
+    # second kill: once at least one shard exists, mid-way through the rest
+    assert run_and_kill(cmd, lambda: out.is_dir() and len(shard_paths(out)) >= 1)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+    assert not list(out.rglob("*.part")) and not staging.exists()
+    seen = Counter()
+    for shard in shard_paths(out):
+        with open_shard(shard) as f:  # every shard opens and has the right version
+            for video in iter_videos(f):
+                seen[video.video_id] += 1
+                assert video.num_frames == FRAMES
+                group = f[f"videos/{video.video_id}"]
+                assert item_count(group, "rgb") == FRAMES
+                for direction in ("forward", "backward"):
+                    assert item_count(group, f"flow_{direction}") == FRAMES - 1
+                    assert video.flow_codes(direction, FRAMES - 2).shape == (72, 96, 2)
+    assert seen == Counter({f"v{i}": 1 for i in range(N_VIDEOS)})
+    index = read_index(out)
+    assert set(index) == set(seen)
+    assert all((out / e.shard).exists() for e in index.values())

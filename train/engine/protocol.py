@@ -1,0 +1,73 @@
+"""The test protocol that `twostream evaluate` (evaluator.py, one stream) and `fuse-features evaluate`
+(fusion_evaluator.py, a fusion model) both run: `clips` positions uniformly spaced over each video,
+each under the test crops; softmax scores averaged over crops give a clip's score, and over clips
+the video's, written to the per-video scores file (scores.py) that fusion and reports read.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from torch import nn
+
+from flowprep.format.folder import IndexEntry
+from train.core.checkpoint import check_compatible
+from train.core.config import EvalConfig
+from train.core.device import Device, setup_device
+from train.core.scores import VideoScores, save_scores
+from train.data.datasets import EvalClips, Layout, eval_loader
+from train.data.extraction import Extraction, check_crop_size, open_extraction
+from train.data.store import ShardStore
+from train.engine.loops import predict_clips
+from train.engine.metrics import summarize
+
+log = logging.getLogger("twostream")
+
+
+def open_evaluation(config: EvalConfig, load: Callable[[str], dict], stream: str | None,
+                    layout: Callable[[dict], Layout]) -> tuple[Device, dict, Extraction, Layout]:
+    """The device, the checkpoint (read by `load`; of `stream`, None: any; trained on the shards'
+    classes), the shards, and the input `layout` makes of the checkpoint, its crop size checked."""
+    device = setup_device(config)
+    state = load(config.checkpoint)
+    extraction = open_extraction(config.shards)
+    check_compatible(config.checkpoint, state, stream, extraction.class_names)
+    spec = layout(state)
+    check_crop_size(extraction, spec.crop_size)
+    trained = state["config"]
+    if config.split != trained.split:
+        log.warning("evaluating on %s, but %s was trained on %s: a video may be in the training part of one "
+                    "split and the test part of another", config.split, config.checkpoint, trained.split)
+    return device, state, extraction, spec
+
+
+def score_videos(config: EvalConfig, state: dict, model: nn.Module, spec: Layout, videos: list[IndexEntry],
+                 root: Path, device: Device, about: dict, configs: dict,
+                 interactive: bool | None) -> tuple[dict[str, float], VideoScores]:
+    """Run the protocol with `model` (built for the checkpoint `state`, whose weights it gets here) on
+    `videos`; write the scores file; return the metrics and the scores. The file's metadata is
+    `about` (what was evaluated), the protocol and metrics, then `configs` (how it was trained)."""
+    model.load_state_dict(state["model"])
+    device.place(model)
+    data = EvalClips(ShardStore(root), videos, spec, config.clips, config.crops)
+    loader = eval_loader(data, config.batch_size, config.workers, pin_memory=device.device.type == "cuda")
+    clip_scores, seconds = predict_clips(model, loader, device, f"evaluate {config.split} {config.part}", interactive)
+    labels = np.array([e.label for e in videos], dtype=np.int64)
+    metrics, video_scores = summarize(clip_scores, data.video_index, labels)
+    metrics["clips_per_s"] = len(data) / seconds if seconds else 0.0
+
+    scores = VideoScores(
+        video_ids=np.array([e.video_id for e in videos], dtype=str),
+        labels=labels,
+        scores=video_scores,
+        class_names=tuple(state["class_names"]),
+        meta={**about, "checkpoint": str(config.checkpoint), "epoch": state["epoch"], "split": config.split,
+              "part": config.part, "shards": str(root), "protocol": {"clips": config.clips, "crops": config.crops},
+              "metrics": metrics, "evaluate_config": config.to_dict(), **configs},
+    )
+    out = Path(config.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_scores(out, scores)
+    return metrics, scores
