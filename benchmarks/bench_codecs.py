@@ -21,7 +21,7 @@ from common import CLIPS, machine, require_shared_data, save_results
 
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.run import run_extract
-from flowprep.extract.shard_writer import shard_paths
+from flowprep.format.folder import ExtractionFolder
 from flowprep.format.quantize import quantization_step
 from flowprep.format.shards import FLOW_DIRECTIONS, RGB, VIDEOS_GROUP, item_count, iter_videos, open_shard, stored_bytes
 
@@ -92,7 +92,7 @@ def main() -> None:
             out = tmp / codec.replace(":", "_")
             summary = run_extract(ExtractRun(manifest, CLIPS, out, config, workers=2), interactive=False)
             assert summary.ok, summary.failures
-            shards[codec] = shard_paths(out)[0]
+            shards[codec] = ExtractionFolder(out).shard_paths()[0]
         for codec, shard in shards.items():
             rgb, flow, frames, fields = stream_bytes(shard)
             error, error_max, changed = flow_error(shard, shards["raw:none"])

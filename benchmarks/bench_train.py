@@ -24,7 +24,6 @@ Results: benchmarks/results/train.json.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import statistics
@@ -39,10 +38,10 @@ from common import CLIPS, REPO, machine, require_shared_data, save_results
 
 from flowprep.extract.config import DEFAULT_FLOW_CODEC, ExtractConfig, ExtractRun
 from flowprep.extract.run import run_extract
-from flowprep.extract.shard_writer import StagedVideo, pack_shard, shard_paths
+from flowprep.extract.shard_writer import StagedVideo, pack_shard
 from flowprep.format.codecs import parse_codec
-from flowprep.format.folder import CONFIG_FILE, IndexEntry, read_index, scan_shard, write_index
-from flowprep.format.shards import FORMAT_VERSION, VIDEOS_GROUP, iter_videos, open_shard, stored_bytes
+from flowprep.format.folder import ExtractionFolder, IndexEntry, scan_shard
+from flowprep.format.shards import VIDEOS_GROUP, iter_videos, open_shard, stored_bytes
 from flowprep.rawframes.export import ExportConfig, export_rawframes
 from flowprep.rawframes.layout import FLOW_KINDS, IMG, frame_name
 from train.core.device import resolve_device
@@ -72,14 +71,14 @@ def recode(src: Path, dst: Path, flow_codec: str) -> Path:
     """The same frames and flow codes in another flow codec (RGB unchanged), via flowprep's writer."""
     if (dst / "index.json").exists():
         return dst
-    stored = json.loads((src / CONFIG_FILE).read_text())
-    config = ExtractConfig.from_dict({**stored["extract"], "flow_codec": flow_codec})
+    stored = ExtractionFolder(src).read_config()
+    config = ExtractConfig.from_dict({**stored.settings, "flow_codec": flow_codec})
     config_json = config.to_json()
     rgb_codec, codec = parse_codec(config.rgb_codec), parse_codec(flow_codec)
     staging = dst / "staging"
     staging.mkdir(parents=True, exist_ok=True)
     staged = []
-    for shard in shard_paths(src):
+    for shard in ExtractionFolder(src).shard_paths():
         with open_shard(shard) as f:
             for video in iter_videos(f):
                 a = video.attrs
@@ -96,20 +95,21 @@ def recode(src: Path, dst: Path, flow_codec: str) -> Path:
     for p in staged:
         p.unlink()
     staging.rmdir()
-    write_index(dst, scan_shard(dst / "shard-00000.h5"))
-    (dst / CONFIG_FILE).write_text(json.dumps({"format_version": FORMAT_VERSION, "extract": config.to_dict()}))
+    folder = ExtractionFolder(dst)
+    folder.write_index(scan_shard(dst / "shard-00000.h5", dst))
+    folder.write_config("extract", config.to_dict())
     return dst
 
 
 def shard_storage(folder: Path) -> dict[str, float]:
     """Bytes on disk and bytes stored per stream (forward flow alone: what the tree holds)."""
     parts = {"rgb": 0, "flow_forward": 0, "flow_backward": 0}
-    for shard in shard_paths(folder):
+    for shard in ExtractionFolder(folder).shard_paths():
         with h5py.File(shard, "r") as f:
             for video in f[VIDEOS_GROUP].values():
                 for name in parts:
                     parts[name] += stored_bytes(video, name)
-    files = shard_paths(folder)
+    files = ExtractionFolder(folder).shard_paths()
     return {"files": len(files), "bytes": sum(p.stat().st_size for p in files), **{f"{k}_bytes": v for k, v in parts.items()}}
 
 
@@ -232,10 +232,10 @@ def main() -> None:
                for codec in FLOW_CODECS}
     tree = WORK / "rawframes"
     export_rawframes(base, tree, config=ExportConfig(image_format="jpg", backward=False, workers=2))
-    index = read_index(base)
+    index = ExtractionFolder(base).read_index()
     # every video many times over: each item is one random stack of one video
     entries = sorted(index.values(), key=lambda e: e.video_id) * 40
-    bound = json.loads((base / CONFIG_FILE).read_text())["extract"]["bound"]
+    bound = ExtractionFolder(base).read_config().settings["bound"]
 
     sources = {"rawframes jpeg tree": (TreeSource(tree, bound), tree)}
     sources.update({f"shards (flow {codec})": (ShardStore(folder), folder) for codec, folder in folders.items()})

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from flowprep.format.folder import read_index
+from flowprep.format.folder import ExtractionFolder
 from flowprep.format.shards import open_shard, video_reader
 
 STACK = 10  # flow fields per sample, the temporal stream's default L
@@ -68,7 +68,7 @@ def factor_indices(label_names: list[str]) -> np.ndarray:
 
 def collect(extraction_dir: Path, frame_step: int = 2) -> ProbeData:
     """Features of every `frame_step`-th frame and of the middle flow stack of every video."""
-    index = read_index(Path(extraction_dir))
+    index = ExtractionFolder(Path(extraction_dir)).read_index()
     factors = dict(zip(index, factor_indices([e.label_name for e in index.values()])))
     frames, frame_meta, flows, flow_meta = [], [], [], []
     shards = {}

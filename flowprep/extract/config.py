@@ -1,9 +1,12 @@
-"""The frozen configurations of `flowprep extract`.
+"""The frozen configurations of the commands that write extraction folders.
 
-`ExtractConfig` holds everything that decides what the shards contain (sampling, size, flow
-method and parameters, bound, codecs). It is validated on construction, stored as JSON in every
-shard and in the output folder, and compared on resume: a folder made with another ExtractConfig
-is refused. `ExtractRun` adds what only decides how the job runs (paths, workers, shard size).
+`ExtractConfig` holds everything that decides what `flowprep extract` puts in the shards
+(sampling, size, flow method and parameters, bound, codecs). It is validated on construction,
+stored as JSON in every shard and in the folder's config.json, and compared on resume: a folder
+made with another ExtractConfig is refused. `ExtractRun` adds what only decides how the job runs
+(paths, workers, shard size). `ImportConfig` is the same for `flowprep import-rawframes`: what
+imported shards contain and what was assumed about the tree. `parse_settings` reads either back
+from what a folder or shard stores.
 """
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ from flowprep.format.quantize import DEFAULT_BOUND
 DEFAULT_RGB_CODEC = "jpeg:95"
 DEFAULT_FLOW_CODEC = "jpeg:80"
 DEFAULT_SIZE = (340, 256)  # width, height: TSN / denseflow's resolution for UCF101
+ORIGIN = "rawframes"  # ImportConfig's marker in the config a shard stores
+BACKWARD_MODES = ("files", "negate")
 
 
 @dataclass(frozen=True)
@@ -95,20 +100,6 @@ class ExtractConfig:
     def from_json(cls, text: str) -> "ExtractConfig":
         return cls.from_dict(json.loads(text))
 
-    def describe_differences(self, other: "ExtractConfig") -> list[str]:
-        """Human-readable `key: ours != theirs` lines, for the refuse-to-mix message."""
-        mine, theirs = self.to_dict(), other.to_dict()
-        lines = []
-        for key in mine:
-            if mine[key] != theirs[key]:
-                if isinstance(mine[key], dict):
-                    for sub in sorted(set(mine[key]) | set(theirs[key])):
-                        if mine[key].get(sub) != theirs[key].get(sub):
-                            lines.append(f"{key}.{sub}: {theirs[key].get(sub)!r} -> {mine[key].get(sub)!r}")
-                else:
-                    lines.append(f"{key}: {theirs[key]!r} -> {mine[key]!r}")
-        return lines
-
 
 @dataclass(frozen=True)
 class ExtractRun:
@@ -157,3 +148,59 @@ def worker_count(workers: int) -> int:
 def _positive(what: str, value: int) -> None:
     if not isinstance(value, int) or value < 1:
         raise ValueError(f"{what} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    """What imported shards contain and what was assumed about the tree; stored with them."""
+
+    origin: str = ORIGIN
+    bound: float = DEFAULT_BOUND
+    # one of BACKWARD_MODES; None: chosen from the tree when the run starts ('files' if its
+    # folders hold backward_flow_* images, else 'negate'), so a stored config is always resolved
+    backward_flow: str | None = None
+    mean_subtracted: bool = False
+    fps: float | None = None  # the frame rate of the frames, when the user knows it
+    rgb_codec: str = DEFAULT_RGB_CODEC
+    flow_codec: str = DEFAULT_FLOW_CODEC
+
+    def __post_init__(self) -> None:
+        if self.origin != ORIGIN:
+            raise ValueError(f"origin must be {ORIGIN!r}, got {self.origin!r}")
+        if not self.bound > 0:
+            raise ValueError(f"bound must be positive, got {self.bound!r}")
+        if self.backward_flow is not None and self.backward_flow not in BACKWARD_MODES:
+            raise ValueError(f"backward flow must be one of {', '.join(BACKWARD_MODES)}, got {self.backward_flow!r}")
+        if self.fps is not None and not self.fps > 0:
+            raise ValueError(f"fps must be positive, got {self.fps!r}")
+        object.__setattr__(self, "rgb_codec", str(parse_codec(self.rgb_codec)))
+        object.__setattr__(self, "flow_codec", str(parse_codec(self.flow_codec)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ImportConfig":
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown import config keys: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+def parse_settings(kind: str, settings: dict[str, Any]) -> ExtractConfig | ImportConfig:
+    """The config of a folder's kind ("extract" or "import", config.json's key) from its stored
+    settings; ValueError or TypeError naming what does not parse."""
+    if kind == "import":
+        return ImportConfig.from_dict(settings)
+    return ExtractConfig.from_dict(settings)
+
+
+def parse_shard_settings(text: str) -> ExtractConfig | ImportConfig:
+    """The config a shard stores (its `extract_config` attribute): imported shards say their origin."""
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    return parse_settings("import" if data.get("origin") == ORIGIN else "extract", data)

@@ -9,16 +9,14 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from joblib import delayed
 
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.progress import format_duration
-from flowprep.extract.staged_run import clear_output, open_staging, output_lock, run_staged
+from flowprep.extract.staged_run import run_jobs, staged_run
 from flowprep.extract.video_job import VideoOutcome, extract_video
-from flowprep.format.folder import CONFIG_FILE, Failure, write_text_atomic
-from flowprep.format.shards import FORMAT_VERSION
+from flowprep.format.folder import ExtractionFolder, Failure
 from flowprep.manifests.manifest import read_manifest
 
 log = logging.getLogger("flowprep")
@@ -56,44 +54,15 @@ class ExtractSummary:
         ]
 
 
-def prepare_output(out_dir: Path, config: ExtractConfig, overwrite: bool) -> None:
-    """Create the folder, or check that it was made with the same config (unless overwriting)."""
-    config_path = out_dir / CONFIG_FILE
-    if config_path.exists() and not overwrite:
-        try:
-            stored = json.loads(config_path.read_text(encoding="utf-8"))
-            if "import" in stored:  # written by import-rawframes (rawframes_import.py)
-                raise ExtractError(f"{out_dir} holds frames imported from a rawframes tree (flowprep import-rawframes), "
-                                   f"not an extraction; choose another --out, or --overwrite to discard it")
-            previous = ExtractConfig.from_dict(stored["extract"])
-            stored_version = stored.get("format_version")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ExtractError(f"{config_path} is unreadable ({exc}); pass --overwrite to start this folder afresh") from None
-        if stored_version != FORMAT_VERSION:
-            raise ExtractError(f"{out_dir} holds shard format version {stored_version!r}, this flowprep writes "
-                               f"{FORMAT_VERSION}; pass --overwrite to re-extract, or choose another --out")
-        if previous != config:
-            diff = "; ".join(config.describe_differences(previous))
-            raise ExtractError(f"{out_dir} was extracted with a different config ({diff}); "
-                               f"use the same options to resume, another --out, or --overwrite to discard it")
-    try:
-        if overwrite and out_dir.exists():
-            clear_output(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(config_path, json.dumps({"format_version": FORMAT_VERSION, "extract": config.to_dict()}, indent=1))
-    except OSError as exc:
-        raise ExtractError(f"cannot write the output folder {out_dir}: {exc.strerror or exc}") from None
-
-
 def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSummary:
     """Extract every video of the manifest that is not yet done; return what happened."""
     started = time.perf_counter()
     entries = read_manifest(run.manifest)
     config = run.extract
     config_json = config.to_json()
-    with output_lock(run.out_dir, ExtractError):  # the whole run: a second one into this folder is refused
-        prepare_output(run.out_dir, config, run.overwrite)
-        staging = open_staging(run.out_dir)
+    folder = ExtractionFolder(run.out_dir)
+    with staged_run(folder, "extract", config.to_dict(), run.overwrite, ExtractError,
+                    normalize=lambda stored: ExtractConfig.from_dict(stored).to_dict()) as staging:
         todo = [e for e in entries if not staging.done(e.video_id)]
         summary = ExtractSummary(total=len(entries), skipped=len(entries) - len(todo))
         log.info("config: %s", json.dumps(run.to_dict(), sort_keys=True))
@@ -107,7 +76,7 @@ def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSumm
             summary.flow_seconds += outcome.flow_seconds
 
         jobs = [delayed(extract_video)(e, run.video_root / e.path, config_json, staging.dir) for e in todo]
-        result = run_staged(staging, jobs, run.n_workers, config_json, run.shard_size_mb * 1e6, count, interactive)
+        result = run_jobs(staging, jobs, run.n_workers, config_json, run.shard_size_mb * 1e6, count, interactive)
         summary.failures = result.failures
         summary.shards, summary.bytes_on_disk = result.shards, result.bytes_on_disk
         summary.seconds = time.perf_counter() - started

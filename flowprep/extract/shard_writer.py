@@ -12,7 +12,6 @@ name is always complete: a kill at any moment leaves only `.part` files to delet
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Iterable
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from flowprep import __version__
 from flowprep.format.codecs import Codec
+from flowprep.format.folder import PART_SUFFIX
 from flowprep.format.shards import (
     FLOW_DIRECTIONS,
     RGB,
@@ -35,8 +35,6 @@ from flowprep.format.shards import (
     write_header,
 )
 
-PART_SUFFIX = ".part"
-SHARD_NAME = re.compile(r"^shard-(\d{5,})\.h5$")
 CREATED_BY = f"flowprep {__version__}"
 
 
@@ -107,16 +105,6 @@ class StagedVideo:
             self.discard()
 
 
-def shard_paths(out_dir: Path) -> list[Path]:
-    """Complete shard files in an extraction folder, in order."""
-    return sorted(p for p in out_dir.iterdir() if SHARD_NAME.match(p.name))
-
-
-def next_shard_path(out_dir: Path) -> Path:
-    numbers = [int(SHARD_NAME.match(p.name).group(1)) for p in shard_paths(out_dir)]
-    return out_dir / f"shard-{max(numbers, default=-1) + 1:05d}{SHARD_SUFFIX}"
-
-
 def pack_shard(staged: Iterable[Path], shard_path: Path, extract_config_json: str) -> list[str]:
     """Copy the video groups of staged files into a new shard, atomically; return the video ids.
 
@@ -154,16 +142,6 @@ def _copy_video(src: h5py.Group, dst: h5py.Group) -> None:
         step = max(1, COPY_BLOCK_BYTES // row_bytes)
         for start in range(0, ds.shape[0], step):
             out[start:start + step] = ds[start:start + step]
-
-
-def remove_partial_files(folder: Path) -> int:
-    """Delete leftovers of an interrupted run (`*.part`); return how many."""
-    removed = 0
-    if folder.is_dir():
-        for p in folder.glob(f"*{PART_SUFFIX}"):
-            p.unlink()
-            removed += 1
-    return removed
 
 
 def _fsync(path: Path) -> None:

@@ -8,34 +8,20 @@ started again with the same command redoes only unfinished videos, and packs eac
 """
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
-import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from joblib import Parallel
 
 from flowprep.extract.progress import Progress
-from flowprep.extract.shard_writer import next_shard_path, pack_shard, remove_partial_files, shard_paths
-from flowprep.format.folder import (
-    CONFIG_FILE,
-    FAILURES_FILE,
-    INDEX_FILE,
-    Failure,
-    IndexEntry,
-    scan_shard,
-    write_failures,
-    write_index,
-)
+from flowprep.extract.shard_writer import pack_shard
+from flowprep.format.folder import ExtractionFolder, Failure, IndexEntry, scan_shard
 from flowprep.format.shards import SHARD_SUFFIX
 
 log = logging.getLogger("flowprep")
-
-STAGING_DIR = "staging"
 
 
 class StagedOutcome(Protocol):
@@ -52,13 +38,13 @@ class StagedOutcome(Protocol):
 class Staging:
     """An output folder's state at the start of a run."""
 
-    out_dir: Path
+    folder: ExtractionFolder
     index: dict[str, IndexEntry]  # videos already in shards
     staged: list[Path]  # finished videos not yet packed
 
     @property
     def dir(self) -> Path:
-        return self.out_dir / STAGING_DIR
+        return self.folder.staging_dir
 
     def done(self, video_id: str) -> bool:
         return video_id in self.index or video_id in self.staged_ids
@@ -76,67 +62,43 @@ class StagedRunResult:
 
 
 @contextmanager
-def output_lock(out_dir: Path, error: type[Exception]) -> Iterator[None]:
-    """Hold an exclusive lock on the output folder for a whole run (creating the folder). A second
-    run into the same folder, from another shell or another cluster job, is refused with `error`
-    instead of the two overwriting each other's staging files. The lock is on the folder itself,
-    so it leaves no file behind, and it dies with the process, so a killed run never blocks the
-    next one."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(out_dir, os.O_RDONLY)
-    except OSError as exc:
-        raise error(f"cannot write the output folder {out_dir}: {exc.strerror or exc}") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise error(f"{out_dir} is in use by another flowprep run; let it finish (or stop it), "
-                        f"or choose another --out") from None
-        yield
-    finally:
-        os.close(fd)
+def staged_run(folder: ExtractionFolder, kind: str, settings: dict[str, Any], overwrite: bool,
+               error: type[Exception], normalize: Callable[[dict], dict] = lambda s: s) -> Iterator[Staging]:
+    """A run of `kind` into `folder`: hold its lock for the whole run (a second run into it is
+    refused), check or create its config (`ExtractionFolder.prepare`), and recover what an earlier
+    run left (`open_staging`)."""
+    with folder.lock(error):
+        folder.prepare(kind, settings, overwrite, error, normalize)
+        yield open_staging(folder)
 
 
-def clear_output(out_dir: Path) -> None:
-    """Delete what flowprep wrote in out_dir (and nothing else), for --overwrite."""
-    for p in shard_paths(out_dir):
-        p.unlink()
-    remove_partial_files(out_dir)
-    for name in (CONFIG_FILE, INDEX_FILE, FAILURES_FILE):
-        (out_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(out_dir / STAGING_DIR, ignore_errors=True)
-
-
-def open_staging(out_dir: Path) -> Staging:
+def open_staging(folder: ExtractionFolder) -> Staging:
     """Recover the state an earlier run left: delete partial files, index the shards, and list
     the staged videos still to pack (a staged video already in a shard was packed just before a
     kill: its copy goes)."""
-    staging_dir = out_dir / STAGING_DIR
-    staging_dir.mkdir(exist_ok=True)
-    removed = remove_partial_files(out_dir) + remove_partial_files(staging_dir)
-    if removed:
-        log.info("removed %d partial file(s) left by an interrupted run", removed)
-    index: dict[str, IndexEntry] = {}
-    for shard in shard_paths(out_dir):
-        for entry in scan_shard(shard):
-            index[entry.video_id] = entry
+    folder.staging_dir.mkdir(exist_ok=True)
+    partial = folder.partial_files()
+    for p in partial:
+        p.unlink()
+    if partial:
+        log.info("removed %d partial file(s) left by an interrupted run", len(partial))
+    index = folder.scan_shards()
     staged = []
-    for p in sorted(staging_dir.glob(f"*{SHARD_SUFFIX}")):
+    for p in folder.staged_files():
         if p.name[: -len(SHARD_SUFFIX)] in index:
             p.unlink()
         else:
             staged.append(p)
-    write_index(out_dir, index.values())
-    return Staging(out_dir, index, staged)
+    folder.write_index(index.values())
+    return Staging(folder, index, staged)
 
 
 class ShardPacker:
     """Collects finished staging files and packs them into shards of about `target_bytes`."""
 
-    def __init__(self, out_dir: Path, config_json: str, target_bytes: float, index: dict[str, IndexEntry],
+    def __init__(self, folder: ExtractionFolder, config_json: str, target_bytes: float, index: dict[str, IndexEntry],
                  note: Callable[[str], None] = log.info) -> None:
-        self.out_dir = out_dir
+        self.folder = folder
         self.note = note
         self.config_json = config_json
         self.target_bytes = target_bytes
@@ -153,37 +115,37 @@ class ShardPacker:
     def flush(self) -> None:
         if not self.pending:
             return
-        shard = next_shard_path(self.out_dir)
+        shard = self.folder.next_shard_path()
         pack_shard(self.pending, shard, self.config_json)
         # the index is written before the staging files go: if killed here, resume finds the
         # videos in a shard and deletes their staging copies
-        for entry in scan_shard(shard):
+        for entry in scan_shard(shard, self.folder.root):
             self.index[entry.video_id] = entry
-        write_index(self.out_dir, self.index.values())
+        self.folder.write_index(self.index.values())
         for p in self.pending:
             p.unlink()
         self.note(f"packed {len(self.pending)} video(s) into {shard.name}")
         self.pending, self.pending_bytes = [], 0
 
 
-def run_staged(staging: Staging, jobs: list, workers: int, config_json: str, shard_bytes: float,
+def run_jobs(staging: Staging, jobs: list, workers: int, config_json: str, shard_bytes: float,
                on_success: Callable[[StagedOutcome], None], interactive: bool | None = None) -> StagedRunResult:
     """Run joblib `jobs` (delayed calls returning StagedOutcome) on `workers` processes, as they
     finish pack their staging files into shards and record failures in failures.jsonl."""
-    out_dir = staging.out_dir
+    folder = staging.folder
     result = StagedRunResult()
     progress = Progress(len(jobs), interactive=interactive)
-    packer = ShardPacker(out_dir, config_json, shard_bytes, staging.index, note=progress.note)
+    packer = ShardPacker(folder, config_json, shard_bytes, staging.index, note=progress.note)
     for p in staging.staged:
         packer.add(p)
-    write_failures(out_dir, [])
+    folder.write_failures([])
     try:
         outcomes = Parallel(n_jobs=min(workers, max(1, len(jobs))), return_as="generator_unordered")(jobs)
         for outcome in outcomes:
             progress.update(outcome.video_id, outcome.pairs, outcome.error)
             if outcome.error:
                 result.failures.append(Failure(outcome.video_id, outcome.source, outcome.error))
-                write_failures(out_dir, result.failures)
+                folder.write_failures(result.failures)
                 continue
             on_success(outcome)
             packer.add(outcome.staged)
@@ -192,7 +154,7 @@ def run_staged(staging: Staging, jobs: list, workers: int, config_json: str, sha
         progress.close()
     if not any(staging.dir.iterdir()):
         staging.dir.rmdir()
-    shards = shard_paths(out_dir)
+    shards = folder.shard_paths()
     result.shards = len(shards)
     result.bytes_on_disk = sum(p.stat().st_size for p in shards)
     return result

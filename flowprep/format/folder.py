@@ -1,33 +1,53 @@
-"""The extraction folder's bookkeeping files: the config, the dataset index and the failures file.
+"""The extraction folder: the one owner of every file that `flowprep extract` and `flowprep
+import-rawframes` write beside the shards, and of the folder's lock. Extract, import, verify,
+inspect, export and train all find and read the folder through this module.
 
-    <out>/config.json     the ExtractConfig the folder was made with (and the shard format version)
-    <out>/index.json      video id -> shard, label, label name, frame count, split membership
-    <out>/failures.jsonl  one JSON object per video that could not be extracted: id, path, reason
-    <out>/shard-NNNNN.h5  the shards (shard_format.py)
+    OUT/config.json       {"format_version": 1, "extract": {...}}: the ExtractConfig it was made with,
+                          or {"format_version": 1, "import": {...}}: the ImportConfig of an import
+    OUT/index.json        video id -> shard, label, label name, frame count, split membership
+    OUT/failures.jsonl    one JSON object per video that could not be processed: id, path, reason, time
+    OUT/shard-NNNNN.h5    the shards (shards.py); a file with a final name is always complete
+    OUT/staging/          a run in progress: one file per finished video not yet packed into a shard
+    OUT/*.part            interrupted work, deleted by the next run
 
-The index is derived from the shards, which are the truth: it is rebuilt from them whenever it
-may be stale (a resumed run), and always written atomically.
+The index is derived from the shards, which are the truth: a run rebuilds it from them when it
+starts (it may be stale after a kill), and it is always written atomically.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import re
+import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
-from flowprep.format.shards import FORMAT_VERSION, ShardFormatError, iter_videos, open_shard
+from flowprep.format.files import read_json_file, write_text_atomic
+from flowprep.format.shards import FORMAT_VERSION, SHARD_SUFFIX, ShardFormatError, iter_videos, open_shard
 
 CONFIG_FILE = "config.json"
 INDEX_FILE = "index.json"
 FAILURES_FILE = "failures.jsonl"
+STAGING_DIR = "staging"
+PART_SUFFIX = ".part"
+SHARD_NAME = re.compile(r"^shard-(\d{5,})\.h5$")
+
+# The two kinds of run that make an extraction folder: config.json's key, and how messages name them.
+KINDS = {
+    "extract": "an extraction made by `flowprep extract`",
+    "import": "frames imported from a rawframes tree (flowprep import-rawframes)",
+}
+_CHANGED = {"extract": "was extracted with a different config", "import": "was imported with different settings"}
 
 
 @dataclass(frozen=True)
 class IndexEntry:
     video_id: str
-    shard: str  # file name within the extraction folder
+    shard: str  # path of the shard file, relative to the extraction folder
     label: int
     label_name: str
     num_frames: int
@@ -44,58 +64,205 @@ class Failure:
     reason: str
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+@dataclass(frozen=True)
+class FolderConfig:
+    """What config.json says: which kind of run made the folder, and that run's settings as stored
+    (ExtractConfig.to_dict() or ImportConfig.to_dict(); the modules that own those classes parse them)."""
+
+    kind: str  # one of KINDS
+    settings: dict[str, Any]
+
+    def to_json(self) -> str:
+        """The settings as one line of JSON, as every shard of the folder stores them."""
+        return json.dumps(self.settings, sort_keys=True)
+
+    @property
+    def mean_subtracted(self) -> bool | None:
+        """Whether the stored flow had each field's mean vector subtracted."""
+        return self.settings.get("mean_subtraction" if self.kind == "extract" else "mean_subtracted")
+
+    @property
+    def fixed_min_side(self) -> int | None:
+        """The shorter side of every stored frame, where the config fixes it (an extraction: a
+        fixed size or a short side); None where frames keep their source's size (an import)."""
+        s = self.settings
+        if self.kind != "extract":
+            return None
+        return s["short_side"] if s.get("short_side") is not None else min(s["width"], s["height"])
 
 
-def read_json_file(path: Path, error: type[Exception], missing: str, what: str) -> Any:
-    """The JSON document in `path`, or `error` with a one-line message naming the file: `missing`
-    when there is no such file, "unreadable <what>: ..." when it cannot be read or parsed."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise error(f"{path}: {missing}") from None
-    except (OSError, ValueError) as exc:
-        raise error(f"{path}: unreadable {what}: {exc}") from None
+def settings_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """`key: old -> new` for every setting that differs (`key.sub` inside nested dicts)."""
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            lines += [f"{key}.{line}" for line in settings_differences(a, b)]
+        else:
+            lines.append(f"{key}: {a!r} -> {b!r}")
+    return lines
 
 
-# --- index ------------------------------------------------------------------------------------
-def scan_shard(shard_path: Path) -> list[IndexEntry]:
-    """Index entries of every video in one shard."""
+def scan_shard(shard_path: Path, relative_to: Path) -> list[IndexEntry]:
+    """Index entries of every video in one shard (their `shard` relative to `relative_to`)."""
+    name = shard_path.relative_to(relative_to).as_posix()
     with open_shard(shard_path) as f:
-        return [
-            IndexEntry(v.video_id, shard_path.name, v.attrs.label, v.attrs.label_name, v.attrs.num_frames, v.attrs.splits_dict)
-            for v in iter_videos(f)
-        ]
+        return [IndexEntry(v.video_id, name, v.attrs.label, v.attrs.label_name, v.attrs.num_frames, v.attrs.splits_dict)
+                for v in iter_videos(f)]
 
 
-def write_index(out_dir: Path, entries: Iterable[IndexEntry]) -> None:
-    videos = {e.video_id: {k: v for k, v in asdict(e).items() if k != "video_id"} for e in entries}
-    write_text_atomic(out_dir / INDEX_FILE, json.dumps({"format_version": FORMAT_VERSION, "videos": videos}, indent=1))
+class ExtractionFolder:
+    """One extraction folder: its paths, its config, index and failures, and a run's lock."""
 
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
 
-def read_index(out_dir: Path) -> dict[str, IndexEntry]:
-    path = Path(out_dir) / INDEX_FILE
-    data = read_json_file(path, ShardFormatError, f"no dataset index; is {out_dir} a flowprep extraction folder?",
-                          "dataset index")
-    version = data.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ShardFormatError(f"{path}: index of format version {version!r}, but this flowprep reads version {FORMAT_VERSION}")
-    return {vid: IndexEntry(video_id=vid, **fields) for vid, fields in data["videos"].items()}
+    config_path = property(lambda self: self.root / CONFIG_FILE)
+    index_path = property(lambda self: self.root / INDEX_FILE)
+    failures_path = property(lambda self: self.root / FAILURES_FILE)
+    staging_dir = property(lambda self: self.root / STAGING_DIR)
 
+    # --- shards -----------------------------------------------------------------------------------
+    def shard_paths(self) -> list[Path]:
+        """Complete shard files, in order."""
+        return sorted(p for p in self.root.iterdir() if SHARD_NAME.match(p.name))
 
-# --- failures ---------------------------------------------------------------------------------
-def write_failures(out_dir: Path, failures: Iterable[Failure]) -> None:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-    lines = [json.dumps({**asdict(f), "time": stamp}) for f in failures]
-    write_text_atomic(out_dir / FAILURES_FILE, "".join(line + "\n" for line in lines))
+    def next_shard_path(self) -> Path:
+        numbers = [int(SHARD_NAME.match(p.name).group(1)) for p in self.shard_paths()]
+        return self.root / f"shard-{max(numbers, default=-1) + 1:05d}{SHARD_SUFFIX}"
 
+    def partial_files(self) -> list[Path]:
+        """Leftovers of an interrupted run: `.part` shards and staging files."""
+        return [p for folder in (self.root, self.staging_dir) if folder.is_dir()
+                for p in sorted(folder.glob(f"*{PART_SUFFIX}"))]
 
-def read_failures(out_dir: Path) -> list[Failure]:
-    path = Path(out_dir) / FAILURES_FILE
-    if not path.exists():
-        return []
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [Failure(r["video_id"], r["path"], r["reason"]) for r in records]
+    def staged_files(self) -> list[Path]:
+        """Finished videos of a run in progress, not yet packed into a shard."""
+        return sorted(self.staging_dir.glob(f"*{SHARD_SUFFIX}")) if self.staging_dir.is_dir() else []
+
+    # --- config.json ------------------------------------------------------------------------------
+    def read_config(self, error: type[Exception] = ShardFormatError) -> FolderConfig:
+        """The folder's config; `error` with a one-line message naming config.json if it is missing,
+        unreadable, of another format version, or not of a known kind."""
+        data = read_json_file(self.config_path, error, f"missing; is {self.root} a flowprep extraction folder?",
+                              "extraction config")
+        if not isinstance(data, dict):
+            raise error(f"{self.config_path}: unreadable extraction config: expected a JSON object")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise error(f"{self.config_path}: format version {version!r}, but this flowprep reads version "
+                        f"{FORMAT_VERSION}")
+        kinds = [k for k in KINDS if k in data]
+        if len(kinds) != 1 or not isinstance(data[kinds[0]], dict):
+            raise error(f"{self.config_path}: unreadable extraction config: expected one of the keys "
+                        f"{', '.join(repr(k) for k in KINDS)} holding the settings")
+        return FolderConfig(kinds[0], data[kinds[0]])
+
+    def prepare(self, kind: str, settings: dict[str, Any], overwrite: bool, error: type[Exception],
+                normalize: Callable[[dict[str, Any]], dict[str, Any]] = lambda s: s) -> None:
+        """Make the folder ready for a run of `kind` with `settings`: create it, or check that it was
+        made by the same kind of run with the same settings (`normalize` brings stored settings up
+        to date, e.g. fills parameters added since with their defaults); with `overwrite`, clear
+        what an earlier run left instead. Problems are `error`s naming the folder or file."""
+        if self.config_path.exists() and not overwrite:
+            try:
+                data = json.loads(self.config_path.read_text(encoding="utf-8"))
+                stored_version = data.get("format_version")
+                stored_kind = next((k for k in KINDS if k in data), None)
+                if stored_version == FORMAT_VERSION and stored_kind is not None:
+                    stored = normalize(data[stored_kind]) if stored_kind == kind else data[stored_kind]
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise error(f"{self.config_path} is unreadable ({exc}); pass --overwrite to start this folder "
+                            f"afresh") from None
+            if stored_version != FORMAT_VERSION:
+                raise error(f"{self.root} holds shard format version {stored_version!r}, this flowprep writes "
+                            f"{FORMAT_VERSION}; pass --overwrite to start afresh, or choose another --out")
+            if stored_kind is None:
+                raise error(f"{self.config_path} is unreadable (none of the keys {', '.join(KINDS)}); pass "
+                            f"--overwrite to start this folder afresh")
+            if stored_kind != kind:
+                raise error(f"{self.root} holds {KINDS[stored_kind]}, not {KINDS[kind]}; choose another --out, "
+                            f"or --overwrite to discard it")
+            if stored != settings:
+                diff = "; ".join(settings_differences(stored, settings))
+                raise error(f"{self.root} {_CHANGED[kind]} ({diff}); use the same options to resume, another "
+                            f"--out, or --overwrite to discard it")
+        try:
+            if overwrite and self.root.exists():
+                self.clear()
+            self.write_config(kind, settings)
+        except OSError as exc:
+            raise error(f"cannot write the output folder {self.root}: {exc.strerror or exc}") from None
+
+    def write_config(self, kind: str, settings: dict[str, Any]) -> None:
+        """Write config.json (creating the folder) for a run of `kind` (one of KINDS) with `settings`."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.config_path, json.dumps({"format_version": FORMAT_VERSION, kind: settings}, indent=1))
+
+    def clear(self) -> None:
+        """Delete what flowprep wrote in the folder (and nothing else), for --overwrite."""
+        for p in self.shard_paths() + self.partial_files():
+            p.unlink()
+        for p in (self.config_path, self.index_path, self.failures_path):
+            p.unlink(missing_ok=True)
+        shutil.rmtree(self.staging_dir, ignore_errors=True)
+
+    # --- index.json -------------------------------------------------------------------------------
+    def read_index(self) -> dict[str, IndexEntry]:
+        data = read_json_file(self.index_path, ShardFormatError,
+                              f"no dataset index; is {self.root} a flowprep extraction folder?", "dataset index")
+        version = data.get("format_version") if isinstance(data, dict) else None
+        if version != FORMAT_VERSION:
+            raise ShardFormatError(f"{self.index_path}: index of format version {version!r}, but this flowprep reads "
+                                   f"version {FORMAT_VERSION}")
+        try:
+            return {vid: IndexEntry(video_id=vid, **fields) for vid, fields in data["videos"].items()}
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ShardFormatError(f"{self.index_path}: malformed dataset index: {exc!r}") from None
+
+    def write_index(self, entries: Iterable[IndexEntry]) -> None:
+        videos = {e.video_id: {k: v for k, v in asdict(e).items() if k != "video_id"} for e in entries}
+        write_text_atomic(self.index_path, json.dumps({"format_version": FORMAT_VERSION, "videos": videos}, indent=1))
+
+    def scan_shards(self) -> dict[str, IndexEntry]:
+        """The index as the shards say it is (what `write_index` writes after a run's start)."""
+        return {e.video_id: e for shard in self.shard_paths() for e in scan_shard(shard, self.root)}
+
+    # --- failures.jsonl ---------------------------------------------------------------------------
+    def read_failures(self) -> list[Failure]:
+        if not self.failures_path.exists():
+            return []
+        records = [json.loads(line) for line in self.failures_path.read_text(encoding="utf-8").splitlines()
+                   if line.strip()]
+        return [Failure(r["video_id"], r["path"], r["reason"]) for r in records]
+
+    def write_failures(self, failures: Iterable[Failure]) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        lines = [json.dumps({**asdict(f), "time": stamp}) for f in failures]
+        write_text_atomic(self.failures_path, "".join(line + "\n" for line in lines))
+
+    # --- a run ------------------------------------------------------------------------------------
+    @contextmanager
+    def lock(self, error: type[Exception]) -> Iterator[None]:
+        """Hold an exclusive lock on the folder for a whole run (creating the folder). A second run
+        into it, from another shell or another cluster job, is refused with `error` instead of the
+        two overwriting each other's staging files. The lock is on the folder itself, so it leaves
+        no file behind, and it dies with the process, so a killed run never blocks the next one."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root, os.O_RDONLY)
+        except OSError as exc:
+            raise error(f"cannot write the output folder {self.root}: {exc.strerror or exc}") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise error(f"{self.root} is in use by another flowprep run; let it finish (or stop it), "
+                            f"or choose another --out") from None
+            yield
+        finally:
+            os.close(fd)

@@ -24,9 +24,10 @@ import numpy as np
 from joblib import Parallel, delayed
 
 from flowprep.format.codecs import CodecError
-from flowprep.format.folder import CONFIG_FILE, Failure, IndexEntry, read_index, write_text_atomic
+from flowprep.format.files import write_text_atomic
+from flowprep.format.folder import ExtractionFolder, Failure, FolderConfig, IndexEntry
 from flowprep.format.quantize import quantize
-from flowprep.format.shards import ShardFormatError, VideoReader, open_shard, video_reader
+from flowprep.format.shards import FORMAT_VERSION, ShardFormatError, VideoReader, open_shard, video_reader
 from flowprep.rawframes.layout import (
     FLOW_KINDS,
     IMAGE_FORMATS,
@@ -113,7 +114,7 @@ def export_rawframes(extraction_dir: str | Path, out_dir: str | Path, video_ids:
     failures and left out; the others go on.
     """
     extraction_dir, out_dir = Path(extraction_dir), Path(out_dir)
-    index = read_index(extraction_dir)
+    index = ExtractionFolder(extraction_dir).read_index()
     entries = select_videos(index, video_ids, extraction_dir)
     for e in entries:  # refuse before any work, not after hours of it
         check_frame_dir(e.video_id)
@@ -146,20 +147,14 @@ def export_rawframes(extraction_dir: str | Path, out_dir: str | Path, video_ids:
 
 def write_export_record(extraction_dir: Path, out_dir: Path, config: ExportConfig) -> None:
     try:
-        source_config = json.loads((extraction_dir / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        source_config = None  # an extraction folder without config.json still exports
-    record = {"source": str(extraction_dir.resolve()), "source_config": source_config, "export": asdict(config),
-              "flow_mean_subtracted": None if config.restore_mean else _mean_subtracted(source_config)}
+        source: FolderConfig | None = ExtractionFolder(extraction_dir).read_config()
+    except ShardFormatError:
+        source = None  # an extraction folder without a readable config.json still exports
+    record = {"source": str(extraction_dir.resolve()),
+              "source_config": None if source is None else {"format_version": FORMAT_VERSION, source.kind: source.settings},
+              "export": asdict(config),
+              "flow_mean_subtracted": None if config.restore_mean or source is None else source.mean_subtracted}
     write_text_atomic(out_dir / EXPORT_RECORD, json.dumps(record, indent=1, sort_keys=True))
-
-
-def _mean_subtracted(source_config: dict | None) -> bool | None:
-    """Whether the exported flow images are mean-subtracted, as far as the source config says."""
-    if not source_config:
-        return None
-    made = source_config.get("extract") or source_config.get("import") or {}
-    return made.get("mean_subtraction", made.get("mean_subtracted"))
 
 
 def select_videos(index: dict[str, IndexEntry], video_ids: list[str] | None, where: Path) -> list[IndexEntry]:

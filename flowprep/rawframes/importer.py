@@ -19,23 +19,22 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 from joblib import delayed
 
-from flowprep.extract.config import DEFAULT_FLOW_CODEC, DEFAULT_RGB_CODEC, check_run_options, worker_count
+from flowprep.extract.config import ImportConfig, check_run_options, worker_count
 from flowprep.extract.progress import format_duration
 from flowprep.extract.shard_writer import StagedVideo
-from flowprep.extract.staged_run import clear_output, open_staging, output_lock, run_staged
+from flowprep.extract.staged_run import run_jobs, staged_run
 from flowprep.extract.video_job import VideoOutcome
 from flowprep.format.codecs import CodecError, parse_codec
-from flowprep.format.folder import CONFIG_FILE, Failure, write_text_atomic
-from flowprep.format.quantize import DEFAULT_BOUND, LEVELS, dequantize
-from flowprep.format.shards import FORMAT_VERSION, VideoAttrs
+from flowprep.format.folder import ExtractionFolder, Failure
+from flowprep.format.quantize import LEVELS, dequantize
+from flowprep.format.shards import VideoAttrs
 from flowprep.manifests.manifest import ManifestEntry, read_manifest, validate_video_id
 from flowprep.rawframes.layout import (
     BACKWARD_X,
@@ -51,49 +50,6 @@ from flowprep.rawframes.layout import (
 
 log = logging.getLogger("flowprep")
 
-ORIGIN = "rawframes"
-BACKWARD_MODES = ("files", "negate")
-IMPORT_KEY = "import"  # config.json key of an imported folder ("extract" for an extraction)
-
-
-@dataclass(frozen=True)
-class ImportConfig:
-    """What imported shards contain and what was assumed about the tree; stored with them."""
-
-    origin: str = ORIGIN
-    bound: float = DEFAULT_BOUND
-    # one of BACKWARD_MODES; None: chosen from the tree when the run starts ('files' if its
-    # folders hold backward_flow_* images, else 'negate'), so a stored config is always resolved
-    backward_flow: str | None = None
-    mean_subtracted: bool = False
-    fps: float | None = None  # the frame rate of the frames, when the user knows it
-    rgb_codec: str = DEFAULT_RGB_CODEC
-    flow_codec: str = DEFAULT_FLOW_CODEC
-
-    def __post_init__(self) -> None:
-        if self.origin != ORIGIN:
-            raise ValueError(f"origin must be {ORIGIN!r}, got {self.origin!r}")
-        if not self.bound > 0:
-            raise ValueError(f"bound must be positive, got {self.bound!r}")
-        if self.backward_flow is not None and self.backward_flow not in BACKWARD_MODES:
-            raise ValueError(f"backward flow must be one of {', '.join(BACKWARD_MODES)}, got {self.backward_flow!r}")
-        if self.fps is not None and not self.fps > 0:
-            raise ValueError(f"fps must be positive, got {self.fps!r}")
-        object.__setattr__(self, "rgb_codec", str(parse_codec(self.rgb_codec)))
-        object.__setattr__(self, "flow_codec", str(parse_codec(self.flow_codec)))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ImportConfig":
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown import config keys: {', '.join(sorted(unknown))}")
-        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -304,35 +260,6 @@ def resolve_backward(sources: list[ImportSource]) -> str:
     return "files" if first is not None and has_backward_files(first) else "negate"
 
 
-def prepare_output(out_dir: Path, config: ImportConfig, overwrite: bool) -> None:
-    """Create the folder, or check that an earlier import into it used the same config."""
-    config_path = out_dir / CONFIG_FILE
-    if config_path.exists() and not overwrite:
-        try:
-            stored = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise RawframesError(f"{config_path} is unreadable ({exc}); pass --overwrite to start this folder afresh") from None
-        if stored.get("format_version") != FORMAT_VERSION:
-            raise RawframesError(f"{out_dir} holds shard format version {stored.get('format_version')!r}, this flowprep "
-                                 f"writes {FORMAT_VERSION}; pass --overwrite to start afresh, or choose another --out")
-        if IMPORT_KEY not in stored:
-            raise RawframesError(f"{out_dir} holds an extraction made by `flowprep extract`; choose another --out, "
-                                 f"or --overwrite to discard it")
-        try:
-            previous = ImportConfig.from_dict(stored[IMPORT_KEY])
-        except (ValueError, TypeError) as exc:
-            raise RawframesError(f"{config_path} is unreadable ({exc}); pass --overwrite to start afresh") from None
-        if previous != config:
-            old, new = previous.to_dict(), config.to_dict()
-            diff = "; ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in new if old[k] != new[k])
-            raise RawframesError(f"{out_dir} was imported with different settings ({diff}); use the same options "
-                                 f"to resume, another --out, or --overwrite to discard it")
-    if overwrite and out_dir.exists():
-        clear_output(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(config_path, json.dumps({"format_version": FORMAT_VERSION, IMPORT_KEY: config.to_dict()}, indent=1))
-
-
 def find_sources(run: ImportRun) -> list[ImportSource]:
     if run.manifest is not None:
         if not run.root.is_dir():
@@ -349,10 +276,9 @@ def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportS
     if config.backward_flow is None:
         config = replace(config, backward_flow=resolve_backward(sources))
     config_json = config.to_json()
-    out_dir = run.out_dir
-    with output_lock(out_dir, RawframesError):  # the whole run: a second one into this folder is refused
-        prepare_output(out_dir, config, run.overwrite)
-        staging = open_staging(out_dir)
+    folder = ExtractionFolder(run.out_dir)
+    with staged_run(folder, "import", config.to_dict(), run.overwrite, RawframesError,
+                    normalize=lambda stored: ImportConfig.from_dict(stored).to_dict()) as staging:
         todo = [s for s in sources if not staging.done(s.entry.video_id)]
         summary = ImportSummary(total=len(sources), config=config, skipped=len(sources) - len(todo))
         log.info("import config: %s", config_json)
@@ -363,7 +289,7 @@ def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportS
             summary.frames += outcome.frames
 
         jobs = [delayed(import_video)(s, config_json, staging.dir) for s in todo]
-        result = run_staged(staging, jobs, run.n_workers, config_json, run.shard_size_mb * 1e6, count, interactive)
+        result = run_jobs(staging, jobs, run.n_workers, config_json, run.shard_size_mb * 1e6, count, interactive)
         summary.failures = result.failures
         summary.shards, summary.bytes_on_disk = result.shards, result.bytes_on_disk
         summary.seconds = time.perf_counter() - started

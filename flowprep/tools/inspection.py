@@ -14,11 +14,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from flowprep.extract.shard_writer import shard_paths
-from flowprep.format.folder import CONFIG_FILE, read_failures, read_index
+from flowprep.format.folder import CONFIG_FILE, ExtractionFolder
 from flowprep.format.quantize import LEVELS
 from flowprep.format.shards import (
     FLOW_DIRECTIONS,
+    FORMAT_VERSION,
     MEAN_SUFFIX,
     RGB,
     VIDEOS_GROUP,
@@ -96,23 +96,22 @@ def inspect_path(path: str | Path) -> dict:
     if path.is_file():
         shard = summarize_shard(path)
         return {"path": str(path), "kind": "shard", "config": shard["config"], **_combine([shard])}
-    shards = [summarize_shard(p) for p in shard_paths(path)]
-    config_path = path / CONFIG_FILE
+    folder = ExtractionFolder(path)
+    shards = [summarize_shard(p) for p in folder.shard_paths()]
+    if not shards and not folder.config_path.exists():
+        raise ShardFormatError(f"{path}: not an extraction folder (no {CONFIG_FILE}, no shards)")
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        if not shards:
-            raise ShardFormatError(f"{path}: not an extraction folder (no {CONFIG_FILE}, no shards)") from None
-        config = None
-    except (OSError, ValueError) as exc:
-        config = {"unreadable": f"{config_path}: {exc}"}
+        stored = folder.read_config()
+        config: dict | None = {"format_version": FORMAT_VERSION, stored.kind: stored.settings}
+    except ShardFormatError as exc:
+        config = None if not folder.config_path.exists() else {"unreadable": str(exc)}
     try:
-        indexed: int | None = len(read_index(path))
+        indexed: int | None = len(folder.read_index())
     except ShardFormatError:
         indexed = None
     summary = {"path": str(path), "kind": "extraction", "config": config, **_combine(shards),
                "indexed_videos": indexed,
-               "failures": [asdict(f) for f in read_failures(path)]}
+               "failures": [asdict(f) for f in folder.read_failures()]}
     return summary
 
 
@@ -152,12 +151,12 @@ def find_video(path: Path, video_id: str) -> Path:
     if path.is_file():
         return path
     try:
-        entry = read_index(path).get(video_id)
+        entry = ExtractionFolder(path).read_index().get(video_id)
     except ShardFormatError:
         entry = None
     if entry is not None:
         return path / entry.shard
-    for shard in shard_paths(path):  # no index, or a stale one: the shards are the truth
+    for shard in ExtractionFolder(path).shard_paths():  # no index, or a stale one: the shards are the truth
         with open_shard(shard) as f:
             if video_id in f[VIDEOS_GROUP]:
                 return shard

@@ -10,22 +10,18 @@ Checks, each problem reported with its file and video:
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from flowprep.extract.config import ExtractConfig
-from flowprep.extract.shard_writer import PART_SUFFIX, shard_paths
-from flowprep.extract.staged_run import STAGING_DIR
+from flowprep.extract.config import parse_settings, parse_shard_settings
 from flowprep.format.codecs import CodecError
-from flowprep.format.folder import CONFIG_FILE, INDEX_FILE, read_index
+from flowprep.format.folder import ExtractionFolder
 from flowprep.format.shards import (
     ATTR_BOUND,
     FLOW_DIRECTIONS,
-    FORMAT_VERSION,
     MEAN_SUFFIX,
     RGB,
     VIDEOS_GROUP,
@@ -37,7 +33,6 @@ from flowprep.format.shards import (
     open_shard,
     stored_extract_config,
 )
-from flowprep.rawframes.importer import IMPORT_KEY, ORIGIN, ImportConfig
 
 # what h5py and our readers raise for damaged content (a missing object is a KeyError)
 DAMAGE = (ShardFormatError, CodecError, OSError, KeyError, ValueError, TypeError)
@@ -69,14 +64,6 @@ class VerifyReport:
         return {"ok": self.ok, "shards": self.shards, "videos": self.videos, "frames_decoded": self.frames_decoded,
                 "problems": [{"file": p.file, "video": p.video, "message": p.message} for p in self.problems],
                 "notes": self.notes}
-
-
-def parse_stored_config(text: str) -> ExtractConfig | ImportConfig:
-    """The config a shard was made with: an ExtractConfig, or an ImportConfig for imported frames."""
-    data = json.loads(text)
-    if isinstance(data, dict) and data.get("origin") == ORIGIN:
-        return ImportConfig.from_dict(data)
-    return ExtractConfig.from_dict(data)
 
 
 def check_video(group: h5py.Group, decode: bool) -> tuple[list[str], int]:
@@ -144,7 +131,7 @@ def verify_shard(path: Path, decode: bool, report: VerifyReport) -> dict[str, in
     found = {}
     with f:
         try:
-            parse_stored_config(stored_extract_config(f))
+            parse_shard_settings(stored_extract_config(f))
         except (KeyError, ValueError, TypeError) as exc:
             report.problems.append(Problem(str(path), None, f"stored extraction config does not parse: {exc}"))
         try:
@@ -167,44 +154,36 @@ def verify_shard(path: Path, decode: bool, report: VerifyReport) -> dict[str, in
     return found
 
 
-def verify_folder(folder: Path, decode: bool, report: VerifyReport) -> None:
-    config_path = folder / CONFIG_FILE
+def verify_folder(root: Path, decode: bool, report: VerifyReport) -> None:
+    folder = ExtractionFolder(root)
     try:
-        stored = json.loads(config_path.read_text(encoding="utf-8"))
-        if stored.get("format_version") != FORMAT_VERSION:
-            report.problems.append(Problem(str(config_path), None, f"format version {stored.get('format_version')!r}, "
-                                                                   f"this flowprep reads {FORMAT_VERSION}"))
-        elif IMPORT_KEY in stored:
-            ImportConfig.from_dict(stored[IMPORT_KEY])
-        else:
-            ExtractConfig.from_dict(stored["extract"])
-    except FileNotFoundError:
-        report.problems.append(Problem(str(config_path), None, "missing"))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        report.problems.append(Problem(str(config_path), None, f"unreadable: {exc}"))
-    try:
-        index = read_index(folder)
+        config = folder.read_config()
+        parse_settings(config.kind, config.settings)
     except ShardFormatError as exc:
-        report.problems.append(Problem(str(folder / INDEX_FILE), None, str(exc).split(": ", 1)[-1]))
-        index = None
-    except (KeyError, TypeError, AttributeError) as exc:
-        report.problems.append(Problem(str(folder / INDEX_FILE), None, f"malformed: {exc}"))
+        report.problems.append(Problem(str(folder.config_path), None, str(exc).split(": ", 1)[-1]))
+    except (ValueError, KeyError, TypeError) as exc:
+        report.problems.append(Problem(str(folder.config_path), None, f"unreadable: {exc}"))
+    try:
+        index = folder.read_index()
+    except ShardFormatError as exc:
+        report.problems.append(Problem(str(folder.index_path), None, str(exc).split(": ", 1)[-1]))
         index = None
 
     in_shards: dict[str, tuple[str, int]] = {}
     unopened = set()
-    for shard in shard_paths(folder):
+    for shard in folder.shard_paths():
+        name = shard.relative_to(root).as_posix()  # as the index names it
         found = verify_shard(shard, decode, report)
         if found is None:
-            unopened.add(shard.name)
+            unopened.add(name)
             continue
         for video_id, frames in found.items():
             if video_id in in_shards:
                 report.problems.append(Problem(str(shard), video_id, f"also in {in_shards[video_id][0]}"))
-            in_shards[video_id] = (shard.name, frames)
+            in_shards[video_id] = (name, frames)
     if index is not None:
         for video_id, entry in index.items():
-            where = str(folder / entry.shard)
+            where = str(root / entry.shard)
             if entry.shard in unopened:
                 continue  # already reported: the shard itself is broken
             if video_id not in in_shards:
@@ -217,13 +196,12 @@ def verify_folder(folder: Path, decode: bool, report: VerifyReport) -> None:
                                                                 f"the shard {in_shards[video_id][1]}"))
         for video_id, (shard_name, _) in sorted(in_shards.items()):
             if video_id not in index:
-                report.problems.append(Problem(str(folder / shard_name), video_id,
+                report.problems.append(Problem(str(root / shard_name), video_id,
                                                "in a shard but not in the index (stale index: re-run the same "
                                                "extract command to rebuild it)"))
-    leftovers = sorted(p.name for p in folder.glob(f"*{PART_SUFFIX}"))
-    staged = sorted((folder / STAGING_DIR).glob("*")) if (folder / STAGING_DIR).is_dir() else []
+    leftovers, staged = folder.partial_files(), folder.staged_files()
     if leftovers or staged:
-        report.notes.append(f"an interrupted run left {len(leftovers)} partial shard(s) and {len(staged)} staged "
+        report.notes.append(f"an interrupted run left {len(leftovers)} partial file(s) and {len(staged)} staged "
                             "video file(s); re-running the same command finishes it")
 
 

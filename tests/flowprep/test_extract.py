@@ -14,8 +14,7 @@ import pytest
 
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.run import ExtractError, run_extract
-from flowprep.extract.shard_writer import shard_paths
-from flowprep.format.folder import read_failures, read_index
+from flowprep.format.folder import ExtractionFolder
 from flowprep.format.shards import open_shard, video_reader
 from tests.support.videos import moving_square_frames, square_box, write_video
 
@@ -66,7 +65,7 @@ def test_some_failures_give_exit_status_3_and_a_summary(extracted):
 
 def test_every_bad_input_has_a_one_line_reason(extracted):
     out, _ = extracted
-    reasons = {f.video_id: f.reason for f in read_failures(out)}
+    reasons = {f.video_id: f.reason for f in ExtractionFolder(out).read_failures()}
     assert set(reasons) == {"missing", "truncated", "empty", "notes", "single"}
     assert reasons["missing"].startswith("file not found")
     assert reasons["empty"].startswith("empty file")
@@ -78,7 +77,7 @@ def test_every_bad_input_has_a_one_line_reason(extracted):
 
 def test_shards_hold_frames_and_flow_with_the_right_sign_and_size(extracted, dataset):
     out, _ = extracted
-    index = read_index(out)
+    index = ExtractionFolder(out).read_index()
     assert set(index) == set(MOTIONS)
     for name, velocity in MOTIONS.items():
         entry = index[name]
@@ -107,11 +106,11 @@ def test_shards_hold_frames_and_flow_with_the_right_sign_and_size(extracted, dat
 
 def test_rerun_resumes_skipping_done_videos_and_retrying_failures(extracted, dataset):
     out, _ = extracted
-    before = sorted(p.name for p in shard_paths(out))
+    before = sorted(p.name for p in ExtractionFolder(out).shard_paths())
     result = flowprep(*extract_args(dataset, out))
     assert result.returncode == 3
     assert "0 extracted now, 3 already done, 5 failed" in result.stdout
-    assert sorted(p.name for p in shard_paths(out)) == before  # nothing rewritten, nothing duplicated
+    assert sorted(p.name for p in ExtractionFolder(out).shard_paths()) == before  # nothing rewritten, nothing duplicated
 
 
 def test_a_different_config_is_refused_unless_overwriting(extracted, dataset):
@@ -157,7 +156,7 @@ def test_max_frames_stride_and_short_side(dataset, tmp_path):
     manifest.write_text("video_id,path,label\nright,right.avi,0\n")
     summary = run_extract(ExtractRun(manifest, dataset, tmp_path / "o", config, workers=1), interactive=False)
     assert summary.ok and summary.frames == 4 and summary.pairs == 3
-    with open_shard(shard_paths(tmp_path / "o")[0]) as f:
+    with open_shard(ExtractionFolder(tmp_path / "o").shard_paths()[0]) as f:
         video = video_reader(f, "right")
         assert (video.attrs.width, video.attrs.height) == (64, 48)
         assert video.attrs.fps_sampled == pytest.approx(12.5)
@@ -201,4 +200,4 @@ def test_a_second_run_into_a_folder_in_use_is_refused(dataset, tmp_path):
     finally:
         os.close(holder)
     assert flowprep(*extract_args(dataset, out)).returncode == 3  # the bad inputs of the dataset fail, the rest done
-    assert len(read_index(out)) == len(MOTIONS)
+    assert len(ExtractionFolder(out).read_index()) == len(MOTIONS)

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from flowprep.extract.config import DEFAULT_FLOW_CODEC, DEFAULT_RGB_CODEC
-from flowprep.extract.shard_writer import shard_paths
-from flowprep.format.folder import INDEX_FILE
+from flowprep.format.folder import INDEX_FILE, ExtractionFolder
 from flowprep.tools.inspection import inspect_path, inspect_video
 from flowprep.tools.verify import verify_path
 from tests.support.extraction import FRAMES, extract, make_videos, run_cli
@@ -35,7 +34,7 @@ def damaged(extraction, tmp_path) -> Path:
 
 
 def shard_of(folder: Path) -> Path:
-    (shard,) = shard_paths(folder)
+    (shard,) = ExtractionFolder(folder).shard_paths()
     return shard
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.run import ExtractError, run_extract
-from flowprep.format.folder import read_failures, read_index
+from flowprep.format.folder import ExtractionFolder
 from flowprep.format.quantize import dequantize, quantize
 from flowprep.format.shards import open_shard, stored_extract_config, video_reader
 from flowprep.rawframes.export import ExportConfig, export_rawframes
@@ -44,7 +44,7 @@ def raw_extraction(videos, tmp_path_factory) -> Path:
 def readers(folder: Path):
     """{video id: (open file, VideoReader)} of an extraction folder; the caller closes the files."""
     out = {}
-    for video_id, entry in read_index(folder).items():
+    for video_id, entry in ExtractionFolder(folder).read_index().items():
         f = open_shard(folder / entry.shard)
         out[video_id] = (f, video_reader(f, video_id))
     return out
@@ -87,7 +87,7 @@ def test_export_writes_the_denseflow_tree_and_mmaction2_lists(jpeg_extraction, t
     val = parse_annotation_list((out / "ucf_mini_val_split_1_rawframes.txt").read_text(), "val list")
     assert [(r.frame_dir, r.total_frames, r.label) for r in train] == [("down", FRAMES - 1, 1), ("right", FRAMES - 1, 0)]
     assert [(r.frame_dir, r.label) for r in val] == [("left", 2)]
-    with open_shard(jpeg_extraction / read_index(jpeg_extraction)["right"].shard) as f:
+    with open_shard(jpeg_extraction / ExtractionFolder(jpeg_extraction).read_index()["right"].shard) as f:
         video = video_reader(f, "right")
         # a stored RGB JPEG is written out byte for byte: no second generation of loss
         offsets = f["videos/right/rgb_offsets"][()]
@@ -118,7 +118,7 @@ def test_export_options_and_resume(jpeg_extraction, tmp_path, capsys):
 
 def test_export_with_restored_means_adds_the_mean_vector_back(jpeg_extraction, tmp_path):
     export_rawframes(jpeg_extraction, tmp_path / "r", ["right"], ExportConfig(image_format="png", restore_mean=True))
-    with open_shard(jpeg_extraction / read_index(jpeg_extraction)["right"].shard) as f:
+    with open_shard(jpeg_extraction / ExtractionFolder(jpeg_extraction).read_index()["right"].shard) as f:
         video = video_reader(f, "right")
         expected = quantize(video.flow("forward", 0, restore_mean=True), video.bound)[..., 0]
         assert np.abs(video.flow_means("forward")[0]).max() > 0.05  # the test means something
@@ -135,7 +135,7 @@ def test_round_trip_is_exact_for_raw_codecs(raw_extraction, videos, tmp_path):
                                          manifest=videos, workers=1), interactive=False)
     assert summary.ok and summary.imported == len(MOTIONS)
     assert compare(raw_extraction, back) == {"rgb_mean": 0.0, "rgb_max": 0.0, "flow_mean": 0.0, "flow_max": 0.0}
-    index, original = read_index(back), read_index(raw_extraction)
+    index, original = ExtractionFolder(back).read_index(), ExtractionFolder(raw_extraction).read_index()
     for vid in MOTIONS:
         assert (index[vid].label, index[vid].label_name, index[vid].splits) == \
                (original[vid].label, original[vid].label_name, original[vid].splits)
@@ -171,7 +171,7 @@ def test_a_denseflow_tree_imports_with_approximated_backward_flow(denseflow_tree
     status, stdout, _ = run_cli(capsys, "import-rawframes", denseflow_tree, "--out", out, "--workers", "1", "--fps", "25")
     assert status == 0
     assert "3 found, 3 imported now" in stdout and "approximated from the forward flow" in stdout
-    index = read_index(out)
+    index = ExtractionFolder(out).read_index()
     # labels from the class folders, in sorted order
     assert {v: (e.label, e.label_name) for v, e in index.items()} == {
         "v_down": (0, "class_down"), "v_left": (1, "class_left"), "v_right": (2, "class_right")}
@@ -193,7 +193,7 @@ def test_a_denseflow_tree_imports_with_approximated_backward_flow(denseflow_tree
 def test_the_bound_the_user_states_is_the_one_stored(denseflow_tree, tmp_path):
     out = tmp_path / "b10"
     import_rawframes(ImportRun(denseflow_tree, out, ImportConfig(bound=10.0), workers=1), interactive=False)
-    with open_shard(out / read_index(out)["v_right"].shard) as f:
+    with open_shard(out / ExtractionFolder(out).read_index()["v_right"].shard) as f:
         video = video_reader(f, "v_right")
         assert video.bound == 10.0
         rows, cols = square_box(2, velocity=MOTIONS["right"])
@@ -208,7 +208,7 @@ def test_damaged_frame_folders_are_failures_with_reasons(denseflow_tree, tmp_pat
     out = tmp_path / "imported"
     status, stdout, _ = run_cli(capsys, "import-rawframes", denseflow_tree, "--out", out, "--workers", "1")
     assert status == 3 and "0 imported now" in stdout
-    reasons = {f.video_id: f.reason for f in read_failures(out)}
+    reasons = {f.video_id: f.reason for f in ExtractionFolder(out).read_failures()}
     assert "img frames are not numbered 1..7 without gaps (first missing: img_00001)" in reasons["v_down"]
     assert "6 flow_y images for 8 img frames; expected 7" in reasons["v_left"]
     assert reasons["v_right"].endswith("flow_x_00002.jpg: does not decode as an image")

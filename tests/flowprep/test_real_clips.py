@@ -6,7 +6,7 @@ import pytest
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.decode import count_frames, open_video
 from flowprep.extract.run import run_extract
-from flowprep.format.folder import read_index
+from flowprep.format.folder import ExtractionFolder
 from flowprep.manifests.manifest import read_manifest
 from tests.conftest import REPO
 
@@ -31,7 +31,7 @@ def extraction(shared_data, tmp_path_factory):
 def test_every_real_clip_extracts_with_its_decoded_frame_count(extraction, shared_data):
     out, summary = extraction
     assert summary.ok, summary.failures
-    index = read_index(out)
+    index = ExtractionFolder(out).read_index()
     entries = read_manifest(MANIFEST)
     assert set(index) == {e.video_id for e in entries}
     for e in entries:

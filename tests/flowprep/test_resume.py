@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flowprep.extract.shard_writer import shard_paths
-from flowprep.format.folder import read_index
+from flowprep.format.folder import ExtractionFolder
 from flowprep.format.shards import item_count, iter_videos, open_shard
 from tests.support.videos import moving_square_frames, write_video
 
@@ -63,13 +62,13 @@ def test_killed_twice_then_rerun_gives_every_video_exactly_once(videos, tmp_path
     # first kill: while the first videos are still being computed
     assert run_and_kill(cmd, lambda: staging.is_dir() and any(staging.glob("*.part")))
     # second kill: once at least one shard exists, mid-way through the rest
-    assert run_and_kill(cmd, lambda: out.is_dir() and len(shard_paths(out)) >= 1)
+    assert run_and_kill(cmd, lambda: out.is_dir() and len(ExtractionFolder(out).shard_paths()) >= 1)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
 
     assert not list(out.rglob("*.part")) and not staging.exists()
     seen = Counter()
-    for shard in shard_paths(out):
+    for shard in ExtractionFolder(out).shard_paths():
         with open_shard(shard) as f:  # every shard opens and has the right version
             for video in iter_videos(f):
                 seen[video.video_id] += 1
@@ -80,6 +79,6 @@ def test_killed_twice_then_rerun_gives_every_video_exactly_once(videos, tmp_path
                     assert item_count(group, f"flow_{direction}") == FRAMES - 1
                     assert video.flow_codes(direction, FRAMES - 2).shape == (72, 96, 2)
     assert seen == Counter({f"v{i}": 1 for i in range(N_VIDEOS)})
-    index = read_index(out)
+    index = ExtractionFolder(out).read_index()
     assert set(index) == set(seen)
     assert all((out / e.shard).exists() for e in index.values())

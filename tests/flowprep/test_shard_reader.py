@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flowprep.extract.shard_writer import shard_paths
+from flowprep.format.folder import ExtractionFolder
 from flowprep.format.shards import open_shard, video_reader
 from tests.support.synthetic import moving_video, write_extraction
 
@@ -13,7 +13,7 @@ from tests.support.synthetic import moving_video, write_extraction
 @pytest.mark.parametrize("codec", ["raw", "raw:gzip:1", "png", "jpeg:95"])
 def test_flow_planes_equal_field_by_field_reads_cut_to_the_box(tmp_path, codec):
     out = write_extraction(tmp_path / "x", [moving_video("v", 0, frames=9)], codec=codec)
-    with open_shard(shard_paths(out)[0]) as f:
+    with open_shard(ExtractionFolder(out).shard_paths()[0]) as f:
         video = video_reader(f, "v")
         fields = [("backward", 2), ("backward", 3), ("forward", 4), ("forward", 4), ("forward", 7)]
         whole = video.flow_planes(fields)

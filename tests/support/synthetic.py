@@ -20,9 +20,9 @@ import numpy as np
 from flowprep.extract.config import ExtractConfig
 from flowprep.extract.shard_writer import StagedVideo, pack_shard
 from flowprep.format.codecs import parse_codec
-from flowprep.format.folder import CONFIG_FILE, scan_shard, write_index
+from flowprep.format.folder import ExtractionFolder, scan_shard
 from flowprep.format.quantize import quantize
-from flowprep.format.shards import FORMAT_VERSION, VideoAttrs
+from flowprep.format.shards import VideoAttrs
 
 # code bases of indexed_video: forward x, forward y, backward x, backward y
 FWD_X, FWD_Y, BWD_X, BWD_Y = 10, 100, 60, 160
@@ -102,6 +102,7 @@ def write_extraction(out_dir: Path, videos: list[SynthVideo], codec: str = "raw"
     for p in staged:
         p.unlink()
     staging.rmdir()
-    write_index(out_dir, scan_shard(shard))
-    (out_dir / CONFIG_FILE).write_text(json.dumps({"format_version": FORMAT_VERSION, "extract": config.to_dict()}))
+    folder = ExtractionFolder(out_dir)
+    folder.write_index(scan_shard(shard, out_dir))
+    folder.write_config("extract", config.to_dict())
     return out_dir

@@ -6,7 +6,7 @@ no code:
     format_version  1
     config          TrainConfig as JSON
     stream, backbone, in_channels, num_classes, class_names
-    extract_config  the shards' extraction config as JSON (flow method, bound, size...)
+    extract_config  the settings the shards were made with, as JSON (flow method, bound, size...; or an import's)
     epoch           completed epochs
     elapsed         training seconds so far (metrics' "time" continues from it on resume)
     model           the StreamModel's state dict

@@ -10,9 +10,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from flowprep.extract.config import ExtractConfig
-from flowprep.format.folder import CONFIG_FILE, IndexEntry, read_index, read_json_file
-from flowprep.format.shards import ShardFormatError, open_shard
+from flowprep.format.folder import ExtractionFolder, FolderConfig, IndexEntry
+from flowprep.format.shards import VIDEOS_GROUP, open_shard
 from train.core.errors import DataError
 from train.data.sampling import is_short
 
@@ -23,18 +22,13 @@ log = logging.getLogger("twostream")
 class Extraction:
     root: Path
     index: dict[str, IndexEntry]
-    extract_config: ExtractConfig
+    config: FolderConfig  # how the folder was made: `flowprep extract` or `flowprep import-rawframes`
     class_names: tuple[str, ...]
+    min_side: int  # the shorter side of the smallest stored frame: the largest crop the folder allows
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-    @property
-    def min_side(self) -> int:
-        """The shorter side of every stored frame: the largest crop the folder allows."""
-        c = self.extract_config
-        return c.short_side if c.short_side is not None else min(c.width, c.height)
 
 
 def class_names(index: dict[str, IndexEntry]) -> tuple[str, ...]:
@@ -46,23 +40,23 @@ def class_names(index: dict[str, IndexEntry]) -> tuple[str, ...]:
 
 
 def open_extraction(root: str | Path) -> Extraction:
-    """Read and check an extraction folder: index, config and every shard's header."""
+    """Read and check an extraction folder, made by `flowprep extract` or `flowprep import-rawframes`:
+    its config, its index and every shard's header (format version)."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"shard folder {root} does not exist (make one with 'flowprep extract --out {root}')")
-    index = read_index(root)
+    folder = ExtractionFolder(root)
+    index = folder.read_index()
     if not index:
         raise DataError(f"{root}/index.json lists no videos")
-    config_path = root / CONFIG_FILE
-    stored = read_json_file(config_path, ShardFormatError, f"missing; is {root} a flowprep extraction folder?",
-                            "extraction config")
-    try:
-        extract_config = ExtractConfig.from_dict(stored["extract"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ShardFormatError(f"{config_path}: unreadable extraction config: {exc}") from None
+    config = folder.read_config()
+    sides = [] if config.fixed_min_side is None else [config.fixed_min_side]
     for shard in sorted({e.shard for e in index.values()}):
-        open_shard(root / shard).close()  # checks the format version now, naming the file
-    return Extraction(root, index, extract_config, class_names(index))
+        with open_shard(root / shard) as f:  # checks the format version now, naming the file
+            if config.fixed_min_side is None:
+                # frames of an import keep their tree's size, which only the videos' attributes tell
+                sides += [min(int(g.attrs["width"]), int(g.attrs["height"])) for g in f[VIDEOS_GROUP].values()]
+    return Extraction(root, index, config, class_names(index), min(sides))
 
 
 def select_videos(extraction: Extraction, split: str, part: str) -> list[IndexEntry]:

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from flowprep.format.folder import IndexEntry, write_text_atomic
+from flowprep.format.files import write_text_atomic
+from flowprep.format.folder import IndexEntry
 from train.core.checkpoint import CHECKPOINT_FILE, check_compatible
 from train.core.device import Device
 from train.core.errors import TrainError

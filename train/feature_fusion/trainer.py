@@ -124,6 +124,6 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
 
     identity = {"config": config.to_json(), "head": config.head.to_json(), "spatial_config": spatial.to_json(),
                 "temporal_config": temporal.to_json(), "num_classes": extraction.num_classes,
-                "class_names": list(extraction.class_names), "extract_config": extraction.extract_config.to_json()}
+                "class_names": list(extraction.class_names), "extract_config": extraction.config.to_json()}
     return fit_epochs(config, run_dir, model, optimizer, scaler, device, pair, extraction.root, fit_videos, val_videos,
                       state=state, identity=identity, save=save_fusion_checkpoint, interactive=interactive)

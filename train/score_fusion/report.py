@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from flowprep.format.folder import write_text_atomic
+from flowprep.format.files import write_json_atomic, write_text_atomic
 from train.core.scores import VideoScores, load_scores
 from train.engine.score_metrics import confusion_matrix, per_class_accuracy
 from train.score_fusion.methods import align_scores
@@ -31,7 +31,7 @@ from train.score_fusion.report_data import (
     table_row,
 )
 from train.score_fusion.report_plots import plot_confusion, plot_curves, plot_per_class
-from train.score_fusion.run import read_fused_files, write_json_atomic
+from train.score_fusion.run import read_fused_files
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # row names become file names
 

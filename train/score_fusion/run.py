@@ -6,12 +6,11 @@
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from flowprep.format.folder import read_json_file, write_text_atomic
+from flowprep.format.files import read_json_file, write_json_atomic
 from train.core.scores import load_scores, save_scores
 from train.score_fusion.methods import (
     FUSION_METHODS,
@@ -138,9 +137,6 @@ def run_fuse(config: FuseConfig) -> FuseResult:
     write_json_atomic(config.out_dir / RESULTS_FILE, results)
     return FuseResult(streams, rows, skipped, warnings)
 
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def read_fused_files(folder: Path) -> list[tuple[str, Path]]:

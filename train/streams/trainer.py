@@ -76,7 +76,7 @@ def _identity(config: TrainConfig, extraction: Extraction) -> dict:
     """What a checkpoint says about itself, beside its weights and progress (checkpoint.py)."""
     return {"config": config.to_json(), "stream": config.stream, "backbone": config.backbone,
             "in_channels": config.in_channels, "num_classes": extraction.num_classes,
-            "class_names": list(extraction.class_names), "extract_config": extraction.extract_config.to_json()}
+            "class_names": list(extraction.class_names), "extract_config": extraction.config.to_json()}
 
 
 def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = None) -> dict:
