@@ -1,11 +1,12 @@
-# Every target creates .venv and installs the project into it when missing (make install).
+# Every target creates .venv and installs the project into it when missing (make install), and
+# calls the project's commands as $(FLOWPREP) and $(TWOSTREAM), the venv's entry points.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SHARED_DATA ?= ../shared/data
 FLOWPREP := $(VENV)/bin/flowprep
 TWOSTREAM := $(VENV)/bin/twostream
+SHARED_DATA ?= ../shared/data
 
 # The embedded default: the demo dataset (docs/demo.md), 2 colours x 4 motions = 8 classes,
 # generated from a seed on first use. make extract-flow and make train without arguments work on
@@ -18,7 +19,7 @@ DEMO_SIZE ?= 112x112
 DEMO_CROP ?= 96
 DEMO_SPATIAL_EPOCHS ?= 20
 DEMO_TEMPORAL_EPOCHS ?= 30
-DEMO_EVAL_CLIPS ?= 5
+DEMO_EVAL_CLIPS ?= 3
 DEMO_DATA := $(DEMO)/data
 DEMO_RUNS := $(DEMO)/runs
 # ResNet-18 from random initialisation (no pretrained weights without a model hub): SGD with a
@@ -27,10 +28,6 @@ DEMO_RUNS := $(DEMO)/runs
 DEMO_TRAIN_ARGS ?= --holdout 0.25 --crop-size $(DEMO_CROP) --batch-size 16 --lr 0.01 --dropout 0.5 \
 	--schedule cosine --val-every 5 --val-clips 3 --workers 1 --threads 2
 DEMO_EVAL_ARGS ?= --clips $(DEMO_EVAL_CLIPS) --crops ten --workers 1 --threads 2
-
-# $(call fresh,OUTPUT,INPUT): a shell test that skips the command after it when OUTPUT is newer
-# than INPUT (scores already computed from this checkpoint); delete OUTPUT to compute it again
-fresh = test $(1) -nt $(2) ||
 
 # make extract-flow: MANIFEST, VIDEO_ROOT, OUT, FLOW, WORKERS, EXTRACT_ARGS; default the demo data
 # (DIS at the videos' own size: TV-L1 would take an hour for the demo's 3,648 frame pairs).
@@ -47,7 +44,48 @@ FLOW ?= tvl1
 WORKERS ?= 2
 EXTRACT_ARGS ?=
 
-.PHONY: install test extract-flow bench-extract bench-codecs bench-flow-params clean
+# make train / make evaluate: one stream on an extraction folder (default: make extract-flow's
+# output, the demo data); docs/training.md.
+SHARDS ?= $(OUT)
+STREAM ?= spatial
+SPLIT ?= split1
+ifeq ($(SHARDS),$(DEMO)/shards)
+RUN ?= $(DEMO_RUNS)/$(STREAM)
+TRAIN_ARGS ?= $(DEMO_TRAIN_ARGS) --epochs $(if $(filter spatial,$(STREAM)),$(DEMO_SPATIAL_EPOCHS),$(DEMO_TEMPORAL_EPOCHS))
+EVAL_ARGS ?= $(DEMO_EVAL_ARGS)
+FEATURE_FUSION_ARGS ?= --val-every 0 --epochs 5 --workers 1 --threads 2
+endif
+RUN ?= out/runs/$(STREAM)
+TRAIN_ARGS ?=
+EVAL_PART ?= test
+SCORES ?= $(RUN)/scores_$(EVAL_PART).npz
+EVAL_ARGS ?=
+
+# make fuse-features: feature-level fusion (docs/fusion.md) of the two runs in FUSE_RUNS (those
+# of make train): a mid and an attention head on the frozen streams, each trained into
+# FUSE_RUNS/<method> and evaluated on the test videos (FUSE_RUNS/<method>/scores_test.npz).
+# FEATURE_FUSION_ARGS: more training options, e.g. --joint, --part val, --val-every 0.
+# make fuse: fuse the two streams' test scores (and, where held-out training-split scores exist,
+# fit the learned methods on them), then build the report folder, with the feature-level fusions
+# where they exist, and print its table.
+FUSE_RUNS ?= $(patsubst %/,%,$(dir $(RUN)))
+FEATURE_FUSION_METHODS ?= mid attention
+FEATURE_FUSION_ARGS ?=
+FEATURE_FUSION_EVAL_ARGS ?= $(EVAL_ARGS)
+FUSE_SPATIAL ?= $(FUSE_RUNS)/spatial/scores_test.npz
+FUSE_TEMPORAL ?= $(FUSE_RUNS)/temporal/scores_test.npz
+FUSE_FIT_SPATIAL ?= $(FUSE_RUNS)/spatial/scores_val.npz
+FUSE_FIT_TEMPORAL ?= $(FUSE_RUNS)/temporal/scores_val.npz
+FUSE_OUT ?= $(FUSE_RUNS)/fusion
+REPORT_OUT ?= $(FUSE_RUNS)/report
+FUSE_ARGS ?=
+
+# $(call fresh,OUTPUT,INPUT): a shell test that skips the command after it when OUTPUT is newer
+# than INPUT (scores already computed from this checkpoint); delete OUTPUT to compute it again
+fresh = test $(1) -nt $(2) ||
+
+.PHONY: install test demo extract-flow train evaluate fuse-features fuse manifests clean \
+	bench-extract bench-codecs bench-flow-params bench-train readme-figures
 
 install: $(STAMP)
 
@@ -60,6 +98,26 @@ $(STAMP): setup.cfg pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# make demo: the whole job on the demo data, on a fresh machine: generate the videos, extract
+# frames and flow, train both streams, evaluate them on the test videos and on the held-out part
+# of the training videos (which the learned score fusions are fitted on), train and evaluate the
+# feature-level fusions, fuse the scores, report, print the table.
+# Every step resumes or is idempotent: run it again after an interruption. Its wall time (install
+# excluded) goes to DEMO_RUNS/report/timing.json, which make readme-figures puts in the README.
+demo: $(STAMP)
+	@mkdir -p $(DEMO_RUNS) && echo $$(date +%s) $$(test -d $(DEMO)/shards && echo resumed || echo from-scratch) \
+		> $(DEMO_RUNS)/.started
+	$(MAKE) --no-print-directory extract-flow
+	$(MAKE) --no-print-directory train STREAM=spatial
+	$(MAKE) --no-print-directory train STREAM=temporal
+	$(foreach s,spatial temporal,$(foreach p,test val,\
+		$(call fresh,$(DEMO_RUNS)/$(s)/scores_$(p).npz,$(DEMO_RUNS)/$(s)/checkpoint.pt) \
+		$(MAKE) --no-print-directory evaluate STREAM=$(s) EVAL_PART=$(p) &&)) true
+	$(MAKE) --no-print-directory fuse-features
+	$(MAKE) --no-print-directory fuse
+	@read start how < $(DEMO_RUNS)/.started && printf '{"seconds": %d, "start": "%s", "cores": %d, "date": "%s"}\n' \
+		$$(( $$(date +%s) - start )) $$how $$(nproc) $$(date +%F) > $(DEMO_RUNS)/report/timing.json
+
 extract-flow: $(STAMP) $(MANIFEST)
 	$(FLOWPREP) extract --manifest $(MANIFEST) --video-root $(VIDEO_ROOT) --out $(OUT) \
 		--flow $(FLOW) --workers $(WORKERS) $(EXTRACT_ARGS)
@@ -68,66 +126,6 @@ $(DEMO_DATA)/manifest.csv: | $(STAMP)
 	$(FLOWPREP) make-demo-data --out $(DEMO_DATA) --seed $(DEMO_SEED) \
 		--videos-per-class $(DEMO_VIDEOS_PER_CLASS) --frames $(DEMO_FRAMES) --size $(DEMO_SIZE)
 
-bench-extract: $(STAMP)
-	$(PY) benchmarks/bench_extract.py
-
-bench-codecs: $(STAMP)
-	$(PY) benchmarks/bench_codecs.py
-
-clean:
-	rm -rf out bench_out .pytest_cache
-
-bench-flow-params: $(STAMP)
-	$(PY) benchmarks/bench_flow_params.py
-
-readme-figures: $(STAMP)
-	$(PY) benchmarks/render_readme.py
-
-# The shipped UCF101 / HMDB51 manifests, rebuilt from the official split lists (data_manifests/README.md)
-.PHONY: manifests
-manifests: $(STAMP)
-	$(VENV)/bin/flowprep manifest ucf101 --splits-dir $(SHARED_DATA)/splits/ucf101 --out data_manifests/ucf101.csv
-	$(VENV)/bin/flowprep manifest hmdb51 --splits-dir $(SHARED_DATA)/splits/hmdb51 --out data_manifests/hmdb51.csv
-
-# make fuse: fuse the two streams' test scores (and, where held-out training-split scores exist,
-# fit the learned methods on them), then build the report folder, with the feature-level fusions
-# of make fuse-features where they exist, and print its table.
-# Defaults: the run folders of make train / make evaluate (out/demo/runs/spatial, .../temporal).
-FUSE_RUNS ?= $(patsubst %/,%,$(dir $(RUN)))
-FUSE_SPATIAL ?= $(FUSE_RUNS)/spatial/scores_test.npz
-FUSE_TEMPORAL ?= $(FUSE_RUNS)/temporal/scores_test.npz
-FUSE_FIT_SPATIAL ?= $(FUSE_RUNS)/spatial/scores_val.npz
-FUSE_FIT_TEMPORAL ?= $(FUSE_RUNS)/temporal/scores_val.npz
-FUSE_OUT ?= $(FUSE_RUNS)/fusion
-REPORT_OUT ?= $(FUSE_RUNS)/report
-FUSE_ARGS ?=
-.PHONY: fuse
-fuse: $(STAMP)
-	$(TWOSTREAM) fuse --spatial $(FUSE_SPATIAL) --temporal $(FUSE_TEMPORAL) \
-		$(if $(wildcard $(FUSE_FIT_SPATIAL)),--fit-spatial $(FUSE_FIT_SPATIAL) --fit-temporal $(FUSE_FIT_TEMPORAL)) \
-		--out $(FUSE_OUT) $(FUSE_ARGS)
-	$(TWOSTREAM) report --spatial $(FUSE_SPATIAL) --temporal $(FUSE_TEMPORAL) --fused $(FUSE_OUT) \
-		$(foreach m,$(FEATURE_FUSION_METHODS),$(if $(wildcard $(FUSE_RUNS)/$(m)/scores_test.npz),--fused $(FUSE_RUNS)/$(m)/scores_test.npz)) \
-		$(foreach s,spatial temporal,$(if $(wildcard $(FUSE_RUNS)/$(s)/metrics.jsonl),--curves $(s)=$(FUSE_RUNS)/$(s)/metrics.jsonl)) \
-		--out $(REPORT_OUT)
-
-# make train / make evaluate: one stream on an extraction folder (default: make extract-flow's
-# output, the demo data); docs/training.md.
-SHARDS ?= $(OUT)
-STREAM ?= spatial
-SPLIT ?= split1
-ifeq ($(SHARDS),$(DEMO)/shards)
-RUN ?= $(DEMO_RUNS)/$(STREAM)
-TRAIN_ARGS ?= $(DEMO_TRAIN_ARGS) --epochs $(if $(filter spatial,$(STREAM)),$(DEMO_SPATIAL_EPOCHS),$(DEMO_TEMPORAL_EPOCHS))
-EVAL_ARGS ?= $(DEMO_EVAL_ARGS)
-FEATURE_FUSION_ARGS ?= --val-every 0 --workers 1 --threads 2
-endif
-RUN ?= out/runs/$(STREAM)
-TRAIN_ARGS ?=
-EVAL_PART ?= test
-SCORES ?= $(RUN)/scores_$(EVAL_PART).npz
-EVAL_ARGS ?=
-.PHONY: train evaluate bench-train
 # a run folder that holds a checkpoint is continued (the trainer refuses changed options)
 train: $(STAMP)
 	$(TWOSTREAM) train --shards $(SHARDS) --stream $(STREAM) --split $(SPLIT) --out $(RUN) \
@@ -137,34 +135,7 @@ evaluate: $(STAMP)
 	$(TWOSTREAM) evaluate --checkpoint $(RUN)/checkpoint.pt --shards $(SHARDS) --split $(SPLIT) \
 		--part $(EVAL_PART) --stream $(STREAM) --out $(SCORES) $(EVAL_ARGS)
 
-bench-train: $(STAMP)
-	$(PY) benchmarks/bench_train.py --repeats 5
-
-# make demo: the whole job on the demo data, on a fresh machine: generate the videos, extract
-# frames and flow, train both streams, evaluate them on the test videos and on the held-out part
-# of the training videos (which the learned score fusions are fitted on), train and evaluate the
-# feature-level fusions, fuse the scores, report, print the table.
-# Every step resumes or is idempotent: run it again after an interruption.
-.PHONY: demo
-demo: $(STAMP)
-	$(MAKE) --no-print-directory extract-flow
-	$(MAKE) --no-print-directory train STREAM=spatial
-	$(MAKE) --no-print-directory train STREAM=temporal
-	$(foreach s,spatial temporal,$(foreach p,test val,\
-		$(call fresh,$(DEMO_RUNS)/$(s)/scores_$(p).npz,$(DEMO_RUNS)/$(s)/checkpoint.pt) \
-		$(MAKE) --no-print-directory evaluate STREAM=$(s) EVAL_PART=$(p) &&)) true
-	$(MAKE) --no-print-directory fuse-features
-	$(MAKE) --no-print-directory fuse
-
-# make fuse-features: feature-level fusion (docs/fusion.md) of the two runs in FUSE_RUNS (those
-# of make train): a mid and an attention head on the frozen streams, each trained into
-# FUSE_RUNS/<method> and evaluated on the test videos (FUSE_RUNS/<method>/scores_test.npz, for
-# twostream report --row). A run folder that holds a checkpoint is continued.
-# FEATURE_FUSION_ARGS: more training options, e.g. --joint, --part val, --val-every 0.
-FEATURE_FUSION_METHODS ?= mid attention
-FEATURE_FUSION_ARGS ?=
-FEATURE_FUSION_EVAL_ARGS ?= $(EVAL_ARGS)
-.PHONY: fuse-features
+# a run folder that holds a checkpoint is continued
 fuse-features: $(STAMP)
 	$(foreach m,$(FEATURE_FUSION_METHODS),\
 	$(TWOSTREAM) fuse-features train --spatial $(FUSE_RUNS)/spatial/checkpoint.pt \
@@ -174,3 +145,37 @@ fuse-features: $(STAMP)
 	$(call fresh,$(FUSE_RUNS)/$(m)/scores_test.npz,$(FUSE_RUNS)/$(m)/checkpoint.pt) \
 	$(TWOSTREAM) fuse-features evaluate --checkpoint $(FUSE_RUNS)/$(m)/checkpoint.pt --shards $(SHARDS) \
 		--split $(SPLIT) --out $(FUSE_RUNS)/$(m)/scores_test.npz $(FEATURE_FUSION_EVAL_ARGS) && ) true
+
+fuse: $(STAMP)
+	$(TWOSTREAM) fuse --spatial $(FUSE_SPATIAL) --temporal $(FUSE_TEMPORAL) \
+		$(if $(wildcard $(FUSE_FIT_SPATIAL)),--fit-spatial $(FUSE_FIT_SPATIAL) --fit-temporal $(FUSE_FIT_TEMPORAL)) \
+		--out $(FUSE_OUT) $(FUSE_ARGS)
+	$(TWOSTREAM) report --spatial $(FUSE_SPATIAL) --temporal $(FUSE_TEMPORAL) --fused $(FUSE_OUT) \
+		$(foreach m,$(FEATURE_FUSION_METHODS),$(if $(wildcard $(FUSE_RUNS)/$(m)/scores_test.npz),--fused $(FUSE_RUNS)/$(m)/scores_test.npz)) \
+		$(foreach s,spatial temporal,$(if $(wildcard $(FUSE_RUNS)/$(s)/metrics.jsonl),--curves $(s)=$(FUSE_RUNS)/$(s)/metrics.jsonl)) \
+		--out $(REPORT_OUT)
+
+# The shipped UCF101 / HMDB51 manifests, rebuilt from the official split lists (data_manifests/README.md)
+manifests: $(STAMP)
+	$(FLOWPREP) manifest ucf101 --splits-dir $(SHARED_DATA)/splits/ucf101 --out data_manifests/ucf101.csv
+	$(FLOWPREP) manifest hmdb51 --splits-dir $(SHARED_DATA)/splits/hmdb51 --out data_manifests/hmdb51.csv
+
+# Benchmarks (README, each section names its own); make readme-figures puts their saved results
+# (benchmarks/results/*.json) and the demo's table into README.md.
+bench-extract: $(STAMP)
+	$(PY) benchmarks/bench_extract.py
+
+bench-codecs: $(STAMP)
+	$(PY) benchmarks/bench_codecs.py
+
+bench-flow-params: $(STAMP)
+	$(PY) benchmarks/bench_flow_params.py
+
+bench-train: $(STAMP)
+	$(PY) benchmarks/bench_train.py --repeats 5
+
+readme-figures: $(STAMP)
+	$(PY) benchmarks/render_readme.py
+
+clean:
+	rm -rf out bench_out .pytest_cache

@@ -41,8 +41,8 @@ from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.flow_methods import make_flow
 from flowprep.extract.frames import resize
 from flowprep.extract.run import run_extract
+from flowprep.format.manifest import read_manifest
 from flowprep.format.quantize import quantize
-from flowprep.manifests.manifest import read_manifest
 
 MANIFEST = REPO / "data_manifests" / "shared_clips.csv"
 CLIP_PATHS = [e.path for e in read_manifest(MANIFEST)]

@@ -13,13 +13,13 @@ import cv2
 from common import CLIPS, REPO, SHARED_DATA, gray_frames, median_time, require_shared_data, save_results
 
 from flowprep.extract.flow_methods import make_flow
-from flowprep.manifests.manifest import read_manifest
+from flowprep.format.manifest import read_manifest
 from flowprep.tools.flow_eval import average_epe, flyingchairs_pairs
 
 OPENCV_DEFAULTS = {"nscales": 5, "scale_step": 0.8, "warps": 5}
 CANDIDATES = [
     ("tvl1", OPENCV_DEFAULTS, "OpenCV defaults (denseflow)"),
-    ("tvl1", {"nscales": 8, "scale_step": 0.8, "warps": 5}, "deeper pyramid (DESIGN.md)"),
+    ("tvl1", {"nscales": 8, "scale_step": 0.8, "warps": 5}, "deeper pyramid, OpenCV's scale step"),
     ("tvl1", {"nscales": 8, "scale_step": 0.7, "warps": 5}, ""),
     ("tvl1", {"nscales": 6, "scale_step": 0.6, "warps": 5}, ""),
     ("tvl1", {"nscales": 5, "scale_step": 0.5, "warps": 5}, ""),

@@ -96,13 +96,20 @@ def demo(data: dict) -> str:
     best = next(r for r in data["rows"] if r["name"] == data["best"])
     rows = [[f"**{r['name']}**" if r is best else r["name"], r["kind"], f"{100 * r['top1']:.1f}",
              f"{100 * r['mean_class_accuracy']:.1f}"] for r in data["rows"]]
+    timing = ""
+    if DEMO_TIMING.exists():
+        t = json.loads(DEMO_TIMING.read_text())
+        start = "from scratch" if t["start"] == "from-scratch" else "resuming an earlier run"
+        timing = (f" That run took {t['seconds'] // 60} min {t['seconds'] % 60} s, {start}, installation excluded, "
+                  f"on {t['cores']} cores ({t['date']}; `{DEMO_TIMING.relative_to(REPO)}`).")
     return (_table(["method", "kind", "top-1 %", "mean class %"], rows)
             + f"\n\n{best['videos']} test videos; the best fusion, {best['name']}, is "
               f"{100 * (best['top1'] - best_single):+.1f} points over the best single stream. "
-              f"From `make demo` (`{DEMO_TABLE.relative_to(REPO)}`).")
+              f"From `make demo` (`{DEMO_TABLE.relative_to(REPO)}`).{timing}")
 
 
 DEMO_TABLE = REPO / "out" / "demo" / "runs" / "report" / "table.json"
+DEMO_TIMING = DEMO_TABLE.with_name("timing.json")
 RENDERERS = {name: (RESULTS_DIR / f"{name}.json", fn) for name, fn in
              {"flow_params": flow_params, "codecs": codecs, "extract": extract, "train": train}.items()}
 RENDERERS["demo"] = (DEMO_TABLE, demo)

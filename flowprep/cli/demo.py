@@ -1,4 +1,4 @@
-"""`flowprep make-demo-data` (added to the `flowprep` group in flowprep/cli.py)."""
+"""`flowprep make-demo-data`: the embedded demo dataset (docs/demo.md)."""
 from __future__ import annotations
 
 import logging
@@ -6,27 +6,18 @@ from pathlib import Path
 
 import click
 
-from flowprep.demo.data import MANIFEST_FILE, DemoConfig, DemoDataError, write_demo_dataset
-
-USER_ERRORS = (DemoDataError,)
+from flowprep.cli.support import CONTEXT, parse_size
+from flowprep.demo.data import MANIFEST_FILE, DemoConfig, write_demo_dataset
 
 log = logging.getLogger(__name__)
 
 
-def parse_demo_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in value.lower().split("x"))
-        return width, height
-    except ValueError:
-        raise click.BadParameter(f"expected WIDTHxHEIGHT integers, e.g. 112x112; got {value!r}") from None
-
-
-@click.command("make-demo-data")
+@click.command("make-demo-data", context_settings=CONTEXT)
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False), help="Output folder.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Everything is drawn from it.")
 @click.option("--videos-per-class", type=int, default=DemoConfig.videos_per_class, show_default=True)
 @click.option("--frames", type=int, default=DemoConfig.frames, show_default=True, help="Frames per video.")
-@click.option("--size", default=f"{DemoConfig.width}x{DemoConfig.height}", show_default=True, callback=parse_demo_size,
+@click.option("--size", default=f"{DemoConfig.width}x{DemoConfig.height}", show_default=True, callback=parse_size,
               metavar="WxH", help="Frame size in pixels.")
 @click.option("--test-per-class", type=int, default=None,
               help="Videos of each class in split1's test part (the others are train). Default: a third.")

@@ -6,61 +6,25 @@ environment (disk full, permissions); 130 interrupted.
 """
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 
 import click
 
-from flowprep.cli import tools as cli_tools
-from flowprep.cli.support import EXIT_OK, EXIT_SOME_FAILED, run_click
-from flowprep.extract.config import DEFAULT_FLOW_CODEC, DEFAULT_RGB_CODEC, ExtractConfig, ExtractRun
-from flowprep.extract.flow_methods import FLOW_METHODS, get_method
-from flowprep.extract.run import ExtractError, run_extract
-from flowprep.format.codecs import CODEC_HELP, CodecError, parse_codec
+from flowprep.cli import demo, extract, manifests, rawframes, tools
+from flowprep.cli.support import CONTEXT, run_click
+from flowprep.demo.data import DemoDataError
+from flowprep.extract.run import ExtractError
+from flowprep.format.codecs import CodecError
+from flowprep.format.manifest import ManifestError
 from flowprep.format.shards import ShardFormatError
-from flowprep.manifests.manifest import ManifestError
 from flowprep.rawframes.layout import RawframesError
 from flowprep.tools.show import ShowError
 
 # Errors that are the user's to fix; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ManifestError, ExtractError, ShardFormatError, CodecError, RawframesError, ShowError)
+USER_ERRORS = (ManifestError, ExtractError, ShardFormatError, CodecError, RawframesError, ShowError, DemoDataError)
 
 
-def parse_size(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        w, h = (int(v) for v in value.lower().split("x"))
-        if w > 0 and h > 0:
-            return w, h
-    except ValueError:
-        pass
-    raise click.BadParameter(f"expected WIDTHxHEIGHT with positive integers, e.g. 340x256; got {value!r}")
-
-
-def parse_flow_params(method: str, pairs: tuple[str, ...]) -> dict[str, object]:
-    spec = get_method(method)
-    params: dict[str, object] = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        if not sep:
-            raise click.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="'--flow-param'")
-        try:
-            params[name.strip()] = spec.param(name.strip()).parse(text.strip())
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="'--flow-param'") from None
-    return params
-
-
-def check_codec(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    try:
-        return str(parse_codec(value))
-    except CodecError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings=CONTEXT)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def cli(verbose: bool) -> None:
     """Optical flow and RGB frames of a video dataset, into HDF5 shards."""
@@ -68,109 +32,15 @@ def cli(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
 
-@cli.command()
-@click.option("--manifest", required=True, type=click.Path(path_type=Path), help="Manifest CSV (data_manifests/README.md).")
-@click.option("--video-root", type=click.Path(path_type=Path), default=None,
-              help="Folder the manifest's paths are relative to. Default: the manifest's folder.")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False), help="Output folder.")
-@click.option("--flow", "flow_method", type=click.Choice(list(FLOW_METHODS)), default="tvl1", show_default=True,
-              help="Flow backend (see `flowprep methods`).")
-@click.option("--flow-param", "flow_params", multiple=True, metavar="NAME=VALUE",
-              help="Set a parameter of the flow backend; repeatable.")
-@click.option("--size", callback=parse_size, default=None, metavar="WxH",
-              help="Store frames at this fixed size. Default 340x256 unless --short-side is given.")
-@click.option("--short-side", type=click.IntRange(min=1), default=None, help="Resize so the shorter side has this many pixels.")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=None, help="Sample frames at this rate.")
-@click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True, help="Keep every STRIDE-th frame.")
-@click.option("--max-frames", type=click.IntRange(min=2), default=None, help="Keep at most this many frames per video.")
-@click.option("--bound", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True,
-              help="Clip flow to +-BOUND pixels before quantising to uint8.")
-@click.option("--mean-subtraction/--no-mean-subtraction", default=True, show_default=True,
-              help="Subtract each flow field's mean vector (camera-motion compensation); the means are stored.")
-@click.option("--rgb-codec", default=DEFAULT_RGB_CODEC, show_default=True, callback=check_codec, help=CODEC_HELP)
-@click.option("--flow-codec", default=DEFAULT_FLOW_CODEC, show_default=True, callback=check_codec, help=CODEC_HELP)
-@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Parallel worker processes (0 = all cores).")
-@click.option("--shard-size-mb", type=click.FloatRange(min=0, min_open=True), default=1024.0, show_default=True,
-              help="Target size of one shard file.")
-@click.option("--overwrite", is_flag=True, help="Discard an earlier extraction in --out made with another config.")
-def extract(manifest: Path, video_root: Path | None, out_dir: Path, flow_method: str, flow_params: tuple[str, ...],
-            size: tuple[int, int] | None, short_side: int | None, fps: float | None, stride: int, max_frames: int | None,
-            bound: float, mean_subtraction: bool, rgb_codec: str, flow_codec: str, workers: int,
-            shard_size_mb: float, overwrite: bool) -> int:
-    """Extract RGB frames and forward/backward flow of every video in a manifest into shards.
-
-    Re-running the same command resumes: finished videos are skipped. Videos that cannot be
-    read are listed in OUT/failures.jsonl and the run goes on; the exit status is then 3.
-    """
-    if size is not None and short_side is not None:
-        raise click.UsageError("give --size or --short-side, not both")
-    width, height = (None, None) if short_side is not None else (size or (340, 256))
-    try:
-        config = ExtractConfig(
-            flow_method=flow_method,
-            flow_params=tuple(parse_flow_params(flow_method, flow_params).items()),
-            width=width, height=height, short_side=short_side,
-            fps=fps, stride=stride, max_frames=max_frames,
-            bound=bound, mean_subtraction=mean_subtraction,
-            rgb_codec=rgb_codec, flow_codec=flow_codec,
-        )
-        run = ExtractRun(
-            manifest=manifest,
-            video_root=video_root if video_root is not None else manifest.parent,
-            out_dir=out_dir, extract=config, workers=workers, shard_size_mb=shard_size_mb, overwrite=overwrite,
-        )
-    except ValueError as exc:  # the config's own validation: a usage error
-        raise click.UsageError(str(exc)) from None
-    summary = run_extract(run)
-    for line in summary.lines():
-        click.echo(line)
-    if summary.failures:
-        for f in summary.failures[:10]:
-            click.echo(f"  failed {f.video_id}: {f.reason}")
-        more = len(summary.failures) - 10
-        click.echo(f"  {'... and %d more; ' % more if more > 0 else ''}all failures: {out_dir / 'failures.jsonl'}")
-        return EXIT_SOME_FAILED
-    return EXIT_OK
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def methods(as_json: bool) -> int:
-    """List the flow backends and their parameters (set with --flow-param NAME=VALUE)."""
-    if as_json:
-        click.echo(json.dumps({
-            m.name: {"summary": m.summary, "params": {p.name: {"type": p.type.__name__, "default": p.default,
-                                                               "help": p.help, "choices": list(p.choices)}
-                                                      for p in m.params}}
-            for m in FLOW_METHODS.values()}, indent=1))
-        return EXIT_OK
-    for m in FLOW_METHODS.values():
-        click.echo(f"{m.name}: {m.summary}")
-        for p in m.params:
-            default = "preset's value" if p.default is None else repr(p.default)
-            choices = f" [{'|'.join(p.choices)}]" if p.choices else ""
-            click.echo(f"    {p.name:<36} {p.type.__name__:<5} default {default:<15} {p.help}{choices}")
-        click.echo()
-    return EXIT_OK
+for command in (extract.extract, extract.methods, manifests.manifest_group, tools.inspect_command,
+                tools.verify_command, tools.show_command, rawframes.export_rawframes_command,
+                rawframes.import_rawframes_command, demo.make_demo_data):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:
     run_click(cli, "flowprep", USER_ERRORS, argv)
 
-
-from flowprep.cli import demo as demo_cli  # noqa: E402  (after the group exists: the module adds to it)
-
-cli.add_command(demo_cli.make_demo_data)
-USER_ERRORS += demo_cli.USER_ERRORS
-
-
-cli.add_command(cli_tools.manifest_group)
-cli.add_command(cli_tools.inspect_command)
-cli.add_command(cli_tools.verify_command)
-cli.add_command(cli_tools.show_command)
-cli.add_command(cli_tools.export_rawframes_command)
-cli.add_command(cli_tools.import_rawframes_command)
 
 if __name__ == "__main__":
     main()

@@ -7,11 +7,40 @@ import sys
 
 import click
 
+from flowprep.format.codecs import CodecError, parse_codec
+
 EXIT_OK = 0
 EXIT_ERROR = 1  # the environment's (disk full, permissions)
 EXIT_USAGE = 2  # bad option or bad input
 EXIT_SOME_FAILED = 3  # finished, but some items failed (e.g. videos in failures.jsonl)
 EXIT_INTERRUPTED = 130
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def usage_error(exc: ValueError) -> click.UsageError:
+    """A config's validation error as a usage error: one line, exit status 2."""
+    return click.UsageError(str(exc))
+
+
+def check_codec(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Callback of the codec options: the codec in its normal form, or a one-line error naming it."""
+    try:
+        return str(parse_codec(value))
+    except CodecError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def parse_size(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        w, h = (int(v) for v in value.lower().split("x"))
+        if w > 0 and h > 0:
+            return w, h
+    except ValueError:
+        pass
+    raise click.BadParameter(f"expected WIDTHxHEIGHT with positive integers, e.g. 340x256; got {value!r}")
 
 
 def run_click(group: click.Group, prog: str, user_errors: tuple[type[BaseException], ...],

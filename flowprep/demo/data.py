@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from flowprep.manifests.manifest import ManifestEntry, write_manifest
+from flowprep.format.manifest import ManifestEntry, write_manifest
 
 DEMO_CONFIG_FILE = "demo_config.json"
 MANIFEST_FILE = "manifest.csv"

@@ -1,6 +1,6 @@
 """Linear probes of an extracted demo dataset: what one RGB frame and what a flow stack reveal.
 
-The demo's claim (flowprep/demo_data.py) is that one frame tells the appearance but not the
+The demo's claim (flowprep.demo.data) is that one frame tells the appearance but not the
 motion, and the flow tells the motion but not the appearance. This measures it without a CNN:
 logistic regression on simple features, trained on split1's train videos, scored on its test
 videos, for each (input, factor) pair. Frame features: a 8x8 thumbnail plus Y/Cr/Cb histograms

@@ -21,7 +21,8 @@ class FrameSampler:
         self.ratio = 1.0
         if target_fps is not None:
             if not source_fps > 0 or not math.isfinite(source_fps):
-                raise ValueError(f"the video does not state a usable frame rate ({source_fps!r}), so a target fps cannot be applied")
+                raise ValueError(f"the video does not state a usable frame rate ({source_fps!r}), so --fps cannot be applied; "
+                                 f"extract it with --stride instead")
             self.ratio = min(1.0, target_fps / source_fps)
         self.stride = stride
         self.max_frames = max_frames

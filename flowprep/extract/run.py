@@ -1,6 +1,6 @@
 """`flowprep extract`: a dataset, in parallel, into shards; resumable, with every failure recorded.
 
-The run loop (staging, packing, resume, failures) is staged_run.py's; this module decides what
+The run loop (staging, packing, resume, failures) is flowprep.extract.staged_run's; this module decides what
 to extract and with which config.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from flowprep.extract.progress import format_duration
 from flowprep.extract.staged_run import run_jobs, staged_run
 from flowprep.extract.video_job import VideoOutcome, extract_video
 from flowprep.format.folder import ExtractionFolder, Failure
-from flowprep.manifests.manifest import read_manifest
+from flowprep.format.manifest import read_manifest
 
 log = logging.getLogger("flowprep")
 

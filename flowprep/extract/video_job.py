@@ -16,14 +16,14 @@ import cv2
 import numpy as np
 
 from flowprep.extract.config import ExtractConfig
-from flowprep.extract.decode import VideoError, iter_frames, open_video
+from flowprep.extract.decode import VideoError, VideoInfo, iter_frames, open_video
 from flowprep.extract.flow_methods import FlowFn, make_flow
 from flowprep.extract.frames import FrameSampler, output_size, resize, to_gray
 from flowprep.extract.shard_writer import StagedVideo
 from flowprep.format.codecs import parse_codec
+from flowprep.format.manifest import ManifestEntry
 from flowprep.format.quantize import field_mean, quantize_planes
 from flowprep.format.shards import VideoAttrs
-from flowprep.manifests.manifest import ManifestEntry
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,15 @@ def _flow_for(config_json: str) -> FlowFn:
     return make_flow(config.flow_method, config.flow_params_dict)
 
 
+def frame_sampler(info: VideoInfo, config: ExtractConfig) -> FrameSampler:
+    """The frame sampler of one video; sampling a video cannot take (--fps without a stated frame
+    rate) is that video's failure, not the run's."""
+    try:
+        return FrameSampler(info.fps, config.fps, config.stride, config.max_frames)
+    except ValueError as exc:
+        raise VideoError(str(exc)) from None
+
+
 def extract_video(entry: ManifestEntry, source: Path, config_json: str, staging_dir: Path) -> VideoOutcome:
     """Extract one video into `staging_dir`; never raises for a bad video, returns the reason."""
     cv2.setNumThreads(1)  # one core per worker: parallelism comes from processes
@@ -73,6 +82,8 @@ def extract_video(entry: ManifestEntry, source: Path, config_json: str, staging_
         reason = "OpenCV error: " + " ".join(str(exc).split())
     except OSError as exc:
         reason = f"I/O error: {exc}"
+    except Exception as exc:  # noqa: BLE001  a bug met on one video must not stop the others'
+        reason = f"unexpected {type(exc).__name__} (a flowprep bug; please report it): {' '.join(str(exc).split())}"
     return VideoOutcome(entry.video_id, str(source), None, reason, seconds=time.perf_counter() - started)
 
 
@@ -80,7 +91,7 @@ def _extract(entry: ManifestEntry, source: Path, config: ExtractConfig, config_j
              staging_dir: Path, started: float) -> VideoOutcome:
     flow = _flow_for(config_json)
     cap, info = open_video(source)
-    sampler = FrameSampler(info.fps, config.fps, config.stride, config.max_frames)
+    sampler = frame_sampler(info, config)
     fixed = (config.width, config.height) if config.short_side is None else None
     size = output_size(info.width, info.height, fixed, config.short_side)
     flow_seconds = 0.0

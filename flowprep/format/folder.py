@@ -6,7 +6,7 @@ inspect, export and train all find and read the folder through this module.
                           or {"format_version": 1, "import": {...}}: the ImportConfig of an import
     OUT/index.json        video id -> shard, label, label name, frame count, split membership
     OUT/failures.jsonl    one JSON object per video that could not be processed: id, path, reason, time
-    OUT/shard-NNNNN.h5    the shards (shards.py); a file with a final name is always complete
+    OUT/shard-NNNNN.h5    the shards (flowprep.format.shards); a file with a final name is always complete
     OUT/staging/          a run in progress: one file per finished video not yet packed into a shard
     OUT/*.part            interrupted work, deleted by the next run
 

@@ -1,6 +1,6 @@
 """Mean flow subtraction, bound quantisation and the horizontal-flip sign rule.
 
-These are the conventions of DESIGN.md section 3, in one place, as pure functions on arrays:
+The conventions every part of the project keeps, in one place, as pure functions on arrays:
 - a flow field is float32 (H, W, 2), x (horizontal) then y (vertical) displacement in pixels;
 - mean subtraction removes the field's mean vector (`field_mean`; the paper's camera-motion
   compensation), which is stored so the raw flow can be restored;
@@ -55,11 +55,6 @@ def quantize_planes(flow: np.ndarray, bound: float = DEFAULT_BOUND, shift: np.nd
 def dequantize(codes: np.ndarray, bound: float = DEFAULT_BOUND) -> np.ndarray:
     """Inverse of `quantize` up to one step: uint8 codes -> float32 pixels."""
     return codes.astype(np.float32) * np.float32(quantization_step(bound)) - np.float32(bound)
-
-
-def clipped_fraction(flow: np.ndarray, bound: float) -> float:
-    """Share of flow components whose magnitude exceeds the bound (lost to clipping)."""
-    return float(np.mean(np.abs(flow) > bound))
 
 
 def hflip_flow(flow: np.ndarray) -> np.ndarray:

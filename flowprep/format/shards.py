@@ -19,10 +19,16 @@ Images of an encoded codec (jpeg, png) are image files, concatenated in one uint
 i being bytes offsets[i]:offsets[i+1] of it (`<name>_offsets`, int64, N+1 entries): an RGB
 frame is a colour image file; a flow field is one grayscale image of height 2H holding the
 quantised x field above the y field. (One slice read for a run of items: a stack of L flow
-fields costs one read, where variable-length HDF5 data costs a heap lookup per item.) Raw codecs store uint8 arrays (T, H, W, 3) in RGB order and
-(T-1, 2, H, W) for flow (the x plane, then the y plane: the same planar layout as the encoded
-image), with the codec's HDF5 filter. Every dataset is chunked one frame per chunk, so reading
-one frame (or one flow field) is one chunk read; a stack of consecutive fields is one call.
+fields costs one read, where variable-length HDF5 data costs a heap lookup per item.) Raw codecs
+store uint8 arrays (T, H, W, 3) in RGB order and (T-1, 2, H, W) for flow (the x plane, then the y
+plane: the same planar layout as the encoded image), with the codec's HDF5 filter.
+
+Storage: while a video is written (a staging file) its datasets grow, so they are chunked: raw
+ones one item per chunk, encoded ones ENCODED_CHUNK bytes per chunk. When videos are packed into
+a shard their size is final, and datasets without a filter (every encoded codec, and `raw:none`)
+are stored contiguous, so a run of items is one read and no chunk is half empty; filtered raw
+datasets keep one item per chunk, so one frame (or one flow field) is one chunk read. Either
+way a stack of consecutive fields is one h5py call.
 """
 from __future__ import annotations
 

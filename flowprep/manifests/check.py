@@ -12,7 +12,7 @@ import cv2
 from joblib import Parallel, delayed
 
 from flowprep.extract.decode import VideoError, iter_frames, open_video
-from flowprep.manifests.manifest import read_manifest
+from flowprep.format.manifest import read_manifest
 
 
 @dataclass(frozen=True)

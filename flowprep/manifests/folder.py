@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from flowprep.manifests.manifest import ManifestEntry, ManifestError, validate_video_id
+from flowprep.format.manifest import ManifestEntry, ManifestError, validate_video_id
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv")
 SPLIT_COLUMN = "split1"

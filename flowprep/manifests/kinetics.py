@@ -15,7 +15,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from flowprep.manifests.manifest import ManifestEntry, ManifestError, validate_video_id
+from flowprep.format.manifest import ManifestEntry, ManifestError, validate_video_id
 
 COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")
 PARTS = {"train": "train", "validate": "test", "val": "test", "test": "unused"}

@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from pathlib import Path, PurePosixPath
 
-from flowprep.manifests.manifest import ManifestEntry, ManifestError, validate_video_id
+from flowprep.format.manifest import ManifestEntry, ManifestError, validate_video_id
 
 UCF101_CLASS_INDEX = "classInd.txt"
 NUM_SPLITS = 3

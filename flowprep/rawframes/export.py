@@ -1,6 +1,6 @@
 """`flowprep export-rawframes`: an extraction folder written out as a denseflow/mmaction2 rawframes tree.
 
-    out/<video_id>/img_00001.jpg, flow_x_00001.jpg, flow_y_00001.jpg, ...   (rawframes_layout.py)
+    out/<video_id>/img_00001.jpg, flow_x_00001.jpg, flow_y_00001.jpg, ...   (flowprep.rawframes.layout)
     out/<prefix>_train_split_1_rawframes.txt, <prefix>_val_split_1_rawframes.txt, ...
 
 so mmaction2's RawframeDataset (filename_tmpl 'img_{:05}.jpg' / 'flow_{}_{:05d}.jpg',

@@ -33,9 +33,9 @@ from flowprep.extract.staged_run import run_jobs, staged_run
 from flowprep.extract.video_job import VideoOutcome
 from flowprep.format.codecs import CodecError, parse_codec
 from flowprep.format.folder import ExtractionFolder, Failure
+from flowprep.format.manifest import ManifestEntry, read_manifest, validate_video_id
 from flowprep.format.quantize import LEVELS, dequantize
 from flowprep.format.shards import VideoAttrs
-from flowprep.manifests.manifest import ManifestEntry, read_manifest, validate_video_id
 from flowprep.rawframes.layout import (
     BACKWARD_X,
     BACKWARD_Y,
@@ -232,7 +232,7 @@ def _import(entry: ManifestEntry, folder: Path, config: ImportConfig, config_jso
             else:
                 backward = approximate_backward(forward, config.bound)
             staged.add_flow("backward", backward, no_mean)
-        fps = config.fps or 0.0  # 0.0: unknown, as decode.py records a missing frame rate
+        fps = config.fps or 0.0  # 0.0: unknown, as flowprep.extract.decode records a missing frame rate
         attrs = VideoAttrs(
             label=entry.label, label_name=entry.label_name, splits=json.dumps(entry.splits_dict, sort_keys=True),
             source_path=entry.path,

@@ -1,5 +1,5 @@
 """`flowprep show`: a video's RGB frames beside their forward and backward flow, in the Middlebury
-colour coding with its legend (flow_viz.py), as a PNG grid or an animated GIF.
+colour coding with its legend (flowprep.tools.flow_viz), as a PNG grid or an animated GIF.
 
 One normalising magnitude serves every panel of a picture (the largest magnitude shown, unless
 given), so colours compare across frames and directions; the legend states it.

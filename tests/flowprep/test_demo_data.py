@@ -23,7 +23,7 @@ from flowprep.demo.data import (
 from flowprep.demo.probe import collect, probe
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.run import run_extract
-from flowprep.manifests.manifest import read_manifest
+from flowprep.format.manifest import read_manifest
 
 TINY = DemoConfig(seed=3, videos_per_class=2, frames=6, width=48, height=40)
 

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from flowprep.extract.config import ExtractConfig, ExtractRun
+from flowprep.extract.decode import VideoError, VideoInfo
 from flowprep.extract.run import ExtractError, run_extract
+from flowprep.extract.video_job import frame_sampler
 from flowprep.format.folder import ExtractionFolder
 from flowprep.format.shards import open_shard, video_reader
 from tests.support.videos import moving_square_frames, square_box, write_video
@@ -201,3 +203,12 @@ def test_a_second_run_into_a_folder_in_use_is_refused(dataset, tmp_path):
         os.close(holder)
     assert flowprep(*extract_args(dataset, out)).returncode == 3  # the bad inputs of the dataset fail, the rest done
     assert len(ExtractionFolder(out).read_index()) == len(MOTIONS)
+
+
+def test_fps_on_a_video_without_a_frame_rate_is_that_videos_failure():
+    """FFmpeg gives nearly every file a frame rate; decode records 0.0 where it gives none usable.
+    --fps cannot apply there: a VideoError (a failures record), never a ValueError that stops the run."""
+    with pytest.raises(VideoError, match=r"usable frame rate \(0.0\), so --fps cannot be applied"):
+        frame_sampler(VideoInfo(fps=0.0, width=48, height=32, header_frames=0), ExtractConfig(fps=10.0))
+    assert frame_sampler(VideoInfo(fps=0.0, width=48, height=32, header_frames=0), ExtractConfig()).ratio == 1.0
+    assert frame_sampler(VideoInfo(fps=30.0, width=48, height=32, header_frames=0), ExtractConfig(fps=10.0)).ratio == 1 / 3

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from flowprep.format.manifest import read_manifest
 from flowprep.manifests.folder import build_folder_manifest, stratified_split
 from flowprep.manifests.kinetics import KineticsError, build_kinetics, check_template, parse_kinetics_csv
-from flowprep.manifests.manifest import read_manifest
 from flowprep.manifests.official import SplitListError, hmdb51_manifest, read_split_files, split_counts, ucf101_manifest
 from tests.conftest import REPO
 from tests.support.extraction import run_cli

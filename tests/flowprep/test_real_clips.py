@@ -7,7 +7,7 @@ from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.decode import count_frames, open_video
 from flowprep.extract.run import run_extract
 from flowprep.format.folder import ExtractionFolder
-from flowprep.manifests.manifest import read_manifest
+from flowprep.format.manifest import read_manifest
 from tests.conftest import REPO
 
 MANIFEST = REPO / "data_manifests" / "shared_clips.csv"

@@ -18,7 +18,7 @@ from tests.support.twostream_cli import one_line_error, twostream
 from train.core.checkpoint import CheckpointError, load_checkpoint
 from train.core.config import EvalConfig, TrainConfig
 from train.core.scores import load_scores
-from train.engine.metrics import METRICS_FILE
+from train.engine.metrics_log import METRICS_FILE
 from train.streams import trainer
 from train.streams.evaluator import evaluate
 from train.streams.trainer import fit
@@ -57,9 +57,9 @@ def eval_config(run, shards, out, **options) -> EvalConfig:
 
 
 @pytest.fixture(scope="module")
-def spatial_run(shards, tmp_path_factory):
+def spatial_run(shards, tmp_path_factory, learning_seed):
     run = tmp_path_factory.mktemp("runs") / "spatial"
-    metrics = fit(tiny(shards, run), interactive=False)
+    metrics = fit(tiny(shards, run, seed=learning_seed), interactive=False)
     return run, metrics
 
 
@@ -84,8 +84,8 @@ def test_spatial_stream_learns_the_training_set_and_scores_round_trip(spatial_ru
 
 
 @pytest.mark.slow
-def test_temporal_stream_learns_the_training_set(shards, tmp_path):
-    metrics = fit(tiny(shards, tmp_path / "temporal", stream="temporal"), interactive=False)
+def test_temporal_stream_learns_the_training_set(shards, tmp_path, learning_seed):
+    metrics = fit(tiny(shards, tmp_path / "temporal", stream="temporal", seed=learning_seed), interactive=False)
     assert metrics["train"]["accuracy"] == 1.0
     result, scores = evaluate(eval_config(tmp_path / "temporal", shards, tmp_path / "t.npz", part="train",
                                           crops="center"), interactive=False)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from flowprep.format.quantize import dequantize, hflip_flow, hflip_flow_codes, quantize
+from tests.support.inputs import flow_input, rgb_input
 from train.core.config import TrainConfig
 from train.core.schedule import learning_rate
 from train.data.sampling import is_short, num_positions, segment_positions, stack_fields, uniform_positions
@@ -15,14 +16,12 @@ from train.data.transforms import (
     color_jitter,
     corner_boxes,
     eval_crops,
-    flow_input,
     hflip_flow_planes,
     hflip_planes,
     multiscale_corner_box,
     random_crop_box,
     resize_image,
     resize_planes,
-    rgb_input,
 )
 from train.engine.metrics import mean_class_accuracy, summarize, topk_hits, video_scores
 
@@ -193,7 +192,7 @@ def test_video_scores_average_clips_and_metrics_count_right():
     assert metrics["clip_top5"] == 1.0  # k capped at the 3 classes
     top2 = topk_hits(np.array([[0.5, 0.3, 0.2], [0.5, 0.3, 0.2]]), np.array([1, 2]), 2)
     assert top2.tolist() == [True, False]
-    assert mean_class_accuracy(np.array([0, 0, 1, 1]), np.array([0, 0, 0, 1])) == pytest.approx((2 / 3 + 1) / 2)
+    assert mean_class_accuracy(labels=np.array([0, 0, 0, 1]), predictions=np.array([0, 0, 1, 1])) == pytest.approx((2 / 3 + 1) / 2)
 
 
 def test_step_schedule_is_the_papers_tenfold_drops():
@@ -242,3 +241,19 @@ def test_progress_bar_redraws_one_line_on_a_terminal():
     text = stream.getvalue()
     assert text.count("\r") == 2 and text.endswith("\n")
     assert "[" + "#" * 24 + "] epoch 3 train 2/2 loss 1.0000 acc 0.5000" in text
+
+
+def test_one_mean_class_accuracy_for_evaluation_fusion_and_reports():
+    """Evaluation (summarize), fusion and reports (table_row) share one definition: labels first,
+    the mean of per-class recalls over the classes that have videos, NaN without videos."""
+    from train.core.scores import VideoScores
+    from train.score_fusion.report_data import table_row
+
+    labels, predictions = np.array([0, 0, 0, 1]), np.array([0, 0, 1, 1])
+    scores = np.eye(3, dtype=np.float32)[predictions]  # a third class that no video has
+    expected = (2 / 3 + 1) / 2
+    assert summarize(scores, np.arange(4), labels)[0]["mean_class_accuracy"] == pytest.approx(expected)
+    row = table_row("s", "stream", "s.npz", VideoScores(np.array(list("abcd")), labels, scores, ("x", "y", "z")))
+    assert row.mean_class_accuracy == pytest.approx(expected)
+    assert mean_class_accuracy(labels, predictions) == pytest.approx(expected)
+    assert np.isnan(mean_class_accuracy(np.array([], np.int64), np.array([], np.int64)))

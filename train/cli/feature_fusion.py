@@ -1,5 +1,4 @@
-"""`twostream fuse-features train|evaluate`: feature-level fusion of two trained streams (added to
-the `twostream` group in train/cli.py)."""
+"""`twostream fuse-features train|evaluate`: feature-level fusion of two trained streams."""
 from __future__ import annotations
 
 from pathlib import Path

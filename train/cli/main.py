@@ -1,6 +1,7 @@
 """The `twostream` command line: train and evaluate the streams, fuse them, report.
 
-Commands are defined in their own modules and added to this group at the bottom.
+Each command lives in the module of its role (streams, score_fusion, feature_fusion);
+this module makes the group and says which errors are the user's to fix.
 """
 from __future__ import annotations
 
@@ -8,17 +9,20 @@ import logging
 
 import click
 
-from flowprep.cli.support import run_click
+from flowprep.cli.support import CONTEXT, run_click
 from flowprep.format.shards import ShardFormatError
+from train.cli import feature_fusion, score_fusion, streams
 from train.core.errors import CheckpointError, DataError, ModelError, TrainError
 from train.core.scores import ScoresError
+from train.score_fusion.methods import FusionError
+from train.score_fusion.report_data import ReportError
 
 # Errors that are the user's to fix; anything else is a bug and keeps its traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (ShardFormatError, ScoresError)
-USER_ERRORS += (DataError, ModelError, CheckpointError, TrainError)  # train, evaluate
+USER_ERRORS = (ShardFormatError, ScoresError, DataError, ModelError, CheckpointError, TrainError, FusionError,
+               ReportError)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings=CONTEXT)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def cli(verbose: bool) -> None:
     """Two-stream action recognition on flowprep shards: train, evaluate, fuse, report."""
@@ -26,23 +30,13 @@ def cli(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
 
+for command in (streams.train, streams.evaluate_command, score_fusion.fuse, score_fusion.report,
+                feature_fusion.fuse_features):
+    cli.add_command(command)
+
+
 def main(argv: list[str] | None = None) -> None:
     run_click(cli, "twostream", USER_ERRORS, argv)
-
-
-# --- commands (each module adds its commands and, if any, its user-error types) ---------------
-from train.cli.streams import evaluate_command, train  # noqa: E402
-
-cli.add_command(train)
-cli.add_command(evaluate_command)
-from train.cli import score_fusion as fuse_cli  # noqa: E402  (after the group exists: the modules add to it)
-
-cli.add_command(fuse_cli.fuse)
-cli.add_command(fuse_cli.report)
-USER_ERRORS += fuse_cli.USER_ERRORS
-from train.cli.feature_fusion import fuse_features  # noqa: E402  (feature-level fusion; its errors are those of train)
-
-cli.add_command(fuse_features)
 
 
 if __name__ == "__main__":

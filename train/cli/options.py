@@ -103,7 +103,7 @@ def augment_options(segments_help: str, flip_help: str) -> Callable:
 
 
 def schedule_options(lr_steps_help: str) -> Callable:
-    """--momentum to --seed: SGD and its learning-rate schedule (schedule.py)."""
+    """--momentum to --seed: SGD and its learning-rate schedule (train.core.schedule)."""
     return options(
         click.option("--momentum", type=float, default=0.9, show_default=True),
         click.option("--weight-decay", type=float, default=5e-4, show_default=True),

@@ -1,4 +1,4 @@
-"""`twostream fuse` and `twostream report` (added to the `twostream` group in train/cli.py)."""
+"""`twostream fuse` (score-level fusion of the two streams) and `twostream report`."""
 from __future__ import annotations
 
 import logging
@@ -6,12 +6,9 @@ from pathlib import Path
 
 import click
 
-from train.score_fusion.methods import FUSION_METHODS, FusionError, FusionParams
-from train.score_fusion.report_data import ReportError, format_text_table
+from train.score_fusion.methods import FUSION_METHODS, FusionParams
+from train.score_fusion.report_data import format_text_table
 from train.score_fusion.run import RESULTS_FILE, FuseConfig, run_fuse
-
-# The user-facing errors of these commands (train/cli.py adds them to its USER_ERRORS).
-USER_ERRORS = (FusionError, ReportError)
 
 log = logging.getLogger(__name__)
 

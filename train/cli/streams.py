@@ -7,8 +7,7 @@ import click
 
 from train.cli import options as opt
 from train.core.backbones import BACKBONES
-from train.core.config import STREAM_DEFAULTS, TrainConfig
-from train.data.sampling import FLOW_STACKS, STREAMS
+from train.core.config import FLOW_STACKS, STREAM_DEFAULTS, STREAMS, TrainConfig
 
 
 def _defaults(name: str) -> str:

@@ -13,7 +13,7 @@ no code:
     optimizer       the SGD state dict (momentum buffers)
     scaler          the AMP GradScaler state dict ({} when unused)
     metrics         the last epoch's train (and val) metrics
-The learning rate is a pure function of the epoch (schedule.py) and every random draw of an
+The learning rate is a pure function of the epoch (train.core.schedule) and every random draw of an
 epoch is seeded by (seed, epoch), so optimizer, epoch and config restore the complete state.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 
 @dataclass(frozen=True)
 class CheckpointFormat:
-    """A kind of checkpoint (a stream's here, a fusion run's in fusion_checkpoint.py): its format tag
+    """A kind of checkpoint (a stream's here, a fusion run's in train.feature_fusion.checkpoint): its format tag
     and version, the words its errors name it by, and the JSON configs it stores, parsed on loading."""
     tag: str
     version: int

@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from train.core.backbones import BACKBONES
-from train.data.sampling import FLOW_STACKS, STREAMS
 
+STREAMS = ("spatial", "temporal")
+FLOW_STACKS = ("forward", "bidirectional")  # train.data.sampling says what each stacks
 SCHEDULES = ("step", "cosine")
 CROPS = ("ten", "center")  # test crops: 4 corners + centre and their flips, or the centre only
 PARTS = ("test", "train", "val")  # evaluate's choices; val = the training videos held out by --holdout

@@ -4,9 +4,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from datetime import timedelta
 from typing import TextIO
-
-from flowprep.extract.progress import format_duration
 
 log = logging.getLogger("twostream")
 
@@ -36,11 +35,11 @@ class EpochProgress:
         if self.interactive:
             width = 24
             filled = int(width * self.batches / max(1, self.total))
-            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.status} ETA {format_duration(eta)}\x1b[K")
+            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.status} ETA {timedelta(seconds=int(eta))}\x1b[K")
             self.stream.flush()
         elif now - self.last_log >= LOG_EVERY_S and self.batches < self.total:
             self.last_log = now
-            log.info("%s ETA %s", self.status, format_duration(eta))
+            log.info("%s ETA %s", self.status, timedelta(seconds=int(eta)))
 
     def close(self) -> None:
         if self.interactive:

@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 
-STREAMS = ("spatial", "temporal")
-FLOW_STACKS = ("forward", "bidirectional")
-
 
 def num_positions(stream: str, num_frames: int, flow_length: int) -> int:
     """How many distinct inputs a video of `num_frames` frames offers (at least 1)."""

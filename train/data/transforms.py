@@ -6,8 +6,10 @@ The loader's hot path, so each step is one cheap pass over uint8 data:
 2. `resize_image` / `resize_planes` to the crop size, only for multi-scale crops; RGB goes
    `channels_first` -> uint8 planes (3, S, S);
 3. `hflip_planes` / `hflip_flow_planes`: the mirror, and for flow flowprep's sign rule on codes
-   (x -> 255 - x, `flowprep.quantize.hflip_flow_codes`, applied to the x planes);
-4. `rgb_input` / `flow_input`: the float network input.
+   (x -> 255 - x, `flowprep.format.quantize.hflip_flow_codes`, applied to the x planes);
+4. `rgb_affine` / `flow_affine`: the (2, C) scale and shift that turn each channel's codes into
+   the network input; the training step applies them to the uint8 batch on the device
+   (`train.engine.loops.model_input`).
 Geometry on codes is exact because dequantisation is affine.
 """
 from __future__ import annotations
@@ -137,7 +139,7 @@ def jitter_codes(planes: np.ndarray, factors: tuple[float, float, float]) -> np.
 
 
 # The network input is affine in the uint8 codes, channel by channel: input = code * scale + shift.
-# The loader returns codes and the (2, C) [scale; shift] rows; `train.engine.model_input` applies
+# The loader returns codes and the (2, C) [scale; shift] rows; `train.engine.loops.model_input` applies
 # them to the batch on the device (a quarter of the bytes of float32 cross from the workers).
 def rgb_affine() -> np.ndarray:
     """(2, 3) scale and shift of ImageNet normalisation, (code / 255 - mean) / std."""
@@ -160,19 +162,3 @@ def flow_affine(channels: int, bound: float, means: np.ndarray | None, flipped: 
             vectors[:, 0] *= -1
         shift += vectors.reshape(-1) / np.float32(bound)
     return np.stack([scale, shift])
-
-
-def apply_affine(planes: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """uint8 planes (C, H, W) and (2, C) [scale; shift] -> the float32 network input (C, H, W)."""
-    return planes.astype(np.float32) * affine[0][:, None, None] + affine[1][:, None, None]
-
-
-def rgb_input(planes: np.ndarray, jitter: tuple[float, float, float] | None = None) -> np.ndarray:
-    """uint8 RGB planes (3, H, W) -> float32 (3, H, W) as the network sees it: colour-jittered by
-    `jitter` factors if given, normalised with ImageNet statistics."""
-    return apply_affine(planes if jitter is None else jitter_codes(planes, jitter), rgb_affine())
-
-
-def flow_input(planes: np.ndarray, bound: float, means: np.ndarray | None, flipped: bool) -> np.ndarray:
-    """uint8 flow-code planes (2L, H, W) -> float32 (2L, H, W) as the network sees it (`flow_affine`)."""
-    return apply_affine(planes, flow_affine(planes.shape[0], bound, means, flipped))

@@ -1,10 +1,10 @@
-"""What `twostream train` (trainer.py) and `fuse-features train` (fusion_trainer.py) do alike: the run
-folder, resuming, and the epoch loop. What differs (the model, its optimiser's groups, the inputs,
-the checkpoint's format and identity) comes in as arguments.
+"""What `twostream train` (train.streams.trainer) and `fuse-features train` (train.feature_fusion.trainer)
+do alike: the run folder, resuming, and the epoch loop. What differs (the model, its optimiser's
+groups, the inputs, the checkpoint's format and identity) comes in as arguments.
 
-    RUN/config.json      the run's config (also in every checkpoint)
+    RUN/config.json      the run's config: a TrainConfig or a FusionTrainConfig (also in every checkpoint)
     RUN/checkpoint.pt    written atomically after every epoch
-    RUN/metrics.jsonl    one line per epoch and phase (metrics.py)
+    RUN/metrics.jsonl    one line per epoch and phase (train.engine.metrics_log)
 
 Resume continues from RUN/checkpoint.pt: model, optimizer, scaler and epoch come from it; the
 learning rate is a function of the epoch and every random draw of epoch e is seeded by (seed, e),
@@ -31,12 +31,13 @@ from train.core.schedule import learning_rate
 from train.data.datasets import Augment, EvalClips, Layout, TrainClips, eval_loader, set_epoch, train_loader
 from train.data.store import ShardStore
 from train.engine.loops import predict_clips, train_one_epoch
-from train.engine.metrics import MetricsLog, summarize
+from train.engine.metrics import summarize
+from train.engine.metrics_log import MetricsLog
 
 log = logging.getLogger("twostream")
 
 CONFIG_FILE = "config.json"
-_TORCH_SEED_TAG = 2  # keeps the per-epoch torch seed apart from the data's (datasets.py)
+_TORCH_SEED_TAG = 2  # keeps the per-epoch torch seed apart from the data's (train.data.datasets)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

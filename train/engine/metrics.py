@@ -1,17 +1,15 @@
-"""Accuracy from softmax scores (pure functions) and the metrics.jsonl log.
+"""Accuracy measures of softmax scores: pure functions, for evaluation, fusion and reports.
 
 Terms: a *clip* is one frame or flow stack (its test crops averaged); a video's score is the mean
-of its clips' softmax scores (DESIGN.md section 5; torchvision's references sum clip scores,
-which ranks the same).
+of its clips' softmax scores (torchvision's references sum clip scores, which ranks the same).
+Top-1 accuracy counts videos; mean class accuracy averages the per-class recalls over the
+classes that have videos (UCF101 and HMDB51 papers report both; they differ when classes are
+unbalanced). Functions of predictions take (labels, predictions), as scikit-learn's do; functions
+of scores take the scores first.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
-
-METRICS_FILE = "metrics.jsonl"
 
 
 def topk_hits(scores: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
@@ -29,10 +27,34 @@ def video_scores(video_index: np.ndarray, clip_scores: np.ndarray, num_videos: i
     return (sums / np.maximum(counts, 1)).astype(np.float32)
 
 
-def mean_class_accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
-    """Mean over the classes present in `labels` of the share of their videos predicted right."""
-    classes = np.unique(labels)
-    return float(np.mean([(predictions[labels == c] == c).mean() for c in classes])) if len(classes) else 0.0
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C, C) int64 counts: row = true class, column = predicted class."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(labels, np.int64), np.asarray(predictions, np.int64)), 1)
+    return matrix
+
+
+def per_class_accuracy(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C,) float64 recall of each class; NaN for a class with no videos."""
+    matrix = confusion_matrix(labels, predictions, num_classes)
+    totals = matrix.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, np.diag(matrix) / np.maximum(totals, 1), np.nan)
+
+
+def top1_accuracy(labels: np.ndarray, predictions: np.ndarray) -> float:
+    return float(np.mean(np.asarray(labels) == np.asarray(predictions))) if len(labels) else float("nan")
+
+
+def mean_class_accuracy(labels: np.ndarray, predictions: np.ndarray, num_classes: int | None = None) -> float:
+    """Mean over the classes that have videos of the share of their videos predicted right; NaN
+    without videos. `num_classes` defaults to one past the largest label or prediction."""
+    labels, predictions = np.asarray(labels, np.int64), np.asarray(predictions, np.int64)
+    if num_classes is None:
+        num_classes = int(max(labels.max(initial=-1), predictions.max(initial=-1))) + 1
+    recalls = per_class_accuracy(labels, predictions, num_classes)
+    present = recalls[~np.isnan(recalls)]
+    return float(present.mean()) if present.size else float("nan")
 
 
 def nll(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -51,37 +73,6 @@ def summarize(clip_scores: np.ndarray, video_index: np.ndarray, labels: np.ndarr
         "clip_top5": float(topk_hits(clip_scores, clip_labels, 5).mean()),
         "video_top1": float(topk_hits(videos, labels, 1).mean()),
         "video_top5": float(topk_hits(videos, labels, 5).mean()),
-        "mean_class_accuracy": mean_class_accuracy(videos.argmax(axis=1), labels),
+        "mean_class_accuracy": mean_class_accuracy(labels, videos.argmax(axis=1), videos.shape[1]),
         "clip_loss": nll(clip_scores, clip_labels),
     }, videos
-
-
-class MetricsLog:
-    """RUN/metrics.jsonl: one object per epoch and phase,
-    {"epoch", "phase": "train"|"val", "loss", "accuracy" (clip top-1, 0..1), "lr", "samples_per_s", "time"}."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / METRICS_FILE
-
-    def restart(self, completed_epochs: int) -> None:
-        """Keep only the lines of completed epochs: a run killed after logging an epoch but before
-        its checkpoint redoes that epoch, and must not log it twice."""
-        kept = []
-        if completed_epochs and self.path.exists():
-            kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and json.loads(line)["epoch"] <= completed_epochs]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        tmp.replace(self.path)
-
-    def write(self, epoch: int, phase: str, loss: float, accuracy: float, lr: float, samples_per_s: float,
-              time: float) -> None:
-        record = {"epoch": epoch, "phase": phase, "loss": float(loss), "accuracy": float(accuracy), "lr": float(lr),
-                  "samples_per_s": float(samples_per_s), "time": float(time)}
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-
-    def read(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -1,7 +1,7 @@
-"""The test protocol that `twostream evaluate` (evaluator.py, one stream) and `fuse-features evaluate`
-(fusion_evaluator.py, a fusion model) both run: `clips` positions uniformly spaced over each video,
+"""The test protocol that `twostream evaluate` (train.streams.evaluator, one stream) and `fuse-features evaluate`
+(train.feature_fusion.evaluator, a fusion model) both run: `clips` positions uniformly spaced over each video,
 each under the test crops; softmax scores averaged over crops give a clip's score, and over clips
-the video's, written to the per-video scores file (scores.py) that fusion and reports read.
+the video's, written to the per-video scores file (train.core.scores) that fusion and reports read.
 """
 from __future__ import annotations
 

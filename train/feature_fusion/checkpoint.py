@@ -3,7 +3,7 @@
 A fusion checkpoint is written atomically (checkpoint.save_checkpoint) and read with
 `torch.load(weights_only=True)`; like a stream checkpoint it holds tensors and plain values only:
     format          "twostream-fusion-checkpoint"
-    format_version  1
+    format_version  2 (version 1: the attention head fused raw logits)
     config          FusionTrainConfig as JSON
     head            HeadSpec as JSON (method, hidden units, dropout)
     spatial_config, temporal_config   the streams' TrainConfigs as JSON: they rebuild the streams
@@ -30,7 +30,7 @@ from train.feature_fusion.model import HeadSpec, TwoStreamModel
 from train.streams.models import build_model
 
 FUSION_FORMAT = "twostream-fusion-checkpoint"
-FUSION_FORMAT_VERSION = 1
+FUSION_FORMAT_VERSION = 2  # 2: the attention head fuses standardised logits with a learned scale
 FUSION_CHECKPOINT = CheckpointFormat(
     FUSION_FORMAT, FUSION_FORMAT_VERSION, "fusion checkpoint", "fusion checkpoint",
     {"config": FusionTrainConfig.from_json, "head": HeadSpec.from_json,

@@ -3,7 +3,7 @@
 The stream evaluator's protocol on pairs: `clips` positions uniformly spaced over each video,
 each under the test crops (the frame and the stack under the same box and flip); softmax of the
 fused logits averaged over crops and clips gives a video's scores, written in the format of
-train/scores.py, so `twostream report --row NAME=FILE` lists it beside the streams and the
+train.core.scores, so `twostream report --row NAME=FILE` lists it beside the streams and the
 score-level methods.
 """
 from __future__ import annotations

@@ -4,10 +4,18 @@ Heads (`HEADS`):
     mid        mid fusion: the two streams' penultimate features concatenated -> dropout -> linear
                (or, with hidden units, linear -> ReLU -> dropout -> linear) -> class logits
     attention  a small network on the concatenated features gives two softmax weights per sample;
-               the fused logits are w_s * spatial logits + w_t * temporal logits (each stream's own
-               classifier). A convex combination of logits is a weighted product of the two
-               streams' softmax distributions, so evidence of complementary streams adds up
-               (the appearance from one, the motion from the other); it starts at 1:1.
+               the fused logits are s * (w_s * spatial logits + w_t * temporal logits), each
+               stream's logits (its own classifier's) standardised per sample, s a learned scale.
+               A convex combination of logits is a weighted product of the two streams' softmax
+               distributions, so evidence of complementary streams adds up (the appearance from
+               one, the motion from the other); it starts at 1:1.
+
+Why standardised logits: the weights' gradient is proportional to the difference of the two
+streams' logits. Streams trained for different lengths have logits of unrelated scales (tens on
+one, ones on the other); raw, they made one SGD step throw the weights into the saturated ends
+of the softmax (0 or 1 for every sample), where the gradient vanishes and the head keeps
+whichever stream it fell on, worse than its 1:1 start. Standardised, the weights move at a rate
+that does not depend on the streams, and neither stream drowns the other by its scale alone.
 
 Both heads see each stream's features layer-normalised, then concatenated: two networks' features
 have unrelated scales (and a stream trained briefly can have large ones), and a head on the raw
@@ -92,6 +100,8 @@ class AttentionHead(nn.Module):
         # zero output layer: every sample starts with weights 1/2, 1/2 (the paper's averaging)
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
+        # the fused logits' scale (their softmax's sharpness), learned as its log; starts at 1
+        self.log_scale = nn.Parameter(torch.zeros(()))
 
     def weights(self, spatial: torch.Tensor, temporal: torch.Tensor) -> torch.Tensor:
         """(N, 2) per-sample weights of the spatial and the temporal stream; each row sums to 1."""
@@ -99,7 +109,16 @@ class AttentionHead(nn.Module):
 
     def forward(self, spatial: torch.Tensor, temporal: torch.Tensor, logits: tuple) -> torch.Tensor:
         w = self.weights(spatial, temporal)
-        return w[:, :1] * logits[0] + w[:, 1:] * logits[1]
+        zs, zt = (standardised(z) for z in logits)
+        return (w[:, :1] * zs + w[:, 1:] * zt) * self.log_scale.exp().to(zs.dtype)
+
+
+def standardised(logits: torch.Tensor) -> torch.Tensor:
+    """(N, C) logits with zero mean and unit standard deviation in each row (computed in float32:
+    under autocast they may be bfloat16). The softmax of a row is the stream's own, tempered."""
+    z = logits.float()
+    z = (z - z.mean(dim=1, keepdim=True)) / (z.std(dim=1, keepdim=True, unbiased=False) + 1e-6)
+    return z.to(logits.dtype)
 
 
 def build_head(spec: HeadSpec, dims: tuple[int, int], num_classes: int) -> nn.Module:

@@ -1,14 +1,9 @@
 """`twostream fuse-features train`: a fusion head on two trained streams (optionally fine-tuned jointly).
 
-    RUN/config.json      the FusionTrainConfig (also in every checkpoint)
-    RUN/checkpoint.pt    written atomically after every epoch (fusion_checkpoint.py)
-    RUN/metrics.jsonl    one line per epoch and phase, as the trainer writes them
-
-The head learns from pairs (paired.py): an RGB frame and the flow stack at the same position,
-with one crop box and flip for both, sampled as the trainer samples one stream. The run folder,
-resume and the epoch loop are the trainer's (fit_loop.py): model, optimizer, scaler and epoch come
-from the checkpoint, the learning rate is a function of the epoch and every random draw of epoch e
-is seeded by (seed, e).
+The head learns from pairs (train.data.paired): an RGB frame and the flow stack at the same
+position, with one crop box and flip for both, sampled as the trainer samples one stream. The run
+folder, resume and the epoch loop are train.engine.fit_loop's, with a fusion checkpoint
+(train.feature_fusion.checkpoint) in place of a stream's.
 """
 from __future__ import annotations
 

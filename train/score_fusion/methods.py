@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from train.core.scores import VideoScores
-from train.engine.score_metrics import top1_accuracy
+from train.engine.metrics import top1_accuracy
 
 
 class FusionError(ValueError):

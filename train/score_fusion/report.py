@@ -18,7 +18,7 @@ from pathlib import Path
 
 from flowprep.format.files import write_json_atomic, write_text_atomic
 from train.core.scores import VideoScores, load_scores
-from train.engine.score_metrics import confusion_matrix, per_class_accuracy
+from train.engine.metrics import confusion_matrix, per_class_accuracy
 from train.score_fusion.methods import align_scores
 from train.score_fusion.report_data import (
     PageFigure,

@@ -1,7 +1,7 @@
 """What a report says, as pure functions: the accuracy table, training curves, the Markdown page.
 
 Every number comes from score arrays (`table_rows`) or metrics lines (`parse_metrics`); nothing is
-typed in. report.py reads the files and writes the folder.
+typed in. train.score_fusion.report reads the files and writes the folder.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 from train.core.scores import VideoScores
-from train.engine.score_metrics import mean_class_accuracy, top1_accuracy
+from train.engine.metrics import mean_class_accuracy, top1_accuracy
 
 ROW_KINDS = ("stream", "fusion", "extra")
 

@@ -1,6 +1,6 @@
 """`twostream fuse`: its config, and the run that reads score files and writes fused ones.
 
-    OUT/<method>.npz   fused per-video scores, in the format of train/scores.py (meta says the method)
+    OUT/<method>.npz   fused per-video scores, in the format of train.core.scores (meta says the method)
     OUT/fusion.json    the config, what each learned method chose, and top-1 / mean class accuracy
                        of the two streams and of every method, computed from the score files
 """

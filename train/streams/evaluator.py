@@ -1,9 +1,9 @@
 """`twostream evaluate`: the test protocol on a split's videos, metrics, and the per-video scores
-file that fusion reads (scores.py).
+file that fusion reads (train.core.scores).
 
 Protocol (the paper's, by default): 25 frames or stacks uniformly spaced over each video, each
 under 10 crops (4 corners and the centre, and their horizontal flips); softmax scores averaged
-over crops give a clip's score, and over clips the video's. protocol.py runs it, for
+over crops give a clip's score, and over clips the video's. train.engine.protocol runs it, for
 `fuse-features evaluate` too.
 """
 from __future__ import annotations

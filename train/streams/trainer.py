@@ -1,13 +1,6 @@
-"""`twostream train`: fit one stream on a split's training videos, validating on its test videos.
-
-    RUN/config.json      the TrainConfig (also in every checkpoint)
-    RUN/checkpoint.pt    written atomically after every epoch (checkpoint.py)
-    RUN/metrics.jsonl    one line per epoch and phase (metrics.py)
-
-Resume (`resume=True`) continues from RUN/checkpoint.pt: model, optimizer, scaler and epoch come
-from it; the learning rate is a function of the epoch and every random draw of epoch e is seeded
-by (seed, e), so the resumed run computes what the uninterrupted one would have. The run folder,
-resume and the epoch loop are fit_loop.py's, shared with the fusion trainer.
+"""`twostream train`: fit one stream (its TrainConfig, model and stream checkpoint) on a split's
+training videos, validating on held-out or test videos. The run folder, resume and the epoch loop
+are train.engine.fit_loop's, shared with the feature-fusion trainer.
 """
 from __future__ import annotations
 
@@ -73,7 +66,7 @@ def _build(config: TrainConfig, num_classes: int, device: Device, rgb_state: dic
 
 
 def _identity(config: TrainConfig, extraction: Extraction) -> dict:
-    """What a checkpoint says about itself, beside its weights and progress (checkpoint.py)."""
+    """What a checkpoint says about itself, beside its weights and progress (train.core.checkpoint)."""
     return {"config": config.to_json(), "stream": config.stream, "backbone": config.backbone,
             "in_channels": config.in_channels, "num_classes": extraction.num_classes,
             "class_names": list(extraction.class_names), "extract_config": extraction.config.to_json()}

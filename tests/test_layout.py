@@ -1,0 +1,73 @@
+"""The architecture as the folders show it: every import between subpackages points downward
+(CLI -> features -> engine -> data/core -> the file formats), and train reads flowprep only
+through its formats (and the command-line conventions both CLIs share)."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+# Each subpackage's layer: a module may import from its own subpackage and from lower layers only.
+LAYERS = {
+    "flowprep.format": 0,
+    "flowprep.extract": 1,
+    "flowprep.manifests": 2, "flowprep.rawframes": 2, "flowprep.tools": 2, "flowprep.demo": 2,
+    "flowprep.cli": 3,
+    "train.core": 1,
+    "train.data": 2,
+    "train.engine": 3,
+    "train.streams": 4, "train.score_fusion": 4,
+    "train.feature_fusion": 5,
+    "train.cli": 6,
+}
+# What train may take from flowprep: the formats, and how every command of the project behaves.
+TRAIN_MAY_IMPORT = ("flowprep.format", "flowprep.cli.support")
+
+
+def subpackage(module: str) -> str | None:
+    return next((p for p in LAYERS if module == p or module.startswith(p + ".")), None)
+
+
+def imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append(node.module)
+        elif isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+    return [m for m in found if m.split(".")[0] in ("flowprep", "train")]
+
+
+def modules() -> list[tuple[str, Path]]:
+    found = []
+    for package in ("flowprep", "train"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            found.append((".".join(path.relative_to(REPO).with_suffix("").parts), path))
+    return found
+
+
+def test_every_module_lives_in_a_subpackage_of_its_role():
+    top_level = {"flowprep.__init__", "flowprep.__main__", "train.__init__", "train.__main__"}
+    loose = [m for m, _ in modules() if m not in top_level and subpackage(m) is None]
+    assert loose == []
+
+
+@pytest.mark.parametrize("module,path", modules(), ids=[m for m, _ in modules()])
+def test_imports_point_downward(module, path):
+    own = subpackage(module)
+    if own is None:
+        return
+    upward = []
+    for target in imports(path):
+        other = subpackage(target)
+        if other is None or other == own:
+            continue
+        if own.startswith("train.") and other.startswith("flowprep.") and not target.startswith(TRAIN_MAY_IMPORT):
+            upward.append(f"{target} (train reads flowprep through {', '.join(TRAIN_MAY_IMPORT)} only)")
+        elif own.split(".")[0] == other.split(".")[0] and LAYERS[other] >= LAYERS[own]:
+            upward.append(f"{target} (layer {LAYERS[other]} from layer {LAYERS[own]})")
+    assert upward == []

@@ -1,0 +1,52 @@
+"""The whole chain across both packages: extract -> export-rawframes -> import-rawframes -> train
+-> evaluate. A folder packed from a rawframes tree is an extraction folder like any other, and the
+trainer reads both kinds (docs/rawframes.md)."""
+from __future__ import annotations
+
+import pytest
+
+from flowprep.format.folder import ExtractionFolder
+from tests.support.extraction import HEIGHT, MOTIONS, extract, make_videos, run_cli
+from tests.support.twostream_cli import one_line_error, twostream
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("chain")
+    extraction = extract(make_videos(root / "videos", MOTIONS, frames=12), root / "extracted")
+    return extraction, root
+
+
+def test_an_imported_rawframes_tree_trains_and_evaluates(imported, capsys):
+    extraction, root = imported
+    tree, packed = root / "tree", root / "imported"
+    assert run_cli(capsys, "export-rawframes", extraction, "--out", tree, "--workers", "1")[0] == 0
+    # the manifest gives labels and splits; frame folders are found as TREE/<path without extension>
+    assert run_cli(capsys, "import-rawframes", tree, "--out", packed, "--bound", "20", "--workers", "1",
+                   "--manifest", root / "videos" / "manifest.csv")[0] == 0
+    original, again = ExtractionFolder(extraction).read_index(), ExtractionFolder(packed).read_index()
+    assert {v: e.num_frames for v, e in again.items()} == {v: e.num_frames for v, e in original.items()}
+    assert ExtractionFolder(packed).read_config().kind == "import"
+
+    run = root / "run"
+    common = ["--shards", str(packed), "--split", "split1", "--workers", "0", "--threads", "1"]
+    status, out, err = twostream(capsys, "train", *common, "--stream", "temporal", "--out", str(run),
+                                 "--flow-length", "4", "--crop-size", "64", "--epochs", "1", "--batch-size", "2",
+                                 "--val-every", "0")
+    assert status == 0, err
+    status, out, err = twostream(capsys, "evaluate", *common, "--checkpoint", str(run / "checkpoint.pt"),
+                                 "--clips", "2", "--crops", "center")
+    assert status == 0, err
+    assert "2 test videos of split1" in out and (run / "scores_test.npz").is_file()
+
+
+def test_the_crop_is_checked_against_the_imported_frames_size(imported, capsys):
+    extraction, root = imported
+    tree, packed = root / "tree2", root / "imported2"
+    run_cli(capsys, "export-rawframes", extraction, "--out", tree, "--workers", "1")
+    run_cli(capsys, "import-rawframes", tree, "--out", packed, "--workers", "1")
+    message = one_line_error(capsys, "train", "--shards", str(packed), "--out", str(root / "too_big"), "--stream",
+                             "spatial", "--crop-size", str(HEIGHT + 1), "--workers", "0")
+    assert f"crop size {HEIGHT + 1} is larger than the stored frames' shorter side ({HEIGHT} px" in message
