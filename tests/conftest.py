@@ -34,3 +34,13 @@ def learning_seed() -> int:
     """The seed of the tests that assert what a model learned. The suite runs one; such a test
     must hold for others too (other CPUs take other float paths): check with LEARNING_SEED=1..5."""
     return int(os.environ.get("LEARNING_SEED", "0"))
+
+
+@pytest.fixture(scope="session")
+def flyingchairs_tvl1(shared_data):
+    """The 9 FlyingChairs pairs and OpenCV tvl1's average endpoint error on them with flowprep's
+    defaults: computed once (about 15 s on 2 cores) for the tests that compare against it."""
+    from flowprep.tools.flow_eval import average_epe, flyingchairs_pairs
+
+    pairs = flyingchairs_pairs(shared_data / "flow_gt" / "flyingchairs")
+    return pairs, average_epe("tvl1", None, pairs, workers=2)[0]

@@ -8,7 +8,14 @@ from pathlib import Path
 import click
 
 from flowprep.cli.support import CONTEXT, EXIT_OK, EXIT_SOME_FAILED, check_codec, parse_size
-from flowprep.extract.config import DEFAULT_FLOW_CODEC, DEFAULT_RGB_CODEC, ExtractConfig, ExtractRun
+from flowprep.extract.config import (
+    DEFAULT_BATCH,
+    DEFAULT_FLOW_CODEC,
+    DEFAULT_RGB_CODEC,
+    DEVICE_HELP,
+    ExtractConfig,
+    ExtractRun,
+)
 from flowprep.extract.flow_methods import FLOW_METHODS, get_method
 from flowprep.extract.run import run_extract
 from flowprep.format.codecs import CODEC_HELP
@@ -51,14 +58,21 @@ def parse_flow_params(method: str, pairs: tuple[str, ...]) -> dict[str, object]:
 @click.option("--rgb-codec", default=DEFAULT_RGB_CODEC, show_default=True, callback=check_codec, help=CODEC_HELP)
 @click.option("--flow-codec", default=DEFAULT_FLOW_CODEC, show_default=True, callback=check_codec, help=CODEC_HELP)
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Parallel worker processes (0 = all cores).")
+              help="Parallel worker processes; with a batched backend (tvl1-torch), decoding threads per device "
+                   "(0 = all cores).")
+@click.option("--device", default="cpu", show_default=True,
+              help=f"Where a batched backend computes flow: {DEVICE_HELP} (one process per GPU). Not part of the "
+                   f"extraction config: a run resumes on any device.")
+@click.option("--batch", type=click.IntRange(min=0), default=0, show_default=True,
+              help=f"Flow fields per device batch (0 = {DEFAULT_BATCH['cuda']} on CUDA, {DEFAULT_BATCH['cpu']} on the "
+                   f"CPU); an out-of-memory error halves it.")
 @click.option("--shard-size-mb", type=click.FloatRange(min=0, min_open=True), default=1024.0, show_default=True,
               help="Target size of one shard file.")
 @click.option("--overwrite", is_flag=True, help="Discard an earlier extraction in --out made with another config.")
 def extract(manifest: Path, video_root: Path | None, out_dir: Path, flow_method: str, flow_params: tuple[str, ...],
             size: tuple[int, int] | None, short_side: int | None, fps: float | None, stride: int, max_frames: int | None,
-            bound: float, mean_subtraction: bool, rgb_codec: str, flow_codec: str, workers: int,
-            shard_size_mb: float, overwrite: bool) -> int:
+            bound: float, mean_subtraction: bool, rgb_codec: str, flow_codec: str, workers: int, device: str,
+            batch: int, shard_size_mb: float, overwrite: bool) -> int:
     """Extract RGB frames and forward/backward flow of every video in a manifest into shards.
 
     Re-running the same command resumes: finished videos are skipped. Videos that cannot be
@@ -80,6 +94,7 @@ def extract(manifest: Path, video_root: Path | None, out_dir: Path, flow_method:
             manifest=manifest,
             video_root=video_root if video_root is not None else manifest.parent,
             out_dir=out_dir, extract=config, workers=workers, shard_size_mb=shard_size_mb, overwrite=overwrite,
+            device=device, batch=batch,
         )
     except ValueError as exc:  # the config's own validation: a usage error
         raise click.UsageError(str(exc)) from None

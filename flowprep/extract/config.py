@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from flowprep.extract.flow_methods import get_method
+from flowprep.extract.flow_methods import FLOW_METHODS, get_method
 from flowprep.format.codecs import parse_codec
 from flowprep.format.quantize import DEFAULT_BOUND
 
@@ -109,16 +110,37 @@ class ExtractRun:
     video_root: Path
     out_dir: Path
     extract: ExtractConfig = field(default_factory=ExtractConfig)
-    workers: int = 0  # 0 = all cores
+    # worker processes, or with a batched backend the threads beside each device; 0 = all cores
+    workers: int = 0
     shard_size_mb: float = 1024.0
     overwrite: bool = False
+    # where a batched backend computes flow: cpu, cuda, cuda:N, or several GPUs cuda:0,cuda:1 (one
+    # process each). Not part of the extraction config: a run resumes on any device.
+    device: str = "cpu"
+    batch: int = 0  # flow fields per device batch; 0 = DEFAULT_BATCH for the device's kind
 
     def __post_init__(self) -> None:
         check_run_options(self.workers, self.shard_size_mb)
+        devices = parse_devices(self.device)
+        if devices != ["cpu"] and not get_method(self.extract.flow_method).batched:
+            batched = ", ".join(m.name for m in FLOW_METHODS.values() if m.batched)
+            raise ValueError(f"--device {self.device} needs a batched flow backend ({batched}); "
+                             f"{self.extract.flow_method} runs on the CPU")
+        if self.batch < 0:
+            raise ValueError(f"batch must be 0 (the device's default) or positive, got {self.batch!r}")
+
+    @property
+    def devices(self) -> list[str]:
+        return parse_devices(self.device)
 
     @property
     def n_workers(self) -> int:
-        return worker_count(self.workers)
+        """Worker processes, or threads per device: all cores (shared by the devices) unless given."""
+        return self.workers or max(1, worker_count(0) // len(self.devices))
+
+    @property
+    def batch_fields(self) -> int:
+        return self.batch or DEFAULT_BATCH["cuda" if self.devices[0].startswith("cuda") else "cpu"]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,8 +150,24 @@ class ExtractRun:
             "workers": self.n_workers,
             "shard_size_mb": self.shard_size_mb,
             "overwrite": self.overwrite,
+            "device": self.device,
+            "batch": self.batch_fields,
             "extract": self.extract.to_dict(),
         }
+
+
+DEFAULT_BATCH = {"cuda": 1024, "cpu": 16}  # flow fields per device batch (both directions count)
+DEVICE_HELP = "cpu, cuda, cuda:N, or several GPUs as cuda:0,cuda:1"
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+
+def parse_devices(text: str) -> list[str]:
+    """--device as a list of torch device names; ValueError naming the value otherwise."""
+    devices = [d.strip() for d in str(text).split(",")]
+    if not all(_DEVICE.match(d) for d in devices) or ("cpu" in devices and len(devices) > 1) \
+            or len(set(devices)) != len(devices):
+        raise ValueError(f"device must be {DEVICE_HELP}; got {text!r}")
+    return devices
 
 
 def check_run_options(workers: int, shard_size_mb: float) -> None:

@@ -1,22 +1,74 @@
 """Optical flow backends behind one registry.
 
-Every backend is a factory that takes a full, validated parameter dict and returns a function
-`flow(prev_gray, next_gray) -> (H, W, 2) float32`, the displacement that maps prev to next
-(forward flow when called as flow(frame_t, frame_t+1)). Factories build their OpenCV objects
-once, inside the process that uses them: OpenCV algorithm objects cannot be pickled.
+Every backend has two entry points, both built from a full, validated parameter dict:
+- one pair: `flow(prev_gray, next_gray) -> (H, W, 2) float32`, the displacement that maps prev to
+  next (forward flow when called as flow(frame_t, frame_t+1));
+- a batch (`BatchFlow`): frames of many pairs in, (N, H, W) uint8 each, and out either their
+  fields (`flow`) or the fields as flowprep stores them, mean-subtracted and quantised
+  (`codes`). The OpenCV backends loop over the pairs (`PairLoop`); `tvl1-torch` computes the
+  whole batch at once on a device (`flowprep.extract.tvl1_torch`, imported only when chosen).
+Factories build their algorithm objects once, inside the process that uses them: OpenCV
+algorithm objects cannot be pickled.
 
 Parameters are declared with their defaults and types so the CLI (`flowprep methods`,
-`--flow-param name=value`) and the stored extraction config share one description.
+`--flow-param name=value`) and the stored extraction config share one description. The device
+a backend runs on is not a parameter: it does not change what the shards hold.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 import cv2
 import numpy as np
 
+from flowprep.format.quantize import field_mean, quantize_planes
+
 FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+class FlowError(Exception):
+    """A batch of flow that could not be computed (e.g. out of device memory for even one pair)."""
+
+
+class BatchFlow(Protocol):
+    """Flow of a batch of pairs of one size: (N, H, W) uint8 grey frames `first` and `second`."""
+
+    def flow(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """(N, H, W, 2) float32: the displacement from each first frame to its second."""
+
+    def codes(self, first: np.ndarray, second: np.ndarray, bound: float,
+              mean_subtraction: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The fields as stored: uint8 code planes (N, 2, H, W) and the subtracted means (N, 2)."""
+
+
+def check_batch(first: np.ndarray, second: np.ndarray) -> None:
+    """A batch is pairs of frames of one size; anything else is refused, naming both shapes."""
+    if first.shape != second.shape or first.ndim != 3 or first.shape[0] == 0:
+        raise ValueError(f"a flow batch is N pairs of frames of one size, (N, H, W) and (N, H, W) with N >= 1; "
+                         f"got {first.shape} and {second.shape}")
+
+
+class PairLoop:
+    """A one-pair backend as a BatchFlow: the pairs one after another, quantised on the CPU."""
+
+    def __init__(self, flow: FlowFn) -> None:
+        self.pair_flow = flow
+
+    def flow(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        check_batch(first, second)
+        return np.stack([self.pair_flow(a, b) for a, b in zip(first, second)])
+
+    def codes(self, first: np.ndarray, second: np.ndarray, bound: float,
+              mean_subtraction: bool) -> tuple[np.ndarray, np.ndarray]:
+        check_batch(first, second)
+        planes, means = [], []
+        for a, b in zip(first, second):
+            field = self.pair_flow(a, b)
+            mean = field_mean(field) if mean_subtraction else np.zeros(2, np.float32)
+            planes.append(quantize_planes(field, bound, mean))
+            means.append(mean)
+        return np.stack(planes), np.stack(means)
 
 
 @dataclass(frozen=True)
@@ -66,6 +118,14 @@ class FlowMethod:
     summary: str
     params: tuple[Param, ...]
     factory: Callable[[Mapping[str, Any]], FlowFn]
+    # a backend that computes many pairs at once: (params, device) -> BatchFlow. Without one, the
+    # batch entry point loops over `factory`'s pair function.
+    batch_factory: Callable[[Mapping[str, Any], str], BatchFlow] | None = None
+
+    @property
+    def batched(self) -> bool:
+        """True for backends that run whole batches on a device (the extraction feeds them in batches)."""
+        return self.batch_factory is not None
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -83,6 +143,15 @@ class FlowMethod:
 
     def create(self, params: Mapping[str, Any] | None = None) -> FlowFn:
         return self.factory(self.resolve(params))
+
+    def create_batch(self, params: Mapping[str, Any] | None = None, device: str = "cpu") -> BatchFlow:
+        """The batch entry point on `device` ('cpu', 'cuda', 'cuda:N'; only batched backends run off the CPU)."""
+        if self.batch_factory is not None:
+            return self.batch_factory(self.resolve(params), device)
+        if device != "cpu":
+            raise ValueError(f"flow method {self.name!r} runs on the CPU only; --device {device} needs a batched "
+                             f"backend ({', '.join(m.name for m in FLOW_METHODS.values() if m.batched)})")
+        return PairLoop(self.create(params))
 
 
 # --- TV-L1 (OpenCV contrib) -------------------------------------------------------------------
@@ -136,6 +205,29 @@ TVL1 = FlowMethod(
         Param("median_filtering", int, 5, "median filter size applied to the flow (1 = off)"),
     ),
     factory=_make_tvl1,
+)
+
+
+# --- TV-L1 in PyTorch ----------------------------------------------------------------------------------
+def _torch_tvl1(params: Mapping[str, Any], device: str = "cpu"):
+    from flowprep.extract.tvl1_torch import TorchTVL1, TVL1Params  # torch only when this backend is chosen
+
+    names = {"lambda": "lam"}
+    return TorchTVL1(TVL1Params(**{names.get(k, k): v for k, v in params.items()}), device)
+
+
+def _make_tvl1_torch(params: Mapping[str, Any]) -> FlowFn:
+    backend = _torch_tvl1(params)
+    return lambda prev, nxt: backend.flow(prev[None], nxt[None])[0]
+
+
+TVL1_TORCH = FlowMethod(
+    name="tvl1-torch",
+    summary="OpenCV's dual TV-L1 in PyTorch, many pairs at once on a GPU (--device cuda) or the CPU; the same "
+            "parameters and defaults as tvl1, and the same flow to float rounding.",
+    params=TVL1.params,
+    factory=_make_tvl1_torch,
+    batch_factory=_torch_tvl1,
 )
 
 
@@ -219,7 +311,7 @@ DIS = FlowMethod(
 )
 
 
-FLOW_METHODS: dict[str, FlowMethod] = {m.name: m for m in (TVL1, FARNEBACK, DIS)}
+FLOW_METHODS: dict[str, FlowMethod] = {m.name: m for m in (TVL1, TVL1_TORCH, FARNEBACK, DIS)}
 
 
 def get_method(name: str) -> FlowMethod:

@@ -9,15 +9,18 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from joblib import delayed
 
+from flowprep.extract.batched import device_outcomes, multi_device_outcomes
 from flowprep.extract.config import ExtractConfig, ExtractRun
+from flowprep.extract.flow_methods import get_method
 from flowprep.extract.progress import format_duration
-from flowprep.extract.staged_run import run_jobs, staged_run
+from flowprep.extract.staged_run import Outcomes, in_processes, run_jobs, staged_run
 from flowprep.extract.video_job import VideoOutcome, extract_video
 from flowprep.format.folder import ExtractionFolder, Failure
-from flowprep.format.manifest import read_manifest
+from flowprep.format.manifest import ManifestEntry, read_manifest
 
 log = logging.getLogger("flowprep")
 
@@ -54,6 +57,36 @@ class ExtractSummary:
         ]
 
 
+def outcomes(run: ExtractRun, todo: list[ManifestEntry], config_json: str, staging_dir: Path) -> Outcomes:
+    """How the videos are extracted: in worker processes, one video each (the OpenCV backends),
+    or by threads feeding batches to one process per device (batched backends, batched.py)."""
+    if not get_method(run.extract.flow_method).batched:
+        jobs = [delayed(extract_video)(e, run.video_root / e.path, config_json, staging_dir) for e in todo]
+        return in_processes(jobs, run.n_workers)
+    check_devices(run.devices)
+    jobs = [(e, run.video_root / e.path) for e in todo]
+    if len(run.devices) == 1:
+        return lambda note: device_outcomes(jobs, config_json, staging_dir, run.devices[0], run.n_workers,
+                                            run.batch_fields, note)
+    return lambda note: multi_device_outcomes(jobs, config_json, staging_dir, run.devices, run.n_workers,
+                                              run.batch_fields, note)
+
+
+def check_devices(devices: list[str]) -> None:
+    """Refuse, before any work, CUDA devices this machine does not have."""
+    if devices == ["cpu"]:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ExtractError(f"device {','.join(devices)} asked for, but CUDA is not available here; use --device cpu")
+    count = torch.cuda.device_count()
+    for d in devices:
+        index = int(d.split(":")[1]) if ":" in d else 0
+        if index >= count:
+            raise ExtractError(f"device {d} asked for, but this machine has {count} CUDA device(s)")
+
+
 def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSummary:
     """Extract every video of the manifest that is not yet done; return what happened."""
     started = time.perf_counter()
@@ -75,8 +108,8 @@ def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSumm
             summary.pairs += outcome.pairs
             summary.flow_seconds += outcome.flow_seconds
 
-        jobs = [delayed(extract_video)(e, run.video_root / e.path, config_json, staging.dir) for e in todo]
-        result = run_jobs(staging, jobs, run.n_workers, config_json, run.shard_size_mb * 1e6, count, interactive)
+        result = run_jobs(staging, len(todo), outcomes(run, todo, config_json, staging.dir), config_json,
+                          run.shard_size_mb * 1e6, count, interactive)
         summary.failures = result.failures
         summary.shards, summary.bytes_on_disk = result.shards, result.bytes_on_disk
         summary.seconds = time.perf_counter() - started

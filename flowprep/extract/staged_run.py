@@ -12,7 +12,7 @@ import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from joblib import Parallel
 
@@ -128,20 +128,29 @@ class ShardPacker:
         self.pending, self.pending_bytes = [], 0
 
 
-def run_jobs(staging: Staging, jobs: list, workers: int, config_json: str, shard_bytes: float,
-               on_success: Callable[[StagedOutcome], None], interactive: bool | None = None) -> StagedRunResult:
-    """Run joblib `jobs` (delayed calls returning StagedOutcome) on `workers` processes, as they
-    finish pack their staging files into shards and record failures in failures.jsonl."""
+Outcomes = Callable[[Callable[[str], None]], Iterable[StagedOutcome]]
+
+
+def in_processes(jobs: list, workers: int) -> Outcomes:
+    """joblib `jobs` (delayed calls returning StagedOutcome) on `workers` processes, as run_jobs's
+    outcomes: each as its job finishes."""
+    return lambda note: Parallel(n_jobs=min(workers, max(1, len(jobs))), return_as="generator_unordered")(jobs)
+
+
+def run_jobs(staging: Staging, total: int, outcomes: Outcomes, config_json: str, shard_bytes: float,
+             on_success: Callable[[StagedOutcome], None], interactive: bool | None = None) -> StagedRunResult:
+    """Take the `total` jobs' outcomes as they finish (`outcomes(note)`: the jobs running, in
+    processes or on a device; `note` prints a line above the progress bar), pack their staging
+    files into shards and record failures in failures.jsonl."""
     folder = staging.folder
     result = StagedRunResult()
-    progress = Progress(len(jobs), interactive=interactive)
+    progress = Progress(total, interactive=interactive)
     packer = ShardPacker(folder, config_json, shard_bytes, staging.index, note=progress.note)
     for p in staging.staged:
         packer.add(p)
     folder.write_failures([])
     try:
-        outcomes = Parallel(n_jobs=min(workers, max(1, len(jobs))), return_as="generator_unordered")(jobs)
-        for outcome in outcomes:
+        for outcome in outcomes(progress.note):
             progress.update(outcome.video_id, outcome.pairs, outcome.error)
             if outcome.error:
                 result.failures.append(Failure(outcome.video_id, outcome.source, outcome.error))

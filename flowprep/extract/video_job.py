@@ -1,28 +1,33 @@
-"""One video, decoded, sampled, resized, flowed both ways, quantised and staged: the worker's job.
+"""One video, decoded, sampled, resized, flowed both ways, quantised and staged: the job of a
+worker (a process for the OpenCV backends, a thread beside the device for batched ones).
 
-Runs inside a joblib worker process. Memory is bounded by two frames, their flow and the staging
-writer's small buffer of encoded items, whatever the video's length: frames stream from the
-decoder into the staging file.
+Frames stream from the decoder into the staging file; flow is asked for in windows of a few
+frame pairs (`window`), both directions at once, from a `FlowSubmitter`: the backend itself in
+a worker process, or the batcher that merges the windows of many videos into one device batch
+(batched.py). A job keeps at most two windows in flight, so memory is bounded by 2 x window + 1
+grey frames, their codes and the staging writer's small buffer, whatever the video's length.
 """
 from __future__ import annotations
 
 import json
 import time
+from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from flowprep.extract.config import ExtractConfig
-from flowprep.extract.decode import VideoError, VideoInfo, iter_frames, open_video
-from flowprep.extract.flow_methods import FlowFn, make_flow
+from flowprep.extract.decode import VideoError, VideoInfo, iter_kept_frames, open_video
+from flowprep.extract.flow_methods import BatchFlow, FlowError, get_method
 from flowprep.extract.frames import FrameSampler, output_size, resize, to_gray
 from flowprep.extract.shard_writer import StagedVideo
 from flowprep.format.codecs import parse_codec
 from flowprep.format.manifest import ManifestEntry
-from flowprep.format.quantize import field_mean, quantize_planes
 from flowprep.format.shards import VideoAttrs
 
 
@@ -34,30 +39,48 @@ class VideoOutcome:
     error: str | None  # one-line reason on failure
     frames: int = 0
     pairs: int = 0
-    flow_seconds: float = 0.0  # time spent inside the flow backend
+    flow_seconds: float = 0.0  # time spent inside the flow backend (in the job's own process)
     seconds: float = 0.0  # wall time of the whole job
 
 
-def flow_pair(flow: FlowFn, prev_gray: np.ndarray, next_gray: np.ndarray, bound: float,
-              mean_subtraction: bool) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """Forward (prev -> next) and backward (next -> prev) flow of one pair, mean-subtracted and
-    quantised.
+class FlowSubmitter(Protocol):
+    def submit(self, first: np.ndarray, second: np.ndarray) -> Future:
+        """A future of `BatchFlow.codes` of the (N, H, W) frames: (uint8 planes (N, 2, H, W), means (N, 2))."""
 
-    Returns [(direction, uint8 code planes (2, H, W): x then y, subtracted mean (2,) float32)].
-    """
-    out = []
-    for direction, a, b in (("forward", prev_gray, next_gray), ("backward", next_gray, prev_gray)):
-        field = flow(a, b)
-        mean = field_mean(field) if mean_subtraction else np.zeros(2, np.float32)
-        out.append((direction, quantize_planes(field, bound, mean), mean))
-    return out
+
+class InlineFlow:
+    """A FlowSubmitter that computes at once, in the calling process: the worker-process path."""
+
+    def __init__(self, flow: BatchFlow, bound: float, mean_subtraction: bool) -> None:
+        self.flow, self.bound, self.mean_subtraction = flow, bound, mean_subtraction
+        self.seconds = 0.0
+
+    def submit(self, first: np.ndarray, second: np.ndarray) -> Future:
+        future: Future = Future()
+        started = time.perf_counter()
+        future.set_result(self.flow.codes(first, second, self.bound, self.mean_subtraction))
+        self.seconds += time.perf_counter() - started
+        return future
 
 
 @lru_cache(maxsize=4)
-def _flow_for(config_json: str) -> FlowFn:
+def _flow_for(config_json: str) -> BatchFlow:
     """One flow backend object per worker process and config, reused across videos."""
     config = ExtractConfig.from_json(config_json)
-    return make_flow(config.flow_method, config.flow_params_dict)
+    return get_method(config.flow_method).create_batch(config.flow_params_dict)
+
+
+def both_directions(prevs: list[np.ndarray], nexts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The batch of a window of pairs: its forward fields (prev -> next), then its backward ones."""
+    return np.stack(prevs + nexts), np.stack(nexts + prevs)
+
+
+def stage_flow(staged: StagedVideo, codes: np.ndarray, means: np.ndarray) -> None:
+    """Stage the fields of one window (`both_directions` order) pair by pair."""
+    n = len(codes) // 2
+    for i in range(n):
+        staged.add_flow_planes("forward", codes[i], means[i])
+        staged.add_flow_planes("backward", codes[n + i], means[n + i])
 
 
 def frame_sampler(info: VideoInfo, config: ExtractConfig) -> FrameSampler:
@@ -69,14 +92,18 @@ def frame_sampler(info: VideoInfo, config: ExtractConfig) -> FrameSampler:
         raise VideoError(str(exc)) from None
 
 
-def extract_video(entry: ManifestEntry, source: Path, config_json: str, staging_dir: Path) -> VideoOutcome:
-    """Extract one video into `staging_dir`; never raises for a bad video, returns the reason."""
-    cv2.setNumThreads(1)  # one core per worker: parallelism comes from processes
+def extract_video(entry: ManifestEntry, source: Path, config_json: str, staging_dir: Path,
+                  flow: FlowSubmitter | None = None, window: int = 1) -> VideoOutcome:
+    """Extract one video into `staging_dir`; never raises for a bad video, returns the reason.
+    Without `flow` (a worker process), the config's backend computes flow here, one pair at a time."""
+    cv2.setNumThreads(1)  # one core per worker: parallelism comes from processes or threads
     started = time.perf_counter()
     config = ExtractConfig.from_json(config_json)
     try:
-        return _extract(entry, source, config, config_json, staging_dir, started)
-    except VideoError as exc:
+        if flow is None:
+            flow = InlineFlow(_flow_for(config_json), config.bound, config.mean_subtraction)
+        return _extract(entry, source, config, config_json, staging_dir, started, flow, window)
+    except (VideoError, FlowError) as exc:
         reason = str(exc)
     except cv2.error as exc:
         reason = "OpenCV error: " + " ".join(str(exc).split())
@@ -88,33 +115,43 @@ def extract_video(entry: ManifestEntry, source: Path, config_json: str, staging_
 
 
 def _extract(entry: ManifestEntry, source: Path, config: ExtractConfig, config_json: str,
-             staging_dir: Path, started: float) -> VideoOutcome:
-    flow = _flow_for(config_json)
+             staging_dir: Path, started: float, flow: FlowSubmitter, window: int) -> VideoOutcome:
     cap, info = open_video(source)
     sampler = frame_sampler(info, config)
     fixed = (config.width, config.height) if config.short_side is None else None
     size = output_size(info.width, info.height, fixed, config.short_side)
-    flow_seconds = 0.0
-    decoded = 0
     with StagedVideo(staging_dir, entry.video_id, size[0], size[1], parse_codec(config.rgb_codec),
                      parse_codec(config.flow_codec), config.bound, config_json) as staged:
+        in_flight: deque[Future] = deque()
+        prevs: list[np.ndarray] = []
+        nexts: list[np.ndarray] = []
         prev_gray = None
-        for index, frame in enumerate(iter_frames(cap, info)):
-            decoded += 1
-            if sampler.done:
-                break
-            if not sampler.keep(index):
-                continue
+        decoded = 0
+
+        def keep(index: int) -> bool:
+            nonlocal decoded
+            decoded = index + 1
+            return sampler.keep(index)
+
+        for _, frame in iter_kept_frames(cap, info, keep):
             frame = resize(frame, size)
             gray = to_gray(frame)
             staged.add_frame(frame)
             if prev_gray is not None:
-                t0 = time.perf_counter()
-                fields = flow_pair(flow, prev_gray, gray, config.bound, config.mean_subtraction)
-                flow_seconds += time.perf_counter() - t0
-                for direction, planes, mean in fields:
-                    staged.add_flow_planes(direction, planes, mean)
+                prevs.append(prev_gray)
+                nexts.append(gray)
             prev_gray = gray
+            if len(prevs) == window:
+                in_flight.append(flow.submit(*both_directions(prevs, nexts)))
+                prevs, nexts = [], []
+                while len(in_flight) > 1:  # decode the next window while this one computes
+                    stage_flow(staged, *in_flight.popleft().result())
+            if sampler.done:
+                break
+        if prevs:
+            in_flight.append(flow.submit(*both_directions(prevs, nexts)))
+        while in_flight:
+            stage_flow(staged, *in_flight.popleft().result())
         if staged.frames < 2:
             detail = "" if staged.frames == decoded else f" after sampling ({decoded} decoded)"
             raise VideoError(f"too short: {staged.frames} frame(s){detail}; at least 2 are needed for flow")
@@ -133,5 +170,5 @@ def _extract(entry: ManifestEntry, source: Path, config: ExtractConfig, config_j
             mean_subtracted=config.mean_subtraction,
         )
         path = staged.commit(attrs)
-    return VideoOutcome(entry.video_id, str(source), path, None, staged.frames, staged.pairs, flow_seconds,
-                        time.perf_counter() - started)
+    return VideoOutcome(entry.video_id, str(source), path, None, staged.frames, staged.pairs,
+                        getattr(flow, "seconds", 0.0), time.perf_counter() - started)

@@ -29,7 +29,7 @@ from joblib import delayed
 from flowprep.extract.config import ImportConfig, check_run_options, worker_count
 from flowprep.extract.progress import format_duration
 from flowprep.extract.shard_writer import StagedVideo
-from flowprep.extract.staged_run import run_jobs, staged_run
+from flowprep.extract.staged_run import in_processes, run_jobs, staged_run
 from flowprep.extract.video_job import VideoOutcome
 from flowprep.format.codecs import CodecError, parse_codec
 from flowprep.format.folder import ExtractionFolder, Failure
@@ -289,7 +289,8 @@ def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportS
             summary.frames += outcome.frames
 
         jobs = [delayed(import_video)(s, config_json, staging.dir) for s in todo]
-        result = run_jobs(staging, jobs, run.n_workers, config_json, run.shard_size_mb * 1e6, count, interactive)
+        result = run_jobs(staging, len(jobs), in_processes(jobs, run.n_workers), config_json, run.shard_size_mb * 1e6,
+                          count, interactive)
         summary.failures = result.failures
         summary.shards, summary.bytes_on_disk = result.shards, result.bytes_on_disk
         summary.seconds = time.perf_counter() - started

@@ -127,7 +127,7 @@ def test_a_different_config_is_refused_unless_overwriting(extracted, dataset):
 
 
 @pytest.mark.parametrize("args,expected", [
-    (["--flow", "raft"], "Invalid value for '--flow': 'raft' is not one of 'tvl1', 'farneback', 'dis'"),
+    (["--flow", "raft"], "Invalid value for '--flow': 'raft' is not one of 'tvl1', 'tvl1-torch', 'farneback', 'dis'"),
     (["--flow-param", "nscales=x"], "nscales must be int, got 'x'"),
     (["--flow", "farneback", "--flow-param", "speed=3"], "unknown parameter 'speed' for flow method 'farneback'"),
     (["--size", "big"], "expected WIDTHxHEIGHT"),

@@ -1,6 +1,6 @@
-"""The whole chain across both packages: extract -> export-rawframes -> import-rawframes -> train
--> evaluate. A folder packed from a rawframes tree is an extraction folder like any other, and the
-trainer reads both kinds (docs/rawframes.md)."""
+"""Chains across both packages: extract -> export-rawframes -> import-rawframes -> train ->
+evaluate (a folder packed from a rawframes tree is an extraction folder like any other, and the
+trainer reads both kinds: docs/rawframes.md), and extract with tvl1-torch -> train -> evaluate."""
 from __future__ import annotations
 
 import pytest
@@ -50,3 +50,20 @@ def test_the_crop_is_checked_against_the_imported_frames_size(imported, capsys):
     message = one_line_error(capsys, "train", "--shards", str(packed), "--out", str(root / "too_big"), "--stream",
                              "spatial", "--crop-size", str(HEIGHT + 1), "--workers", "0")
     assert f"crop size {HEIGHT + 1} is larger than the stored frames' shorter side ({HEIGHT} px" in message
+
+
+def test_tvl1_torch_shards_train_like_any_other(tmp_path, capsys):
+    manifest = make_videos(tmp_path / "videos", MOTIONS, frames=12)
+    out = tmp_path / "shards"
+    status, _, err = run_cli(capsys, "extract", "--manifest", manifest, "--out", out, "--flow", "tvl1-torch",
+                             "--device", "cpu", "--workers", "2", "--size", "128x96", "--flow-param", "nscales=3",
+                             "--flow-param", "warps=1")
+    assert status == 0, err
+    common = ["--shards", str(out), "--workers", "0", "--threads", "1"]
+    status, _, err = twostream(capsys, "train", *common, "--stream", "temporal", "--out", str(tmp_path / "run"),
+                               "--flow-length", "4", "--crop-size", "64", "--epochs", "1", "--batch-size", "2",
+                               "--val-every", "0")
+    assert status == 0, err
+    status, out_text, err = twostream(capsys, "evaluate", *common, "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"),
+                                      "--clips", "2", "--crops", "center")
+    assert status == 0 and "2 test videos of split1" in out_text, err

@@ -1,0 +1,273 @@
+"""The extraction pipeline of a batched flow backend (`tvl1-torch`): video jobs on threads, flow in
+device-sized batches.
+
+One process per device. In it, `workers` threads each run video jobs (video_job.py: decode,
+sample, resize, encode, stage) and send windows of frame pairs to one `FlowBatcher`, which merges
+the windows of many videos into batches of up to `batch` fields and computes them on the device,
+forward and backward directions together, mean-subtracted and quantised there (a quarter of the
+bytes to copy back). Threads, not processes: decoding, resizing and JPEG encoding run in OpenCV
+with the GIL released, and the batcher gets the frames without copying them between processes.
+A job keeps two windows in flight, so it decodes the next window while the device computes this
+one; windows are sized so that the threads' windows fill a batch twice over.
+
+A CUDA out-of-memory error halves the batch (logged once) and the batch is computed in halves:
+no video is lost. Several devices (`--device cuda:0,cuda:1`) run one such process each, spawned,
+taking videos from one queue; the main process packs their staging files as it does for worker
+processes, so resume, failures, the lock, progress and the summary are the same on every path.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import queue
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from flowprep.extract.config import ExtractConfig
+from flowprep.extract.flow_methods import BatchFlow, FlowError, get_method
+from flowprep.extract.video_job import VideoOutcome, extract_video
+from flowprep.format.manifest import ManifestEntry
+
+log = logging.getLogger("flowprep")
+
+LINGER_S = 0.02  # how long a batch smaller than half the maximum waits for more windows
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    # torch.OutOfMemoryError, matched by name: this module does not import torch
+    return type(exc).__name__ in ("OutOfMemoryError", "OutOfMemoryError_") or "out of memory" in str(exc).lower()
+
+
+@dataclass
+class _Request:
+    first: np.ndarray
+    second: np.ndarray
+    future: Future = field(default_factory=Future)
+
+
+class FlowBatcher:
+    """Merges windows of frame pairs from many jobs into device batches, on its own thread."""
+
+    def __init__(self, backend: BatchFlow, bound: float, mean_subtraction: bool, max_fields: int,
+                 note: Callable[[str], None] = log.info, release: Callable[[], None] = lambda: None) -> None:
+        self.backend, self.bound, self.mean_subtraction = backend, bound, mean_subtraction
+        self.max_fields = max_fields
+        self.note, self.release = note, release
+        self.batches = 0
+        self.fields = 0
+        self._queue: list[_Request] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="flow-batcher", daemon=True)
+        self._thread.start()
+
+    def submit(self, first: np.ndarray, second: np.ndarray) -> Future:
+        request = _Request(first, second)
+        with self._cond:
+            if self._closed:
+                raise FlowError("the flow batcher is closed")
+            self._queue.append(request)
+            self._cond.notify()
+        return request.future
+
+    def close(self) -> None:
+        """Finish the queued windows, then stop the batcher's thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _take(self) -> list[_Request]:
+        """The next batch: queued windows of the oldest window's frame size, up to max_fields
+        (at least one window), after a short wait for more while the batch is small."""
+        with self._cond:
+            while not self._queue and not self._closed:
+                self._cond.wait()
+            queued = sum(len(r.first) for r in self._queue)
+            if not self._closed and queued < self.max_fields // 2:
+                self._cond.wait(LINGER_S)
+            size = self._queue[0].first.shape[1:] if self._queue else None
+            taken, fields = [], 0
+            for request in list(self._queue):
+                if request.first.shape[1:] != size:
+                    continue  # frames of another size wait for a batch of their own
+                if taken and fields + len(request.first) > self.max_fields:
+                    break
+                taken.append(request)
+                fields += len(request.first)
+                self._queue.remove(request)
+            return taken
+
+    def _run(self) -> None:
+        while True:
+            requests = self._take()
+            if not requests:
+                return
+            first = np.concatenate([r.first for r in requests])
+            second = np.concatenate([r.second for r in requests])
+            try:
+                codes, means = self._codes(first, second)
+            except Exception as exc:  # noqa: BLE001  each waiting job records its video's failure
+                error = exc if isinstance(exc, FlowError) else FlowError(f"flow batch failed: {type(exc).__name__}: {exc}")
+                for r in requests:
+                    r.future.set_exception(error)
+                continue
+            self.batches += 1
+            self.fields += len(first)
+            start = 0
+            for r in requests:
+                end = start + len(r.first)
+                r.future.set_result((codes[start:end], means[start:end]))
+                start = end
+
+    def _codes(self, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The backend's codes of a batch; out of device memory, the batch in halves (and every
+        later batch at most half as large)."""
+        if len(first) > self.max_fields:  # taken before the maximum was halved
+            return self._halves(first, second)
+        try:
+            return self.backend.codes(first, second, self.bound, self.mean_subtraction)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            self.release()
+            if len(first) == 1:
+                raise FlowError(f"out of device memory for a single flow field of {first.shape[2]}x{first.shape[1]}") from None
+            half = len(first) // 2
+            if half < self.max_fields:
+                self.max_fields = half
+                self.note(f"device out of memory for a batch of {len(first)} flow fields; "
+                          f"batches of at most {half} from now on")
+            return self._halves(first, second)
+
+    def _halves(self, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        half = len(first) // 2
+        a = self._codes(first[:half], second[:half])
+        b = self._codes(first[half:], second[half:])
+        return np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]])
+
+    def cancel(self) -> None:
+        """Fail every queued window and refuse new ones (an interrupted run): the jobs end soon."""
+        with self._cond:
+            self._closed = True
+            for request in self._queue:
+                request.future.set_exception(FlowError("interrupted"))
+            self._queue.clear()
+            self._cond.notify()
+
+
+def window_pairs(max_fields: int, workers: int) -> int:
+    """Pairs per window: the workers' windows, two in flight each, fill one batch twice over."""
+    return max(1, math.ceil(max_fields / (2 * 2 * workers)))
+
+
+def device_outcomes(jobs: Iterable[tuple[ManifestEntry, Path]], config_json: str, staging_dir: Path, device: str,
+                    workers: int, max_fields: int, note: Callable[[str], None] = log.info,
+                    backend: BatchFlow | None = None) -> Iterator[VideoOutcome]:
+    """Run the video jobs on `workers` threads with their flow batched on `device`; yield each
+    outcome as its video finishes. At most 2 x workers jobs are started ahead, so `jobs` may be
+    a queue that other devices take from too. `backend` replaces the config's backend (a test
+    injects faults through it)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    config = ExtractConfig.from_json(config_json)
+    if backend is None:
+        backend = get_method(config.flow_method).create_batch(config.flow_params_dict, device)
+    batcher = FlowBatcher(backend, config.bound, config.mean_subtraction, max_fields, note, _release_for(device))
+    window = window_pairs(max_fields, workers)
+    log.info("%s: flow batches of up to %d fields from %d threads, %d pair(s) per window", device, max_fields,
+             workers, window)
+    running: set[Future] = set()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="video")
+    try:
+        for entry, source in jobs:
+            running.add(pool.submit(extract_video, entry, source, config_json, staging_dir, batcher, window))
+            if len(running) >= 2 * workers:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                yield from (f.result() for f in done)
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            yield from (f.result() for f in done)
+    except BaseException:  # interrupted (or the consumer stopped): end the jobs soon, not at their videos' end
+        batcher.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
+    batcher.close()
+
+
+def _release_for(device: str) -> Callable[[], None]:
+    """What frees the device's cached memory after an out-of-memory error."""
+    if not device.startswith("cuda"):
+        return lambda: None
+    import torch
+
+    return torch.cuda.empty_cache
+
+
+# --- several devices ------------------------------------------------------------------------------
+_DONE = "done"
+
+
+def _device_process(number: int, device: str, tasks, results, config_json: str, staging_dir: Path, workers: int,
+                    max_fields: int) -> None:
+    """Device `number`'s process: take videos from `tasks` until its end marker, put each outcome
+    in `results`, and finally (number, _DONE)."""
+    def jobs() -> Iterator[tuple[ManifestEntry, Path]]:
+        while (item := tasks.get()) is not None:
+            yield item
+
+    def note(message: str) -> None:
+        results.put((number, message))
+
+    for outcome in device_outcomes(jobs(), config_json, staging_dir, device, workers, max_fields, note):
+        results.put(outcome)
+    results.put((number, _DONE))
+
+
+def multi_device_outcomes(jobs: list[tuple[ManifestEntry, Path]], config_json: str, staging_dir: Path,
+                          devices: list[str], workers: int, max_fields: int,
+                          note: Callable[[str], None] = log.info) -> Iterator[VideoOutcome]:
+    """`device_outcomes` on several devices, one spawned process each, taking videos from one
+    queue (a fast device takes more). A process that dies stops the run with FlowError; what
+    it had finished is packed by the next run, what it had not is redone."""
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked process
+    tasks, results = context.Queue(), context.Queue()
+    for job in jobs:
+        tasks.put(job)
+    for _ in devices:
+        tasks.put(None)
+    processes = [context.Process(target=_device_process, name=f"flowprep-{d}", daemon=True,
+                                 args=(i, d, tasks, results, config_json, staging_dir, workers, max_fields))
+                 for i, d in enumerate(devices)]
+    for p in processes:
+        p.start()
+    running = set(range(len(devices)))
+    try:
+        while running:
+            try:
+                item = results.get(timeout=1.0)
+            except queue.Empty:
+                dead = [i for i in running if not processes[i].is_alive()]
+                if dead:
+                    raise FlowError(f"the process of device {devices[dead[0]]} ended with exit code "
+                                    f"{processes[dead[0]].exitcode}; run the same command again to resume")
+                continue
+            if isinstance(item, VideoOutcome):
+                yield item
+            elif item[1] == _DONE:
+                running.discard(item[0])
+            else:
+                note(f"{devices[item[0]]}: {item[1]}")
+    finally:
+        for p in processes:
+            if p.is_alive():
+                p.terminate()
+            p.join()

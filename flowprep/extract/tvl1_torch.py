@@ -1,0 +1,359 @@
+"""Dual TV-L1 optical flow in PyTorch, on many frame pairs at once (the `tvl1-torch` backend).
+
+The algorithm is OpenCV's `DualTVL1OpticalFlow` (Zach, Pock and Bischof 2007, as Sanchez,
+Meinhardt-Llopis and Facciolo describe it in IPOL 2013), step for step, so that the two agree to
+float rounding: the same image pyramid (bilinear resizing by `scale_step`, as cv::resize
+computes it, down to 16 pixels), the same warping (bicubic, zero outside the image), centred
+gradients of the warped image, the thresholding step, forward differences and divergence with
+OpenCV's boundaries, median filtering of the flow before each outer iteration, and the same
+stopping rule: a warping ends when the squared update of the flow, summed over the image, falls
+to epsilon^2 times its area, or after outer x inner iterations.
+
+What is new is the batch: every tensor holds N pairs, (N, H, W). Pairs converge after different
+numbers of iterations; each pair stops at its own iteration, as OpenCV would stop it, through a
+per-pair mask (a converged pair's flow and dual variables stay as they were). Knowing whether
+*all* pairs of the batch have converged, so that the loop can end, needs the device to report to
+the host, which stalls a GPU's queue; so the host looks every `check_every` iterations and drops
+the converged pairs from the work then (measured: benchmarks/bench_gpu_flow.py, docs/gpu_flow.md).
+
+The inner iteration, the cost of the whole method, runs as two fused Triton kernels on CUDA when
+Triton is available (`tvl1_kernels.py`), and as plain PyTorch operations otherwise.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+log = logging.getLogger("flowprep")
+
+MIN_SIZE = 16  # OpenCV stops the pyramid at the first level narrower or lower than this
+
+
+@dataclass(frozen=True)
+class TVL1Params:
+    tau: float = 0.25
+    lam: float = 0.15
+    theta: float = 0.3
+    nscales: int = 8
+    warps: int = 3
+    epsilon: float = 0.01
+    inner_iterations: int = 30
+    outer_iterations: int = 10
+    scale_step: float = 0.7
+    gamma: float = 0.0
+    median_filtering: int = 5
+
+    def __post_init__(self) -> None:
+        for name in ("nscales", "warps", "inner_iterations", "outer_iterations"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        if not 0 < self.scale_step < 1:
+            raise ValueError(f"scale_step must be between 0 and 1, got {self.scale_step!r}")
+        if self.median_filtering > 1 and self.median_filtering % 2 == 0:
+            raise ValueError(f"median_filtering must be 1 (off) or an odd size, got {self.median_filtering!r}")
+        if self.theta <= 0 or self.tau <= 0:
+            raise ValueError(f"tau and theta must be positive, got {self.tau!r} and {self.theta!r}")
+
+
+# --- the pyramid ---------------------------------------------------------------------------------
+def pyramid_sizes(height: int, width: int, params: TVL1Params) -> list[tuple[int, int]]:
+    """(h, w) of every level, finest first, as cv::resize sizes them: round(size * scale_step),
+    stopping before a level narrower or lower than 16 pixels."""
+    sizes = [(height, width)]
+    for _ in range(1, params.nscales):
+        h, w = sizes[-1]
+        nh, nw = round(h * params.scale_step), round(w * params.scale_step)  # cvRound: half to even
+        if nh < MIN_SIZE or nw < MIN_SIZE:
+            break
+        sizes.append((nh, nw))
+    return sizes
+
+
+def _linear_taps(src: int, dst: int, scale: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """cv::resize's bilinear taps along one axis: source index pairs and the weight of the second."""
+    pos = (torch.arange(dst, dtype=torch.float64, device=device) + 0.5) * scale - 0.5
+    first = torch.floor(pos)
+    weight = (pos - first).float()
+    first = first.long()
+    weight = torch.where(first < 0, torch.zeros_like(weight), weight)
+    first = first.clamp(min=0)
+    weight = torch.where(first >= src - 1, torch.zeros_like(weight), weight)
+    first = first.clamp(max=src - 1)
+    return first, (first + 1).clamp(max=src - 1), weight
+
+
+def resize_linear(x: torch.Tensor, size: tuple[int, int], scale: tuple[float, float] | None = None) -> torch.Tensor:
+    """Bilinear resize of (N, H, W) to `size` = (h, w) with cv::resize's geometry (pixel centres,
+    clamped edges). `scale` is source pixels per destination pixel (y, x); by default the ratio of
+    the sizes, as cv::resize uses when given a size, while a resize by a factor uses 1 / factor."""
+    n, h, w = x.shape
+    sy, sx = scale if scale is not None else (h / size[0], w / size[1])
+    x0, x1, wx = _linear_taps(w, size[1], sx, x.device)
+    y0, y1, wy = _linear_taps(h, size[0], sy, x.device)
+    rows = x[:, :, x0] + (x[:, :, x1] - x[:, :, x0]) * wx  # horizontal pass first, as OpenCV does
+    return rows[:, y0, :] + (rows[:, y1, :] - rows[:, y0, :]) * wy[:, None]
+
+
+# --- finite differences with OpenCV's boundaries ---------------------------------------------------
+def centered_gradient(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Half the difference of the two neighbours; at the borders, half the one-sided difference."""
+    padded = F.pad(x[:, None], (1, 1, 1, 1), mode="replicate")[:, 0]
+    dx = 0.5 * (padded[:, 1:-1, 2:] - padded[:, 1:-1, :-2])
+    dy = 0.5 * (padded[:, 2:, 1:-1] - padded[:, :-2, 1:-1])
+    return dx, dy
+
+
+def forward_gradient(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward differences, 0 in the last column (x) and the last row (y)."""
+    dx = F.pad(x[:, :, 1:] - x[:, :, :-1], (0, 1))
+    dy = F.pad(x[:, 1:, :] - x[:, :-1, :], (0, 0, 0, 1))
+    return dx, dy
+
+
+def divergence(v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+    """Backward differences (the negative adjoint of `forward_gradient`): v(x) - v(x-1), and v(0) at 0."""
+    return v1 - F.pad(v1[:, :, :-1], (1, 0)) + v2 - F.pad(v2[:, :-1, :], (0, 0, 1, 0))
+
+
+def median_filter(x: torch.Tensor, size: int) -> torch.Tensor:
+    """cv::medianBlur of float fields: the median of each size x size window, edges replicated."""
+    r = size // 2
+    padded = F.pad(x[:, None], (r, r, r, r), mode="replicate")
+    windows = padded.unfold(2, size, 1).unfold(3, size, 1)  # (N, 1, H, W, k, k)
+    return windows.reshape(*x.shape, size * size).median(dim=-1).values
+
+
+def warp(images: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor) -> torch.Tensor:
+    """cv::remap(..., INTER_CUBIC) with a zero border of (N, C, H, W) images at (x + u1, y + u2)."""
+    n, _, h, w = images.shape
+    ys, xs = torch.meshgrid(torch.arange(h, device=u1.device, dtype=u1.dtype),
+                            torch.arange(w, device=u1.device, dtype=u1.dtype), indexing="ij")
+    # normalised so that -1 and 1 are the centres of the first and last pixels (align_corners)
+    grid = torch.stack([(xs + u1) * (2.0 / max(w - 1, 1)) - 1.0, (ys + u2) * (2.0 / max(h - 1, 1)) - 1.0], dim=-1)
+    return F.grid_sample(images, grid, mode="bicubic", padding_mode="zeros", align_corners=True)
+
+
+# --- one scale ---------------------------------------------------------------------------------------
+FIELDS = ("u1", "u2", "u3", "p11", "p12", "p21", "p22", "p31", "p32")  # what an iteration updates
+CONSTANTS = ("i1wx", "i1wy", "grad", "rho_c")  # what a warping fixes
+
+
+def threshold_step(rho: torch.Tensor, grad: torch.Tensor, l_t: float) -> torch.Tensor:
+    """OpenCV's estimateV as a factor f of the warped gradient (v = u + f * grad I1w): the step to
+    the data term's minimum, -rho / |grad|^2, clamped to +-l_t; 0 where the gradient vanishes."""
+    f = torch.where(grad > torch.finfo(torch.float32).eps, -rho / grad, torch.zeros_like(rho))
+    f = torch.where(rho < -l_t * grad, torch.full_like(rho, l_t), f)
+    return torch.where(rho > l_t * grad, torch.full_like(rho, -l_t), f)
+
+
+def inner_iteration(state: dict[str, torch.Tensor], params: TVL1Params, active: torch.Tensor) -> torch.Tensor:
+    """One iteration, in place on `state` (FIELDS and CONSTANTS, (N, H, W) each; u3, p31, p32 only
+    with gamma), for the pairs in `active` ((N,) bool; the others keep their state): the
+    thresholding step (estimateV), the flow from it and the dual variables' divergence
+    (estimateU), and the projected dual update (estimateDualVariables). Returns each pair's
+    squared update of the flow summed over the image, (N,)."""
+    s = state
+    keep = active[:, None, None]
+    rho = s["rho_c"] + s["i1wx"] * s["u1"] + s["i1wy"] * s["u2"]
+    components = [("u1", "i1wx", "p11", "p12"), ("u2", "i1wy", "p21", "p22")]
+    if params.gamma:
+        rho = rho + params.gamma * s["u3"]
+        components.append(("u3", None, "p31", "p32"))
+    f = threshold_step(rho, s["grad"], params.lam * params.theta)
+    error = torch.zeros(keep.shape[0], dtype=torch.float32, device=keep.device)
+    for u, slope, pa, pb in components:
+        step = f * (s[slope] if slope else params.gamma)
+        new = torch.where(keep, s[u] + step + params.theta * divergence(s[pa], s[pb]), s[u])
+        error = error + ((new - s[u]) ** 2).sum(dim=(1, 2))
+        s[u] = new
+    taut = params.tau / params.theta
+    for u, _, pa, pb in components:
+        ux, uy = forward_gradient(s[u])
+        norm = 1.0 + taut * torch.sqrt(ux * ux + uy * uy)
+        s[pa] = torch.where(keep, (s[pa] + taut * ux) / norm, s[pa])
+        s[pb] = torch.where(keep, (s[pb] + taut * uy) / norm, s[pb])
+    return error
+
+
+def median_step(state: dict[str, torch.Tensor], params: TVL1Params, active: torch.Tensor) -> None:
+    """The median filtering OpenCV applies to u1 and u2 before each outer iteration."""
+    if params.median_filtering > 1:
+        keep = active[:, None, None]
+        for u in ("u1", "u2"):
+            state[u] = torch.where(keep, median_filter(state[u], params.median_filtering), state[u])
+
+
+@dataclass(frozen=True)
+class Solver:
+    """How the iterations run: `check_every` iterations between looks at which pairs are still
+    iterating (each look waits for the device), and the kernels of one iteration."""
+
+    check_every: int = 10
+    iteration: Callable[[dict[str, torch.Tensor], TVL1Params, torch.Tensor], torch.Tensor] = inner_iteration
+
+
+def solve_warping(state: dict[str, torch.Tensor], params: TVL1Params, solver: Solver) -> None:
+    """The outer and inner iterations of one warping, each pair stopping by OpenCV's rule. Every
+    `check_every` iterations the converged pairs leave the working set, and the loop ends when
+    none is left."""
+    n = state["u1"].shape[0]
+    area = state["u1"].shape[1] * state["u1"].shape[2]
+    scaled_epsilon = params.epsilon * params.epsilon * area
+    work = {k: v for k, v in state.items()}  # the pairs still iterating
+    index = torch.arange(n, device=state["u1"].device)
+    active = torch.ones(n, dtype=torch.bool, device=index.device)
+    count = 0
+    for _ in range(params.outer_iterations):
+        median_step(work, params, active)
+        for _ in range(params.inner_iterations):
+            error = solver.iteration(work, params, active)
+            active = active & (error > scaled_epsilon)
+            count += 1
+            if count % solver.check_every == 0:
+                work, index, active = _compact(state, work, index, active)
+                if index.numel() == 0:
+                    return
+        # an outer iteration starts only for pairs still iterating; the others stopped for good
+    _scatter(state, work, index)
+
+
+def _scatter(state: dict[str, torch.Tensor], work: dict[str, torch.Tensor], index: torch.Tensor) -> None:
+    for k in FIELDS:
+        if k in state and work[k] is not state[k]:  # (kernels that update in place need no copy)
+            state[k][index] = work[k]
+
+
+def _compact(state, work, index, active):
+    """Write the converged pairs back and keep the others (one wait for the device)."""
+    if bool(active.all()):
+        return work, index, active
+    _scatter(state, work, index)
+    keep = active.nonzero().squeeze(1)
+    index = index[keep]
+    work = {k: v[keep] for k, v in work.items()}
+    return work, index, torch.ones(index.numel(), dtype=torch.bool, device=index.device)
+
+
+def solve_scale(i0: torch.Tensor, i1: torch.Tensor, u: dict[str, torch.Tensor], params: TVL1Params,
+                solver: Solver) -> None:
+    """OpenCV's procOneScale for a batch: `warps` warpings of I1 towards I0, each iterated to
+    convergence; the dual variables start at zero and carry over between warpings."""
+    zeros = torch.zeros_like(i0)
+    state = {**u, "p11": zeros.clone(), "p12": zeros.clone(), "p21": zeros.clone(), "p22": zeros.clone()}
+    if params.gamma:
+        state["p31"], state["p32"] = zeros.clone(), zeros.clone()
+    i1x, i1y = centered_gradient(i1)
+    images = torch.stack([i1, i1x, i1y], dim=1)
+    for _ in range(params.warps):
+        i1w, i1wx, i1wy = warp(images, state["u1"], state["u2"]).unbind(1)
+        state["i1wx"], state["i1wy"] = i1wx.contiguous(), i1wy.contiguous()
+        state["grad"] = i1wx * i1wx + i1wy * i1wy
+        state["rho_c"] = i1w - i1wx * state["u1"] - i1wy * state["u2"] - i0
+        solve_warping(state, params, solver)
+    for k in u:
+        u[k] = state[k]
+
+
+def tvl1(first: torch.Tensor, second: torch.Tensor, params: TVL1Params, solver: Solver = Solver()) -> torch.Tensor:
+    """Flow from `first` to `second`, (N, H, W) float32 grey levels 0..255 each: (N, 2, H, W),
+    x then y displacement in pixels."""
+    if first.shape != second.shape or first.dim() != 3:
+        raise ValueError(f"expected two (N, H, W) batches of one shape, got {tuple(first.shape)} and "
+                         f"{tuple(second.shape)}")
+    n, h, w = first.shape
+    sizes = pyramid_sizes(h, w, params)
+    step = params.scale_step
+    i0s, i1s = [first.float()], [second.float()]
+    for size in sizes[1:]:
+        i0s.append(resize_linear(i0s[-1], size, (1 / step, 1 / step)))
+        i1s.append(resize_linear(i1s[-1], size, (1 / step, 1 / step)))
+    coarse = torch.zeros(n, *sizes[-1], dtype=torch.float32, device=first.device)
+    u = {"u1": coarse, "u2": coarse.clone()}
+    if params.gamma:
+        u["u3"] = coarse.clone()
+    for level in range(len(sizes) - 1, -1, -1):
+        solve_scale(i0s[level], i1s[level], u, params, solver)
+        if level == 0:
+            break
+        # the flow of the next finer level: resized, and its displacements scaled (u3 is not)
+        u = {k: resize_linear(v, sizes[level - 1]) * (1 / step if k != "u3" else 1.0) for k, v in u.items()}
+    return torch.stack([u["u1"], u["u2"]], dim=1)
+
+
+# --- the backend ----------------------------------------------------------------------------------
+KERNELS = ("auto", "triton", "compile", "eager")
+
+
+def iteration_for(kernels: str, device: torch.device, params: TVL1Params):
+    """The inner iteration to run: Triton's fused kernels on CUDA (where Triton imports and gamma
+    is 0), torch.compile's, or PyTorch's operations; `auto` picks the first that works here and
+    says in one log line when it has to fall back."""
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
+    if kernels == "eager" or (kernels == "auto" and device.type != "cuda"):
+        return inner_iteration
+    if params.gamma:
+        log.info("tvl1-torch: the fused kernels do not handle gamma != 0; running PyTorch operations")
+        return inner_iteration
+    if kernels == "compile":
+        try:
+            return torch.compile(inner_iteration, dynamic=True)
+        except Exception as exc:  # noqa: BLE001  no compiler here: eager is always right, only slower
+            log.info("tvl1-torch: torch.compile unavailable (%s); running PyTorch operations", exc)
+            return inner_iteration
+    try:
+        from flowprep.extract.tvl1_kernels import fused_iteration
+    except ImportError as exc:
+        log.info("tvl1-torch: Triton is not available (%s); running PyTorch operations", exc)
+        return inner_iteration
+    return fused_iteration
+
+
+class TorchTVL1:
+    """The `tvl1-torch` flow backend on one device: frame pairs in (numpy, uint8 grey), flow out,
+    or flow mean-subtracted and quantised on the device (a quarter of the bytes to copy back)."""
+
+    def __init__(self, params: TVL1Params, device: str = "cpu", kernels: str = "auto", check_every: int | None = None) -> None:
+        self.params = params
+        self.device = torch.device(device)
+        # the device reports convergence to the host only every few iterations: a look stalls a
+        # GPU's queue, and costs nothing on the CPU
+        every = check_every if check_every is not None else (10 if self.device.type == "cuda" else 1)
+        self.solver = Solver(every, iteration_for(kernels, self.device, params))
+
+    def _fields(self, first, second) -> torch.Tensor:
+        from flowprep.extract.flow_methods import check_batch
+
+        first, second = np.asarray(first), np.asarray(second)
+        check_batch(first, second)
+        a = torch.from_numpy(np.ascontiguousarray(first)).to(self.device, non_blocking=True).float()
+        b = torch.from_numpy(np.ascontiguousarray(second)).to(self.device, non_blocking=True).float()
+        return tvl1(a, b, self.params, self.solver)
+
+    def flow(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """(N, H, W) uint8 frames -> (N, H, W, 2) float32 flow from each first to its second."""
+        return self._fields(first, second).permute(0, 2, 3, 1).cpu().numpy()
+
+    def codes(self, first: np.ndarray, second: np.ndarray, bound: float,
+              mean_subtraction: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The fields as flowprep stores them: uint8 planes (N, 2, H, W), mean-subtracted (the
+        means (N, 2) float32, or zeros) and quantised with `flowprep.format.quantize`'s rule."""
+        fields = self._fields(first, second)
+        if mean_subtraction:
+            means = fields.double().mean(dim=(2, 3)).float()
+        else:
+            means = torch.zeros(fields.shape[:2], dtype=torch.float32, device=fields.device)
+        return quantize_on_device(fields, means, bound).cpu().numpy(), means.cpu().numpy()
+
+
+def quantize_on_device(fields: torch.Tensor, means: torch.Tensor, bound: float) -> torch.Tensor:
+    """`quantize_planes` of (N, 2, H, W) fields less their (N, 2) means: scaled, offset, rounded half
+    to even and saturated to 0..255, as cv2.addWeighted does it."""
+    scale = 255.0 / (2.0 * bound)
+    shifted = fields * scale + ((bound - means) * scale)[:, :, None, None]
+    return torch.round(shifted).clamp(0, 255).to(torch.uint8)

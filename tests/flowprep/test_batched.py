@@ -1,0 +1,135 @@
+"""The pipeline of a batched backend (tvl1-torch), run on the CPU as CI has no GPU: windows of
+many videos merged into batches, frames of different sizes kept apart, an out-of-memory error
+halving the batch without losing a video, several device processes taking videos from one queue,
+and the run's promises (failures, resume, verify) as on the worker-process path."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from flowprep.extract.batched import FlowBatcher, device_outcomes, multi_device_outcomes
+from flowprep.extract.config import ExtractConfig
+from flowprep.extract.tvl1_torch import TorchTVL1, TVL1Params
+from flowprep.extract.video_job import both_directions
+from flowprep.format.folder import ExtractionFolder
+from flowprep.format.manifest import read_manifest
+from flowprep.format.quantize import dequantize
+from flowprep.format.shards import open_shard, video_reader
+from tests.support.extraction import MOTIONS, make_videos, run_cli
+from tests.support.videos import texture
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+FAST = {"nscales": 3, "warps": 1}  # tiny frames need no deeper pyramid; the test is of the pipeline
+
+
+def windows(height: int, width: int, count: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    frames = [texture(height, width, seed + i) for i in range(count + 1)]
+    return [both_directions([frames[i]], [frames[i + 1]]) for i in range(count)]
+
+
+def test_the_batcher_merges_windows_and_keeps_frame_sizes_apart():
+    backend = TorchTVL1(TVL1Params(**{"nscales": 2, "warps": 1}))
+    batcher = FlowBatcher(backend, bound=20.0, mean_subtraction=True, max_fields=8)
+    small, large = windows(32, 40, 3, seed=0), windows(48, 56, 2, seed=10)
+    futures = [(w, batcher.submit(*w)) for w in small + large]
+    batcher.close()
+    for (first, second), future in futures:
+        codes, means = future.result()
+        expected_codes, expected_means = backend.codes(first, second, 20.0, True)
+        assert codes.shape == (2, 2, *first.shape[1:])
+        assert np.abs(codes.astype(int) - expected_codes).max() <= 1
+        np.testing.assert_allclose(means, expected_means, atol=1e-4)
+    assert batcher.batches >= 2 and batcher.fields == 10  # two sizes: never one batch
+
+
+class SmallDevice:
+    """tvl1-torch on a device with room for `fields` flow fields: larger batches fail as CUDA
+    fails, with torch.OutOfMemoryError (the fault, injected on the CPU)."""
+
+    def __init__(self, fields: int) -> None:
+        self.backend, self.fields, self.refused = TorchTVL1(TVL1Params(**FAST)), fields, 0
+
+    def codes(self, first, second, bound, mean_subtraction):
+        if len(first) > self.fields:
+            self.refused += 1
+            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {len(first)} fields")
+        return self.backend.codes(first, second, bound, mean_subtraction)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    manifest = make_videos(tmp_path_factory.mktemp("batched") / "videos", MOTIONS, frames=8)
+    return [(e, manifest.parent / e.path) for e in read_manifest(manifest)]
+
+
+def config_json(**options) -> str:
+    return ExtractConfig(flow_method="tvl1-torch", flow_params=tuple(FAST.items()), width=128, height=96,
+                         **options).to_json()
+
+
+def test_out_of_memory_halves_the_batch_and_loses_no_video(videos, tmp_path):
+    notes = []
+    device = SmallDevice(fields=4)
+    (tmp_path / "oom").mkdir()
+    outcomes = list(device_outcomes(videos, config_json(), tmp_path / "oom", "cpu", workers=2, max_fields=16,
+                                    note=notes.append, backend=device))
+    assert sorted(o.video_id for o in outcomes) == sorted(MOTIONS) and not [o for o in outcomes if o.error]
+    assert device.refused >= 1 and notes[0].startswith("device out of memory for a batch of")
+    assert notes[-1].endswith("batches of at most 4 from now on")
+    # the flow is the flow: the same codes as a device with room for every batch
+    (tmp_path / "roomy").mkdir()
+    roomy = {o.video_id: o for o in device_outcomes(videos, config_json(), tmp_path / "roomy", "cpu", 2, 16,
+                                                    backend=SmallDevice(fields=1000))}
+    for outcome in outcomes:
+        with open_shard(outcome.staged) as a, open_shard(roomy[outcome.video_id].staged) as b:
+            va, vb = video_reader(a, outcome.video_id), video_reader(b, outcome.video_id)
+            for i in range(va.num_frames - 1):
+                assert np.abs(va.flow_codes("forward", i).astype(int) - vb.flow_codes("forward", i)).max() <= 1
+
+
+def test_several_device_processes_take_videos_from_one_queue(videos, tmp_path):
+    outcomes = list(multi_device_outcomes(videos, config_json(), tmp_path, ["cpu", "cpu"], workers=1, max_fields=8))
+    assert sorted(o.video_id for o in outcomes) == sorted(MOTIONS)  # each video once
+    assert all(o.error is None and o.staged.exists() for o in outcomes)
+
+
+def test_extract_with_tvl1_torch_on_the_cpu(tmp_path, capsys):
+    manifest = make_videos(tmp_path / "videos", MOTIONS, frames=6, missing=True)
+    out = tmp_path / "out"
+    args = ["extract", "--manifest", manifest, "--out", out, "--flow", "tvl1-torch", "--device", "cpu",
+            "--workers", "2", "--size", "128x96", *[a for k, v in FAST.items() for a in ("--flow-param", f"{k}={v}")]]
+    status, stdout, _ = run_cli(capsys, *args)
+    assert status == 3 and f"{len(MOTIONS)} extracted now, 0 already done, 1 failed" in stdout
+    folder = ExtractionFolder(out)
+    assert [f.video_id for f in folder.read_failures()] == ["ghost"]
+    assert run_cli(capsys, "verify", out)[0] == 0
+    entry = folder.read_index()["right"]
+    with open_shard(out / entry.shard) as f:
+        video = video_reader(f, "right")
+        forward = dequantize(video.flow_codes("forward", 0), 20.0) + video.flow_means("forward")[0]
+        backward = dequantize(video.flow_codes("backward", 0), 20.0) + video.flow_means("backward")[0]
+    rows, cols = slice(36, 60), slice(52, 76)  # inside the square (moving 2 px right a frame)
+    assert np.median(forward[rows, cols, 0]) == pytest.approx(2.0, abs=0.5)
+    assert np.median(backward[rows, cols, 0]) == pytest.approx(-2.0, abs=0.5)
+    status, stdout, _ = run_cli(capsys, *args)
+    assert f"0 extracted now, {len(MOTIONS)} already done, 1 failed" in stdout
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--device", "gpu"], "device must be cpu, cuda, cuda:N, or several GPUs as cuda:0,cuda:1; got 'gpu'"),
+    (["--device", "cuda", "--flow", "farneback"], "--device cuda needs a batched flow backend (tvl1-torch); farneback"),
+])
+def test_bad_devices_are_one_line(tmp_path, capsys, args, expected):
+    manifest = make_videos(tmp_path / "videos", {"right": (2, 0)}, frames=3)
+    status, _, err = run_cli(capsys, "extract", "--manifest", manifest, "--out", tmp_path / "o", *args)
+    assert status == 2 and err.count("\n") == 1 and expected in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_asked_on_a_machine_without_it(tmp_path, capsys):
+    manifest = make_videos(tmp_path / "videos", {"right": (2, 0)}, frames=3)
+    status, _, err = run_cli(capsys, "extract", "--manifest", manifest, "--out", tmp_path / "o", "--flow", "tvl1-torch",
+                             "--device", "cuda:1")
+    assert status == 2 and err.count("\n") == 1 and "device cuda:1 asked for, but CUDA is not available here" in err
