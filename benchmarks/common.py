@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import time
@@ -14,7 +15,9 @@ import numpy as np
 from flowprep.extract.frames import resize, to_gray
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+# the reference data beside the checkout; FLOWPREP_SHARED_DATA points elsewhere (a GPU machine
+# that has a copy of it somewhere else)
+SHARED_DATA = Path(os.environ.get("FLOWPREP_SHARED_DATA", REPO.parent / "shared" / "data"))
 CLIPS = SHARED_DATA / "clips"
 RESULTS_DIR = REPO / "benchmarks" / "results"
 
@@ -48,8 +51,6 @@ def gray_frames(path: Path, count: int, size: tuple[int, int] = (340, 256)) -> l
 
 
 def machine() -> str:
-    import os
-
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, OpenCV {cv2.__version__}"
 
 

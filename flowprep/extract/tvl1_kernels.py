@@ -11,6 +11,10 @@ variables, which it does not write) and sums each pair's squared update; kernel 
 dual variables in place (it reads only its own pixel's dual variables). A pair that has converged
 (`active` 0) is skipped: its programs load and store nothing.
 
+The median filter that starts each outer iteration (5 x 5, OpenCV's default) is a third kernel:
+25 loads and a sorting network per pixel, where PyTorch's unfold-and-median would copy every
+field 25 times over.
+
 Without gamma only (the default); with gamma, and wherever Triton is missing, the PyTorch
 operations run instead. Tested on the CPU through Triton's interpreter (TRITON_INTERPRET=1).
 """
@@ -21,6 +25,7 @@ import triton
 import triton.language as tl
 
 BLOCK = 1024
+MEDIAN_BLOCK = 256  # 25 values a pixel live in registers: fewer pixels a program
 
 
 @triton.jit
@@ -99,3 +104,169 @@ def fused_iteration(state: dict[str, torch.Tensor], params, active: torch.Tensor
     _dual_kernel[grid](u1, state["u2"], state["p11"], state["p12"], state["p21"], state["p22"], flags, height, width,
                        params.tau / params.theta, BLOCK=BLOCK)
     return error
+
+
+# The median of 25 values by a sorting network: Batcher's odd-even merge sort of 32 inputs (7 of
+# them +inf), pruned to the 113 compare-exchanges that decide the 13th smallest. Generated once
+# by a script (docs/gpu_flow.md); test_tvl1_torch checks it against torch.median.
+@triton.jit
+def _median5_kernel(src, dst, active_ptr, height, width, BLOCK: tl.constexpr):
+    pair = tl.program_id(1)
+    area = height * width
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    inside = offs < area
+    x = offs % width
+    y = offs // width
+    base = pair * area
+    live = tl.load(active_ptr + pair) != 0  # a converged pair keeps its flow
+    center = tl.load(src + base + offs, mask=inside, other=0.0)
+    near = inside & live
+    v0 = tl.load(src + base + tl.minimum(tl.maximum(y + -2, 0), height - 1) * width + tl.minimum(tl.maximum(x + -2, 0), width - 1), mask=near, other=0.0)
+    v1 = tl.load(src + base + tl.minimum(tl.maximum(y + -2, 0), height - 1) * width + tl.minimum(tl.maximum(x + -1, 0), width - 1), mask=near, other=0.0)
+    v2 = tl.load(src + base + tl.minimum(tl.maximum(y + -2, 0), height - 1) * width + tl.minimum(tl.maximum(x + 0, 0), width - 1), mask=near, other=0.0)
+    v3 = tl.load(src + base + tl.minimum(tl.maximum(y + -2, 0), height - 1) * width + tl.minimum(tl.maximum(x + 1, 0), width - 1), mask=near, other=0.0)
+    v4 = tl.load(src + base + tl.minimum(tl.maximum(y + -2, 0), height - 1) * width + tl.minimum(tl.maximum(x + 2, 0), width - 1), mask=near, other=0.0)
+    v5 = tl.load(src + base + tl.minimum(tl.maximum(y + -1, 0), height - 1) * width + tl.minimum(tl.maximum(x + -2, 0), width - 1), mask=near, other=0.0)
+    v6 = tl.load(src + base + tl.minimum(tl.maximum(y + -1, 0), height - 1) * width + tl.minimum(tl.maximum(x + -1, 0), width - 1), mask=near, other=0.0)
+    v7 = tl.load(src + base + tl.minimum(tl.maximum(y + -1, 0), height - 1) * width + tl.minimum(tl.maximum(x + 0, 0), width - 1), mask=near, other=0.0)
+    v8 = tl.load(src + base + tl.minimum(tl.maximum(y + -1, 0), height - 1) * width + tl.minimum(tl.maximum(x + 1, 0), width - 1), mask=near, other=0.0)
+    v9 = tl.load(src + base + tl.minimum(tl.maximum(y + -1, 0), height - 1) * width + tl.minimum(tl.maximum(x + 2, 0), width - 1), mask=near, other=0.0)
+    v10 = tl.load(src + base + tl.minimum(tl.maximum(y + 0, 0), height - 1) * width + tl.minimum(tl.maximum(x + -2, 0), width - 1), mask=near, other=0.0)
+    v11 = tl.load(src + base + tl.minimum(tl.maximum(y + 0, 0), height - 1) * width + tl.minimum(tl.maximum(x + -1, 0), width - 1), mask=near, other=0.0)
+    v12 = tl.load(src + base + tl.minimum(tl.maximum(y + 0, 0), height - 1) * width + tl.minimum(tl.maximum(x + 0, 0), width - 1), mask=near, other=0.0)
+    v13 = tl.load(src + base + tl.minimum(tl.maximum(y + 0, 0), height - 1) * width + tl.minimum(tl.maximum(x + 1, 0), width - 1), mask=near, other=0.0)
+    v14 = tl.load(src + base + tl.minimum(tl.maximum(y + 0, 0), height - 1) * width + tl.minimum(tl.maximum(x + 2, 0), width - 1), mask=near, other=0.0)
+    v15 = tl.load(src + base + tl.minimum(tl.maximum(y + 1, 0), height - 1) * width + tl.minimum(tl.maximum(x + -2, 0), width - 1), mask=near, other=0.0)
+    v16 = tl.load(src + base + tl.minimum(tl.maximum(y + 1, 0), height - 1) * width + tl.minimum(tl.maximum(x + -1, 0), width - 1), mask=near, other=0.0)
+    v17 = tl.load(src + base + tl.minimum(tl.maximum(y + 1, 0), height - 1) * width + tl.minimum(tl.maximum(x + 0, 0), width - 1), mask=near, other=0.0)
+    v18 = tl.load(src + base + tl.minimum(tl.maximum(y + 1, 0), height - 1) * width + tl.minimum(tl.maximum(x + 1, 0), width - 1), mask=near, other=0.0)
+    v19 = tl.load(src + base + tl.minimum(tl.maximum(y + 1, 0), height - 1) * width + tl.minimum(tl.maximum(x + 2, 0), width - 1), mask=near, other=0.0)
+    v20 = tl.load(src + base + tl.minimum(tl.maximum(y + 2, 0), height - 1) * width + tl.minimum(tl.maximum(x + -2, 0), width - 1), mask=near, other=0.0)
+    v21 = tl.load(src + base + tl.minimum(tl.maximum(y + 2, 0), height - 1) * width + tl.minimum(tl.maximum(x + -1, 0), width - 1), mask=near, other=0.0)
+    v22 = tl.load(src + base + tl.minimum(tl.maximum(y + 2, 0), height - 1) * width + tl.minimum(tl.maximum(x + 0, 0), width - 1), mask=near, other=0.0)
+    v23 = tl.load(src + base + tl.minimum(tl.maximum(y + 2, 0), height - 1) * width + tl.minimum(tl.maximum(x + 1, 0), width - 1), mask=near, other=0.0)
+    v24 = tl.load(src + base + tl.minimum(tl.maximum(y + 2, 0), height - 1) * width + tl.minimum(tl.maximum(x + 2, 0), width - 1), mask=near, other=0.0)
+    v0, v1 = tl.minimum(v0, v1), tl.maximum(v0, v1)
+    v2, v3 = tl.minimum(v2, v3), tl.maximum(v2, v3)
+    v0, v2 = tl.minimum(v0, v2), tl.maximum(v0, v2)
+    v1, v3 = tl.minimum(v1, v3), tl.maximum(v1, v3)
+    v1, v2 = tl.minimum(v1, v2), tl.maximum(v1, v2)
+    v4, v5 = tl.minimum(v4, v5), tl.maximum(v4, v5)
+    v6, v7 = tl.minimum(v6, v7), tl.maximum(v6, v7)
+    v4, v6 = tl.minimum(v4, v6), tl.maximum(v4, v6)
+    v5, v7 = tl.minimum(v5, v7), tl.maximum(v5, v7)
+    v5, v6 = tl.minimum(v5, v6), tl.maximum(v5, v6)
+    v0, v4 = tl.minimum(v0, v4), tl.maximum(v0, v4)
+    v2, v6 = tl.minimum(v2, v6), tl.maximum(v2, v6)
+    v2, v4 = tl.minimum(v2, v4), tl.maximum(v2, v4)
+    v1, v5 = tl.minimum(v1, v5), tl.maximum(v1, v5)
+    v3, v7 = tl.minimum(v3, v7), tl.maximum(v3, v7)
+    v3, v5 = tl.minimum(v3, v5), tl.maximum(v3, v5)
+    v1, v2 = tl.minimum(v1, v2), tl.maximum(v1, v2)
+    v3, v4 = tl.minimum(v3, v4), tl.maximum(v3, v4)
+    v5, v6 = tl.minimum(v5, v6), tl.maximum(v5, v6)
+    v8, v9 = tl.minimum(v8, v9), tl.maximum(v8, v9)
+    v10, v11 = tl.minimum(v10, v11), tl.maximum(v10, v11)
+    v8, v10 = tl.minimum(v8, v10), tl.maximum(v8, v10)
+    v9, v11 = tl.minimum(v9, v11), tl.maximum(v9, v11)
+    v9, v10 = tl.minimum(v9, v10), tl.maximum(v9, v10)
+    v12, v13 = tl.minimum(v12, v13), tl.maximum(v12, v13)
+    v14, v15 = tl.minimum(v14, v15), tl.maximum(v14, v15)
+    v12, v14 = tl.minimum(v12, v14), tl.maximum(v12, v14)
+    v13, v15 = tl.minimum(v13, v15), tl.maximum(v13, v15)
+    v13, v14 = tl.minimum(v13, v14), tl.maximum(v13, v14)
+    v8, v12 = tl.minimum(v8, v12), tl.maximum(v8, v12)
+    v10, v14 = tl.minimum(v10, v14), tl.maximum(v10, v14)
+    v10, v12 = tl.minimum(v10, v12), tl.maximum(v10, v12)
+    v9, v13 = tl.minimum(v9, v13), tl.maximum(v9, v13)
+    v11, v15 = tl.minimum(v11, v15), tl.maximum(v11, v15)
+    v11, v13 = tl.minimum(v11, v13), tl.maximum(v11, v13)
+    v9, v10 = tl.minimum(v9, v10), tl.maximum(v9, v10)
+    v11, v12 = tl.minimum(v11, v12), tl.maximum(v11, v12)
+    v13, v14 = tl.minimum(v13, v14), tl.maximum(v13, v14)
+    v0, v8 = tl.minimum(v0, v8), tl.maximum(v0, v8)
+    v4, v12 = tl.minimum(v4, v12), tl.maximum(v4, v12)
+    v4, v8 = tl.minimum(v4, v8), tl.maximum(v4, v8)
+    v2, v10 = tl.minimum(v2, v10), tl.maximum(v2, v10)
+    v6, v14 = tl.minimum(v6, v14), tl.maximum(v6, v14)
+    v6, v10 = tl.minimum(v6, v10), tl.maximum(v6, v10)
+    v2, v4 = tl.minimum(v2, v4), tl.maximum(v2, v4)
+    v6, v8 = tl.minimum(v6, v8), tl.maximum(v6, v8)
+    v10, v12 = tl.minimum(v10, v12), tl.maximum(v10, v12)
+    v1, v9 = tl.minimum(v1, v9), tl.maximum(v1, v9)
+    v5, v13 = tl.minimum(v5, v13), tl.maximum(v5, v13)
+    v5, v9 = tl.minimum(v5, v9), tl.maximum(v5, v9)
+    v3, v11 = tl.minimum(v3, v11), tl.maximum(v3, v11)
+    v7, v15 = tl.minimum(v7, v15), tl.maximum(v7, v15)
+    v7, v11 = tl.minimum(v7, v11), tl.maximum(v7, v11)
+    v3, v5 = tl.minimum(v3, v5), tl.maximum(v3, v5)
+    v7, v9 = tl.minimum(v7, v9), tl.maximum(v7, v9)
+    v11, v13 = tl.minimum(v11, v13), tl.maximum(v11, v13)
+    v1, v2 = tl.minimum(v1, v2), tl.maximum(v1, v2)
+    v3, v4 = tl.minimum(v3, v4), tl.maximum(v3, v4)
+    v5, v6 = tl.minimum(v5, v6), tl.maximum(v5, v6)
+    v7, v8 = tl.minimum(v7, v8), tl.maximum(v7, v8)
+    v9, v10 = tl.minimum(v9, v10), tl.maximum(v9, v10)
+    v11, v12 = tl.minimum(v11, v12), tl.maximum(v11, v12)
+    v13, v14 = tl.minimum(v13, v14), tl.maximum(v13, v14)
+    v16, v17 = tl.minimum(v16, v17), tl.maximum(v16, v17)
+    v18, v19 = tl.minimum(v18, v19), tl.maximum(v18, v19)
+    v16, v18 = tl.minimum(v16, v18), tl.maximum(v16, v18)
+    v17, v19 = tl.minimum(v17, v19), tl.maximum(v17, v19)
+    v17, v18 = tl.minimum(v17, v18), tl.maximum(v17, v18)
+    v20, v21 = tl.minimum(v20, v21), tl.maximum(v20, v21)
+    v22, v23 = tl.minimum(v22, v23), tl.maximum(v22, v23)
+    v20, v22 = tl.minimum(v20, v22), tl.maximum(v20, v22)
+    v21, v23 = tl.minimum(v21, v23), tl.maximum(v21, v23)
+    v21, v22 = tl.minimum(v21, v22), tl.maximum(v21, v22)
+    v16, v20 = tl.minimum(v16, v20), tl.maximum(v16, v20)
+    v18, v22 = tl.minimum(v18, v22), tl.maximum(v18, v22)
+    v18, v20 = tl.minimum(v18, v20), tl.maximum(v18, v20)
+    v17, v21 = tl.minimum(v17, v21), tl.maximum(v17, v21)
+    v19, v23 = tl.minimum(v19, v23), tl.maximum(v19, v23)
+    v19, v21 = tl.minimum(v19, v21), tl.maximum(v19, v21)
+    v17, v18 = tl.minimum(v17, v18), tl.maximum(v17, v18)
+    v19, v20 = tl.minimum(v19, v20), tl.maximum(v19, v20)
+    v21, v22 = tl.minimum(v21, v22), tl.maximum(v21, v22)
+    v16, v24 = tl.minimum(v16, v24), tl.maximum(v16, v24)
+    v20, v24 = tl.minimum(v20, v24), tl.maximum(v20, v24)
+    v18, v20 = tl.minimum(v18, v20), tl.maximum(v18, v20)
+    v22, v24 = tl.minimum(v22, v24), tl.maximum(v22, v24)
+    v19, v21 = tl.minimum(v19, v21), tl.maximum(v19, v21)
+    v17, v18 = tl.minimum(v17, v18), tl.maximum(v17, v18)
+    v19, v20 = tl.minimum(v19, v20), tl.maximum(v19, v20)
+    v21, v22 = tl.minimum(v21, v22), tl.maximum(v21, v22)
+    v23, v24 = tl.minimum(v23, v24), tl.maximum(v23, v24)
+    v0, v16 = tl.minimum(v0, v16), tl.maximum(v0, v16)
+    v8, v24 = tl.minimum(v8, v24), tl.maximum(v8, v24)
+    v8, v16 = tl.minimum(v8, v16), tl.maximum(v8, v16)
+    v4, v20 = tl.minimum(v4, v20), tl.maximum(v4, v20)
+    v12, v20 = tl.minimum(v12, v20), tl.maximum(v12, v20)
+    v12, v16 = tl.minimum(v12, v16), tl.maximum(v12, v16)
+    v2, v18 = tl.minimum(v2, v18), tl.maximum(v2, v18)
+    v10, v18 = tl.minimum(v10, v18), tl.maximum(v10, v18)
+    v6, v22 = tl.minimum(v6, v22), tl.maximum(v6, v22)
+    v6, v10 = tl.minimum(v6, v10), tl.maximum(v6, v10)
+    v10, v12 = tl.minimum(v10, v12), tl.maximum(v10, v12)
+    v1, v17 = tl.minimum(v1, v17), tl.maximum(v1, v17)
+    v9, v17 = tl.minimum(v9, v17), tl.maximum(v9, v17)
+    v5, v21 = tl.minimum(v5, v21), tl.maximum(v5, v21)
+    v13, v21 = tl.minimum(v13, v21), tl.maximum(v13, v21)
+    v13, v17 = tl.minimum(v13, v17), tl.maximum(v13, v17)
+    v3, v19 = tl.minimum(v3, v19), tl.maximum(v3, v19)
+    v11, v19 = tl.minimum(v11, v19), tl.maximum(v11, v19)
+    v7, v23 = tl.minimum(v7, v23), tl.maximum(v7, v23)
+    v7, v11 = tl.minimum(v7, v11), tl.maximum(v7, v11)
+    v11, v13 = tl.minimum(v11, v13), tl.maximum(v11, v13)
+    v11, v12 = tl.minimum(v11, v12), tl.maximum(v11, v12)
+    tl.store(dst + base + offs, tl.where(live, v12, center), mask=inside)
+
+
+def median5(u: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+    """cv::medianBlur(u, 5) (edges replicated) of each (H, W) field of the pairs in `active`;
+    the others as they are."""
+    n, height, width = u.shape
+    out = torch.empty_like(u)
+    _median5_kernel[(triton.cdiv(height * width, MEDIAN_BLOCK), n)](u, out, active.to(torch.int8), height, width,
+                                                                     BLOCK=MEDIAN_BLOCK)
+    return out

@@ -188,6 +188,16 @@ def median_step(state: dict[str, torch.Tensor], params: TVL1Params, active: torc
             state[u] = torch.where(keep, median_filter(state[u], params.median_filtering), state[u])
 
 
+def fused_median_step(state: dict[str, torch.Tensor], params: TVL1Params, active: torch.Tensor) -> None:
+    """`median_step` with the 5 x 5 median as one Triton kernel (other sizes: PyTorch)."""
+    if params.median_filtering != 5:
+        return median_step(state, params, active)
+    from flowprep.extract.tvl1_kernels import median5
+
+    for u in ("u1", "u2"):
+        state[u] = median5(state[u], active)
+
+
 @dataclass(frozen=True)
 class Solver:
     """How the iterations run: `check_every` iterations between looks at which pairs are still
@@ -195,6 +205,10 @@ class Solver:
 
     check_every: int = 10
     iteration: Callable[[dict[str, torch.Tensor], TVL1Params, torch.Tensor], torch.Tensor] = inner_iteration
+    median: Callable[[dict[str, torch.Tensor], TVL1Params, torch.Tensor], None] = median_step
+    # if given, counts on the device what the iterations cost: "pixel_iterations" (pixels of the
+    # pairs iterating, summed over iterations) and "median_pixels" (pixels median-filtered)
+    stats: dict[str, torch.Tensor] | None = None
 
 
 def solve_warping(state: dict[str, torch.Tensor], params: TVL1Params, solver: Solver) -> None:
@@ -209,8 +223,11 @@ def solve_warping(state: dict[str, torch.Tensor], params: TVL1Params, solver: So
     active = torch.ones(n, dtype=torch.bool, device=index.device)
     count = 0
     for _ in range(params.outer_iterations):
-        median_step(work, params, active)
+        solver.median(work, params, active)
+        if params.median_filtering > 1:
+            _count(solver, "median_pixels", active, area)
         for _ in range(params.inner_iterations):
+            _count(solver, "pixel_iterations", active, area)
             error = solver.iteration(work, params, active)
             active = active & (error > scaled_epsilon)
             count += 1
@@ -220,6 +237,13 @@ def solve_warping(state: dict[str, torch.Tensor], params: TVL1Params, solver: So
                     return
         # an outer iteration starts only for pairs still iterating; the others stopped for good
     _scatter(state, work, index)
+
+
+def _count(solver: Solver, name: str, active: torch.Tensor, area: int) -> None:
+    if solver.stats is not None:
+        total = solver.stats.get(name)
+        step = active.sum() * area  # stays on the device: no wait
+        solver.stats[name] = step if total is None else total + step
 
 
 def _scatter(state: dict[str, torch.Tensor], work: dict[str, torch.Tensor], index: torch.Tensor) -> None:
@@ -289,42 +313,43 @@ def tvl1(first: torch.Tensor, second: torch.Tensor, params: TVL1Params, solver: 
 KERNELS = ("auto", "triton", "compile", "eager")
 
 
-def iteration_for(kernels: str, device: torch.device, params: TVL1Params):
-    """The inner iteration to run: Triton's fused kernels on CUDA (where Triton imports and gamma
-    is 0), torch.compile's, or PyTorch's operations; `auto` picks the first that works here and
-    says in one log line when it has to fall back."""
+def iteration_for(kernels: str, device: torch.device, params: TVL1Params) -> tuple[Callable, Callable]:
+    """The inner iteration and the median step to run: Triton's fused kernels on CUDA (where
+    Triton imports and gamma is 0), torch.compile's, or PyTorch's operations; `auto` picks the
+    first that works here and says in one log line when it has to fall back."""
     if kernels not in KERNELS:
         raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
     if kernels == "eager" or (kernels == "auto" and device.type != "cuda"):
-        return inner_iteration
+        return inner_iteration, median_step
     if params.gamma:
         log.info("tvl1-torch: the fused kernels do not handle gamma != 0; running PyTorch operations")
-        return inner_iteration
+        return inner_iteration, median_step
     if kernels == "compile":
         try:
-            return torch.compile(inner_iteration, dynamic=True)
+            return torch.compile(inner_iteration, dynamic=True), torch.compile(median_step, dynamic=True)
         except Exception as exc:  # noqa: BLE001  no compiler here: eager is always right, only slower
             log.info("tvl1-torch: torch.compile unavailable (%s); running PyTorch operations", exc)
-            return inner_iteration
+            return inner_iteration, median_step
     try:
         from flowprep.extract.tvl1_kernels import fused_iteration
     except ImportError as exc:
         log.info("tvl1-torch: Triton is not available (%s); running PyTorch operations", exc)
-        return inner_iteration
-    return fused_iteration
+        return inner_iteration, median_step
+    return fused_iteration, fused_median_step
 
 
 class TorchTVL1:
     """The `tvl1-torch` flow backend on one device: frame pairs in (numpy, uint8 grey), flow out,
     or flow mean-subtracted and quantised on the device (a quarter of the bytes to copy back)."""
 
-    def __init__(self, params: TVL1Params, device: str = "cpu", kernels: str = "auto", check_every: int | None = None) -> None:
+    def __init__(self, params: TVL1Params, device: str = "cpu", kernels: str = "auto", check_every: int | None = None,
+                 stats: dict | None = None) -> None:
         self.params = params
         self.device = torch.device(device)
         # the device reports convergence to the host only every few iterations: a look stalls a
         # GPU's queue, and costs nothing on the CPU
         every = check_every if check_every is not None else (10 if self.device.type == "cuda" else 1)
-        self.solver = Solver(every, iteration_for(kernels, self.device, params))
+        self.solver = Solver(every, *iteration_for(kernels, self.device, params), stats)
 
     def _fields(self, first, second) -> torch.Tensor:
         from flowprep.extract.flow_methods import check_batch

@@ -133,3 +133,17 @@ def test_cuda_asked_on_a_machine_without_it(tmp_path, capsys):
     status, _, err = run_cli(capsys, "extract", "--manifest", manifest, "--out", tmp_path / "o", "--flow", "tvl1-torch",
                              "--device", "cuda:1")
     assert status == 2 and err.count("\n") == 1 and "device cuda:1 asked for, but CUDA is not available here" in err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_extract_with_tvl1_torch_on_a_gpu(tmp_path, capsys):
+    manifest = make_videos(tmp_path / "videos", MOTIONS, frames=6)
+    out = tmp_path / "out"
+    status, stdout, err = run_cli(capsys, "extract", "--manifest", manifest, "--out", out, "--flow", "tvl1-torch",
+                                  "--device", "cuda", "--workers", "4", "--size", "128x96")
+    assert status == 0 and f"{len(MOTIONS)} extracted now" in stdout, err
+    assert run_cli(capsys, "verify", out)[0] == 0
+    # a run started on the GPU resumes on the CPU: the device is not part of the config
+    status, stdout, _ = run_cli(capsys, "extract", "--manifest", manifest, "--out", out, "--flow", "tvl1-torch",
+                                "--device", "cpu", "--size", "128x96")
+    assert status == 0 and f"0 extracted now, {len(MOTIONS)} already done" in stdout

@@ -155,6 +155,21 @@ ea, eb = inner_iteration(a, TVL1Params(), active), fused_iteration(b, TVL1Params
 assert torch.allclose(ea, eb, rtol=1e-5), (ea, eb)
 for k in a:
     assert torch.allclose(a[k], b[k], atol=1e-5), k
+from flowprep.extract.tvl1_kernels import median5
+from flowprep.extract.tvl1_torch import median_filter
+u = torch.randn(3, 13, 17)
+m = median5(u, active)
+assert torch.equal(m[0], median_filter(u, 5)[0]) and torch.equal(m[2], median_filter(u, 5)[2]) and torch.equal(m[1], u[1])
+# the whole method on the fused kernels, pairs leaving the batch as they converge
+import numpy as np
+from flowprep.extract.tvl1_torch import TorchTVL1
+import cv2
+from tests.support.videos import moving_square_frames
+frames = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in moving_square_frames(3, 64, 48, 16, velocity=(2, 1))]
+a, b = np.stack(frames[:2]), np.stack(frames[1:])
+eager = TorchTVL1(TVL1Params(nscales=3), kernels="eager").flow(a, b)
+fused = TorchTVL1(TVL1Params(nscales=3), kernels="triton", check_every=3).flow(a, b)
+assert np.abs(eager - fused).max() < 0.01, np.abs(eager - fused).max()
 print("fused == eager")
 """
 
@@ -165,3 +180,21 @@ def test_fused_kernels_compute_the_pytorch_iteration():
     result = subprocess.run([sys.executable, "-c", FUSED_CHECK], capture_output=True, text=True, cwd=REPO, env=env,
                             timeout=300)
     assert result.returncode == 0 and "fused == eager" in result.stdout, result.stderr[-2000:]
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+
+
+@cuda
+@pytest.mark.parametrize("kernels", ["triton", "eager"])
+def test_on_a_gpu_the_fields_are_the_cpus(shared_data, kernels):
+    """The fused kernels (or PyTorch's operations) on CUDA against PyTorch on the CPU, real pairs."""
+    first, second = [], []
+    for clip in sorted((shared_data / "clips").rglob("*.mp4"))[:3]:
+        cap = cv2.VideoCapture(str(clip))
+        frames = [cap.read()[1] for _ in range(3)][1:]
+        first.append(to_gray(resize(frames[0], (340, 256))))
+        second.append(to_gray(resize(frames[1], (340, 256))))
+    on_cpu = TorchTVL1(TVL1Params()).flow(np.stack(first), np.stack(second))
+    on_gpu = TorchTVL1(TVL1Params(), "cuda", kernels=kernels).flow(np.stack(first), np.stack(second))
+    assert np.linalg.norm(on_cpu - on_gpu, axis=-1).mean() < 0.05
