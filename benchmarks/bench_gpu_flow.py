@@ -114,6 +114,28 @@ def measure_backend(device: str, kernels: str, fields: int, first: np.ndarray, s
             "bytes_per_field": iterations * area * BYTES_PER_PIXEL_ITERATION}
 
 
+def measure_stopping(device: str, first: np.ndarray, second: np.ndarray, fields: int) -> list[dict]:
+    """The stopping rule's cost: per-pair masks (each pair stops where OpenCV would) with the
+    device looked at every iteration or every 10, against a fixed count (every inner and outer
+    iteration, epsilon 0: no look at all). Rate, and mean endpoint difference from the first."""
+    a, b = batch_of(first, second, fields)
+    modes = [("masks, look every iteration", TVL1Params(), 1), ("masks, look every 10 iterations", TVL1Params(), 10),
+             ("fixed count (all iterations)", TVL1Params(epsilon=0.0), 10**9)]
+    rows, reference = [], None
+    for name, params, every in modes:
+        backend = TorchTVL1(params, device, check_every=every)
+        backend.flow(a[:2], b[:2])  # untimed warm-up
+        sync(device)
+        t0 = time.perf_counter()
+        flow = backend.flow(a, b)
+        sync(device)
+        seconds = time.perf_counter() - t0
+        reference = flow if reference is None else reference
+        rows.append({"mode": name, "fields_per_s": fields / seconds,
+                     "endpoint_difference": float(np.linalg.norm(flow - reference, axis=-1).mean())})
+    return rows
+
+
 def copy_bandwidth(device: str) -> float:
     """Bytes read plus written per second by a large device-to-device copy."""
     if not device.startswith("cuda"):
@@ -224,6 +246,8 @@ def main() -> None:
             pipeline = pipeline_rate(device, best["batch"], args.pipeline_frames or 200, workers=max(1, cores - 2))
             results.put(device, "pipeline", pipeline)
             print(json.dumps(pipeline), flush=True)
+            results.put(device, "stopping", measure_stopping(device, first, second, best["batch"]))
+            print(json.dumps(results.data["devices"][device]["stopping"]), flush=True)
 
     if not args.skip_cpu:
         torch.set_num_threads(1)
@@ -238,6 +262,8 @@ def main() -> None:
         results.put("cpu", "opencv", {"one_thread_fields_per_s": one, "all_cores_fields_per_s": every, "cores": cores,
                                       "torch_per_core_over_opencv_per_core": torch_rate / one})
         print(json.dumps(results.data["devices"]["cpu"]["opencv"]), flush=True)
+        results.put("cpu", "stopping", measure_stopping("cpu", first, second, 4))
+        print(json.dumps(results.data["devices"]["cpu"]["stopping"]), flush=True)
         torch.set_num_threads(cores)
         pipeline = pipeline_rate("cpu", 16, args.pipeline_frames or 5, workers=cores)
         results.put("cpu", "pipeline", pipeline)

@@ -90,6 +90,44 @@ def train(data: dict) -> str:
             + _source(data, "make bench-train"))
 
 
+def gpu_flow(data: dict) -> str:
+    """tvl1-torch's rates by device and batch, the pipeline against the backend, OpenCV on the CPU."""
+    rows = []
+    for device, d in data["devices"].items():
+        name = f"{device} ({d['model']})" if "model" in d else device
+        for point in d.get("backend", []):
+            if "error" in point:
+                rows.append([name, point["kernels"], point["batch"], f"failed: {point['error'][:60]}", "", "", ""])
+                continue
+            share = f"{point['bandwidth_share']:.0%}" if "bandwidth_share" in point else "n/a"
+            rows.append([name, point["kernels"], point["batch"], _rate(point["fields_per_s"]),
+                         f"{point['iterations_per_field']:.0f}", f"{point['bytes_per_field'] / 1e9:.2f}", share])
+    table = _table(["device", "iteration", "batch (fields)", "fields/s", "full-resolution iterations a field",
+                    "GB moved a field", "of the bandwidth limit"], rows)
+    notes = []
+    for device, d in data["devices"].items():
+        if "pipeline" in d:
+            pl = d["pipeline"]
+            notes.append(f"Pipeline on {device} (`flowprep extract --flow tvl1-torch --device {device}`, {pl['videos']} "
+                         f"clips, {pl['pairs']} pairs, {pl['workers']} threads, batch {pl['batch']}): "
+                         f"{_rate(pl['pipeline_fields_per_s'])} fields/s, **{pl['ratio']:.0%}** of the backend alone on "
+                         f"the same frames ({_rate(pl['backend_fields_per_s'])} fields/s).")
+        if "stopping" in d:
+            modes = "; ".join(f"{m['mode']}: {_rate(m['fields_per_s'])} fields/s"
+                              + (f", {m['endpoint_difference']:.3f} px from the first" if i else "")
+                              for i, m in enumerate(d["stopping"]))
+            notes.append(f"Stopping rule on {device}: {modes}.")
+        if "opencv" in d:
+            o = d["opencv"]
+            notes.append(f"OpenCV's tvl1 on the same machine's CPU, same parameters: {_rate(o['one_thread_fields_per_s'])} "
+                         f"fields/s on 1 thread, {_rate(o['all_cores_fields_per_s'])} on all {o['cores']} cores; "
+                         f"tvl1-torch per core is **{o['torch_per_core_over_opencv_per_core']:.2f}x** OpenCV's per core.")
+    if not any(device.startswith("cuda") for device in data["devices"]):
+        notes.append("No GPU was at hand for this run: **the GPU figures are still to be measured.** "
+                     "`make bench-gpu-flow` runs unchanged on a machine with CUDA and adds them.")
+    return table + "\n\n" + "\n\n".join(notes) + _source(data, "make bench-gpu-flow")
+
+
 def demo(data: dict) -> str:
     """The table `make demo` printed, from its report folder's table.json."""
     best_single = max(r["top1"] for r in data["rows"] if r["kind"] == "stream")
@@ -111,7 +149,8 @@ def demo(data: dict) -> str:
 DEMO_TABLE = REPO / "out" / "demo" / "runs" / "report" / "table.json"
 DEMO_TIMING = DEMO_TABLE.with_name("timing.json")
 RENDERERS = {name: (RESULTS_DIR / f"{name}.json", fn) for name, fn in
-             {"flow_params": flow_params, "codecs": codecs, "extract": extract, "train": train}.items()}
+             {"flow_params": flow_params, "codecs": codecs, "extract": extract, "train": train,
+              "gpu_flow": gpu_flow}.items()}
 RENDERERS["demo"] = (DEMO_TABLE, demo)
 
 

@@ -335,7 +335,32 @@ def iteration_for(kernels: str, device: torch.device, params: TVL1Params) -> tup
     except ImportError as exc:
         log.info("tvl1-torch: Triton is not available (%s); running PyTorch operations", exc)
         return inner_iteration, median_step
-    return fused_iteration, fused_median_step
+    fallback = _EagerFallback()
+    return fallback.wrap(fused_iteration, inner_iteration), fallback.wrap(fused_median_step, median_step)
+
+
+class _EagerFallback:
+    """Runs the fused kernels until the first time Triton cannot compile them here (no C compiler,
+    an unsupported GPU): then, and from then on, the PyTorch operations, with one log line. A
+    kernel that fails to compile has not run, so the state it was given is untouched."""
+
+    def __init__(self) -> None:
+        self.failed = False
+
+    def wrap(self, fused: Callable, eager: Callable) -> Callable:
+        def run(*args):
+            if not self.failed:
+                try:
+                    return fused(*args)
+                except Exception as exc:  # noqa: BLE001  Triton's compile errors have no common type
+                    if "out of memory" in str(exc).lower():
+                        raise
+                    self.failed = True
+                    log.info("tvl1-torch: the Triton kernels do not compile here (%s); running PyTorch operations",
+                             " ".join(str(exc).split())[:200])
+            return eager(*args)
+
+        return run
 
 
 class TorchTVL1:
