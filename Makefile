@@ -85,7 +85,7 @@ FUSE_ARGS ?=
 fresh = test $(1) -nt $(2) ||
 
 .PHONY: install test demo extract-flow train evaluate fuse-features fuse manifests clean \
-	bench-extract bench-codecs bench-flow-params bench-train bench-gpu-flow readme-figures
+	bench-extract bench-codecs bench-flow-params bench-train bench-gpu-flow bench-scale readme-figures
 
 install: $(STAMP)
 
@@ -173,6 +173,10 @@ bench-flow-params: $(STAMP)
 
 bench-train: $(STAMP)
 	$(PY) benchmarks/bench_train.py --repeats 5
+
+# extraction on a Dask cluster against local workers, training in 1 and 2 processes, a large index (docs/cluster.md)
+bench-scale: $(STAMP)
+	$(PY) benchmarks/bench_scale.py
 
 # tvl1-torch on the CPU and on every GPU found (docs/gpu_flow.md)
 bench-gpu-flow: $(STAMP)

@@ -128,6 +128,27 @@ def gpu_flow(data: dict) -> str:
     return table + "\n\n" + "\n\n".join(notes) + _source(data, "make bench-gpu-flow")
 
 
+def scale(data: dict) -> str:
+    """Dask against local workers, training in 1 and 2 processes, a Kinetics-sized index."""
+    e, t, i = data["extraction"], data["training"], data["index"]
+    per_repeat = ", ".join(f"{r['dask'] / r['local']:.2f}" for r in e["runs"])
+    rows = [["extraction, 2 local worker processes", f"{_rate(e['local_fields_per_s'])} flow fields/s", "1.00x"],
+            ["extraction, Dask LocalCluster of 2 workers", f"{_rate(e['dask_fields_per_s'])} flow fields/s",
+             f"**{e['dask_over_local']:.2f}x** ({per_repeat})"]]
+    base = None
+    for name, rate in t["samples_per_s"].items():
+        base = base or rate
+        rows.append([f"training, {name}", f"{rate:.1f} samples/s", f"{rate / base:.2f}x"])
+    return (_table(["what", "rate", "against the first of its kind"], rows)
+            + f"\n\nExtraction: {e['videos']} videos (the shared clips, each twice), {e['frames_per_video']} frames each, "
+              f"Farneback at 340x256; median of {len(e['runs'])} interleaved runs, ratio per run in brackets. Training: "
+              f"{t['backbone']}, {t['crop']} px crops, batch {t['batch_per_process']} a process, on the CPU. Index: "
+              f"{i['videos']:,} videos over {i['shards']:,} shard files: `open_extraction` (index, config and every "
+              f"shard's header) {i['open_extraction_s']:.1f} s, selecting a split's training videos and holding "
+              f"out 10 % {i['select_and_hold_out_s']:.2f} s, writing the index {i['write_index_s']:.1f} s."
+            + _source(data, "make bench-scale"))
+
+
 def demo(data: dict) -> str:
     """The table `make demo` printed, from its report folder's table.json."""
     best_single = max(r["top1"] for r in data["rows"] if r["kind"] == "stream")
@@ -150,7 +171,7 @@ DEMO_TABLE = REPO / "out" / "demo" / "runs" / "report" / "table.json"
 DEMO_TIMING = DEMO_TABLE.with_name("timing.json")
 RENDERERS = {name: (RESULTS_DIR / f"{name}.json", fn) for name, fn in
              {"flow_params": flow_params, "codecs": codecs, "extract": extract, "train": train,
-              "gpu_flow": gpu_flow}.items()}
+              "gpu_flow": gpu_flow, "scale": scale}.items()}
 RENDERERS["demo"] = (DEMO_TABLE, demo)
 
 

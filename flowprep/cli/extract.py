@@ -19,7 +19,6 @@ from flowprep.extract.config import (
 from flowprep.extract.flow_methods import FLOW_METHODS, get_method
 from flowprep.extract.run import run_extract
 from flowprep.format.codecs import CODEC_HELP
-from flowprep.format.folder import ExtractionFolder
 
 
 def parse_flow_params(method: str, pairs: tuple[str, ...]) -> dict[str, object]:
@@ -66,13 +65,27 @@ def parse_flow_params(method: str, pairs: tuple[str, ...]) -> dict[str, object]:
 @click.option("--batch", type=click.IntRange(min=0), default=0, show_default=True,
               help=f"Flow fields per device batch (0 = {DEFAULT_BATCH['cuda']} on CUDA, {DEFAULT_BATCH['cpu']} on the "
                    f"CPU); an out-of-memory error halves it.")
+@click.option("--num-parts", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Split the extraction into this many parts, one per machine or array task (docs/cluster.md).")
+@click.option("--part", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Which part this run extracts, 0 to NUM_PARTS-1: the videos whose id hashes to it.")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+              help="Run the per-video jobs on this Dask scheduler's workers (tls://HOST:PORT with TLS); the output "
+                   "folder and the videos must be on a file system they share.")
+@click.option("--tls-ca-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="With a tls:// scheduler: the CA certificate (default: distributed's configuration).")
+@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="With a tls:// scheduler: this client's certificate.")
+@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="With a tls:// scheduler: this client's private key.")
 @click.option("--shard-size-mb", type=click.FloatRange(min=0, min_open=True), default=1024.0, show_default=True,
               help="Target size of one shard file.")
 @click.option("--overwrite", is_flag=True, help="Discard an earlier extraction in --out made with another config.")
 def extract(manifest: Path, video_root: Path | None, out_dir: Path, flow_method: str, flow_params: tuple[str, ...],
             size: tuple[int, int] | None, short_side: int | None, fps: float | None, stride: int, max_frames: int | None,
             bound: float, mean_subtraction: bool, rgb_codec: str, flow_codec: str, workers: int, device: str,
-            batch: int, shard_size_mb: float, overwrite: bool) -> int:
+            batch: int, num_parts: int, part: int, scheduler: str | None, tls_ca_file: Path | None,
+            tls_cert: Path | None, tls_key: Path | None, shard_size_mb: float, overwrite: bool) -> int:
     """Extract RGB frames and forward/backward flow of every video in a manifest into shards.
 
     Re-running the same command resumes: finished videos are skipped. Videos that cannot be
@@ -94,7 +107,8 @@ def extract(manifest: Path, video_root: Path | None, out_dir: Path, flow_method:
             manifest=manifest,
             video_root=video_root if video_root is not None else manifest.parent,
             out_dir=out_dir, extract=config, workers=workers, shard_size_mb=shard_size_mb, overwrite=overwrite,
-            device=device, batch=batch,
+            device=device, batch=batch, num_parts=num_parts, part=part, scheduler=scheduler,
+            tls_ca_file=tls_ca_file, tls_cert=tls_cert, tls_key=tls_key,
         )
     except ValueError as exc:  # the config's own validation: a usage error
         raise click.UsageError(str(exc)) from None
@@ -105,7 +119,7 @@ def extract(manifest: Path, video_root: Path | None, out_dir: Path, flow_method:
         for f in summary.failures[:10]:
             click.echo(f"  failed {f.video_id}: {f.reason}")
         more = len(summary.failures) - 10
-        click.echo(f"  {'... and %d more; ' % more if more > 0 else ''}all failures: {ExtractionFolder(out_dir).failures_path}")
+        click.echo(f"  {'... and %d more; ' % more if more > 0 else ''}all failures: {summary.failures_file}")
         return EXIT_SOME_FAILED
     return EXIT_OK
 

@@ -13,6 +13,7 @@ import click
 from flowprep.cli import demo, extract, manifests, rawframes, tools
 from flowprep.cli.support import CONTEXT, run_click
 from flowprep.demo.data import DemoDataError
+from flowprep.extract.cluster import ClusterError
 from flowprep.extract.run import ExtractError
 from flowprep.format.codecs import CodecError
 from flowprep.format.manifest import ManifestError
@@ -21,7 +22,8 @@ from flowprep.rawframes.layout import RawframesError
 from flowprep.tools.show import ShowError
 
 # Errors that are the user's to fix; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ManifestError, ExtractError, ShardFormatError, CodecError, RawframesError, ShowError, DemoDataError)
+USER_ERRORS = (ManifestError, ExtractError, ShardFormatError, CodecError, RawframesError, ShowError, DemoDataError,
+               ClusterError)
 
 
 @click.group(context_settings=CONTEXT)

@@ -10,6 +10,7 @@ from what a folder or shard stores.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -118,9 +119,35 @@ class ExtractRun:
     # process each). Not part of the extraction config: a run resumes on any device.
     device: str = "cpu"
     batch: int = 0  # flow fields per device batch; 0 = DEFAULT_BATCH for the device's kind
+    # an extraction split into `num_parts` (SLURM array tasks, say): this run does part `part`,
+    # the videos whose id hashes to it (`part_of`), into its own folder OUT/parts/...
+    num_parts: int = 1
+    part: int = 0
+    # a Dask scheduler (tcp:// or tls://) whose workers run the per-video jobs, and the TLS
+    # credentials of a tls:// one (None: distributed's own configuration, if any)
+    scheduler: str | None = None
+    tls_ca_file: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     def __post_init__(self) -> None:
         check_run_options(self.workers, self.shard_size_mb)
+        if not isinstance(self.num_parts, int) or self.num_parts < 1:
+            raise ValueError(f"num parts must be a positive integer, got {self.num_parts!r}")
+        if not isinstance(self.part, int) or not 0 <= self.part < self.num_parts:
+            raise ValueError(f"part must be 0 to {self.num_parts - 1} (--num-parts {self.num_parts}), got {self.part!r}")
+        if self.scheduler is not None:
+            if not re.match(r"^(tcp|tls)://[^\s/]+:\d+$", self.scheduler):
+                raise ValueError(f"scheduler must be tcp://HOST:PORT or tls://HOST:PORT, got {self.scheduler!r}")
+            if get_method(self.extract.flow_method).batched:
+                raise ValueError(f"--scheduler runs per-video jobs of the CPU backends; for {self.extract.flow_method} "
+                                 f"on several machines use --num-parts and --part, one GPU each")
+        given = [p is not None for p in (self.tls_ca_file, self.tls_cert, self.tls_key)]
+        if any(given) and not (self.scheduler or "").startswith("tls://"):
+            raise ValueError("--tls-ca-file, --tls-cert and --tls-key go with a tls:// --scheduler")
+        if any(given) and not all(given):
+            raise ValueError("a tls:// scheduler needs all three of --tls-ca-file, --tls-cert and --tls-key "
+                             "(or none: distributed's configuration)")
         devices = parse_devices(self.device)
         if devices != ["cpu"] and not get_method(self.extract.flow_method).batched:
             batched = ", ".join(m.name for m in FLOW_METHODS.values() if m.batched)
@@ -152,6 +179,9 @@ class ExtractRun:
             "overwrite": self.overwrite,
             "device": self.device,
             "batch": self.batch_fields,
+            "num_parts": self.num_parts,
+            "part": self.part,
+            "scheduler": self.scheduler,
             "extract": self.extract.to_dict(),
         }
 
@@ -159,6 +189,12 @@ class ExtractRun:
 DEFAULT_BATCH = {"cuda": 1024, "cpu": 16}  # flow fields per device batch (both directions count)
 DEVICE_HELP = "cpu, cuda, cuda:N, or several GPUs as cuda:0,cuda:1"
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+
+def part_of(video_id: str, num_parts: int) -> int:
+    """The part a video belongs to: from its id alone (a hash), so the same whatever the manifest's
+    order, the number of workers or the machine, and the parts cover every video exactly once."""
+    return int.from_bytes(hashlib.sha1(video_id.encode("utf-8")).digest()[:8], "big") % num_parts
 
 
 def parse_devices(text: str) -> list[str]:

@@ -14,7 +14,8 @@ from pathlib import Path
 from joblib import delayed
 
 from flowprep.extract.batched import device_outcomes, multi_device_outcomes
-from flowprep.extract.config import ExtractConfig, ExtractRun
+from flowprep.extract.cluster import on_cluster, security
+from flowprep.extract.config import ExtractConfig, ExtractRun, part_of
 from flowprep.extract.flow_methods import get_method
 from flowprep.extract.progress import format_duration
 from flowprep.extract.staged_run import Outcomes, in_processes, run_jobs, staged_run
@@ -41,6 +42,8 @@ class ExtractSummary:
     seconds: float = 0.0
     shards: int = 0
     bytes_on_disk: int = 0
+    failures_file: Path | None = None  # the run folder's failures.jsonl (a part's own, for a part)
+    scope: str = "manifest"  # what `total` counts: the manifest, or one part of it
 
     @property
     def ok(self) -> bool:
@@ -49,7 +52,7 @@ class ExtractSummary:
     def lines(self) -> list[str]:
         rate = self.pairs / self.seconds if self.seconds else 0.0
         return [
-            f"videos: {self.total} in manifest, {self.extracted} extracted now, {self.skipped} already done, "
+            f"videos: {self.total} in {self.scope}, {self.extracted} extracted now, {self.skipped} already done, "
             f"{len(self.failures)} failed",
             f"frames: {self.frames} sampled, {self.pairs} pairs (forward + backward flow each) in "
             f"{format_duration(self.seconds)}, {rate:.2f} pairs/s",
@@ -62,6 +65,9 @@ def outcomes(run: ExtractRun, todo: list[ManifestEntry], config_json: str, stagi
     or by threads feeding batches to one process per device (batched backends, batched.py)."""
     if not get_method(run.extract.flow_method).batched:
         jobs = [delayed(extract_video)(e, run.video_root / e.path, config_json, staging_dir) for e in todo]
+        if run.scheduler is not None:
+            tls = security(run.scheduler, run.tls_ca_file, run.tls_cert, run.tls_key)
+            return on_cluster(jobs, run.scheduler, tls)
         return in_processes(jobs, run.n_workers)
     check_devices(run.devices)
     jobs = [(e, run.video_root / e.path) for e in todo]
@@ -87,17 +93,45 @@ def check_devices(devices: list[str]) -> None:
             raise ExtractError(f"device {d} asked for, but this machine has {count} CUDA device(s)")
 
 
+def _normalize(stored: dict) -> dict:
+    return ExtractConfig.from_dict(stored).to_dict()
+
+
+def run_folder(run: ExtractRun) -> ExtractionFolder:
+    """Where this run writes: the output folder, or its part's folder in it (after agreeing on the
+    config that all parts share). A single run and parts never mix in one folder."""
+    top = ExtractionFolder(run.out_dir)
+    others = sorted({n for _, n, _ in top.parts()} - {run.num_parts})
+    if run.num_parts == 1:
+        if others:
+            raise ExtractError(f"{run.out_dir} holds parts of an extraction split with --num-parts {others[0]}; "
+                               f"run with the same --num-parts and --part, or choose another --out")
+        return top
+    if others:
+        raise ExtractError(f"{run.out_dir} holds parts of a split with --num-parts {others[0]}, not {run.num_parts}; "
+                           f"use the same --num-parts, or choose another --out")
+    if top.index_path.exists() or (top.root.is_dir() and top.shard_paths()):
+        raise ExtractError(f"{run.out_dir} holds an extraction made in one run; parts cannot join it: choose another "
+                           f"--out")
+    top.share_config("extract", run.extract.to_dict(), run.overwrite, ExtractError, _normalize)
+    return top.part(run.part, run.num_parts)
+
+
 def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSummary:
     """Extract every video of the manifest that is not yet done; return what happened."""
     started = time.perf_counter()
     entries = read_manifest(run.manifest)
     config = run.extract
     config_json = config.to_json()
-    folder = ExtractionFolder(run.out_dir)
-    with staged_run(folder, "extract", config.to_dict(), run.overwrite, ExtractError,
-                    normalize=lambda stored: ExtractConfig.from_dict(stored).to_dict()) as staging:
+    scope = "manifest"
+    if run.num_parts > 1:
+        scope = f"part {run.part} of {run.num_parts} ({len(entries)} in the manifest)"
+        entries = [e for e in entries if part_of(e.video_id, run.num_parts) == run.part]
+    folder = run_folder(run)
+    with staged_run(folder, "extract", config.to_dict(), run.overwrite, ExtractError, normalize=_normalize) as staging:
         todo = [e for e in entries if not staging.done(e.video_id)]
-        summary = ExtractSummary(total=len(entries), skipped=len(entries) - len(todo))
+        summary = ExtractSummary(total=len(entries), skipped=len(entries) - len(todo),
+                                 failures_file=folder.failures_path, scope=scope)
         log.info("config: %s", json.dumps(run.to_dict(), sort_keys=True))
         log.info("%d videos in manifest: %d already done, %d to extract with %s on %d worker(s)",
                  len(entries), summary.skipped, len(todo), config.flow_method, run.n_workers)

@@ -9,9 +9,15 @@ inspect, export and train all find and read the folder through this module.
     OUT/shard-NNNNN.h5    the shards (flowprep.format.shards); a file with a final name is always complete
     OUT/staging/          a run in progress: one file per finished video not yet packed into a shard
     OUT/*.part            interrupted work, deleted by the next run
+    OUT/parts/part-IIIII-of-NNNNN/   an extraction split into N parts (--num-parts N --part I): each
+                          part is a folder of the above of its own (config, index, failures,
+                          staging, shards, lock), so parts running at once on a cluster never
+                          write one file; OUT/config.json is their common config
 
 The index is derived from the shards, which are the truth: a run rebuilds it from them when it
-starts (it may be stale after a kill), and it is always written atomically.
+starts (it may be stale after a kill), and it is always written atomically. Readers see one
+dataset: `read_index` joins the folder's own index and its parts', after checking that every
+part was made with the folder's config and that no video is in two places.
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ import re
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -35,6 +41,8 @@ FAILURES_FILE = "failures.jsonl"
 STAGING_DIR = "staging"
 PART_SUFFIX = ".part"
 SHARD_NAME = re.compile(r"^shard-(\d{5,})\.h5$")
+PARTS_DIR = "parts"
+PART_NAME = re.compile(r"^part-(\d{5})-of-(\d{5})$")
 
 # The two kinds of run that make an extraction folder: config.json's key, and how messages name them.
 KINDS = {
@@ -124,10 +132,55 @@ class ExtractionFolder:
     failures_path = property(lambda self: self.root / FAILURES_FILE)
     staging_dir = property(lambda self: self.root / STAGING_DIR)
 
+    # --- parts --------------------------------------------------------------------------------------
+    def part(self, part: int, num_parts: int) -> "ExtractionFolder":
+        """The folder of part `part` (0-based) of an extraction split into `num_parts`."""
+        return ExtractionFolder(self.root / PARTS_DIR / f"part-{part:05d}-of-{num_parts:05d}")
+
+    def parts(self) -> list[tuple[int, int, "ExtractionFolder"]]:
+        """(part, num_parts, folder) of every part folder, in order."""
+        folder = self.root / PARTS_DIR
+        if not folder.is_dir():
+            return []
+        found = [(PART_NAME.match(p.name), p) for p in sorted(folder.iterdir())]
+        return [(int(m.group(1)), int(m.group(2)), ExtractionFolder(p)) for m, p in found if m and p.is_dir()]
+
+    def part_problems(self) -> list[str]:
+        """Why the parts do not make one dataset: a part made with another config than the
+        folder's, parts of different splits (--num-parts), a video in two places. One line each."""
+        parts = self.parts()
+        if not parts:
+            return []
+        problems = []
+        counts = sorted({n for _, n, _ in parts})
+        if len(counts) > 1:
+            problems.append(f"{self.root / PARTS_DIR} holds parts of {len(counts)} different splits "
+                            f"(--num-parts {', '.join(map(str, counts))}); their videos overlap")
+        try:
+            common = self.read_config()
+        except ShardFormatError as exc:
+            return problems + [str(exc)]
+        for _, _, part in parts:
+            if not part.config_path.exists():
+                continue  # a part that has not started yet
+            try:
+                own = part.read_config()
+            except ShardFormatError as exc:
+                problems.append(str(exc))
+                continue
+            if (own.kind, own.settings) != (common.kind, common.settings):
+                diff = "; ".join(settings_differences(common.settings, own.settings)) or f"kind {own.kind}"
+                problems.append(f"{part.root} was made with another config than {self.config_path} ({diff})")
+        return problems
+
     # --- shards -----------------------------------------------------------------------------------
     def shard_paths(self) -> list[Path]:
-        """Complete shard files, in order."""
+        """Complete shard files of this run folder (not of its parts), in order."""
         return sorted(p for p in self.root.iterdir() if SHARD_NAME.match(p.name))
+
+    def dataset_shards(self) -> list[Path]:
+        """Complete shard files of the whole dataset: this folder's and every part's."""
+        return self.shard_paths() + [p for _, _, part in self.parts() for p in part.shard_paths()]
 
     def next_shard_path(self) -> Path:
         numbers = [int(SHARD_NAME.match(p.name).group(1)) for p in self.shard_paths()]
@@ -167,34 +220,61 @@ class ExtractionFolder:
         to date, e.g. fills parameters added since with their defaults); with `overwrite`, clear
         what an earlier run left instead. Problems are `error`s naming the folder or file."""
         if self.config_path.exists() and not overwrite:
-            try:
-                data = json.loads(self.config_path.read_text(encoding="utf-8"))
-                stored_version = data.get("format_version")
-                stored_kind = next((k for k in KINDS if k in data), None)
-                if stored_version == FORMAT_VERSION and stored_kind is not None:
-                    stored = normalize(data[stored_kind]) if stored_kind == kind else data[stored_kind]
-            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise error(f"{self.config_path} is unreadable ({exc}); pass --overwrite to start this folder "
-                            f"afresh") from None
-            if stored_version != FORMAT_VERSION:
-                raise error(f"{self.root} holds shard format version {stored_version!r}, this flowprep writes "
-                            f"{FORMAT_VERSION}; pass --overwrite to start afresh, or choose another --out")
-            if stored_kind is None:
-                raise error(f"{self.config_path} is unreadable (none of the keys {', '.join(KINDS)}); pass "
-                            f"--overwrite to start this folder afresh")
-            if stored_kind != kind:
-                raise error(f"{self.root} holds {KINDS[stored_kind]}, not {KINDS[kind]}; choose another --out, "
-                            f"or --overwrite to discard it")
-            if stored != settings:
-                diff = "; ".join(settings_differences(stored, settings))
-                raise error(f"{self.root} {_CHANGED[kind]} ({diff}); use the same options to resume, another "
-                            f"--out, or --overwrite to discard it")
+            self.check_config(kind, settings, error, normalize)
         try:
             if overwrite and self.root.exists():
                 self.clear()
             self.write_config(kind, settings)
         except OSError as exc:
             raise error(f"cannot write the output folder {self.root}: {exc.strerror or exc}") from None
+
+    def share_config(self, kind: str, settings: dict[str, Any], overwrite: bool, error: type[Exception],
+                     normalize: Callable[[dict[str, Any]], dict[str, Any]] = lambda s: s) -> None:
+        """The config the parts of a split extraction share: written by whichever part starts first
+        (atomically: a hard link that fails if another part got there first), then checked by every
+        part against its own settings. With `overwrite`, this part's settings replace it."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if overwrite:
+                self.write_config(kind, settings)
+                return
+            tmp = self.config_path.with_name(f"{CONFIG_FILE}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"format_version": FORMAT_VERSION, kind: settings}, indent=1), encoding="utf-8")
+            try:
+                os.link(tmp, self.config_path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        except OSError as exc:
+            raise error(f"cannot write the output folder {self.root}: {exc.strerror or exc}") from None
+        self.check_config(kind, settings, error, normalize)
+
+    def check_config(self, kind: str, settings: dict[str, Any], error: type[Exception],
+                     normalize: Callable[[dict[str, Any]], dict[str, Any]] = lambda s: s) -> None:
+        """Refuse, with `error`, a folder made by another kind of run or with other settings."""
+        try:
+            data = json.loads(self.config_path.read_text(encoding="utf-8"))
+            stored_version = data.get("format_version")
+            stored_kind = next((k for k in KINDS if k in data), None)
+            if stored_version == FORMAT_VERSION and stored_kind is not None:
+                stored = normalize(data[stored_kind]) if stored_kind == kind else data[stored_kind]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise error(f"{self.config_path} is unreadable ({exc}); pass --overwrite to start this folder "
+                        f"afresh") from None
+        if stored_version != FORMAT_VERSION:
+            raise error(f"{self.root} holds shard format version {stored_version!r}, this flowprep writes "
+                        f"{FORMAT_VERSION}; pass --overwrite to start afresh, or choose another --out")
+        if stored_kind is None:
+            raise error(f"{self.config_path} is unreadable (none of the keys {', '.join(KINDS)}); pass "
+                        f"--overwrite to start this folder afresh")
+        if stored_kind != kind:
+            raise error(f"{self.root} holds {KINDS[stored_kind]}, not {KINDS[kind]}; choose another --out, "
+                        f"or --overwrite to discard it")
+        if stored != settings:
+            diff = "; ".join(settings_differences(stored, settings))
+            raise error(f"{self.root} {_CHANGED[kind]} ({diff}); use the same options to resume, another "
+                        f"--out, or --overwrite to discard it")
 
     def write_config(self, kind: str, settings: dict[str, Any]) -> None:
         """Write config.json (creating the folder) for a run of `kind` (one of KINDS) with `settings`."""
@@ -213,6 +293,30 @@ class ExtractionFolder:
 
     # --- index.json -------------------------------------------------------------------------------
     def read_index(self) -> dict[str, IndexEntry]:
+        """The dataset's index: this folder's own and its parts', joined (shards named relative to
+        this folder). ShardFormatError, one line, if the parts do not make one dataset."""
+        parts = self.parts()
+        if not parts:
+            return self.read_own_index()
+        problems = self.part_problems()
+        if problems:
+            raise ShardFormatError(problems[0])
+        index = self.read_own_index() if self.index_path.exists() else {}
+        where = {v: self.index_path for v in index}
+        for _, _, part in parts:
+            if not part.index_path.exists():
+                continue
+            prefix = part.root.relative_to(self.root).as_posix()
+            for video_id, entry in part.read_own_index().items():
+                if video_id in index:
+                    raise ShardFormatError(f"video {video_id!r} is in both {where[video_id]} and {part.index_path}: "
+                                           f"parts overlap (another --num-parts, or a single run beside parts)")
+                index[video_id] = replace(entry, shard=f"{prefix}/{entry.shard}")
+                where[video_id] = part.index_path
+        return index
+
+    def read_own_index(self) -> dict[str, IndexEntry]:
+        """This run folder's index.json (not its parts')."""
         data = read_json_file(self.index_path, ShardFormatError,
                               f"no dataset index; is {self.root} a flowprep extraction folder?", "dataset index")
         version = data.get("format_version") if isinstance(data, dict) else None
@@ -234,6 +338,10 @@ class ExtractionFolder:
 
     # --- failures.jsonl ---------------------------------------------------------------------------
     def read_failures(self) -> list[Failure]:
+        """This folder's failures and its parts'."""
+        return self.read_own_failures() + [f for _, _, part in self.parts() for f in part.read_own_failures()]
+
+    def read_own_failures(self) -> list[Failure]:
         if not self.failures_path.exists():
             return []
         records = [json.loads(line) for line in self.failures_path.read_text(encoding="utf-8").splitlines()

@@ -97,7 +97,7 @@ def inspect_path(path: str | Path) -> dict:
         shard = summarize_shard(path)
         return {"path": str(path), "kind": "shard", "config": shard["config"], **_combine([shard])}
     folder = ExtractionFolder(path)
-    shards = [summarize_shard(p) for p in folder.shard_paths()]
+    shards = [{**summarize_shard(p), "name": p.relative_to(path).as_posix()} for p in folder.dataset_shards()]
     if not shards and not folder.config_path.exists():
         raise ShardFormatError(f"{path}: not an extraction folder (no {CONFIG_FILE}, no shards)")
     try:
@@ -156,7 +156,7 @@ def find_video(path: Path, video_id: str) -> Path:
         entry = None
     if entry is not None:
         return path / entry.shard
-    for shard in ExtractionFolder(path).shard_paths():  # no index, or a stale one: the shards are the truth
+    for shard in ExtractionFolder(path).dataset_shards():  # no index, or a stale one: the shards are the truth
         with open_shard(shard) as f:
             if video_id in f[VIDEOS_GROUP]:
                 return shard

@@ -163,15 +163,18 @@ def verify_folder(root: Path, decode: bool, report: VerifyReport) -> None:
         report.problems.append(Problem(str(folder.config_path), None, str(exc).split(": ", 1)[-1]))
     except (ValueError, KeyError, TypeError) as exc:
         report.problems.append(Problem(str(folder.config_path), None, f"unreadable: {exc}"))
+    part_problems = folder.part_problems()
+    for problem in part_problems:
+        report.problems.append(Problem(str(folder.root / "parts"), None, problem))
     try:
-        index = folder.read_index()
+        index = None if part_problems else folder.read_index()
     except ShardFormatError as exc:
         report.problems.append(Problem(str(folder.index_path), None, str(exc).split(": ", 1)[-1]))
         index = None
 
     in_shards: dict[str, tuple[str, int]] = {}
     unopened = set()
-    for shard in folder.shard_paths():
+    for shard in folder.dataset_shards():
         name = shard.relative_to(root).as_posix()  # as the index names it
         found = verify_shard(shard, decode, report)
         if found is None:
@@ -199,7 +202,9 @@ def verify_folder(root: Path, decode: bool, report: VerifyReport) -> None:
                 report.problems.append(Problem(str(root / shard_name), video_id,
                                                "in a shard but not in the index (stale index: re-run the same "
                                                "extract command to rebuild it)"))
-    leftovers, staged = folder.partial_files(), folder.staged_files()
+    runs = [folder] + [part for _, _, part in folder.parts()]
+    leftovers = [p for run in runs for p in run.partial_files()]
+    staged = [p for run in runs for p in run.staged_files()]
     if leftovers or staged:
         report.notes.append(f"an interrupted run left {len(leftovers)} partial file(s) and {len(staged)} staged "
                             "video file(s); re-running the same command finishes it")

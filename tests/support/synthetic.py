@@ -74,8 +74,10 @@ def moving_video(video_id: str, label: int, frames: int = 8, splits: dict | None
                       splits or {"split1": "train"})
 
 
-def write_extraction(out_dir: Path, videos: list[SynthVideo], codec: str = "raw", bound: float = 20.0) -> Path:
-    """An extraction folder holding `videos` in one shard; all videos must share one size."""
+def write_extraction(out_dir: Path, videos: list[SynthVideo], codec: str = "raw", bound: float = 20.0,
+                     videos_per_shard: int | None = None) -> Path:
+    """An extraction folder holding `videos` in one shard (or shards of `videos_per_shard`); all
+    videos must share one size."""
     out_dir.mkdir(parents=True, exist_ok=True)
     height, width = videos[0].rgb.shape[1:3]
     config = ExtractConfig(flow_method="farneback", width=width, height=height, bound=bound,
@@ -97,12 +99,16 @@ def write_extraction(out_dir: Path, videos: list[SynthVideo], codec: str = "raw"
                 label=v.label, label_name=v.label_name, splits=json.dumps(v.splits), source_path=f"{v.video_id}.avi",
                 source_width=width, source_height=height, fps_source=25.0, fps_sampled=25.0, width=width,
                 height=height, num_frames=frames, mean_subtracted=True)))
-    shard = out_dir / "shard-00000.h5"
-    pack_shard(staged, shard, config_json)
+    per_shard = videos_per_shard or len(staged)
+    entries = []
+    for number, start in enumerate(range(0, len(staged), per_shard)):
+        shard = out_dir / f"shard-{number:05d}.h5"
+        pack_shard(staged[start:start + per_shard], shard, config_json)
+        entries += scan_shard(shard, out_dir)
     for p in staged:
         p.unlink()
     staging.rmdir()
     folder = ExtractionFolder(out_dir)
-    folder.write_index(scan_shard(shard, out_dir))
+    folder.write_index(entries)
     folder.write_config("extract", config.to_dict())
     return out_dir

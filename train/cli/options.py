@@ -132,11 +132,13 @@ def run_training(fit: Callable, config, resume: bool) -> int:
         click.echo(f"twostream: interrupted; continue from {Path(config.out) / 'checkpoint.pt'} with the same "
                    f"command plus --resume", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    if "val" in metrics:
-        from train.streams.evaluator import (
-            metric_lines,  # deferred: torch takes seconds to import, and --help needs none of it
-        )
+    # deferred: torch takes seconds to import, and --help needs none of it
+    from train.core.world import current
+    from train.streams.evaluator import metric_lines
 
+    if not current().main:  # under torchrun the main process prints for all
+        return 0
+    if "val" in metrics:
         click.echo(f"validation ({config.val_clips} clips x {config.val_crops} crop): "
                    + "; ".join(metric_lines(metrics["val"])))
     click.echo(f"checkpoint: {Path(config.out) / 'checkpoint.pt'}")
@@ -152,8 +154,11 @@ def evaluation_config(checkpoint: Path, out: Path | None, **values) -> EvalConfi
 
 def report_evaluation(config: EvalConfig, metrics: dict, scores, as_json: bool, title: str = "") -> int:
     """The end of an evaluate command: the metrics (as JSON, or as lines after `title`) and the scores file."""
+    from train.core.world import current
     from train.streams.evaluator import metric_lines
 
+    if not current().main:
+        return 0
     if as_json:
         click.echo(json.dumps({**metrics, "videos": len(scores.video_ids), "scores": config.out}, indent=1))
     else:

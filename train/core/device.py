@@ -4,12 +4,13 @@ plain float32."""
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
 from train.core.errors import TrainError
+from train.core.world import ONE, World, setup_world
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class Device:
     device: torch.device
     amp_dtype: torch.dtype | None  # None: full precision
     channels_last: bool
+    world: World = ONE  # the processes of the run (torchrun), of which this is one
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -57,6 +59,11 @@ def setup_threads(threads: int) -> None:
 
 
 def setup_device(config: Any) -> Device:
-    """The threads and the device of a run or evaluation config (its threads, device, amp and channels_last)."""
+    """The threads and the device of a run or evaluation config (its threads, device, amp and
+    channels_last); under torchrun, this process's place in the run, and on CUDA its own GPU."""
     setup_threads(config.threads)
-    return resolve_device(config.device, config.amp, config.channels_last)
+    world = setup_world(config.device)
+    name = config.device
+    if world.distributed and name != "cpu" and torch.cuda.is_available():
+        name = f"cuda:{world.local_rank}"  # one GPU a process
+    return replace(resolve_device(name, config.amp, config.channels_last), world=world)

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 from flowprep.format.folder import IndexEntry
+from train.core.world import ONE, World, rank_share
 from train.data.clips import Video
 from train.data.sampling import segment_positions, uniform_positions
 from train.data.transforms import CropBox, eval_crops, jitter_factors, multiscale_corner_box, random_crop_box
@@ -53,10 +54,12 @@ class Augment:
 
 
 class EpochSampler(Sampler):
-    """Yields (epoch, index) keys in an order shuffled by (seed, epoch); set_epoch before iterating."""
+    """Yields (epoch, index) keys in an order shuffled by (seed, epoch); set_epoch before iterating.
+    In a run of several processes each takes its share of that order (`rank_share`): together
+    they see every item once an epoch (the few that pad the shares, twice)."""
 
-    def __init__(self, size: int, seed: int, shuffle: bool = True) -> None:
-        self.size, self.seed, self.shuffle, self.epoch = size, seed, shuffle, 0
+    def __init__(self, size: int, seed: int, shuffle: bool = True, world: World = ONE) -> None:
+        self.size, self.seed, self.shuffle, self.epoch, self.world = size, seed, shuffle, 0, world
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -64,10 +67,10 @@ class EpochSampler(Sampler):
     def __iter__(self) -> Iterator[tuple[int, int]]:
         order = np.random.default_rng([self.seed, self.epoch, _ORDER]).permutation(self.size) if self.shuffle \
             else np.arange(self.size)
-        return iter([(self.epoch, int(i)) for i in order])
+        return iter([(self.epoch, int(order[i])) for i in rank_share(self.size, self.world)])
 
     def __len__(self) -> int:
-        return self.size
+        return len(rank_share(self.size, self.world))
 
 
 class TrainClips(Dataset):
@@ -133,18 +136,21 @@ def _stacked(inputs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor,
     return torch.from_numpy(stacked), torch.from_numpy(np.stack(affines))
 
 
-def train_loader(dataset: TrainClips, batch_size: int, workers: int, seed: int, pin_memory: bool) -> DataLoader:
+def train_loader(dataset: TrainClips, batch_size: int, workers: int, seed: int, pin_memory: bool,
+                 world: World = ONE) -> DataLoader:
     """Full batches only, so batch statistics never come from a handful of samples; a split
-    smaller than one batch gives one batch of all its videos."""
-    sampler = EpochSampler(len(dataset), seed)
-    batches = BatchSampler(sampler, batch_size, drop_last=len(dataset) >= batch_size)
+    smaller than one batch gives one batch of all its videos. `batch_size` is per process."""
+    sampler = EpochSampler(len(dataset), seed, world=world)
+    batches = BatchSampler(sampler, batch_size, drop_last=len(sampler) >= batch_size)
     return DataLoader(dataset, batch_sampler=batches, num_workers=workers, pin_memory=pin_memory,
                       persistent_workers=workers > 0, generator=_own_generator(seed))
 
 
-def eval_loader(dataset: EvalClips, batch_size: int, workers: int, pin_memory: bool) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=pin_memory,
-                      generator=_own_generator(0))
+def eval_loader(dataset: EvalClips, batch_size: int, workers: int, pin_memory: bool, world: World = ONE) -> DataLoader:
+    """The items in order; in a run of several processes, this process's share (its `sampler`
+    lists which: `train.engine.loops.predict_all` puts the shares back together)."""
+    return DataLoader(dataset, batch_size=batch_size, sampler=rank_share(len(dataset), world), num_workers=workers,
+                      pin_memory=pin_memory, generator=_own_generator(0))
 
 
 def _own_generator(seed: int) -> torch.Generator:

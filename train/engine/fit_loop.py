@@ -28,9 +28,10 @@ from train.core.checkpoint import CHECKPOINT_FILE, check_compatible
 from train.core.device import Device
 from train.core.errors import TrainError
 from train.core.schedule import learning_rate
+from train.core.world import current
 from train.data.datasets import Augment, EvalClips, Layout, TrainClips, eval_loader, set_epoch, train_loader
 from train.data.store import ShardStore
-from train.engine.loops import predict_clips, train_one_epoch
+from train.engine.loops import predict_all, train_one_epoch
 from train.engine.metrics import summarize
 from train.engine.metrics_log import MetricsLog
 
@@ -75,19 +76,26 @@ def start_run_dir(config: Any) -> Path:
     except OSError as exc:
         raise TrainError(f"cannot create the run folder {run_dir}: {exc.strerror or exc}") from None
     log.info("config: %s", config.to_json())
-    write_text_atomic(run_dir / CONFIG_FILE, json.dumps(config.to_dict(), indent=1, sort_keys=True))
+    if current().main:  # in a run of several processes, the main one writes
+        write_text_atomic(run_dir / CONFIG_FILE, json.dumps(config.to_dict(), indent=1, sort_keys=True))
     return run_dir
 
 
 def fit_epochs(config: Any, run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                scaler: torch.amp.GradScaler, device: Device, spec: Layout, root: Path,
                train_videos: list[IndexEntry], val_videos: list[IndexEntry], *, state: dict | None, identity: dict,
-               save: Callable[[Path, dict], None], interactive: bool | None) -> dict:
+               save: Callable[[Path, dict], None], interactive: bool | None, unused_parameters: bool = False) -> dict:
     """Train the epochs of `config` not yet done; return the last epoch's metrics.
 
     `state`: the checkpoint resumed from (optimizer, scaler and progress are restored here; the
     model's weights the caller has loaded). After every epoch `save` writes the checkpoint:
-    `identity` (what it says about itself) plus progress, weights and optimiser state."""
+    `identity` (what it says about itself) plus progress, weights and optimiser state.
+
+    Under torchrun every process trains its share of each epoch's samples (`config.batch_size`
+    a process) through DistributedDataParallel, which averages the gradients; the main process
+    alone logs, writes metrics.jsonl and the checkpoint. `unused_parameters`: some trainable
+    parameters may get no gradient (DDP must then look for them)."""
+    world = device.world
     metrics_log = MetricsLog(run_dir)
     start_epoch, elapsed_before, last_metrics = 0, 0.0, {}
     if state is not None:
@@ -96,17 +104,26 @@ def fit_epochs(config: Any, run_dir: Path, model: nn.Module, optimizer: torch.op
             scaler.load_state_dict(state["scaler"])
         start_epoch, elapsed_before, last_metrics = state["epoch"], state["elapsed"], state["metrics"]
         log.info("resuming %s after epoch %d of %d", run_dir / CHECKPOINT_FILE, start_epoch, config.epochs)
-    metrics_log.restart(start_epoch)
+    if world.main:
+        metrics_log.restart(start_epoch)
+    log.info("%d process(es): batch %d a process, %d in all, learning rate %g (not scaled with the processes)",
+             world.size, config.batch_size, config.batch_size * world.size, config.lr)
+    trained = model
+    if world.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device.device.index] if device.device.type == "cuda" else None
+        trained = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused_parameters)
 
     pin = device.device.type == "cuda"
     train_data = TrainClips(ShardStore(root), train_videos, spec,
                             Augment(config.multiscale_crop, config.flip, config.color_jitter), config.segments, config.seed)
-    loader = train_loader(train_data, config.batch_size, config.workers, config.seed, pin)
+    loader = train_loader(train_data, config.batch_size, config.workers, config.seed, pin, world)
     val_data = val_labels = val_batches = None
     if val_videos:
         val_data = EvalClips(ShardStore(root), val_videos, spec, config.val_clips, config.val_crops)
         val_labels = np.array([e.label for e in val_videos], dtype=np.int64)
-        val_batches = eval_loader(val_data, config.val_batch_size, config.workers, pin)
+        val_batches = eval_loader(val_data, config.val_batch_size, config.workers, pin, world)
     criterion = nn.CrossEntropyLoss()
     started = time.perf_counter()
 
@@ -121,23 +138,32 @@ def fit_epochs(config: Any, run_dir: Path, model: nn.Module, optimizer: torch.op
         for group in optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         set_epoch(loader, epoch)
-        train = train_one_epoch(model, criterion, optimizer, loader, device, scaler, epoch + 1, interactive)
+        train = train_one_epoch(trained, criterion, optimizer, loader, device, scaler, epoch + 1, interactive)
+        if world.distributed:  # the epoch's loss and accuracy over every process's samples
+            loss_sum, correct, samples = world.sum([train["loss"] * train["samples"],
+                                                    train["accuracy"] * train["samples"], train["samples"]])
+            train = {**train, "loss": loss_sum / samples, "accuracy": correct / samples, "samples": samples}
         train_rate = train["samples"] / train["seconds"] if train["seconds"] else 0.0
-        metrics_log.write(epoch + 1, "train", train["loss"], train["accuracy"], lr, train_rate, elapsed())
+        if world.main:
+            metrics_log.write(epoch + 1, "train", train["loss"], train["accuracy"], lr, train_rate, elapsed())
         last_metrics = {"train": {"loss": train["loss"], "accuracy": train["accuracy"], "samples_per_s": train_rate}}
         message = f"epoch {epoch + 1}/{config.epochs} lr {lr:.3g}: train loss {train['loss']:.4f} " \
                   f"accuracy {train['accuracy']:.3f} ({train_rate:.1f} samples/s)"
         if val_batches is not None and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
-            scores, seconds = predict_clips(model, val_batches, device, f"epoch {epoch + 1} val", interactive)
+            scores, seconds = predict_all(model, val_batches, device, len(val_data), f"epoch {epoch + 1} val",
+                                          interactive)
             val, _ = summarize(scores, val_data.video_index, val_labels)
             val_rate = len(val_data) / seconds if seconds else 0.0
-            metrics_log.write(epoch + 1, "val", val["clip_loss"], val["clip_top1"], lr, val_rate, elapsed())
+            if world.main:
+                metrics_log.write(epoch + 1, "val", val["clip_loss"], val["clip_top1"], lr, val_rate, elapsed())
             last_metrics["val"] = {**val, "samples_per_s": val_rate}
             message += f"; val clip accuracy {val['clip_top1']:.3f}, video {val['video_top1']:.3f}"
-        save(run_dir / CHECKPOINT_FILE, {
-            **identity, "epoch": epoch + 1, "elapsed": elapsed(), "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-            "metrics": last_metrics})
+        if world.main:
+            save(run_dir / CHECKPOINT_FILE, {
+                **identity, "epoch": epoch + 1, "elapsed": elapsed(), "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+                "metrics": last_metrics})
+        world.barrier()  # no process runs ahead of the checkpoint that a resume would start from
         log.info("%s; checkpoint %s", message, run_dir / CHECKPOINT_FILE)
     if start_epoch >= config.epochs:
         log.info("%s already completed its %d epochs", run_dir, config.epochs)

@@ -84,3 +84,19 @@ def predict_clips(model: nn.Module, loader: DataLoader, device: Device, title: s
     num_classes = getattr(model, "num_classes", 0)
     scores = np.concatenate(out) if out else np.zeros((0, num_classes), np.float32)
     return scores, time.perf_counter() - started
+
+
+def predict_all(model: nn.Module, loader: DataLoader, device: Device, count: int, title: str,
+                interactive: bool | None = None) -> tuple[np.ndarray, float]:
+    """`predict_clips` of all `count` items of a dataset, in item order, in every process: each
+    process scores its share (the loader's sampler lists it) and the shares are gathered; the
+    items that padded a share are scored twice, and kept once."""
+    scores, seconds = predict_clips(model, loader, device, title, interactive)
+    world = device.world
+    if not world.distributed:
+        return scores, seconds
+    parts = world.gather((list(loader.sampler), scores))
+    full = np.zeros((count, scores.shape[1]), np.float32)
+    for indices, part in parts:
+        full[indices] = part
+    return full, max(seconds for seconds in world.gather(seconds))

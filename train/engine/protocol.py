@@ -20,7 +20,7 @@ from train.core.scores import VideoScores, save_scores
 from train.data.datasets import EvalClips, Layout, eval_loader
 from train.data.extraction import Extraction, check_crop_size, open_extraction
 from train.data.store import ShardStore
-from train.engine.loops import predict_clips
+from train.engine.loops import predict_all
 from train.engine.metrics import summarize
 
 log = logging.getLogger("twostream")
@@ -52,8 +52,9 @@ def score_videos(config: EvalConfig, state: dict, model: nn.Module, spec: Layout
     model.load_state_dict(state["model"])
     device.place(model)
     data = EvalClips(ShardStore(root), videos, spec, config.clips, config.crops)
-    loader = eval_loader(data, config.batch_size, config.workers, pin_memory=device.device.type == "cuda")
-    clip_scores, seconds = predict_clips(model, loader, device, f"evaluate {config.split} {config.part}", interactive)
+    loader = eval_loader(data, config.batch_size, config.workers, device.device.type == "cuda", device.world)
+    clip_scores, seconds = predict_all(model, loader, device, len(data), f"evaluate {config.split} {config.part}",
+                                       interactive)
     labels = np.array([e.label for e in videos], dtype=np.int64)
     metrics, video_scores = summarize(clip_scores, data.video_index, labels)
     metrics["clips_per_s"] = len(data) / seconds if seconds else 0.0
@@ -67,7 +68,9 @@ def score_videos(config: EvalConfig, state: dict, model: nn.Module, spec: Layout
               "part": config.part, "shards": str(root), "protocol": {"clips": config.clips, "crops": config.crops},
               "metrics": metrics, "evaluate_config": config.to_dict(), **configs},
     )
-    out = Path(config.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_scores(out, scores)
+    if device.world.main:  # one file, from every process's share
+        out = Path(config.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_scores(out, scores)
+    device.world.barrier()
     return metrics, scores

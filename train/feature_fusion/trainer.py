@@ -121,4 +121,6 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
                 "temporal_config": temporal.to_json(), "num_classes": extraction.num_classes,
                 "class_names": list(extraction.class_names), "extract_config": extraction.config.to_json()}
     return fit_epochs(config, run_dir, model, optimizer, scaler, device, pair, extraction.root, fit_videos, val_videos,
-                      state=state, identity=identity, save=save_fusion_checkpoint, interactive=interactive)
+                      state=state, identity=identity, save=save_fusion_checkpoint, interactive=interactive,
+                      # fine-tuned with a mid head, the streams' own classifiers get no gradient
+                      unused_parameters=config.joint and config.method == "mid")
