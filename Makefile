@@ -85,7 +85,7 @@ FUSE_ARGS ?=
 fresh = test $(1) -nt $(2) ||
 
 .PHONY: install test demo extract-flow train evaluate fuse-features fuse manifests clean \
-	bench-extract bench-codecs bench-flow-params bench-train bench-gpu-flow bench-scale readme-figures
+	bench-extract bench-codecs bench-flow-params bench-train bench-gpu-flow bench-scale bench-reliability readme-figures
 
 install: $(STAMP)
 
@@ -177,6 +177,10 @@ bench-train: $(STAMP)
 # extraction on a Dask cluster against local workers, training in 1 and 2 processes, a large index (docs/cluster.md)
 bench-scale: $(STAMP)
 	$(PY) benchmarks/bench_scale.py
+
+# the reliability suite's whole sweep: faults injected and bad input (tests/support/reliability/)
+bench-reliability: $(STAMP)
+	$(PY) benchmarks/bench_reliability.py
 
 # tvl1-torch on the CPU and on every GPU found (docs/gpu_flow.md)
 bench-gpu-flow: $(STAMP)

@@ -149,6 +149,34 @@ def scale(data: dict) -> str:
             + _source(data, "make bench-scale"))
 
 
+BAD_INPUT = ("bad video", "bad manifest", "bad argument", "damaged shard")
+
+
+def reliability(data: dict) -> str:
+    """Faults injected and bad inputs tried, by kind: how many held, videos lost, checkpoints unloadable."""
+    summary, records = data["summary"], data["records"]
+
+    def rows(faults: bool) -> list[list[object]]:
+        out = []
+        for kind, k in summary.items():
+            if (kind in BAD_INPUT) == faults:
+                continue
+            held = f"{k['held']}" if k["held"] == k["tried"] else f"**{k['held']}**"
+            out.append([kind, k["tried"], held, k["videos_lost"], k["checkpoints_unloadable"]])
+        return out
+
+    header = ["kind", "tried", "held", "videos lost", "checkpoints unloadable"]
+    whats = {kind: ", ".join(r["what"] for r in records if r["kind"] == kind) for kind in summary if kind in BAD_INPUT}
+    broken = [f"{r['kind']}: {r['what']} ({r['detail'][:120]})" for r in records if not r["held"]]
+    held = sum(k["held"] for k in summary.values())
+    return ("Faults injected into real runs:\n\n" + _table(header, rows(faults=True))
+            + "\n\nBad input:\n\n" + _table(header, rows(faults=False))
+            + "\n\n" + "\n".join(f"- {kind}s: {what}." for kind, what in whats.items())
+            + f"\n\n{held} of {len(records)} held"
+            + (": " + "; ".join(broken) if broken else "") + f", in {data['seconds'] / 60:.1f} min."
+            + _source(data, "make bench-reliability"))
+
+
 def demo(data: dict) -> str:
     """The table `make demo` printed, from its report folder's table.json."""
     best_single = max(r["top1"] for r in data["rows"] if r["kind"] == "stream")
@@ -171,7 +199,7 @@ DEMO_TABLE = REPO / "out" / "demo" / "runs" / "report" / "table.json"
 DEMO_TIMING = DEMO_TABLE.with_name("timing.json")
 RENDERERS = {name: (RESULTS_DIR / f"{name}.json", fn) for name, fn in
              {"flow_params": flow_params, "codecs": codecs, "extract": extract, "train": train,
-              "gpu_flow": gpu_flow, "scale": scale}.items()}
+              "gpu_flow": gpu_flow, "scale": scale, "reliability": reliability}.items()}
 RENDERERS["demo"] = (DEMO_TABLE, demo)
 
 

@@ -8,6 +8,7 @@ import sys
 import click
 
 from flowprep.format.codecs import CodecError, parse_codec
+from flowprep.format.faults import quiet_hdf5_after_disk_full
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # the environment's (disk full, permissions)
@@ -47,6 +48,7 @@ def run_click(group: click.Group, prog: str, user_errors: tuple[type[BaseExcepti
               argv: list[str] | None = None) -> None:
     """Run `group` and exit with its status; errors of the types in `user_errors` (and usage
     errors, and OSError) become `prog: error: <message>` on one line."""
+    quiet_hdf5_after_disk_full()
     try:
         status = group.main(args=argv, prog_name=prog, standalone_mode=False)
     except click.exceptions.UsageError as exc:

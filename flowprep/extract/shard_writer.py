@@ -19,9 +19,12 @@ import h5py
 import numpy as np
 
 from flowprep import __version__
+from flowprep.format import hdf5_space
 from flowprep.format.codecs import Codec
+from flowprep.format.faults import fault_point
 from flowprep.format.folder import PART_SUFFIX
 from flowprep.format.shards import (
+    ENCODED_CHUNK,
     FLOW_DIRECTIONS,
     RGB,
     SHARD_SUFFIX,
@@ -57,8 +60,14 @@ class StagedVideo:
         self._items: dict[str, list[np.ndarray]] = {RGB: [], **{name: [] for name in FLOW_DIRECTIONS.values()}}
         self._means: dict[str, list[np.ndarray]] = {direction: [] for direction in FLOW_DIRECTIONS}
         self._file = h5py.File(self.part_path, "w")
-        write_header(self._file, extract_config_json, CREATED_BY)
-        self._group = create_video(self._file[VIDEOS_GROUP], video_id, width, height, rgb_codec, flow_codec, bound)
+        try:
+            hdf5_space.reserve(self._file, self.part_path, 0)
+            write_header(self._file, extract_config_json, CREATED_BY)
+            self._group = create_video(self._file[VIDEOS_GROUP], video_id, width, height, rgb_codec, flow_codec,
+                                       bound)
+        except BaseException:
+            self.discard()
+            raise
 
     def add_frame(self, frame_bgr: np.ndarray) -> None:
         self._items[RGB].append(encode_rgb(self.rgb_codec, frame_bgr))
@@ -78,6 +87,10 @@ class StagedVideo:
         self.add_flow_planes(direction, np.ascontiguousarray(codes.transpose(2, 0, 1)), mean)
 
     def _flush(self) -> None:
+        fault_point("staging-flush")
+        pending = sum(item.nbytes for items in self._items.values() for item in items)
+        # a stream's last chunk may be new too: encoded streams grow in chunks of ENCODED_CHUNK bytes
+        hdf5_space.reserve(self._file, self.part_path, pending + len(self._items) * ENCODED_CHUNK)
         for name, items in self._items.items():
             append_items(self._group, name, self.rgb_codec if name == RGB else self.flow_codec, items)
             items.clear()
@@ -89,12 +102,13 @@ class StagedVideo:
         self._flush()
         attrs.write(self._group)
         self._file.close()
+        hdf5_space.release(self.part_path)
+        fault_point("staging-commit")
         os.replace(self.part_path, self.final_path)
         return self.final_path
 
     def discard(self) -> None:
-        if self._file.id.valid:
-            self._file.close()
+        hdf5_space.abandon(self._file)  # after a failed write, a plain close can crash HDF5
         self.part_path.unlink(missing_ok=True)
 
     def __enter__(self) -> "StagedVideo":
@@ -114,7 +128,10 @@ def pack_shard(staged: Iterable[Path], shard_path: Path, extract_config_json: st
     """
     part = shard_path.with_name(shard_path.name + PART_SUFFIX)
     video_ids = []
-    with h5py.File(part, "w") as out:
+    staged = list(staged)
+    out = h5py.File(part, "w")
+    try:
+        hdf5_space.reserve(out, part, sum(path.stat().st_size for path in staged))  # a copy of them: no larger
         write_header(out, extract_config_json, CREATED_BY)
         videos = out[VIDEOS_GROUP]
         for path in staged:
@@ -122,7 +139,15 @@ def pack_shard(staged: Iterable[Path], shard_path: Path, extract_config_json: st
                 for video_id, group in src[VIDEOS_GROUP].items():
                     _copy_video(group, videos.create_group(video_id))
                     video_ids.append(video_id)
+                    fault_point("pack-copy")
+    except BaseException:
+        hdf5_space.abandon(out)  # after a failed write, a plain close can crash HDF5
+        part.unlink(missing_ok=True)
+        raise
+    out.close()
+    hdf5_space.release(part)
     _fsync(part)
+    fault_point("pack-rename")
     os.replace(part, shard_path)
     return video_ids
 

@@ -9,6 +9,7 @@ started again with the same command redoes only unfinished videos, and packs eac
 from __future__ import annotations
 
 import logging
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from joblib import Parallel
 
 from flowprep.extract.progress import Progress
 from flowprep.extract.shard_writer import pack_shard
+from flowprep.format.faults import DiskFullError, disk_full, fault_point, is_disk_full
 from flowprep.format.folder import ExtractionFolder, Failure, IndexEntry, scan_shard
 from flowprep.format.shards import SHARD_SUFFIX
 
@@ -122,6 +124,7 @@ class ShardPacker:
         for entry in scan_shard(shard, self.folder.root):
             self.index[entry.video_id] = entry
         self.folder.write_index(self.index.values())
+        fault_point("staging-unlink")
         for p in self.pending:
             p.unlink()
         self.note(f"packed {len(self.pending)} video(s) into {shard.name}")
@@ -134,6 +137,9 @@ Outcomes = Callable[[Callable[[str], None]], Iterable[StagedOutcome]]
 def in_processes(jobs: list, workers: int) -> Outcomes:
     """joblib `jobs` (delayed calls returning StagedOutcome) on `workers` processes, as run_jobs's
     outcomes: each as its job finishes."""
+    # a run that stops (a full disk, Ctrl-C) cancels the jobs it had queued: joblib's warning about
+    # them would only add lines to the one-line error
+    warnings.filterwarnings("ignore", message=r".*tasks which were still being processed by the workers")
     return lambda note: Parallel(n_jobs=min(workers, max(1, len(jobs))), return_as="generator_unordered")(jobs)
 
 
@@ -159,6 +165,10 @@ def run_jobs(staging: Staging, total: int, outcomes: Outcomes, config_json: str,
             on_success(outcome)
             packer.add(outcome.staged)
         packer.flush()
+    except OSError as exc:
+        if is_disk_full(exc) and not isinstance(exc, DiskFullError):
+            raise disk_full(folder.root, exc) from None
+        raise
     finally:
         progress.close()
     if not any(staging.dir.iterdir()):

@@ -27,6 +27,7 @@ from flowprep.extract.flow_methods import BatchFlow, FlowError, get_method
 from flowprep.extract.frames import FrameSampler, output_size, resize, to_gray
 from flowprep.extract.shard_writer import StagedVideo
 from flowprep.format.codecs import parse_codec
+from flowprep.format.faults import disk_full, is_disk_full, quiet_hdf5_after_disk_full
 from flowprep.format.manifest import ManifestEntry
 from flowprep.format.shards import VideoAttrs
 
@@ -97,6 +98,7 @@ def extract_video(entry: ManifestEntry, source: Path, config_json: str, staging_
     """Extract one video into `staging_dir`; never raises for a bad video, returns the reason.
     Without `flow` (a worker process), the config's backend computes flow here, one pair at a time."""
     cv2.setNumThreads(1)  # one core per worker: parallelism comes from processes or threads
+    quiet_hdf5_after_disk_full()
     started = time.perf_counter()
     config = ExtractConfig.from_json(config_json)
     try:
@@ -108,6 +110,8 @@ def extract_video(entry: ManifestEntry, source: Path, config_json: str, staging_
     except cv2.error as exc:
         reason = "OpenCV error: " + " ".join(str(exc).split())
     except OSError as exc:
+        if is_disk_full(exc):  # not this video's fault: every next one would fail too
+            raise disk_full(staging_dir, exc) from None
         reason = f"I/O error: {exc}"
     except Exception as exc:  # noqa: BLE001  a bug met on one video must not stop the others'
         reason = f"unexpected {type(exc).__name__} (a flowprep bug; please report it): {' '.join(str(exc).split())}"

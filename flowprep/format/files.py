@@ -7,12 +7,19 @@ import os
 from pathlib import Path
 from typing import Any
 
+from flowprep.format.faults import fault_point
+
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` through a temporary file and a rename: a kill leaves the old file or the new."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk: leave no half-written file behind
+        raise
+    fault_point(f"write:{path.name}")
     os.replace(tmp, path)
 
 

@@ -195,6 +195,39 @@ class ExtractionFolder:
         """Finished videos of a run in progress, not yet packed into a shard."""
         return sorted(self.staging_dir.glob(f"*{SHARD_SUFFIX}")) if self.staging_dir.is_dir() else []
 
+    def unfinished(self) -> list[str]:
+        """Why the dataset this folder holds may not be whole yet, one line each: a run still
+        writing into it or into one of its parts (it holds the folder's lock), a run stopped before
+        it finished (its staging files are left), a part of the split with no folder yet."""
+        lines = []
+        parts = self.parts()
+        for folder in [self] + [part for _, _, part in parts]:
+            if folder.in_use():
+                lines.append(f"a flowprep run is still writing into {folder.root}")
+            elif folder.staged_files() or folder.partial_files():
+                lines.append(f"the run into {folder.root} stopped before it finished; the same command, run again, "
+                             "finishes it")
+        if parts:
+            present, count = {i for i, _, _ in parts}, max(n for _, n, _ in parts)
+            missing = [str(i) for i in range(count) if i not in present]
+            if missing:
+                lines.append(f"{self.root / PARTS_DIR} lacks part(s) {', '.join(missing)} of {count}")
+        return lines
+
+    def in_use(self) -> bool:
+        """A run holds this folder's lock now (see `lock`)."""
+        try:
+            fd = os.open(self.root, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing releases a shared lock taken here
+
     # --- config.json ------------------------------------------------------------------------------
     def read_config(self, error: type[Exception] = ShardFormatError) -> FolderConfig:
         """The folder's config; `error` with a one-line message naming config.json if it is missing,

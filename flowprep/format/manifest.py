@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 REQUIRED_COLUMNS = ("video_id", "path", "label")
 SPLIT_VALUES = ("train", "test", "unused")
@@ -45,6 +45,17 @@ def validate_video_id(video_id: str) -> str | None:
     return None
 
 
+def check_path(path: str) -> str | None:
+    """Why a manifest path cannot be a video under the video root, or None: paths are relative to
+    it, and one that is absolute or climbs out of it with '..' would read (and name) another file."""
+    parts = PurePosixPath(path.replace("\\", "/")).parts
+    if PurePosixPath(path).is_absolute() or path.startswith("\\") or (parts and parts[0].endswith(":")):
+        return f"path {path!r} is absolute; paths are relative to the video root (--video-root)"
+    if ".." in parts:
+        return f"path {path!r} leaves the video root with '..'; paths are relative to it (--video-root)"
+    return None
+
+
 def read_manifest(path: str | Path) -> list[ManifestEntry]:
     """Read and validate a manifest CSV; raise ManifestError naming the line of the first problem."""
     path = Path(path)
@@ -71,6 +82,8 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
 
     entries: list[ManifestEntry] = []
     first_line: dict[str, int] = {}
+    named: dict[int, tuple[str, int]] = {}  # label -> (its name, the line that first named it)
+    numbered: dict[str, tuple[int, int]] = {}  # name -> (its label, that line)
     for lineno, row in enumerate(rows[1:], start=2):
         if not row or all(not cell.strip() for cell in row):
             continue  # blank lines are harmless
@@ -83,6 +96,9 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
             raise ManifestError(f"{where}: {problem}")
         if not cell["path"]:
             raise ManifestError(f"{where}: path is empty")
+        problem = check_path(cell["path"])
+        if problem:
+            raise ManifestError(f"{where}: {problem}")
         try:
             label = int(cell["label"])
         except ValueError:
@@ -97,6 +113,14 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
         if cell["video_id"] in first_line:
             raise ManifestError(f"{where}: video_id {cell['video_id']!r} already on line {first_line[cell['video_id']]}")
         first_line[cell["video_id"]] = lineno
+        if cell.get("label_name"):  # one name per class: a second one is a typo or a shifted label
+            name = cell["label_name"]
+            other_name, line = named.setdefault(label, (name, lineno))
+            if other_name != name:
+                raise ManifestError(f"{where}: label {label} is named {name!r}, but {other_name!r} on line {line}")
+            other_label, line = numbered.setdefault(name, (label, lineno))
+            if other_label != label:
+                raise ManifestError(f"{where}: label_name {name!r} is label {label}, but {other_label} on line {line}")
         entries.append(ManifestEntry(
             video_id=cell["video_id"],
             path=cell["path"],

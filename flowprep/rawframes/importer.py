@@ -32,6 +32,7 @@ from flowprep.extract.shard_writer import StagedVideo
 from flowprep.extract.staged_run import in_processes, run_jobs, staged_run
 from flowprep.extract.video_job import VideoOutcome
 from flowprep.format.codecs import CodecError, parse_codec
+from flowprep.format.faults import disk_full, is_disk_full
 from flowprep.format.folder import ExtractionFolder, Failure
 from flowprep.format.manifest import ManifestEntry, read_manifest, validate_video_id
 from flowprep.format.quantize import LEVELS, dequantize
@@ -209,6 +210,8 @@ def import_video(source: ImportSource, config_json: str, staging_dir: Path) -> V
     except (RawframesError, CodecError) as exc:
         reason = str(exc)
     except OSError as exc:
+        if is_disk_full(exc):  # not this video's fault: every next one would fail too
+            raise disk_full(staging_dir, exc) from None
         reason = f"I/O error: {exc}"
     return VideoOutcome(entry.video_id, str(folder), None, reason, seconds=time.perf_counter() - started)
 

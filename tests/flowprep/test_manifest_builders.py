@@ -251,17 +251,17 @@ def test_check_reports_missing_and_unreadable_videos(shared_data, tmp_path, caps
     write_video(tmp_path / "good.avi", moving_square_frames(4, 64, 48))
     (tmp_path / "notes.avi").write_text("not a video\n" * 20)
     (tmp_path / "empty.avi").write_bytes(b"")
-    real = clips / "hmdb51" / "wave" / "TrumanShow_wave_f_nm_np1_fr_med_26.avi"
+    (tmp_path / "real.avi").symlink_to(clips / "hmdb51" / "wave" / "TrumanShow_wave_f_nm_np1_fr_med_26.avi")
     (tmp_path / "m.csv").write_text(
         "video_id,path,label\n"
-        f"real,{real},0\ngood,good.avi,0\nnotes,notes.avi,1\nempty,empty.avi,1\nghost,ghost.avi,1\n")
+        "real,real.avi,0\ngood,good.avi,0\nnotes,notes.avi,1\nempty,empty.avi,1\nghost,ghost.avi,1\n")
     status, out, _ = run_cli(capsys, "manifest", "check", tmp_path / "m.csv")
     assert status == 3
     assert "5 videos: 2 ok, 1 missing, 2 unreadable" in out
     assert "missing: ghost: file not found" in out
     assert "unreadable: notes: not a readable video" in out and "unreadable: empty: empty file" in out
     # all well: exit 0
-    (tmp_path / "ok.csv").write_text(f"video_id,path,label\nreal,{real},0\ngood,good.avi,0\n")
+    (tmp_path / "ok.csv").write_text("video_id,path,label\nreal,real.avi,0\ngood,good.avi,0\n")
     status, out, _ = run_cli(capsys, "manifest", "check", tmp_path / "ok.csv", "--full", "--json")
     assert status == 0 and '"missing": 0' in out
 

@@ -4,11 +4,7 @@ as one dataset, with mixed or overlapping parts refused; and the same jobs on a 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +16,7 @@ from flowprep.format.folder import ExtractionFolder
 from flowprep.format.shards import ShardFormatError, open_shard, video_reader
 from flowprep.tools.verify import verify_path
 from tests.support.extraction import make_videos, run_cli
-from tests.support.videos import moving_square_frames, write_video
+from tests.support.reliability import dask_worker_kill
 
 MOTIONS = {f"m{i}": v for i, v in enumerate([(2, 0), (0, 2), (-2, 0), (0, -2), (1, 1), (-1, 1), (2, -1), (-2, 2)])}
 
@@ -120,31 +116,8 @@ def test_a_dask_cluster_extracts_what_the_local_workers_extract(manifest, single
 
 
 def test_a_worker_killed_mid_run_loses_no_video(cluster, tmp_path):
-    # TV-L1 on small frames: seconds a video, so that a worker can be killed in the middle of one
-    rows = ["video_id,path,label"]
-    for i in range(6):
-        write_video(tmp_path / f"v{i}.avi", moving_square_frames(14, 96, 72, 24, velocity=(1, i % 2), seed=i))
-        rows.append(f"v{i},v{i}.avi,{i % 2}")
-    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
-    out = tmp_path / "out"
-    config = ExtractConfig(flow_method="tvl1", width=96, height=72)
-    run = ExtractRun(tmp_path / "manifest.csv", tmp_path, out, config, scheduler=cluster.scheduler_address)
-    result = {}
-    thread = threading.Thread(target=lambda: result.update(summary=run_extract(run, interactive=False)))
-    thread.start()
-    staging = out / "staging"
-    deadline = time.monotonic() + 60
-    while not list(staging.glob("*.part")) and time.monotonic() < deadline:  # a video is being written
-        time.sleep(0.02)
-    client = distributed.Client(cluster.scheduler_address)
-    pids = client.run(os.getpid)
-    os.kill(next(iter(pids.values())), signal.SIGKILL)  # the nanny starts a new worker
-    client.close()
-    thread.join(timeout=300)
-    summary = result["summary"]
-    assert summary.extracted == 6 and not summary.failures
-    assert sorted(ExtractionFolder(out).read_index()) == [f"v{i}" for i in range(6)]
-    assert verify_path(out).ok
+    record = dask_worker_kill(tmp_path, cluster.scheduler_address)
+    assert record.held, record.detail
 
 
 @pytest.fixture(scope="module")

@@ -112,3 +112,23 @@ def write_extraction(out_dir: Path, videos: list[SynthVideo], codec: str = "raw"
     folder.write_index(entries)
     folder.write_config("extract", config.to_dict())
     return out_dir
+
+
+def factor_streams_dataset(root: Path) -> tuple[Path, tuple[Path, Path]]:
+    """Tiny shards (24 training, 4 test videos of 2 classes, 56x48) and a spatial and a temporal
+    stream trained on them for one epoch (flow length 4): what feature fusion starts from."""
+    from train.core.config import TrainConfig
+    from train.streams.trainer import fit
+
+    videos = [moving_video(f"train{i:02d}", i % 2, seed=i, width=56, height=48) for i in range(24)]
+    videos += [moving_video(f"test{i}", i % 2, seed=40 + i, width=56, height=48, splits={"split1": "test"})
+               for i in range(4)]
+    shards = write_extraction(root / "shards", videos, codec="jpeg:95")
+    streams = []
+    for stream in ("spatial", "temporal"):
+        out = root / stream
+        if not (out / "checkpoint.pt").exists():
+            fit(TrainConfig(shards=str(shards), out=str(out), stream=stream, flow_length=4, crop_size=48, epochs=1,
+                            batch_size=4, val_every=0, workers=0, threads=1), interactive=False)
+        streams.append(out / "checkpoint.pt")
+    return shards, (streams[0], streams[1])

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from train.data.store import ShardStore
 from tests.support.synthetic import moving_video, write_extraction
+from train.data.store import ShardStore
 
 TWOSTREAM = Path(sys.executable).parent / "twostream"
 SHARDS = 2000

@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from flowprep.format.faults import fault_point
 from train.core.config import TrainConfig
 from train.core.errors import CheckpointError
 
@@ -56,9 +57,11 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], kind: CheckpointFor
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     torch.save({"format": kind.tag, "format_version": kind.version, **state}, tmp)
+    fault_point("checkpoint-write")
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    fault_point("checkpoint-saved")
 
 
 def read_checkpoint(path: str | Path, kind: CheckpointFormat) -> dict[str, Any]:

@@ -17,3 +17,13 @@ class ModelError(ValueError):
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used as asked; names the file."""
+
+
+def from_worker(exc: Exception) -> Exception:
+    """An error raised in a DataLoader worker, as its own one line again: torch raises it anew in
+    the main process with the worker's whole traceback in its message."""
+    text = str(exc)
+    if "Original Traceback" not in text:
+        return exc
+    last = text.strip().splitlines()[-1]
+    return type(exc)(last.split(": ", 1)[1] if ": " in last else last)

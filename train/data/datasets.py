@@ -8,6 +8,7 @@ what an uninterrupted one would have.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Protocol
 
@@ -15,7 +16,10 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
+from flowprep.format.codecs import CodecError
 from flowprep.format.folder import IndexEntry
+from flowprep.format.shards import ShardFormatError
+from train.core.errors import DataError
 from train.core.world import ONE, World, rank_share
 from train.data.clips import Video
 from train.data.sampling import segment_positions, uniform_positions
@@ -88,6 +92,10 @@ class TrainClips(Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
         epoch, i = key
+        with readable(self.entries[i]):
+            return self._item(epoch, i)
+
+    def _item(self, epoch: int, i: int) -> tuple[torch.Tensor, int]:
         rng = np.random.default_rng([self.seed, epoch, _ITEM, i])
         entry = self.entries[i]
         video = self.source.video(entry)
@@ -117,16 +125,31 @@ class EvalClips(Dataset):
     def __getitem__(self, j: int) -> tuple[torch.Tensor, int, int]:
         v, position = self.items[j]
         entry = self.entries[v]
-        video = self.source.video(entry)
-        raw = self.spec.read_raw(video, entry.num_frames, position)
-        crops = [self.spec.encode(self.spec.cut_raw(raw, box), video.bound, flip)
-                 for box, flip in eval_crops(video.height, video.width, self.spec.crop_size, self.crops)]
+        with readable(entry):
+            video = self.source.video(entry)
+            raw = self.spec.read_raw(video, entry.num_frames, position)
+            crops = [self.spec.encode(self.spec.cut_raw(raw, box), video.bound, flip)
+                     for box, flip in eval_crops(video.height, video.width, self.spec.crop_size, self.crops)]
         return _stacked(crops) + (entry.label, v)
 
     @property
     def video_index(self) -> np.ndarray:
         """The video number of every item, in item order."""
         return np.array([v for v, _ in self.items], dtype=np.int64)
+
+
+@contextmanager
+def readable(entry: IndexEntry) -> Iterator[None]:
+    """A video that cannot be read from its shard (a damaged, truncated or missing file) as one
+    DataError naming the shard and the video, the same in a loader worker and in the main process."""
+    try:
+        yield
+    except DataError:
+        raise
+    except (ShardFormatError, CodecError, OSError, KeyError, ValueError, IndexError) as exc:
+        message = " ".join(str(exc).split())
+        raise DataError(f"{entry.shard}: video {entry.video_id!r} cannot be read ({message[:200]}); "
+                        f"`flowprep verify` on the shards lists what is damaged") from None
 
 
 def _stacked(inputs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -49,6 +49,8 @@ def open_extraction(root: str | Path) -> Extraction:
     index = folder.read_index()
     if not index:
         raise DataError(f"{root}/index.json lists no videos")
+    for line in folder.unfinished():  # train on what is complete, and say that it is only that
+        log.warning("%s: using the %d video(s) complete so far", line, len(index))
     config = folder.read_config()
     sides = [] if config.fixed_min_side is None else [config.fixed_min_side]
     for shard in sorted({e.shard for e in index.values()}):

@@ -9,8 +9,16 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from train.core.device import Device
-from train.core.errors import TrainError
+from train.core.errors import DataError, TrainError, from_worker
 from train.core.progress import EpochProgress
+
+
+def worker_errors(loader):
+    """The loader's batches; a DataError from a loader worker as its own one line."""
+    try:
+        yield from loader
+    except DataError as exc:
+        raise from_worker(exc) from None
 
 
 def model_input(x: torch.Tensor, affine: torch.Tensor, device: Device) -> torch.Tensor:
@@ -38,7 +46,7 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     total_loss, correct, seen = 0.0, 0, 0
     started = time.perf_counter()
     try:
-        for codes, affine, labels in loader:
+        for codes, affine, labels in worker_errors(loader):
             segments = codes.shape[1]  # codes: (B, K, C, H, W)
             x = model_input(codes.flatten(0, 1), affine.flatten(0, 1), device)
             labels = labels.to(device.device, non_blocking=True)
@@ -73,7 +81,7 @@ def predict_clips(model: nn.Module, loader: DataLoader, device: Device, title: s
     out = []
     started = time.perf_counter()
     try:
-        for codes, affine, *_ in loader:  # codes: (B, crops, C, H, W)
+        for codes, affine, *_ in worker_errors(loader):  # codes: (B, crops, C, H, W)
             with device.autocast():
                 logits = model(model_input(codes.flatten(0, 1), affine.flatten(0, 1), device))
             probs = torch.softmax(logits.float(), dim=1).view(codes.shape[0], codes.shape[1], -1).mean(dim=1)

@@ -1,0 +1,82 @@
+"""The reliability suite's whole sweep: faults injected into real runs and bad input of every kind,
+counted by kind (tests/support/reliability/ holds the scenarios; `make test` runs a sample).
+
+    make bench-reliability
+
+- kill -9 of an extraction at 18 named moments (every file a run writes: staging files while
+  written and when committed, shards while packed and renamed, the index and the failures file
+  while replaced, the staging files' removal) and at 3 times, each followed by the same command:
+  the result must verify and equal an uninterrupted run's, byte for byte (PNG codecs: lossless);
+- a disk that fills up mid-run (a small tmpfs, or RLIMIT_FSIZE where none can be mounted);
+- a Dask worker killed mid-video; a device out of memory (simulated on the CPU); training on a
+  folder whose extraction (or one of whose parts) is still running;
+- kill -9 of training and of feature-fusion training at their config and checkpoint writes, and
+  of one torchrun rank: the checkpoint must load, and the same command (--resume) must end with
+  the uninterrupted run's weights;
+- damaged shards (truncated, corrupt header, corrupt frames, another format version, missing):
+  verify names each, train and evaluate refuse in one line naming it;
+- bad videos, bad manifests, bad arguments.
+Writes benchmarks/results/reliability.json; `make readme-figures` puts the counts in the README.
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import REPO, save_results
+from distributed import LocalCluster
+
+sys.path.insert(0, str(REPO))
+from tests.support import reliability as r  # noqa: E402
+from tests.support.synthetic import factor_streams_dataset  # noqa: E402
+
+
+def main() -> None:
+    started = time.perf_counter()
+    records: list[r.Record] = []
+
+    def add(new: list[r.Record] | r.Record) -> None:
+        for record in new if isinstance(new, list) else [new]:
+            records.append(record)
+            status = "held " if record.held else "BROKE"
+            print(f"{status} {record.kind}: {record.what} {record.detail[:120]}", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        reference = r.reference_run(work / "lossless", lossless=True)
+        for point, count in r.EXTRACTION_POINTS:
+            add(r.extraction_kill(reference, work / "kill", point, count))
+        for share in r.TIMED_KILLS:
+            add(r.extraction_kill(reference, work / "kill", None, share=share))
+        add(r.disk_full(reference, work / "disk"))
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+            add(r.dask_worker_kill(work / "dask", cluster.scheduler_address))
+        add(r.device_out_of_memory(work / "oom"))
+        add(r.training_during_extraction(work / "running"))
+
+        shards, streams = factor_streams_dataset(work / "train")
+        baseline = work / "baseline"
+        for fusion in (None, streams):
+            kind = "fusion" if fusion else "stream"
+            done = r.run(r.train_command(shards, baseline / kind, fusion))
+            if done.returncode != 0:
+                raise SystemExit(done.stderr[-2000:])
+            for point, count in r.TRAINING_POINTS:
+                add(r.training_kill(shards, work / "train_kill", baseline / kind / "checkpoint.pt", point, count,
+                                    fusion))
+        add(r.torchrun_rank_kill(shards, work / "ddp"))
+        add(r.damaged_shards(reference.out, work / "damaged"))
+        add(r.bad_videos(work))
+        add(r.bad_manifests(work))
+        add(r.bad_arguments(work, shards))
+    path = save_results("reliability", {"records": [x.to_dict() for x in records], "summary": r.summary(records),
+                                        "seconds": time.perf_counter() - started})
+    broke = [x for x in records if not x.held]
+    print(f"{len(records) - len(broke)} of {len(records)} held; results: {path}")
+    sys.exit(1 if broke else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The reliability scenarios: faults injected into real runs, and bad input of every kind, each
+checked against what DESIGN.md section 7 and the README promise. tests/test_reliability.py runs a
+sample of them; `make bench-reliability` (benchmarks/bench_reliability.py) runs them all and puts
+the counts in the README.
+
+Every scenario returns a `Record`: its kind, what was done, whether the promise held, and, where
+it failed, why. Nothing here skips a check: a scenario that cannot run on this machine (no
+tmpfs) takes the next way (RLIMIT_FSIZE) and says which.
+"""
+from tests.support.reliability.bad_input import (  # noqa: F401
+    BAD_ARGUMENTS,
+    BAD_MANIFESTS,
+    bad_arguments,
+    bad_manifests,
+    bad_videos,
+    make_bad_videos,
+    no_frame_rate_with_fps,
+    write_rotated_mp4,
+    write_vfr_mp4,
+    write_zero_rate_avi,
+)
+from tests.support.reliability.common import (  # noqa: F401
+    FLOWPREP,
+    PYTHON,
+    SIZE,
+    TWOSTREAM,
+    Record,
+    Reference,
+    contents,
+    extract_command,
+    kill_after,
+    kill_by_fault,
+    make_dataset,
+    one_line,
+    reference_run,
+    run,
+    summary,
+    verify_ok,
+)
+from tests.support.reliability.damage import DAMAGE, damage, damaged_shards  # noqa: F401
+from tests.support.reliability.extraction import (  # noqa: F401
+    EXTRACTION_POINTS,
+    TIMED_KILLS,
+    SmallDevice,
+    dask_worker_kill,
+    device_out_of_memory,
+    disk_full,
+    extraction_kill,
+)
+from tests.support.reliability.training import (  # noqa: F401
+    TRAINING_POINTS,
+    torchrun,
+    torchrun_rank_kill,
+    train_command,
+    training_during_extraction,
+    training_kill,
+    weights,
+)

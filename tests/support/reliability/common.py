@@ -1,0 +1,143 @@
+"""What every reliability scenario shares: the record of a scenario, running commands, killing them,
+the small dataset the faults are injected into, and an uninterrupted reference run."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from flowprep.format.folder import ExtractionFolder
+from flowprep.format.shards import open_shard, video_reader
+from tests.support.videos import moving_square_frames, write_video
+
+PYTHON = sys.executable
+
+
+FLOWPREP = [PYTHON, "-m", "flowprep"]
+
+
+TWOSTREAM = [PYTHON, "-m", "train"]
+
+
+SIZE = (96, 72)
+
+
+@dataclass
+class Record:
+    kind: str  # e.g. "kill -9 during extraction", "bad video"
+    what: str  # e.g. "pack-copy #2", "zero bytes"
+    held: bool  # the promise held
+    detail: str = ""  # why not, or what happened
+    videos_lost: int = 0
+    checkpoints_unloadable: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def run(cmd: list, env: dict | None = None, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, **kwargs)
+
+
+def one_line(result: subprocess.CompletedProcess) -> bool:
+    """The error is one line, and no traceback."""
+    err = result.stderr.strip()
+    return "Traceback" not in err and len([line for line in err.splitlines() if "error" in line]) == 1
+
+
+def make_dataset(root: Path, videos: int = 6, frames: int = 20) -> Path:
+    """Videos of a textured square moving a known way, and their manifest."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows = ["video_id,path,label,label_name,split1"]
+    velocities = [(1, 0), (0, 1), (-1, 0), (0, -1), (1, 1), (-1, -1)]
+    for i in range(videos):
+        write_video(root / f"v{i}.avi", moving_square_frames(frames, SIZE[0], SIZE[1], 24, velocity=velocities[i % 6],
+                                                             seed=i))
+        rows.append(f"v{i},v{i}.avi,{i % 2},c{i % 2},{'test' if i >= videos - 2 else 'train'}")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root / "manifest.csv"
+
+
+def extract_command(manifest: Path, out: Path, lossless: bool) -> list:
+    codecs = ["--rgb-codec", "png", "--flow-codec", "png"] if lossless else []
+    return [*FLOWPREP, "extract", "--manifest", manifest, "--out", out, "--flow", "farneback",
+            "--size", f"{SIZE[0]}x{SIZE[1]}", "--workers", "2", "--shard-size-mb", "0.15", *codecs]
+
+
+def contents(folder: Path) -> dict:
+    """Every video's frames and flow as stored (bytes), through the folder's index."""
+    out = {}
+    for video_id, entry in ExtractionFolder(folder).read_index().items():
+        with open_shard(folder / entry.shard) as f:
+            v = video_reader(f, video_id)
+            out[video_id] = ([bytes(v.stored_rgb(i)) for i in range(v.num_frames)],
+                             [v.flow_codes(d, i).tobytes() for d in ("forward", "backward")
+                              for i in range(v.num_frames - 1)],
+                             v.flow_means("forward").tobytes(), v.flow_means("backward").tobytes())
+    return out
+
+
+def verify_ok(folder: Path) -> tuple[bool, str]:
+    result = run([*FLOWPREP, "verify", folder])
+    return result.returncode == 0, (result.stdout + result.stderr).strip().splitlines()[-1:]
+
+
+def kill_by_fault(cmd: list, point: str, count: int, timeout: float = 300) -> bool:
+    """Run `cmd` with the fault point armed; True if it was killed there (SIGKILL of its group)."""
+    proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "FLOWPREP_FAULT": f"{point}:{count}"}, start_new_session=True)
+    try:
+        return proc.wait(timeout=timeout) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def kill_after(cmd: list, seconds: float) -> bool:
+    """Run `cmd` and SIGKILL its group after `seconds`; True if it was still running then."""
+    proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        proc.wait(timeout=seconds)
+        return False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return True
+
+
+@dataclass
+class Reference:
+    manifest: Path
+    out: Path
+    lossless: bool
+    seconds: float
+    data: dict = field(default_factory=dict)
+
+
+def reference_run(root: Path, lossless: bool) -> Reference:
+    manifest = make_dataset(root / "videos")
+    out = root / "reference"
+    started = time.perf_counter()
+    result = run(extract_command(manifest, out, lossless))
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    return Reference(manifest, out, lossless, time.perf_counter() - started, contents(out))
+
+
+def summary(records: list[Record]) -> dict:
+    """Counts by kind, for the README's table."""
+    kinds: dict[str, dict] = {}
+    for r in records:
+        k = kinds.setdefault(r.kind, {"tried": 0, "held": 0, "videos_lost": 0, "checkpoints_unloadable": 0})
+        k["tried"] += 1
+        k["held"] += int(r.held)
+        k["videos_lost"] += r.videos_lost
+        k["checkpoints_unloadable"] += r.checkpoints_unloadable
+    return kinds
