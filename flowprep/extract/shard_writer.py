@@ -140,12 +140,12 @@ def pack_shard(staged: Iterable[Path], shard_path: Path, extract_config_json: st
                     _copy_video(group, videos.create_group(video_id))
                     video_ids.append(video_id)
                     fault_point("pack-copy")
+        out.close()
+        hdf5_space.release(part)
     except BaseException:
-        hdf5_space.abandon(out)  # after a failed write, a plain close can crash HDF5
+        hdf5_space.abandon(out)  # after a failed write, a plain close can crash HDF5 (a no-op if closed)
         part.unlink(missing_ok=True)
         raise
-    out.close()
-    hdf5_space.release(part)
     _fsync(part)
     fault_point("pack-rename")
     os.replace(part, shard_path)

@@ -9,6 +9,7 @@ inspect, export and train all find and read the folder through this module.
     OUT/shard-NNNNN.h5    the shards (flowprep.format.shards); a file with a final name is always complete
     OUT/staging/          a run in progress: one file per finished video not yet packed into a shard
     OUT/*.part            interrupted work, deleted by the next run
+    OUT/.flowprep.lock    the file a run holds locked while it writes (see `ExtractionFolder.lock`)
     OUT/parts/part-IIIII-of-NNNNN/   an extraction split into N parts (--num-parts N --part I): each
                           part is a folder of the above of its own (config, index, failures,
                           staging, shards, lock), so parts running at once on a cluster never
@@ -21,8 +22,10 @@ part was made with the folder's config and that no video is in two places.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -35,6 +38,8 @@ from typing import Any, Callable, Iterable, Iterator
 from flowprep.format.files import read_json_file, write_text_atomic
 from flowprep.format.shards import FORMAT_VERSION, SHARD_SUFFIX, ShardFormatError, iter_videos, open_shard
 
+log = logging.getLogger("flowprep")
+
 CONFIG_FILE = "config.json"
 INDEX_FILE = "index.json"
 FAILURES_FILE = "failures.jsonl"
@@ -43,6 +48,11 @@ PART_SUFFIX = ".part"
 SHARD_NAME = re.compile(r"^shard-(\d{5,})\.h5$")
 PARTS_DIR = "parts"
 PART_NAME = re.compile(r"^part-(\d{5})-of-(\d{5})$")
+# A file, not the folder itself, carries the lock: on NFS, flock reaches the server (and so the
+# other nodes) only for a regular file open for writing; a directory's lock stays on its node.
+LOCK_FILE = ".flowprep.lock"
+_NO_LOCKS = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL)
+LOCK_PATIENCE_S = 2.0  # how long a run waits out a lock held for a moment (a trainer's `in_use` probe)
 
 # The two kinds of run that make an extraction folder: config.json's key, and how messages name them.
 KINDS = {
@@ -217,14 +227,11 @@ class ExtractionFolder:
     def in_use(self) -> bool:
         """A run holds this folder's lock now (see `lock`)."""
         try:
-            fd = os.open(self.root, os.O_RDONLY)
-        except OSError:
+            fd = os.open(self.root / LOCK_FILE, os.O_RDONLY)
+        except OSError:  # no run has ever locked it, or it cannot be read: nothing says a run is on
             return False
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return False
-        except BlockingIOError:
-            return True
+            return _flock_within(fd, fcntl.LOCK_SH, 0.0) is False
         finally:
             os.close(fd)  # closing releases a shared lock taken here
 
@@ -391,19 +398,39 @@ class ExtractionFolder:
     def lock(self, error: type[Exception]) -> Iterator[None]:
         """Hold an exclusive lock on the folder for a whole run (creating the folder). A second run
         into it, from another shell or another cluster job, is refused with `error` instead of the
-        two overwriting each other's staging files. The lock is on the folder itself, so it leaves
-        no file behind, and it dies with the process, so a killed run never blocks the next one."""
+        two overwriting each other's staging files. The lock dies with the process, so a killed run
+        never blocks the next one; its file, LOCK_FILE, stays and means nothing when unlocked."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.root, os.O_RDONLY)
+            fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise error(f"cannot write the output folder {self.root}: {exc.strerror or exc}") from None
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            locked = _flock_within(fd, fcntl.LOCK_EX, LOCK_PATIENCE_S)
+            if locked is None:  # e.g. Lustre mounted without -o flock: a run must still be possible
+                log.warning("%s: the file system gives no file locks, so a second run into this folder "
+                            "would not be refused; run one at a time", self.root)
+            elif not locked:
                 raise error(f"{self.root} is in use by another flowprep run; let it finish (or stop it), "
-                            f"or choose another --out") from None
+                            f"or choose another --out")
             yield
         finally:
             os.close(fd)
+
+
+def _flock_within(fd: int, kind: int, patience_s: float) -> bool | None:
+    """Take the flock `kind` on `fd`, trying again for up to `patience_s` seconds; False if another
+    process holds a conflicting lock all that time, None if the file system has no locks."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            fcntl.flock(fd, kind | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        except OSError as exc:
+            if exc.errno in _NO_LOCKS:
+                return None
+            raise

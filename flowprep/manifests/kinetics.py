@@ -15,7 +15,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from flowprep.format.manifest import ManifestEntry, ManifestError, validate_video_id
+from flowprep.format.manifest import ManifestEntry, ManifestError, check_path, validate_video_id
 
 COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")
 PARTS = {"train": "train", "validate": "test", "val": "test", "test": "unused"}
@@ -57,8 +57,9 @@ def check_template(template: str) -> str:
                          f"accepted: {', '.join(TEMPLATE_FIELDS)}") from None
     except (ValueError, IndexError) as exc:
         raise ValueError(f"bad path template {template!r}: {exc}") from None
-    if not path or path.startswith("/"):
-        raise ValueError(f"path template {template!r} must give a path relative to the video root")
+    problem = "path is empty" if not path else check_path(path)
+    if problem:  # the manifest it writes would be refused by every reader
+        raise ValueError(f"path template {template!r} gives a bad path: {problem}")
     return template
 
 

@@ -2,21 +2,25 @@
 `flowprep extract`, into shards that are read back."""
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
+import logging
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import flowprep.format.folder as folder_module
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.decode import VideoError, VideoInfo
 from flowprep.extract.run import ExtractError, run_extract
 from flowprep.extract.video_job import frame_sampler
-from flowprep.format.folder import ExtractionFolder
+from flowprep.format.folder import LOCK_FILE, ExtractionFolder
 from flowprep.format.shards import open_shard, video_reader
 from tests.support.videos import moving_square_frames, square_box, write_video
 
@@ -187,22 +191,43 @@ def test_refusal_is_raised_before_any_work(dataset, tmp_path):
 
 def test_a_second_run_into_a_folder_in_use_is_refused(dataset, tmp_path):
     """Two runs into one folder would overwrite each other's staging files: the second is refused
-    while the first holds the folder (here: a lock held by this process, as a running extraction
+    while the first holds the folder (here: the lock held by this process, as a running extraction
     holds it), and runs once it is released."""
     out = tmp_path / "busy"
-    out.mkdir()
-    holder = os.open(out, os.O_RDONLY)
-    fcntl.flock(holder, fcntl.LOCK_EX)
-    try:
+    with ExtractionFolder(out).lock(RuntimeError):
         result = flowprep(*extract_args(dataset, out))
         assert result.returncode == 2 and "Traceback" not in result.stderr
         assert result.stderr.strip().splitlines()[-1].endswith(
             f"{out} is in use by another flowprep run; let it finish (or stop it), or choose another --out")
-        assert not any(out.iterdir())  # nothing written
-    finally:
-        os.close(holder)
+        assert [p.name for p in out.iterdir()] == [LOCK_FILE]  # nothing written
+        assert ExtractionFolder(out).in_use()
+    assert not ExtractionFolder(out).in_use()
     assert flowprep(*extract_args(dataset, out)).returncode == 3  # the bad inputs of the dataset fail, the rest done
     assert len(ExtractionFolder(out).read_index()) == len(MOTIONS)
+
+
+def test_a_run_waits_out_a_lock_held_for_a_moment(tmp_path):
+    """A trainer's `in_use` probe holds a shared lock for an instant; a run starting then (cluster
+    part jobs and training ranks often start together) waits it out instead of being refused."""
+    folder = ExtractionFolder(tmp_path / "out")
+    folder.root.mkdir()
+    probe = os.open(folder.root / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(probe, fcntl.LOCK_SH)
+    threading.Timer(0.3, os.close, [probe]).start()
+    with folder.lock(RuntimeError):
+        assert folder.in_use()
+
+
+def test_a_file_system_without_locks_runs_with_a_warning(tmp_path, monkeypatch, caplog):
+    """Lustre mounted without -o flock fails every flock with ENOSYS: the run goes on, and says
+    that nothing keeps a second run out."""
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
+    monkeypatch.setattr(folder_module.fcntl, "flock", no_locks)
+    folder = ExtractionFolder(tmp_path / "out")
+    with caplog.at_level(logging.WARNING, logger="flowprep"), folder.lock(RuntimeError):
+        assert not folder.in_use()
+    assert "gives no file locks" in caplog.text
 
 
 def test_fps_on_a_video_without_a_frame_rate_is_that_videos_failure():

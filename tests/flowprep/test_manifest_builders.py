@@ -2,6 +2,7 @@
 malformed copies of them, folder trees, Kinetics CSVs, and `flowprep manifest check`."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -243,6 +244,16 @@ def test_kinetics_template_with_an_unknown_field_is_refused(tmp_path, capsys):
     status, _, err = run_cli(capsys, "manifest", "kinetics", tmp_path / "k.csv", "--out", tmp_path / "m.csv",
                              "--path-template", "{clip}.mp4")
     assert status == 2 and err.count("\n") == 1 and "unknown field {clip}" in err
+
+
+@pytest.mark.parametrize("template, problem", [
+    ("../k400/{label_dir}/{youtube_id}.mp4", "leaves the video root with '..'"),
+    ("/data/k400/{youtube_id}.mp4", "is absolute"),
+])
+def test_kinetics_template_giving_a_path_outside_the_video_root_is_refused(template, problem):
+    """A manifest with such paths is refused by every reader, so the builder refuses to write it."""
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        check_template(template)
 
 
 # --- manifest check -----------------------------------------------------------------------------

@@ -92,21 +92,19 @@ class TrainClips(Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
         epoch, i = key
-        with readable(self.entries[i]):
-            return self._item(epoch, i)
-
-    def _item(self, epoch: int, i: int) -> tuple[torch.Tensor, int]:
         rng = np.random.default_rng([self.seed, epoch, _ITEM, i])
         entry = self.entries[i]
-        video = self.source.video(entry)
+        with readable(entry):
+            video = self.source.video(entry)
+            height, width, bound = video.height, video.width, video.bound
         positions = segment_positions(self.spec.positions(entry.num_frames), self.segments, rng)
-        size = self.spec.crop_size
-        box = multiscale_corner_box(video.height, video.width, rng) if self.augment.multiscale_crop \
-            else random_crop_box(video.height, video.width, size, rng)
+        box = multiscale_corner_box(height, width, rng) if self.augment.multiscale_crop \
+            else random_crop_box(height, width, self.spec.crop_size, rng)
         flip = self.augment.flip and bool(rng.random() < 0.5)
         jitter = jitter_factors(self.augment.color_jitter, rng) if self.augment.color_jitter else None
-        clips = [self.spec.encode(self.spec.read_raw(video, entry.num_frames, p, box), video.bound, flip, jitter)
-                 for p in positions]
+        with readable(entry):
+            raws = [self.spec.read_raw(video, entry.num_frames, p, box) for p in positions]
+        clips = [self.spec.encode(raw, bound, flip, jitter) for raw in raws]
         return _stacked(clips) + (entry.label,)
 
 
@@ -128,8 +126,9 @@ class EvalClips(Dataset):
         with readable(entry):
             video = self.source.video(entry)
             raw = self.spec.read_raw(video, entry.num_frames, position)
-            crops = [self.spec.encode(self.spec.cut_raw(raw, box), video.bound, flip)
-                     for box, flip in eval_crops(video.height, video.width, self.spec.crop_size, self.crops)]
+            height, width, bound = video.height, video.width, video.bound
+        crops = [self.spec.encode(self.spec.cut_raw(raw, box), bound, flip)
+                 for box, flip in eval_crops(height, width, self.spec.crop_size, self.crops)]
         return _stacked(crops) + (entry.label, v)
 
     @property
@@ -141,7 +140,8 @@ class EvalClips(Dataset):
 @contextmanager
 def readable(entry: IndexEntry) -> Iterator[None]:
     """A video that cannot be read from its shard (a damaged, truncated or missing file) as one
-    DataError naming the shard and the video, the same in a loader worker and in the main process."""
+    DataError naming the shard and the video, the same in a loader worker and in the main process.
+    It wraps the reading only: an error in sampling or augmentation is a bug, shown as one."""
     try:
         yield
     except DataError:

@@ -49,8 +49,10 @@ def open_extraction(root: str | Path) -> Extraction:
     index = folder.read_index()
     if not index:
         raise DataError(f"{root}/index.json lists no videos")
+    names = class_names(index)
     for line in folder.unfinished():  # train on what is complete, and say that it is only that
-        log.warning("%s: using the %d video(s) complete so far", line, len(index))
+        # the classes too: a model made now has an output per class seen so far, not per class of the manifest
+        log.warning("%s: using the %d video(s) of %d class(es) complete so far", line, len(index), len(names))
     config = folder.read_config()
     sides = [] if config.fixed_min_side is None else [config.fixed_min_side]
     for shard in sorted({e.shard for e in index.values()}):
@@ -58,7 +60,7 @@ def open_extraction(root: str | Path) -> Extraction:
             if config.fixed_min_side is None:
                 # frames of an import keep their tree's size, which only the videos' attributes tell
                 sides += [min(int(g.attrs["width"]), int(g.attrs["height"])) for g in f[VIDEOS_GROUP].values()]
-    return Extraction(root, index, config, class_names(index), min(sides))
+    return Extraction(root, index, config, names, min(sides))
 
 
 def select_videos(extraction: Extraction, split: str, part: str) -> list[IndexEntry]:
