@@ -6,12 +6,10 @@ environment (disk full, permissions); 130 interrupted.
 """
 from __future__ import annotations
 
-import logging
-
 import click
 
 from flowprep.cli import demo, extract, manifests, rawframes, tools
-from flowprep.cli.support import CONTEXT, run_click
+from flowprep.cli.support import CONTEXT, VERBOSE, configure_logging, run_click
 from flowprep.demo.data import DemoDataError
 from flowprep.extract.cluster import ClusterError
 from flowprep.extract.run import ExtractError
@@ -27,11 +25,10 @@ USER_ERRORS = (ManifestError, ExtractError, ShardFormatError, CodecError, Rawfra
 
 
 @click.group(context_settings=CONTEXT)
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@VERBOSE
 def cli(verbose: bool) -> None:
     """Optical flow and RGB frames of a video dataset, into HDF5 shards."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    configure_logging(verbose)
 
 
 for command in (extract.extract, extract.methods, manifests.manifest_group, tools.inspect_command,

@@ -3,6 +3,7 @@ one-line errors naming the bad value, no tracebacks for anything the user can fi
 statuses that scripts can rely on."""
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -17,6 +18,13 @@ EXIT_SOME_FAILED = 3  # finished, but some items failed (e.g. videos in failures
 EXIT_INTERRUPTED = 130
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+VERBOSE = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+
+
+def configure_logging(verbose: bool) -> None:
+    """The log format of both commands, flowprep and twostream."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
 
 def usage_error(exc: ValueError) -> click.UsageError:

@@ -316,7 +316,7 @@ def write_demo_dataset(out_dir: str | Path, config: DemoConfig) -> list[Manifest
     entries = []
     for spec, split in dataset_specs(config):
         path = f"{VIDEO_DIR}/{spec.video_id}.avi"
-        write_avi(out_dir / path, render_video(spec), config.fps)
+        write_video(out_dir / path, render_video(spec), config.fps)
         entries.append(ManifestEntry(spec.video_id, path, spec.label, f"{spec.appearance}-{spec.motion}",
                                      (("split1", split),)))
     write_manifest(out_dir / MANIFEST_FILE, entries)
@@ -324,13 +324,16 @@ def write_demo_dataset(out_dir: str | Path, config: DemoConfig) -> list[Manifest
     return entries
 
 
-def write_avi(path: Path, frames: list[np.ndarray], fps: float) -> None:
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 25.0, fourcc: str = FOURCC) -> Path:
+    """Write BGR frames with OpenCV, atomically (FFV1 in .avi, the default, is lossless, so flow
+    sees exactly these pixels)."""
     h, w = frames[0].shape[:2]
-    tmp = path.with_name(path.stem + ".tmp.avi")  # OpenCV picks the container by extension
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC), fps, (w, h))
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)  # OpenCV picks the container by extension
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
     if not writer.isOpened():
-        raise OSError(f"OpenCV cannot write {FOURCC} video {tmp}: this OpenCV build lacks the FFV1 encoder")
+        raise OSError(f"OpenCV cannot write {fourcc} video {tmp}: this OpenCV build lacks the encoder")
     for frame in frames:
         writer.write(frame)
     writer.release()
     tmp.replace(path)
+    return path

@@ -212,8 +212,7 @@ TVL1 = FlowMethod(
 def _torch_tvl1(params: Mapping[str, Any], device: str = "cpu"):
     from flowprep.extract.tvl1_torch import TorchTVL1, TVL1Params  # torch only when this backend is chosen
 
-    names = {"lambda": "lam"}
-    return TorchTVL1(TVL1Params(**{names.get(k, k): v for k, v in params.items()}), device)
+    return TorchTVL1(TVL1Params.from_method(params), device)
 
 
 def _make_tvl1_torch(params: Mapping[str, Any]) -> FlowFn:

@@ -23,30 +23,43 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from flowprep.extract.flow_methods import TVL1
 
 log = logging.getLogger("flowprep")
 
 MIN_SIZE = 16  # OpenCV stops the pyramid at the first level narrower or lower than this
 
 
+_NAMES = {"lambda": "lam"}  # the registry's parameter names that are Python keywords, as fields here
+_DEFAULTS = {_NAMES.get(name, name): value for name, value in TVL1.resolve().items()}
+
+
 @dataclass(frozen=True)
 class TVL1Params:
-    tau: float = 0.25
-    lam: float = 0.15
-    theta: float = 0.3
-    nscales: int = 8
-    warps: int = 3
-    epsilon: float = 0.01
-    inner_iterations: int = 30
-    outer_iterations: int = 10
-    scale_step: float = 0.7
-    gamma: float = 0.0
-    median_filtering: int = 5
+    """The parameters of OpenCV's tvl1; the defaults are its registry entry's, so the two backends
+    start from one set."""
+    tau: float = _DEFAULTS["tau"]
+    lam: float = _DEFAULTS["lam"]
+    theta: float = _DEFAULTS["theta"]
+    nscales: int = _DEFAULTS["nscales"]
+    warps: int = _DEFAULTS["warps"]
+    epsilon: float = _DEFAULTS["epsilon"]
+    inner_iterations: int = _DEFAULTS["inner_iterations"]
+    outer_iterations: int = _DEFAULTS["outer_iterations"]
+    scale_step: float = _DEFAULTS["scale_step"]
+    gamma: float = _DEFAULTS["gamma"]
+    median_filtering: int = _DEFAULTS["median_filtering"]
+
+    @classmethod
+    def from_method(cls, params: Mapping[str, Any]) -> "TVL1Params":
+        """From a flow method's resolved parameters (registry names)."""
+        return cls(**{_NAMES.get(name, name): value for name, value in params.items()})
 
     def __post_init__(self) -> None:
         for name in ("nscales", "warps", "inner_iterations", "outer_iterations"):

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 
 from flowprep.format.folder import ExtractionFolder
 from flowprep.format.shards import item_count, iter_videos, open_shard
+from tests.support.reliability.common import wait_until
 from tests.support.videos import moving_square_frames, write_video
 
 N_VIDEOS, FRAMES = 6, 24
@@ -40,15 +40,8 @@ def command(videos: Path, out: Path) -> list[str]:
 def run_and_kill(cmd: list[str], ready, timeout: float = 120) -> bool:
     """Start cmd in its own process group; SIGKILL the group once ready() holds. False if it finished first."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + timeout
     try:
-        while proc.poll() is None and time.monotonic() < deadline:
-            if ready():
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                return True
-            time.sleep(0.05)
-        return False
+        return wait_until(ready, proc, timeout)  # the group is killed below, ready or not
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -2,10 +2,10 @@
 pixels a frame over a static textured background, so the sign and size of flow can be asserted."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
+
+from flowprep.demo.data import write_video  # noqa: F401  (the tests' video writer too)
 
 
 def texture(height: int, width: int, seed: int, blur: float = 1.5) -> np.ndarray:
@@ -40,13 +40,3 @@ def square_box(t: int, width: int = 128, height: int = 96, square: int = 32,
     return slice(y0 + 4, y0 + square - 4), slice(x0 + 4, x0 + square - 4)
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: float = 25.0, fourcc: str = "FFV1") -> Path:
-    """Write frames with OpenCV (FFV1 in .avi is lossless, so flow sees exactly these pixels)."""
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
-    if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot write {fourcc} video {path}")
-    for f in frames:
-        writer.write(f)
-    writer.release()
-    return path

@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
+from tests.support.reliability.common import wait_until
+from tests.support.reliability.training import checkpoint_epoch, torchrun
 from tests.support.synthetic import moving_video, write_extraction
 from train.core.scores import load_scores
 from train.core.world import World, rank_share
@@ -43,18 +43,6 @@ def shards(tmp_path_factory):
     return write_extraction(tmp_path_factory.mktemp("ddp") / "ex", videos, codec="jpeg:95")
 
 
-def torchrun(*args: str) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(TWOSTREAM),
-            *args]
-
-
-def checkpoint_epoch(path: Path) -> int:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)["epoch"]
-    except (OSError, RuntimeError, EOFError, KeyError):
-        return 0
-
-
 @pytest.mark.slow
 def test_torchrun_trains_is_killed_resumes_and_scores_every_video_once(shards, tmp_path):
     if not TWOSTREAM.exists():
@@ -65,9 +53,7 @@ def test_torchrun_trains_is_killed_resumes_and_scores_every_video_once(shards, t
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(torchrun(*train), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
                             start_new_session=True)
-    deadline = time.monotonic() + 120
-    while checkpoint_epoch(run / "checkpoint.pt") < 1 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: checkpoint_epoch(run / "checkpoint.pt") >= 1, proc)
     killed = proc.poll() is None
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 
+from tests.support.reliability.common import wait_until
 from tests.support.synthetic import indexed_video, moving_video, write_extraction
 from tests.support.twostream_cli import one_line_error, twostream
 from train.core.checkpoint import CheckpointError, load_checkpoint
@@ -240,9 +240,7 @@ def test_sigkilled_training_resumes_with_the_same_command(shards, tmp_path):
     checkpoint = run / "checkpoint.pt"
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(checkpoint.exists, proc)
         assert proc.poll() is None, proc.stderr.read().decode()
     finally:
         os.killpg(proc.pid, signal.SIGKILL)

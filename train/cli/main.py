@@ -5,11 +5,9 @@ this module makes the group and says which errors are the user's to fix.
 """
 from __future__ import annotations
 
-import logging
-
 import click
 
-from flowprep.cli.support import CONTEXT, run_click
+from flowprep.cli.support import CONTEXT, VERBOSE, configure_logging, run_click
 from flowprep.format.shards import ShardFormatError
 from train.cli import feature_fusion, score_fusion, streams
 from train.core.errors import CheckpointError, DataError, ModelError, TrainError
@@ -23,11 +21,10 @@ USER_ERRORS = (ShardFormatError, ScoresError, DataError, ModelError, CheckpointE
 
 
 @click.group(context_settings=CONTEXT)
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@VERBOSE
 def cli(verbose: bool) -> None:
     """Two-stream action recognition on flowprep shards: train, evaluate, fuse, report."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    configure_logging(verbose)
 
 
 for command in (streams.train, streams.evaluate_command, score_fusion.fuse, score_fusion.report,

@@ -36,6 +36,7 @@ from tests.support.reliability.common import (  # noqa: F401
     run,
     summary,
     verify_ok,
+    wait_until,
 )
 from tests.support.reliability.damage import DAMAGE, damage, damaged_shards  # noqa: F401
 from tests.support.reliability.extraction import (  # noqa: F401

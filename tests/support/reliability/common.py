@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from flowprep.format.folder import ExtractionFolder
 from flowprep.format.shards import open_shard, video_reader
@@ -97,6 +98,16 @@ def kill_by_fault(cmd: list, point: str, count: int, timeout: float = 300) -> bo
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def wait_until(ready: Callable[[], bool], proc: subprocess.Popen | None = None, timeout: float = 120) -> bool:
+    """Poll `ready` until it holds (True), or until `proc` (if given) ends or `timeout` passes (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (proc is None or proc.poll() is None):
+        if ready():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def kill_after(cmd: list, seconds: float) -> bool:

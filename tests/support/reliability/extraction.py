@@ -7,7 +7,6 @@ import resource
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from tests.support.reliability.common import (
     one_line,
     run,
     verify_ok,
+    wait_until,
 )
 from tests.support.videos import moving_square_frames, write_video
 
@@ -133,9 +133,7 @@ def dask_worker_kill(work: Path, scheduler_address: str) -> Record:
     result: dict = {}
     thread = threading.Thread(target=lambda: result.update(summary=run_extract(job, interactive=False)))
     thread.start()
-    deadline = time.monotonic() + 60
-    while not list((out / "staging").glob("*.part")) and time.monotonic() < deadline:  # a video is being written
-        time.sleep(0.02)
+    wait_until(lambda: bool(list((out / "staging").glob("*.part"))), timeout=60)  # a video is being written
     with distributed.Client(scheduler_address) as client:
         pids = client.run(os.getpid)
     os.kill(next(iter(pids.values())), signal.SIGKILL)

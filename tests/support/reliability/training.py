@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from flowprep.format.folder import ExtractionFolder
@@ -19,6 +18,7 @@ from tests.support.reliability.common import (
     make_dataset,
     run,
     verify_ok,
+    wait_until,
 )
 
 
@@ -36,9 +36,7 @@ def training_during_extraction(work: Path, cases: tuple[str, ...] = ("single run
     def caught_running(out: Path, cmd: list, ready) -> Record:
         shutil.rmtree(work / "running_run", ignore_errors=True)
         proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 120
-        while not ready() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(ready, proc)
         still_running = proc.poll() is None
         train = run([*TWOSTREAM, "train", "--shards", out, "--out", work / "running_run", "--stream", "spatial",
                      "--crop-size", "48", "--epochs", "1", "--batch-size", "2", "--workers", "2", "--threads", "1",
@@ -144,7 +142,7 @@ def _rank_pid(launcher: int, rank: int) -> int | None:
     return None
 
 
-def _checkpoint_epoch(path: Path) -> int:
+def checkpoint_epoch(path: Path) -> int:
     import torch
 
     try:
@@ -173,9 +171,7 @@ def torchrun_rank_kill(shards: Path, work: Path) -> Record:
     proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, **env}, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while _checkpoint_epoch(out / "checkpoint.pt") < 1 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: checkpoint_epoch(out / "checkpoint.pt") >= 1, proc)
         victim = _rank_pid(proc.pid, 1) if proc.poll() is None else None
         if victim is None:
             return Record("torchrun rank killed", what, False, "the run ended before a rank could be killed")
