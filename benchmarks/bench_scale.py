@@ -100,7 +100,7 @@ def training(epochs: int) -> dict:
 
 
 def index_loading(videos: int, shards: int) -> dict:
-    from train.data.extraction import open_extraction, select_videos, split_holdout
+    from twostream.data.extraction import open_extraction, select_videos, split_holdout
 
     with tempfile.TemporaryDirectory() as tmp:
         root = synthetic_shards(Path(tmp) / "big", shards, per_shard=1)

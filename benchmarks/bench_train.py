@@ -44,12 +44,12 @@ from flowprep.format.folder import ExtractionFolder, IndexEntry, scan_shard
 from flowprep.format.shards import VIDEOS_GROUP, iter_videos, open_shard, stored_bytes
 from flowprep.rawframes.export import ExportConfig, export_rawframes
 from flowprep.rawframes.layout import FLOW_KINDS, IMG, frame_name
-from train.core.device import resolve_device
-from train.data.clips import InputSpec
-from train.data.datasets import Augment, TrainClips, set_epoch, train_loader
-from train.data.store import ShardStore
-from train.engine.loops import train_one_epoch
-from train.streams.models import build_model
+from twostream.core.device import resolve_device
+from twostream.data.clips import InputSpec
+from twostream.data.datasets import Augment, TrainClips, set_epoch, train_loader
+from twostream.data.store import ShardStore
+from twostream.engine.loops import train_one_epoch
+from twostream.streams.models import build_model
 
 MANIFEST = REPO / "data_manifests" / "shared_clips.csv"
 WORK = REPO / "bench_out" / "train"

@@ -1,5 +1,5 @@
 """The architecture as the folders show it: every import between subpackages points downward
-(CLI -> features -> engine -> data/core -> the file formats), and train reads flowprep only
+(CLI -> features -> engine -> data/core -> the file formats), and twostream reads flowprep only
 through its formats (and the command-line conventions both CLIs share)."""
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ LAYERS = {
     "flowprep.extract": 1,
     "flowprep.manifests": 2, "flowprep.rawframes": 2, "flowprep.tools": 2, "flowprep.demo": 2,
     "flowprep.cli": 3,
-    "train.core": 1,
-    "train.data": 2,
-    "train.engine": 3,
-    "train.streams": 4, "train.score_fusion": 4,
-    "train.feature_fusion": 5,
-    "train.cli": 6,
+    "twostream.core": 1,
+    "twostream.data": 2,
+    "twostream.engine": 3,
+    "twostream.streams": 4, "twostream.score_fusion": 4,
+    "twostream.feature_fusion": 5,
+    "twostream.cli": 6,
 }
-# What train may take from flowprep: the formats, and how every command of the project behaves.
+# What twostream may take from flowprep: the formats, and how every command of the project behaves.
 TRAIN_MAY_IMPORT = ("flowprep.format", "flowprep.cli.support")
 
 
@@ -39,19 +39,19 @@ def imports(path: Path) -> list[str]:
             found.append(node.module)
         elif isinstance(node, ast.Import):
             found += [alias.name for alias in node.names]
-    return [m for m in found if m.split(".")[0] in ("flowprep", "train")]
+    return [m for m in found if m.split(".")[0] in ("flowprep", "twostream")]
 
 
 def modules() -> list[tuple[str, Path]]:
     found = []
-    for package in ("flowprep", "train"):
+    for package in ("flowprep", "twostream"):
         for path in sorted((REPO / package).rglob("*.py")):
             found.append((".".join(path.relative_to(REPO).with_suffix("").parts), path))
     return found
 
 
 def test_every_module_lives_in_a_subpackage_of_its_role():
-    top_level = {"flowprep.__init__", "flowprep.__main__", "train.__init__", "train.__main__"}
+    top_level = {"flowprep.__init__", "flowprep.__main__", "twostream.__init__", "twostream.__main__"}
     loose = [m for m, _ in modules() if m not in top_level and subpackage(m) is None]
     assert loose == []
 
@@ -66,8 +66,8 @@ def test_imports_point_downward(module, path):
         other = subpackage(target)
         if other is None or other == own:
             continue
-        if own.startswith("train.") and other.startswith("flowprep.") and not target.startswith(TRAIN_MAY_IMPORT):
-            upward.append(f"{target} (train reads flowprep through {', '.join(TRAIN_MAY_IMPORT)} only)")
+        if own.startswith("twostream.") and other.startswith("flowprep.") and not target.startswith(TRAIN_MAY_IMPORT):
+            upward.append(f"{target} (twostream reads flowprep through {', '.join(TRAIN_MAY_IMPORT)} only)")
         elif own.split(".")[0] == other.split(".")[0] and LAYERS[other] >= LAYERS[own]:
             upward.append(f"{target} (layer {LAYERS[other]} from layer {LAYERS[own]})")
     assert upward == []

@@ -1,13 +1,13 @@
 """The network input of uint8 planes, computed as the training step computes it: the loader's
-affine (train.data.transforms) applied by `train.engine.loops.model_input`, on the CPU."""
+affine (twostream.data.transforms) applied by `twostream.engine.loops.model_input`, on the CPU."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from train.core.device import Device
-from train.data.transforms import flow_affine, jitter_codes, rgb_affine
-from train.engine.loops import model_input
+from twostream.core.device import Device
+from twostream.data.transforms import flow_affine, jitter_codes, rgb_affine
+from twostream.engine.loops import model_input
 
 CPU = Device(torch.device("cpu"), None, False)
 

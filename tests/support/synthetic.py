@@ -117,8 +117,8 @@ def write_extraction(out_dir: Path, videos: list[SynthVideo], codec: str = "raw"
 def factor_streams_dataset(root: Path) -> tuple[Path, tuple[Path, Path]]:
     """Tiny shards (24 training, 4 test videos of 2 classes, 56x48) and a spatial and a temporal
     stream trained on them for one epoch (flow length 4): what feature fusion starts from."""
-    from train.core.config import TrainConfig
-    from train.streams.trainer import fit
+    from twostream.core.config import TrainConfig
+    from twostream.streams.trainer import fit
 
     videos = [moving_video(f"train{i:02d}", i % 2, seed=i, width=56, height=48) for i in range(24)]
     videos += [moving_video(f"test{i}", i % 2, seed=40 + i, width=56, height=48, splits={"split1": "test"})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from train.cli.main import main
+from twostream.cli.main import main
 
 
 def twostream(capsys, *args: str) -> tuple[int, str, str]:

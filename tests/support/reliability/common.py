@@ -21,7 +21,7 @@ PYTHON = sys.executable
 FLOWPREP = [PYTHON, "-m", "flowprep"]
 
 
-TWOSTREAM = [PYTHON, "-m", "train"]
+TWOSTREAM = [PYTHON, "-m", "twostream"]
 
 
 SIZE = (96, 72)

@@ -98,8 +98,8 @@ def training_kill(shards: Path, work: Path, reference: Path, point: str, count: 
     command (with --resume once a checkpoint exists) must end with the uninterrupted run's weights."""
     import torch
 
-    from train.core.checkpoint import load_checkpoint
-    from train.feature_fusion.checkpoint import load_fusion_checkpoint
+    from twostream.core.checkpoint import load_checkpoint
+    from twostream.feature_fusion.checkpoint import load_fusion_checkpoint
 
     kind = "kill -9 during feature-fusion training" if fusion_streams else "kill -9 during training"
     out = work / "run"
@@ -125,8 +125,8 @@ def training_kill(shards: Path, work: Path, reference: Path, point: str, count: 
 
 
 def torchrun(*args) -> list:
-    """Two processes on this machine (gloo on the CPU), each running `python -m train ...`."""
-    return [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "train", *args]
+    """Two processes on this machine (gloo on the CPU), each running `python -m twostream ...`."""
+    return [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "twostream", *args]
 
 
 def _rank_pid(launcher: int, rank: int) -> int | None:
@@ -157,7 +157,7 @@ def torchrun_rank_kill(shards: Path, work: Path) -> Record:
     ends with the weights of an uninterrupted two-process run."""
     import torch
 
-    from train.core.checkpoint import load_checkpoint
+    from twostream.core.checkpoint import load_checkpoint
 
     what = "SIGKILL of rank 1 of 2 after the first checkpoint"
     env = {"OMP_NUM_THREADS": "1"}

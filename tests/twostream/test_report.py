@@ -1,0 +1,152 @@
+"""Reports built from small score and metrics files whose numbers are worked out by hand."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from tests.support.twostream_cli import twostream
+from twostream.core.scores import VideoScores, load_scores, save_scores
+from twostream.score_fusion.report_data import ReportError, TableRow, best_row, parse_metrics
+
+CLASSES = ("brush", "comb", "dive", "fence")
+LABELS = [0, 0, 0, 1, 1, 2, 2, 3]
+# spatial: right on videos 0, 1, 3, 4, 5, 7 -> top-1 6/8; per class 2/3, 2/2, 1/2, 1/1
+SPATIAL_PRED = [0, 0, 1, 1, 1, 2, 0, 3]
+SPATIAL_TOP1, SPATIAL_MEAN_CLASS = 6 / 8, (2 / 3 + 1 + 1 / 2 + 1) / 4
+# temporal: right on videos 0, 3, 5, 6, 7 -> top-1 5/8; per class 1/3, 1/2, 2/2, 1/1
+TEMPORAL_PRED = [0, 1, 1, 1, 0, 2, 2, 3]
+TEMPORAL_TOP1, TEMPORAL_MEAN_CLASS = 5 / 8, (1 / 3 + 1 / 2 + 1 + 1) / 4
+
+
+def scores_from(predictions: list[int], stream: str, order: list[int] | None = None) -> VideoScores:
+    scores = np.full((len(predictions), len(CLASSES)), 0.1, np.float32)
+    scores[np.arange(len(predictions)), predictions] = 0.7
+    ids = np.array([f"video{i}" for i in range(len(predictions))])
+    order = list(range(len(predictions))) if order is None else order
+    return VideoScores(ids[order], np.array(LABELS, np.int64)[order], scores[order], CLASSES, {"stream": stream})
+
+
+def metrics_lines(epochs: int, resumed_at: int | None = None) -> str:
+    lines = []
+    for epoch in range(epochs):
+        for phase in ("train", "val"):
+            lines.append({"epoch": epoch, "phase": phase, "loss": 2.0 / (epoch + 1), "accuracy": epoch / epochs,
+                          "lr": 0.01 * 0.5 ** epoch, "samples_per_s": 100.0, "time": 10.0 * epoch})
+    if resumed_at is not None:  # a crash and resume logs an epoch again; the later line counts
+        lines.append({**lines[2 * resumed_at], "loss": 9.0})
+    return "".join(json.dumps(line) + "\n" for line in lines)
+
+
+@pytest.fixture()
+def inputs(tmp_path):
+    files = {"spatial": tmp_path / "spatial_test.npz", "temporal": tmp_path / "temporal_test.npz",
+             "mid": tmp_path / "mid_test.npz", "spatial_metrics": tmp_path / "spatial_metrics.jsonl",
+             "temporal_metrics": tmp_path / "temporal_metrics.jsonl"}
+    save_scores(files["spatial"], scores_from(SPATIAL_PRED, "spatial"))
+    # the temporal file lists the videos in another order: rows are matched by video id
+    save_scores(files["temporal"], scores_from(TEMPORAL_PRED, "temporal", order=[7, 6, 5, 4, 3, 2, 1, 0]))
+    save_scores(files["mid"], scores_from(LABELS, "mid-fusion"))  # right on every video
+    files["spatial_metrics"].write_text(metrics_lines(4, resumed_at=2))
+    files["temporal_metrics"].write_text(metrics_lines(3))
+    return files
+
+
+def is_png(path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and imread(path).ndim == 3
+
+
+def test_report_folder_from_score_and_metrics_files(capsys, tmp_path, inputs):
+    fusion_dir, report_dir = tmp_path / "fusion", tmp_path / "report"
+    assert twostream(capsys, "fuse", "--spatial", str(inputs["spatial"]), "--temporal", str(inputs["temporal"]),
+                     "--out", str(fusion_dir))[0] == 0
+    code, stdout, stderr = twostream(
+        capsys, "report", "--spatial", str(inputs["spatial"]), "--temporal", str(inputs["temporal"]),
+        "--fused", str(fusion_dir), "--row", f"mid={inputs['mid']}",
+        "--curves", f"spatial={inputs['spatial_metrics']}", "--curves", f"temporal={inputs['temporal_metrics']}",
+        "--title", "Tiny test", "--out", str(report_dir))
+    assert code == 0, stderr
+
+    table = json.loads((report_dir / "table.json").read_text())
+    rows = {r["name"]: r for r in table["rows"]}
+    assert list(rows) == ["spatial", "temporal", "average", "weighted", "mid"]
+    assert rows["spatial"]["top1"] == pytest.approx(SPATIAL_TOP1)
+    assert rows["spatial"]["mean_class_accuracy"] == pytest.approx(SPATIAL_MEAN_CLASS)
+    assert rows["temporal"]["top1"] == pytest.approx(TEMPORAL_TOP1)
+    assert rows["temporal"]["mean_class_accuracy"] == pytest.approx(TEMPORAL_MEAN_CLASS)
+    for name in ("average", "weighted"):  # from the fused files themselves
+        fused = load_scores(fusion_dir / f"{name}.npz")
+        assert rows[name]["top1"] == pytest.approx(np.mean(fused.scores.argmax(axis=1) == fused.labels))
+        assert rows[name]["kind"] == "fusion"
+    assert rows["mid"] == {**rows["mid"], "top1": 1.0, "mean_class_accuracy": 1.0, "kind": "extra"}
+    assert table["best"] == "mid"
+
+    pngs = ["confusion.png", "per_class.png", "curves_spatial.png", "curves_temporal.png"]
+    assert all(is_png(report_dir / name) for name in pngs)
+    page = (report_dir / "report.md").read_text()
+    assert page.startswith("# Tiny test")
+    assert all(f"]({name})" in page for name in pngs)
+    assert f"| spatial | stream | {100 * SPATIAL_TOP1:.1f} | {100 * SPATIAL_MEAN_CLASS:.1f} | 8 |" in page
+    assert "| **mid** | extra | 100.0 | 100.0 | 8 |" in page
+    assert "+25.0 points over the best single stream, spatial" in page
+    text = (report_dir / "table.txt").read_text()
+    assert text.strip() in stdout
+    assert "mid" in text.splitlines()[-1] and "<- best" in text.splitlines()[-1]
+
+
+def test_report_without_curves_says_so(capsys, tmp_path, inputs):
+    code, _, _ = twostream(capsys, "report", "--spatial", str(inputs["spatial"]), "--temporal", str(inputs["temporal"]),
+                           "--out", str(tmp_path / "r"))
+    assert code == 0
+    assert not list((tmp_path / "r").glob("curves_*.png"))
+    assert "No training metrics were given" in (tmp_path / "r" / "report.md").read_text()
+    assert json.loads((tmp_path / "r" / "table.json").read_text())["best"] == "spatial"
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("other videos", "score different videos"),
+    ("same name", "two rows named 'spatial'"),
+    ("bad curves", "line 2: not JSON"),
+    ("bad name", "row name 'a/b' must be letters"),
+])
+def test_report_errors_are_one_line_naming_the_file(capsys, tmp_path, inputs, case, expected):
+    other = tmp_path / "other.npz"
+    save_scores(other, VideoScores(np.array(["x", "y"]), np.array([0, 1]), np.eye(4, dtype=np.float32)[:2], CLASSES))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(metrics_lines(1).splitlines()[0] + "\n{oops\n")
+    extra = {"other videos": ["--row", f"odd={other}"], "same name": ["--row", f"spatial={inputs['mid']}"],
+             "bad curves": ["--curves", f"spatial={bad}"], "bad name": ["--row", f"a/b={inputs['mid']}"]}[case]
+    code, _, stderr = twostream(capsys, "report", "--spatial", str(inputs["spatial"]), "--temporal", str(inputs["temporal"]),
+                                "--out", str(tmp_path / "r"), *extra)
+    assert code == 2
+    assert expected in stderr and stderr.count("\n") == 1
+    if case == "other videos":
+        assert str(other) in stderr and str(inputs["spatial"]) in stderr
+    if case == "bad curves":
+        assert str(bad) in stderr
+
+
+def test_metrics_keep_the_last_record_of_a_resumed_epoch():
+    points = parse_metrics(metrics_lines(4, resumed_at=2).splitlines(), "m.jsonl")
+    assert len(points) == 8
+    assert [p.loss for p in points if p.phase == "train"] == [2.0, 1.0, 9.0, 0.5]
+
+
+@pytest.mark.parametrize("line, expected", [
+    ('{"epoch": 0, "phase": "train", "loss": 1.0}', "m.jsonl line 1: lacks accuracy"),
+    ('{"epoch": "first", "phase": "train", "loss": 1.0, "accuracy": 0.5}', "m.jsonl line 1: epoch must be an integer"),
+    ("[1, 2]", "m.jsonl line 1: expected a JSON object"),
+    ("", "m.jsonl: no metrics records"),
+])
+def test_bad_metrics_lines_are_named(line, expected):
+    with pytest.raises(ReportError, match=expected):
+        parse_metrics([line], "m.jsonl")
+
+
+def test_best_row_prefers_top1_then_mean_class_then_the_earlier_row():
+    rows = [TableRow("a", "stream", "", 8, 0.5, 0.4), TableRow("b", "fusion", "", 8, 0.5, 0.6),
+            TableRow("c", "fusion", "", 8, 0.5, 0.6)]
+    assert best_row(rows).name == "b"
+    assert best_row(rows + [TableRow("d", "extra", "", 8, 0.6, 0.1)]).name == "d"

@@ -1,3 +1,0 @@
-from train.cli.main import main
-
-main()

@@ -1,0 +1,78 @@
+"""`twostream fuse-features train|evaluate`: feature-level fusion of two trained streams."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from twostream.cli import options as opt
+from twostream.feature_fusion.config import FIT_PARTS, FusionTrainConfig
+from twostream.feature_fusion.model import DEFAULT_HIDDEN, HEADS
+
+STREAM_CHECKPOINT = click.Path(path_type=Path, dir_okay=False)
+
+
+@click.group("fuse-features")
+def fuse_features() -> None:
+    """Feature-level fusion: a head on the two trained streams' penultimate features (mid fusion) or
+    per-sample stream weights (attention), the streams frozen or fine-tuned jointly (docs/fusion.md)."""
+
+
+@fuse_features.command("train")
+@click.option("--spatial", required=True, type=STREAM_CHECKPOINT, help="RUN_S/checkpoint.pt of the spatial stream.")
+@click.option("--temporal", required=True, type=STREAM_CHECKPOINT, help="RUN_T/checkpoint.pt of the temporal stream.")
+@opt.shards
+@opt.run_out
+@click.option("--method", type=click.Choice(HEADS), default="mid", show_default=True,
+              help="mid: concatenated features -> linear/MLP head; attention: per-sample weights of the streams' logits.")
+@click.option("--joint", is_flag=True,
+              help="Fine-tune both streams with the head (at --stream-lr-scale x --lr); default: streams frozen.")
+@opt.split
+@click.option("--part", type=click.Choice(FIT_PARTS), default="train", show_default=True,
+              help="Videos the head learns from: the streams' training videos, or those they held out (train --holdout).")
+@click.option("--hidden", type=click.IntRange(min=0), default=None,
+              help=f"Hidden units of the head (0: linear, mid only). Default: "
+                   f"{', '.join(f'{k} {v}' for k, v in DEFAULT_HIDDEN.items())}.")
+@click.option("--dropout", type=float, default=0.5, show_default=True, help="On the concatenated features.")
+@opt.augment_options(segments_help="1: one random pair per video per epoch; K: TSN segments, K pairs' logits averaged.",
+                     flip_help="Random horizontal flip of both (flow x negated).")
+@click.option("--color-jitter", type=float, default=0.0, show_default=True, help="Jitter of the RGB frame.")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--lr", type=float, default=0.01, show_default=True, help="The head's learning rate.")
+@click.option("--stream-lr-scale", type=float, default=0.1, show_default=True,
+              help="--joint: the streams' learning rate as a fraction of --lr.")
+@opt.schedule_options(lr_steps_help="Epochs after which 'step' multiplies lr by --gamma. Default: at 5/8 and 7/8 of "
+                                    "the run.")
+@opt.validation_options(val_every_help="Validate every N epochs (and after the last) on the streams' held-out videos "
+                                       "when the head learns from their training videos, else on the test videos; "
+                                       "0: never.")
+@opt.run_options
+@opt.resume
+def train_command(resume: bool, **options) -> int:
+    """Train a fusion head on two trained streams (twostream train's checkpoints).
+
+    Writes OUT/checkpoint.pt after every epoch and OUT/metrics.jsonl; a run stopped at any point
+    continues with the same command plus --resume.
+    """
+    config = opt.build_config(FusionTrainConfig, **options)
+    from twostream.feature_fusion.trainer import (
+        fit_fusion,  # deferred: torch takes seconds to import, and --help needs none of it
+    )
+
+    return opt.run_training(fit_fusion, config, resume)
+
+
+@fuse_features.command("evaluate")
+@opt.evaluation_options(checkpoint_help="RUN_F/checkpoint.pt written by 'twostream fuse-features train'.",
+                        part_help="Which videos of the split: test; train (the streams' training videos); val (those "
+                                  "they held out).",
+                        clips_help="Pairs (frame and stack) per video, uniformly spaced.")
+@opt.evaluation_run_options(batch_size_help="Pairs per batch.")
+def evaluate_command(as_json: bool, **options) -> int:
+    """Evaluate a fusion model with the test protocol; write per-video scores (for twostream report --row)."""
+    config = opt.evaluation_config(**options)
+    from twostream.feature_fusion.evaluator import evaluate_fusion
+
+    metrics, scores = evaluate_fusion(config)
+    return opt.report_evaluation(config, metrics, scores, as_json, title=f"{scores.meta['fusion_method']} fusion, ")

@@ -1,0 +1,40 @@
+"""The `twostream` command line: train and evaluate the streams, fuse them, report.
+
+Each command lives in the module of its role (streams, score_fusion, feature_fusion);
+this module makes the group and says which errors are the user's to fix.
+"""
+from __future__ import annotations
+
+import click
+
+from flowprep.cli.support import CONTEXT, VERBOSE, configure_logging, run_click
+from flowprep.format.shards import ShardFormatError
+from twostream.cli import feature_fusion, score_fusion, streams
+from twostream.core.errors import CheckpointError, DataError, ModelError, TrainError
+from twostream.core.scores import ScoresError
+from twostream.score_fusion.methods import FusionError
+from twostream.score_fusion.report_data import ReportError
+
+# Errors that are the user's to fix; anything else is a bug and keeps its traceback.
+USER_ERRORS = (ShardFormatError, ScoresError, DataError, ModelError, CheckpointError, TrainError, FusionError,
+               ReportError)
+
+
+@click.group(context_settings=CONTEXT)
+@VERBOSE
+def cli(verbose: bool) -> None:
+    """Two-stream action recognition on flowprep shards: train, evaluate, fuse, report."""
+    configure_logging(verbose)
+
+
+for command in (streams.train, streams.evaluate_command, score_fusion.fuse, score_fusion.report,
+                feature_fusion.fuse_features):
+    cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_click(cli, "twostream", USER_ERRORS, argv)
+
+
+if __name__ == "__main__":
+    main()

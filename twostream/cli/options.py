@@ -1,0 +1,170 @@
+"""What `twostream train|evaluate` and `twostream fuse-features train|evaluate` share on the command
+line: the options both kinds of run take, building a config from them, and the command bodies.
+
+Option groups are decorators applying their options in order, so each command still lists its
+options in the order of its own decorators; where the two commands' help texts differ, the group
+takes the text as an argument.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+import click
+
+from flowprep.cli.support import EXIT_INTERRUPTED
+from twostream.core.config import CROPS, DEVICE_HELP, PARTS, SCHEDULES, EvalConfig
+
+
+def options(*decorators: Callable) -> Callable:
+    """One decorator applying `decorators` as if written one above the other, in this order."""
+    def apply(function: Callable) -> Callable:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+    return apply
+
+
+def _parse_steps(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated epoch numbers such as 20,30; got {value!r}") from None
+
+
+def build_config(cls, **values):
+    """Build a config from options (paths as strings); its validation errors are usage errors (one line,
+    exit status 2)."""
+    values = {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+shards = click.option("--shards", required=True, type=click.Path(path_type=Path, file_okay=False),
+                      help="Extraction folder written by 'flowprep extract'.")
+split = click.option("--split", default="split1", show_default=True,
+                     help="Split column of the manifest (index.json): which videos are train and test.")
+run_out = click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False),
+                       help="Run folder: checkpoint.pt, metrics.jsonl, config.json.")
+resume = click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint (same options).")
+
+# how a run executes (config.RUN_FIELDS): every command has these
+run_options = options(
+    click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
+                 help="DataLoader worker processes (0: load in the main process)."),
+    click.option("--device", default="auto", show_default=True, help=f"{DEVICE_HELP}."),
+    click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+                 help="Torch CPU threads (0: torch's default)."),
+    click.option("--amp/--no-amp", default=True, show_default=True, help="Automatic mixed precision (CUDA only)."),
+    click.option("--channels-last/--no-channels-last", default=True, show_default=True,
+                 help="channels_last memory format (CUDA only)."),
+)
+
+
+def evaluation_options(checkpoint_help: str, part_help: str, clips_help: str) -> Callable:
+    """--checkpoint to --crops: what an evaluate command evaluates, on which videos, under which protocol."""
+    return options(
+        click.option("--checkpoint", required=True, type=click.Path(path_type=Path, dir_okay=False),
+                     help=checkpoint_help),
+        shards,
+        split,
+        click.option("--part", type=click.Choice(PARTS), default="test", show_default=True, help=part_help),
+        click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="Per-video scores file (.npz). Default: scores_PART.npz beside the checkpoint."),
+        click.option("--clips", type=click.IntRange(min=1), default=25, show_default=True, help=clips_help),
+        click.option("--crops", type=click.Choice(CROPS), default="ten", show_default=True,
+                     help="ten: 4 corners + centre and their flips; center: the centre crop."),
+    )
+
+
+def evaluation_run_options(batch_size_help: str) -> Callable:
+    """--batch-size to --json: how an evaluate command runs and prints."""
+    return options(
+        click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help=batch_size_help),
+        run_options,
+        click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON."),
+    )
+
+
+def augment_options(segments_help: str, flip_help: str) -> Callable:
+    """--segments, --multiscale-crop, --flip: how a training sample is drawn."""
+    return options(
+        click.option("--segments", type=click.IntRange(min=1), default=1, show_default=True, help=segments_help),
+        click.option("--multiscale-crop", is_flag=True,
+                     help="TSN's multi-scale corner cropping instead of a random crop."),
+        click.option("--flip/--no-flip", default=True, show_default=True, help=flip_help),
+    )
+
+
+def schedule_options(lr_steps_help: str) -> Callable:
+    """--momentum to --seed: SGD and its learning-rate schedule (twostream.core.schedule)."""
+    return options(
+        click.option("--momentum", type=float, default=0.9, show_default=True),
+        click.option("--weight-decay", type=float, default=5e-4, show_default=True),
+        click.option("--schedule", type=click.Choice(SCHEDULES), default="step", show_default=True),
+        click.option("--lr-steps", callback=_parse_steps, default=None, metavar="E1,E2", help=lr_steps_help),
+        click.option("--gamma", type=float, default=0.1, show_default=True),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
+    )
+
+
+def validation_options(val_every_help: str) -> Callable:
+    """--val-every to --val-batch-size: validation during training."""
+    return options(
+        click.option("--val-every", type=click.IntRange(min=0), default=1, show_default=True, help=val_every_help),
+        click.option("--val-clips", type=click.IntRange(min=1), default=5, show_default=True),
+        click.option("--val-crops", type=click.Choice(CROPS), default="center", show_default=True),
+        click.option("--val-batch-size", type=click.IntRange(min=1), default=32, show_default=True),
+    )
+
+
+def run_training(fit: Callable, config, resume: bool) -> int:
+    """The body of a train command: fit, then print the validation metrics and the checkpoint."""
+    try:
+        metrics = fit(config, resume=resume)
+    except KeyboardInterrupt:  # the generic message says "run the same command again"; a run needs --resume
+        click.echo(f"twostream: interrupted; continue from {Path(config.out) / 'checkpoint.pt'} with the same "
+                   f"command plus --resume", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    # deferred: torch takes seconds to import, and --help needs none of it
+    from twostream.core.world import current
+    from twostream.streams.evaluator import metric_lines
+
+    if not current().main:  # under torchrun the main process prints for all
+        return 0
+    if "val" in metrics:
+        click.echo(f"validation ({config.val_clips} clips x {config.val_crops} crop): "
+                   + "; ".join(metric_lines(metrics["val"])))
+    click.echo(f"checkpoint: {Path(config.out) / 'checkpoint.pt'}")
+    return 0
+
+
+def evaluation_config(checkpoint: Path, out: Path | None, **values) -> EvalConfig:
+    """An evaluate command's config; the scores file defaults to scores_PART.npz beside the checkpoint."""
+    if out is None:
+        out = checkpoint.parent / f"scores_{values['part']}.npz"
+    return build_config(EvalConfig, checkpoint=checkpoint, out=out, **values)
+
+
+def report_evaluation(config: EvalConfig, metrics: dict, scores, as_json: bool, title: str = "") -> int:
+    """The end of an evaluate command: the metrics (as JSON, or as lines after `title`) and the scores file."""
+    from twostream.core.world import current
+    from twostream.streams.evaluator import metric_lines
+
+    if not current().main:
+        return 0
+    if as_json:
+        click.echo(json.dumps({**metrics, "videos": len(scores.video_ids), "scores": config.out}, indent=1))
+    else:
+        click.echo(f"{title}{len(scores.video_ids)} {config.part} videos of {config.split}, "
+                   f"{config.clips} clips x {config.crops} crops:")
+        for line in metric_lines(metrics):
+            click.echo("  " + line)
+        click.echo(f"scores: {config.out}")
+    return 0

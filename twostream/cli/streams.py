@@ -1,0 +1,81 @@
+"""`twostream train` and `twostream evaluate`: options -> a validated config -> trainer / evaluator."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from twostream.cli import options as opt
+from twostream.core.backbones import BACKBONES
+from twostream.core.config import FLOW_STACKS, STREAM_DEFAULTS, STREAMS, TrainConfig
+
+
+def _defaults(name: str) -> str:
+    return ", ".join(f"{stream} {values[name]}" for stream, values in STREAM_DEFAULTS.items())
+
+
+@click.command()
+@opt.shards
+@opt.run_out
+@click.option("--stream", type=click.Choice(STREAMS), default="spatial", show_default=True)
+@opt.split
+@click.option("--holdout", type=float, default=0.0, show_default=True,
+              help="Share of each class's training videos kept out of training: validation runs on them, and "
+                   "'evaluate --part val' scores them for fusion.")
+@click.option("--backbone", type=click.Choice(list(BACKBONES)), default="resnet18", show_default=True,
+              help="torchvision model.")
+@click.option("--pretrained", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Local state dict of the RGB backbone (e.g. torchvision's resnet18-f37072fd.pth); the temporal "
+                   "stream gets it by cross-modality averaging.")
+@click.option("--weights", default=None, metavar="NAME",
+              help="torchvision's named weights (e.g. IMAGENET1K_V1); needs the model hub or its cache.")
+@click.option("--flow-length", type=click.IntRange(min=1), default=10, show_default=True,
+              help="L: flow fields per temporal input (2L channels).")
+@click.option("--flow-stack", type=click.Choice(FLOW_STACKS), default="forward", show_default=True,
+              help="bidirectional: L/2 backward fields before tau, L/2 forward from tau.")
+@click.option("--mean-subtraction/--no-mean-subtraction", default=True, show_default=True,
+              help="--no-mean-subtraction puts the mean flow vectors removed at extraction back.")
+@click.option("--crop-size", type=click.IntRange(min=1), default=224, show_default=True)
+@opt.augment_options(segments_help="1: one random frame/stack per video per epoch; K: TSN segment sampling, K clips "
+                                   "averaged.",
+                     flip_help="Random horizontal flip (flow x negated).")
+@click.option("--color-jitter", type=float, default=None,
+              help=f"Brightness/contrast/saturation jitter, RGB only. Default: {_defaults('color_jitter')}.")
+@click.option("--dropout", type=float, default=None, help=f"Before the classifier. Default: {_defaults('dropout')}.")
+@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--lr", type=float, default=None, help=f"Learning rate. Default: {_defaults('lr')}.")
+@opt.schedule_options(lr_steps_help="Epochs after which 'step' multiplies lr by --gamma. Default: the paper's, at 5/8 "
+                                    "and 7/8 of the run.")
+@opt.validation_options(val_every_help="Validate on the split's test videos every N epochs (and after the last); "
+                                       "0: never.")
+@opt.run_options
+@opt.resume
+def train(resume: bool, **options) -> int:
+    """Train the spatial or the temporal stream on a split's training videos.
+
+    Writes OUT/checkpoint.pt after every epoch and OUT/metrics.jsonl; a run stopped at any
+    point continues with the same command plus --resume.
+    """
+    config = opt.build_config(TrainConfig, **options)
+    from twostream.streams.trainer import (
+        fit,  # deferred, as below: torch takes seconds to import, and --help needs none of it
+    )
+
+    return opt.run_training(fit, config, resume)
+
+
+@click.command("evaluate")
+@opt.evaluation_options(checkpoint_help="RUN/checkpoint.pt written by 'twostream train'.",
+                        part_help="Which videos of the split: test; train (those trained on); val (those held out by "
+                                  "--holdout).",
+                        clips_help="Frames or stacks per video, uniformly spaced.")
+@click.option("--stream", type=click.Choice(STREAMS), default=None, help="Refuse a checkpoint of the other stream.")
+@opt.evaluation_run_options(batch_size_help="Clips per batch.")
+def evaluate_command(as_json: bool, **options) -> int:
+    """Evaluate a checkpoint with the test protocol; write per-video softmax scores for fusion."""
+    config = opt.evaluation_config(**options)
+    from twostream.streams.evaluator import evaluate
+
+    metrics, scores = evaluate(config)
+    return opt.report_evaluation(config, metrics, scores, as_json)

@@ -1,0 +1,109 @@
+"""Checkpoints: written atomically, read with `torch.load(weights_only=True)`, checked before use.
+
+A checkpoint is a dict of tensors and plain values only (no pickled objects), so loading it runs
+no code:
+    format          "twostream-checkpoint"
+    format_version  1
+    config          TrainConfig as JSON
+    stream, backbone, in_channels, num_classes, class_names
+    extract_config  the settings the shards were made with, as JSON (flow method, bound, size...; or an import's)
+    epoch           completed epochs
+    elapsed         training seconds so far (metrics' "time" continues from it on resume)
+    model           the StreamModel's state dict
+    optimizer       the SGD state dict (momentum buffers)
+    scaler          the AMP GradScaler state dict ({} when unused)
+    metrics         the last epoch's train (and val) metrics
+The learning rate is a pure function of the epoch (twostream.core.schedule) and every random draw of an
+epoch is seeded by (seed, epoch), so optimizer, epoch and config restore the complete state.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+
+from flowprep.format.faults import fault_point
+from twostream.core.config import TrainConfig
+from twostream.core.errors import CheckpointError
+
+FORMAT = "twostream-checkpoint"
+FORMAT_VERSION = 1
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class CheckpointFormat:
+    """A kind of checkpoint (a stream's here, a fusion run's in twostream.feature_fusion.checkpoint): its format tag
+    and version, the words its errors name it by, and the JSON configs it stores, parsed on loading."""
+    tag: str
+    version: int
+    name: str  # "not a NAME (no format ...)"
+    versioned: str  # "VERSIONED format version N, but this code reads version ..."
+    configs: Mapping[str, Callable[[str], Any]]  # stored key -> its from_json, applied in this order
+    refused: Mapping[str, str] = field(default_factory=dict)  # another kind's tag -> why it is not this kind
+
+
+STREAM_CHECKPOINT = CheckpointFormat(FORMAT, FORMAT_VERSION, "twostream checkpoint", "checkpoint",
+                                     {"config": TrainConfig.from_json})
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any], kind: CheckpointFormat = STREAM_CHECKPOINT) -> None:
+    """Write `state` (plus format and version) to `path` atomically: a kill leaves the old file or the new."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"format": kind.tag, "format_version": kind.version, **state}, tmp)
+    fault_point("checkpoint-write")
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fault_point("checkpoint-saved")
+
+
+def read_checkpoint(path: str | Path, kind: CheckpointFormat) -> dict[str, Any]:
+    """Read a checkpoint of `kind` on the CPU, without running pickled code; configs parsed; errors name the file."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} not found") from None
+    except (OSError, RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated?): "
+                              f"{' '.join(str(exc).split())[:200]}") from None
+    tag = state.get("format") if isinstance(state, dict) else None
+    if tag != kind.tag:
+        why = kind.refused.get(tag) if isinstance(tag, str) else None  # (a tag need not be hashable)
+        raise CheckpointError(f"{path} {why}" if why else f"{path}: not a {kind.name} (no format {kind.tag!r})")
+    version = state.get("format_version")
+    if version != kind.version:
+        raise CheckpointError(f"{path}: {kind.versioned} format version {version!r}, but this code reads version "
+                              f"{kind.version}")
+    try:
+        for key, parse in kind.configs.items():
+            state[key] = parse(state[key])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: unusable stored config: {exc}") from None
+    return state
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a stream checkpoint (read_checkpoint)."""
+    return read_checkpoint(path, STREAM_CHECKPOINT)
+
+
+def check_compatible(path: str | Path, state: dict[str, Any], stream: str | None, class_names: tuple[str, ...]) -> None:
+    """Refuse a checkpoint of another stream, or trained on other classes than `class_names`."""
+    if stream is not None and state["stream"] != stream:
+        raise CheckpointError(f"{path} is a {state['stream']} stream checkpoint, not {stream}")
+    if state["num_classes"] != len(class_names):
+        raise CheckpointError(f"{path} was trained on {state['num_classes']} classes, but the shards have "
+                              f"{len(class_names)}")
+    stored = tuple(state["class_names"])
+    if stored != class_names:
+        k = next(i for i, (a, b) in enumerate(zip(stored, class_names)) if a != b)
+        raise CheckpointError(f"{path} was trained on other classes: class {k} is {stored[k]!r} there, "
+                              f"{class_names[k]!r} in the shards")

@@ -1,0 +1,240 @@
+"""The frozen configurations of `twostream train` and `twostream evaluate`.
+
+Each is validated on construction (a bad value raises ValueError naming it and what is accepted),
+logged at start, and stored: `TrainConfig` as JSON in every checkpoint and in RUN/config.json,
+`EvalConfig` in the scores file's metadata. Defaults that depend on the stream (dropout, learning
+rate, colour jitter) are given as None and resolved here, so the stored config states every value
+used. Fields in `RUN_FIELDS` say how a run executes, not what it learns: they may differ when a
+run is resumed; any other difference is refused.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from twostream.core.backbones import BACKBONES
+
+STREAMS = ("spatial", "temporal")
+FLOW_STACKS = ("forward", "bidirectional")  # twostream.data.sampling says what each stacks
+SCHEDULES = ("step", "cosine")
+CROPS = ("ten", "center")  # test crops: 4 corners + centre and their flips, or the centre only
+PARTS = ("test", "train", "val")  # evaluate's choices; val = the training videos held out by --holdout
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+DEVICE_HELP = "auto, cpu, cuda or cuda:N"
+
+# The paper's dropout (0.9 for the temporal net; 0.5 for the fine-tuned spatial net, as in TSN),
+# TSN's learning rates for fine-tuning from ImageNet weights, and colour jitter for RGB only.
+STREAM_DEFAULTS = {
+    "spatial": {"dropout": 0.5, "lr": 0.001, "color_jitter": 0.2},
+    "temporal": {"dropout": 0.9, "lr": 0.005, "color_jitter": 0.0},
+}
+# The paper divides the learning rate by 10 after 50K and 70K of 80K iterations.
+PAPER_STEP_FRACTIONS = (50 / 80, 70 / 80)
+
+
+def paper_lr_steps(epochs: int) -> tuple[int, ...]:
+    """The paper's decay points scaled to a run of `epochs` epochs (those that fall inside it)."""
+    return tuple(sorted({round(f * epochs) for f in PAPER_STEP_FRACTIONS} & set(range(1, epochs))))
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    _check(value in choices, f"{what} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _positive_int(what: str, value: Any) -> None:
+    _check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+           f"{what} must be a positive integer, got {value!r}")
+
+
+def _non_negative_int(what: str, value: Any) -> None:
+    _check(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+           f"{what} must be a non-negative integer, got {value!r}")
+
+
+def check_device(value: str) -> None:
+    _check(bool(DEVICE_PATTERN.match(value)), f"device must be {DEVICE_HELP}; got {value!r}")
+
+
+def check_split(split: str) -> None:
+    _check(bool(split), "split must be a split column name such as split1, got an empty string")
+
+
+def check_run_fields(config: Any) -> None:
+    """workers, device, threads: the execution fields every config has."""
+    _non_negative_int("workers", config.workers)
+    check_device(config.device)
+    _non_negative_int("threads", config.threads)
+
+
+def check_fit_fields(config: Any) -> None:
+    """The fields, from momentum on, that TrainConfig and FusionTrainConfig share: SGD and its
+    schedule (lr_steps resolved here: None means the paper's), validation during training, and the
+    execution fields. Called last in their __post_init__, so the order of checks is theirs."""
+    _check(0.0 <= config.momentum < 1.0, f"momentum must be in [0, 1), got {config.momentum!r}")
+    _check(config.weight_decay >= 0, f"weight decay must be non-negative, got {config.weight_decay!r}")
+    _choice("schedule", config.schedule, SCHEDULES)
+    steps = paper_lr_steps(config.epochs) if config.lr_steps is None else tuple(config.lr_steps)
+    object.__setattr__(config, "lr_steps", steps)
+    _check(all(isinstance(s, int) and s >= 1 for s in steps) and list(steps) == sorted(set(steps)),
+           f"lr steps must be increasing positive epoch numbers, got {list(steps)!r}")
+    _check(0 < config.gamma <= 1, f"gamma must be in (0, 1], got {config.gamma!r}")
+    _non_negative_int("seed", config.seed)
+    _non_negative_int("val every", config.val_every)
+    _positive_int("val clips", config.val_clips)
+    _choice("val crops", config.val_crops, CROPS)
+    _positive_int("val batch size", config.val_batch_size)
+    check_run_fields(config)
+
+
+class _JsonConfig:
+    """to_json / from_json for the frozen dataclasses below (tuples travel as JSON lists)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys: {', '.join(sorted(unknown))}")
+        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls.from_dict(json.loads(text))
+
+
+class _RunConfig(_JsonConfig):
+    """A training run's config: on resume, the stored one must match it but for RUN_FIELDS."""
+
+    def learning_fields(self) -> dict[str, Any]:
+        """The fields that decide what the run learns (compared on resume)."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUN_FIELDS}
+
+    def differences(self, other: "_RunConfig") -> list[str]:
+        """`key: theirs -> ours` for every learning field that differs."""
+        mine, theirs = self.learning_fields(), other.learning_fields()
+        return [f"{k}: {theirs[k]!r} -> {mine[k]!r}" for k in mine if mine[k] != theirs[k]]
+
+
+@dataclass(frozen=True)
+class TrainConfig(_RunConfig):
+    shards: str  # extraction folder (flowprep extract --out)
+    out: str  # run folder: checkpoint.pt, metrics.jsonl, config.json
+    stream: str = "spatial"
+    split: str = "split1"  # trains on the videos whose index entry says splits[split] == "train"
+    holdout: float = 0.0  # share of each class's training videos kept out of training, for validation and fusion
+    # input
+    flow_length: int = 10  # L flow fields per temporal input: 2L channels
+    flow_stack: str = "forward"
+    mean_subtraction: bool = True  # False: put the stored mean vectors back into the flow at load time
+    crop_size: int = 224
+    # training sampling and augmentation
+    segments: int = 1  # 1: one random frame/stack per video per epoch (paper); K > 1: TSN segments
+    multiscale_crop: bool = False  # TSN's multi-scale corner cropping instead of a plain random crop
+    flip: bool = True
+    color_jitter: float | None = None  # brightness/contrast/saturation strength; RGB only
+    # model
+    backbone: str = "resnet18"
+    pretrained: str | None = None  # local state dict of the RGB backbone
+    weights: str | None = None  # torchvision's named weights (needs the model hub or its cache)
+    dropout: float | None = None
+    # optimisation
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float | None = None
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "step"
+    lr_steps: tuple[int, ...] | None = None  # epochs after which the step schedule multiplies lr by gamma
+    gamma: float = 0.1
+    seed: int = 0
+    # validation during training, with a fast protocol, on the held-out videos (--holdout) or else
+    # on the split's test videos
+    val_every: int = 1  # epochs; 0 = never
+    val_clips: int = 5
+    val_crops: str = "center"
+    val_batch_size: int = 32
+    # how the run executes (RUN_FIELDS)
+    workers: int = 2
+    device: str = "auto"
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    amp: bool = True  # automatic mixed precision, on CUDA only
+    channels_last: bool = True  # on CUDA only
+
+    def __post_init__(self) -> None:
+        _choice("stream", self.stream, STREAMS)
+        check_split(self.split)
+        _check(0.0 <= self.holdout < 1.0, f"holdout must be a fraction in [0, 1), got {self.holdout!r}")
+        _positive_int("flow length", self.flow_length)
+        _choice("flow stack", self.flow_stack, FLOW_STACKS)
+        if self.flow_stack == "bidirectional":
+            _check(self.flow_length % 2 == 0,
+                   "a bidirectional stack takes L/2 fields each way, so the flow length must be even; "
+                   f"got {self.flow_length}")
+        _positive_int("crop size", self.crop_size)
+        _positive_int("segments", self.segments)
+        _choice("backbone", self.backbone, tuple(BACKBONES))
+        _check(self.pretrained is None or self.weights is None,
+               f"give either --pretrained (a local file) or --weights (torchvision's), not both; "
+               f"got {self.pretrained!r} and {self.weights!r}")
+        defaults = STREAM_DEFAULTS[self.stream]
+        for name in ("dropout", "lr", "color_jitter"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, defaults[name])
+        _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout!r}")
+        _check(self.lr > 0, f"learning rate must be positive, got {self.lr!r}")
+        _check(0.0 <= self.color_jitter < 1.0, f"colour jitter must be in [0, 1), got {self.color_jitter!r}")
+        _check(self.stream == "spatial" or self.color_jitter == 0.0,
+               f"colour jitter applies to RGB frames only; the temporal stream takes 0, got {self.color_jitter!r}")
+        _positive_int("epochs", self.epochs)
+        _positive_int("batch size", self.batch_size)
+        check_fit_fields(self)
+
+    @property
+    def in_channels(self) -> int:
+        return 3 if self.stream == "spatial" else 2 * self.flow_length
+
+
+RUN_FIELDS = frozenset({"shards", "out", "workers", "device", "threads", "amp", "channels_last",
+                        "val_every", "val_clips", "val_crops", "val_batch_size"})
+
+
+@dataclass(frozen=True)
+class EvalConfig(_JsonConfig):
+    checkpoint: str
+    shards: str
+    out: str  # per-video scores file (.npz)
+    split: str = "split1"
+    part: str = "test"  # which videos of the split: test, train (those trained on), val (held out by --holdout)
+    clips: int = 25  # frames or stacks per video, uniformly spaced
+    crops: str = "ten"
+    stream: str | None = None  # if given, the checkpoint must be of this stream
+    batch_size: int = 16  # clips per batch (each clip is `crops` network inputs)
+    workers: int = 2
+    device: str = "auto"
+    threads: int = 0
+    amp: bool = True
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        check_split(self.split)
+        _choice("part", self.part, PARTS)
+        _positive_int("clips", self.clips)
+        _choice("crops", self.crops, CROPS)
+        if self.stream is not None:
+            _choice("stream", self.stream, STREAMS)
+        _positive_int("batch size", self.batch_size)
+        check_run_fields(self)

@@ -1,0 +1,110 @@
+"""One training epoch and one pass of prediction: the loops, and nothing else."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from twostream.core.device import Device
+from twostream.core.errors import DataError, TrainError, from_worker
+from twostream.core.progress import EpochProgress
+
+
+def worker_errors(loader):
+    """The loader's batches; a DataError from a loader worker as its own one line."""
+    try:
+        yield from loader
+    except DataError as exc:
+        raise from_worker(exc) from None
+
+
+def model_input(x: torch.Tensor, affine: torch.Tensor, device: Device) -> torch.Tensor:
+    """uint8 planes (N, C, H, W) and their (N, 2, C) scale and shift -> the float32 network input
+    on the device. Normalising here, not in the loader workers, moves a quarter of the bytes from
+    the workers and to the device, and costs the device next to nothing."""
+    x = x.to(device.device, non_blocking=True)
+    affine = affine.to(device.device, non_blocking=True)
+    x = x.float() * affine[:, 0, :, None, None] + affine[:, 1, :, None, None]
+    return x.contiguous(memory_format=torch.channels_last) if device.channels_last else x
+
+
+def consensus_logits(model: nn.Module, x: torch.Tensor, segments: int) -> torch.Tensor:
+    """(B * K, C, H, W) -> (B, classes): logits of each sample's K segment clips averaged (TSN's
+    consensus; K=1 is the single-clip case)."""
+    return model(x).view(x.shape[0] // segments, segments, -1).mean(dim=1)
+
+
+def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader,
+                    device: Device, scaler: torch.amp.GradScaler, epoch: int,
+                    interactive: bool | None = None) -> dict[str, float]:
+    """Returns loss and clip accuracy (means over samples), samples and seconds."""
+    model.train()
+    progress = EpochProgress(f"epoch {epoch} train", len(loader), interactive=interactive)
+    total_loss, correct, seen = 0.0, 0, 0
+    started = time.perf_counter()
+    try:
+        for codes, affine, labels in worker_errors(loader):
+            segments = codes.shape[1]  # codes: (B, K, C, H, W)
+            x = model_input(codes.flatten(0, 1), affine.flatten(0, 1), device)
+            labels = labels.to(device.device, non_blocking=True)
+            with device.autocast():
+                logits = consensus_logits(model, x, segments)
+                loss = criterion(logits.float(), labels)
+            if not torch.isfinite(loss):
+                raise TrainError(f"loss became {loss.item()} in epoch {epoch}: lower --lr (now "
+                                 f"{optimizer.param_groups[0]['lr']:g})")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            n = labels.shape[0]
+            total_loss += loss.item() * n
+            correct += int((logits.argmax(dim=1) == labels).sum())
+            seen += n
+            progress.update(n, loss=total_loss / seen, acc=correct / seen)
+    finally:
+        progress.close()
+    seconds = time.perf_counter() - started
+    return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1), "samples": seen, "seconds": seconds}
+
+
+@torch.no_grad()
+def predict_clips(model: nn.Module, loader: DataLoader, device: Device, title: str,
+                  interactive: bool | None = None) -> tuple[np.ndarray, float]:
+    """Softmax scores of every clip (its crops' softmax averaged), in loader order: (N, classes),
+    and the seconds it took."""
+    model.eval()
+    progress = EpochProgress(title, len(loader), interactive=interactive)
+    out = []
+    started = time.perf_counter()
+    try:
+        for codes, affine, *_ in worker_errors(loader):  # codes: (B, crops, C, H, W)
+            with device.autocast():
+                logits = model(model_input(codes.flatten(0, 1), affine.flatten(0, 1), device))
+            probs = torch.softmax(logits.float(), dim=1).view(codes.shape[0], codes.shape[1], -1).mean(dim=1)
+            out.append(probs.cpu().numpy())
+            progress.update(codes.shape[0])
+    finally:
+        progress.close()
+    num_classes = getattr(model, "num_classes", 0)
+    scores = np.concatenate(out) if out else np.zeros((0, num_classes), np.float32)
+    return scores, time.perf_counter() - started
+
+
+def predict_all(model: nn.Module, loader: DataLoader, device: Device, count: int, title: str,
+                interactive: bool | None = None) -> tuple[np.ndarray, float]:
+    """`predict_clips` of all `count` items of a dataset, in item order, in every process: each
+    process scores its share (the loader's sampler lists it) and the shares are gathered; the
+    items that padded a share are scored twice, and kept once."""
+    scores, seconds = predict_clips(model, loader, device, title, interactive)
+    world = device.world
+    if not world.distributed:
+        return scores, seconds
+    parts = world.gather((list(loader.sampler), scores))
+    full = np.zeros((count, scores.shape[1]), np.float32)
+    for indices, part in parts:
+        full[indices] = part
+    return full, max(seconds for seconds in world.gather(seconds))

@@ -1,0 +1,70 @@
+"""Fusion checkpoints, and two-stream models built from stream or fusion checkpoints.
+
+A fusion checkpoint is written atomically (checkpoint.save_checkpoint) and read with
+`torch.load(weights_only=True)`; like a stream checkpoint it holds tensors and plain values only:
+    format          "twostream-fusion-checkpoint"
+    format_version  2 (version 1: the attention head fused raw logits)
+    config          FusionTrainConfig as JSON
+    head            HeadSpec as JSON (method, hidden units, dropout)
+    spatial_config, temporal_config   the streams' TrainConfigs as JSON: they rebuild the streams
+    num_classes, class_names, extract_config
+    epoch, elapsed, model (the whole TwoStreamModel: streams and head), optimizer, scaler, metrics
+so `fuse-features evaluate` needs no stream checkpoint, and frozen streams are stored as they
+were used (a stream run trained further later does not change a fusion run).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from twostream.core.checkpoint import FORMAT as STREAM_FORMAT
+from twostream.core.checkpoint import CheckpointFormat, check_compatible, load_checkpoint, read_checkpoint, save_checkpoint
+from twostream.core.config import TrainConfig
+from twostream.core.errors import TrainError
+from twostream.data.clips import InputSpec
+from twostream.data.paired import PairSpec
+from twostream.feature_fusion.config import FusionTrainConfig
+from twostream.feature_fusion.model import HeadSpec, TwoStreamModel
+from twostream.streams.models import build_model
+
+FUSION_FORMAT = "twostream-fusion-checkpoint"
+FUSION_FORMAT_VERSION = 2  # 2: the attention head fuses standardised logits with a learned scale
+FUSION_CHECKPOINT = CheckpointFormat(
+    FUSION_FORMAT, FUSION_FORMAT_VERSION, "fusion checkpoint", "fusion checkpoint",
+    {"config": FusionTrainConfig.from_json, "head": HeadSpec.from_json,
+     "spatial_config": TrainConfig.from_json, "temporal_config": TrainConfig.from_json},
+    refused={STREAM_FORMAT: "is a stream checkpoint of 'twostream train'; 'fuse-features evaluate' takes the "
+                            "checkpoint of a 'fuse-features train' run"})
+
+
+def save_fusion_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    save_checkpoint(path, state, FUSION_CHECKPOINT)
+
+
+def load_fusion_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a fusion checkpoint (checkpoint.read_checkpoint); a stream checkpoint is refused as such."""
+    return read_checkpoint(path, FUSION_CHECKPOINT)
+
+
+def load_stream(path: str | Path, stream: str, class_names: tuple[str, ...]) -> tuple[TrainConfig, dict[str, torch.Tensor]]:
+    """A trained stream's config and weights, refused if of the other stream or other classes."""
+    state = load_checkpoint(path)
+    check_compatible(path, state, stream, class_names)
+    return state["config"], state["model"]
+
+
+def build_two_stream(spatial: TrainConfig, temporal: TrainConfig, num_classes: int, head: HeadSpec,
+                     joint: bool) -> TwoStreamModel:
+    """The architecture the configs describe, with untrained weights: load a state dict into it."""
+    streams = [build_model(c.backbone, c.in_channels, num_classes, c.dropout) for c in (spatial, temporal)]
+    return TwoStreamModel(*streams, head, joint)
+
+
+def pair_spec(spatial: TrainConfig, temporal: TrainConfig) -> PairSpec:
+    """The fused input of the two streams (the same crop size is required)."""
+    try:
+        return PairSpec(InputSpec.of(spatial), InputSpec.of(temporal))
+    except ValueError as exc:
+        raise TrainError(str(exc)) from None

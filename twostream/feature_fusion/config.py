@@ -1,0 +1,82 @@
+"""The frozen configuration of `twostream fuse-features train`.
+
+Validated on construction (a bad value raises ValueError naming it and what is accepted), logged
+at start, stored as JSON in every fusion checkpoint and in RUN/config.json. The head's hidden
+size depends on the method and is resolved here, so the stored config states every value used.
+`fuse-features evaluate` uses `config.EvalConfig` (its `stream` stays None).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from twostream.core.config import _check, _choice, _positive_int, _RunConfig, check_fit_fields, check_split
+from twostream.feature_fusion.model import DEFAULT_HIDDEN, HEADS, HeadSpec
+
+FIT_PARTS = ("train", "val")  # the streams' training videos, or those they held out (--holdout)
+
+
+@dataclass(frozen=True)
+class FusionTrainConfig(_RunConfig):
+    spatial: str  # the spatial stream's checkpoint (twostream train)
+    temporal: str  # the temporal stream's checkpoint
+    shards: str
+    out: str  # run folder: checkpoint.pt, metrics.jsonl, config.json
+    method: str = "mid"
+    joint: bool = False  # fine-tune the streams with the head; else they are frozen
+    split: str = "split1"  # must be the split both streams were trained on
+    part: str = "train"  # which training-split videos the head learns from
+    # head
+    hidden: int | None = None  # None: DEFAULT_HIDDEN[method]
+    dropout: float = 0.5
+    # sampling and augmentation, as in twostream train; the two streams share box and flip
+    segments: int = 1
+    multiscale_crop: bool = False
+    flip: bool = True
+    color_jitter: float = 0.0
+    # optimisation (SGD, the trainer's schedules)
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 0.01  # the head's
+    stream_lr_scale: float = 0.1  # joint: the streams' learning rate as a fraction of lr
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "step"
+    lr_steps: tuple[int, ...] | None = None
+    gamma: float = 0.1
+    seed: int = 0
+    # validation during training, on the streams' held-out videos (when the head learns from
+    # their training videos and they held some out), else on the split's test videos
+    val_every: int = 1
+    val_clips: int = 5
+    val_crops: str = "center"
+    val_batch_size: int = 32
+    # how the run executes (RUN_FIELDS)
+    workers: int = 2
+    device: str = "auto"
+    threads: int = 0
+    amp: bool = True
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        _choice("fusion method", self.method, HEADS)
+        check_split(self.split)
+        _choice("part", self.part, FIT_PARTS)
+        if self.hidden is None:
+            object.__setattr__(self, "hidden", DEFAULT_HIDDEN[self.method])
+        HeadSpec(self.method, self.hidden, self.dropout)  # validates hidden and dropout
+        _positive_int("segments", self.segments)
+        _check(0.0 <= self.color_jitter < 1.0, f"colour jitter must be in [0, 1), got {self.color_jitter!r}")
+        _positive_int("epochs", self.epochs)
+        _positive_int("batch size", self.batch_size)
+        _check(self.lr > 0, f"learning rate must be positive, got {self.lr!r}")
+        _check(0.0 < self.stream_lr_scale <= 1.0, f"stream lr scale must be in (0, 1], got {self.stream_lr_scale!r}")
+        check_fit_fields(self)
+
+    @property
+    def head(self) -> HeadSpec:
+        return HeadSpec(self.method, self.hidden, self.dropout)
+
+    @property
+    def name(self) -> str:
+        """The method as reports name it: mid, attention, mid-joint, attention-joint."""
+        return self.method + ("-joint" if self.joint else "")

@@ -1,0 +1,180 @@
+"""Feature-level fusion: the two trained stream networks and a small head on top of both.
+
+Heads (`HEADS`):
+    mid        mid fusion: the two streams' penultimate features concatenated -> dropout -> linear
+               (or, with hidden units, linear -> ReLU -> dropout -> linear) -> class logits
+    attention  a small network on the concatenated features gives two softmax weights per sample;
+               the fused logits are s * (w_s * spatial logits + w_t * temporal logits), each
+               stream's logits (its own classifier's) standardised per sample, s a learned scale.
+               A convex combination of logits is a weighted product of the two streams' softmax
+               distributions, so evidence of complementary streams adds up (the appearance from
+               one, the motion from the other); it starts at 1:1.
+
+Why standardised logits: the weights' gradient is proportional to the difference of the two
+streams' logits. Streams trained for different lengths have logits of unrelated scales (tens on
+one, ones on the other); raw, they made one SGD step throw the weights into the saturated ends
+of the softmax (0 or 1 for every sample), where the gradient vanishes and the head keeps
+whichever stream it fell on, worse than its 1:1 start. Standardised, the weights move at a rate
+that does not depend on the streams, and neither stream drowns the other by its scale alone.
+
+Both heads see each stream's features layer-normalised, then concatenated: two networks' features
+have unrelated scales (and a stream trained briefly can have large ones), and a head on the raw
+concatenation would mostly hear the louder stream and need a learning rate to suit it.
+
+`TwoStreamModel` takes one input of 3 + 2L channels (`paired.PairSpec`: RGB then flow) and splits
+it. Frozen (the default), the streams stay in eval mode (batch norm statistics and dropout fixed)
+and run without autograd: only the head learns, and a step costs two forward passes. Joint
+(`joint=True`), the streams fine-tune with the head, at their own (lower) learning rate.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from twostream.streams.models import StreamModel
+
+HEADS = ("mid", "attention")
+# hidden units of the head when not given: mid fusion is a linear layer on the concatenated
+# features (the features are already the streams' last representation); attention's weight
+# network needs a hidden layer to make its weights depend on the sample non-linearly.
+DEFAULT_HIDDEN = {"mid": 0, "attention": 128}
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    method: str
+    hidden: int  # units of the hidden layer; 0: none
+    dropout: float  # on the concatenated features (and on the hidden layer)
+
+    def __post_init__(self) -> None:
+        if self.method not in HEADS:
+            raise ValueError(f"fusion method must be one of {', '.join(HEADS)}; got {self.method!r}")
+        if not (isinstance(self.hidden, int) and self.hidden >= 0) or (self.method == "attention" and self.hidden == 0):
+            accepted = "a positive integer" if self.method == "attention" else "a non-negative integer (0: linear)"
+            raise ValueError(f"hidden units of the {self.method} head must be {accepted}, got {self.hidden!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"head dropout must be in [0, 1), got {self.dropout!r}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "HeadSpec":
+        return cls(**json.loads(text))
+
+
+class StreamNorm(nn.Module):
+    """Each stream's features layer-normalised on their own, then concatenated: (N, Ds + Dt)."""
+
+    def __init__(self, spatial_features: int, temporal_features: int) -> None:
+        super().__init__()
+        self.spatial, self.temporal = nn.LayerNorm(spatial_features), nn.LayerNorm(temporal_features)
+
+    def forward(self, spatial: torch.Tensor, temporal: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.spatial(spatial), self.temporal(temporal)], dim=1)
+
+
+class MidHead(nn.Module):
+    def __init__(self, dims: tuple[int, int], num_classes: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.norm = StreamNorm(*dims)
+        layers: list[nn.Module] = [nn.Dropout(dropout)]
+        if hidden:
+            layers += [nn.Linear(sum(dims), hidden), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+        layers.append(nn.Linear(hidden or sum(dims), num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, spatial: torch.Tensor, temporal: torch.Tensor, logits: tuple | None) -> torch.Tensor:
+        return self.net(self.norm(spatial, temporal))
+
+
+class AttentionHead(nn.Module):
+    def __init__(self, dims: tuple[int, int], hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.norm = StreamNorm(*dims)
+        self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(sum(dims), hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(hidden, 2))
+        # zero output layer: every sample starts with weights 1/2, 1/2 (the paper's averaging)
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+        # the fused logits' scale (their softmax's sharpness), learned as its log; starts at 1
+        self.log_scale = nn.Parameter(torch.zeros(()))
+
+    def weights(self, spatial: torch.Tensor, temporal: torch.Tensor) -> torch.Tensor:
+        """(N, 2) per-sample weights of the spatial and the temporal stream; each row sums to 1."""
+        return torch.softmax(self.net(self.norm(spatial, temporal)).float(), dim=1).to(spatial.dtype)
+
+    def forward(self, spatial: torch.Tensor, temporal: torch.Tensor, logits: tuple) -> torch.Tensor:
+        w = self.weights(spatial, temporal)
+        zs, zt = (standardised(z) for z in logits)
+        return (w[:, :1] * zs + w[:, 1:] * zt) * self.log_scale.exp().to(zs.dtype)
+
+
+def standardised(logits: torch.Tensor) -> torch.Tensor:
+    """(N, C) logits with zero mean and unit standard deviation in each row (computed in float32:
+    under autocast they may be bfloat16). The softmax of a row is the stream's own, tempered."""
+    z = logits.float()
+    z = (z - z.mean(dim=1, keepdim=True)) / (z.std(dim=1, keepdim=True, unbiased=False) + 1e-6)
+    return z.to(logits.dtype)
+
+
+def build_head(spec: HeadSpec, dims: tuple[int, int], num_classes: int) -> nn.Module:
+    """The head on features of sizes `dims` (spatial, temporal)."""
+    if spec.method == "mid":
+        return MidHead(dims, num_classes, spec.hidden, spec.dropout)
+    return AttentionHead(dims, spec.hidden, spec.dropout)
+
+
+class TwoStreamModel(nn.Module):
+    def __init__(self, spatial: StreamModel, temporal: StreamModel, head_spec: HeadSpec, joint: bool) -> None:
+        super().__init__()
+        if spatial.num_classes != temporal.num_classes:
+            raise ValueError(f"the streams must have the same classes; the spatial stream has {spatial.num_classes}, "
+                             f"the temporal {temporal.num_classes}")
+        self.spatial, self.temporal = spatial, temporal
+        self.head = build_head(head_spec, (spatial.feature_dim, temporal.feature_dim), spatial.num_classes)
+        self.head_spec, self.joint = head_spec, joint
+        self.num_classes = spatial.num_classes
+        self.in_channels = spatial.in_channels + temporal.in_channels
+        for p in self.stream_parameters():
+            p.requires_grad_(joint)
+        self.train(self.training)
+
+    def stream_parameters(self) -> list[nn.Parameter]:
+        return list(self.spatial.parameters()) + list(self.temporal.parameters())
+
+    def train(self, mode: bool = True) -> "TwoStreamModel":
+        super().train(mode)
+        if not self.joint:  # frozen streams keep their batch norm statistics and skip dropout
+            self.spatial.eval()
+            self.temporal.eval()
+        return self
+
+    def _streams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple | None]:
+        """Each stream's features, and its logits if the head uses them."""
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"a two-stream input has {self.in_channels} channels "
+                             f"({self.spatial.in_channels} RGB + {self.temporal.in_channels} flow), got {x.shape[1]}")
+        split = self.spatial.in_channels
+        # frozen streams run without autograd: no activations kept for a backward pass they never get
+        with torch.set_grad_enabled(self.joint and torch.is_grad_enabled()):
+            fs, ft = self.spatial.features(x[:, :split]), self.temporal.features(x[:, split:])
+            if self.head_spec.method != "attention":
+                return fs, ft, None
+            # each stream's classifier after its own dropout (active only when fine-tuned jointly)
+            return fs, ft, (self.spatial.classifier(self.spatial.dropout(fs)),
+                            self.temporal.classifier(self.temporal.dropout(ft)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3 + 2L, S, S) -> (N, classes) fused logits."""
+        return self.head(*self._streams(x))
+
+    @torch.no_grad()
+    def fusion_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention head's (N, 2) spatial and temporal weights of each input."""
+        if not isinstance(self.head, AttentionHead):
+            raise ValueError(f"only the attention head weighs the streams; this model's head is {self.head_spec.method}")
+        return self.head.weights(*self._streams(x)[:2])

@@ -1,0 +1,126 @@
+"""`twostream fuse-features train`: a fusion head on two trained streams (optionally fine-tuned jointly).
+
+The head learns from pairs (twostream.data.paired): an RGB frame and the flow stack at the same
+position, with one crop box and flip for both, sampled as the trainer samples one stream. The run
+folder, resume and the epoch loop are twostream.engine.fit_loop's, with a fusion checkpoint
+(twostream.feature_fusion.checkpoint) in place of a stream's.
+"""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from flowprep.format.folder import IndexEntry
+from twostream.core.config import TrainConfig
+from twostream.core.device import setup_device
+from twostream.core.errors import DataError, TrainError
+from twostream.data.extraction import (
+    Extraction,
+    check_crop_size,
+    check_stack_length,
+    open_extraction,
+    part_videos,
+    select_videos,
+    split_holdout,
+)
+from twostream.engine.fit_loop import fit_epochs, resume_state, start_run_dir
+from twostream.feature_fusion.checkpoint import (
+    build_two_stream,
+    load_fusion_checkpoint,
+    load_stream,
+    pair_spec,
+    save_fusion_checkpoint,
+)
+from twostream.feature_fusion.config import FusionTrainConfig
+from twostream.feature_fusion.model import TwoStreamModel
+
+log = logging.getLogger("twostream")
+
+
+def fusion_videos(extraction: Extraction, config: FusionTrainConfig, spatial: TrainConfig,
+                  temporal: TrainConfig) -> tuple[list[IndexEntry], list[IndexEntry], str]:
+    """(videos the head learns from, validation videos, what the latter are).
+
+    Both streams must have been trained on the split and have held out the same videos: the head
+    should learn from videos that are of one kind for both streams (seen by both, or by neither)."""
+    for name, stream in (("spatial", spatial), ("temporal", temporal)):
+        if stream.split != config.split:
+            raise TrainError(f"the {name} stream was trained on split {stream.split!r}, not {config.split!r}: its "
+                             f"training videos would be test videos here; pass --split {stream.split}")
+    training = select_videos(extraction, config.split, "train")
+    held = {name: split_holdout(training, s.holdout, s.seed)[1] for name, s in (("spatial", spatial), ("temporal", temporal))}
+    if {e.video_id for e in held["spatial"]} != {e.video_id for e in held["temporal"]}:
+        raise TrainError(f"the streams held out different training videos (spatial: holdout {spatial.holdout} seed "
+                         f"{spatial.seed}, {len(held['spatial'])} videos; temporal: holdout {temporal.holdout} seed "
+                         f"{temporal.seed}, {len(held['temporal'])} videos); train both with the same --holdout and --seed")
+    if config.part == "val" and not held["spatial"]:
+        raise TrainError(f"--part val: the streams held out no training videos of split {config.split!r} (holdout "
+                         f"{spatial.holdout}); train them with --holdout FRACTION, or fit the head with --part train")
+    fit = part_videos(extraction, config.split, config.part, spatial.holdout, spatial.seed)
+    if not config.val_every:
+        return fit, [], "none"
+    if config.part == "train" and held["spatial"]:
+        return fit, held["spatial"], "held out"
+    try:
+        return fit, select_videos(extraction, config.split, "test"), "test"
+    except DataError as exc:
+        log.warning("no validation: %s", exc)
+        return fit, [], "none"
+
+
+def _optimizer(model: TwoStreamModel, config: FusionTrainConfig) -> torch.optim.SGD:
+    """SGD over the head, and in joint mode over the streams too; each group's lr is the
+    schedule's times its `lr_scale` (the streams, already trained, move slower)."""
+    groups = [{"params": list(model.head.parameters()), "lr_scale": 1.0}]
+    if config.joint:
+        groups.append({"params": model.stream_parameters(), "lr_scale": config.stream_lr_scale})
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: bool | None = None) -> dict:
+    """Train (or continue training) as `config` says; return the last epoch's metrics."""
+    device = setup_device(config)
+    extraction = open_extraction(config.shards)
+    state = resume_state(config, resume, load_fusion_checkpoint, None, extraction.class_names)
+    if state is None:
+        spatial, spatial_weights = load_stream(config.spatial, "spatial", extraction.class_names)
+        temporal, temporal_weights = load_stream(config.temporal, "temporal", extraction.class_names)
+    else:  # the streams as this run stored them: the stream checkpoints may have moved on
+        spatial, temporal = state["spatial_config"], state["temporal_config"]
+    pair = pair_spec(spatial, temporal)
+    check_crop_size(extraction, pair.crop_size)
+    fit_videos, val_videos, val_kind = fusion_videos(extraction, config, spatial, temporal)
+    check_stack_length(fit_videos, temporal.flow_length, "training")
+    if val_videos:
+        check_stack_length(val_videos, temporal.flow_length, "validation")
+
+    run_dir = start_run_dir(config)
+    log.info("%s fusion (%s) of %s and %s on %s %s: %d %s videos, %d validation videos (%s), %d classes; device %s",
+             config.method, "streams fine-tuned jointly" if config.joint else "streams frozen", config.spatial,
+             config.temporal, extraction.root, config.split, len(fit_videos), config.part, len(val_videos), val_kind,
+             extraction.num_classes, device.device)
+    if config.part == "train" and val_kind == "held out" and not config.joint:
+        log.info("the head learns from the streams' own training videos, on which they are overconfident; "
+                 "--part val trains it on the %d videos they held out", len(val_videos))
+
+    torch.manual_seed(config.seed)  # the head's initial weights are the seed's
+    model = build_two_stream(spatial, temporal, extraction.num_classes, config.head, config.joint)
+    if state is None:
+        model.spatial.load_state_dict(spatial_weights)
+        model.temporal.load_state_dict(temporal_weights)
+    else:
+        model.load_state_dict(state["model"])
+    device.place(model)
+    optimizer, scaler = _optimizer(model, config), device.scaler()
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("%s head: %.2fM trainable parameters of %.1fM", config.method, trainable / 1e6,
+             sum(p.numel() for p in model.parameters()) / 1e6)
+
+    identity = {"config": config.to_json(), "head": config.head.to_json(), "spatial_config": spatial.to_json(),
+                "temporal_config": temporal.to_json(), "num_classes": extraction.num_classes,
+                "class_names": list(extraction.class_names), "extract_config": extraction.config.to_json()}
+    return fit_epochs(config, run_dir, model, optimizer, scaler, device, pair, extraction.root, fit_videos, val_videos,
+                      state=state, identity=identity, save=save_fusion_checkpoint, interactive=interactive,
+                      # fine-tuned with a mid head, the streams' own classifiers get no gradient
+                      unused_parameters=config.joint and config.method == "mid")

@@ -1,0 +1,115 @@
+"""`twostream report`: one folder per experiment, built from score files and training metrics.
+
+    OUT/report.md            the page: table, figures, sources (embeds the PNGs below)
+    OUT/table.txt, table.json  top-1 and mean class accuracy of every row
+    OUT/confusion.png        confusion matrix of the best row
+    OUT/per_class.png        per-class accuracy: spatial, temporal and the best row
+    OUT/curves_<name>.png    loss / accuracy / learning rate per epoch, from each metrics.jsonl
+
+Rows: the spatial and temporal streams, the fused score files (`twostream fuse`), and any extra
+score files (e.g. feature-level fusion) under names of their own. All must score the same test
+videos with the same classes.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from flowprep.format.files import write_json_atomic, write_text_atomic
+from twostream.core.scores import VideoScores, load_scores
+from twostream.engine.metrics import confusion_matrix, per_class_accuracy
+from twostream.score_fusion.methods import align_scores
+from twostream.score_fusion.report_data import (
+    PageFigure,
+    ReportError,
+    TableRow,
+    best_row,
+    format_text_table,
+    markdown_page,
+    parse_metrics,
+    table_row,
+)
+from twostream.score_fusion.report_plots import plot_confusion, plot_curves, plot_per_class
+from twostream.score_fusion.run import read_fused_files
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # row names become file names
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    spatial: Path
+    temporal: Path
+    out_dir: Path
+    fused: tuple[Path, ...] = ()  # fused score files, or `twostream fuse` output folders
+    extra: tuple[tuple[str, Path], ...] = ()  # (row name, score file): results added later, e.g. feature-level fusion
+    curves: tuple[tuple[str, Path], ...] = ()  # (stream name, its metrics.jsonl)
+    title: str = "Two-stream action recognition"
+
+    def __post_init__(self) -> None:
+        for kind, pairs in (("row", self.extra), ("curves", self.curves)):
+            for name, _ in pairs:
+                if not NAME_PATTERN.match(name):
+                    raise ReportError(f"{kind} name {name!r} must be letters, digits and _ . + - (it names files)")
+        curve_names = [n for n, _ in self.curves]
+        if len(set(curve_names)) != len(curve_names):
+            raise ReportError(f"curves named twice: {', '.join(curve_names)}")
+
+
+def load_rows(config: ReportConfig) -> list[tuple[str, str, Path, VideoScores]]:
+    """(name, kind, source, scores aligned to the spatial file's video order) of every row."""
+    spatial = load_scores(config.spatial)
+    rows = [("spatial", "stream", config.spatial, spatial),
+            ("temporal", "stream", config.temporal, load_scores(config.temporal))]
+    for path in config.fused:
+        if Path(path).is_dir():
+            rows += [(name, "fusion", file, load_scores(file)) for name, file in read_fused_files(path)]
+        else:
+            scores = load_scores(path)
+            rows.append((str(scores.meta.get("fusion_method") or Path(path).stem), "fusion", Path(path), scores))
+    rows += [(name, "extra", path, load_scores(path)) for name, path in config.extra]
+    seen: dict[str, Path] = {}
+    for name, _, source, _ in rows:
+        if name in seen:
+            raise ReportError(f"two rows named {name!r}: {seen[name]} and {source}; give extra rows other names")
+        seen[name] = source
+    return rows[:1] + [(name, kind, source, align_scores(spatial, scores, str(config.spatial), str(source)))
+                       for name, kind, source, scores in rows[1:]]
+
+
+def build_report(config: ReportConfig) -> list[TableRow]:
+    rows = load_rows(config)
+    table = [table_row(name, kind, str(source), scores) for name, kind, source, scores in rows]
+    by_name = {name: scores for name, _, _, scores in rows}
+    best = best_row(table)
+    curves = [(name, parse_metrics(read_lines(path), str(path))) for name, path in config.curves]
+    out = config.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+
+    best_scores = by_name[best.name]
+    classes = best_scores.class_names
+    matrix = confusion_matrix(best_scores.labels, best_scores.predictions(), best_scores.num_classes)
+    figures = [PageFigure(f"Confusion matrix: {best.name}", plot_confusion(
+        matrix, classes, f"{best.name}: top-1 {100 * best.top1:.1f}%", out / "confusion.png").name)]
+    compared = list(dict.fromkeys(["spatial", "temporal", best.name]))
+    per_class = {name: per_class_accuracy(by_name[name].labels, by_name[name].predictions(), len(classes)) for name in compared}
+    figures.append(PageFigure("Per-class accuracy", plot_per_class(
+        classes, per_class, "per-class accuracy on the test videos", out / "per_class.png").name))
+    for name, points in curves:
+        figures.append(PageFigure(f"Training curves: {name}", plot_curves(points, f"{name} stream", out / f"curves_{name}.png").name))
+
+    notes = [] if curves else ["No training metrics were given (twostream report --curves NAME=metrics.jsonl), so no curves."]
+    write_text_atomic(out / "report.md", markdown_page(config.title, table, figures, notes))
+    write_text_atomic(out / "table.txt", format_text_table(table) + "\n")
+    write_json_atomic(out / "table.json", {"title": config.title, "best": best.name, "rows": [r.to_dict() for r in table]})
+    return table
+
+
+def read_lines(path: Path) -> list[str]:
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ReportError(f"{path}: metrics file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path}: unreadable metrics file: {exc}") from None
+

@@ -1,0 +1,135 @@
+"""What a report says, as pure functions: the accuracy table, training curves, the Markdown page.
+
+Every number comes from score arrays (`table_rows`) or metrics lines (`parse_metrics`); nothing is
+typed in. twostream.score_fusion.report reads the files and writes the folder.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+from twostream.core.scores import VideoScores
+from twostream.engine.metrics import mean_class_accuracy, top1_accuracy
+
+ROW_KINDS = ("stream", "fusion", "extra")
+
+
+class ReportError(ValueError):
+    """Input a report cannot use; str() names the file (and line) and the problem."""
+
+
+@dataclass(frozen=True)
+class TableRow:
+    name: str
+    kind: str  # stream | fusion | extra
+    source: str  # the score file the numbers come from
+    videos: int
+    top1: float
+    mean_class_accuracy: float
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "source": self.source, "videos": self.videos,
+                "top1": self.top1, "mean_class_accuracy": self.mean_class_accuracy}
+
+
+def table_row(name: str, kind: str, source: str, scores: VideoScores) -> TableRow:
+    if kind not in ROW_KINDS:
+        raise ReportError(f"row kind must be one of {', '.join(ROW_KINDS)}, got {kind!r}")
+    predictions = scores.predictions()
+    return TableRow(name, kind, source, len(scores.labels), top1_accuracy(scores.labels, predictions),
+                    mean_class_accuracy(scores.labels, predictions, scores.num_classes))
+
+
+def best_row(rows: list[TableRow]) -> TableRow:
+    """Highest top-1, then highest mean class accuracy; the earlier row on a full tie."""
+    return max(rows, key=lambda r: (r.top1, r.mean_class_accuracy, -rows.index(r)))
+
+
+def _percent(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{100 * value:.1f}"
+
+
+def format_text_table(rows: list[TableRow]) -> str:
+    best = best_row(rows)
+    width = max(len("method"), *(len(r.name) for r in rows))
+    lines = [f"{'method':<{width}}  {'kind':<6}  {'top-1 %':>7}  {'mean class %':>12}  {'videos':>6}"]
+    lines.append("-" * len(lines[0]))
+    for r in rows:
+        mark = "  <- best" if r is best else ""
+        lines.append(f"{r.name:<{width}}  {r.kind:<6}  {_percent(r.top1):>7}  {_percent(r.mean_class_accuracy):>12}  {r.videos:>6}{mark}")
+    return "\n".join(lines)
+
+
+def format_markdown_table(rows: list[TableRow]) -> str:
+    best = best_row(rows)
+    lines = ["| method | kind | top-1 % | mean class % | videos |", "|---|---|---:|---:|---:|"]
+    for r in rows:
+        name = f"**{r.name}**" if r is best else r.name
+        lines.append(f"| {name} | {r.kind} | {_percent(r.top1)} | {_percent(r.mean_class_accuracy)} | {r.videos} |")
+    return "\n".join(lines)
+
+
+# --- training curves ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CurvePoint:
+    epoch: int
+    phase: str
+    loss: float
+    accuracy: float
+    lr: float | None = None
+
+
+def parse_metrics(lines: list[str], source: str) -> list[CurvePoint]:
+    """Points of a trainer's metrics.jsonl (one JSON object a line: epoch, phase, loss, accuracy,
+    lr, ...). A resumed run may log an epoch again: the last record of an (epoch, phase) wins."""
+    points: dict[tuple[int, str], CurvePoint] = {}
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{source} line {lineno}"
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise ReportError(f"{where}: not JSON ({exc})") from None
+        if not isinstance(record, dict):
+            raise ReportError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        missing = [k for k in ("epoch", "phase", "loss", "accuracy") if k not in record]
+        if missing:
+            raise ReportError(f"{where}: lacks {', '.join(missing)}; a metrics line needs epoch, phase, loss, accuracy")
+        try:
+            point = CurvePoint(int(record["epoch"]), str(record["phase"]), float(record["loss"]), float(record["accuracy"]),
+                               None if record.get("lr") is None else float(record["lr"]))
+        except (TypeError, ValueError):
+            raise ReportError(f"{where}: epoch must be an integer and loss, accuracy, lr numbers; got {line.strip()[:120]}") from None
+        points[(point.epoch, point.phase)] = point
+    if not points:
+        raise ReportError(f"{source}: no metrics records")
+    return sorted(points.values(), key=lambda p: (p.phase, p.epoch))
+
+
+# --- the page ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PageFigure:
+    title: str
+    file: str  # relative to the report folder
+
+
+def markdown_page(title: str, rows: list[TableRow], figures: list[PageFigure], notes: list[str]) -> str:
+    best = best_row(rows)
+    streams = [r for r in rows if r.kind == "stream"]
+    lines = [f"# {title}", ""]
+    if streams:
+        best_stream = max(streams, key=lambda r: r.top1)
+        gain = best.top1 - best_stream.top1
+        lines += [f"Best: **{best.name}**, top-1 {_percent(best.top1)} % on {best.videos} test videos "
+                  f"({'+' if gain >= 0 else ''}{100 * gain:.1f} points over the best single stream, {best_stream.name}).", ""]
+    lines += ["## Accuracy", "", format_markdown_table(rows), "",
+              "Top-1: share of test videos whose highest score is the true class. Mean class: the average "
+              "over classes of each class's top-1. Computed by `twostream report` from these score files:", ""]
+    lines += [f"- {r.name}: `{r.source}`" for r in rows]
+    for figure in figures:
+        lines += ["", f"## {figure.title}", "", f"![{figure.title}]({figure.file})"]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,49 @@
+"""`twostream evaluate`: the test protocol on a split's videos, metrics, and the per-video scores
+file that fusion reads (twostream.core.scores).
+
+Protocol (the paper's, by default): 25 frames or stacks uniformly spaced over each video, each
+under 10 crops (4 corners and the centre, and their horizontal flips); softmax scores averaged
+over crops give a clip's score, and over clips the video's. twostream.engine.protocol runs it, for
+`fuse-features evaluate` too.
+"""
+from __future__ import annotations
+
+import logging
+
+from twostream.core.checkpoint import load_checkpoint
+from twostream.core.config import EvalConfig
+from twostream.core.scores import VideoScores
+from twostream.data.clips import InputSpec
+from twostream.data.extraction import check_stack_length, part_videos
+from twostream.engine.protocol import open_evaluation, score_videos
+from twostream.streams.models import build_model
+
+log = logging.getLogger("twostream")
+
+
+def evaluate(config: EvalConfig, interactive: bool | None = None) -> tuple[dict[str, float], VideoScores]:
+    """Run the protocol; write the scores file; return the metrics and the scores."""
+    device, state, extraction, spec = open_evaluation(config, load_checkpoint, config.stream,
+                                                      lambda state: InputSpec.of(state["config"]))
+    trained = state["config"]
+    videos = part_videos(extraction, config.split, config.part, trained.holdout, trained.seed)
+    if spec.stream == "temporal":
+        check_stack_length(videos, spec.flow_length, config.part)
+    log.info("config: %s", config.to_json())
+    log.info("%s stream (%s, epoch %d) on %d %s videos of %s %s: %d clips x %s crops each",
+             spec.stream, trained.backbone, state["epoch"], len(videos), config.part, extraction.root, config.split,
+             config.clips, config.crops)
+
+    model = build_model(trained.backbone, spec.in_channels, state["num_classes"], trained.dropout)
+    return score_videos(config, state, model, spec, videos, extraction.root, device,
+                        about={"stream": spec.stream, "backbone": trained.backbone},
+                        configs={"train_config": trained.to_dict()}, interactive=interactive)
+
+
+def metric_lines(metrics: dict[str, float]) -> list[str]:
+    return [
+        f"clip  top-1 {metrics['clip_top1']:.4f}  top-5 {metrics['clip_top5']:.4f}",
+        f"video top-1 {metrics['video_top1']:.4f}  top-5 {metrics['video_top5']:.4f}  "
+        f"mean class accuracy {metrics['mean_class_accuracy']:.4f}",
+    ]
+

@@ -1,0 +1,101 @@
+"""`twostream train`: fit one stream (its TrainConfig, model and stream checkpoint) on a split's
+training videos, validating on held-out or test videos. The run folder, resume and the epoch loop
+are twostream.engine.fit_loop's, shared with the feature-fusion trainer.
+"""
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from twostream.core.checkpoint import load_checkpoint, save_checkpoint
+from twostream.core.config import TrainConfig
+from twostream.core.device import Device, setup_device
+from twostream.data.clips import InputSpec
+from twostream.data.extraction import (
+    DataError,
+    Extraction,
+    check_crop_size,
+    check_stack_length,
+    open_extraction,
+    select_videos,
+    split_holdout,
+)
+from twostream.engine.fit_loop import fit_epochs, resume_state, start_run_dir
+from twostream.streams.models import build_model, describe, pretrained_state
+
+log = logging.getLogger("twostream")
+
+
+def _validation_videos(config: TrainConfig, extraction: Extraction, held_out: list) -> list:
+    """The held-out training videos if any, else the split's test videos (or none)."""
+    if not config.val_every:
+        return []
+    if held_out:
+        videos = held_out
+    else:
+        if config.holdout:
+            log.warning("--holdout %g holds out no video (too few per class); validating on the test videos",
+                        config.holdout)
+        try:
+            videos = select_videos(extraction, config.split, "test")
+        except DataError as exc:
+            log.warning("no validation: %s", exc)
+            return []
+    if config.stream == "temporal":
+        check_stack_length(videos, config.flow_length, "validation")
+    return videos
+
+
+def _build(config: TrainConfig, num_classes: int, device: Device, rgb_state: dict | None, origin: str,
+           new_run: bool) -> tuple[nn.Module, torch.optim.Optimizer, torch.amp.GradScaler]:
+    """The model (seeded, so a run's initial weights are its seed's), the optimiser and the AMP scaler."""
+    torch.manual_seed(config.seed)
+    model = build_model(config.backbone, config.in_channels, num_classes, config.dropout, rgb_state, origin)
+    log.info("%s %s: %s", config.stream, config.backbone, describe(model))
+    if rgb_state is not None:
+        log.info("initialised from %s%s", origin, " by cross-modality averaging" if config.stream == "temporal" else "")
+    elif new_run:
+        log.warning("training from random initialisation; the paper's streams start from ImageNet weights "
+                    "(--pretrained PATH)")
+    device.place(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    return model, optimizer, device.scaler()
+
+
+def _identity(config: TrainConfig, extraction: Extraction) -> dict:
+    """What a checkpoint says about itself, beside its weights and progress (twostream.core.checkpoint)."""
+    return {"config": config.to_json(), "stream": config.stream, "backbone": config.backbone,
+            "in_channels": config.in_channels, "num_classes": extraction.num_classes,
+            "class_names": list(extraction.class_names), "extract_config": extraction.config.to_json()}
+
+
+def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = None) -> dict:
+    """Train (or continue training) as `config` says; return the last epoch's metrics."""
+    device = setup_device(config)
+    extraction = open_extraction(config.shards)
+    check_crop_size(extraction, config.crop_size)
+    train_videos, held_out = split_holdout(select_videos(extraction, config.split, "train"), config.holdout, config.seed)
+    if config.stream == "temporal":
+        check_stack_length(train_videos, config.flow_length, "training")
+    val_videos = _validation_videos(config, extraction, held_out)
+    # a resumed run has its weights in the checkpoint; a new one reads its pretrained file now,
+    # before anything is written
+    rgb_state, origin = (None, "") if resume else pretrained_state(config.backbone, config.pretrained, config.weights)
+    state = resume_state(config, resume, load_checkpoint, config.stream, extraction.class_names)
+    run_dir = start_run_dir(config)
+    log.info("%s stream on %s %s: %d training videos, %d validation videos (%s), %d classes; device %s",
+             config.stream, extraction.root, config.split, len(train_videos), len(val_videos),
+             "held out" if held_out else "test", extraction.num_classes, device.device)
+    if len(train_videos) < config.batch_size:
+        log.warning("batch size %d exceeds the %d training videos: each epoch is one batch of all of them",
+                    config.batch_size, len(train_videos))
+
+    model, optimizer, scaler = _build(config, extraction.num_classes, device, rgb_state, origin, state is None)
+    if state is not None:
+        model.load_state_dict(state["model"])
+    return fit_epochs(config, run_dir, model, optimizer, scaler, device, InputSpec.of(config), extraction.root,
+                      train_videos, val_videos, state=state, identity=_identity(config, extraction),
+                      save=save_checkpoint, interactive=interactive)
