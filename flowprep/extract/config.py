@@ -229,11 +229,15 @@ class ImportConfig:
     """What imported shards contain and what was assumed about the tree; stored with them."""
 
     origin: str = ORIGIN
-    bound: float = DEFAULT_BOUND
+    # the bound the flow images were quantised with, and whether their mean vectors had been
+    # subtracted; None: from the tree's flowprep_export.json, else DEFAULT_BOUND (what
+    # mmaction2's scripts pass to denseflow) and False, resolved when the run starts like
+    # backward_flow, so a stored config is always resolved
+    bound: float | None = None
     # one of BACKWARD_MODES; None: chosen from the tree when the run starts ('files' if its
-    # folders hold backward_flow_* images, else 'negate'), so a stored config is always resolved
+    # folders hold backward_flow_* images, else 'negate')
     backward_flow: str | None = None
-    mean_subtracted: bool = False
+    mean_subtracted: bool | None = None
     fps: float | None = None  # the frame rate of the frames, when the user knows it
     rgb_codec: str = DEFAULT_RGB_CODEC
     flow_codec: str = DEFAULT_FLOW_CODEC
@@ -241,7 +245,7 @@ class ImportConfig:
     def __post_init__(self) -> None:
         if self.origin != ORIGIN:
             raise ValueError(f"origin must be {ORIGIN!r}, got {self.origin!r}")
-        if not self.bound > 0:
+        if self.bound is not None and not self.bound > 0:
             raise ValueError(f"bound must be positive, got {self.bound!r}")
         if self.backward_flow is not None and self.backward_flow not in BACKWARD_MODES:
             raise ValueError(f"backward flow must be one of {', '.join(BACKWARD_MODES)}, got {self.backward_flow!r}")

@@ -1,7 +1,9 @@
 """`flowprep export-rawframes`: an extraction folder written out as a denseflow/mmaction2 rawframes tree.
 
     out/<video_id>/img_00001.jpg, flow_x_00001.jpg, flow_y_00001.jpg, ...   (flowprep.rawframes.layout)
+    out/<label_name>/<video_id>/...        with layout "class" (mmaction2's build_rawframes.py --level 2)
     out/<prefix>_train_split_1_rawframes.txt, <prefix>_val_split_1_rawframes.txt, ...
+    out/flowprep_export.json               what import-rawframes needs to read it back (flowprep.rawframes.record)
 
 so mmaction2's RawframeDataset (filename_tmpl 'img_{:05}.jpg' / 'flow_{}_{:05d}.jpg',
 start_index 1) trains on our extraction. Flow images are the shard's quantised codes written as
@@ -24,8 +26,8 @@ import numpy as np
 from joblib import Parallel, delayed
 
 from flowprep.format.codecs import CodecError
-from flowprep.format.files import write_text_atomic
 from flowprep.format.folder import ExtractionFolder, Failure, FolderConfig, IndexEntry
+from flowprep.format.manifest import validate_video_id
 from flowprep.format.quantize import quantize
 from flowprep.format.shards import FORMAT_VERSION, ShardFormatError, VideoReader, open_shard, video_reader
 from flowprep.rawframes.layout import (
@@ -38,13 +40,12 @@ from flowprep.rawframes.layout import (
     check_frame_dir,
     frame_name,
 )
+from flowprep.rawframes.record import write_export_record
 
 log = logging.getLogger("flowprep")
 
 PART_SUFFIX = ".part"
-# what the tree was made from and how: the bound and mean subtraction that `import-rawframes`
-# must be told (--bound, --mean-subtracted) to read the flow images back as they were meant
-EXPORT_RECORD = "flowprep_export.json"
+LAYOUTS = ("flat", "class")  # OUT/<video>/ or OUT/<label_name>/<video>/
 # OpenCV's default JPEG quality, which is what denseflow's cv::imwrite calls use
 DENSEFLOW_JPEG_QUALITY = 95
 
@@ -60,6 +61,7 @@ class ExportConfig:
     list_prefix: str | None = None  # annotation list names; None: the extraction folder's name
     workers: int = 1  # parallel processes; 0 = all cores
     overwrite: bool = False  # rewrite videos already in the tree
+    layout: str = "flat"  # one of LAYOUTS
 
     def __post_init__(self) -> None:
         if self.image_format not in IMAGE_FORMATS:
@@ -70,6 +72,8 @@ class ExportConfig:
             raise ValueError(f"list prefix must be a non-empty name without spaces or slashes, got {self.list_prefix!r}")
         if not isinstance(self.workers, int) or self.workers < 0:
             raise ValueError(f"workers must be 0 (all cores) or positive, got {self.workers!r}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
 
     def encode_params(self) -> list[int]:
         return [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality] if self.image_format == "jpg" else []
@@ -116,23 +120,21 @@ def export_rawframes(extraction_dir: str | Path, out_dir: str | Path, video_ids:
     extraction_dir, out_dir = Path(extraction_dir), Path(out_dir)
     index = ExtractionFolder(extraction_dir).read_index()
     entries = select_videos(index, video_ids, extraction_dir)
-    for e in entries:  # refuse before any work, not after hours of it
-        check_frame_dir(e.video_id)
+    dirs = {e.video_id: frame_dir(e, config.layout) for e in entries}  # refuse before any work, not after hours of it
     prefix = config.list_prefix or _default_prefix(extraction_dir)
     log.info("export config: %s", json.dumps(asdict(config), sort_keys=True))
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_export_record(extraction_dir, out_dir, config)
 
     summary = ExportSummary()
     todo = []
     for e in entries:
-        if (out_dir / e.video_id).is_dir() and not config.overwrite:
+        if (out_dir / dirs[e.video_id]).is_dir() and not config.overwrite:
             summary.skipped.append(e.video_id)
         else:
             todo.append(e)
     n_jobs = -1 if config.workers == 0 else min(config.workers, max(1, len(todo)))
     results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-        delayed(export_video)(extraction_dir / e.shard, e.video_id, out_dir, config) for e in todo)
+        delayed(export_video)(extraction_dir / e.shard, e.video_id, out_dir, config, dirs[e.video_id]) for e in todo)
     for result in results:
         if result.error:
             summary.failures.append(Failure(result.video_id, str(extraction_dir / index[result.video_id].shard), result.error))
@@ -140,21 +142,46 @@ def export_rawframes(extraction_dir: str | Path, out_dir: str | Path, video_ids:
             summary.exported.append(result.video_id)
             summary.files += result.files
             summary.bytes += result.bytes
-    done = set(summary.exported) | set(summary.skipped)
-    summary.lists = write_annotation_lists(out_dir, prefix, [e for e in entries if e.video_id in done])
+    done = [e for e in entries if e.video_id in set(summary.exported) | set(summary.skipped)]
+    summary.lists = write_annotation_lists(out_dir, prefix, done, dirs)
+    # written last, naming the lists: a tree with a record is complete for what it lists
+    write_record(extraction_dir, out_dir, config, summary.lists, done)
     return summary
 
 
-def write_export_record(extraction_dir: Path, out_dir: Path, config: ExportConfig) -> None:
+def frame_dir(entry: IndexEntry, layout: str) -> str:
+    """The video's folder relative to the tree: `<video_id>` or `<label_name>/<video_id>`, checked
+    to be one folder name each (a label name becomes a path only here, after the check) and to fit
+    an annotation list line."""
+    if layout == "flat":
+        path = entry.video_id
+    else:
+        problem = validate_video_id(entry.label_name)
+        if problem:
+            raise RawframesError(f"label name {entry.label_name!r} of {entry.video_id} cannot be a class folder: "
+                                 f"{problem.replace('video_id', 'a folder name')}; use --layout flat")
+        path = f"{entry.label_name}/{entry.video_id}"
+    check_frame_dir(path)
+    return path
+
+
+def write_record(extraction_dir: Path, out_dir: Path, config: ExportConfig, lists: list[Path],
+                      entries: list[IndexEntry]) -> None:
     try:
         source: FolderConfig | None = ExtractionFolder(extraction_dir).read_config()
     except ShardFormatError:
         source = None  # an extraction folder without a readable config.json still exports
+    # with --restore-mean the images hold flow with its mean: not mean-subtracted, whatever the source did
+    mean = False if config.restore_mean else (None if source is None else source.mean_subtracted)
     record = {"source": str(extraction_dir.resolve()),
               "source_config": None if source is None else {"format_version": FORMAT_VERSION, source.kind: source.settings},
               "export": asdict(config),
-              "flow_mean_subtracted": None if config.restore_mean or source is None else source.mean_subtracted}
-    write_text_atomic(out_dir / EXPORT_RECORD, json.dumps(record, indent=1, sort_keys=True))
+              "bound": None if source is None else source.settings.get("bound"),
+              "flow_mean_subtracted": mean,
+              "layout": config.layout,
+              "annotation_lists": [p.name for p in lists],
+              "label_names": {str(label): name for label, name in sorted({(e.label, e.label_name) for e in entries})}}
+    write_export_record(out_dir, record)
 
 
 def select_videos(index: dict[str, IndexEntry], video_ids: list[str] | None, where: Path) -> list[IndexEntry]:
@@ -168,17 +195,20 @@ def select_videos(index: dict[str, IndexEntry], video_ids: list[str] | None, whe
     return [index[v] for v in dict.fromkeys(video_ids)]
 
 
-def export_video(shard_path: Path, video_id: str, out_dir: Path, config: ExportConfig) -> VideoExport:
-    """Write one video's folder; never raises for a damaged shard, returns the reason instead."""
+def export_video(shard_path: Path, video_id: str, out_dir: Path, config: ExportConfig,
+                 relative_dir: str | None = None) -> VideoExport:
+    """Write one video's folder (OUT/`relative_dir`, default OUT/<video_id>); never raises for a
+    damaged shard, returns the reason instead."""
     cv2.setNumThreads(1)  # one core per worker: parallelism comes from processes
-    part = out_dir / (video_id + PART_SUFFIX)
+    final = out_dir / (relative_dir or video_id)
+    part = final.with_name(final.name + PART_SUFFIX)
     try:
         if part.exists():
             shutil.rmtree(part)  # left by an interrupted export
+        part.parent.mkdir(parents=True, exist_ok=True)
         part.mkdir()
         with open_shard(shard_path) as f:
             files, size = _write_video(video_reader(f, video_id), part, config)
-        final = out_dir / video_id
         if final.exists():  # overwrite: the old folder goes only once the new one is complete
             shutil.rmtree(final)
         part.rename(final)
@@ -228,7 +258,8 @@ def _encode(image: np.ndarray, config: ExportConfig) -> bytes:
     return buf.tobytes()
 
 
-def write_annotation_lists(out_dir: Path, prefix: str, entries: list[IndexEntry]) -> list[Path]:
+def write_annotation_lists(out_dir: Path, prefix: str, entries: list[IndexEntry],
+                           dirs: dict[str, str] | None = None) -> list[Path]:
     """mmaction2 lists `frame_dir total_frames label`, one per (split column, train|test).
 
     total_frames is the number of flow fields (T-1): one list then serves both streams, since
@@ -238,7 +269,7 @@ def write_annotation_lists(out_dir: Path, prefix: str, entries: list[IndexEntry]
     columns = sorted({name for e in entries for name in e.splits})
     groups: dict[str, list[str]] = {}
     for e in entries:
-        line = annotation_line(e.video_id, e.num_frames - 1, e.label)
+        line = annotation_line((dirs or {}).get(e.video_id, e.video_id), e.num_frames - 1, e.label)
         if not columns:
             groups.setdefault(annotation_list_name(prefix, None, ""), []).append(line)
         for column in columns:

@@ -5,12 +5,16 @@ the result is an ordinary extraction folder (shards, index.json, failures.jsonl,
 that `train` reads like any other. What the tree cannot tell is stated in an `ImportConfig`,
 stored in every shard (the `extract_config` attribute, marked `"origin": "rawframes"`) and in
 config.json under "import":
-- the bound the flow images were quantised with (denseflow's default, 20 px, unless told);
-- whether their mean vectors were subtracted (denseflow: no; flowprep export: yes by default);
+- the bound the flow images were quantised with (told, or from a flowprep export's record, else
+  20 px: what mmaction2's build_rawframes.py passes to denseflow, whose own default is 32);
+- whether their mean vectors were subtracted (told, or from the record, else no, as denseflow);
   the subtracted means themselves are unknown and stored as zeros;
 - backward flow: read from backward_flow_{x,y}_NNNNN files (written by `flowprep
   export-rawframes`), or, for denseflow trees that have none, approximated from the forward
   field (`negate`, see `approximate_backward`).
+
+Labels and splits come from a manifest, from mmaction2 annotation lists, from the lists a
+flowprep export wrote (flowprep.rawframes.record), or else from the tree's class folders.
 
 Resume works as for `flowprep extract`: staged videos are packed once, finished ones skipped.
 """
@@ -35,19 +39,11 @@ from flowprep.format.codecs import CodecError, parse_codec
 from flowprep.format.faults import disk_full, is_disk_full
 from flowprep.format.folder import ExtractionFolder, Failure
 from flowprep.format.manifest import ManifestEntry, read_manifest, validate_video_id
-from flowprep.format.quantize import LEVELS, dequantize
+from flowprep.format.quantize import DEFAULT_BOUND, LEVELS, dequantize
 from flowprep.format.shards import VideoAttrs
-from flowprep.rawframes.layout import (
-    BACKWARD_X,
-    BACKWARD_Y,
-    FLOW_X,
-    FLOW_Y,
-    IMG,
-    FrameFiles,
-    RawframesError,
-    is_frame_dir,
-    scan_frame_dir,
-)
+from flowprep.rawframes.annotations import entries_from_annotations, expand_annotations
+from flowprep.rawframes.layout import BACKWARD_X, RawframesError, is_frame_dir, plan_frames, scan_frame_dir
+from flowprep.rawframes.record import EXPORT_RECORD, ExportRecord, read_export_record
 
 log = logging.getLogger("flowprep")
 
@@ -60,13 +56,17 @@ class ImportRun:
     root: Path  # the rawframes tree
     out_dir: Path
     config: ImportConfig = field(default_factory=ImportConfig)
-    manifest: Path | None = None  # labels and splits; None: class folders of the tree
+    manifest: Path | None = None  # labels and splits; None: annotation lists, or the tree's class folders
     workers: int = 0  # 0 = all cores
     shard_size_mb: float = 1024.0
     overwrite: bool = False
+    # mmaction2 annotation lists (paths, or patterns with {part} and {n}: flowprep.rawframes.annotations)
+    annotations: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_run_options(self.workers, self.shard_size_mb)
+        if self.manifest is not None and self.annotations:
+            raise ValueError("give --manifest or --annotations, not both: both say the labels and splits")
 
     @property
     def n_workers(self) -> int:
@@ -77,6 +77,11 @@ class ImportRun:
 class ImportSource:
     entry: ManifestEntry  # path: the frame folder relative to the tree's root
     frame_dir: Path | None  # None: no folder found for this manifest row
+
+
+@dataclass(frozen=True)
+class ImportOutcome(VideoOutcome):
+    dropped: str = ""  # images left out of the video (FramePlan.dropped)
 
 
 @dataclass
@@ -90,6 +95,9 @@ class ImportSummary:
     shards: int = 0
     bytes_on_disk: int = 0
     config: ImportConfig = field(default_factory=ImportConfig)
+    labels_from: str = ""  # where labels and splits came from
+    told: str = ""  # where the bound and mean subtraction came from
+    dropped: list[str] = field(default_factory=list)  # "video: images" of videos that lost some
 
     @property
     def ok(self) -> bool:
@@ -99,25 +107,30 @@ class ImportSummary:
         c = self.config
         backward = ("read from backward_flow_* files" if c.backward_flow == "files"
                     else "approximated from the forward flow (no backward files)")
+        dropped = [f"dropped: {len(self.dropped)} video(s) had as many flow fields as frames; the last field of "
+                   f"each has no frame after it (e.g. {self.dropped[0]})"] if self.dropped else []
         return [
             f"videos: {self.total} found, {self.imported} imported now, {self.skipped} already done, "
             f"{len(self.failures)} failed",
+            f"labels and splits: {self.labels_from}",
             f"frames: {self.frames} in {format_duration(self.seconds)}",
-            f"assumed: flow quantised with bound {c.bound:g} px, mean {'' if c.mean_subtracted else 'not '}subtracted; "
-            f"backward flow {backward}",
+            f"assumed: flow quantised with bound {c.bound:g} px, mean {'' if c.mean_subtracted else 'not '}subtracted"
+            f"{f' ({self.told})' if self.told else ''}; backward flow {backward}",
+            *dropped,
             f"output: {self.shards} shard(s), {self.bytes_on_disk / 1e6:.1f} MB",
         ]
 
 
 # --- finding the videos -------------------------------------------------------------------------
 def sources_from_manifest(entries: list[ManifestEntry], root: Path) -> list[ImportSource]:
-    """Frame folder of each manifest row: its path without the video extension (mmaction2's
-    class/video layout, so the shipped UCF101/HMDB51 manifests work as they are), the path
-    itself, or root/<video_id> (a flat tree), whichever is a folder."""
+    """Frame folder of each manifest row: its path itself (an annotation list's frame_dir), its
+    path without the video extension (mmaction2's class/video layout, so the shipped
+    UCF101/HMDB51 manifests work as they are), or root/<video_id> (a flat tree), whichever is a
+    folder. The paths were checked not to leave the root (check_path, validate_video_id)."""
     sources = []
     for e in entries:
         path = Path(e.path)
-        candidates = dict.fromkeys([root / path.with_suffix(""), root / path, root / e.video_id])
+        candidates = dict.fromkeys([root / path, root / path.with_suffix(""), root / e.video_id])
         found = next((c for c in candidates if c.is_dir()), None)
         sources.append(ImportSource(e, found))
     return sources
@@ -128,14 +141,17 @@ def sources_from_tree(root: Path) -> list[ImportSource]:
     0-based in sorted class order), the two layouts denseflow and mmaction2 write."""
     if not root.is_dir():
         raise RawframesError(f"rawframes tree {root} is not a folder")
-    flat = sorted(p for p in root.iterdir() if p.is_dir() and is_frame_dir(p))
-    nested = sorted(p for c in root.iterdir() if c.is_dir() and not is_frame_dir(c)
+    # hidden folders are not classes: denseflow keeps its done markers in TREE/.done/
+    folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    flat = sorted(p for p in folders if is_frame_dir(p))
+    nested = sorted(p for c in folders if not is_frame_dir(c)
                     for p in c.iterdir() if p.is_dir() and is_frame_dir(p))
     if flat and nested:
         raise RawframesError(f"{root} mixes video folders ({flat[0].name}) and class folders ({nested[0].parent.name}); "
                              "give --manifest to say which is which")
     if not flat and not nested:
-        raise RawframesError(f"no frame folders (holding img_00001.jpg, flow_x_00001.jpg...) in {root} or its subfolders")
+        raise RawframesError(f"no frame folders (holding img_NNNNN.jpg, flow_x_NNNNN.jpg or x_NNNNN.jpg images) in {root} "
+                             "or its subfolders")
     label_of = {name: i for i, name in enumerate(sorted({p.parent.name for p in nested}))}
     sources, seen = [], {}
     for p in flat or nested:
@@ -174,21 +190,6 @@ def approximate_backward(forward_codes: np.ndarray, bound: float) -> np.ndarray:
     return (LEVELS - sampled).astype(np.uint8)
 
 
-def check_counts(files: FrameFiles, backward: str, where: Path) -> int:
-    """Number of frames T; raise unless there are T-1 fields of every flow image kind needed."""
-    frames = files.count(IMG)
-    if frames < 2:
-        raise RawframesError(f"{where}: {frames} img_ frame(s); at least 2 are needed")
-    kinds = (FLOW_X, FLOW_Y) + ((BACKWARD_X, BACKWARD_Y) if backward == "files" else ())
-    for kind in kinds:
-        if files.count(kind) != frames - 1:
-            hint = ("; use --backward negate to approximate backward flow from the forward flow"
-                    if kind in (BACKWARD_X, BACKWARD_Y) and files.count(kind) == 0 else "")
-            raise RawframesError(f"{where}: {files.count(kind)} {kind} images for {frames} img frames; "
-                                 f"expected {frames - 1} (one per frame pair){hint}")
-    return frames
-
-
 def _read(path: Path, color: bool, size: tuple[int, int] | None) -> np.ndarray:
     image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE)
     if image is None:
@@ -204,7 +205,7 @@ def import_video(source: ImportSource, config_json: str, staging_dir: Path) -> V
     started = time.perf_counter()
     entry, folder = source.entry, source.frame_dir
     if folder is None:
-        return VideoOutcome(entry.video_id, entry.path, None, f"no frame folder for {entry.path!r} under the tree's root")
+        return VideoOutcome(entry.video_id, entry.path, None, f"no frame folder {entry.path!r} under the tree's root")
     try:
         return _import(entry, folder, ImportConfig.from_dict(json.loads(config_json)), config_json, staging_dir, started)
     except (RawframesError, CodecError) as exc:
@@ -218,20 +219,19 @@ def import_video(source: ImportSource, config_json: str, staging_dir: Path) -> V
 
 def _import(entry: ManifestEntry, folder: Path, config: ImportConfig, config_json: str, staging_dir: Path,
             started: float) -> VideoOutcome:
-    files = scan_frame_dir(folder)
-    frames = check_counts(files, config.backward_flow, folder)
-    first = _read(folder / files.names(IMG)[0], color=True, size=None)
+    plan = plan_frames(scan_frame_dir(folder), config.backward_flow == "files", str(folder))
+    first = _read(folder / plan.frames[0], color=True, size=None)
     size = (first.shape[1], first.shape[0])
     no_mean = np.zeros(2, np.float32)  # the means subtracted before quantisation, if any, are unknown
     with StagedVideo(staging_dir, entry.video_id, size[0], size[1], parse_codec(config.rgb_codec),
                      parse_codec(config.flow_codec), config.bound, config_json) as staged:
-        for name in files.names(IMG):
+        for name in plan.frames:
             staged.add_frame(_read(folder / name, color=True, size=size))
-        for i in range(frames - 1):
-            forward = _read_field(folder, files, FLOW_X, FLOW_Y, i, size)
+        for i, names in enumerate(plan.forward):
+            forward = _read_field(folder, names, size)
             staged.add_flow("forward", forward, no_mean)
             if config.backward_flow == "files":
-                backward = _read_field(folder, files, BACKWARD_X, BACKWARD_Y, i, size)
+                backward = _read_field(folder, plan.backward[i], size)
             else:
                 backward = approximate_backward(forward, config.bound)
             staged.add_flow("backward", backward, no_mean)
@@ -245,14 +245,13 @@ def _import(entry: ManifestEntry, folder: Path, config: ImportConfig, config_jso
             mean_subtracted=config.mean_subtracted,
         )
         path = staged.commit(attrs)
-    return VideoOutcome(entry.video_id, str(folder), path, None, staged.frames, staged.pairs, 0.0,
-                        time.perf_counter() - started)
+    return ImportOutcome(entry.video_id, str(folder), path, None, staged.frames, staged.pairs, 0.0,
+                         time.perf_counter() - started, plan.dropped)
 
 
-def _read_field(folder: Path, files: FrameFiles, x_kind: str, y_kind: str, index: int,
-                size: tuple[int, int]) -> np.ndarray:
-    x = _read(folder / files.names(x_kind)[index], color=False, size=size)
-    y = _read(folder / files.names(y_kind)[index], color=False, size=size)
+def _read_field(folder: Path, names: tuple[str, str], size: tuple[int, int]) -> np.ndarray:
+    x = _read(folder / names[0], color=False, size=size)
+    y = _read(folder / names[1], color=False, size=size)
     return np.stack([x, y], axis=-1)
 
 
@@ -263,19 +262,53 @@ def resolve_backward(sources: list[ImportSource]) -> str:
     return "files" if first is not None and has_backward_files(first) else "negate"
 
 
-def find_sources(run: ImportRun) -> list[ImportSource]:
+def find_sources(run: ImportRun, record: ExportRecord | None) -> tuple[list[ImportSource], str]:
+    """The videos to import and where their labels and splits come from (said in the summary)."""
+    if not run.root.is_dir():
+        raise RawframesError(f"rawframes tree {run.root} is not a folder")
     if run.manifest is not None:
-        if not run.root.is_dir():
-            raise RawframesError(f"rawframes tree {run.root} is not a folder")
-        return sources_from_manifest(read_manifest(run.manifest), run.root)
-    return sources_from_tree(run.root)
+        return sources_from_manifest(read_manifest(run.manifest), run.root), f"manifest {run.manifest}"
+    if run.annotations:
+        lists = expand_annotations(list(run.annotations))
+        names = record.label_names if record else None
+        return sources_from_manifest(entries_from_annotations(lists, names), run.root), \
+            f"{len(lists)} annotation list(s): {', '.join(str(a.path) for a in lists)}"
+    if record is not None and record.annotation_lists:
+        lists = expand_annotations(list(record.annotation_lists), relative_to=run.root)
+        return sources_from_manifest(entries_from_annotations(lists, record.label_names), run.root), \
+            f"the annotation lists {EXPORT_RECORD} names ({', '.join(record.annotation_lists)})"
+    sources = sources_from_tree(run.root)
+    nested = any("/" in s.entry.path for s in sources)
+    return sources, ("class folders (labels in sorted class order), no splits" if nested
+                     else "none (a flat tree without lists: every label 0, no splits)")
+
+
+def resolve_config(config: ImportConfig, record: ExportRecord | None) -> tuple[ImportConfig, str]:
+    """Bound and mean subtraction as told, else as the export record says, else the defaults."""
+    told = []
+    bound, mean = config.bound, config.mean_subtracted
+    if record is not None and bound is not None and record.bound is not None and record.bound != bound:
+        log.warning("--bound %g differs from the bound %g that %s records; using %g", bound, record.bound,
+                    EXPORT_RECORD, bound)
+    if record is not None and mean is not None and record.mean_subtracted is not None and record.mean_subtracted != mean:
+        log.warning("mean subtraction %s differs from what %s records (%s); using what was told", mean,
+                    EXPORT_RECORD, record.mean_subtracted)
+    if bound is None and record is not None and record.bound is not None:
+        bound = record.bound
+        told.append("bound")
+    if mean is None and record is not None and record.mean_subtracted is not None:
+        mean = record.mean_subtracted
+        told.append("mean subtraction")
+    resolved = replace(config, bound=DEFAULT_BOUND if bound is None else bound, mean_subtracted=bool(mean))
+    return resolved, f"{' and '.join(told)} from {EXPORT_RECORD}" if told else ""
 
 
 def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportSummary:
     """Pack every frame folder of the tree that is not yet in the output's shards."""
     started = time.perf_counter()
-    sources = find_sources(run)
-    config = run.config
+    record = read_export_record(run.root) if run.root.is_dir() else None
+    sources, labels_from = find_sources(run, record)
+    config, told = resolve_config(run.config, record)
     if config.backward_flow is None:
         config = replace(config, backward_flow=resolve_backward(sources))
     config_json = config.to_json()
@@ -283,13 +316,18 @@ def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportS
     with staged_run(folder, "import", config.to_dict(), run.overwrite, RawframesError,
                     normalize=lambda stored: ImportConfig.from_dict(stored).to_dict()) as staging:
         todo = [s for s in sources if not staging.done(s.entry.video_id)]
-        summary = ImportSummary(total=len(sources), config=config, skipped=len(sources) - len(todo))
+        summary = ImportSummary(total=len(sources), config=config, skipped=len(sources) - len(todo),
+                                labels_from=labels_from, told=told)
         log.info("import config: %s", config_json)
-        log.info("%d videos in %s: %d already done, %d to import", len(sources), run.root, summary.skipped, len(todo))
+        log.info("%d videos in %s: %d already done, %d to import; labels and splits: %s", len(sources), run.root,
+                 summary.skipped, len(todo), labels_from)
 
         def count(outcome: VideoOutcome) -> None:
             summary.imported += 1
             summary.frames += outcome.frames
+            if isinstance(outcome, ImportOutcome) and outcome.dropped:
+                summary.dropped.append(f"{outcome.video_id}: {outcome.dropped}")
+                log.info("%s: dropped %s", outcome.video_id, outcome.dropped)
 
         jobs = [delayed(import_video)(s, config_json, staging.dir) for s in todo]
         result = run_jobs(staging, len(jobs), in_processes(jobs, run.n_workers), config_json, run.shard_size_mb * 1e6,

@@ -148,7 +148,7 @@ def test_round_trip_through_jpeg_is_within_jpeg_error(jpeg_extraction, videos, t
     status, stdout, err = run_cli(capsys, "import-rawframes", tree, "--out", back, "--manifest", videos,
                                   "--mean-subtracted", "--workers", "1")
     assert status == 0, err
-    assert "assumed: flow quantised with bound 20 px, mean subtracted; backward flow read from backward_flow_* files" in stdout
+    assert "assumed: flow quantised with bound 20 px, mean subtracted (bound from flowprep_export.json); backward flow read from backward_flow_* files" in stdout
     worst = compare(jpeg_extraction, back)
     assert worst["rgb_mean"] < 1.5 and worst["flow_mean"] < 1.0
     assert worst["flow_max"] <= 12  # a few codes at JPEG edges, never a wrong field
@@ -209,8 +209,9 @@ def test_damaged_frame_folders_are_failures_with_reasons(denseflow_tree, tmp_pat
     status, stdout, _ = run_cli(capsys, "import-rawframes", denseflow_tree, "--out", out, "--workers", "1")
     assert status == 3 and "0 imported now" in stdout
     reasons = {f.video_id: f.reason for f in ExtractionFolder(out).read_failures()}
-    assert "img frames are not numbered 1..7 without gaps (first missing: img_00001)" in reasons["v_down"]
-    assert "6 flow_y images for 8 img frames; expected 7" in reasons["v_left"]
+    assert reasons["v_down"].endswith("img_NNNNN images start at img_00002; trees are numbered from 0 (denseflow) "
+                                      "or 1 (mmaction2), so img_00001 is missing")
+    assert reasons["v_left"].endswith("7 flow_x images but 6 flow_y images: flow_y_00007 is missing")
     assert reasons["v_right"].endswith("flow_x_00002.jpg: does not decode as an image")
 
 
@@ -246,7 +247,7 @@ def test_approximate_backward_is_exact_for_uniform_motion():
 def test_frame_names_with_gaps_or_duplicates_are_refused():
     files = group_frame_names(["img_00002.jpg", "img_00001.jpg", "flow_x_00001.jpg", "log.txt"], "d")
     assert files.names("img") == ("img_00001.jpg", "img_00002.jpg") and files.count("flow_x") == 1
-    with pytest.raises(RawframesError, match="first missing: img_00002"):
+    with pytest.raises(RawframesError, match="img_NNNNN images img_00001..img_00003 have a gap: img_00002 is missing"):
         group_frame_names(["img_00001.jpg", "img_00003.jpg"], "d")
     with pytest.raises(RawframesError, match="img_00001.jpg and img_00001.png are both img frame 1"):
         group_frame_names(["img_00001.jpg", "img_00001.png"], "d")

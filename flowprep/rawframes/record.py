@@ -1,0 +1,73 @@
+"""TREE/flowprep_export.json: what `flowprep export-rawframes` made a tree from and how, so that
+`flowprep import-rawframes` reads the tree back with no options (the one owner of that file).
+
+    {"source": ..., "source_config": {"format_version": 1, "extract" | "import": {...}},
+     "export": {ExportConfig}, "bound": 20.0, "flow_mean_subtracted": true,
+     "layout": "flat" | "class", "annotation_lists": ["x_train_split_1_rawframes.txt", ...],
+     "label_names": {"0": "ApplyEyeMakeup", ...}}
+
+Trees written before "bound", "layout", "annotation_lists" and "label_names" existed are still
+read: the bound from source_config, the lists by their mmaction2 names in the tree's root.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flowprep.format.files import write_text_atomic
+from flowprep.rawframes.layout import RawframesError
+
+EXPORT_RECORD = "flowprep_export.json"
+LIST_GLOB = "*_rawframes.txt"  # mmaction2's annotation list names, as export writes them
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    bound: float | None  # None: the source's config was unreadable
+    mean_subtracted: bool | None
+    annotation_lists: tuple[str, ...]  # file names in the tree's root
+    label_names: dict[int, str] = field(default_factory=dict)
+
+
+def write_export_record(out_dir: Path, record: dict[str, Any]) -> None:
+    write_text_atomic(out_dir / EXPORT_RECORD, json.dumps(record, indent=1, sort_keys=True))
+
+
+def read_export_record(tree: Path) -> ExportRecord | None:
+    """The record of a tree flowprep exported; None for any other tree. A record that is there
+    but does not parse is an error naming it: guessing instead could mislabel every video."""
+    path = tree / EXPORT_RECORD
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        bound = data.get("bound")
+        if bound is None:
+            settings = next(iter(v for k, v in (data.get("source_config") or {}).items() if k in ("extract", "import")),
+                            {})
+            bound = settings.get("bound")
+        if bound is not None and not (isinstance(bound, (int, float)) and bound > 0):
+            raise ValueError(f"bound {bound!r} is not a positive number")
+        mean = data.get("flow_mean_subtracted")
+        if mean is not None and not isinstance(mean, bool):
+            raise ValueError(f"flow_mean_subtracted {mean!r} is not true, false or null")
+        lists = data.get("annotation_lists")
+        if lists is None:
+            lists = sorted(p.name for p in tree.glob(LIST_GLOB))
+        if not isinstance(lists, list) or not all(isinstance(n, str) and _plain_name(n) for n in lists):
+            raise ValueError(f"annotation_lists {lists!r} is not a list of file names in the tree's root")
+        names = data.get("label_names") or {}
+        if not isinstance(names, dict) or not all(isinstance(v, str) for v in names.values()):
+            raise ValueError(f"label_names {names!r} is not a mapping of labels to names")
+        label_names = {int(k): v for k, v in names.items()}
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RawframesError(f"{path}: not a readable export record: {exc}") from None
+    return ExportRecord(None if bound is None else float(bound), mean, tuple(lists), label_names)
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
