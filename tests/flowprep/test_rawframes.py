@@ -1,6 +1,8 @@
 """Rawframes interoperability: export to the denseflow/mmaction2 tree, import back, round trips
-(exact for raw codecs through PNG, within JPEG error otherwise), denseflow trees without
-backward flow, damaged trees, and the refusal to mix imports with extractions."""
+(exact for raw codecs through PNG, within JPEG error otherwise; with no options from what export
+wrote), the trees denseflow and mmaction2's scripts write (numbering from 0 or 1, x_/y_ names,
+class folders, T or T-1 fields, annotation lists), denseflow trees without backward flow,
+damaged trees with refusals that name the cause, and the refusal to mix imports with extractions."""
 from __future__ import annotations
 
 import json
@@ -18,8 +20,9 @@ from flowprep.format.quantize import dequantize, quantize
 from flowprep.format.shards import open_shard, stored_extract_config, video_reader
 from flowprep.rawframes.export import ExportConfig, export_rawframes
 from flowprep.rawframes.importer import ImportConfig, ImportRun, approximate_backward, import_rawframes
-from flowprep.rawframes.layout import RawframesError, group_frame_names, parse_annotation_list
+from flowprep.rawframes.layout import RawframesError, group_frame_names, parse_annotation_list, plan_frames
 from flowprep.tools.verify import verify_path
+from tests.support import rawframe_trees as trees
 from tests.support.extraction import FRAMES, extract, make_videos, run_cli
 from tests.support.videos import square_box
 
@@ -258,3 +261,193 @@ def test_bad_import_options_are_one_line_usage_errors(denseflow_tree, tmp_path, 
     assert status == 2 and err.count("\n") == 1 and "0.0 is not in the range x>0" in err
     status, _, err = run_cli(capsys, "import-rawframes", tmp_path / "nothing", "--out", tmp_path / "o")
     assert status == 2 and err.count("\n") == 1 and "is not a folder" in err
+
+
+# --- the trees users have (issue 17): written as denseflow and mmaction2's scripts write them ---
+TREE_MOTIONS = {"right": (2, 0), "down": (0, 2), "left": (-2, 0)}
+TRAIN = {"right", "down"}
+
+
+def moving_median(out: Path, video_id: str, motion: str, t: int = 3) -> np.ndarray:
+    """Median forward flow (px) inside the moving square of frame t of an imported video."""
+    index = ExtractionFolder(out).read_index()
+    with open_shard(out / index[video_id].shard) as f:
+        video = video_reader(f, video_id)
+        rows, cols = square_box(t, velocity=TREE_MOTIONS[motion])
+        return np.median(video.flow("forward", t)[rows, cols].reshape(-1, 2), axis=0)
+
+
+def background_codes(out: Path, video_id: str) -> np.ndarray:
+    """The most common forward flow codes of a video's first field: its still background."""
+    index = ExtractionFolder(out).read_index()
+    with open_shard(out / index[video_id].shard) as f:
+        codes = video_reader(f, video_id).flow_codes("forward", 0)
+    return np.array([np.bincount(codes[..., c].ravel()).argmax() for c in range(2)])
+
+
+def test_a_denseflow_level2_tree_imports_with_labels_and_splits_from_mmaction2_lists(tmp_path, capsys):
+    # build_rawframes.py --level 2 with denseflow: 0-based img_/flow_x_, <class>/<video>/, .done markers
+    tree = tmp_path / "data" / "ucf101" / "rawframes"
+    dirs = trees.denseflow_tree(tree, TREE_MOTIONS)
+    assert sorted(p.name for p in (tree / dirs["right"]).iterdir())[:2] == ["flow_x_00000.jpg", "flow_x_00001.jpg"]
+    labels = {name: i for i, name in enumerate(sorted(TREE_MOTIONS))}
+    trees.file_lists(tmp_path / "lists", "ucf101", dirs, {m: trees.FRAMES for m in dirs}, labels, TRAIN, splits=2)
+    out = tmp_path / "imported"
+    pattern = str(tmp_path / "lists" / "ucf101_{part}_split_{n}_rawframes.txt")
+    status, stdout, err = run_cli(capsys, "import-rawframes", tree, "--out", out, "--annotations", pattern,
+                                  "--workers", "1", "--flow-codec", "png")  # lossless: the codes as they were
+    assert status == 0, stdout + err
+    assert "3 found, 3 imported now" in stdout and "labels and splits: 4 annotation list(s)" in stdout
+    index = ExtractionFolder(out).read_index()
+    assert {v: (e.label, e.label_name, e.splits, e.num_frames) for v, e in index.items()} == {
+        trees.video_of(m): (labels[m], trees.class_of(m),
+                            {"split1": "train" if m in TRAIN else "test", "split2": "test" if m in TRAIN else "train"},
+                            trees.FRAMES)
+        for m in TREE_MOTIONS}
+    assert (background_codes(out, trees.video_of("right")) == 128).all()  # cvRound: zero motion is 128
+    for motion, velocity in TREE_MOTIONS.items():
+        np.testing.assert_allclose(moving_median(out, trees.video_of(motion), motion), velocity, atol=0.6)
+
+
+def test_an_mmaction2_flow_extraction_tree_imports(tmp_path, capsys):
+    # flow_extraction.py --save-rgb: x_/y_ names from 1, flat, truncated codes; lists given one by one
+    tree = tmp_path / "rawframes"
+    clips = trees.videos(TREE_MOTIONS)
+    for name, frames in clips.items():
+        trees.flow_extraction_video(tree / trees.video_of(name), frames)
+    dirs = {m: trees.video_of(m) for m in TREE_MOTIONS}
+    labels = {name: i for i, name in enumerate(sorted(TREE_MOTIONS))}
+    lists = trees.file_lists(tmp_path, "mini", dirs, {m: trees.FRAMES for m in dirs}, labels, TRAIN)
+    out = tmp_path / "imported"
+    status, stdout, err = run_cli(capsys, "import-rawframes", tree, "--out", out, "--workers", "1", "--flow-codec", "png",
+                                  *[a for path in lists for a in ("--annotations", path)])
+    assert status == 0, stdout + err
+    index = ExtractionFolder(out).read_index()
+    assert {v: (e.label, e.splits) for v, e in index.items()} == {
+        trees.video_of(m): (labels[m], {"split1": "train" if m in TRAIN else "test"}) for m in TREE_MOTIONS}
+    # truncation: zero motion is code 127, half a step below zero once read
+    assert (background_codes(out, trees.video_of("left")) == 127).all()
+    for motion, velocity in TREE_MOTIONS.items():
+        np.testing.assert_allclose(moving_median(out, trees.video_of(motion), motion), velocity, atol=0.6)
+
+
+@pytest.mark.parametrize("flows", ["T-1", "T"])
+def test_opencv_rgb_with_denseflow_flow_imports_and_says_what_it_drops(tmp_path, capsys, flows):
+    # build_rawframes.py --use-opencv --task rgb (img_ from 1), then --task flow (denseflow: from 0);
+    # "T": the RGB decoder saw one frame fewer than denseflow, so there are as many fields as frames
+    tree = tmp_path / "rawframes"
+    clip = trees.videos({"right": (2, 0)}, frames=trees.FRAMES + 1)["right"]
+    rgb = clip[:-1] if flows == "T" else clip
+    trees.denseflow_video(tree / "Move" / "v_right", rgb, rgb_from_opencv=True, flow_frames=clip)
+    out = tmp_path / "imported"
+    status, stdout, err = run_cli(capsys, "import-rawframes", tree, "--out", out, "--workers", "1")
+    assert status == 0, stdout + err
+    frames = len(rgb)
+    assert ExtractionFolder(out).read_index()["v_right"].num_frames == frames
+    if flows == "T":
+        assert (f"dropped: 1 video(s) had as many flow fields as frames; the last field of each has no frame after "
+                f"it (e.g. v_right: flow_x_{frames - 1:05d}.jpg and flow_y_{frames - 1:05d}.jpg") in stdout
+    else:
+        assert "dropped" not in stdout
+    np.testing.assert_allclose(moving_median(out, "v_right", "right"), [2.0, 0.0], atol=0.6)
+
+
+@pytest.mark.parametrize("layout", ["flat", "class"])
+def test_a_flowprep_export_round_trips_with_no_options(jpeg_extraction, tmp_path, capsys, layout):
+    tree = tmp_path / "tree"
+    status, _, err = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", tree, "--layout", layout,
+                             "--workers", "1")
+    assert status == 0, err
+    if layout == "class":  # mmaction2's --level 2 layout: <class>/<video>/, and so in the lists
+        assert sorted(p.relative_to(tree).as_posix() for p in tree.glob("*/*") if p.is_dir()) == [
+            "down/down", "left/left", "right/right"]
+        assert (tree / "ucf_mini_val_split_1_rawframes.txt").read_text() == f"left/left {FRAMES - 1} 2\n"
+    back = tmp_path / "back"
+    status, stdout, err = run_cli(capsys, "import-rawframes", tree, "--out", back, "--workers", "1")
+    assert status == 0, err
+    assert "mean subtracted (bound and mean subtraction from flowprep_export.json)" in stdout
+    assert "labels and splits: the annotation lists flowprep_export.json names" in stdout
+    original, again = ExtractionFolder(jpeg_extraction).read_index(), ExtractionFolder(back).read_index()
+    assert {v: (e.label, e.label_name, e.splits, e.num_frames) for v, e in again.items()} == \
+           {v: (e.label, e.label_name, e.splits, e.num_frames) for v, e in original.items()}
+    assert ExtractionFolder(back).read_config().settings["mean_subtracted"] is True
+    worst = compare(jpeg_extraction, back)
+    assert worst["rgb_mean"] < 1.5 and worst["flow_mean"] < 1.0
+
+
+def test_restored_means_are_recorded_as_not_subtracted(jpeg_extraction, tmp_path, capsys):
+    tree = tmp_path / "tree"
+    export_rawframes(jpeg_extraction, tree, config=ExportConfig(restore_mean=True))
+    status, stdout, _ = run_cli(capsys, "import-rawframes", tree, "--out", tmp_path / "back", "--workers", "1")
+    assert status == 0 and "mean not subtracted (bound and mean subtraction from flowprep_export.json)" in stdout
+
+
+def test_export_refuses_a_label_name_that_is_no_folder_name(tmp_path, capsys):
+    manifest = make_videos(tmp_path / "videos", {"right": (2, 0)})
+    manifest.write_text(manifest.read_text().replace(",right,train", ",../up,train"))
+    extraction = extract(manifest, tmp_path / "x")
+    status, _, err = run_cli(capsys, "export-rawframes", extraction, "--out", tmp_path / "t", "--layout", "class")
+    assert status == 2 and err.count("\n") == 1 and "label name '../up' of right cannot be a class folder" in err
+    assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("names, message", [
+    (["img_00000.jpg", "img_00001.jpg", "flow_x_00000.jpg", "x_00001.jpg"],
+     "holds both x_NNNNN and flow_x_NNNNN images (x_00001.jpg); one naming per folder (mmaction2's x_/y_ or "
+     "denseflow's flow_x_/flow_y_)"),
+    (["img_00002.jpg", "img_00003.jpg"],
+     "img_NNNNN images start at img_00002; trees are numbered from 0 (denseflow) or 1 (mmaction2), so img_00001 is missing"),
+    (["img_00000.jpg", "img_00001.jpg", "img_00004.jpg", "img_00005.jpg"],
+     "img_NNNNN images img_00000..img_00005 have a gap: img_00002 is missing (and 1 more)"),
+])
+def test_tree_refusals_name_the_cause(names, message):
+    with pytest.raises(RawframesError) as info:
+        group_frame_names(names, "d")
+    assert str(info.value) == f"d: {message}"
+
+
+@pytest.mark.parametrize("names, message", [
+    (["img_00001.jpg", "img_00002.jpg", "img_00003.jpg"],
+     "no flow images (flow_x_NNNNN and flow_y_NNNNN as denseflow names them, or x_NNNNN and y_NNNNN as "
+     "mmaction2's flow_extraction.py does) for 3 img frames"),
+    (["x_00001.jpg", "y_00001.jpg"], "0 img_NNNNN frame(s) (mmaction2's flow_extraction.py writes them only with "
+                                     "--save-rgb); at least 2 are needed"),
+    (["img_00000.jpg", "img_00001.jpg", "img_00002.jpg", "img_00003.jpg", "flow_x_00000.jpg", "flow_y_00000.jpg"],
+     "1 flow_x images for 4 img frames: flow_x_00001..flow_x_00002 are missing (one field per frame pair)"),
+    (["img_00001.jpg", "img_00002.jpg", "x_00001.jpg", "x_00002.jpg", "x_00003.jpg", "y_00001.jpg", "y_00002.jpg",
+      "y_00003.jpg"], "3 x images for 2 img frames: img_00003 is missing, or the flow is not of these frames"),
+])
+def test_count_refusals_name_the_missing_images(names, message):
+    with pytest.raises(RawframesError) as info:
+        plan_frames(group_frame_names(names, "d"), False, "d")
+    assert str(info.value) == f"d: {message}"
+
+
+def test_annotation_lists_that_do_not_fit_are_refused(tmp_path, capsys):
+    tree = tmp_path / "tree"
+    trees.denseflow_tree(tree, {"right": (2, 0)})
+    lists = tmp_path / "lists"
+    lists.mkdir()
+
+    def refusal(*options: str) -> str:
+        status, _, err = run_cli(capsys, "import-rawframes", tree, "--out", tmp_path / "o", *options)
+        assert status == 2 and err.count("\n") == 1, err
+        return err
+
+    assert "matches no file" in refusal("--annotations", str(lists / "u_{part}_split_{n}.txt"))
+    assert "{nr} is not a field" in refusal("--annotations", str(lists / "u_{nr}.txt"))
+    (lists / "a_train_split_1_rawframes.txt").write_text("MoveRight/v_MoveRight_g01_c01 8 0\n")
+    (lists / "a_val_split_1_rawframes.txt").write_text("MoveRight/v_MoveRight_g01_c01 8 0\n")
+    assert "is in both" in refusal("--annotations", str(lists / "a_{part}_split_{n}_rawframes.txt"))
+    (lists / "b.txt").write_text("MoveRight/v_MoveRight_g01_c01 8 0 3\n")
+    assert "4 columns: a multi-label line" in refusal("--annotations", str(lists / "b.txt"))
+    (lists / "c.txt").write_text("../elsewhere 8 0\n")
+    assert "leaves the video root" in refusal("--annotations", str(lists / "c.txt"))
+    assert "give --manifest or --annotations, not both" in refusal("--annotations", str(lists / "b.txt"),
+                                                                    "--manifest", str(lists / "b.txt"))
+
+
+def test_bound_help_says_denseflows_own_default(capsys):
+    _, stdout, _ = run_cli(capsys, "import-rawframes", "--help")
+    text = " ".join(stdout.split())
+    assert "denseflow's -b (its own default is 32; mmaction2's build_rawframes.py passes 20)" in text
