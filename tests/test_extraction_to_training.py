@@ -1,11 +1,14 @@
 """Chains across both packages: extract -> export-rawframes -> import-rawframes -> train ->
 evaluate (a folder packed from a rawframes tree is an extraction folder like any other, and the
-trainer reads both kinds: docs/rawframes.md), and extract with tvl1-torch -> train -> evaluate."""
+trainer reads both kinds: docs/rawframes.md); the trees users have (denseflow's, mmaction2's
+flow_extraction.py's, a flowprep export in the class layout) -> import-rawframes with only the
+options they need -> train; and extract with tvl1-torch -> train -> evaluate."""
 from __future__ import annotations
 
 import pytest
 
 from flowprep.format.folder import ExtractionFolder
+from tests.support import rawframe_trees as trees
 from tests.support.extraction import HEIGHT, MOTIONS, extract, make_videos, run_cli
 from tests.support.twostream_cli import one_line_error, twostream
 
@@ -50,6 +53,35 @@ def test_the_crop_is_checked_against_the_imported_frames_size(imported, capsys):
     message = one_line_error(capsys, "train", "--shards", str(packed), "--out", str(root / "too_big"), "--stream",
                              "spatial", "--crop-size", str(HEIGHT + 1), "--workers", "0")
     assert f"crop size {HEIGHT + 1} is larger than the stored frames' shorter side ({HEIGHT} px" in message
+
+
+@pytest.mark.parametrize("source", ["denseflow", "flow_extraction", "flowprep_export"])
+def test_the_trees_users_have_import_and_train(imported, tmp_path, capsys, source):
+    tree, options = tmp_path / "rawframes", []
+    labels = {name: i for i, name in enumerate(MOTIONS)}
+    train = {name for name in MOTIONS if labels[name] < len(MOTIONS) / 2}
+    if source == "flowprep_export":  # the class layout, read back with no options at all
+        assert run_cli(capsys, "export-rawframes", imported[0], "--out", tree, "--layout", "class", "--workers", "1")[0] == 0
+    else:
+        if source == "denseflow":  # build_rawframes.py --level 2: <class>/<video>/, numbered from 0
+            dirs = trees.denseflow_tree(tree, MOTIONS)
+        else:  # flow_extraction.py --save-rgb: <video>/, x_/y_ numbered from 1
+            dirs = {name: trees.video_of(name) for name in MOTIONS}
+            for name, frames in trees.videos(MOTIONS).items():
+                trees.flow_extraction_video(tree / dirs[name], frames)
+        trees.file_lists(tmp_path / "lists", "mini", dirs, {m: trees.FRAMES for m in dirs}, labels, train)
+        options = ["--annotations", str(tmp_path / "lists" / "mini_{part}_split_{n}_rawframes.txt")]
+    packed = tmp_path / "imported"
+    status, out, err = run_cli(capsys, "import-rawframes", tree, "--out", packed, "--workers", "1", *options)
+    assert status == 0, out + err
+    index = ExtractionFolder(packed).read_index()
+    assert len(index) == len(MOTIONS) and sum(e.in_split("split1", "train") for e in index.values()) == len(train)
+    status, out, err = twostream(capsys, "train", "--shards", str(packed), "--split", "split1", "--workers", "0",
+                                 "--threads", "1", "--stream", "temporal", "--out", str(tmp_path / "run"),
+                                 "--flow-length", "4", "--crop-size", "64", "--epochs", "1", "--batch-size", "2",
+                                 "--val-every", "0")
+    assert status == 0, err
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()
 
 
 def test_tvl1_torch_shards_train_like_any_other(tmp_path, capsys):
