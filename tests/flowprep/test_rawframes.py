@@ -309,6 +309,24 @@ def test_a_denseflow_level2_tree_imports_with_labels_and_splits_from_mmaction2_l
         np.testing.assert_allclose(moving_median(out, trees.video_of(motion), motion), velocity, atol=0.6)
 
 
+@pytest.mark.parametrize("tool", ["denseflow", "flow_extraction"])
+def test_class_folder_trees_import_without_options(tmp_path, capsys, tool):
+    # the 11-of-11 failure of issue 17: numbering from 0 (denseflow), x_/y_ names (flow_extraction.py)
+    tree = tmp_path / "rawframes"
+    if tool == "denseflow":
+        trees.denseflow_tree(tree, TREE_MOTIONS)
+    else:  # its video list holds <class>/<video>.avi lines: dest is <class>/<video>/
+        for name, frames in trees.videos(TREE_MOTIONS).items():
+            trees.flow_extraction_video(tree / trees.class_of(name) / trees.video_of(name), frames)
+    out = tmp_path / "imported"
+    status, stdout, err = run_cli(capsys, "import-rawframes", tree, "--out", out, "--workers", "1")
+    assert status == 0, stdout + err
+    index = ExtractionFolder(out).read_index()
+    assert {v: (e.label_name, e.num_frames) for v, e in index.items()} == {
+        trees.video_of(m): (trees.class_of(m), trees.FRAMES) for m in TREE_MOTIONS}
+    np.testing.assert_allclose(moving_median(out, trees.video_of("down"), "down"), [0.0, 2.0], atol=0.6)
+
+
 def test_an_mmaction2_flow_extraction_tree_imports(tmp_path, capsys):
     # flow_extraction.py --save-rgb: x_/y_ names from 1, flat, truncated codes; lists given one by one
     tree = tmp_path / "rawframes"
@@ -355,7 +373,8 @@ def test_opencv_rgb_with_denseflow_flow_imports_and_says_what_it_drops(tmp_path,
 @pytest.mark.parametrize("layout", ["flat", "class"])
 def test_a_flowprep_export_round_trips_with_no_options(jpeg_extraction, tmp_path, capsys, layout):
     tree = tmp_path / "tree"
-    status, _, err = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", tree, "--layout", layout,
+    layout_options = ["--layout", layout] if layout == "class" else []  # flat: the default
+    status, _, err = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", tree, *layout_options,
                              "--workers", "1")
     assert status == 0, err
     if layout == "class":  # mmaction2's --level 2 layout: <class>/<video>/, and so in the lists
