@@ -87,7 +87,8 @@ def main() -> None:
         manifest.write_text("video_id,path,label\n" + "".join(f"{Path(p).stem},{p},0\n" for p in CLIP_PATHS))
         shards = {}
         for codec in CODECS:
-            config = ExtractConfig(flow_method="dis", flow_params=(("preset", "medium"),), max_frames=args.frames,
+            config = ExtractConfig(flow_method="dis", flow_params=(("preset", "medium"),), width=340, height=256,
+                                   max_frames=args.frames,
                                    rgb_codec=codec, flow_codec=codec)
             out = tmp / codec.replace(":", "_")
             summary = run_extract(ExtractRun(manifest, CLIPS, out, config, workers=2), interactive=False)

@@ -73,7 +73,8 @@ def start_pool(workers: int, tmp: Path) -> None:
     """A tiny extraction with `workers` processes, so the timed runs find the pool started."""
     manifest = tmp / "warmup.csv"
     manifest.write_text("video_id,path,label\n" + "".join(f"w{i},{p},0\n" for i, p in enumerate(CLIP_PATHS[:workers])))
-    config = ExtractConfig(flow_method="dis", flow_params=(("preset", "ultrafast"),), max_frames=2)
+    config = ExtractConfig(flow_method="dis", flow_params=(("preset", "ultrafast"),), width=SIZE[0], height=SIZE[1],
+                           max_frames=2)
     run_extract(ExtractRun(manifest, CLIPS, tmp / f"warmup_{workers}", config, workers=workers), interactive=False)
     shutil.rmtree(tmp / f"warmup_{workers}")
 

@@ -173,7 +173,7 @@ def pipeline_rate(device: str, fields: int, frames_per_clip: int, workers: int) 
     frames), against the backend alone on exactly those frames."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "shards"
-        config = ExtractConfig(flow_method="tvl1-torch", max_frames=frames_per_clip)
+        config = ExtractConfig(flow_method="tvl1-torch", width=SIZE[0], height=SIZE[1], max_frames=frames_per_clip)
         run = ExtractRun(MANIFEST, CLIPS, out, config, workers=workers, device=device, batch=fields)
         started = time.perf_counter()
         summary = run_extract(run, interactive=False)

@@ -49,7 +49,7 @@ def extraction(frames: int, repeats: int) -> dict:
         # each clip twice, under another id: 22 videos, an even share for 2 workers
         write_manifest(manifest, entries + [type(e)(e.video_id + "_b", e.path, e.label, e.label_name, e.splits)
                                              for e in entries])
-        config = ExtractConfig(flow_method="farneback", max_frames=frames)
+        config = ExtractConfig(flow_method="farneback", width=340, height=256, max_frames=frames)
 
         def run(name: str, **options) -> float:
             out = Path(tmp) / f"{name}_{time.monotonic_ns()}"

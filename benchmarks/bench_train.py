@@ -62,7 +62,7 @@ SAMPLES = 1536  # per measurement, after the first batch (worker start-up exclud
 
 # --- data ---------------------------------------------------------------------------------------
 def extract(out: Path) -> Path:
-    config = ExtractConfig(flow_method="dis", flow_codec=LOSSLESS)  # default size 340x256 and RGB codec
+    config = ExtractConfig(flow_method="dis", width=340, height=256, flow_codec=LOSSLESS)  # default RGB codec
     run_extract(ExtractRun(MANIFEST, CLIPS, out, config, workers=2), interactive=False)
     return out
 

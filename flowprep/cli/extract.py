@@ -3,6 +3,7 @@ parameters)."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import click
@@ -12,6 +13,7 @@ from flowprep.extract.config import (
     DEFAULT_BATCH,
     DEFAULT_FLOW_CODEC,
     DEFAULT_RGB_CODEC,
+    DEFAULT_SHORT_SIDE,
     DEVICE_HELP,
     ExtractConfig,
     ExtractRun,
@@ -19,6 +21,8 @@ from flowprep.extract.config import (
 from flowprep.extract.flow_methods import FLOW_METHODS, get_method
 from flowprep.extract.run import run_extract
 from flowprep.format.codecs import CODEC_HELP
+from flowprep.format.folder import ExtractionFolder
+from flowprep.format.shards import ShardFormatError
 
 
 def parse_flow_params(method: str, pairs: tuple[str, ...]) -> dict[str, object]:
@@ -45,8 +49,12 @@ def parse_flow_params(method: str, pairs: tuple[str, ...]) -> dict[str, object]:
 @click.option("--flow-param", "flow_params", multiple=True, metavar="NAME=VALUE",
               help="Set a parameter of the flow backend; repeatable.")
 @click.option("--size", callback=parse_size, default=None, metavar="WxH",
-              help="Store frames at this fixed size. Default 340x256 unless --short-side is given.")
-@click.option("--short-side", type=click.IntRange(min=1), default=None, help="Resize so the shorter side has this many pixels.")
+              help="Store frames at this fixed size, e.g. 340x256 for the TSN protocol on 4:3 datasets (UCF101, "
+                   "HMDB51); it squashes other aspect ratios.")
+@click.option("--short-side", type=click.IntRange(min=1), default=None,
+              help=f"Resize so the shorter side has this many pixels, keeping the aspect ratio. Default "
+                   f"{DEFAULT_SHORT_SIDE} (as mmaction2 for Kinetics) unless --size is given; resuming a folder "
+                   f"without either keeps the size it was made with.")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=None, help="Sample frames at this rate.")
 @click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True, help="Keep every STRIDE-th frame.")
 @click.option("--max-frames", type=click.IntRange(min=2), default=None, help="Keep at most this many frames per video.")
@@ -93,7 +101,11 @@ def extract(manifest: Path, video_root: Path | None, out_dir: Path, flow_method:
     """
     if size is not None and short_side is not None:
         raise click.UsageError("give --size or --short-side, not both")
-    width, height = (None, None) if short_side is not None else (size or (340, 256))
+    if size is None and short_side is None and not overwrite:
+        # the default changed (340x256 -> short side 256): the same command still resumes a folder
+        # made before, rather than being refused for a config that differs in a value never given
+        size, short_side = stored_size(out_dir)
+    width, height = size or (None, None)
     try:
         config = ExtractConfig(
             flow_method=flow_method,
@@ -122,6 +134,23 @@ def extract(manifest: Path, video_root: Path | None, out_dir: Path, flow_method:
         click.echo(f"  {'... and %d more; ' % more if more > 0 else ''}all failures: {summary.failures_file}")
         return EXIT_SOME_FAILED
     return EXIT_OK
+
+
+def stored_size(out_dir: Path) -> tuple[tuple[int, int] | None, int | None]:
+    """(width, height) or short side of the extraction in `out_dir`, if it holds one with a
+    readable config; (None, None) otherwise (a fresh folder, an import: the default applies, and
+    staged_run reports any conflict)."""
+    try:
+        stored = ExtractionFolder(out_dir).read_config()
+    except ShardFormatError:
+        return None, None
+    s = stored.settings
+    if stored.kind != "extract":
+        return None, None
+    if s.get("short_side") is None and isinstance(s.get("width"), int) and isinstance(s.get("height"), int):
+        logging.getLogger("flowprep").info("resuming %s at its stored size %dx%d", out_dir, s["width"], s["height"])
+        return (s["width"], s["height"]), None
+    return None, s.get("short_side") if isinstance(s.get("short_side"), int) else None
 
 
 @click.command(context_settings=CONTEXT)

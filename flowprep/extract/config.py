@@ -29,7 +29,12 @@ from flowprep.format.quantize import DEFAULT_BOUND
 # its time decoding flow, runs ~9% faster than with 90 or 95.
 DEFAULT_RGB_CODEC = "jpeg:95"
 DEFAULT_FLOW_CODEC = "jpeg:80"
-DEFAULT_SIZE = (340, 256)  # width, height: TSN / denseflow's resolution for UCF101
+# Frames keep their aspect ratio by default, shorter side 256: what mmaction2 does for Kinetics,
+# whose videos (like a phone's) are mostly 16:9, which a fixed 340x256 would squash into 4:3.
+# TSN_SIZE, 340x256, is the TSN protocol on UCF101 / HMDB51, whose 320x240 sources are 4:3 already;
+# it is still there as `--size 340x256`, and folders made with it (before this default) store it.
+DEFAULT_SHORT_SIDE = 256
+TSN_SIZE = (340, 256)  # width, height
 ORIGIN = "rawframes"  # ImportConfig's marker in the config a shard stores
 BACKWARD_MODES = ("files", "negate")
 
@@ -40,8 +45,10 @@ class ExtractConfig:
     # Complete, resolved parameters of the flow method as sorted (name, value) pairs, so the
     # stored config states every value used, not only the ones a user overrode.
     flow_params: tuple[tuple[str, Any], ...] = ()
-    width: int | None = DEFAULT_SIZE[0]
-    height: int | None = DEFAULT_SIZE[1]
+    # a fixed width x height, or a short side (the other side keeps the aspect ratio); neither
+    # given: short side DEFAULT_SHORT_SIDE, resolved here so the stored config states it
+    width: int | None = None
+    height: int | None = None
     short_side: int | None = None
     fps: float | None = None
     stride: int = 1
@@ -57,6 +64,8 @@ class ExtractConfig:
         object.__setattr__(self, "flow_params", tuple(sorted(resolved.items())))
         object.__setattr__(self, "rgb_codec", str(parse_codec(self.rgb_codec)))
         object.__setattr__(self, "flow_codec", str(parse_codec(self.flow_codec)))
+        if self.width is None and self.height is None and self.short_side is None:
+            object.__setattr__(self, "short_side", DEFAULT_SHORT_SIDE)
         if self.short_side is not None:
             if self.width is not None or self.height is not None:
                 raise ValueError("give either a fixed size (width x height) or a short side, not both")
