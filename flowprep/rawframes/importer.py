@@ -148,7 +148,7 @@ def sources_from_tree(root: Path) -> list[ImportSource]:
                     for p in c.iterdir() if p.is_dir() and is_frame_dir(p))
     if flat and nested:
         raise RawframesError(f"{root} mixes video folders ({flat[0].name}) and class folders ({nested[0].parent.name}); "
-                             "give --manifest to say which is which")
+                             "give --manifest or --annotations to say which is which")
     if not flat and not nested:
         raise RawframesError(f"no frame folders (holding img_NNNNN.jpg, flow_x_NNNNN.jpg or x_NNNNN.jpg images) in {root} "
                              "or its subfolders")
