@@ -470,3 +470,22 @@ def test_bound_help_says_denseflows_own_default(capsys):
     _, stdout, _ = run_cli(capsys, "import-rawframes", "--help")
     text = " ".join(stdout.split())
     assert "denseflow's -b (its own default is 32; mmaction2's build_rawframes.py passes 20)" in text
+
+
+def test_an_older_export_record_still_reads_and_a_stated_bound_wins(jpeg_extraction, tmp_path, capsys, caplog):
+    tree = tmp_path / "tree"
+    export_rawframes(jpeg_extraction, tree)
+    record = json.loads((tree / "flowprep_export.json").read_text())
+    for key in ("bound", "layout", "annotation_lists", "label_names"):  # what records held before issue 17
+        del record[key]
+    (tree / "flowprep_export.json").write_text(json.dumps(record))
+    out = tmp_path / "back"
+    status, stdout, err = run_cli(capsys, "import-rawframes", tree, "--out", out, "--workers", "1", "--bound", "10")
+    assert status == 0, err
+    assert "bound 10 px, mean subtracted (mean subtraction from flowprep_export.json)" in stdout
+    assert "--bound 10 differs from the bound 20 that flowprep_export.json records" in caplog.text
+    index, original = ExtractionFolder(out).read_index(), ExtractionFolder(jpeg_extraction).read_index()
+    assert {v: e.splits for v, e in index.items()} == {v: e.splits for v, e in original.items()}
+    (tree / "flowprep_export.json").write_text("{not json")
+    status, _, err = run_cli(capsys, "import-rawframes", tree, "--out", tmp_path / "o2")
+    assert status == 2 and err.count("\n") == 1 and "flowprep_export.json: not a readable export record" in err
