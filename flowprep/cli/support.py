@@ -91,16 +91,22 @@ def parse_size(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 
 def run_click(group: click.Group, prog: str, user_errors: tuple[type[BaseException], ...],
-              argv: list[str] | None = None) -> None:
+              argv: list[str] | None = None, renamed: dict[tuple[str, str], str] | None = None) -> None:
     """Run `group` and exit with its status; errors of the types in `user_errors` (and usage
-    errors, and OSError) become `prog: error: <message>` on one line."""
+    errors, and OSError) become `prog: error: <message>` on one line. `renamed` maps (command,
+    old option) to what replaced it, so that an old script is told the new name."""
     quiet_hdf5_after_disk_full()
     try:
         status = group.main(args=argv, prog_name=prog, standalone_mode=False)
     except click.exceptions.UsageError as exc:
         ctx = exc.ctx
         hint = f" (see '{prog} {ctx.info_name} --help')" if ctx is not None and ctx.parent is not None else ""
-        click.echo(f"{prog}: error: {exc.format_message()}{hint}", err=True)
+        message = exc.format_message()
+        if isinstance(exc, click.exceptions.NoSuchOption) and ctx is not None:
+            new = (renamed or {}).get((ctx.info_name, exc.option_name))
+            if new:
+                message = f"no such option {exc.option_name}: it is {new} now (docs/cli.md)"
+        click.echo(f"{prog}: error: {message}{hint}", err=True)
         sys.exit(EXIT_USAGE)
     except click.exceptions.ClickException as exc:
         click.echo(f"{prog}: error: {exc.format_message()}", err=True)
