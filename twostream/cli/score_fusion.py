@@ -88,7 +88,7 @@ def fuse(spatial: Path, temporal: Path, fit_spatial: Path | None, fit_temporal: 
               help="Another row from a score file, e.g. mid-fusion=runs/mid/scores_test.npz; repeatable.")
 @click.option("--curves", multiple=True, callback=parse_named_paths, metavar="NAME=FILE",
               help="Training curves of a stream from its metrics.jsonl, e.g. spatial=runs/spatial/metrics.jsonl; "
-                   "repeatable. Default: the run folders' metrics.jsonl.")
+                   "repeatable. The run folders' metrics.jsonl are drawn too (as spatial and temporal).")
 @click.option("--title", default="Two-stream action recognition", show_default=True, help="The report's heading.")
 @out_folder_option("Report folder.")
 def report(spatial: Path, temporal: Path, fused: tuple[Path, ...], extra: tuple[tuple[str, Path], ...],
@@ -98,8 +98,8 @@ def report(spatial: Path, temporal: Path, fused: tuple[Path, ...], extra: tuple[
     RUN_SPATIAL and RUN_TEMPORAL are the streams' run folders (their scores_test.npz and metrics.jsonl)
     or two score files.
     """
-    if not curves:
-        curves = curves_of(spatial, temporal)
+    named = {name for name, _ in curves}
+    curves = tuple(c for c in curves_of(spatial, temporal) if c[0] not in named) + tuple(curves)
     spatial, temporal = scores_of(spatial, "test", "RUN_SPATIAL"), scores_of(temporal, "test", "RUN_TEMPORAL")
     from twostream.score_fusion.report import (  # deferred: matplotlib takes a third of a second to import
         ReportConfig,
