@@ -13,7 +13,6 @@ from pathlib import Path
 import click
 import pytest
 
-from flowprep.cli.extract import resolve_device
 from flowprep.cli.main import cli as flowprep_cli
 from flowprep.cli.main import main as flowprep_main
 from twostream.cli.main import cli as twostream_cli
@@ -121,6 +120,8 @@ def test_fuse_says_which_run_lacks_its_scores(tmp_path, capsys):
 
 
 def test_extract_device_auto_is_the_cpu_for_cpu_backends():
+    from flowprep.cli.extract import resolve_device
+
     assert resolve_device("auto", "tvl1") == "cpu" and resolve_device("cuda:1", "tvl1") == "cuda:1"
 
 
