@@ -141,7 +141,8 @@ for path in {paths!r} + ['flowprep', 'twostream']:
         assert exit.code in (0, None), (path, exit.code)
 print('torch imported' if 'torch' in sys.modules else 'no torch')
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120,
+                            check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "no torch"
     assert "Usage: twostream evaluate [OPTIONS] RUN" in result.stdout

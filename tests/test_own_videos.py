@@ -34,7 +34,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def readme_commands() -> list[list[str]]:
     section = README.read_text().split("## Your own videos", 1)[1]
-    block = re.search(r"```sh\n(.*?)```", section, flags=re.S).group(1)
+    block = re.search(r"```sh\n(.*?)```", section, flags=re.DOTALL).group(1)
     return [shlex.split(line) for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 

@@ -40,8 +40,19 @@ from twostream.engine.metrics import summarize
 from twostream.score_fusion.methods import FUSION_METHODS, FusionParams, fuse, pair_streams
 from twostream.streams.models import build_model as _build_model
 
-__all__ = ["SpatialFrames", "TemporalStacks", "StreamDataset", "normalise", "build_model", "evaluate_videos",
-           "VideoScores", "save_scores", "load_scores", "fuse_scores", "FUSION_METHODS"]
+__all__ = [
+    "FUSION_METHODS",
+    "SpatialFrames",
+    "StreamDataset",
+    "TemporalStacks",
+    "VideoScores",
+    "build_model",
+    "evaluate_videos",
+    "fuse_scores",
+    "load_scores",
+    "normalise",
+    "save_scores",
+]
 
 
 def build_model(backbone: str, in_channels: int, num_classes: int, dropout: float = 0.5) -> nn.Module:

@@ -33,7 +33,6 @@ from flowprep.extract.flow_methods import FLOW_METHODS, get_method
 from flowprep.extract.run import run_extract
 from flowprep.format.codecs import CODEC_HELP
 
-
 DEFAULT_DEVICE_CHOICES = DEVICE_HELP
 
 

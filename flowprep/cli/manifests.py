@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from flowprep.cli.support import CONTEXT, EXIT_OK, EXIT_SOME_FAILED, JSON_OPTION, missing_hint, usage_error, workers_option
+from flowprep.cli.support import (
+    CONTEXT,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    JSON_OPTION,
+    missing_hint,
+    usage_error,
+    workers_option,
+)
 from flowprep.format.manifest import ManifestEntry, write_manifest
 from flowprep.manifests.check import CheckConfig, check_manifest
 from flowprep.manifests.folder import VIDEO_EXTENSIONS, FolderManifestConfig, folder_manifest, path_prefix

@@ -6,7 +6,6 @@ from pathlib import Path
 import click
 
 from flowprep.cli.support import CONTEXT
-
 from twostream.cli import options as opt
 from twostream.cli import runs
 from twostream.feature_fusion.config import FIT_PARTS, FusionTrainConfig

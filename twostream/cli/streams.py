@@ -6,7 +6,6 @@ from pathlib import Path
 import click
 
 from flowprep.cli.support import CONTEXT
-
 from twostream.cli import options as opt
 from twostream.core.backbones import BACKBONES
 from twostream.core.config import FLOW_STACKS, STREAM_DEFAULTS, STREAMS, TrainConfig

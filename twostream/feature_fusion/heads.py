@@ -31,5 +31,5 @@ class HeadSpec:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "HeadSpec":
+    def from_json(cls, text: str) -> HeadSpec:
         return cls(**json.loads(text))

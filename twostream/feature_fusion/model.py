@@ -31,11 +31,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from twostream.streams.models import StreamModel
-
 # the heads' names and their spec live in a torch-free module: the command line needs them for its
 # --help and its checks, and importing torch for that took seconds
 from twostream.feature_fusion.heads import DEFAULT_HIDDEN, HEADS, HeadSpec  # noqa: F401
+from twostream.streams.models import StreamModel
 
 
 class StreamNorm(nn.Module):
