@@ -146,3 +146,21 @@ print('torch imported' if 'torch' in sys.modules else 'no torch')
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "no torch"
     assert "Usage: twostream evaluate [OPTIONS] RUN" in result.stdout
+
+
+@pytest.mark.parametrize("path, args, field, value", [
+    ("twostream train", ["x", "--out", "r", "--restore-means"], "mean_subtraction", False),
+    ("twostream train", ["x", "--out", "r"], "mean_subtraction", True),
+    ("twostream train", ["x", "--out", "r", "--loader-workers", "0"], "workers", 0),
+    ("twostream evaluate", ["r", "--subset", "val"], "part", "val"),
+    ("twostream fuse", ["a", "b", "--out", "f", "--ratio", "1:2"], "weights", (1.0, 2.0)),
+    ("twostream fuse-features train", ["x", "--spatial", __file__, "--temporal", __file__, "--out", "r",
+                                       "--subset", "val"], "part", "val"),
+    ("flowprep extract", ["--manifest", "m", "--out", "o", "--batch-size", "8"], "batch", 8),
+    ("flowprep show", ["p", "--video", "v", "--out", "v.gif", "--gif-frames", "5", "--rows", "2", "--indices", "1,2"],
+     "max_frames", 5),
+])
+def test_a_new_name_reaches_the_config_field_it_sets(path, args, field, value):
+    """The renamed options keep the configs' field names: only the command line changed."""
+    context = commands()[path].make_context(path.split()[-1], list(args))
+    assert context.params[field] == value
