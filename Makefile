@@ -26,8 +26,8 @@ DEMO_RUNS := $(DEMO)/runs
 # cosine schedule and dropout 0.5 trains both streams in a minute or two at 96 px; a quarter of
 # each class's training videos is held out to fit the learned fusions on (docs/fusion.md).
 DEMO_TRAIN_ARGS ?= --holdout 0.25 --crop-size $(DEMO_CROP) --batch-size 16 --lr 0.01 --dropout 0.5 \
-	--schedule cosine --val-every 5 --val-clips 3 --workers 1 --threads 2
-DEMO_EVAL_ARGS ?= --clips $(DEMO_EVAL_CLIPS) --crops ten --workers 1 --threads 2
+	--schedule cosine --val-every 5 --val-clips 3 --loader-workers 1 --threads 2
+DEMO_EVAL_ARGS ?= --clips $(DEMO_EVAL_CLIPS) --crops ten --loader-workers 1 --threads 2
 
 # make extract-flow: MANIFEST, VIDEO_ROOT, OUT, FLOW, WORKERS, EXTRACT_ARGS; default the demo data
 # (DIS at the videos' own size: TV-L1 would take an hour for the demo's 3,648 frame pairs).
@@ -53,29 +53,24 @@ ifeq ($(SHARDS),$(DEMO)/shards)
 RUN ?= $(DEMO_RUNS)/$(STREAM)
 TRAIN_ARGS ?= $(DEMO_TRAIN_ARGS) --epochs $(if $(filter spatial,$(STREAM)),$(DEMO_SPATIAL_EPOCHS),$(DEMO_TEMPORAL_EPOCHS))
 EVAL_ARGS ?= $(DEMO_EVAL_ARGS)
-FEATURE_FUSION_ARGS ?= --val-every 0 --epochs 5 --workers 1 --threads 2
+FEATURE_FUSION_ARGS ?= --val-every 0 --epochs 5 --loader-workers 1 --threads 2
 endif
 RUN ?= out/runs/$(STREAM)
 TRAIN_ARGS ?=
-EVAL_PART ?= test
-SCORES ?= $(RUN)/scores_$(EVAL_PART).npz
+EVAL_SUBSET ?= test
 EVAL_ARGS ?=
 
 # make fuse-features: feature-level fusion (docs/fusion.md) of the two runs in FUSE_RUNS (those
 # of make train): a mid and an attention head on the frozen streams, each trained into
 # FUSE_RUNS/<method> and evaluated on the test videos (FUSE_RUNS/<method>/scores_test.npz).
-# FEATURE_FUSION_ARGS: more training options, e.g. --joint, --part val, --val-every 0.
-# make fuse: fuse the two streams' test scores (and, where held-out training-split scores exist,
-# fit the learned methods on them), then build the report folder, with the feature-level fusions
-# where they exist, and print its table.
+# FEATURE_FUSION_ARGS: more training options, e.g. --joint, --subset val, --val-every 0.
+# make fuse: fuse the two streams' test scores (and, where both runs hold held-out training-split
+# scores, scores_val.npz, fit the learned methods on them), then build the report folder, with the
+# feature-level fusions where they exist, and print its table.
 FUSE_RUNS ?= $(patsubst %/,%,$(dir $(RUN)))
 FEATURE_FUSION_METHODS ?= mid attention
 FEATURE_FUSION_ARGS ?=
 FEATURE_FUSION_EVAL_ARGS ?= $(EVAL_ARGS)
-FUSE_SPATIAL ?= $(FUSE_RUNS)/spatial/scores_test.npz
-FUSE_TEMPORAL ?= $(FUSE_RUNS)/temporal/scores_test.npz
-FUSE_FIT_SPATIAL ?= $(FUSE_RUNS)/spatial/scores_val.npz
-FUSE_FIT_TEMPORAL ?= $(FUSE_RUNS)/temporal/scores_val.npz
 FUSE_OUT ?= $(FUSE_RUNS)/fusion
 REPORT_OUT ?= $(FUSE_RUNS)/report
 FUSE_ARGS ?=
@@ -112,7 +107,7 @@ demo: $(STAMP)
 	$(MAKE) --no-print-directory train STREAM=temporal
 	$(foreach s,spatial temporal,$(foreach p,test val,\
 		$(call fresh,$(DEMO_RUNS)/$(s)/scores_$(p).npz,$(DEMO_RUNS)/$(s)/checkpoint.pt) \
-		$(MAKE) --no-print-directory evaluate STREAM=$(s) EVAL_PART=$(p) &&)) true
+		$(MAKE) --no-print-directory evaluate STREAM=$(s) EVAL_SUBSET=$(p) &&)) true
 	$(MAKE) --no-print-directory fuse-features
 	$(MAKE) --no-print-directory fuse
 	@read start how < $(DEMO_RUNS)/.started && printf '{"seconds": %d, "start": "%s", "cores": %d, "date": "%s"}\n' \
@@ -128,31 +123,28 @@ $(DEMO_DATA)/manifest.csv: | $(STAMP)
 
 # a run folder that holds a checkpoint is continued (the trainer refuses changed options)
 train: $(STAMP)
-	$(TWOSTREAM) train --shards $(SHARDS) --stream $(STREAM) --split $(SPLIT) --out $(RUN) \
+	$(TWOSTREAM) train $(SHARDS) --stream $(STREAM) --split $(SPLIT) --out $(RUN) \
 		$(if $(wildcard $(RUN)/checkpoint.pt),--resume) $(TRAIN_ARGS)
 
 evaluate: $(STAMP)
-	$(TWOSTREAM) evaluate --checkpoint $(RUN)/checkpoint.pt --shards $(SHARDS) --split $(SPLIT) \
-		--part $(EVAL_PART) --stream $(STREAM) --out $(SCORES) $(EVAL_ARGS)
+	$(TWOSTREAM) evaluate $(RUN) --extraction $(SHARDS) --split $(SPLIT) \
+		--subset $(EVAL_SUBSET) --stream $(STREAM) $(EVAL_ARGS)
 
 # a run folder that holds a checkpoint is continued
 fuse-features: $(STAMP)
 	$(foreach m,$(FEATURE_FUSION_METHODS),\
-	$(TWOSTREAM) fuse-features train --spatial $(FUSE_RUNS)/spatial/checkpoint.pt \
-		--temporal $(FUSE_RUNS)/temporal/checkpoint.pt --shards $(SHARDS) --split $(SPLIT) --method $(m) \
+	$(TWOSTREAM) fuse-features train $(SHARDS) --spatial $(FUSE_RUNS)/spatial \
+		--temporal $(FUSE_RUNS)/temporal --split $(SPLIT) --method $(m) \
 		--out $(FUSE_RUNS)/$(m) \
 		$(if $(wildcard $(FUSE_RUNS)/$(m)/checkpoint.pt),--resume) $(FEATURE_FUSION_ARGS) && \
 	$(call fresh,$(FUSE_RUNS)/$(m)/scores_test.npz,$(FUSE_RUNS)/$(m)/checkpoint.pt) \
-	$(TWOSTREAM) fuse-features evaluate --checkpoint $(FUSE_RUNS)/$(m)/checkpoint.pt --shards $(SHARDS) \
-		--split $(SPLIT) --out $(FUSE_RUNS)/$(m)/scores_test.npz $(FEATURE_FUSION_EVAL_ARGS) && ) true
+	$(TWOSTREAM) fuse-features evaluate $(FUSE_RUNS)/$(m) --extraction $(SHARDS) \
+		--split $(SPLIT) $(FEATURE_FUSION_EVAL_ARGS) && ) true
 
 fuse: $(STAMP)
-	$(TWOSTREAM) fuse --spatial $(FUSE_SPATIAL) --temporal $(FUSE_TEMPORAL) \
-		$(if $(wildcard $(FUSE_FIT_SPATIAL)),--fit-spatial $(FUSE_FIT_SPATIAL) --fit-temporal $(FUSE_FIT_TEMPORAL)) \
-		--out $(FUSE_OUT) $(FUSE_ARGS)
-	$(TWOSTREAM) report --spatial $(FUSE_SPATIAL) --temporal $(FUSE_TEMPORAL) --fused $(FUSE_OUT) \
+	$(TWOSTREAM) fuse $(FUSE_RUNS)/spatial $(FUSE_RUNS)/temporal --out $(FUSE_OUT) $(FUSE_ARGS)
+	$(TWOSTREAM) report $(FUSE_RUNS)/spatial $(FUSE_RUNS)/temporal --fused $(FUSE_OUT) \
 		$(foreach m,$(FEATURE_FUSION_METHODS),$(if $(wildcard $(FUSE_RUNS)/$(m)/scores_test.npz),--fused $(FUSE_RUNS)/$(m)/scores_test.npz)) \
-		$(foreach s,spatial temporal,$(if $(wildcard $(FUSE_RUNS)/$(s)/metrics.jsonl),--curves $(s)=$(FUSE_RUNS)/$(s)/metrics.jsonl)) \
 		--out $(REPORT_OUT)
 
 # The shipped UCF101 / HMDB51 manifests, rebuilt from the official split lists (data_manifests/README.md)

@@ -82,8 +82,8 @@ def training(epochs: int) -> dict:
     rates = {}
     with tempfile.TemporaryDirectory() as tmp:
         shards = synthetic_shards(Path(tmp) / "shards", 96)
-        args = ["train", "--shards", str(shards), "--crop-size", "64", "--epochs", str(epochs), "--batch-size", "8",
-                "--workers", "1", "--val-every", "0", "--lr", "0.01"]
+        args = ["train", str(shards), "--crop-size", "64", "--epochs", str(epochs), "--batch-size", "8",
+                "--loader-workers", "1", "--val-every", "0", "--lr", "0.01"]
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         commands = {"1 process, 2 threads": [str(TWOSTREAM), *args, "--threads", "2"],
                     "2 processes (torchrun), 1 thread each": [sys.executable, "-m", "torch.distributed.run",

@@ -13,7 +13,7 @@ from tests.conftest import REPO
 
 TINY = {"DEMO_VIDEOS_PER_CLASS": 6, "DEMO_FRAMES": 14, "DEMO_SIZE": "48x48", "DEMO_CROP": 40,
         "DEMO_SPATIAL_EPOCHS": 2, "DEMO_TEMPORAL_EPOCHS": 2, "DEMO_EVAL_CLIPS": 2,
-        "FEATURE_FUSION_ARGS": "--val-every 0 --workers 1 --threads 2 --epochs 2"}
+        "FEATURE_FUSION_ARGS": "--val-every 0 --loader-workers 1 --threads 2 --epochs 2"}
 
 
 @pytest.mark.slow

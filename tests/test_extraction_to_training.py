@@ -34,13 +34,12 @@ def test_an_imported_rawframes_tree_trains_and_evaluates(imported, capsys):
     assert ExtractionFolder(packed).read_config().kind == "import"
 
     run = root / "run"
-    common = ["--shards", str(packed), "--split", "split1", "--workers", "0", "--threads", "1"]
-    status, out, err = twostream(capsys, "train", *common, "--stream", "temporal", "--out", str(run),
+    common = ["--split", "split1", "--loader-workers", "0", "--threads", "1"]
+    status, out, err = twostream(capsys, "train", str(packed), *common, "--stream", "temporal", "--out", str(run),
                                  "--flow-length", "4", "--crop-size", "64", "--epochs", "1", "--batch-size", "2",
                                  "--val-every", "0")
     assert status == 0, err
-    status, out, err = twostream(capsys, "evaluate", *common, "--checkpoint", str(run / "checkpoint.pt"),
-                                 "--clips", "2", "--crops", "center")
+    status, out, err = twostream(capsys, "evaluate", str(run), *common, "--clips", "2", "--crops", "center")
     assert status == 0, err
     assert "2 test videos of split1" in out and (run / "scores_test.npz").is_file()
 
@@ -50,8 +49,8 @@ def test_the_crop_is_checked_against_the_imported_frames_size(imported, capsys):
     tree, packed = root / "tree2", root / "imported2"
     run_cli(capsys, "export-rawframes", extraction, "--out", tree, "--workers", "1")
     run_cli(capsys, "import-rawframes", tree, "--out", packed, "--workers", "1")
-    message = one_line_error(capsys, "train", "--shards", str(packed), "--out", str(root / "too_big"), "--stream",
-                             "spatial", "--crop-size", str(HEIGHT + 1), "--workers", "0")
+    message = one_line_error(capsys, "train", str(packed), "--out", str(root / "too_big"), "--stream",
+                             "spatial", "--crop-size", str(HEIGHT + 1), "--loader-workers", "0")
     assert f"crop size {HEIGHT + 1} is larger than the stored frames' shorter side ({HEIGHT} px" in message
 
 
@@ -91,11 +90,11 @@ def test_tvl1_torch_shards_train_like_any_other(tmp_path, capsys):
                              "--device", "cpu", "--workers", "2", "--size", "128x96", "--flow-param", "nscales=3",
                              "--flow-param", "warps=1")
     assert status == 0, err
-    common = ["--shards", str(out), "--workers", "0", "--threads", "1"]
-    status, _, err = twostream(capsys, "train", *common, "--stream", "temporal", "--out", str(tmp_path / "run"),
+    common = ["--loader-workers", "0", "--threads", "1"]
+    status, _, err = twostream(capsys, "train", str(out), *common, "--stream", "temporal", "--out", str(tmp_path / "run"),
                                "--flow-length", "4", "--crop-size", "64", "--epochs", "1", "--batch-size", "2",
                                "--val-every", "0")
     assert status == 0, err
-    status, out_text, err = twostream(capsys, "evaluate", *common, "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"),
+    status, out_text, err = twostream(capsys, "evaluate", str(tmp_path / "run"), *common,
                                       "--clips", "2", "--crops", "center")
     assert status == 0 and "2 test videos of split1" in out_text, err

@@ -22,6 +22,9 @@ LAYERS = {
     "twostream.streams": 4, "twostream.score_fusion": 4,
     "twostream.feature_fusion": 5,
     "twostream.cli": 6,
+    # the Python API for users' own loops (docs/api.md): one module over data, engine, streams and
+    # score fusion, beside the command line
+    "twostream.api": 6,
 }
 # What twostream may take from flowprep: the formats, and how every command of the project behaves.
 TRAIN_MAY_IMPORT = ("flowprep.format", "flowprep.cli.support")

@@ -8,7 +8,20 @@ from pathlib import Path
 
 import click
 
-from flowprep.cli.support import CONTEXT, EXIT_OK, EXIT_SOME_FAILED, check_codec, parse_size
+from flowprep.cli.support import (
+    CONTEXT,
+    DEVICE_DEFAULT,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    JSON_OPTION,
+    OVERWRITE_HELP,
+    check_codec,
+    device_option,
+    missing_hint,
+    out_folder_option,
+    parse_size,
+    workers_option,
+)
 from flowprep.extract.config import (
     DEFAULT_BATCH,
     DEFAULT_FLOW_CODEC,
@@ -23,6 +36,21 @@ from flowprep.extract.run import run_extract
 from flowprep.format.codecs import CODEC_HELP
 from flowprep.format.folder import ExtractionFolder
 from flowprep.format.shards import ShardFormatError
+
+DEFAULT_DEVICE_CHOICES = DEVICE_HELP
+
+
+def resolve_device(device: str, flow_method: str) -> str:
+    """--device auto: every GPU when the backend is batched and torch sees one, else the CPU (the
+    CPU backends ignore devices). Any other value is passed on, and checked by ExtractRun."""
+    if device != DEVICE_DEFAULT:
+        return device
+    if not get_method(flow_method).batched:
+        return "cpu"
+    import torch  # deferred: only a batched backend needs it, and --help none of it
+
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return ",".join(f"cuda:{i}" for i in range(n)) if n else "cpu"
 
 
 def parse_flow_params(method: str, pairs: tuple[str, ...]) -> dict[str, object]:
@@ -43,7 +71,7 @@ def parse_flow_params(method: str, pairs: tuple[str, ...]) -> dict[str, object]:
 @click.option("--manifest", required=True, type=click.Path(path_type=Path), help="Manifest CSV (data_manifests/README.md).")
 @click.option("--video-root", type=click.Path(path_type=Path), default=None,
               help="Folder the manifest's paths are relative to. Default: the manifest's folder.")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False), help="Output folder.")
+@out_folder_option("Output folder: the extraction (shards, index.json).")
 @click.option("--flow", "flow_method", type=click.Choice(list(FLOW_METHODS)), default="tvl1", show_default=True,
               help="Flow backend (see `flowprep methods`).")
 @click.option("--flow-param", "flow_params", multiple=True, metavar="NAME=VALUE",
@@ -57,20 +85,19 @@ def parse_flow_params(method: str, pairs: tuple[str, ...]) -> dict[str, object]:
                    f"without either keeps the size it was made with.")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=None, help="Sample frames at this rate.")
 @click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True, help="Keep every STRIDE-th frame.")
-@click.option("--max-frames", type=click.IntRange(min=2), default=None, help="Keep at most this many frames per video.")
+@click.option("--max-frames", type=click.IntRange(min=2), default=None, help="Keep the first N frames of each video (at most N).")
 @click.option("--bound", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True,
               help="Clip flow to +-BOUND pixels before quantising to uint8.")
 @click.option("--mean-subtraction/--no-mean-subtraction", default=True, show_default=True,
               help="Subtract each flow field's mean vector (camera-motion compensation); the means are stored.")
 @click.option("--rgb-codec", default=DEFAULT_RGB_CODEC, show_default=True, callback=check_codec, help=CODEC_HELP)
 @click.option("--flow-codec", default=DEFAULT_FLOW_CODEC, show_default=True, callback=check_codec, help=CODEC_HELP)
-@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Parallel worker processes; with a batched backend (tvl1-torch), decoding threads per device "
-                   "(0 = all cores).")
-@click.option("--device", default="cpu", show_default=True,
-              help=f"Where a batched backend computes flow: {DEVICE_HELP} (one process per GPU). Not part of the "
-                   f"extraction config: a run resumes on any device.")
-@click.option("--batch", type=click.IntRange(min=0), default=0, show_default=True,
+@workers_option(0, help="Parallel worker processes; with a batched backend (tvl1-torch), decoding threads per "
+                         "device (0 = all cores).")
+@device_option(help=f"Where a batched backend computes flow: {DEFAULT_DEVICE_CHOICES}, or auto: every GPU with a "
+                    f"batched backend when there is one, else cpu. Not part of the extraction config: a run resumes "
+                    f"on any device.")
+@click.option("--batch-size", "batch", type=click.IntRange(min=0), default=0, show_default=True,
               help=f"Flow fields per device batch (0 = {DEFAULT_BATCH['cuda']} on CUDA, {DEFAULT_BATCH['cpu']} on the "
                    f"CPU); an out-of-memory error halves it.")
 @click.option("--num-parts", type=click.IntRange(min=1), default=1, show_default=True,
@@ -88,7 +115,7 @@ def parse_flow_params(method: str, pairs: tuple[str, ...]) -> dict[str, object]:
               help="With a tls:// scheduler: this client's private key.")
 @click.option("--shard-size-mb", type=click.FloatRange(min=0, min_open=True), default=1024.0, show_default=True,
               help="Target size of one shard file.")
-@click.option("--overwrite", is_flag=True, help="Discard an earlier extraction in --out made with another config.")
+@click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP)
 def extract(manifest: Path, video_root: Path | None, out_dir: Path, flow_method: str, flow_params: tuple[str, ...],
             size: tuple[int, int] | None, short_side: int | None, fps: float | None, stride: int, max_frames: int | None,
             bound: float, mean_subtraction: bool, rgb_codec: str, flow_codec: str, workers: int, device: str,
@@ -119,7 +146,7 @@ def extract(manifest: Path, video_root: Path | None, out_dir: Path, flow_method:
             manifest=manifest,
             video_root=video_root if video_root is not None else manifest.parent,
             out_dir=out_dir, extract=config, workers=workers, shard_size_mb=shard_size_mb, overwrite=overwrite,
-            device=device, batch=batch, num_parts=num_parts, part=part, scheduler=scheduler,
+            device=resolve_device(device, flow_method), batch=batch, num_parts=num_parts, part=part, scheduler=scheduler,
             tls_ca_file=tls_ca_file, tls_cert=tls_cert, tls_key=tls_key,
         )
     except ValueError as exc:  # the config's own validation: a usage error
@@ -132,6 +159,8 @@ def extract(manifest: Path, video_root: Path | None, out_dir: Path, flow_method:
             click.echo(f"  failed {f.video_id}: {f.reason}")
         more = len(summary.failures) - 10
         click.echo(f"  {'... and %d more; ' % more if more > 0 else ''}all failures: {summary.failures_file}")
+        if any(f.reason.startswith("file not found") for f in summary.failures):
+            click.echo(missing_hint(run.video_root, video_root is not None))
         return EXIT_SOME_FAILED
     return EXIT_OK
 
@@ -154,7 +183,7 @@ def stored_size(out_dir: Path) -> tuple[tuple[int, int] | None, int | None]:
 
 
 @click.command(context_settings=CONTEXT)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@JSON_OPTION
 def methods(as_json: bool) -> int:
     """List the flow backends and their parameters (set with --flow-param NAME=VALUE)."""
     if as_json:

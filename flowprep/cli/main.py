@@ -37,8 +37,19 @@ for command in (extract.extract, extract.methods, manifests.manifest_group, tool
     cli.add_command(command)
 
 
+# (command, old option): its name since options mean one thing in both commands (docs/cli.md)
+RENAMED = {
+    ("extract", "--batch"): "--batch-size",
+    ("show", "--max-frames"): "--gif-frames",
+    ("show", "--num-frames"): "--rows",
+    ("show", "--frames"): "--indices",
+    ("show", "--restore-mean"): "--restore-means",
+    ("export-rawframes", "--restore-mean"): "--restore-means",
+}
+
+
 def main(argv: list[str] | None = None) -> None:
-    run_click(cli, "flowprep", USER_ERRORS, argv)
+    run_click(cli, "flowprep", USER_ERRORS, argv, RENAMED)
 
 
 if __name__ == "__main__":

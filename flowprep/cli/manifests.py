@@ -7,10 +7,18 @@ from pathlib import Path
 
 import click
 
-from flowprep.cli.support import CONTEXT, EXIT_OK, EXIT_SOME_FAILED, usage_error
+from flowprep.cli.support import (
+    CONTEXT,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    JSON_OPTION,
+    missing_hint,
+    usage_error,
+    workers_option,
+)
 from flowprep.format.manifest import ManifestEntry, write_manifest
 from flowprep.manifests.check import CheckConfig, check_manifest
-from flowprep.manifests.folder import VIDEO_EXTENSIONS, FolderManifestConfig, folder_manifest
+from flowprep.manifests.folder import VIDEO_EXTENSIONS, FolderManifestConfig, folder_manifest, path_prefix
 from flowprep.manifests.kinetics import DEFAULT_TEMPLATE, check_template, kinetics_manifest
 from flowprep.manifests.official import hmdb51_manifest, split_counts, ucf101_manifest
 
@@ -60,12 +68,23 @@ def hmdb51(splits_dir: Path, out: Path) -> int:
 @click.option("--ext", "extensions", multiple=True, metavar="EXT",
               help="Video file extensions to include; repeatable. Default: common video formats.")
 def folder(root: Path, out: Path, test_fraction: float, seed: int, extensions: tuple[str, ...]) -> int:
-    """Any ROOT/<class>/.../<video> tree, with a seeded train/test split stratified by class."""
+    """Any ROOT/<class>/.../<video> tree, with a seeded train/test split stratified by class.
+
+    Paths start from the manifest's folder when ROOT is inside it (check and extract then need no
+    --video-root); otherwise from ROOT, and the readers need --video-root ROOT.
+    """
     try:
         config = FolderManifestConfig(root, test_fraction, seed, extensions or VIDEO_EXTENSIONS)
     except ValueError as exc:
         raise usage_error(exc) from None
-    _write(folder_manifest(config), out)
+    _write(folder_manifest(config, manifest_dir=out.parent), out)
+    if path_prefix(root, out.parent) is None:
+        click.echo(f"paths are relative to {root}, which is not inside the manifest's folder {out.parent}: "
+                   f"give --video-root {root} to 'flowprep manifest check' and 'flowprep extract' (or write the "
+                   f"manifest at or above {root}, e.g. --out {root / 'manifest.csv'})")
+    else:
+        click.echo(f"paths are relative to the manifest's folder: 'flowprep manifest check {out}' and "
+                   f"'flowprep extract --manifest {out}' find the videos without --video-root")
     return EXIT_OK
 
 
@@ -90,8 +109,8 @@ def kinetics(csv_files: tuple[Path, ...], out: Path, path_template: str | None) 
 @click.option("--video-root", type=click.Path(path_type=Path), default=None,
               help="Folder the manifest's paths are relative to. Default: the manifest's folder.")
 @click.option("--full", is_flag=True, help="Decode every frame (finds truncated files; slow) instead of the first.")
-@click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True, help="Parallel processes (0 = all cores).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@workers_option(1)
+@JSON_OPTION
 def check(manifest_path: Path, video_root: Path | None, full: bool, workers: int, as_json: bool) -> int:
     """Report missing and unreadable videos of MANIFEST before a long extraction. Exit 3 if any."""
     root = video_root if video_root is not None else manifest_path.parent
@@ -103,4 +122,6 @@ def check(manifest_path: Path, video_root: Path | None, full: bool, workers: int
             click.echo(f"{p.kind}: {p.video_id}: {p.reason}")
         click.echo(f"{report.total} videos: {report.total - len(report.problems)} ok, {report.count('missing')} missing, "
                    f"{report.count('unreadable')} unreadable (video root {root})")
+        if report.count("missing"):
+            click.echo(missing_hint(root, video_root is not None))
     return EXIT_OK if report.ok else EXIT_SOME_FAILED

@@ -24,7 +24,7 @@ from flowprep.rawframes.importer import ImportConfig, ImportRun, import_rawframe
 @click.option("--backward/--no-backward", default=True, show_default=True,
               help="Also write backward flow (backward_flow_x/y_NNNNN, ignored by mmaction2); --no-backward gives "
                    "denseflow's exact layout.")
-@click.option("--restore-mean", is_flag=True, help="Add the subtracted mean vectors back (re-quantises the flow).")
+@click.option("--restore-means", "restore_mean", is_flag=True, help="Add the subtracted mean vectors back (re-quantises the flow).")
 @click.option("--list-prefix", default=None, help="Annotation list names: PREFIX_train_split_1_rawframes.txt. "
                                                   "Default: the extraction folder's name.")
 @click.option("--layout", type=click.Choice(LAYOUTS), default="flat", show_default=True,

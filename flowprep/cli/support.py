@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import click
 
@@ -19,6 +21,42 @@ EXIT_INTERRUPTED = 130
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 VERBOSE = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+
+# The options both commands (flowprep and twostream) share, defined once so that a name means one
+# thing everywhere (docs/cli.md has the whole vocabulary). `--workers` is always processes with
+# 0 = all cores; the DataLoader's worker processes (0 = none) are `--loader-workers`.
+DEVICE_DEFAULT = "auto"  # a GPU when there is one (and the work can use it), else the CPU
+
+
+def workers_option(default: int, help: str = "Parallel processes (0 = all cores).") -> Callable:
+    return click.option("--workers", type=click.IntRange(min=0), default=default, show_default=True, help=help)
+
+
+def loader_workers_option(default: int = 2) -> Callable:
+    return click.option("--loader-workers", "workers", type=click.IntRange(min=0), default=default,
+                        show_default=True, help="DataLoader worker processes (0: load in the main process).")
+
+
+def device_option(help: str) -> Callable:
+    return click.option("--device", default=DEVICE_DEFAULT, show_default=True, help=help)
+
+
+def out_folder_option(help: str, dest: str = "out_dir", required: bool = True) -> Callable:
+    """--out: the folder a command writes into (only `manifest *` and `show`, which write one named
+    file, take --out FILE)."""
+    return click.option("--out", dest, required=required, default=None,
+                        type=click.Path(path_type=Path, file_okay=False), help=help)
+
+
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+OVERWRITE_HELP = "Discard an earlier extraction in --out made with another config."
+
+
+def missing_hint(root: Path, given: bool) -> str:
+    """What to do when videos are not found: a manifest's paths are relative to the video root."""
+    how = "--video-root" if given else "by default the manifest's folder"
+    return (f"hint: the manifest's paths are looked up under {root} ({how}); if the videos are elsewhere, "
+            f"pass --video-root ROOT, the folder the paths are relative to")
 
 
 def configure_logging(verbose: bool) -> None:
@@ -53,16 +91,22 @@ def parse_size(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 
 def run_click(group: click.Group, prog: str, user_errors: tuple[type[BaseException], ...],
-              argv: list[str] | None = None) -> None:
+              argv: list[str] | None = None, renamed: dict[tuple[str, str], str] | None = None) -> None:
     """Run `group` and exit with its status; errors of the types in `user_errors` (and usage
-    errors, and OSError) become `prog: error: <message>` on one line."""
+    errors, and OSError) become `prog: error: <message>` on one line. `renamed` maps (command,
+    old option) to what replaced it, so that an old script is told the new name."""
     quiet_hdf5_after_disk_full()
     try:
         status = group.main(args=argv, prog_name=prog, standalone_mode=False)
     except click.exceptions.UsageError as exc:
         ctx = exc.ctx
         hint = f" (see '{prog} {ctx.info_name} --help')" if ctx is not None and ctx.parent is not None else ""
-        click.echo(f"{prog}: error: {exc.format_message()}{hint}", err=True)
+        message = exc.format_message()
+        if isinstance(exc, click.exceptions.NoSuchOption) and ctx is not None:
+            new = (renamed or {}).get((ctx.info_name, exc.option_name))
+            if new:
+                message = f"no such option {exc.option_name}: it is {new} now (docs/cli.md)"
+        click.echo(f"{prog}: error: {message}{hint}", err=True)
         sys.exit(EXIT_USAGE)
     except click.exceptions.ClickException as exc:
         click.echo(f"{prog}: error: {exc.format_message()}", err=True)

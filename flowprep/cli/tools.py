@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from flowprep.cli.support import CONTEXT, EXIT_OK, EXIT_SOME_FAILED, usage_error
+from flowprep.cli.support import CONTEXT, EXIT_OK, EXIT_SOME_FAILED, JSON_OPTION, usage_error
 from flowprep.tools.inspection import format_summary, format_video, inspect_path, inspect_video
 from flowprep.tools.show import ShowConfig, show
 from flowprep.tools.verify import verify_path
@@ -17,7 +17,7 @@ from flowprep.tools.verify import verify_path
 @click.command("inspect", context_settings=CONTEXT)
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--video", "video_id", default=None, help="One video's attributes and flow statistics.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@JSON_OPTION
 def inspect_command(path: Path, video_id: str | None, as_json: bool) -> int:
     """What an extraction folder or a shard holds: videos, frames, classes, bytes, config, failures."""
     data = inspect_video(path, video_id) if video_id else inspect_path(path)
@@ -32,7 +32,7 @@ def inspect_command(path: Path, video_id: str | None, as_json: bool) -> int:
 @click.command("verify", context_settings=CONTEXT)
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--quick", is_flag=True, help="Check structure only; do not decode every frame.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@JSON_OPTION
 def verify_command(path: Path, quick: bool, as_json: bool) -> int:
     """Check that an extraction folder or shard is whole: exit 0 if all is well, 3 if problems were found."""
     report = verify_path(path, quick=quick)
@@ -66,13 +66,15 @@ def _parse_frames(ctx: click.Context, param: click.Parameter, value: str | None)
 @click.option("--video", "video_id", required=True, help="Video id.")
 @click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="FILE.png (a grid of frames) or FILE.gif (animated, one frame per pair).")
-@click.option("--frames", callback=_parse_frames, default=None, metavar="T,T,...",
+@click.option("--indices", "frames", callback=_parse_frames, default=None, metavar="T,T,...",
               help="Frame indices to show (each with its flow t -> t+1). Default: evenly spaced.")
-@click.option("--num-frames", type=click.IntRange(min=1), default=4, show_default=True, help="Rows of a PNG.")
-@click.option("--max-frames", type=click.IntRange(min=1), default=100, show_default=True, help="Frames of a GIF.")
+@click.option("--rows", "num_frames", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Rows of a PNG: frames shown, evenly spaced.")
+@click.option("--gif-frames", "max_frames", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Frames of a GIF, at most (evenly spaced).")
 @click.option("--max-flow", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Magnitude (px) drawn fully saturated. Default: the largest shown.")
-@click.option("--restore-mean/--as-stored", default=True, show_default=True,
+@click.option("--restore-means/--as-stored", "restore_mean", default=True, show_default=True,
               help="Show flow with its subtracted mean vector added back (the motion in the video), or as stored "
                    "(what the temporal stream sees).")
 @click.option("--gif-fps", type=click.FloatRange(min=0, min_open=True), default=8.0, show_default=True)

@@ -5,10 +5,18 @@ Labels are 0-based in sorted class-folder order. Each class is split on its own 
 so a 30% test share holds for every class, not only overall: with n videos, round(n * share)
 go to test, at least one of each part when n >= 2, all to train when n == 1. The same seed and
 the same tree give the same split on any machine: videos are sorted before a seeded shuffle.
+
+Where the paths start: `manifest check` and `extract` resolve a manifest's paths against its own
+folder unless told `--video-root`. So when the manifest is written at or above the root (the usual
+`flowprep manifest folder mydata --out my.csv`), its paths start from the manifest's folder
+(`mydata/<class>/<video>`) and the readers find the videos with no flag; the manifest and the
+videos can then move together. A manifest written elsewhere cannot say where the root is without
+an absolute path or `..`, which manifests refuse (flowprep.format.manifest.check_path): its paths
+start at the root, and the readers need `--video-root ROOT` (the command says so).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -100,5 +108,27 @@ def build_folder_manifest(per_class: dict[str, list[str]], test_fraction: float,
     return entries
 
 
-def folder_manifest(config: FolderManifestConfig) -> list[ManifestEntry]:
-    return build_folder_manifest(list_class_folders(config.root, config.extensions), config.test_fraction, config.seed)
+def path_prefix(root: Path, manifest_dir: Path) -> str | None:
+    """The root as a path relative to the manifest's folder ('' when they are one folder), or None
+    when the root is not inside it (a relative path would need '..')."""
+    try:
+        rel = root.resolve().relative_to(manifest_dir.resolve())
+    except ValueError:
+        return None
+    return "" if rel == Path(".") else rel.as_posix()
+
+
+def with_prefix(entries: list[ManifestEntry], prefix: str) -> list[ManifestEntry]:
+    """Entries whose paths start from the manifest's folder: `prefix/<path>`. Ids stay as they are."""
+    if not prefix:
+        return entries
+    return [replace(e, path=f"{prefix}/{e.path}") for e in entries]
+
+
+def folder_manifest(config: FolderManifestConfig, manifest_dir: Path | None = None) -> list[ManifestEntry]:
+    """The manifest of config.root; with `manifest_dir` (where it will be written), paths relative to
+    that folder when the root is inside it, else relative to the root (see the module's note)."""
+    entries = build_folder_manifest(list_class_folders(config.root, config.extensions), config.test_fraction,
+                                    config.seed)
+    prefix = None if manifest_dir is None else path_prefix(config.root, manifest_dir)
+    return entries if prefix is None else with_prefix(entries, prefix)

@@ -85,7 +85,7 @@ def panel(image: np.ndarray, column: int) -> np.ndarray:
 def test_show_colours_a_moving_square_by_its_direction(extraction, tmp_path, capsys, name):
     t = 3
     out = tmp_path / f"{name}.png"
-    status, stdout, err = run_cli(capsys, "show", extraction, "--video", name, "--out", out, "--frames", str(t),
+    status, stdout, err = run_cli(capsys, "show", extraction, "--video", name, "--out", out, "--indices", str(t),
                                   "--max-flow", "2")
     assert status == 0, err
     image = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
@@ -115,8 +115,8 @@ def test_show_writes_an_animated_gif_with_one_frame_per_pair(extraction, tmp_pat
 
 @pytest.mark.parametrize("args,message", [
     (["--out", "x.jpg"], "output must end in .png or .gif, got 'x.jpg'"),
-    (["--out", "x.png", "--frames", "0,99"], "frame 99 is out of range: the video has flow for frames 0..6"),
-    (["--out", "x.png", "--frames", "a"], "expected comma-separated frame indices"),
+    (["--out", "x.png", "--indices", "0,99"], "frame 99 is out of range: the video has flow for frames 0..6"),
+    (["--out", "x.png", "--indices", "a"], "expected comma-separated frame indices"),
 ])
 def test_show_refuses_bad_requests_in_one_line(extraction, tmp_path, capsys, args, message):
     args = [str(tmp_path / a) if a.startswith("x.") else a for a in args]

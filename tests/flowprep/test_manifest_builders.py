@@ -192,7 +192,9 @@ def test_folder_cli_builds_labels_from_sorted_class_folders(tmp_path, capsys):
     assert status == 0, out
     entries = read_manifest(tmp_path / "m.csv")
     assert {(e.label, e.label_name) for e in entries} == {(0, "jump"), (1, "walk")}
-    assert sorted(e.path for e in entries if e.label_name == "jump") == ["jump/clip1.mp4", "jump/clip2.mp4", "jump/sub/clip0.mp4"]
+    # paths start from the manifest's folder, which holds the video folder: readers need no --video-root
+    assert sorted(e.path for e in entries if e.label_name == "jump") == [
+        "videos/jump/clip1.mp4", "videos/jump/clip2.mp4", "videos/jump/sub/clip0.mp4"]
     # clip1 exists in both classes: ids fall back to the path so they stay unique
     assert {e.video_id for e in entries} >= {"jump__clip1", "walk__clip1"}
     status, _, err = run_cli(capsys, "manifest", "folder", root, "--out", tmp_path / "m.csv", "--test-fraction", "1.5")

@@ -48,8 +48,8 @@ def test_torchrun_trains_is_killed_resumes_and_scores_every_video_once(shards, t
     if not TWOSTREAM.exists():
         pytest.skip(f"the twostream entry point is not installed beside {sys.executable}")
     run = tmp_path / "run"
-    train = ["train", "--shards", str(shards), "--out", str(run), "--crop-size", "48", "--epochs", "3",
-             "--batch-size", "2", "--lr", "0.01", "--workers", "0", "--threads", "1", "--val-every", "0"]
+    train = ["train", str(shards), "--out", str(run), "--crop-size", "48", "--epochs", "3",
+             "--batch-size", "2", "--lr", "0.01", "--loader-workers", "0", "--threads", "1", "--val-every", "0"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(torchrun(*train), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
                             start_new_session=True)
@@ -68,15 +68,15 @@ def test_torchrun_trains_is_killed_resumes_and_scores_every_video_once(shards, t
     assert resumed.stdout.count("checkpoint:") == 1  # and prints
     assert "2 process(es): batch 2 a process, 4 in all, learning rate 0.01" in resumed.stderr
 
-    evaluate = ["evaluate", "--checkpoint", str(run / "checkpoint.pt"), "--shards", str(shards), "--part", "train",
-                "--clips", "3", "--crops", "center", "--workers", "0", "--threads", "1"]
-    both = subprocess.run(torchrun(*evaluate, "--out", str(tmp_path / "two.npz")), capture_output=True, text=True,
+    evaluate = ["evaluate", str(run / "checkpoint.pt"), "--extraction", str(shards), "--subset", "train",
+                "--clips", "3", "--crops", "center", "--loader-workers", "0", "--threads", "1"]
+    both = subprocess.run(torchrun(*evaluate, "--out", str(tmp_path / "two")), capture_output=True, text=True,
                           env=env, timeout=300)
     assert both.returncode == 0, both.stderr[-3000:]
-    one = subprocess.run([str(TWOSTREAM), *evaluate, "--out", str(tmp_path / "one.npz")], capture_output=True,
+    one = subprocess.run([str(TWOSTREAM), *evaluate, "--out", str(tmp_path / "one")], capture_output=True,
                          text=True, env=env, timeout=300)
     assert one.returncode == 0, one.stderr[-3000:]
-    two, single = load_scores(tmp_path / "two.npz"), load_scores(tmp_path / "one.npz")
+    two, single = load_scores(tmp_path / "two" / "scores_train.npz"), load_scores(tmp_path / "one" / "scores_train.npz")
     assert sorted(two.video_ids.tolist()) == sorted(set(two.video_ids.tolist())) == [f"train{i:02d}" for i in range(24)]
     assert two.video_ids.tolist() == single.video_ids.tolist()
     np.testing.assert_allclose(two.scores, single.scores, atol=1e-5)

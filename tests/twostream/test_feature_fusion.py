@@ -328,21 +328,20 @@ def test_a_resumed_fusion_run_equals_an_uninterrupted_one(shards, streams, tmp_p
 # --- the command line ----------------------------------------------------------------------------
 def test_scores_go_through_twostream_report(capsys, shards, streams, fused, tmp_path):
     runs, _ = fused
-    common = ["--shards", str(shards), "--clips", "2", "--crops", "center", "--workers", "0", "--threads", "1"]
+    common = ["--extraction", str(shards), "--clips", "2", "--crops", "center", "--loader-workers", "0",
+              "--threads", "1"]
     for name, path in zip(("spatial", "temporal"), streams):
-        code, _, err = twostream(capsys, "evaluate", "--checkpoint", str(path), *common, "--out", str(tmp_path / f"{name}.npz"))
+        code, _, err = twostream(capsys, "evaluate", str(path), *common, "--out", str(tmp_path / name))
         assert code == 0, err
     for method in ("mid", "attention"):
-        code, out, err = twostream(capsys, "fuse-features", "evaluate", "--checkpoint", str(runs / method / "checkpoint.pt"),
-                                   *common, "--json")
+        code, out, err = twostream(capsys, "fuse-features", "evaluate", str(runs / method), *common, "--json")
         assert code == 0, err
         assert json.loads(out)["scores"] == str(runs / method / "scores_test.npz")
     scores = load_scores(runs / "mid" / "scores_test.npz")
     assert scores.meta["fusion_method"] == "mid" and scores.meta["part"] == "test" and len(scores.video_ids) == 4
     np.testing.assert_allclose(scores.scores.sum(axis=1), 1.0, atol=1e-5)
 
-    code, out, err = twostream(capsys, "report", "--spatial", str(tmp_path / "spatial.npz"), "--temporal",
-                               str(tmp_path / "temporal.npz"), "--row", f"mid={runs / 'mid' / 'scores_test.npz'}",
+    code, out, err = twostream(capsys, "report", str(tmp_path / "spatial"), str(tmp_path / "temporal"), "--row", f"mid={runs / 'mid' / 'scores_test.npz'}",
                                "--row", f"attention={runs / 'attention' / 'scores_test.npz'}",
                                "--curves", f"mid={runs / 'mid' / METRICS_FILE}", "--out", str(tmp_path / "report"))
     assert code == 0, err
@@ -355,7 +354,7 @@ def test_scores_go_through_twostream_report(capsys, shards, streams, fused, tmp_
 
 def test_bad_input_is_one_line(capsys, shards, streams, fused, tmp_path):
     spatial, temporal = map(str, streams)
-    base = ["fuse-features", "train", "--shards", str(shards), "--workers", "0", "--threads", "1", "--epochs", "1"]
+    base = ["fuse-features", "train", str(shards), "--loader-workers", "0", "--threads", "1", "--epochs", "1"]
     out = ["--out", str(tmp_path / "run")]
     assert one_line_error(capsys, *base, "--spatial", temporal, "--temporal", temporal, *out).endswith(
         "is a temporal stream checkpoint, not spatial")
@@ -365,8 +364,8 @@ def test_bad_input_is_one_line(capsys, shards, streams, fused, tmp_path):
         capsys, *base, "--spatial", spatial, "--temporal", temporal, *out, "--method", "attention", "--hidden", "0")
     assert "the spatial stream was trained on split 'split1', not 'split2'" in one_line_error(
         capsys, *base, "--spatial", spatial, "--temporal", temporal, *out, "--split", "split2")
-    assert "--part val: the streams held out no training videos of split 'split1' (holdout 0.0)" in one_line_error(
-        capsys, *base, "--spatial", spatial, "--temporal", temporal, *out, "--part", "val")
+    assert "--subset val: the streams held out no training videos of split 'split1' (holdout 0.0)" in one_line_error(
+        capsys, *base, "--spatial", spatial, "--temporal", temporal, *out, "--subset", "val")
     runs, _ = fused
     assert "already holds a run" in one_line_error(
         capsys, *base, "--spatial", spatial, "--temporal", temporal, "--out", str(runs / "mid"))
@@ -375,4 +374,4 @@ def test_bad_input_is_one_line(capsys, shards, streams, fused, tmp_path):
         "--method", "mid", "--lr", "0.05", "--dropout", "0", "--batch-size", "4", "--schedule", "cosine",
         "--val-every", "0")
     assert "is a stream checkpoint of 'twostream train'; 'fuse-features evaluate' takes" in one_line_error(
-        capsys, "fuse-features", "evaluate", "--checkpoint", spatial, "--shards", str(shards))
+        capsys, "fuse-features", "evaluate", spatial, "--extraction", str(shards))

@@ -233,8 +233,8 @@ def score_files(tmp_path):
 
 def test_fuse_command_writes_fused_scores_and_results(capsys, tmp_path, score_files):
     out = tmp_path / "fusion"
-    code, stdout, _ = twostream(capsys, "fuse", "--spatial", str(score_files["spatial_test"]),
-                                "--temporal", str(score_files["temporal_test"]),
+    code, stdout, _ = twostream(capsys, "fuse", str(score_files["spatial_test"]),
+                                str(score_files["temporal_test"]),
                                 "--fit-spatial", str(score_files["spatial_val"]),
                                 "--fit-temporal", str(score_files["temporal_val"]), "--out", str(out))
     assert code == 0
@@ -253,8 +253,8 @@ def test_fuse_command_writes_fused_scores_and_results(capsys, tmp_path, score_fi
 
 def test_fuse_command_without_fit_scores_runs_the_fixed_methods_and_says_what_it_skipped(capsys, tmp_path, score_files):
     out = tmp_path / "fusion"
-    code, stdout, _ = twostream(capsys, "fuse", "--spatial", str(score_files["spatial_test"]),
-                                "--temporal", str(score_files["temporal_test"]), "--weights", "1:2", "--out", str(out))
+    code, stdout, _ = twostream(capsys, "fuse", str(score_files["spatial_test"]),
+                                str(score_files["temporal_test"]), "--ratio", "1:2", "--out", str(out))
     assert code == 0
     assert sorted(p.name for p in out.glob("*.npz")) == ["average.npz", "weighted.npz"]
     assert "skipped weighted-val, svm, logreg" in stdout
@@ -267,8 +267,8 @@ def test_fuse_command_warns_when_fit_scores_look_like_the_streams_training_video
     perfect = softmax_like(rng, 100, [{int(c): 0.9} for c in y])
     save_scores(tmp_path / "s_train.npz", scores_of(perfect, y, "tr"))
     save_scores(tmp_path / "t_train.npz", scores_of(perfect, y, "tr", "temporal"))
-    code, stdout, _ = twostream(capsys, "fuse", "--spatial", str(score_files["spatial_test"]),
-                                "--temporal", str(score_files["temporal_test"]), "--method", "svm",
+    code, stdout, _ = twostream(capsys, "fuse", str(score_files["spatial_test"]),
+                                str(score_files["temporal_test"]), "--method", "svm",
                                 "--fit-spatial", str(tmp_path / "s_train.npz"), "--fit-temporal", str(tmp_path / "t_train.npz"),
                                 "--out", str(tmp_path / "fusion"))
     assert code == 0
@@ -278,14 +278,14 @@ def test_fuse_command_warns_when_fit_scores_look_like_the_streams_training_video
 @pytest.mark.parametrize("temporal, args, expected", [
     ("temporal_test", ["--method", "svm"], "give --fit-spatial and --fit-temporal"),
     ("temporal_test", ["--method", "max"], "'max' is not one of 'average', 'weighted', 'weighted-val', 'svm', 'logreg'"),
-    ("temporal_test", ["--weights", "1-2"], "expected SPATIAL:TEMPORAL"),
+    ("temporal_test", ["--ratio", "1-2"], "expected SPATIAL:TEMPORAL"),
     ("temporal_test", ["--fit-spatial", "x.npz"], "got only --fit-spatial"),
     ("temporal_val", [], "score different videos"),
-    ("missing", [], "scores file not found"),
+    ("missing", [], "does not exist; expected a run folder or a scores file"),
 ])
 def test_fuse_command_errors_are_one_line(capsys, tmp_path, score_files, temporal, args, expected):
-    code, stdout, stderr = twostream(capsys, "fuse", "--spatial", str(score_files["spatial_test"]),
-                                     "--temporal", str(score_files[temporal]), "--out", str(tmp_path / "o"), *args)
+    code, stdout, stderr = twostream(capsys, "fuse", str(score_files["spatial_test"]),
+                                     str(score_files[temporal]), "--out", str(tmp_path / "o"), *args)
     assert code == 2
     assert expected in stderr and stderr.count("\n") == 1 and stderr.startswith("twostream: error: ")
     if temporal == "temporal_val":

@@ -43,12 +43,12 @@ def limited_open_files() -> None:
 def test_train_and_evaluate_over_2000_shards_with_256_open_files(many, tmp_path):
     if not TWOSTREAM.exists():
         pytest.skip(f"the twostream entry point is not installed beside {sys.executable}")
-    common = ["--shards", str(many), "--workers", "2", "--threads", "1"]
-    train = subprocess.run([str(TWOSTREAM), "train", *common, "--out", str(tmp_path / "run"), "--crop-size", "32",
+    common = ["--loader-workers", "2", "--threads", "1"]
+    train = subprocess.run([str(TWOSTREAM), "train", str(many), *common, "--out", str(tmp_path / "run"), "--crop-size", "32",
                             "--epochs", "1", "--batch-size", "64", "--val-every", "0"], capture_output=True, text=True,
                            preexec_fn=limited_open_files, timeout=600)
     assert train.returncode == 0, train.stderr[-3000:]
-    evaluate = subprocess.run([str(TWOSTREAM), "evaluate", *common, "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"),
+    evaluate = subprocess.run([str(TWOSTREAM), "evaluate", str(tmp_path / "run"), *common,
                                "--clips", "1", "--crops", "center", "--batch-size", "64"], capture_output=True, text=True,
                               preexec_fn=limited_open_files, timeout=600)
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]

@@ -60,10 +60,10 @@ def is_png(path) -> bool:
 
 def test_report_folder_from_score_and_metrics_files(capsys, tmp_path, inputs):
     fusion_dir, report_dir = tmp_path / "fusion", tmp_path / "report"
-    assert twostream(capsys, "fuse", "--spatial", str(inputs["spatial"]), "--temporal", str(inputs["temporal"]),
+    assert twostream(capsys, "fuse", str(inputs["spatial"]), str(inputs["temporal"]),
                      "--out", str(fusion_dir))[0] == 0
     code, stdout, stderr = twostream(
-        capsys, "report", "--spatial", str(inputs["spatial"]), "--temporal", str(inputs["temporal"]),
+        capsys, "report", str(inputs["spatial"]), str(inputs["temporal"]),
         "--fused", str(fusion_dir), "--row", f"mid={inputs['mid']}",
         "--curves", f"spatial={inputs['spatial_metrics']}", "--curves", f"temporal={inputs['temporal_metrics']}",
         "--title", "Tiny test", "--out", str(report_dir))
@@ -97,7 +97,7 @@ def test_report_folder_from_score_and_metrics_files(capsys, tmp_path, inputs):
 
 
 def test_report_without_curves_says_so(capsys, tmp_path, inputs):
-    code, _, _ = twostream(capsys, "report", "--spatial", str(inputs["spatial"]), "--temporal", str(inputs["temporal"]),
+    code, _, _ = twostream(capsys, "report", str(inputs["spatial"]), str(inputs["temporal"]),
                            "--out", str(tmp_path / "r"))
     assert code == 0
     assert not list((tmp_path / "r").glob("curves_*.png"))
@@ -118,7 +118,7 @@ def test_report_errors_are_one_line_naming_the_file(capsys, tmp_path, inputs, ca
     bad.write_text(metrics_lines(1).splitlines()[0] + "\n{oops\n")
     extra = {"other videos": ["--row", f"odd={other}"], "same name": ["--row", f"spatial={inputs['mid']}"],
              "bad curves": ["--curves", f"spatial={bad}"], "bad name": ["--row", f"a/b={inputs['mid']}"]}[case]
-    code, _, stderr = twostream(capsys, "report", "--spatial", str(inputs["spatial"]), "--temporal", str(inputs["temporal"]),
+    code, _, stderr = twostream(capsys, "report", str(inputs["spatial"]), str(inputs["temporal"]),
                                 "--out", str(tmp_path / "r"), *extra)
     assert code == 2
     assert expected in stderr and stderr.count("\n") == 1

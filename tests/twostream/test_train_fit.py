@@ -147,8 +147,8 @@ def test_resumed_run_equals_an_uninterrupted_one(shards, tmp_path, monkeypatch):
 
 # --- the command line: one line naming the bad thing -------------------------------------------
 def train_args(shards, out, *extra: str) -> list[str]:
-    return ["train", "--shards", str(shards), "--out", str(out), "--crop-size", "48", "--epochs", "1",
-            "--batch-size", "4", "--workers", "0", "--threads", "1", *extra]
+    return ["train", str(shards), "--out", str(out), "--crop-size", "48", "--epochs", "1",
+            "--batch-size", "4", "--loader-workers", "0", "--threads", "1", *extra]
 
 
 @pytest.mark.parametrize("extra,expected", [
@@ -188,24 +188,23 @@ def test_existing_runs_need_resume_and_resume_needs_the_same_options(capsys, spa
 def test_evaluate_refuses_another_stream_or_other_classes(capsys, spatial_run, shards, tmp_path):
     run, _ = spatial_run
     ckpt = str(run / "checkpoint.pt")
-    message = one_line_error(capsys, "evaluate", "--checkpoint", ckpt, "--shards", str(shards), "--stream", "temporal")
+    message = one_line_error(capsys, "evaluate", ckpt, "--extraction", str(shards), "--stream", "temporal")
     assert message.endswith("checkpoint.pt is a spatial stream checkpoint, not temporal")
     three = write_extraction(tmp_path / "three", [moving_video(f"v{i}", i, width=56, height=48) for i in range(3)])
-    message = one_line_error(capsys, "evaluate", "--checkpoint", ckpt, "--shards", str(three), "--part", "train")
+    message = one_line_error(capsys, "evaluate", ckpt, "--extraction", str(three), "--subset", "train")
     assert message.endswith("checkpoint.pt was trained on 2 classes, but the shards have 3")
 
 
 def test_evaluate_part_val_needs_a_run_with_holdout(capsys, spatial_run, shards):
     run, _ = spatial_run
-    message = one_line_error(capsys, "evaluate", "--checkpoint", str(run / "checkpoint.pt"), "--shards", str(shards),
-                             "--part", "val")
+    message = one_line_error(capsys, "evaluate", str(run), "--subset", "val")
     assert "no held-out videos in split 'split1': the run was trained with holdout 0.0" in message
 
 
 def test_evaluate_refuses_a_corrupt_checkpoint(capsys, shards, tmp_path):
     bad = tmp_path / "checkpoint.pt"
     bad.write_bytes(b"\x00" * 100)
-    message = one_line_error(capsys, "evaluate", "--checkpoint", str(bad), "--shards", str(shards))
+    message = one_line_error(capsys, "evaluate", str(bad), "--extraction", str(shards))
     assert f"{bad}: not a readable checkpoint" in message
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "none.pt")
@@ -213,8 +212,8 @@ def test_evaluate_refuses_a_corrupt_checkpoint(capsys, shards, tmp_path):
 
 def test_evaluate_command_prints_metrics_and_writes_scores(capsys, spatial_run, shards):
     run, _ = spatial_run
-    code, out, err = twostream(capsys, "evaluate", "--checkpoint", str(run / "checkpoint.pt"), "--shards", str(shards),
-                               "--clips", "2", "--crops", "center", "--workers", "0", "--threads", "1", "--json")
+    code, out, err = twostream(capsys, "evaluate", str(run), "--clips", "2", "--crops", "center",
+                               "--loader-workers", "0", "--threads", "1", "--json")
     assert code == 0, err
     result = json.loads(out)
     assert result["videos"] == 2 and result["scores"] == str(run / "scores_test.npz")
@@ -235,8 +234,8 @@ def test_sigkilled_training_resumes_with_the_same_command(shards, tmp_path):
     """The real thing, once: `twostream train` killed (SIGKILL, whole process group, loader workers
     included) after its first checkpoint, then the same command with --resume finishes the run."""
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "twostream", "train", "--shards", str(shards), "--out", str(run), "--crop-size", "32",
-           "--epochs", "8", "--batch-size", "2", "--workers", "2", "--threads", "1", "--val-every", "0"]
+    cmd = [sys.executable, "-m", "twostream", "train", str(shards), "--out", str(run), "--crop-size", "32",
+           "--epochs", "8", "--batch-size", "2", "--loader-workers", "2", "--threads", "1", "--val-every", "0"]
     checkpoint = run / "checkpoint.pt"
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:

@@ -5,30 +5,38 @@ from pathlib import Path
 
 import click
 
+from flowprep.cli.support import CONTEXT
 from twostream.cli import options as opt
+from twostream.cli import runs
 from twostream.feature_fusion.config import FIT_PARTS, FusionTrainConfig
-from twostream.feature_fusion.model import DEFAULT_HIDDEN, HEADS
+from twostream.feature_fusion.heads import DEFAULT_HIDDEN, HEADS
 
-STREAM_CHECKPOINT = click.Path(path_type=Path, dir_okay=False)
+STREAM_RUN = click.Path(path_type=Path)
 
 
-@click.group("fuse-features")
+def _checkpoint(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    return runs.checkpoint_of(value, what=f"'--{param.name}'")
+
+
+@click.group("fuse-features", context_settings=CONTEXT)
 def fuse_features() -> None:
     """Feature-level fusion: a head on the two trained streams' penultimate features (mid fusion) or
     per-sample stream weights (attention), the streams frozen or fine-tuned jointly (docs/fusion.md)."""
 
 
-@fuse_features.command("train")
-@click.option("--spatial", required=True, type=STREAM_CHECKPOINT, help="RUN_S/checkpoint.pt of the spatial stream.")
-@click.option("--temporal", required=True, type=STREAM_CHECKPOINT, help="RUN_T/checkpoint.pt of the temporal stream.")
-@opt.shards
+@fuse_features.command("train", context_settings=CONTEXT)
+@opt.extraction
+@click.option("--spatial", required=True, type=STREAM_RUN, callback=_checkpoint,
+              help="The spatial stream's run folder (twostream train --out) or its checkpoint.pt.")
+@click.option("--temporal", required=True, type=STREAM_RUN, callback=_checkpoint,
+              help="The temporal stream's run folder or its checkpoint.pt.")
 @opt.run_out
 @click.option("--method", type=click.Choice(HEADS), default="mid", show_default=True,
               help="mid: concatenated features -> linear/MLP head; attention: per-sample weights of the streams' logits.")
 @click.option("--joint", is_flag=True,
               help="Fine-tune both streams with the head (at --stream-lr-scale x --lr); default: streams frozen.")
 @opt.split
-@click.option("--part", type=click.Choice(FIT_PARTS), default="train", show_default=True,
+@click.option("--subset", "part", type=click.Choice(FIT_PARTS), default="train", show_default=True,
               help="Videos the head learns from: the streams' training videos, or those they held out (train --holdout).")
 @click.option("--hidden", type=click.IntRange(min=0), default=None,
               help=f"Hidden units of the head (0: linear, mid only). Default: "
@@ -50,7 +58,7 @@ def fuse_features() -> None:
 @opt.run_options
 @opt.resume
 def train_command(resume: bool, **options) -> int:
-    """Train a fusion head on two trained streams (twostream train's checkpoints).
+    """Train a fusion head on two trained streams (twostream train's runs) on EXTRACTION.
 
     Writes OUT/checkpoint.pt after every epoch and OUT/metrics.jsonl; a run stopped at any point
     continues with the same command plus --resume.
@@ -63,14 +71,16 @@ def train_command(resume: bool, **options) -> int:
     return opt.run_training(fit_fusion, config, resume)
 
 
-@fuse_features.command("evaluate")
-@opt.evaluation_options(checkpoint_help="RUN_F/checkpoint.pt written by 'twostream fuse-features train'.",
-                        part_help="Which videos of the split: test; train (the streams' training videos); val (those "
-                                  "they held out).",
+@fuse_features.command("evaluate", context_settings=CONTEXT)
+@opt.evaluation_options(subset_help="Which videos of the split: test; train (the streams' training videos); val "
+                                    "(those they held out).",
                         clips_help="Pairs (frame and stack) per video, uniformly spaced.")
 @opt.evaluation_run_options(batch_size_help="Pairs per batch.")
 def evaluate_command(as_json: bool, **options) -> int:
-    """Evaluate a fusion model with the test protocol; write per-video scores (for twostream report --row)."""
+    """Evaluate a fusion model with the test protocol; write per-video scores (for twostream report --fused).
+
+    RUN is a 'fuse-features train' run folder (or its checkpoint.pt); scores go to RUN/scores_SUBSET.npz.
+    """
     config = opt.evaluation_config(**options)
     from twostream.feature_fusion.evaluator import evaluate_fusion
 

@@ -32,8 +32,26 @@ for command in (streams.train, streams.evaluate_command, score_fusion.fuse, scor
     cli.add_command(command)
 
 
+# (command, old option): its name since options mean one thing in both commands (docs/cli.md)
+_RUN_COMMANDS = ("train", "evaluate")
+RENAMED = {
+    **{(c, "--workers"): "--loader-workers" for c in _RUN_COMMANDS},
+    ("evaluate", "--part"): "--subset",
+    ("train", "--shards"): "the positional EXTRACTION (twostream train EXTRACTION --out RUN)",
+    ("evaluate", "--shards"): "--extraction, by default the run's",
+    ("evaluate", "--checkpoint"): "the positional RUN (the run folder or its checkpoint.pt)",
+    ("train", "--no-mean-subtraction"): "--restore-means",
+    ("train", "--mean-subtraction"): "the default (--restore-means puts the means back)",
+    ("fuse", "--weights"): "--ratio",
+    ("fuse", "--spatial"): "the positional RUN_SPATIAL (a run folder or a scores file)",
+    ("fuse", "--temporal"): "the positional RUN_TEMPORAL (a run folder or a scores file)",
+    ("report", "--spatial"): "the positional RUN_SPATIAL (a run folder or a scores file)",
+    ("report", "--temporal"): "the positional RUN_TEMPORAL (a run folder or a scores file)",
+}
+
+
 def main(argv: list[str] | None = None) -> None:
-    run_click(cli, "twostream", USER_ERRORS, argv)
+    run_click(cli, "twostream", USER_ERRORS, argv, RENAMED)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ from typing import Callable
 
 import click
 
-from flowprep.cli.support import EXIT_INTERRUPTED
+from flowprep.cli.support import EXIT_INTERRUPTED, device_option, loader_workers_option, out_folder_option
+from twostream.cli.runs import checkpoint_of, extraction_of, split_of
 from twostream.core.config import CROPS, DEVICE_HELP, PARTS, SCHEDULES, EvalConfig
 
 
@@ -46,19 +47,19 @@ def build_config(cls, **values):
         raise click.UsageError(str(exc)) from None
 
 
-shards = click.option("--shards", required=True, type=click.Path(path_type=Path, file_okay=False),
-                      help="Extraction folder written by 'flowprep extract'.")
+# EXTRACTION, the folder 'flowprep extract' (or import-rawframes) wrote, is the positional argument
+# of the commands that read one (train, fuse-features train, like flowprep's export-rawframes);
+# the commands that read a run take RUN and find the extraction in its config.json (--extraction).
+extraction = click.argument("shards", metavar="EXTRACTION", type=click.Path(path_type=Path, file_okay=False))
 split = click.option("--split", default="split1", show_default=True,
                      help="Split column of the manifest (index.json): which videos are train and test.")
-run_out = click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False),
-                       help="Run folder: checkpoint.pt, metrics.jsonl, config.json.")
+run_out = out_folder_option("Run folder: checkpoint.pt, metrics.jsonl, config.json.", dest="out")
 resume = click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint (same options).")
 
 # how a run executes (config.RUN_FIELDS): every command has these
 run_options = options(
-    click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
-                 help="DataLoader worker processes (0: load in the main process)."),
-    click.option("--device", default="auto", show_default=True, help=f"{DEVICE_HELP}."),
+    loader_workers_option(2),
+    device_option(help=f"{DEVICE_HELP} (auto: a GPU when there is one)."),
     click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
                  help="Torch CPU threads (0: torch's default)."),
     click.option("--amp/--no-amp", default=True, show_default=True, help="Automatic mixed precision (CUDA only)."),
@@ -67,16 +68,17 @@ run_options = options(
 )
 
 
-def evaluation_options(checkpoint_help: str, part_help: str, clips_help: str) -> Callable:
-    """--checkpoint to --crops: what an evaluate command evaluates, on which videos, under which protocol."""
+def evaluation_options(subset_help: str, clips_help: str) -> Callable:
+    """RUN to --crops: what an evaluate command evaluates, on which videos, under which protocol."""
     return options(
-        click.option("--checkpoint", required=True, type=click.Path(path_type=Path, dir_okay=False),
-                     help=checkpoint_help),
-        shards,
-        split,
-        click.option("--part", type=click.Choice(PARTS), default="test", show_default=True, help=part_help),
-        click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                     help="Per-video scores file (.npz). Default: scores_PART.npz beside the checkpoint."),
+        click.argument("run", metavar="RUN", type=click.Path(path_type=Path)),
+        click.option("--extraction", type=click.Path(path_type=Path, file_okay=False), default=None,
+                     help="Extraction folder. Default: the one the run was trained on (RUN/config.json)."),
+        click.option("--split", default=None,
+                     help="Split column of the manifest (index.json). Default: the run's (RUN/config.json)."),
+        click.option("--subset", "part", type=click.Choice(PARTS), default="test", show_default=True,
+                     help=subset_help),
+        out_folder_option("Folder of the scores file scores_SUBSET.npz. Default: RUN.", dest="out", required=False),
         click.option("--clips", type=click.IntRange(min=1), default=25, show_default=True, help=clips_help),
         click.option("--crops", type=click.Choice(CROPS), default="ten", show_default=True,
                      help="ten: 4 corners + centre and their flips; center: the centre crop."),
@@ -145,11 +147,16 @@ def run_training(fit: Callable, config, resume: bool) -> int:
     return 0
 
 
-def evaluation_config(checkpoint: Path, out: Path | None, **values) -> EvalConfig:
-    """An evaluate command's config; the scores file defaults to scores_PART.npz beside the checkpoint."""
-    if out is None:
-        out = checkpoint.parent / f"scores_{values['part']}.npz"
-    return build_config(EvalConfig, checkpoint=checkpoint, out=out, **values)
+def evaluation_config(run: Path, extraction: Path | None, split: str | None, out: Path | None, part: str,
+                      **values) -> EvalConfig:
+    """An evaluate command's config: RUN (a run folder or its checkpoint.pt), the extraction and split
+    from the run's config.json unless given, the scores written to OUT/scores_SUBSET.npz (OUT: RUN)."""
+    checkpoint = checkpoint_of(run)
+    folder = checkpoint.parent if out is None else out
+    config = build_config(EvalConfig, checkpoint=checkpoint, shards=extraction_of(checkpoint, extraction),
+                          split=split_of(checkpoint, split), out=folder / f"scores_{part}.npz", part=part, **values)
+    folder.mkdir(parents=True, exist_ok=True)
+    return config
 
 
 def report_evaluation(config: EvalConfig, metrics: dict, scores, as_json: bool, title: str = "") -> int:
@@ -162,7 +169,7 @@ def report_evaluation(config: EvalConfig, metrics: dict, scores, as_json: bool, 
     if as_json:
         click.echo(json.dumps({**metrics, "videos": len(scores.video_ids), "scores": config.out}, indent=1))
     else:
-        click.echo(f"{title}{len(scores.video_ids)} {config.part} videos of {config.split}, "
+        click.echo(f"{title}{len(scores.video_ids)} {config.part} videos of {config.split} in {config.shards}, "
                    f"{config.clips} clips x {config.crops} crops:")
         for line in metric_lines(metrics):
             click.echo("  " + line)

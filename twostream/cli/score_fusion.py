@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from flowprep.cli.support import CONTEXT, out_folder_option
+from twostream.cli.runs import curves_of, fit_scores_of, scores_of
 from twostream.score_fusion.methods import FUSION_METHODS, FusionParams
 from twostream.score_fusion.report_data import format_text_table
 from twostream.score_fusion.run import RESULTS_FILE, FuseConfig, run_fuse
@@ -13,9 +15,10 @@ from twostream.score_fusion.run import RESULTS_FILE, FuseConfig, run_fuse
 log = logging.getLogger(__name__)
 
 SCORE_FILE = click.Path(path_type=Path, dir_okay=False)
+RUN_OR_SCORES = click.Path(path_type=Path)  # a run folder or a scores file (twostream.cli.runs.scores_of)
 
 
-def parse_weights(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float]:
+def parse_ratio(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float]:
     try:
         spatial, temporal = (float(v) for v in value.split(":"))
         if spatial >= 0 and temporal >= 0 and spatial + temporal > 0:
@@ -35,25 +38,33 @@ def parse_named_paths(ctx: click.Context, param: click.Parameter, values: tuple[
     return tuple(pairs)
 
 
-@click.command()
-@click.option("--spatial", required=True, type=SCORE_FILE, help="Spatial stream's scores of the test videos (.npz from evaluate).")
-@click.option("--temporal", required=True, type=SCORE_FILE, help="Temporal stream's scores of the same videos.")
+@click.command(context_settings=CONTEXT)
+@click.argument("spatial", metavar="RUN_SPATIAL", type=RUN_OR_SCORES)
+@click.argument("temporal", metavar="RUN_TEMPORAL", type=RUN_OR_SCORES)
 @click.option("--fit-spatial", type=SCORE_FILE, default=None,
-              help="Spatial scores of training-split videos held out from stream training; the learned methods fit on them.")
+              help="Spatial scores of training-split videos held out from stream training; the learned methods fit "
+                   "on them. Default: RUN_SPATIAL/scores_val.npz when both runs have one.")
 @click.option("--fit-temporal", type=SCORE_FILE, default=None, help="Temporal scores of the same training-split videos.")
 @click.option("--method", "methods", multiple=True, type=click.Choice(list(FUSION_METHODS)),
               help="Fusion method; repeatable. Default: every method the inputs allow (the learned ones need --fit-*).")
-@click.option("--weights", default="1:1.5", show_default=True, callback=parse_weights, metavar="S:T",
+@click.option("--ratio", "weights", default="1:1.5", show_default=True, callback=parse_ratio, metavar="S:T",
               help="Spatial:temporal weights of the 'weighted' method.")
 @click.option("--weight-steps", type=click.IntRange(min=2), default=21, show_default=True,
               help="Grid of temporal weights 0..1 tried by 'weighted-val'.")
 @click.option("--svm-c", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="C of the linear SVM.")
 @click.option("--logreg-c", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Inverse regularisation of the logistic regression.")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False), help="Output folder.")
+@out_folder_option("Output folder: <method>.npz and fusion.json.")
 def fuse(spatial: Path, temporal: Path, fit_spatial: Path | None, fit_temporal: Path | None, methods: tuple[str, ...],
          weights: tuple[float, float], weight_steps: int, svm_c: float, logreg_c: float, out_dir: Path) -> int:
-    """Fuse the two streams' per-video scores; write OUT/<method>.npz and OUT/fusion.json."""
+    """Fuse the two streams' per-video scores; write OUT/<method>.npz and OUT/fusion.json.
+
+    RUN_SPATIAL and RUN_TEMPORAL are the streams' run folders (their scores_test.npz; and their
+    scores_val.npz, when both have one, to fit the learned methods on) or two score files.
+    """
+    if fit_spatial is None and fit_temporal is None:
+        fit_spatial, fit_temporal = fit_scores_of(spatial, temporal) or (None, None)
+    spatial, temporal = scores_of(spatial, "test", "RUN_SPATIAL"), scores_of(temporal, "test", "RUN_TEMPORAL")
     config = FuseConfig(spatial=spatial, temporal=temporal, out_dir=out_dir, fit_spatial=fit_spatial,
                         fit_temporal=fit_temporal, methods=methods,
                         params=FusionParams(weights=weights, weight_steps=weight_steps, svm_c=svm_c, logreg_c=logreg_c))
@@ -68,20 +79,28 @@ def fuse(spatial: Path, temporal: Path, fit_spatial: Path | None, fit_temporal: 
     return 0
 
 
-@click.command()
-@click.option("--spatial", required=True, type=SCORE_FILE, help="Spatial stream's test scores.")
-@click.option("--temporal", required=True, type=SCORE_FILE, help="Temporal stream's test scores.")
+@click.command(context_settings=CONTEXT)
+@click.argument("spatial", metavar="RUN_SPATIAL", type=RUN_OR_SCORES)
+@click.argument("temporal", metavar="RUN_TEMPORAL", type=RUN_OR_SCORES)
 @click.option("--fused", multiple=True, type=click.Path(path_type=Path),
               help="A fused score file, or a `twostream fuse` output folder (all its methods); repeatable.")
 @click.option("--row", "extra", multiple=True, callback=parse_named_paths, metavar="NAME=FILE",
               help="Another row from a score file, e.g. mid-fusion=runs/mid/scores_test.npz; repeatable.")
 @click.option("--curves", multiple=True, callback=parse_named_paths, metavar="NAME=FILE",
-              help="Training curves of a stream from its metrics.jsonl, e.g. spatial=runs/spatial/metrics.jsonl; repeatable.")
+              help="Training curves of a stream from its metrics.jsonl, e.g. spatial=runs/spatial/metrics.jsonl; "
+                   "repeatable. The run folders' metrics.jsonl are drawn too (as spatial and temporal).")
 @click.option("--title", default="Two-stream action recognition", show_default=True, help="The report's heading.")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False), help="Report folder.")
+@out_folder_option("Report folder.")
 def report(spatial: Path, temporal: Path, fused: tuple[Path, ...], extra: tuple[tuple[str, Path], ...],
            curves: tuple[tuple[str, Path], ...], title: str, out_dir: Path) -> int:
-    """Build a report folder: accuracy table, confusion matrix, per-class accuracy, training curves, report.md."""
+    """Build a report folder: accuracy table, confusion matrix, per-class accuracy, training curves, report.md.
+
+    RUN_SPATIAL and RUN_TEMPORAL are the streams' run folders (their scores_test.npz and metrics.jsonl)
+    or two score files.
+    """
+    named = {name for name, _ in curves}
+    curves = tuple(c for c in curves_of(spatial, temporal) if c[0] not in named) + tuple(curves)
+    spatial, temporal = scores_of(spatial, "test", "RUN_SPATIAL"), scores_of(temporal, "test", "RUN_TEMPORAL")
     from twostream.score_fusion.report import (  # deferred: matplotlib takes a third of a second to import
         ReportConfig,
         build_report,

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from flowprep.cli.support import CONTEXT
 from twostream.cli import options as opt
 from twostream.core.backbones import BACKBONES
 from twostream.core.config import FLOW_STACKS, STREAM_DEFAULTS, STREAMS, TrainConfig
@@ -14,14 +15,14 @@ def _defaults(name: str) -> str:
     return ", ".join(f"{stream} {values[name]}" for stream, values in STREAM_DEFAULTS.items())
 
 
-@click.command()
-@opt.shards
+@click.command(context_settings=CONTEXT)
+@opt.extraction
 @opt.run_out
 @click.option("--stream", type=click.Choice(STREAMS), default="spatial", show_default=True)
 @opt.split
 @click.option("--holdout", type=float, default=0.0, show_default=True,
               help="Share of each class's training videos kept out of training: validation runs on them, and "
-                   "'evaluate --part val' scores them for fusion.")
+                   "'evaluate --subset val' scores them for fusion.")
 @click.option("--backbone", type=click.Choice(list(BACKBONES)), default="resnet18", show_default=True,
               help="torchvision model.")
 @click.option("--pretrained", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -33,8 +34,9 @@ def _defaults(name: str) -> str:
               help="L: flow fields per temporal input (2L channels).")
 @click.option("--flow-stack", type=click.Choice(FLOW_STACKS), default="forward", show_default=True,
               help="bidirectional: L/2 backward fields before tau, L/2 forward from tau.")
-@click.option("--mean-subtraction/--no-mean-subtraction", default=True, show_default=True,
-              help="--no-mean-subtraction puts the mean flow vectors removed at extraction back.")
+@click.option("--restore-means", "mean_subtraction", flag_value=False, default=True,
+              help="Put the mean flow vectors that extraction subtracted back into the flow (temporal stream; "
+                   "flowprep extract --no-mean-subtraction stores the flow as computed instead).")
 @click.option("--crop-size", type=click.IntRange(min=1), default=224, show_default=True)
 @opt.augment_options(segments_help="1: one random frame/stack per video per epoch; K: TSN segment sampling, K clips "
                                    "averaged.",
@@ -52,7 +54,8 @@ def _defaults(name: str) -> str:
 @opt.run_options
 @opt.resume
 def train(resume: bool, **options) -> int:
-    """Train the spatial or the temporal stream on a split's training videos.
+    """Train the spatial or the temporal stream on a split's training videos of EXTRACTION (a
+    'flowprep extract' output folder).
 
     Writes OUT/checkpoint.pt after every epoch and OUT/metrics.jsonl; a run stopped at any
     point continues with the same command plus --resume.
@@ -65,15 +68,18 @@ def train(resume: bool, **options) -> int:
     return opt.run_training(fit, config, resume)
 
 
-@click.command("evaluate")
-@opt.evaluation_options(checkpoint_help="RUN/checkpoint.pt written by 'twostream train'.",
-                        part_help="Which videos of the split: test; train (those trained on); val (those held out by "
-                                  "--holdout).",
+@click.command("evaluate", context_settings=CONTEXT)
+@opt.evaluation_options(subset_help="Which videos of the split: test; train (those trained on); val (those held "
+                                    "out by --holdout).",
                         clips_help="Frames or stacks per video, uniformly spaced.")
 @click.option("--stream", type=click.Choice(STREAMS), default=None, help="Refuse a checkpoint of the other stream.")
 @opt.evaluation_run_options(batch_size_help="Clips per batch.")
 def evaluate_command(as_json: bool, **options) -> int:
-    """Evaluate a checkpoint with the test protocol; write per-video softmax scores for fusion."""
+    """Evaluate a trained stream with the test protocol; write per-video softmax scores for fusion.
+
+    RUN is a 'twostream train' run folder (or its checkpoint.pt); the extraction and split are the
+    run's unless --extraction / --split say otherwise. Scores go to RUN/scores_SUBSET.npz (or --out).
+    """
     config = opt.evaluation_config(**options)
     from twostream.streams.evaluator import evaluate
 

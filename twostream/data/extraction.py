@@ -83,7 +83,7 @@ def split_holdout(entries: list[IndexEntry], fraction: float, seed: int) -> tupl
     videos (rounded, and never all of them) that rank first by a hash of (seed, video id).
 
     The hash makes the choice stable whatever the order or number of other videos, so
-    `evaluate --part val` finds the same held-out videos from the checkpoint's config. Fusion
+    `evaluate --subset val` finds the same held-out videos from the checkpoint's config. Fusion
     fits its learned methods on scores of videos the streams did not train on (docs/fusion.md).
     """
     if fraction == 0:

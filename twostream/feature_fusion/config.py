@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from twostream.core.config import _check, _choice, _positive_int, _RunConfig, check_fit_fields, check_split
-from twostream.feature_fusion.model import DEFAULT_HIDDEN, HEADS, HeadSpec
+from twostream.feature_fusion.heads import DEFAULT_HIDDEN, HEADS, HeadSpec
 
 FIT_PARTS = ("train", "val")  # the streams' training videos, or those they held out (--holdout)
 

@@ -55,8 +55,8 @@ def fusion_videos(extraction: Extraction, config: FusionTrainConfig, spatial: Tr
                          f"{spatial.seed}, {len(held['spatial'])} videos; temporal: holdout {temporal.holdout} seed "
                          f"{temporal.seed}, {len(held['temporal'])} videos); train both with the same --holdout and --seed")
     if config.part == "val" and not held["spatial"]:
-        raise TrainError(f"--part val: the streams held out no training videos of split {config.split!r} (holdout "
-                         f"{spatial.holdout}); train them with --holdout FRACTION, or fit the head with --part train")
+        raise TrainError(f"--subset val: the streams held out no training videos of split {config.split!r} (holdout "
+                         f"{spatial.holdout}); train them with --holdout FRACTION, or fit the head with --subset train")
     fit = part_videos(extraction, config.split, config.part, spatial.holdout, spatial.seed)
     if not config.val_every:
         return fit, [], "none"
@@ -102,7 +102,7 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
              extraction.num_classes, device.device)
     if config.part == "train" and val_kind == "held out" and not config.joint:
         log.info("the head learns from the streams' own training videos, on which they are overconfident; "
-                 "--part val trains it on the %d videos they held out", len(val_videos))
+                 "--subset val trains it on the %d videos they held out", len(val_videos))
 
     torch.manual_seed(config.seed)  # the head's initial weights are the seed's
     model = build_two_stream(spatial, temporal, extraction.num_classes, config.head, config.joint)

@@ -92,7 +92,7 @@ def load_pair(spatial: Path, temporal: Path) -> StreamPair:
 
 def overfit_warnings(fit: StreamPair, test: StreamPair) -> list[str]:
     """Fit scores of a stream's own training videos teach fusion its overconfidence. The scores
-    file says which part it scored (evaluate's --part); without that, a large accuracy gap with
+    file says which part it scored (evaluate's --subset); without that, a large accuracy gap with
     near-perfect fit accuracy gives it away. Held-out ('val') scores never warn: on a few dozen
     videos their accuracy scatters by 10 points or more."""
     out = []

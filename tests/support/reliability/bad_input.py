@@ -225,7 +225,7 @@ BAD_ARGUMENTS = {  # (command, what is bad, the arguments after the command's re
     "train: crop size 0": ("train", ["--crop-size", "0"]),
     "train: batch size 0": ("train", ["--batch-size", "0"]),
     "train: unknown backbone": ("train", ["--backbone", "resnet1000"]),
-    "train: a folder that does not exist": ("train", ["--shards", "nowhere"]),
+    "train: a folder that does not exist": ("train", ["nowhere"]),  # EXTRACTION itself
 }
 
 
@@ -243,7 +243,9 @@ def bad_arguments(work: Path, shards: Path | None = None) -> list[Record]:
         elif shards is None:
             continue
         else:
-            result = run([*TWOSTREAM, "train", "--shards", shards, "--out", root / "run", "--epochs", "1", *args])
+            # an argument list that starts with a value replaces EXTRACTION (the positional argument)
+            extraction, rest = (args[0], args[1:]) if not args[0].startswith("-") else (shards, args)
+            result = run([*TWOSTREAM, "train", extraction, "--out", root / "run", "--epochs", "1", *rest])
         value = args[-1].split("=")[0]
         held = result.returncode == 2 and one_line(result) and value.split(":")[-1] in result.stderr
         records.append(Record("bad argument", kind, held, result.stderr.strip()[-200:]))

@@ -55,8 +55,8 @@ def damaged_shards(source: Path, work: Path, kinds: tuple[str, ...] = DAMAGE) ->
     model = work / "intact_model"
     shutil.rmtree(model, ignore_errors=True)
     stream = ["--stream", "spatial", "--crop-size", "48", "--threads", "1"]
-    fitted = run([*TWOSTREAM, "train", "--shards", source, "--out", model, *stream, "--epochs", "1", "--batch-size",
-                  "2", "--workers", "0", "--val-every", "0"])
+    fitted = run([*TWOSTREAM, "train", source, "--out", model, *stream, "--epochs", "1", "--batch-size",
+                  "2", "--loader-workers", "0", "--val-every", "0"])
     if fitted.returncode != 0:
         raise RuntimeError(fitted.stderr[-2000:])
     records = []
@@ -67,11 +67,11 @@ def damaged_shards(source: Path, work: Path, kinds: tuple[str, ...] = DAMAGE) ->
         shard = damage(kind, folder)
         verify = run([*FLOWPREP, "verify", folder])
         named = verify.returncode == 3 and shard.name in verify.stdout
-        train = run([*TWOSTREAM, "train", "--shards", folder, "--out", work / f"run_{folder.name}", *stream,
-                     "--epochs", "1", "--batch-size", "2", "--workers", "2", "--val-every", "0"])
-        evaluate = run([*TWOSTREAM, "evaluate", "--checkpoint", model / "checkpoint.pt", "--shards", folder, "--part",
-                        "train", "--clips", "2", "--crops", "center", "--workers", "2", "--threads", "1", "--out",
-                        work / f"scores_{folder.name}.npz"])
+        train = run([*TWOSTREAM, "train", folder, "--out", work / f"run_{folder.name}", *stream,
+                     "--epochs", "1", "--batch-size", "2", "--loader-workers", "2", "--val-every", "0"])
+        evaluate = run([*TWOSTREAM, "evaluate", model, "--extraction", folder, "--subset",
+                        "train", "--clips", "2", "--crops", "center", "--loader-workers", "2", "--threads", "1", "--out",
+                        work / f"scores_{folder.name}"])
         refused = {name: result.returncode == 2 and one_line(result) and shard.name in result.stderr
                    for name, result in (("train", train), ("evaluate", evaluate))}
         held = named and all(refused.values())

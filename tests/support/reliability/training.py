@@ -38,8 +38,8 @@ def training_during_extraction(work: Path, cases: tuple[str, ...] = ("single run
         proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         wait_until(ready, proc)
         still_running = proc.poll() is None
-        train = run([*TWOSTREAM, "train", "--shards", out, "--out", work / "running_run", "--stream", "spatial",
-                     "--crop-size", "48", "--epochs", "1", "--batch-size", "2", "--workers", "2", "--threads", "1",
+        train = run([*TWOSTREAM, "train", out, "--out", work / "running_run", "--stream", "spatial",
+                     "--crop-size", "48", "--epochs", "1", "--batch-size", "2", "--loader-workers", "2", "--threads", "1",
                      "--val-every", "0"])
         finished = proc.wait(timeout=600) == 0 and verify_ok(out)[0]
         warned = "still writing into" in train.stderr and "complete so far" in train.stderr
@@ -78,7 +78,7 @@ TRAINING_POINTS = [("write:config.json", 1), ("checkpoint-write", 1), ("checkpoi
 
 
 def train_command(shards: Path, out: Path, fusion_streams: tuple[Path, Path] | None = None) -> list:
-    common = ["--shards", shards, "--out", out, "--epochs", "3", "--batch-size", "2", "--workers", "0", "--threads",
+    common = [shards, "--out", out, "--epochs", "3", "--batch-size", "2", "--loader-workers", "0", "--threads",
               "1", "--val-every", "0", "--lr", "0.01"]
     if fusion_streams is None:
         return [*TWOSTREAM, "train", "--stream", "temporal", "--flow-length", "4", "--crop-size", "48", *common]

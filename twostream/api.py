@@ -1,0 +1,106 @@
+"""The Python API for your own training loop (docs/api.md).
+
+    from twostream.api import SpatialFrames, TemporalStacks, build_model, evaluate_videos, fuse_scores
+
+Datasets (map-style, `ds[i]` -> normalised float32 tensor and label; any sampler, DataLoader
+workers, DistributedSampler):
+    SpatialFrames(folder, split, subset, crop_size=..., ...)    RGB frames, (3, S, S)
+    TemporalStacks(folder, split, subset, flow_length=..., ...) flow stacks, (2L, S, S)
+Models:
+    build_model(backbone, in_channels, num_classes, dropout=0.5)  the trainer's stream network
+The test protocol:
+    evaluate_videos(model, dataset, subset="test", clips=25, crops="ten") -> VideoScores
+Scores and fusion:
+    VideoScores, save_scores(path, scores), load_scores(path)     the files `twostream fuse` reads
+    fuse_scores(spatial, temporal, method="weighted", ratio=(1, 1.5), fit=None) -> VideoScores
+    FUSION_METHODS                                                 the methods' names
+
+The import name is `twostream` (the folder twostream/), not `train`: a script of yours named
+train.py no longer hides the package.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from twostream.core.config import CROPS
+from twostream.core.device import resolve_device
+from twostream.core.errors import DataError
+from twostream.core.scores import VideoScores, load_scores, save_scores
+from twostream.data.datasets import EvalClips
+from twostream.data.extraction import check_stack_length, part_videos
+from twostream.data.mapstyle import SpatialFrames, StreamDataset, TemporalStacks, normalise
+from twostream.data.store import ShardStore
+from twostream.engine.loops import predict_clips
+from twostream.engine.metrics import summarize
+from twostream.score_fusion.methods import FUSION_METHODS, FusionParams, fuse, pair_streams
+from twostream.streams.models import build_model as _build_model
+
+__all__ = [
+    "FUSION_METHODS",
+    "SpatialFrames",
+    "StreamDataset",
+    "TemporalStacks",
+    "VideoScores",
+    "build_model",
+    "evaluate_videos",
+    "fuse_scores",
+    "load_scores",
+    "normalise",
+    "save_scores",
+]
+
+
+def build_model(backbone: str, in_channels: int, num_classes: int, dropout: float = 0.5) -> nn.Module:
+    """The stream network `twostream train` builds (randomly initialised): a torchvision backbone
+    with its first convolution taking `in_channels` (3 for RGB, 2L for flow) and a `num_classes`
+    classifier after `dropout`."""
+    return _build_model(backbone, in_channels, num_classes, dropout)
+
+
+def evaluate_videos(model: nn.Module, data: StreamDataset, subset: str = "test", clips: int = 25, crops: str = "ten",
+                    batch_size: int = 16, workers: int = 0, device: str | torch.device | None = None) -> VideoScores:
+    """The test protocol of `twostream evaluate` with your model: `clips` frames or stacks
+    uniformly spaced over each video of `subset` (of the split and extraction of `data`, whose
+    input settings it uses: crop size, flow length, stack, means), each under the `crops`
+    (ten: 4 corners + centre and their flips; center), softmax averaged over crops and clips.
+    Returns per-video scores; `.accuracy()` is video top-1, `.meta["metrics"]` has the rest, and
+    `save_scores` writes the file `twostream fuse` and `report` read. The model is left in eval mode
+    on its device (or moved to `device`)."""
+    if crops not in CROPS:
+        raise DataError(f"crops must be one of {', '.join(CROPS)}; got {crops!r}")
+    if not isinstance(clips, int) or clips < 1:
+        raise DataError(f"clips must be a positive integer, got {clips!r}")
+    videos = part_videos(data.extraction, data.split, subset, data.holdout, data.seed or 0)
+    if data.stream == "temporal":
+        check_stack_length(videos, data.spec.flow_length, subset)
+    where = next(model.parameters()).device if device is None else torch.device(device)
+    dev = resolve_device(str(where), amp=False, channels_last=False)
+    model.to(dev.device)
+    items = EvalClips(ShardStore(data.folder), videos, data.spec, clips, crops)
+    loader = DataLoader(items, batch_size=batch_size, num_workers=workers)
+    clip_scores, _ = predict_clips(model, loader, dev, f"evaluate {data.split} {subset}", interactive=False)
+    labels = np.array([e.label for e in videos], dtype=np.int64)
+    metrics, video_scores = summarize(clip_scores, items.video_index, labels)
+    return VideoScores(np.array([e.video_id for e in videos], dtype=str), labels, video_scores.astype(np.float32),
+                       tuple(data.class_names),
+                       meta={"stream": data.stream, "split": data.split, "part": subset, "shards": str(data.folder),
+                             "protocol": {"clips": clips, "crops": crops}, "metrics": metrics})
+
+
+def fuse_scores(spatial: VideoScores | str | Path, temporal: VideoScores | str | Path, method: str = "weighted",
+                ratio: tuple[float, float] = (1.0, 1.5),
+                fit: tuple[VideoScores | str | Path, VideoScores | str | Path] | None = None) -> VideoScores:
+    """Score-level fusion of the two streams' per-video scores (objects or score files), as
+    `twostream fuse --method METHOD --ratio S:T` computes it; the learned methods (weighted-val,
+    svm, logreg) fit on `fit`, the two streams' scores of held-out training videos."""
+    def scores(x):
+        return x if isinstance(x, VideoScores) else load_scores(x)
+
+    test = pair_streams(scores(spatial), scores(temporal))
+    fit_pair = None if fit is None else pair_streams(scores(fit[0]), scores(fit[1]))
+    return fuse(method, test, fit_pair, FusionParams(weights=tuple(float(r) for r in ratio)))
