@@ -75,7 +75,7 @@ def test_the_trees_users_have_import_and_train(imported, tmp_path, capsys, sourc
     assert status == 0, out + err
     index = ExtractionFolder(packed).read_index()
     assert len(index) == len(MOTIONS) and sum(e.in_split("split1", "train") for e in index.values()) == len(train)
-    status, out, err = twostream(capsys, "train", "--shards", str(packed), "--split", "split1", "--workers", "0",
+    status, out, err = twostream(capsys, "train", str(packed), "--split", "split1", "--loader-workers", "0",
                                  "--threads", "1", "--stream", "temporal", "--out", str(tmp_path / "run"),
                                  "--flow-length", "4", "--crop-size", "64", "--epochs", "1", "--batch-size", "2",
                                  "--val-every", "0")
