@@ -31,12 +31,24 @@ import re
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+import h5py
+
+from flowprep.extract.config import ExtractConfig, ImportConfig, parse_settings, parse_shard_settings
 from flowprep.format.files import read_json_file, write_text_atomic
-from flowprep.format.shards import FORMAT_VERSION, SHARD_SUFFIX, ShardFormatError, iter_videos, open_shard
+from flowprep.format.manifest import SPLIT_VALUES
+from flowprep.format.safe_paths import check_label_name, check_shard_name, check_video_id, shown
+from flowprep.format.shards import (
+    ATTR_EXTRACT_CONFIG,
+    FORMAT_VERSION,
+    SHARD_SUFFIX,
+    ShardFormatError,
+    iter_videos,
+    open_shard,
+)
 
 log = logging.getLogger("flowprep")
 
@@ -89,6 +101,8 @@ class FolderConfig:
 
     kind: str  # one of KINDS
     settings: dict[str, Any]
+    # the settings parsed (ExtractConfig or ImportConfig): what every shard of the folder must store
+    parsed: ExtractConfig | ImportConfig | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> str:
         """The settings as one line of JSON, as every shard of the folder stores them."""
@@ -123,12 +137,69 @@ def settings_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return lines
 
 
-def scan_shard(shard_path: Path, relative_to: Path) -> list[IndexEntry]:
-    """Index entries of every video in one shard (their `shard` relative to `relative_to`)."""
+def scan_shard(shard_path: Path, relative_to: Path, config: FolderConfig | None = None) -> list[IndexEntry]:
+    """Index entries of every video in one shard (their `shard` relative to `relative_to`); with
+    `config`, the shard is refused unless it was made with it (`check_shard_config`)."""
     name = shard_path.relative_to(relative_to).as_posix()
     with open_shard(shard_path) as f:
-        return [IndexEntry(v.video_id, name, v.attrs.label, v.attrs.label_name, v.attrs.num_frames, v.attrs.splits_dict)
-                for v in iter_videos(f)]
+        if config is not None:
+            check_shard_config(f, shard_path, config)
+        entries = [IndexEntry(v.video_id, name, v.attrs.label, v.attrs.label_name, v.attrs.num_frames,
+                              v.attrs.splits_dict) for v in iter_videos(f)]
+    for e in entries:
+        problem = check_label_name(e.label_name)
+        if problem:
+            raise ShardFormatError(f"{shard_path}: video {e.video_id!r}: {problem}")
+    return entries
+
+
+def shard_config_problem(f: h5py.File, config: FolderConfig) -> str | None:
+    """Why an open shard is not one of the folder whose config is `config`, or None: the
+    extraction config it stores must be the folder's (compared parsed, so that settings added to
+    flowprep since, filled with their defaults, compare equal)."""
+    text = f.attrs.get(ATTR_EXTRACT_CONFIG)
+    try:
+        stored = parse_shard_settings(text.decode() if isinstance(text, bytes) else text)
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        return f"its stored extraction config does not parse ({' '.join(str(exc).split())[:160]})"
+    expected = config.parsed if config.parsed is not None else parse_settings(config.kind, config.settings)
+    if stored == expected:
+        return None
+    diff = "; ".join(settings_differences(expected.to_dict(), stored.to_dict())[:4]) or "another kind of run"
+    return f"was made with another config than the folder's {CONFIG_FILE} ({diff}): a shard of another extraction"
+
+
+def check_shard_config(f: h5py.File, path: Path, config: FolderConfig) -> None:
+    """ShardFormatError, one line naming the shard, unless it was made with the folder's config."""
+    problem = shard_config_problem(f, config)
+    if problem:
+        raise ShardFormatError(f"{path} {problem}; move it out of the folder (or re-extract it there)")
+
+
+def index_entry_problem(entry: IndexEntry) -> str | None:
+    """Why an entry read from index.json cannot be used, or None: its id follows the id rule, its
+    shard is a shard's plain name in the folder, and every field has its type."""
+    problem = check_video_id(entry.video_id)
+    if problem:
+        return problem
+    where = f"video {entry.video_id!r}"
+    problem = check_shard_name(entry.shard)
+    if problem is None and not SHARD_NAME.match(entry.shard):
+        problem = f"shard name {shown(entry.shard)} is not a shard's name (shard-NNNNN.h5)"
+    if problem:
+        return f"{where}: {problem}"
+    for name, value in (("label", entry.label), ("num_frames", entry.num_frames)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return f"{where}: {name} {shown(value)} is not a non-negative integer"
+    problem = check_label_name(entry.label_name)
+    if problem:
+        return f"{where}: {problem}"
+    # split column names become annotation lists' file names (export-rawframes): plain names only
+    if not isinstance(entry.splits, dict) or not all(isinstance(k, str) and check_shard_name(k) is None
+                                                     and v in SPLIT_VALUES for k, v in entry.splits.items()):
+        return (f"{where}: splits {shown(entry.splits)} is not an object of plain split names to "
+                f"{'/'.join(SPLIT_VALUES)}")
+    return None
 
 
 class ExtractionFolder:
@@ -251,7 +322,12 @@ class ExtractionFolder:
         if len(kinds) != 1 or not isinstance(data[kinds[0]], dict):
             raise error(f"{self.config_path}: unreadable extraction config: expected one of the keys "
                         f"{', '.join(repr(k) for k in KINDS)} holding the settings")
-        return FolderConfig(kinds[0], data[kinds[0]])
+        try:  # the types too: a width of "112" is refused here, not a TypeError in a reader
+            parsed = parse_settings(kinds[0], data[kinds[0]])
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise error(f"{self.config_path}: unreadable extraction config: {' '.join(str(exc).split())[:200]}") \
+                from None
+        return FolderConfig(kinds[0], data[kinds[0]], parsed)
 
     def prepare(self, kind: str, settings: dict[str, Any], overwrite: bool, error: type[Exception],
                 normalize: Callable[[dict[str, Any]], dict[str, Any]] = lambda s: s) -> None:
@@ -299,8 +375,9 @@ class ExtractionFolder:
             stored_kind = next((k for k in KINDS if k in data), None)
             if stored_version == FORMAT_VERSION and stored_kind is not None:
                 stored = normalize(data[stored_kind]) if stored_kind == kind else data[stored_kind]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise error(f"{self.config_path} is unreadable ({exc}); pass --overwrite to start this folder "
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else exc
+            raise error(f"{self.config_path} is unreadable ({why}); pass --overwrite to start this folder "
                         f"afresh") from None
         if stored_version != FORMAT_VERSION:
             raise error(f"{self.root} holds shard format version {stored_version!r}, this flowprep writes "
@@ -364,17 +441,43 @@ class ExtractionFolder:
             raise ShardFormatError(f"{self.index_path}: index of format version {version!r}, but this flowprep reads "
                                    f"version {FORMAT_VERSION}")
         try:
-            return {vid: IndexEntry(video_id=vid, **fields) for vid, fields in data["videos"].items()}
+            index = {vid: IndexEntry(video_id=vid, **fields) for vid, fields in data["videos"].items()}
         except (KeyError, TypeError, AttributeError) as exc:
             raise ShardFormatError(f"{self.index_path}: malformed dataset index: {exc!r}") from None
+        for entry in index.values():
+            problem = index_entry_problem(entry)
+            if problem:
+                raise ShardFormatError(f"{self.index_path}: refused: {problem}")
+        return index
 
     def write_index(self, entries: Iterable[IndexEntry]) -> None:
         videos = {e.video_id: {k: v for k, v in asdict(e).items() if k != "video_id"} for e in entries}
         write_text_atomic(self.index_path, json.dumps({"format_version": FORMAT_VERSION, "videos": videos}, indent=1))
 
     def scan_shards(self) -> dict[str, IndexEntry]:
-        """The index as the shards say it is (what `write_index` writes after a run's start)."""
-        return {e.video_id: e for shard in self.shard_paths() for e in scan_shard(shard, self.root)}
+        """The index as the shards say it is (what `write_index` writes after a run's start); a
+        shard made with another config than config.json's is refused, naming it."""
+        config = self.read_config()
+        return {e.video_id: e for shard in self.shard_paths() for e in scan_shard(shard, self.root, config)}
+
+    def open_shard(self, name: str, config: FolderConfig) -> h5py.File:
+        """Open shard `name` (as `read_index` names it) to read, refused in one line naming it
+        unless it is a regular file made with the folder's `config`. The caller closes it."""
+        path = self.root / name
+        f = open_shard(path)
+        try:
+            check_shard_config(f, path, config)
+        except BaseException:
+            f.close()
+            raise
+        return f
+
+    def check_shards(self, names: Iterable[str], config: FolderConfig | None = None) -> None:
+        """Refuse, in one line naming it, the first of the shards `names` that is not a readable
+        shard of this folder (not a regular file, another format, another extraction's config)."""
+        config = config or self.read_config()
+        for name in names:
+            self.open_shard(name, config).close()
 
     # --- failures.jsonl ---------------------------------------------------------------------------
     def read_failures(self) -> list[Failure]:
@@ -384,9 +487,13 @@ class ExtractionFolder:
     def read_own_failures(self) -> list[Failure]:
         if not self.failures_path.exists():
             return []
-        records = [json.loads(line) for line in self.failures_path.read_text(encoding="utf-8").splitlines()
-                   if line.strip()]
-        return [Failure(r["video_id"], r["path"], r["reason"]) for r in records]
+        try:
+            records = [json.loads(line) for line in self.failures_path.read_text(encoding="utf-8").splitlines()
+                       if line.strip()]
+            return [Failure(str(r["video_id"]), str(r["path"]), str(r["reason"])) for r in records]
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else repr(exc)
+            raise ShardFormatError(f"{self.failures_path}: unreadable failures file: {why}") from None
 
     def write_failures(self, failures: Iterable[Failure]) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")

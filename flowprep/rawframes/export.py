@@ -27,6 +27,7 @@ from flowprep.format.codecs import CodecError
 from flowprep.format.files import write_text_atomic
 from flowprep.format.folder import ExtractionFolder, Failure, FolderConfig, IndexEntry
 from flowprep.format.quantize import quantize
+from flowprep.format.safe_paths import check_inside
 from flowprep.format.shards import FORMAT_VERSION, ShardFormatError, VideoReader, open_shard, video_reader
 from flowprep.rawframes.layout import (
     FLOW_KINDS,
@@ -114,10 +115,15 @@ def export_rawframes(extraction_dir: str | Path, out_dir: str | Path, video_ids:
     failures and left out; the others go on.
     """
     extraction_dir, out_dir = Path(extraction_dir), Path(out_dir)
-    index = ExtractionFolder(extraction_dir).read_index()
+    folder = ExtractionFolder(extraction_dir)
+    index = folder.read_index()  # ids and shard names checked there: names from a folder are input
     entries = select_videos(index, video_ids, extraction_dir)
     for e in entries:  # refuse before any work, not after hours of it
         check_frame_dir(e.video_id)
+        check_inside(out_dir, *video_paths(out_dir, e.video_id), error=RawframesError)
+    check_inside(out_dir, out_dir / EXPORT_RECORD, error=RawframesError)
+    if folder.config_path.exists():  # a shard of another extraction dropped into the folder: refused
+        folder.check_shards(sorted({e.shard for e in entries}))
     prefix = config.list_prefix or _default_prefix(extraction_dir)
     log.info("export config: %s", json.dumps(asdict(config), sort_keys=True))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -171,14 +177,17 @@ def select_videos(index: dict[str, IndexEntry], video_ids: list[str] | None, whe
 def export_video(shard_path: Path, video_id: str, out_dir: Path, config: ExportConfig) -> VideoExport:
     """Write one video's folder; never raises for a damaged shard, returns the reason instead."""
     cv2.setNumThreads(1)  # one core per worker: parallelism comes from processes
-    part = out_dir / (video_id + PART_SUFFIX)
+    final, part = video_paths(out_dir, video_id)
+    try:
+        check_inside(out_dir, final, part, error=RawframesError)  # again: a symlink made since is refused too
+    except RawframesError as exc:
+        return VideoExport(video_id, error=str(exc))
     try:
         if part.exists():
             shutil.rmtree(part)  # left by an interrupted export
         part.mkdir()
         with open_shard(shard_path) as f:
             files, size = _write_video(video_reader(f, video_id), part, config)
-        final = out_dir / video_id
         if final.exists():  # overwrite: the old folder goes only once the new one is complete
             shutil.rmtree(final)
         part.rename(final)
@@ -189,6 +198,12 @@ def export_video(shard_path: Path, video_id: str, out_dir: Path, config: ExportC
         reason = f"{type(exc).__name__}: {exc}"
     shutil.rmtree(part, ignore_errors=True)
     return VideoExport(video_id, error=reason)
+
+
+def video_paths(out_dir: Path, video_id: str) -> tuple[Path, Path]:
+    """The folder a video is exported to, and the `.part` folder it is written in first: the two
+    paths an export writes and deletes, each checked to lie inside --out before it is touched."""
+    return out_dir / video_id, out_dir / (video_id + PART_SUFFIX)
 
 
 def _write_video(video: VideoReader, folder: Path, config: ExportConfig) -> tuple[int, int]:
@@ -246,6 +261,7 @@ def write_annotation_lists(out_dir: Path, prefix: str, entries: list[IndexEntry]
             if part in ("train", "test"):
                 groups.setdefault(annotation_list_name(prefix, column, part), []).append(line)
     paths = []
+    check_inside(out_dir, *(out_dir / name for name in groups), error=RawframesError)
     for name, lines in sorted(groups.items()):
         path = out_dir / name
         tmp = path.with_name(path.name + ".tmp")

@@ -33,10 +33,11 @@ from flowprep.extract.staged_run import in_processes, run_jobs, staged_run
 from flowprep.extract.video_job import VideoOutcome
 from flowprep.format.codecs import CodecError, parse_codec
 from flowprep.format.faults import disk_full, is_disk_full
-from flowprep.format.folder import ExtractionFolder, Failure
+from flowprep.format.folder import PART_SUFFIX, ExtractionFolder, Failure
 from flowprep.format.manifest import ManifestEntry, read_manifest, validate_video_id
 from flowprep.format.quantize import LEVELS, dequantize
-from flowprep.format.shards import VideoAttrs
+from flowprep.format.safe_paths import check_inside
+from flowprep.format.shards import SHARD_SUFFIX, VideoAttrs
 from flowprep.rawframes.layout import (
     BACKWARD_X,
     BACKWARD_Y,
@@ -271,6 +272,14 @@ def find_sources(run: ImportRun) -> list[ImportSource]:
     return sources_from_tree(run.root)
 
 
+def check_out_paths(folder: ExtractionFolder, sources: list[ImportSource]) -> None:
+    """Refuse, before anything is touched, a run whose staging files would land outside the output
+    folder (a symlinked staging/ or video file left in a folder from elsewhere)."""
+    staged = [folder.staging_dir / f"{s.entry.video_id}{SHARD_SUFFIX}" for s in sources]
+    check_inside(folder.root, folder.staging_dir, *staged, *(p.with_name(p.name + PART_SUFFIX) for p in staged),
+                 error=RawframesError)
+
+
 def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportSummary:
     """Pack every frame folder of the tree that is not yet in the output's shards."""
     started = time.perf_counter()
@@ -280,6 +289,7 @@ def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportS
         config = replace(config, backward_flow=resolve_backward(sources))
     config_json = config.to_json()
     folder = ExtractionFolder(run.out_dir)
+    check_out_paths(folder, sources)
     with staged_run(folder, "import", config.to_dict(), run.overwrite, RawframesError,
                     normalize=lambda stored: ImportConfig.from_dict(stored).to_dict()) as staging:
         todo = [s for s in sources if not staging.done(s.entry.video_id)]
