@@ -176,29 +176,40 @@ def check_shard_config(f: h5py.File, path: Path, config: FolderConfig) -> None:
         raise ShardFormatError(f"{path} {problem}; move it out of the folder (or re-extract it there)")
 
 
-def index_entry_problem(entry: IndexEntry) -> str | None:
+def index_entry_problem(entry: IndexEntry, passed: set | None = None) -> str | None:
     """Why an entry read from index.json cannot be used, or None: its id follows the id rule, its
-    shard is a shard's plain name in the folder, and every field has its type."""
+    shard is a shard's plain name in the folder, and every field has its type. `passed` holds
+    shard names, label names and splits already found good: they repeat across a large index."""
+    passed = set() if passed is None else passed
     problem = check_video_id(entry.video_id)
     if problem:
         return problem
     where = f"video {entry.video_id!r}"
-    problem = check_shard_name(entry.shard)
-    if problem is None and not SHARD_NAME.match(entry.shard):
-        problem = f"shard name {shown(entry.shard)} is not a shard's name (shard-NNNNN.h5)"
-    if problem:
-        return f"{where}: {problem}"
     for name, value in (("label", entry.label), ("num_frames", entry.num_frames)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        if type(value) is not int or value < 0:
             return f"{where}: {name} {shown(value)} is not a non-negative integer"
-    problem = check_label_name(entry.label_name)
-    if problem:
-        return f"{where}: {problem}"
+    if ("shard", entry.shard) not in passed:
+        problem = check_shard_name(entry.shard)
+        if problem is None and not SHARD_NAME.match(entry.shard):
+            problem = f"shard name {shown(entry.shard)} is not a shard's name (shard-NNNNN.h5)"
+        if problem:
+            return f"{where}: {problem}"
+        passed.add(("shard", entry.shard))
+    if ("label", entry.label_name) not in passed:
+        problem = check_label_name(entry.label_name)
+        if problem:
+            return f"{where}: {problem}"
+        passed.add(("label", entry.label_name))
     # split column names become annotation lists' file names (export-rawframes): plain names only
-    if not isinstance(entry.splits, dict) or not all(isinstance(k, str) and check_shard_name(k) is None
-                                                     and v in SPLIT_VALUES for k, v in entry.splits.items()):
-        return (f"{where}: splits {shown(entry.splits)} is not an object of plain split names to "
-                f"{'/'.join(SPLIT_VALUES)}")
+    splits = tuple(entry.splits.items()) if isinstance(entry.splits, dict) else None
+    if splits is not None and not all(isinstance(v, str) for _, v in splits):
+        splits = None  # (and so unhashable values never reach the set)
+    if ("splits", splits) not in passed:
+        if splits is None or not all(isinstance(k, str) and check_shard_name(k) is None and v in SPLIT_VALUES
+                                     for k, v in splits):
+            return (f"{where}: splits {shown(entry.splits)} is not an object of plain split names to "
+                    f"{'/'.join(SPLIT_VALUES)}")
+        passed.add(("splits", splits))
     return None
 
 
@@ -444,8 +455,9 @@ class ExtractionFolder:
             index = {vid: IndexEntry(video_id=vid, **fields) for vid, fields in data["videos"].items()}
         except (KeyError, TypeError, AttributeError) as exc:
             raise ShardFormatError(f"{self.index_path}: malformed dataset index: {exc!r}") from None
+        passed: set = set()
         for entry in index.values():
-            problem = index_entry_problem(entry)
+            problem = index_entry_problem(entry, passed)
             if problem:
                 raise ShardFormatError(f"{self.index_path}: refused: {problem}")
         return index

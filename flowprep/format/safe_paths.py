@@ -38,9 +38,15 @@ def has_control(text: str) -> bool:
     return _CONTROL.search(text) is not None
 
 
+_NOT_IN_ID = re.compile(r"[/\\" + _CONTROL.pattern[1:])
+
+
 def check_video_id(video_id: object) -> str | None:
     """Why `video_id` cannot name a video (a shard's group, a frame folder, a log line), or None:
     the rule manifests, index.json and shards all follow."""
+    if (type(video_id) is str and 0 < len(video_id) <= MAX_ID_LENGTH and video_id not in (".", "..")
+            and _NOT_IN_ID.search(video_id) is None):
+        return None  # the common case in one regex: index.json of Kinetics holds 240,000 ids
     if not isinstance(video_id, str):
         return f"video_id {shown(video_id)} is not a string"
     if not video_id:

@@ -35,8 +35,8 @@ from flowprep.format.codecs import CodecError, parse_codec
 from flowprep.format.faults import disk_full, is_disk_full
 from flowprep.format.folder import PART_SUFFIX, ExtractionFolder, Failure
 from flowprep.format.manifest import ManifestEntry, read_manifest, validate_video_id
+from flowprep.format.safe_paths import check_inside, check_label_name
 from flowprep.format.quantize import LEVELS, dequantize
-from flowprep.format.safe_paths import check_inside
 from flowprep.format.shards import SHARD_SUFFIX, VideoAttrs
 from flowprep.rawframes.layout import (
     BACKWARD_X,
@@ -138,6 +138,10 @@ def sources_from_tree(root: Path) -> list[ImportSource]:
     if not flat and not nested:
         raise RawframesError(f"no frame folders (holding img_00001.jpg, flow_x_00001.jpg...) in {root} or its subfolders")
     label_of = {name: i for i, name in enumerate(sorted({p.parent.name for p in nested}))}
+    for name in label_of:  # a class folder's name becomes a label name, printed in logs and reports
+        problem = check_label_name(name)
+        if problem:
+            raise RawframesError(f"{root / name}: {problem}")
     sources, seen = [], {}
     for p in flat or nested:
         problem = validate_video_id(p.name)

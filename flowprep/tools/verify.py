@@ -31,7 +31,6 @@ from flowprep.format.shards import (
     ShardFormatError,
     VideoAttrs,
     VideoReader,
-    check_group_name,
     item_count,
     item_shape,
     open_shard,
@@ -154,7 +153,6 @@ def verify_shard(path: Path, decode: bool, report: VerifyReport,
         for video_id in names:
             report.videos += 1
             try:  # a name or a link that readers refuse: reported, and nothing under it is followed
-                check_group_name(f, video_id)
                 group = video_group(f, video_id)
             except ShardFormatError as exc:
                 report.problems.append(Problem(str(path), None, str(exc).removeprefix(f"{path}: ")))
