@@ -31,13 +31,12 @@ import re
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import h5py
 
-from flowprep.extract.config import ExtractConfig, ImportConfig, parse_settings, parse_shard_settings
 from flowprep.format.files import read_json_file, write_text_atomic
 from flowprep.format.manifest import SPLIT_VALUES
 from flowprep.format.safe_paths import check_label_name, check_shard_name, check_video_id, shown
@@ -101,8 +100,6 @@ class FolderConfig:
 
     kind: str  # one of KINDS
     settings: dict[str, Any]
-    # the settings parsed (ExtractConfig or ImportConfig): what every shard of the folder must store
-    parsed: ExtractConfig | ImportConfig | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> str:
         """The settings as one line of JSON, as every shard of the folder stores them."""
@@ -121,6 +118,37 @@ class FolderConfig:
         if self.kind != "extract":
             return None
         return s["short_side"] if s.get("short_side") is not None else min(s["width"], s["height"])
+
+
+def _positive_number(v: Any) -> bool:
+    return type(v) in (int, float) and v > 0
+
+
+# The types of the settings this layer reads (FolderConfig's properties) or compares: each kind's
+# key -> (check, what is accepted). flowprep.extract.config parses the whole config (verify does).
+_OPTIONAL_SIDE = (lambda v: v is None or (type(v) is int and v > 0), "a positive integer or null")
+SETTINGS_TYPES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
+    "extract": {"width": _OPTIONAL_SIDE, "height": _OPTIONAL_SIDE, "short_side": _OPTIONAL_SIDE,
+                "bound": (_positive_number, "a positive number"),
+                "mean_subtraction": (lambda v: type(v) is bool, "true or false"),
+                "flow_method": (lambda v: type(v) is str, "a string"),
+                "flow_params": (lambda v: isinstance(v, dict), "an object"),
+                "rgb_codec": (lambda v: type(v) is str, "a string"), "flow_codec": (lambda v: type(v) is str, "a string")},
+    "import": {"bound": (_positive_number, "a positive number"),
+               "mean_subtracted": (lambda v: type(v) is bool, "true or false"),
+               "rgb_codec": (lambda v: type(v) is str, "a string"), "flow_codec": (lambda v: type(v) is str, "a string")},
+}
+
+
+def settings_type_problem(kind: str, settings: dict[str, Any]) -> str | None:
+    """Why stored settings of `kind` cannot be read, or None: each setting this layer reads has its type."""
+    for key, (ok, accepted) in SETTINGS_TYPES[kind].items():
+        if key in settings and not ok(settings[key]):
+            return f"{key} is {shown(settings[key])}, expected {accepted}"
+    if kind == "extract" and settings.get("short_side") is None and (settings.get("width") is None
+                                                                     or settings.get("height") is None):
+        return "expected width and height, or short_side"
+    return None
 
 
 def settings_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -153,19 +181,36 @@ def scan_shard(shard_path: Path, relative_to: Path, config: FolderConfig | None 
     return entries
 
 
+def same_settings(shard: Any, folder: Any) -> bool:
+    """Whether settings a shard stores are the folder's: every key the shard has is the folder's,
+    with the same value (nested dicts likewise). A key only the folder has is a setting added to
+    flowprep since the shard was written (config.json is rewritten by each run, shards are not);
+    the parsing modules (flowprep.extract.config) know its default, this layer does not."""
+    if isinstance(shard, dict) and isinstance(folder, dict):
+        return all(k in folder and same_settings(v, folder[k]) for k, v in shard.items())
+    return shard == folder
+
+
 def shard_config_problem(f: h5py.File, config: FolderConfig) -> str | None:
     """Why an open shard is not one of the folder whose config is `config`, or None: the
-    extraction config it stores must be the folder's (compared parsed, so that settings added to
-    flowprep since, filled with their defaults, compare equal)."""
+    extraction config it stores must be the folder's (`same_settings`), of the same kind of run."""
     text = f.attrs.get(ATTR_EXTRACT_CONFIG)
     try:
-        stored = parse_shard_settings(text.decode() if isinstance(text, bytes) else text)
-    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
-        return f"its stored extraction config does not parse ({' '.join(str(exc).split())[:160]})"
-    expected = config.parsed if config.parsed is not None else parse_settings(config.kind, config.settings)
-    if stored == expected:
+        stored = json.loads(text.decode() if isinstance(text, bytes) else text)
+    except (ValueError, TypeError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else " ".join(str(exc).split())[:160]
+        return f"its stored extraction config does not parse ({why})"
+    if not isinstance(stored, dict):
+        return "its stored extraction config is not a JSON object"
+    kind = "import" if stored.get("origin") == "rawframes" else "extract"
+    marker = "origin" if kind == "import" else "flow_method"
+    if kind != config.kind or marker not in stored:
+        return f"holds {KINDS[kind]}, but the folder's {CONFIG_FILE} {KINDS[config.kind]}: a shard of another folder"
+    if same_settings(stored, config.settings):
         return None
-    diff = "; ".join(settings_differences(expected.to_dict(), stored.to_dict())[:4]) or "another kind of run"
+    diff = "; ".join(settings_differences(config.settings, {**config.settings, **stored})[:4])
+    extra = [k for k in stored if k not in config.settings]
+    diff = diff or f"settings unknown to the folder: {', '.join(extra[:4])}"
     return f"was made with another config than the folder's {CONFIG_FILE} ({diff}): a shard of another extraction"
 
 
@@ -333,12 +378,10 @@ class ExtractionFolder:
         if len(kinds) != 1 or not isinstance(data[kinds[0]], dict):
             raise error(f"{self.config_path}: unreadable extraction config: expected one of the keys "
                         f"{', '.join(repr(k) for k in KINDS)} holding the settings")
-        try:  # the types too: a width of "112" is refused here, not a TypeError in a reader
-            parsed = parse_settings(kinds[0], data[kinds[0]])
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise error(f"{self.config_path}: unreadable extraction config: {' '.join(str(exc).split())[:200]}") \
-                from None
-        return FolderConfig(kinds[0], data[kinds[0]], parsed)
+        problem = settings_type_problem(kinds[0], data[kinds[0]])
+        if problem:  # a width of "112" is refused here, not a TypeError in a reader
+            raise error(f"{self.config_path}: unreadable extraction config: {problem}")
+        return FolderConfig(kinds[0], data[kinds[0]])
 
     def prepare(self, kind: str, settings: dict[str, Any], overwrite: bool, error: type[Exception],
                 normalize: Callable[[dict[str, Any]], dict[str, Any]] = lambda s: s) -> None:

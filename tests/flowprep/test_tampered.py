@@ -102,7 +102,7 @@ def test_index_and_config_json_nested_deeply_or_of_wrong_types_are_one_line_erro
     config = json.loads((folder / "config.json").read_text())
     for key, value in (("width", "112"), ("height", [112])):
         (folder / "config.json").write_text(json.dumps({**config, "extract": {**config["extract"], key: value}}))
-        with pytest.raises(ShardFormatError, match=f"config.json: unreadable extraction config: {key} must be"):
+        with pytest.raises(ShardFormatError, match=f"config.json: unreadable extraction config: {key} is"):
             ExtractionFolder(folder).read_config()
 
 
