@@ -39,7 +39,7 @@ import h5py
 
 from flowprep.format.files import read_json_file, write_text_atomic
 from flowprep.format.manifest import SPLIT_VALUES
-from flowprep.format.safe_paths import check_label_name, check_shard_name, check_video_id, shown
+from flowprep.format.safe_paths import check_label_name, check_shard_name, check_video_id, escaped, shown
 from flowprep.format.shards import (
     ATTR_EXTRACT_CONFIG,
     FORMAT_VERSION,
@@ -545,7 +545,9 @@ class ExtractionFolder:
         try:
             records = [json.loads(line) for line in self.failures_path.read_text(encoding="utf-8").splitlines()
                        if line.strip()]
-            return [Failure(str(r["video_id"]), str(r["path"]), str(r["reason"])) for r in records]
+            # a folder from elsewhere may hold anything: its records reach the terminal escaped
+            return [Failure(escaped(str(r["video_id"])), escaped(str(r["path"])), escaped(str(r["reason"])))
+                    for r in records]
         except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             why = "nested too deeply" if isinstance(exc, RecursionError) else repr(exc)
             raise ShardFormatError(f"{self.failures_path}: unreadable failures file: {why}") from None

@@ -34,6 +34,11 @@ def shown(name: object) -> str:
     return text if len(text) <= 80 else text[:60] + "..." + text[-10:]
 
 
+def escaped(text: str) -> str:
+    """`text` with every control character written as its escape (ESC as \\x1b): safe to print."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def has_control(text: str) -> bool:
     return _CONTROL.search(text) is not None
 

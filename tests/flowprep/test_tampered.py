@@ -84,6 +84,13 @@ def test_links_in_a_shard_are_never_followed(folder, tmp_path):
         video_reader(f, "v1")  # the others read as before
 
 
+def test_failure_records_of_a_folder_from_elsewhere_are_read_escaped(folder):
+    (folder / "failures.jsonl").write_text(json.dumps({"video_id": "v\x1b[2J", "path": "p\nq", "reason": "r",
+                                                       "time": "t"}) + "\n")
+    (failure,) = ExtractionFolder(folder).read_failures()
+    assert (failure.video_id, failure.path) == ("v\\x1b[2J", "p\\nq")
+
+
 def test_a_fifo_is_never_opened_as_a_shard(tmp_path):
     os.mkfifo(tmp_path / "shard-00000.h5")
     with pytest.raises(ShardFormatError, match="FIFO"):
