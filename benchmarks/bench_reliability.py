@@ -15,7 +15,11 @@ counted by kind (tests/support/reliability/ holds the scenarios; `make test` run
   the uninterrupted run's weights;
 - damaged shards (truncated, corrupt header, corrupt frames, another format version, missing):
   verify names each, train and evaluate refuse in one line naming it;
-- bad videos, bad manifests, bad arguments.
+- bad videos, bad manifests, bad arguments;
+- tampered folders (tests/support/reliability/tampered.py): ids and shard names that leave the
+  folder, HDF5 links, a FIFO as a shard, a shard of another extraction, JSON nested 100,000 deep,
+  config values of the wrong type, control characters in ids, video symlinks out of the root,
+  checkpoints whose tensors do not fit their config: one line each, nothing outside --out changed.
 Writes benchmarks/results/reliability.json; `make readme-figures` puts the counts in the README.
 """
 from __future__ import annotations
@@ -71,6 +75,10 @@ def main() -> None:
         add(r.bad_videos(work))
         add(r.bad_manifests(work))
         add(r.bad_arguments(work, shards))
+        add(r.tampered_folders(work / "tampered"))  # issue 19: folders from elsewhere are input
+        add(r.control_character_ids(work / "tampered"))
+        add(r.video_symlinks(work / "tampered"))
+        add(r.mismatched_checkpoints(work / "tampered"))
     path = save_results("reliability", {"records": [x.to_dict() for x in records], "summary": r.summary(records),
                                         "seconds": time.perf_counter() - started})
     broke = [x for x in records if not x.held]

@@ -149,7 +149,7 @@ def scale(data: dict) -> str:
             + _source(data, "make bench-scale"))
 
 
-BAD_INPUT = ("bad video", "bad manifest", "bad argument", "damaged shard")
+BAD_INPUT = ("bad video", "bad manifest", "bad argument", "damaged shard", "tampered folder")
 
 
 def reliability(data: dict) -> str:

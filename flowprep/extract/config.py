@@ -138,6 +138,9 @@ class ExtractRun:
     tls_ca_file: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # read videos that resolve outside the video root (a symlink in it to elsewhere); by default
+    # each is a failures record. Not part of the extraction config: it decides what is read, not how.
+    follow_symlinks: bool = False
 
     def __post_init__(self) -> None:
         check_run_options(self.workers, self.shard_size_mb)
@@ -191,6 +194,7 @@ class ExtractRun:
             "num_parts": self.num_parts,
             "part": self.part,
             "scheduler": self.scheduler,
+            "follow_symlinks": self.follow_symlinks,
             "extract": self.extract.to_dict(),
         }
 

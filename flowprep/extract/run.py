@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from itertools import chain
+
 from joblib import delayed
 
 from flowprep.extract.batched import device_outcomes, multi_device_outcomes
@@ -22,6 +24,7 @@ from flowprep.extract.staged_run import Outcomes, in_processes, run_jobs, staged
 from flowprep.extract.video_job import VideoOutcome, extract_video
 from flowprep.format.folder import ExtractionFolder, Failure
 from flowprep.format.manifest import ManifestEntry, read_manifest
+from flowprep.format.safe_paths import RootGuard
 
 log = logging.getLogger("flowprep")
 
@@ -97,6 +100,24 @@ def _normalize(stored: dict) -> dict:
     return ExtractConfig.from_dict(stored).to_dict()
 
 
+def outside_video_root(todo: list[ManifestEntry], run: ExtractRun) -> tuple[list[ManifestEntry], list[VideoOutcome]]:
+    """Split the videos to do into those inside the video root and, unless --follow-symlinks,
+    the failures of those that resolve outside it (a symlink to elsewhere): a manifest can name
+    only files under the root, and a symlink in the root is no way around that."""
+    if run.follow_symlinks:
+        return todo, []
+    guard = RootGuard(run.video_root)
+    kept, refused = [], []
+    for e in todo:
+        real = guard.outside(run.video_root / e.path)
+        if real is None:
+            kept.append(e)
+        else:
+            refused.append(VideoOutcome(e.video_id, e.path, None, f"{e.path!r} is a symlink to {real!r}, outside the "
+                                        f"video root {str(run.video_root)!r}; pass --follow-symlinks to allow it"))
+    return kept, refused
+
+
 def run_folder(run: ExtractRun) -> ExtractionFolder:
     """Where this run writes: the output folder, or its part's folder in it (after agreeing on the
     config that all parts share). A single run and parts never mix in one folder."""
@@ -130,6 +151,7 @@ def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSumm
     folder = run_folder(run)
     with staged_run(folder, "extract", config.to_dict(), run.overwrite, ExtractError, normalize=_normalize) as staging:
         todo = [e for e in entries if not staging.done(e.video_id)]
+        todo, refused = outside_video_root(todo, run)
         summary = ExtractSummary(total=len(entries), skipped=len(entries) - len(todo),
                                  failures_file=folder.failures_path, scope=scope)
         log.info("config: %s", json.dumps(run.to_dict(), sort_keys=True))
@@ -142,7 +164,8 @@ def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSumm
             summary.pairs += outcome.pairs
             summary.flow_seconds += outcome.flow_seconds
 
-        result = run_jobs(staging, len(todo), outcomes(run, todo, config_json, staging.dir), config_json,
+        jobs = outcomes(run, todo, config_json, staging.dir)
+        result = run_jobs(staging, len(todo) + len(refused), lambda note: chain(refused, jobs(note)), config_json,
                           run.shard_size_mb * 1e6, count, interactive)
         summary.failures = result.failures
         summary.shards, summary.bytes_on_disk = result.shards, result.bytes_on_disk

@@ -36,3 +36,5 @@ def read_json_file(path: Path, error: type[Exception], missing: str, what: str) 
         raise error(f"{path}: {missing}") from None
     except (OSError, ValueError) as exc:
         raise error(f"{path}: unreadable {what}: {exc}") from None
+    except RecursionError:  # json's parser recurses once per level: a hostile file nests 100,000 deep
+        raise error(f"{path}: unreadable {what}: nested too deeply") from None

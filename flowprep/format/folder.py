@@ -35,8 +35,19 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+import h5py
+
 from flowprep.format.files import read_json_file, write_text_atomic
-from flowprep.format.shards import FORMAT_VERSION, SHARD_SUFFIX, ShardFormatError, iter_videos, open_shard
+from flowprep.format.manifest import SPLIT_VALUES
+from flowprep.format.safe_paths import check_label_name, check_shard_name, check_video_id, escaped, shown
+from flowprep.format.shards import (
+    ATTR_EXTRACT_CONFIG,
+    FORMAT_VERSION,
+    SHARD_SUFFIX,
+    ShardFormatError,
+    iter_videos,
+    open_shard,
+)
 
 log = logging.getLogger("flowprep")
 
@@ -109,6 +120,37 @@ class FolderConfig:
         return s["short_side"] if s.get("short_side") is not None else min(s["width"], s["height"])
 
 
+def _positive_number(v: Any) -> bool:
+    return type(v) in (int, float) and v > 0
+
+
+# The types of the settings this layer reads (FolderConfig's properties) or compares: each kind's
+# key -> (check, what is accepted). flowprep.extract.config parses the whole config (verify does).
+_OPTIONAL_SIDE = (lambda v: v is None or (type(v) is int and v > 0), "a positive integer or null")
+SETTINGS_TYPES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
+    "extract": {"width": _OPTIONAL_SIDE, "height": _OPTIONAL_SIDE, "short_side": _OPTIONAL_SIDE,
+                "bound": (_positive_number, "a positive number"),
+                "mean_subtraction": (lambda v: type(v) is bool, "true or false"),
+                "flow_method": (lambda v: type(v) is str, "a string"),
+                "flow_params": (lambda v: isinstance(v, dict), "an object"),
+                "rgb_codec": (lambda v: type(v) is str, "a string"), "flow_codec": (lambda v: type(v) is str, "a string")},
+    "import": {"bound": (_positive_number, "a positive number"),
+               "mean_subtracted": (lambda v: type(v) is bool, "true or false"),
+               "rgb_codec": (lambda v: type(v) is str, "a string"), "flow_codec": (lambda v: type(v) is str, "a string")},
+}
+
+
+def settings_type_problem(kind: str, settings: dict[str, Any]) -> str | None:
+    """Why stored settings of `kind` cannot be read, or None: each setting this layer reads has its type."""
+    for key, (ok, accepted) in SETTINGS_TYPES[kind].items():
+        if key in settings and not ok(settings[key]):
+            return f"{key} is {shown(settings[key])}, expected {accepted}"
+    if kind == "extract" and settings.get("short_side") is None and (settings.get("width") is None
+                                                                     or settings.get("height") is None):
+        return "expected width and height, or short_side"
+    return None
+
+
 def settings_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """`key: old -> new` for every setting that differs (`key.sub` inside nested dicts)."""
     lines = []
@@ -123,12 +165,97 @@ def settings_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return lines
 
 
-def scan_shard(shard_path: Path, relative_to: Path) -> list[IndexEntry]:
-    """Index entries of every video in one shard (their `shard` relative to `relative_to`)."""
+def scan_shard(shard_path: Path, relative_to: Path, config: FolderConfig | None = None) -> list[IndexEntry]:
+    """Index entries of every video in one shard (their `shard` relative to `relative_to`); with
+    `config`, the shard is refused unless it was made with it (`check_shard_config`)."""
     name = shard_path.relative_to(relative_to).as_posix()
     with open_shard(shard_path) as f:
-        return [IndexEntry(v.video_id, name, v.attrs.label, v.attrs.label_name, v.attrs.num_frames, v.attrs.splits_dict)
-                for v in iter_videos(f)]
+        if config is not None:
+            check_shard_config(f, shard_path, config)
+        entries = [IndexEntry(v.video_id, name, v.attrs.label, v.attrs.label_name, v.attrs.num_frames,
+                              v.attrs.splits_dict) for v in iter_videos(f)]
+    for e in entries:
+        problem = check_label_name(e.label_name)
+        if problem:
+            raise ShardFormatError(f"{shard_path}: video {e.video_id!r}: {problem}")
+    return entries
+
+
+def same_settings(shard: Any, folder: Any) -> bool:
+    """Whether settings a shard stores are the folder's: every key the shard has is the folder's,
+    with the same value (nested dicts likewise). A key only the folder has is a setting added to
+    flowprep since the shard was written (config.json is rewritten by each run, shards are not);
+    the parsing modules (flowprep.extract.config) know its default, this layer does not."""
+    if isinstance(shard, dict) and isinstance(folder, dict):
+        return all(k in folder and same_settings(v, folder[k]) for k, v in shard.items())
+    return shard == folder
+
+
+def shard_config_problem(f: h5py.File, config: FolderConfig) -> str | None:
+    """Why an open shard is not one of the folder whose config is `config`, or None: the
+    extraction config it stores must be the folder's (`same_settings`), of the same kind of run."""
+    text = f.attrs.get(ATTR_EXTRACT_CONFIG)
+    try:
+        stored = json.loads(text.decode() if isinstance(text, bytes) else text)
+    except (ValueError, TypeError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else " ".join(str(exc).split())[:160]
+        return f"its stored extraction config does not parse ({why})"
+    if not isinstance(stored, dict):
+        return "its stored extraction config is not a JSON object"
+    kind = "import" if stored.get("origin") == "rawframes" else "extract"
+    marker = "origin" if kind == "import" else "flow_method"
+    if kind != config.kind or marker not in stored:
+        return f"holds {KINDS[kind]}, but the folder's {CONFIG_FILE} {KINDS[config.kind]}: a shard of another folder"
+    if same_settings(stored, config.settings):
+        return None
+    diff = "; ".join(settings_differences(config.settings, {**config.settings, **stored})[:4])
+    extra = [k for k in stored if k not in config.settings]
+    diff = diff or f"settings unknown to the folder: {', '.join(extra[:4])}"
+    return f"was made with another config than the folder's {CONFIG_FILE} ({diff}): a shard of another extraction"
+
+
+def check_shard_config(f: h5py.File, path: Path, config: FolderConfig) -> None:
+    """ShardFormatError, one line naming the shard, unless it was made with the folder's config."""
+    problem = shard_config_problem(f, config)
+    if problem:
+        raise ShardFormatError(f"{path} {problem}; move it out of the folder (or re-extract it there)")
+
+
+def index_entry_problem(entry: IndexEntry, passed: set | None = None) -> str | None:
+    """Why an entry read from index.json cannot be used, or None: its id follows the id rule, its
+    shard is a shard's plain name in the folder, and every field has its type. `passed` holds
+    shard names, label names and splits already found good: they repeat across a large index."""
+    passed = set() if passed is None else passed
+    problem = check_video_id(entry.video_id)
+    if problem:
+        return problem
+    where = f"video {entry.video_id!r}"
+    for name, value in (("label", entry.label), ("num_frames", entry.num_frames)):
+        if type(value) is not int or value < 0:
+            return f"{where}: {name} {shown(value)} is not a non-negative integer"
+    if ("shard", entry.shard) not in passed:
+        problem = check_shard_name(entry.shard)
+        if problem is None and not SHARD_NAME.match(entry.shard):
+            problem = f"shard name {shown(entry.shard)} is not a shard's name (shard-NNNNN.h5)"
+        if problem:
+            return f"{where}: {problem}"
+        passed.add(("shard", entry.shard))
+    if ("label", entry.label_name) not in passed:
+        problem = check_label_name(entry.label_name)
+        if problem:
+            return f"{where}: {problem}"
+        passed.add(("label", entry.label_name))
+    # split column names become annotation lists' file names (export-rawframes): plain names only
+    splits = tuple(entry.splits.items()) if isinstance(entry.splits, dict) else None
+    if splits is not None and not all(isinstance(v, str) for _, v in splits):
+        splits = None  # (and so unhashable values never reach the set)
+    if ("splits", splits) not in passed:
+        if splits is None or not all(isinstance(k, str) and check_shard_name(k) is None and v in SPLIT_VALUES
+                                     for k, v in splits):
+            return (f"{where}: splits {shown(entry.splits)} is not an object of plain split names to "
+                    f"{'/'.join(SPLIT_VALUES)}")
+        passed.add(("splits", splits))
+    return None
 
 
 class ExtractionFolder:
@@ -251,6 +378,9 @@ class ExtractionFolder:
         if len(kinds) != 1 or not isinstance(data[kinds[0]], dict):
             raise error(f"{self.config_path}: unreadable extraction config: expected one of the keys "
                         f"{', '.join(repr(k) for k in KINDS)} holding the settings")
+        problem = settings_type_problem(kinds[0], data[kinds[0]])
+        if problem:  # a width of "112" is refused here, not a TypeError in a reader
+            raise error(f"{self.config_path}: unreadable extraction config: {problem}")
         return FolderConfig(kinds[0], data[kinds[0]])
 
     def prepare(self, kind: str, settings: dict[str, Any], overwrite: bool, error: type[Exception],
@@ -299,8 +429,9 @@ class ExtractionFolder:
             stored_kind = next((k for k in KINDS if k in data), None)
             if stored_version == FORMAT_VERSION and stored_kind is not None:
                 stored = normalize(data[stored_kind]) if stored_kind == kind else data[stored_kind]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise error(f"{self.config_path} is unreadable ({exc}); pass --overwrite to start this folder "
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else exc
+            raise error(f"{self.config_path} is unreadable ({why}); pass --overwrite to start this folder "
                         f"afresh") from None
         if stored_version != FORMAT_VERSION:
             raise error(f"{self.root} holds shard format version {stored_version!r}, this flowprep writes "
@@ -364,17 +495,44 @@ class ExtractionFolder:
             raise ShardFormatError(f"{self.index_path}: index of format version {version!r}, but this flowprep reads "
                                    f"version {FORMAT_VERSION}")
         try:
-            return {vid: IndexEntry(video_id=vid, **fields) for vid, fields in data["videos"].items()}
+            index = {vid: IndexEntry(video_id=vid, **fields) for vid, fields in data["videos"].items()}
         except (KeyError, TypeError, AttributeError) as exc:
             raise ShardFormatError(f"{self.index_path}: malformed dataset index: {exc!r}") from None
+        passed: set = set()
+        for entry in index.values():
+            problem = index_entry_problem(entry, passed)
+            if problem:
+                raise ShardFormatError(f"{self.index_path}: refused: {problem}")
+        return index
 
     def write_index(self, entries: Iterable[IndexEntry]) -> None:
         videos = {e.video_id: {k: v for k, v in asdict(e).items() if k != "video_id"} for e in entries}
         write_text_atomic(self.index_path, json.dumps({"format_version": FORMAT_VERSION, "videos": videos}, indent=1))
 
     def scan_shards(self) -> dict[str, IndexEntry]:
-        """The index as the shards say it is (what `write_index` writes after a run's start)."""
-        return {e.video_id: e for shard in self.shard_paths() for e in scan_shard(shard, self.root)}
+        """The index as the shards say it is (what `write_index` writes after a run's start); a
+        shard made with another config than config.json's is refused, naming it."""
+        config = self.read_config()
+        return {e.video_id: e for shard in self.shard_paths() for e in scan_shard(shard, self.root, config)}
+
+    def open_shard(self, name: str, config: FolderConfig) -> h5py.File:
+        """Open shard `name` (as `read_index` names it) to read, refused in one line naming it
+        unless it is a regular file made with the folder's `config`. The caller closes it."""
+        path = self.root / name
+        f = open_shard(path)
+        try:
+            check_shard_config(f, path, config)
+        except BaseException:
+            f.close()
+            raise
+        return f
+
+    def check_shards(self, names: Iterable[str], config: FolderConfig | None = None) -> None:
+        """Refuse, in one line naming it, the first of the shards `names` that is not a readable
+        shard of this folder (not a regular file, another format, another extraction's config)."""
+        config = config or self.read_config()
+        for name in names:
+            self.open_shard(name, config).close()
 
     # --- failures.jsonl ---------------------------------------------------------------------------
     def read_failures(self) -> list[Failure]:
@@ -384,9 +542,15 @@ class ExtractionFolder:
     def read_own_failures(self) -> list[Failure]:
         if not self.failures_path.exists():
             return []
-        records = [json.loads(line) for line in self.failures_path.read_text(encoding="utf-8").splitlines()
-                   if line.strip()]
-        return [Failure(r["video_id"], r["path"], r["reason"]) for r in records]
+        try:
+            records = [json.loads(line) for line in self.failures_path.read_text(encoding="utf-8").splitlines()
+                       if line.strip()]
+            # a folder from elsewhere may hold anything: its records reach the terminal escaped
+            return [Failure(escaped(str(r["video_id"])), escaped(str(r["path"])), escaped(str(r["reason"])))
+                    for r in records]
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else repr(exc)
+            raise ShardFormatError(f"{self.failures_path}: unreadable failures file: {why}") from None
 
     def write_failures(self, failures: Iterable[Failure]) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")

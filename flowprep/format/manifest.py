@@ -12,9 +12,10 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from flowprep.format.safe_paths import MAX_ID_LENGTH, check_label_name, check_video_id, has_control, shown  # noqa: F401
+
 REQUIRED_COLUMNS = ("video_id", "path", "label")
 SPLIT_VALUES = ("train", "test", "unused")
-MAX_ID_LENGTH = 200
 
 
 class ManifestError(ValueError):
@@ -35,20 +36,17 @@ class ManifestEntry:
 
 
 def validate_video_id(video_id: str) -> str | None:
-    """Return why `video_id` cannot name a video in a shard, or None if it can."""
-    if not video_id:
-        return "video_id is empty"
-    if video_id in (".", "..") or any(c in video_id for c in "/\\\0"):
-        return f"video_id {video_id!r} may not be '.' or '..' or contain '/', '\\' or NUL"
-    if len(video_id) > MAX_ID_LENGTH:
-        return f"video_id {video_id[:40]!r}... is longer than {MAX_ID_LENGTH} characters"
-    return None
+    """Return why `video_id` cannot name a video in a shard, or None if it can: the one rule for
+    ids (flowprep.format.safe_paths), which the extraction folder's readers apply too."""
+    return check_video_id(video_id)
 
 
 def check_path(path: str) -> str | None:
     """Why a manifest path cannot be a video under the video root, or None: paths are relative to
     it, and one that is absolute or climbs out of it with '..' would read (and name) another file."""
     parts = PurePosixPath(path.replace("\\", "/")).parts
+    if has_control(path):
+        return f"path {shown(path)} contains control characters"
     if PurePosixPath(path).is_absolute() or path.startswith("\\") or (parts and parts[0].endswith(":")):
         return f"path {path!r} is absolute; paths are relative to the video root (--video-root)"
     if ".." in parts:
@@ -79,6 +77,10 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
         raise ManifestError(f"{path} line 1: duplicate column names in header {','.join(header)}")
     col = {name: i for i, name in enumerate(header)}
     split_cols = [h for h in header if h.startswith("split")]
+    for name in split_cols:  # a split column's name becomes a file name (export-rawframes' lists)
+        if any(c in name for c in "/\\") or has_control(name) or len(name) > MAX_ID_LENGTH:
+            raise ManifestError(f"{path} line 1: split column {shown(name)} must be a plain name (no '/', '\\' "
+                                f"or control characters)")
 
     entries: list[ManifestEntry] = []
     first_line: dict[str, int] = {}
@@ -113,6 +115,9 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
         if cell["video_id"] in first_line:
             raise ManifestError(f"{where}: video_id {cell['video_id']!r} already on line {first_line[cell['video_id']]}")
         first_line[cell["video_id"]] = lineno
+        problem = check_label_name(cell.get("label_name", ""))
+        if problem:
+            raise ManifestError(f"{where}: {problem}")
         if cell.get("label_name"):  # one name per class: a second one is a typo or a shifted label
             name = cell["label_name"]
             other_name, line = named.setdefault(label, (name, lineno))

@@ -43,6 +43,7 @@ import numpy as np
 
 from flowprep.format.codecs import Codec, parse_codec
 from flowprep.format.quantize import dequantize
+from flowprep.format.safe_paths import check_video_id, regular_file_problem
 
 FORMAT_NAME = "flowprep-shard"
 FORMAT_VERSION = 1
@@ -137,10 +138,28 @@ def check_header(f: h5py.File) -> None:
             f"re-extract, or use the flowprep release that wrote it")
     if VIDEOS_GROUP not in f:
         raise ShardFormatError(f"{name}: shard has no '{VIDEOS_GROUP}' group")
+    member(f, VIDEOS_GROUP)
+
+
+def member(parent: h5py.Group, name: str) -> h5py.Group | h5py.Dataset:
+    """parent[name], refusing a soft or external link: a shard holds its data itself, and a link
+    would lead a reader to another object or out of the file (to any file on the machine)."""
+    link = parent.get(name, getlink=True)
+    if link is None:
+        raise KeyError(name)
+    if not isinstance(link, h5py.HardLink):
+        kind = "an external link (to another file)" if isinstance(link, h5py.ExternalLink) else "a soft link"
+        where = f"{parent.name.rstrip('/')}/{name}"
+        raise ShardFormatError(f"{parent.file.filename}: {where!r} is {kind}; links in a shard are never followed")
+    return parent[name]
 
 
 def open_shard(path: str | Path) -> h5py.File:
-    """Open a shard read-only after checking its header; errors name the file."""
+    """Open a shard read-only after checking its header; errors name the file. Only a regular
+    file is opened: h5py would wait forever on a FIFO."""
+    problem = regular_file_problem(Path(path))
+    if problem:
+        raise ShardFormatError(f"{path}: {problem}")
     try:
         f = h5py.File(path, "r")
     except FileNotFoundError:
@@ -254,6 +273,8 @@ class VideoReader:
     def __init__(self, group: h5py.Group) -> None:
         self.group = group
         self.video_id = group.name.rsplit("/", 1)[-1]
+        for name in group:  # every stream and its offsets and means: data of this file, not a link
+            member(group, name)
         self.attrs = VideoAttrs.read(group)
         for name in (RGB, FLOW_FORWARD, FLOW_BACKWARD):
             if name not in group:
@@ -343,13 +364,31 @@ class VideoReader:
         return field
 
 
+def check_group_name(f: h5py.File, video_id: str) -> None:
+    """ShardFormatError naming the file unless a video group's name follows the id rule (it
+    becomes a frame folder's name and is printed)."""
+    problem = check_video_id(video_id)
+    if problem:
+        raise ShardFormatError(f"{f.filename}: a video group's name is refused: {problem}")
+
+
+def video_group(f: h5py.File, video_id: str) -> h5py.Group:
+    """The group of video `video_id`, after checking its name and that it is no link."""
+    check_group_name(f, video_id)
+    try:
+        return member(member(f, VIDEOS_GROUP), video_id)
+    except KeyError:
+        raise ShardFormatError(f"{f.filename}: no video {video_id!r} in this shard") from None
+
+
 def iter_videos(f: h5py.File) -> Iterator[VideoReader]:
-    for video_id in f[VIDEOS_GROUP]:
-        yield VideoReader(f[VIDEOS_GROUP][video_id])
+    for video_id in member(f, VIDEOS_GROUP):
+        yield VideoReader(video_group(f, video_id))
 
 
 def video_reader(f: h5py.File, video_id: str) -> VideoReader:
+    group = video_group(f, video_id)
     try:
-        return VideoReader(f[VIDEOS_GROUP][video_id])
+        return VideoReader(group)
     except KeyError:
         raise ShardFormatError(f"{f.filename}: no video {video_id!r} in this shard") from None

@@ -29,6 +29,7 @@ from flowprep.format.codecs import CodecError
 from flowprep.format.folder import ExtractionFolder, Failure, FolderConfig, IndexEntry
 from flowprep.format.manifest import validate_video_id
 from flowprep.format.quantize import quantize
+from flowprep.format.safe_paths import check_inside
 from flowprep.format.shards import FORMAT_VERSION, ShardFormatError, VideoReader, open_shard, video_reader
 from flowprep.rawframes.layout import (
     FLOW_KINDS,
@@ -40,7 +41,7 @@ from flowprep.rawframes.layout import (
     check_frame_dir,
     frame_name,
 )
-from flowprep.rawframes.record import write_export_record
+from flowprep.rawframes.record import EXPORT_RECORD, write_export_record
 
 log = logging.getLogger("flowprep")
 
@@ -118,9 +119,15 @@ def export_rawframes(extraction_dir: str | Path, out_dir: str | Path, video_ids:
     failures and left out; the others go on.
     """
     extraction_dir, out_dir = Path(extraction_dir), Path(out_dir)
-    index = ExtractionFolder(extraction_dir).read_index()
+    folder = ExtractionFolder(extraction_dir)
+    index = folder.read_index()  # ids and shard names checked there: names from a folder are input
     entries = select_videos(index, video_ids, extraction_dir)
     dirs = {e.video_id: frame_dir(e, config.layout) for e in entries}  # refuse before any work, not after hours of it
+    for e in entries:
+        check_inside(out_dir, *video_paths(out_dir, dirs[e.video_id]), error=RawframesError)
+    check_inside(out_dir, out_dir / EXPORT_RECORD, error=RawframesError)
+    if folder.config_path.exists():  # a shard of another extraction dropped into the folder: refused
+        folder.check_shards(sorted({e.shard for e in entries}))
     prefix = config.list_prefix or _default_prefix(extraction_dir)
     log.info("export config: %s", json.dumps(asdict(config), sort_keys=True))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -200,8 +207,11 @@ def export_video(shard_path: Path, video_id: str, out_dir: Path, config: ExportC
     """Write one video's folder (OUT/`relative_dir`, default OUT/<video_id>); never raises for a
     damaged shard, returns the reason instead."""
     cv2.setNumThreads(1)  # one core per worker: parallelism comes from processes
-    final = out_dir / (relative_dir or video_id)
-    part = final.with_name(final.name + PART_SUFFIX)
+    final, part = video_paths(out_dir, relative_dir or video_id)
+    try:
+        check_inside(out_dir, final, part, error=RawframesError)  # again: a symlink made since is refused too
+    except RawframesError as exc:
+        return VideoExport(video_id, error=str(exc))
     try:
         if part.exists():
             shutil.rmtree(part)  # left by an interrupted export
@@ -219,6 +229,14 @@ def export_video(shard_path: Path, video_id: str, out_dir: Path, config: ExportC
         reason = f"{type(exc).__name__}: {exc}"
     shutil.rmtree(part, ignore_errors=True)
     return VideoExport(video_id, error=reason)
+
+
+def video_paths(out_dir: Path, relative_dir: str) -> tuple[Path, Path]:
+    """The folder a video is exported to (OUT/<video_id> or OUT/<label_name>/<video_id>), and the
+    `.part` folder it is written in first: the two paths an export writes and deletes, each
+    checked to lie inside --out before it is touched."""
+    final = out_dir / relative_dir
+    return final, final.with_name(final.name + PART_SUFFIX)
 
 
 def _write_video(video: VideoReader, folder: Path, config: ExportConfig) -> tuple[int, int]:
@@ -277,6 +295,7 @@ def write_annotation_lists(out_dir: Path, prefix: str, entries: list[IndexEntry]
             if part in ("train", "test"):
                 groups.setdefault(annotation_list_name(prefix, column, part), []).append(line)
     paths = []
+    check_inside(out_dir, *(out_dir / name for name in groups), error=RawframesError)
     for name, lines in sorted(groups.items()):
         path = out_dir / name
         tmp = path.with_name(path.name + ".tmp")

@@ -37,12 +37,19 @@ from flowprep.extract.staged_run import in_processes, run_jobs, staged_run
 from flowprep.extract.video_job import VideoOutcome
 from flowprep.format.codecs import CodecError, parse_codec
 from flowprep.format.faults import disk_full, is_disk_full
-from flowprep.format.folder import ExtractionFolder, Failure
+from flowprep.format.folder import PART_SUFFIX, ExtractionFolder, Failure
 from flowprep.format.manifest import ManifestEntry, read_manifest, validate_video_id
 from flowprep.format.quantize import DEFAULT_BOUND, LEVELS, dequantize
-from flowprep.format.shards import VideoAttrs
+from flowprep.format.safe_paths import check_inside, check_label_name
+from flowprep.format.shards import SHARD_SUFFIX, VideoAttrs
 from flowprep.rawframes.annotations import entries_from_annotations, expand_annotations
-from flowprep.rawframes.layout import BACKWARD_X, RawframesError, is_frame_dir, plan_frames, scan_frame_dir
+from flowprep.rawframes.layout import (
+    BACKWARD_X,
+    RawframesError,
+    is_frame_dir,
+    plan_frames,
+    scan_frame_dir,
+)
 from flowprep.rawframes.record import EXPORT_RECORD, ExportRecord, read_export_record
 
 log = logging.getLogger("flowprep")
@@ -153,6 +160,10 @@ def sources_from_tree(root: Path) -> list[ImportSource]:
         raise RawframesError(f"no frame folders (holding img_NNNNN.jpg, flow_x_NNNNN.jpg or x_NNNNN.jpg images) in {root} "
                              "or its subfolders")
     label_of = {name: i for i, name in enumerate(sorted({p.parent.name for p in nested}))}
+    for name in label_of:  # a class folder's name becomes a label name, printed in logs and reports
+        problem = check_label_name(name)
+        if problem:
+            raise RawframesError(f"{root / name}: {problem}")
     sources, seen = [], {}
     for p in flat or nested:
         problem = validate_video_id(p.name)
@@ -303,6 +314,14 @@ def resolve_config(config: ImportConfig, record: ExportRecord | None) -> tuple[I
     return resolved, f"{' and '.join(told)} from {EXPORT_RECORD}" if told else ""
 
 
+def check_out_paths(folder: ExtractionFolder, sources: list[ImportSource]) -> None:
+    """Refuse, before anything is touched, a run whose staging files would land outside the output
+    folder (a symlinked staging/ or video file left in a folder from elsewhere)."""
+    staged = [folder.staging_dir / f"{s.entry.video_id}{SHARD_SUFFIX}" for s in sources]
+    check_inside(folder.root, folder.staging_dir, *staged, *(p.with_name(p.name + PART_SUFFIX) for p in staged),
+                 error=RawframesError)
+
+
 def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportSummary:
     """Pack every frame folder of the tree that is not yet in the output's shards."""
     started = time.perf_counter()
@@ -313,6 +332,7 @@ def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportS
         config = replace(config, backward_flow=resolve_backward(sources))
     config_json = config.to_json()
     folder = ExtractionFolder(run.out_dir)
+    check_out_paths(folder, sources)
     with staged_run(folder, "import", config.to_dict(), run.overwrite, RawframesError,
                     normalize=lambda stored: ImportConfig.from_dict(stored).to_dict()) as staging:
         todo = [s for s in sources if not staging.done(s.entry.video_id)]

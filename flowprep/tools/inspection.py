@@ -105,6 +105,8 @@ def inspect_path(path: str | Path) -> dict:
         config: dict | None = {"format_version": FORMAT_VERSION, stored.kind: stored.settings}
     except ShardFormatError as exc:
         config = None if not folder.config_path.exists() else {"unreadable": str(exc)}
+    else:  # a shard of another extraction dropped into the folder is refused, naming it
+        folder.check_shards([p.relative_to(path).as_posix() for p in folder.dataset_shards()], stored)
     try:
         indexed: int | None = len(folder.read_index())
     except ShardFormatError:

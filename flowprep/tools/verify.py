@@ -6,6 +6,9 @@ Checks, each problem reported with its file and video:
 - every video has its attributes and datasets, with T RGB frames and T-1 flow fields and mean
   vectors a direction, stored at the declared size;
 - the index and the shards agree (no video missing from either, none in two shards);
+- nothing a reader would refuse: every name from the folder follows its rule (video ids, shard
+  names in index.json), a shard is a regular file (not a FIFO), holds no soft or external link,
+  and was made with the folder's config.json (not a shard of another extraction);
 - unless quick: every RGB frame and flow field decodes to the declared size.
 """
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 
 from flowprep.extract.config import parse_settings, parse_shard_settings
 from flowprep.format.codecs import CodecError
-from flowprep.format.folder import ExtractionFolder
+from flowprep.format.folder import ExtractionFolder, FolderConfig, shard_config_problem
 from flowprep.format.shards import (
     ATTR_BOUND,
     FLOW_DIRECTIONS,
@@ -32,6 +35,7 @@ from flowprep.format.shards import (
     item_shape,
     open_shard,
     stored_extract_config,
+    video_group,
 )
 
 # what h5py and our readers raise for damaged content (a missing object is a KeyError)
@@ -120,8 +124,10 @@ def check_video(group: h5py.Group, decode: bool) -> tuple[list[str], int]:
     return problems, decoded
 
 
-def verify_shard(path: Path, decode: bool, report: VerifyReport) -> dict[str, int] | None:
-    """Check one shard into `report`; return {video id: num_frames} of its videos (None if unopenable)."""
+def verify_shard(path: Path, decode: bool, report: VerifyReport,
+                 config: FolderConfig | None = None) -> dict[str, int] | None:
+    """Check one shard into `report` (with `config`: that it was made with the folder's config);
+    return {video id: num_frames} of its videos (None if unopenable)."""
     try:
         f = open_shard(path)
     except ShardFormatError as exc:
@@ -132,8 +138,13 @@ def verify_shard(path: Path, decode: bool, report: VerifyReport) -> dict[str, in
     with f:
         try:
             parse_shard_settings(stored_extract_config(f))
-        except (KeyError, ValueError, TypeError) as exc:
-            report.problems.append(Problem(str(path), None, f"stored extraction config does not parse: {exc}"))
+        except (KeyError, ValueError, TypeError, RecursionError) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else exc
+            report.problems.append(Problem(str(path), None, f"stored extraction config does not parse: {why}"))
+        else:
+            problem = None if config is None else shard_config_problem(f, config)
+            if problem:
+                report.problems.append(Problem(str(path), None, problem))
         try:
             names = list(f[VIDEOS_GROUP])
         except DAMAGE as exc:
@@ -141,14 +152,19 @@ def verify_shard(path: Path, decode: bool, report: VerifyReport) -> dict[str, in
             return found
         for video_id in names:
             report.videos += 1
+            try:  # a name or a link that readers refuse: reported, and nothing under it is followed
+                group = video_group(f, video_id)
+            except ShardFormatError as exc:
+                report.problems.append(Problem(str(path), None, str(exc).removeprefix(f"{path}: ")))
+                continue
             try:
-                problems, decoded = check_video(f[VIDEOS_GROUP][video_id], decode)
+                problems, decoded = check_video(group, decode)
             except DAMAGE as exc:  # damage below what check_video reads defensively
                 problems, decoded = [f"unreadable: {exc}"], 0
             report.frames_decoded += decoded
             report.problems += [Problem(str(path), video_id, m) for m in problems]
             try:
-                found[video_id] = int(f[VIDEOS_GROUP][video_id].attrs["num_frames"])
+                found[video_id] = int(group.attrs["num_frames"])
             except DAMAGE:
                 found[video_id] = -1
     return found
@@ -156,6 +172,7 @@ def verify_shard(path: Path, decode: bool, report: VerifyReport) -> dict[str, in
 
 def verify_folder(root: Path, decode: bool, report: VerifyReport) -> None:
     folder = ExtractionFolder(root)
+    config: FolderConfig | None = None
     try:
         config = folder.read_config()
         parse_settings(config.kind, config.settings)
@@ -176,7 +193,7 @@ def verify_folder(root: Path, decode: bool, report: VerifyReport) -> None:
     unopened = set()
     for shard in folder.dataset_shards():
         name = shard.relative_to(root).as_posix()  # as the index names it
-        found = verify_shard(shard, decode, report)
+        found = verify_shard(shard, decode, report, config)
         if found is None:
             unopened.add(name)
             continue

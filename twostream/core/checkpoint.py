@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
+from torch import nn
 
 from flowprep.format.faults import fault_point
 from twostream.core.config import TrainConfig
@@ -107,3 +108,30 @@ def check_compatible(path: str | Path, state: dict[str, Any], stream: str | None
         k = next(i for i, (a, b) in enumerate(zip(stored, class_names)) if a != b)
         raise CheckpointError(f"{path} was trained on other classes: class {k} is {stored[k]!r} there, "
                               f"{class_names[k]!r} in the shards")
+
+
+def load_weights(model: nn.Module, weights: Any, path: str | Path, what: str = "model") -> None:
+    """Load a checkpoint's state dict `weights` into `model` (built from the checkpoint's config),
+    after checking every tensor's name and shape against it: weights of another backbone, or a
+    classifier of another class count, are a CheckpointError in one line naming the first
+    difference, not a RuntimeError listing hundreds of them."""
+    if not isinstance(weights, Mapping) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise CheckpointError(f"{path}: its {what} weights are not a state dict of tensors")
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    wrong = [(k, tuple(weights[k].shape), tuple(v.shape)) for k, v in expected.items()
+             if k in weights and weights[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        found = []
+        if wrong:
+            name, there, here = wrong[0]
+            found.append(f"{len(wrong)} of another shape ({name!r} is {list(there)}, the config's model has "
+                         f"{list(here)})")
+        if missing:
+            found.append(f"{len(missing)} missing ({missing[0]!r}...)")
+        if unexpected:
+            found.append(f"{len(unexpected)} unexpected ({str(unexpected[0])[:80]!r}...)")
+        raise CheckpointError(f"{path}: its {what} weights do not fit the network its stored config describes: "
+                              f"tensors {', '.join(found)}; the checkpoint is damaged or was edited")
+    model.load_state_dict(weights)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flowprep.format.folder import ExtractionFolder, FolderConfig, IndexEntry
-from flowprep.format.shards import VIDEOS_GROUP, open_shard
+from flowprep.format.shards import VIDEOS_GROUP
 from twostream.core.errors import DataError
 from twostream.data.sampling import is_short
 
@@ -56,7 +56,8 @@ def open_extraction(root: str | Path) -> Extraction:
     config = folder.read_config()
     sides = [] if config.fixed_min_side is None else [config.fixed_min_side]
     for shard in sorted({e.shard for e in index.values()}):
-        with open_shard(root / shard) as f:  # checks the format version now, naming the file
+        # checks now, naming the file: a regular file, the format version, made with the folder's config
+        with folder.open_shard(shard, config) as f:
             if config.fixed_min_side is None:
                 # frames of an import keep their tree's size, which only the videos' attributes tell
                 sides += [min(int(g.attrs["width"]), int(g.attrs["height"])) for g in f[VIDEOS_GROUP].values()]

@@ -13,7 +13,7 @@ import numpy as np
 from torch import nn
 
 from flowprep.format.folder import IndexEntry
-from twostream.core.checkpoint import check_compatible
+from twostream.core.checkpoint import check_compatible, load_weights
 from twostream.core.config import EvalConfig
 from twostream.core.device import Device, setup_device
 from twostream.core.scores import VideoScores, save_scores
@@ -49,7 +49,7 @@ def score_videos(config: EvalConfig, state: dict, model: nn.Module, spec: Layout
     """Run the protocol with `model` (built for the checkpoint `state`, whose weights it gets here) on
     `videos`; write the scores file; return the metrics and the scores. The file's metadata is
     `about` (what was evaluated), the protocol and metrics, then `configs` (how it was trained)."""
-    model.load_state_dict(state["model"])
+    load_weights(model, state["model"], config.checkpoint)
     device.place(model)
     data = EvalClips(ShardStore(root), videos, spec, config.clips, config.crops)
     loader = eval_loader(data, config.batch_size, config.workers, device.device.type == "cuda", device.world)

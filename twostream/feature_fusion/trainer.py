@@ -8,10 +8,12 @@ folder, resume and the epoch loop are twostream.engine.fit_loop's, with a fusion
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 
 from flowprep.format.folder import IndexEntry
+from twostream.core.checkpoint import CHECKPOINT_FILE, load_weights
 from twostream.core.config import TrainConfig
 from twostream.core.device import setup_device
 from twostream.core.errors import DataError, TrainError
@@ -107,10 +109,10 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
     torch.manual_seed(config.seed)  # the head's initial weights are the seed's
     model = build_two_stream(spatial, temporal, extraction.num_classes, config.head, config.joint)
     if state is None:
-        model.spatial.load_state_dict(spatial_weights)
-        model.temporal.load_state_dict(temporal_weights)
+        load_weights(model.spatial, spatial_weights, config.spatial, "spatial stream")
+        load_weights(model.temporal, temporal_weights, config.temporal, "temporal stream")
     else:
-        model.load_state_dict(state["model"])
+        load_weights(model, state["model"], Path(config.out) / CHECKPOINT_FILE)
     device.place(model)
     optimizer, scaler = _optimizer(model, config), device.scaler()
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -5,11 +5,12 @@ are twostream.engine.fit_loop's, shared with the feature-fusion trainer.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from twostream.core.checkpoint import load_checkpoint, save_checkpoint
+from twostream.core.checkpoint import CHECKPOINT_FILE, load_checkpoint, load_weights, save_checkpoint
 from twostream.core.config import TrainConfig
 from twostream.core.device import Device, setup_device
 from twostream.data.clips import InputSpec
@@ -95,7 +96,7 @@ def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = No
 
     model, optimizer, scaler = _build(config, extraction.num_classes, device, rgb_state, origin, state is None)
     if state is not None:
-        model.load_state_dict(state["model"])
+        load_weights(model, state["model"], Path(config.out) / CHECKPOINT_FILE)
     return fit_epochs(config, run_dir, model, optimizer, scaler, device, InputSpec.of(config), extraction.root,
                       train_videos, val_videos, state=state, identity=_identity(config, extraction),
                       save=save_checkpoint, interactive=interactive)

@@ -48,6 +48,13 @@ from tests.support.reliability.extraction import (  # noqa: F401
     disk_full,
     extraction_kill,
 )
+from tests.support.reliability.tampered import (  # noqa: F401
+    TAMPERED,
+    control_character_ids,
+    mismatched_checkpoints,
+    tampered_folders,
+    video_symlinks,
+)
 from tests.support.reliability.training import (  # noqa: F401
     TRAINING_POINTS,
     torchrun,

@@ -1,0 +1,171 @@
+"""Folders from elsewhere are input (issue 19): names from a folder never become paths outside it
+or reach the terminal raw, links in shards are not followed, FIFOs are not opened, shards of
+another extraction are refused, malformed JSON and configs are one-line errors, checkpoints whose
+tensors do not fit their config are refused. A sample of tests/support/reliability/tampered.py
+(`make bench-reliability` runs every scenario), and the rules themselves in-process."""
+from __future__ import annotations
+
+import json
+import os
+
+import h5py
+import pytest
+import torch
+
+from flowprep.format.folder import ExtractionFolder
+from flowprep.format.manifest import ManifestError, read_manifest
+from flowprep.format.safe_paths import RootGuard, check_video_id
+from flowprep.format.shards import ShardFormatError, open_shard, video_reader
+from flowprep.rawframes.export import export_rawframes
+from flowprep.rawframes.layout import RawframesError
+from tests.support.reliability import tampered
+from tests.support.synthetic import moving_video, write_extraction
+from twostream.core.errors import CheckpointError
+from twostream.streams.models import build_model
+
+
+def held(records):
+    broken = [x for x in records if not x.held]
+    assert not broken, "; ".join(f"{x.kind}: {x.what}: {x.detail}" for x in broken)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("tampered")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["a video group named '..'", "'../victim' as an id in index.json only",
+                                  "a FIFO named as a shard", "a shard of another extraction"])
+def test_a_tampered_folder_is_refused_in_one_line_and_nothing_outside_out_changes(work, kind):
+    held([tampered.tampered_folder(work, kind)])
+
+
+@pytest.fixture
+def folder(tmp_path):
+    videos = [moving_video(f"v{i}", i % 2, seed=i, width=32, height=24, frames=4) for i in range(3)]
+    return write_extraction(tmp_path / "folder", videos)
+
+
+def test_export_writes_and_deletes_nothing_outside_its_out(folder, tmp_path):
+    victim = tmp_path / "victim.part"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("x")
+    tampered.edit_index(folder, lambda v: v.update({"../victim": v.pop("v0")}))
+    with pytest.raises(ShardFormatError, match=r"index.json: refused: video_id '\.\./victim'"):
+        export_rawframes(folder, tmp_path / "out")
+    assert (victim / "keep.txt").exists() and not (tmp_path / "out").exists()
+
+
+def test_export_refuses_an_out_whose_video_folder_is_a_symlink_out_of_it(folder, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "v1").symlink_to(elsewhere)
+    with pytest.raises(RawframesError, match="outside"):
+        export_rawframes(folder, out)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_links_in_a_shard_are_never_followed(folder, tmp_path):
+    shard = tampered.first_shard(folder)
+    other = tmp_path / "other.h5"
+    write_extraction(tmp_path / "other", [moving_video("x", 0, seed=9, width=32, height=24, frames=4)])
+    os.replace(tampered.first_shard(tmp_path / "other"), other)
+    with h5py.File(shard, "a") as f:
+        f["videos"]["soft"] = h5py.SoftLink("/videos/v1")
+        f["videos"]["external"] = h5py.ExternalLink(str(other), "/videos/x")
+        f["videos"]["v2"]["rgb_link"] = h5py.ExternalLink(str(other), "/videos/x/rgb")
+    with open_shard(shard) as f:
+        for video_id in ("soft", "external", "v2"):
+            with pytest.raises(ShardFormatError, match="link"):
+                video_reader(f, video_id)
+        video_reader(f, "v1")  # the others read as before
+
+
+def test_failure_records_of_a_folder_from_elsewhere_are_read_escaped(folder):
+    (folder / "failures.jsonl").write_text(json.dumps({"video_id": "v\x1b[2J", "path": "p\nq", "reason": "r",
+                                                       "time": "t"}) + "\n")
+    (failure,) = ExtractionFolder(folder).read_failures()
+    assert (failure.video_id, failure.path) == ("v\\x1b[2J", "p\\nq")
+
+
+def test_a_fifo_is_never_opened_as_a_shard(tmp_path):
+    os.mkfifo(tmp_path / "shard-00000.h5")
+    with pytest.raises(ShardFormatError, match="FIFO"):
+        open_shard(tmp_path / "shard-00000.h5")  # before the fix: h5py waits for a writer forever
+
+
+def test_index_and_config_json_nested_deeply_or_of_wrong_types_are_one_line_errors(folder):
+    good_index = (folder / "index.json").read_text()
+    (folder / "index.json").write_text('{"format_version": 1, "videos": ' + tampered.nested() + "}")
+    with pytest.raises(ShardFormatError, match="index.json: unreadable dataset index: nested too deeply"):
+        ExtractionFolder(folder).read_index()
+    (folder / "index.json").write_text(good_index)
+    tampered.edit_index(folder, lambda v: v["v1"].update(num_frames="4"))
+    with pytest.raises(ShardFormatError, match="num_frames '4' is not a non-negative integer"):
+        ExtractionFolder(folder).read_index()
+    config = json.loads((folder / "config.json").read_text())
+    for key, value in (("width", "112"), ("height", [112])):
+        (folder / "config.json").write_text(json.dumps({**config, "extract": {**config["extract"], key: value}}))
+        with pytest.raises(ShardFormatError, match=f"config.json: unreadable extraction config: {key} is"):
+            ExtractionFolder(folder).read_config()
+
+
+def test_a_shard_of_another_extraction_is_refused_where_the_folder_is_read(folder, tmp_path):
+    other = write_extraction(tmp_path / "other", [moving_video("w", 0, seed=5, width=40, height=24, frames=4)])
+    os.replace(tampered.first_shard(other), folder / "shard-00009.h5")
+    with pytest.raises(ShardFormatError, match=r"shard-00009.h5 was made with another config .*width: 32 -> 40"):
+        ExtractionFolder(folder).scan_shards()  # what a resumed run indexes
+    ExtractionFolder(folder).check_shards(["shard-00000.h5"])  # its own shards still pass
+
+
+@pytest.mark.parametrize("video_id", ["v\x1b[31m", "a\nb", "a\rb", "\u202eevil", "..", "/abs", "a/b"])
+def test_the_one_id_rule_refuses_control_characters_and_separators(tmp_path, video_id):
+    assert check_video_id(video_id) is not None
+    manifest = tmp_path / "m.csv"
+    with open(manifest, "w", newline="", encoding="utf-8") as fh:
+        fh.write('video_id,path,label\n"' + video_id + '",v.avi,0\n')
+    with pytest.raises(ManifestError, match="line 2: video_id") as caught:
+        read_manifest(manifest)
+    assert not any(c in str(caught.value) for c in "\x1b\n\r\u202e")  # shown escaped
+
+
+def test_a_video_symlink_out_of_the_root_is_found(tmp_path):
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (tmp_path / "outside.avi").write_bytes(b"x")
+    (root / "real.avi").write_bytes(b"x")
+    (root / "out.avi").symlink_to(tmp_path / "outside.avi")
+    (root / "in.avi").symlink_to(root / "real.avi")
+    (tmp_path / "outdir").mkdir()
+    (root / "sub" / "far").symlink_to(tmp_path / "outdir")
+    guard = RootGuard(root)
+    assert guard.outside(root / "out.avi") == str(tmp_path / "outside.avi")
+    assert guard.outside(root / "sub" / "far" / "v.avi") == str(tmp_path / "outdir" / "v.avi")
+    assert guard.outside(root / "in.avi") is None and guard.outside(root / "real.avi") is None
+
+
+@pytest.mark.slow
+def test_a_video_symlink_out_of_the_root_is_a_failure_unless_followed(work):
+    held(tampered.video_symlinks(work))
+
+
+def test_checkpoint_weights_that_do_not_fit_the_config_are_one_line_errors():
+    from twostream.core.checkpoint import load_weights
+
+    model = build_model("resnet18", 3, 6, 0.5)
+    wrong_backbone = build_model("resnet34", 3, 6, 0.5).state_dict()
+    with pytest.raises(CheckpointError, match=r"c.pt: .* do not fit .*unexpected \('body.layer1.2"):
+        load_weights(model, wrong_backbone, "c.pt")
+    state = model.state_dict()
+    wider = {**state, "classifier.weight": torch.zeros(8, 512), "classifier.bias": torch.zeros(8)}
+    with pytest.raises(CheckpointError, match=r"'classifier.weight' is \[8, 512\], the config's model has \[6, 512\]"):
+        load_weights(model, wider, "c.pt")
+    load_weights(model, state, "c.pt")
+
+
+@pytest.mark.slow
+def test_checkpoints_that_do_not_fit_their_config_are_refused_by_evaluate_and_resume(work):
+    held(tampered.mismatched_checkpoints(work))
