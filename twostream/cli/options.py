@@ -79,7 +79,8 @@ def evaluation_options(checkpoint_help: str, part_help: str, clips_help: str) ->
                      help="Per-video scores file (.npz). Default: scores_PART.npz beside the checkpoint."),
         click.option("--clips", type=click.IntRange(min=1), default=25, show_default=True, help=clips_help),
         click.option("--crops", type=click.Choice(CROPS), default="ten", show_default=True,
-                     help="ten: 4 corners + centre and their flips; center: the centre crop."),
+                     help="ten: 4 corners + centre and their flips; center: the centre crop; three: 3 crops along the longer "
+                          "side (clip streams' usual protocol)."),
     )
 
 
