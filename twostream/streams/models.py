@@ -88,6 +88,8 @@ def _video(name: str, clip: int, crop: int) -> nn.Module:
         # its relative position tables are sized for 16 x 224 x 224 in torchvision's builder
         raise ModelError(f"mvit_v2_s takes 16-frame clips of 224x224 crops (--clip 16 --crop-size 224); "
                          f"got --clip {clip} --crop-size {crop}")
+    if name == "s3d" and clip < 8:  # its max pools halve time three times: fewer frames pool to nothing
+        raise ModelError(f"s3d takes clips of at least 8 frames; got --clip {clip}")
     return getattr(torchvision.models.video, name)(weights=None)
 
 
