@@ -116,20 +116,75 @@ def demo_shards(tmp_path_factory):
     return out
 
 
-@pytest.mark.slow
-def test_a_3d_rgb_stream_sees_the_motion_a_frame_cannot(demo_shards, tmp_path, capsys, learning_seed):
-    run = tmp_path / "rgb"
-    code, _, err = twostream(capsys, "train", "--shards", str(demo_shards), "--stream", "spatial", "--out", str(run),
-                             "--epochs", "20", "--seed", str(learning_seed), *CLIP_ARGS)
+def train_clip_stream(capsys, shards, run, stream, epochs, seed, *more):
+    code, _, err = twostream(capsys, "train", "--shards", str(shards), "--stream", stream, "--out", str(run),
+                             "--epochs", str(epochs), "--seed", str(seed), *CLIP_ARGS, *more)
     assert code == 0, err[-2000:]
+    code, _, err = twostream(capsys, "evaluate", "--checkpoint", str(run / "checkpoint.pt"), "--shards", str(shards),
+                             *EVAL_ARGS)
+    assert code == 0, err[-2000:]
+    return load_scores(run / "scores_test.npz").meta["metrics"]
+
+
+@pytest.fixture(scope="module")
+def rgb_clip(demo_shards, tmp_path_factory, learning_seed):
+    """A tiny3d RGB clip stream trained (20 epochs, about 20 s on one core) and evaluated through the CLI."""
+    run = tmp_path_factory.mktemp("runs") / "rgb"
+    return run, train_clip_stream(_Capture(), demo_shards, run, "spatial", 20, learning_seed)
+
+
+class _Capture:
+    """capsys for a module fixture (pytest's is function-scoped): the CLI's output is pytest's to capture."""
+
+    def readouterr(self):
+        return "", ""
+
+
+@pytest.mark.slow
+def test_a_3d_rgb_stream_sees_the_motion_a_frame_cannot(rgb_clip):
+    run, metrics = rgb_clip
     config = json.loads((run / "config.json").read_text())
     assert (config["clip"], config["clip_stride"], config["frames"]) == (8, 2, "stride 1")  # recorded
-    code, out, err = twostream(capsys, "evaluate", "--checkpoint", str(run / "checkpoint.pt"), "--shards",
-                               str(demo_shards), *EVAL_ARGS, "--json")
-    assert code == 0, err[-2000:]
-    metrics = json.loads(out)
     # one frame shows the colour only: a 2D RGB stream is capped at 1 in 4 (docs/demo.md); a clip shows the motion
     assert metrics["video_top1"] >= 0.5, metrics
     scores = load_scores(run / "scores_test.npz")
     assert scores.scores.shape == (32, 8)
     assert scores.meta["protocol"] == {"clips": 2, "crops": "three"}
+
+
+@pytest.mark.slow
+def test_clip_streams_fuse_at_score_level_and_feature_fusion_refuses_them(rgb_clip, demo_shards, tmp_path, capsys):
+    rgb, _ = rgb_clip
+    flow = tmp_path / "flow"
+    metrics = train_clip_stream(capsys, demo_shards, flow, "temporal", 1, 0)
+    assert 0.0 <= metrics["video_top1"] <= 1.0
+    assert torch.load(flow / "checkpoint.pt", weights_only=True)["in_channels"] == 2  # x and y, over time
+    code, out, err = twostream(capsys, "fuse", "--spatial", str(rgb / "scores_test.npz"), "--temporal",
+                               str(flow / "scores_test.npz"), "--out", str(tmp_path / "fused"))
+    assert code == 0, err[-2000:]
+    assert load_scores(tmp_path / "fused" / "average.npz").scores.shape == (32, 8)
+    message = one_line_error(capsys, "fuse-features", "train", "--spatial", str(rgb / "checkpoint.pt"), "--temporal",
+                             str(flow / "checkpoint.pt"), "--shards", str(demo_shards), "--out", str(tmp_path / "mid"))
+    assert "is a clip stream (--clip 8): feature-level fusion takes 2D streams only" in message
+    assert not (tmp_path / "mid").exists()
+
+
+@pytest.mark.slow
+def test_shards_sampled_at_another_rate_are_refused(rgb_clip, demo_shards, tmp_path, capsys):
+    rgb, _ = rgb_clip
+    data = demo_shards.parent / "data"
+    other = tmp_path / "shards_fps"
+    config = ExtractConfig(flow_method="dis", width=DEMO.width, height=DEMO.height, fps=12.5)
+    run_extract(ExtractRun(data / "manifest.csv", data, other, config, workers=1), interactive=False)
+    message = one_line_error(capsys, "evaluate", "--checkpoint", str(rgb / "checkpoint.pt"), "--shards", str(other),
+                             "--out", str(tmp_path / "s.npz"), *EVAL_ARGS)
+    assert "trained on frames sampled at stride 1, but" in message and "sampled at fps 12.5" in message
+
+
+def test_an_unreachable_pretrained_url_is_one_line_and_not_a_path(demo_shards, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    url = "http://127.0.0.1:9/x.pth"
+    message = one_line_error(capsys, "train", "--shards", str(demo_shards), "--out", str(tmp_path / "run"),
+                             "--pretrained", url, "--epochs", "1", "--workers", "0", "--crop-size", "40")
+    assert f"could not fetch {url} (" in message and "--pretrained PATH (the local file)" in message
+    assert not (tmp_path / "run").exists()

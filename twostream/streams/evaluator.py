@@ -26,10 +26,10 @@ def evaluate(config: EvalConfig, interactive: bool | None = None) -> tuple[dict[
     device, state, extraction, spec = open_evaluation(config, load_checkpoint, config.stream,
                                                       lambda state: input_layout(state["config"]))
     trained = state["config"]
-    videos = part_videos(extraction, config.split, config.part, trained.holdout, trained.seed)
-    check_input_length(videos, spec, config.part)
     if trained.clip:
         check_frame_sampling(trained.frames, extraction.config.settings, extraction.config.kind, extraction.root)
+    videos = part_videos(extraction, config.split, config.part, trained.holdout, trained.seed)
+    check_input_length(videos, spec, config.part)
     log.info("config: %s", config.to_json())
     log.info("%s stream (%s%s, epoch %d) on %d %s videos of %s %s: %d clips x %s crops each",
              spec.stream, trained.backbone, f", clips of {trained.clip}" if trained.clip else "", state["epoch"], len(videos), config.part, extraction.root, config.split,
