@@ -44,7 +44,7 @@ class StripedVideo:
         return frame
 
     def flow_planes(self, fields, box=None):
-        top, left, h, w = box if box is not None else (0, 0, self.height, self.width)
+        _, left, h, w = box if box is not None else (0, 0, self.height, self.width)
         planes = np.empty((2 * len(fields), h, w), np.uint8)
         for k, (direction, index) in enumerate(fields):
             assert direction == "forward"
@@ -159,7 +159,7 @@ def test_clip_streams_fuse_at_score_level_and_feature_fusion_refuses_them(rgb_cl
     metrics = train_clip_stream(capsys, demo_shards, flow, "temporal", 1, 0)
     assert 0.0 <= metrics["video_top1"] <= 1.0
     assert torch.load(flow / "checkpoint.pt", weights_only=True)["in_channels"] == 2  # x and y, over time
-    code, out, err = twostream(capsys, "fuse", "--spatial", str(rgb / "scores_test.npz"), "--temporal",
+    code, _, err = twostream(capsys, "fuse", "--spatial", str(rgb / "scores_test.npz"), "--temporal",
                                str(flow / "scores_test.npz"), "--out", str(tmp_path / "fused"))
     assert code == 0, err[-2000:]
     assert load_scores(tmp_path / "fused" / "average.npz").scores.shape == (32, 8)

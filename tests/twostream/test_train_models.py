@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import urllib.error
+from pathlib import Path
 
 import pytest
 import timm
@@ -197,7 +198,7 @@ def test_pretrained_url_is_downloaded_into_torch_hub_cache_with_its_hash_checked
     assert cached.exists()
     # a file whose content does not match the hash in its name is refused, in one line
     bad = tmp_path / "served" / "resnet18-00000000.pth"
-    bad.write_bytes(open(path, "rb").read())
+    bad.write_bytes(Path(path).read_bytes())
     with pytest.raises(ModelError) as info:
         pretrained_state("resnet18", f"file://{bad}", None)
     assert "invalid hash value" in str(info.value) and "\n" not in str(info.value)

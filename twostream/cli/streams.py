@@ -1,8 +1,6 @@
 """`twostream train` and `twostream evaluate`: options -> a validated config -> trainer / evaluator."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from twostream.cli import options as opt

@@ -28,11 +28,13 @@ import torch
 import torchvision
 from torch import nn
 
-from twostream.core.backbones import BACKBONES, TIMM_PREFIX, choices_text, family_of
+from twostream.core.backbones import TIMM_PREFIX, family_of
 from twostream.core.errors import ModelError
 
 log = logging.getLogger("twostream")
 _CONVS = (nn.Conv2d, nn.Conv3d)
+# what the loader normalises RGB with (twostream.data.transforms.RGB_MEAN/RGB_STD)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,12 @@ def _timm(name: str, clip: int, crop: int) -> nn.Module:
         close = difflib.get_close_matches(model_name, timm.list_models(), n=3)
         raise ModelError(f"unknown timm model {model_name!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
                          + " (timm.list_models() lists them)")
-    return timm.create_model(model_name, pretrained=False)
+    net = timm.create_model(model_name, pretrained=False)
+    mean, std = net.pretrained_cfg.get("mean"), net.pretrained_cfg.get("std")
+    if mean is not None and (tuple(mean), tuple(std)) != (IMAGENET_MEAN, IMAGENET_STD):
+        log.warning("timm's %s weights were trained on inputs normalised with mean %s and std %s; the loader "
+                    "normalises RGB with ImageNet's (%s, %s)", model_name, mean, std, IMAGENET_MEAN, IMAGENET_STD)
+    return net
 
 
 def _timm_body(net: nn.Module, dropout: float) -> tuple[nn.Module, int]:
