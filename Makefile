@@ -136,7 +136,7 @@ demo-3d: $(STAMP)
 	$(FLOWPREP) extract --manifest $(DEMO3D_DATA)/manifest.csv --video-root $(DEMO3D_DATA) --out $(DEMO3D)/shards \
 		--flow dis --workers $(WORKERS) --size 48x48
 	$(foreach r,spatial:spatial:--backbone_resnet18_--lr_0.01_--dropout_0.5 \
-		temporal:temporal:--backbone_resnet18_--lr_0.01_--flow-length_5 \
+		temporal:temporal:--backbone_resnet18_--lr_0.01_--dropout_0.5_--flow-length_5 \
 		clip-rgb:spatial:--backbone_tiny3d_--lr_0.05_--clip_8_--clip-stride_2_--color-jitter_0_--dropout_0.5,\
 		$(eval n=$(word 1,$(subst :, ,$(r))))$(eval s=$(word 2,$(subst :, ,$(r))))\
 		{ test -f $(DEMO3D_RUNS)/$(n)/checkpoint.pt || $(TWOSTREAM) train --shards $(DEMO3D)/shards --stream $(s) \
