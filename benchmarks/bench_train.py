@@ -1,6 +1,7 @@
 """The trainer's input pipeline against the denseflow/mmaction2 rawframes JPEG tree, and training speed.
 
-    make bench-train        (python benchmarks/bench_train.py --repeats 5: about 3 minutes, 2 more on the first run)
+    make bench-train        (python benchmarks/bench_train.py --repeats 5: about 7 minutes on 2 CPU cores, 2 more on
+                             the first run; --models resnet18 measures ResNet-18 alone, as before)
 
 1. Extracts the real clips of ../shared/data/clips (data_manifests/shared_clips.csv, 11 videos,
    340x256, DIS flow) with lossless flow storage (raw + gzip) into bench_out/train (kept between
