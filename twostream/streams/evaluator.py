@@ -32,8 +32,8 @@ def evaluate(config: EvalConfig, interactive: bool | None = None) -> tuple[dict[
     check_input_length(videos, spec, config.part)
     log.info("config: %s", config.to_json())
     log.info("%s stream (%s%s, epoch %d) on %d %s videos of %s %s: %d clips x %s crops each",
-             spec.stream, trained.backbone, f", clips of {trained.clip}" if trained.clip else "", state["epoch"], len(videos), config.part, extraction.root, config.split,
-             config.clips, config.crops)
+             spec.stream, trained.backbone, f", clips of {trained.clip}" if trained.clip else "", state["epoch"],
+             len(videos), config.part, extraction.root, config.split, config.clips, config.crops)
 
     model = build_model(trained.backbone, spec.in_channels, state["num_classes"], trained.dropout,
                         clip=trained.clip, crop_size=trained.crop_size)
