@@ -27,7 +27,8 @@ import numpy as np
 
 from flowprep.format.folder import IndexEntry
 from twostream.core.errors import DataError
-from twostream.data.clips import Video
+from twostream.data.clips import InputSpec, Video
+from twostream.data.extraction import check_stack_length
 from twostream.data.transforms import (
     CropBox,
     flow_affine,
@@ -158,15 +159,11 @@ def frame_sampling(settings: dict, kind: str) -> str:
 def input_layout(config):
     """What one network input of a TrainConfig is: a clip (`ClipSpec`, clip > 0) or the paper's
     frame or flow stack (`clips.InputSpec`)."""
-    from twostream.data.clips import InputSpec
-
     return ClipSpec.of(config) if config.clip else InputSpec.of(config)
 
 
 def check_input_length(entries: list[IndexEntry], layout, what: str) -> None:
     """The length check of the layout's input: a clip's span, a flow stack's L (a frame needs none)."""
-    from twostream.data.extraction import check_stack_length
-
     if isinstance(layout, ClipSpec):
         check_clip_length(entries, layout, what)
     elif layout.stream == "temporal":
