@@ -1,6 +1,7 @@
 """The trainer's input pipeline against the denseflow/mmaction2 rawframes JPEG tree, and training speed.
 
-    make bench-train        (python benchmarks/bench_train.py --repeats 5: about 3 minutes, 2 more on the first run)
+    make bench-train        (python benchmarks/bench_train.py --repeats 5: about 7 minutes on 2 CPU cores, 2 more on
+                             the first run; --models resnet18 measures ResNet-18 alone, as before)
 
 1. Extracts the real clips of ../shared/data/clips (data_manifests/shared_clips.csv, 11 videos,
    340x256, DIS flow) with lossless flow storage (raw + gzip) into bench_out/train (kept between
@@ -17,16 +18,25 @@
    once first); the sources take turns, `--repeats` times; medians and their ratio, measured in
    this one invocation. Then the same with a cold page cache: each source's files are evicted
    (posix_fadvise DONTNEED) before its measurement.
-4. Training samples/s of resnet18 per stream (224 crops, batch 8, the trainer's train_one_epoch).
+4. Training samples/s and peak memory per backbone and stream, the trainer's train_one_epoch on
+   these shards (batch 8 on the CPU, 32 on a GPU): ResNet-18 (224 crops; the flow stack L=10), a
+   timm backbone (timm:convnext_tiny, 224 crops) and 3D clip streams (r3d_18 on 16-frame clips of
+   112 crops, its Kinetics protocol; tiny3d on 8-frame clips). Each measurement runs in a process of
+   its own (`--one MODEL`), so its peak resident memory (ru_maxrss; on a GPU, the peak allocated
+   device memory) is its own.
 
 Results: benchmarks/results/train.json.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -45,6 +55,7 @@ from flowprep.format.shards import VIDEOS_GROUP, iter_videos, open_shard, stored
 from flowprep.rawframes.export import ExportConfig, export_rawframes
 from flowprep.rawframes.layout import FLOW_KINDS, IMG, frame_name
 from twostream.core.device import resolve_device
+from twostream.data.clip_sampling import ClipSpec
 from twostream.data.clips import InputSpec
 from twostream.data.datasets import Augment, TrainClips, set_epoch, train_loader
 from twostream.data.store import ShardStore
@@ -194,26 +205,57 @@ def loader_rate(source, entries: list[IndexEntry], epoch: int) -> float:
     return rate
 
 
-def training_rate(folder: Path, entries: list[IndexEntry], stream: str, num_classes: int) -> dict[str, float]:
+# (backbone, clip frames (0: a 2D stream), crop): what step 4 measures, each as both streams
+TRAINING_MODELS = [("resnet18", 0, 224), ("timm:convnext_tiny", 0, 224), ("r3d_18", 16, 112), ("tiny3d", 8, 112)]
+
+
+def training_rate(folder: Path, entries: list[IndexEntry], stream: str, num_classes: int, backbone: str = "resnet18",
+                  clip: int = 0, crop: int = CROP) -> dict[str, float]:
     device = resolve_device("auto", amp=True, channels_last=True)
     batch = 32 if device.device.type == "cuda" else 8
-    spec = InputSpec(stream, LENGTH, "forward", True, CROP)
+    spec = ClipSpec(stream, clip, 1, crop) if clip else InputSpec(stream, LENGTH, "forward", True, crop)
     data = TrainClips(ShardStore(folder), entries, spec, Augment(color_jitter=0.2 if stream == "spatial" else 0.0),
                       segments=1, seed=0)
     loader = train_loader(data, batch, WORKERS, seed=0, pin_memory=device.device.type == "cuda")
     torch.manual_seed(0)
-    model = build_model("resnet18", spec.in_channels, num_classes, 0.5).to(device.device)
-    if device.channels_last:
-        model.to(memory_format=torch.channels_last)
+    model = build_model(backbone, spec.in_channels, num_classes, 0.5, clip=clip, crop_size=crop)
+    device.place(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
     criterion = torch.nn.CrossEntropyLoss()
+    if device.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device.device)
     rates = []
     for epoch in range(2):  # the first warms up (worker start, allocator, kernels)
         set_epoch(loader, epoch)
         result = train_one_epoch(model, criterion, optimizer, loader, device, device.scaler(), epoch, interactive=False)
         rates.append(result["samples"] / result["seconds"])
+    peak = (torch.cuda.max_memory_allocated(device.device) if device.device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # Linux: kB
     return {"samples_per_s": rates[-1], "batch_size": batch, "device": str(device.device),
-            "torch_threads": torch.get_num_threads()}
+            "torch_threads": torch.get_num_threads(), "peak_memory_mb": peak / 1e6,
+            "peak_memory_of": "device memory allocated" if device.device.type == "cuda" else "process RSS"}
+
+
+def training_in_own_process(backbone: str, clip: int, crop: int, stream: str, threads: int) -> dict:
+    """`training_rate` in a fresh process (its own peak memory), through `--one`."""
+    spec = json.dumps({"backbone": backbone, "clip": clip, "crop": crop, "stream": stream})
+    done = subprocess.run([sys.executable, __file__, "--one", spec, "--threads", str(threads)], capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"measuring {backbone} {stream} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def one_measurement(spec: str) -> None:
+    """The child's side of `training_in_own_process`: print the result as one JSON line."""
+    one = json.loads(spec)
+    base = WORK / f"shards_{LOSSLESS.replace(':', '')}"
+    index = ExtractionFolder(base).read_index()
+    num_classes = max(e.label for e in index.values()) + 1
+    # 2D streams: every video 4 times over (each item one random frame or stack); 3D: twice (a clip costs more)
+    videos = sorted(index.values(), key=lambda e: e.video_id) * (2 if one["clip"] else 4)
+    result = training_rate(base, videos, one["stream"], num_classes, one["backbone"], one["clip"], one["crop"])
+    print(json.dumps({**one, **result}))
 
 
 def main() -> None:
@@ -221,7 +263,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for the training measurement (1 on a shared 2-core machine)")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # a child measuring one model
+    parser.add_argument("--models", default=",".join(m for m, _, _ in TRAINING_MODELS),
+                        help="backbones of step 4, comma-separated (of " + ", ".join(m for m, _, _ in TRAINING_MODELS)
+                             + ")")
     args = parser.parse_args()
+    if args.one:
+        logging.basicConfig(level=logging.WARNING)
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(1)
+        one_measurement(args.one)
+        return
     require_shared_data()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
@@ -258,9 +310,13 @@ def main() -> None:
                                 "ratio_to_tree": statistics.median(r / t for r, t in zip(v, tree))}
                          for name, v in by_source.items()}
 
-    num_classes = max(e.label for e in index.values()) + 1
-    videos = sorted(index.values(), key=lambda e: e.video_id) * 4
-    training = {stream: training_rate(base, videos, stream, num_classes) for stream in ("spatial", "temporal")}
+    chosen = args.models.split(",")
+    models = [rows for rows in TRAINING_MODELS if rows[0] in chosen]
+    training = [training_in_own_process(backbone, clip, crop, stream, args.threads)
+                for backbone, clip, crop in models for stream in ("spatial", "temporal")]
+    for t in training:
+        print(f"  training {t['backbone']} {t['stream']}: {t['samples_per_s']:.1f} samples/s, peak "
+              f"{t['peak_memory_mb']:.0f} MB", flush=True)
 
     results = {
         "command": "make bench-train",
@@ -270,7 +326,8 @@ def main() -> None:
                    "workers": WORKERS, "samples_per_measurement": SAMPLES, "repeats": args.repeats,
                    "results": loader},
         "storage": storage,
-        "training_resnet18": training,
+        "training_resnet18": {t["stream"]: t for t in training if t["backbone"] == "resnet18"},
+        "training": training,
     }
     path = save_results("train", results)
 
@@ -283,9 +340,11 @@ def main() -> None:
         print(f"  {name:26s} {w['median_samples_per_s']:7.1f} (x{w['ratio_to_tree']:.2f}) "
               f"{c['median_samples_per_s']:7.1f} (x{c['ratio_to_tree']:.2f}) {s['files']:6d} {s['bytes'] / 1e6:9.1f} "
               f"{s['flow_forward_bytes'] / 1e6:11.1f}")
-    for stream, t in training.items():
-        print(f"training resnet18 {stream}: {t['samples_per_s']:.1f} samples/s "
-              f"(batch {t['batch_size']}, {t['device']}, {t['torch_threads']} torch thread(s))")
+    for t in training:
+        shape = f"{t['clip']}-frame clips, {t['crop']} crops" if t["clip"] else f"{t['crop']} crops"
+        print(f"training {t['backbone']} {t['stream']} ({shape}): {t['samples_per_s']:.1f} samples/s, peak "
+              f"{t['peak_memory_mb']:.0f} MB {t['peak_memory_of']} (batch {t['batch_size']}, {t['device']}, "
+              f"{t['torch_threads']} torch thread(s))")
     print(f"results: {path}")
 
 

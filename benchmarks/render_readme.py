@@ -90,6 +90,20 @@ def train(data: dict) -> str:
             + _source(data, "make bench-train"))
 
 
+def train_models(data: dict) -> str:
+    """Training speed and peak memory per backbone and stream (bench_train.py's step 4)."""
+    if "training" not in data:
+        return "(this results file predates the per-backbone figures: run `make bench-train`)"
+    rows = [[f"`{t['backbone']}`", t["stream"], f"{t['clip']} x {t['crop']}x{t['crop']}" if t["clip"]
+             else f"{t['crop']}x{t['crop']}", f"{t['samples_per_s']:.1f}", f"{t['peak_memory_mb']:,.0f}"]
+            for t in data["training"]]
+    first = data["training"][0]
+    return (_table(["backbone", "stream", "input (clip frames x crop)", "training samples/s", "peak memory, MB"], rows)
+            + f"\n\nBatch {first['batch_size']}, {first['device']}, {first['torch_threads']} torch thread(s); peak "
+              f"memory is the {first['peak_memory_of']} of a process measuring that row alone (torch's own "
+              f"footprint included)." + _source(data, "make bench-train"))
+
+
 def gpu_flow(data: dict) -> str:
     """tvl1-torch's rates by device and batch, the pipeline against the backend, OpenCV on the CPU."""
     rows = []
@@ -195,12 +209,24 @@ def demo(data: dict) -> str:
               f"From `make demo` (`{DEMO_TABLE.relative_to(REPO)}`).{timing}")
 
 
+def demo_3d(data: dict) -> str:
+    """The table `make demo-3d` printed: the 2D streams, their average, and the clip-RGB stream."""
+    rows = [[f"**{r['name']}**" if r["name"] == data["best"] else r["name"], r["kind"], f"{100 * r['top1']:.1f}",
+             f"{100 * r['mean_class_accuracy']:.1f}"] for r in data["rows"]]
+    return (_table(["method", "kind", "top-1 %", "mean class %"], rows)
+            + f"\n\n{data['rows'][0]['videos']} test videos. From `make demo-3d` "
+              f"(`{DEMO3D_TABLE.relative_to(REPO)}`).")
+
+
 DEMO_TABLE = REPO / "out" / "demo" / "runs" / "report" / "table.json"
+DEMO3D_TABLE = REPO / "out" / "demo3d" / "runs" / "report" / "table.json"
 DEMO_TIMING = DEMO_TABLE.with_name("timing.json")
 RENDERERS = {name: (RESULTS_DIR / f"{name}.json", fn) for name, fn in
              {"flow_params": flow_params, "codecs": codecs, "extract": extract, "train": train,
               "gpu_flow": gpu_flow, "scale": scale, "reliability": reliability}.items()}
+RENDERERS["train_models"] = (RESULTS_DIR / "train.json", train_models)
 RENDERERS["demo"] = (DEMO_TABLE, demo)
+RENDERERS["demo_3d"] = (DEMO3D_TABLE, demo_3d)
 
 
 def main() -> None:

@@ -152,7 +152,9 @@ def train_args(shards, out, *extra: str) -> list[str]:
 
 
 @pytest.mark.parametrize("extra,expected", [
-    (["--backbone", "alexnet"], "Invalid value for '--backbone': 'alexnet' is not one of 'resnet18', 'resnet34'"),
+    (["--backbone", "alexnet"], "unknown backbone 'alexnet'; choices: resnet18, resnet34"),
+    (["--backbone", "timm:resnet5O"], "unknown timm model 'resnet5O'; did you mean"),
+    (["--clip", "8"], "--clip 8 makes a 3D stream: the backbone must be a video network"),
     (["--split", "split9"], "split 'split9' is not in"),
     (["--stream", "temporal", "--flow-length", "40"], "flow length 40 needs videos of at least 41 frames, but the longest "
                                                       "of the 4 training videos has 8"),

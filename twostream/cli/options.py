@@ -81,7 +81,8 @@ def evaluation_options(subset_help: str, clips_help: str) -> Callable:
         out_folder_option("Folder of the scores file scores_SUBSET.npz. Default: RUN.", dest="out", required=False),
         click.option("--clips", type=click.IntRange(min=1), default=25, show_default=True, help=clips_help),
         click.option("--crops", type=click.Choice(CROPS), default="ten", show_default=True,
-                     help="ten: 4 corners + centre and their flips; center: the centre crop."),
+                     help="ten: 4 corners + centre and their flips; center: the centre crop; three: 3 crops along the longer "
+                          "side (clip streams' usual protocol)."),
     )
 
 

@@ -1,13 +1,11 @@
 """`twostream train` and `twostream evaluate`: options -> a validated config -> trainer / evaluator."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from flowprep.cli.support import CONTEXT
 from twostream.cli import options as opt
-from twostream.core.backbones import BACKBONES
+from twostream.core.backbones import choices_text
 from twostream.core.config import FLOW_STACKS, STREAM_DEFAULTS, STREAMS, TrainConfig
 
 
@@ -23,13 +21,17 @@ def _defaults(name: str) -> str:
 @click.option("--holdout", type=float, default=0.0, show_default=True,
               help="Share of each class's training videos kept out of training: validation runs on them, and "
                    "'evaluate --subset val' scores them for fusion.")
-@click.option("--backbone", type=click.Choice(list(BACKBONES)), default="resnet18", show_default=True,
-              help="torchvision model.")
-@click.option("--pretrained", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Local state dict of the RGB backbone (e.g. torchvision's resnet18-f37072fd.pth); the temporal "
-                   "stream gets it by cross-modality averaging.")
+@click.option("--backbone", default="resnet18", show_default=True, metavar="NAME",
+              help=f"The stream's network: {choices_text()}.")
+@click.option("--pretrained", default=None, metavar="FILE|URL",
+              help="State dict of the RGB backbone: a local file (e.g. torchvision's resnet18-f37072fd.pth, timm's "
+                   "model.safetensors) or a URL (downloaded once into torch.hub's cache, a NAME-<sha256>.pth file's "
+                   "hash checked); the temporal stream gets it by cross-modality averaging, a 3D ResNet a 2D "
+                   "ResNet's by I3D inflation.")
 @click.option("--weights", default=None, metavar="NAME",
-              help="torchvision's named weights (e.g. IMAGENET1K_V1); needs the model hub or its cache.")
+              help="Named weights: torchvision's (IMAGENET1K_V1, DEFAULT or ResNet18_Weights.IMAGENET1K_V1; "
+                   "KINETICS400_V1 for video networks) or, for timm:NAME, DEFAULT or a timm tag (in1k); needs "
+                   "the model hub or its cache.")
 @click.option("--flow-length", type=click.IntRange(min=1), default=10, show_default=True,
               help="L: flow fields per temporal input (2L channels).")
 @click.option("--flow-stack", type=click.Choice(FLOW_STACKS), default="forward", show_default=True,
@@ -38,6 +40,11 @@ def _defaults(name: str) -> str:
               help="Put the mean flow vectors that extraction subtracted back into the flow (temporal stream; "
                    "flowprep extract --no-mean-subtraction stores the flow as computed instead).")
 @click.option("--crop-size", type=click.IntRange(min=1), default=224, show_default=True)
+@click.option("--clip", type=click.IntRange(min=0), default=0, show_default=True, metavar="T",
+              help="T > 0: a 3D stream (a video --backbone such as r3d_18) on clips of T frames (RGB) or T forward "
+                   "flow fields; 0: the paper's frame or 2L-channel stack.")
+@click.option("--clip-stride", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Frames between a clip's steps.")
 @opt.augment_options(segments_help="1: one random frame/stack per video per epoch; K: TSN segment sampling, K clips "
                                    "averaged.",
                      flip_help="Random horizontal flip (flow x negated).")

@@ -14,12 +14,13 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from twostream.core.backbones import BACKBONES
+from twostream.core.backbones import VIDEO_BACKBONES, family_of, is_video
 
 STREAMS = ("spatial", "temporal")
 FLOW_STACKS = ("forward", "bidirectional")  # twostream.data.sampling says what each stacks
 SCHEDULES = ("step", "cosine")
-CROPS = ("ten", "center")  # test crops: 4 corners + centre and their flips, or the centre only
+CROPS = ("ten", "center", "three")  # test crops: 4 corners + centre and their flips; the centre only; three
+# squares along the longer side (left, centre, right: the I3D/SlowFast test practice for clips)
 PARTS = ("test", "train", "val")  # evaluate's choices; val = the training videos held out by --holdout
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 DEVICE_HELP = "auto, cpu, cuda or cuda:N"
@@ -141,6 +142,14 @@ class TrainConfig(_RunConfig):
     flow_stack: str = "forward"
     mean_subtraction: bool = True  # False: put the stored mean vectors back into the flow at load time
     crop_size: int = 224
+    # clip streams: T > 0 makes the stream a 3D network (a video backbone) on T frames (3 x T x H x W)
+    # or T forward flow fields (2 x T x H x W), `clip_stride` frames apart; 0: the paper's 2D input
+    clip: int = 0
+    clip_stride: int = 1
+    # how the shards' frames were sampled from the videos (`flowprep extract --fps/--stride`), as
+    # the trainer read it from them: a clip of T frames spans T/fps seconds, so evaluation refuses
+    # shards sampled otherwise. Set by the trainer, not an option.
+    frames: str | None = None
     # training sampling and augmentation
     segments: int = 1  # 1: one random frame/stack per video per epoch (paper); K > 1: TSN segments
     multiscale_crop: bool = False  # TSN's multi-scale corner cropping instead of a plain random crop
@@ -186,7 +195,19 @@ class TrainConfig(_RunConfig):
                    f"got {self.flow_length}")
         _positive_int("crop size", self.crop_size)
         _positive_int("segments", self.segments)
-        _choice("backbone", self.backbone, tuple(BACKBONES))
+        family_of(self.backbone)  # ValueError naming the accepted names
+        _non_negative_int("clip", self.clip)
+        _positive_int("clip stride", self.clip_stride)
+        if self.clip:
+            _check(is_video(self.backbone), f"--clip {self.clip} makes a 3D stream: the backbone must be a video "
+                                            f"network ({', '.join(VIDEO_BACKBONES)}); got {self.backbone!r}")
+            _check(self.mean_subtraction, "--no-mean-subtraction is not available for clip streams (a clip's "
+                                          "x and y channels share one shift per channel); leave the flow as stored")
+            _check(self.flow_stack == "forward", f"a flow clip is T consecutive forward fields; --flow-stack "
+                                                 f"{self.flow_stack} applies to 2D stacks only")
+        else:
+            _check(not is_video(self.backbone), f"{self.backbone} is a video network: give --clip T (frames per "
+                                                f"clip, e.g. 16)")
         _check(self.pretrained is None or self.weights is None,
                f"give either --pretrained (a local file) or --weights (torchvision's), not both; "
                f"got {self.pretrained!r} and {self.weights!r}")
@@ -205,7 +226,9 @@ class TrainConfig(_RunConfig):
 
     @property
     def in_channels(self) -> int:
-        return 3 if self.stream == "spatial" else 2 * self.flow_length
+        if self.stream == "spatial":
+            return 3
+        return 2 if self.clip else 2 * self.flow_length
 
 
 RUN_FIELDS = frozenset({"shards", "out", "workers", "device", "threads", "amp", "channels_last",

@@ -32,8 +32,9 @@ class Device:
     def place(self, model: torch.nn.Module) -> None:
         """Move `model` here, in the channels_last memory format where that is used."""
         model.to(self.device)
-        if self.channels_last:
-            model.to(memory_format=torch.channels_last)
+        if self.channels_last:  # channels_last_3d for a 3D network (clip streams): its weights are 5-d
+            video = any(p.dim() == 5 for p in model.parameters())
+            model.to(memory_format=torch.channels_last_3d if video else torch.channels_last)
 
 
 def resolve_device(name: str, amp: bool, channels_last: bool) -> Device:

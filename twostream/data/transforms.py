@@ -66,11 +66,23 @@ def center_box(height: int, width: int, size: int) -> CropBox:
     return corner_boxes(height, width, size, size)[4]
 
 
+def three_boxes(height: int, width: int, size: int) -> list[CropBox]:
+    """Three size x size boxes spread along the longer side (left, centre, right; or top, centre,
+    bottom), centred on the other: the clip models' test crops (I3D, SlowFast: 3 crops per clip)."""
+    if width >= height:
+        top, lefts = (height - size) // 2, (0, (width - size) // 2, width - size)
+        return [CropBox(top, left, size, size) for left in lefts]
+    left, tops = (width - size) // 2, (0, (height - size) // 2, height - size)
+    return [CropBox(top, left, size, size) for top in tops]
+
+
 def eval_crops(height: int, width: int, size: int, crops: str) -> list[tuple[CropBox, bool]]:
     """The test protocol's (box, flip) pairs: `ten` = 4 corners + centre, then the same flipped;
-    `center` = the centre crop only."""
+    `center` = the centre crop only; `three` = `three_boxes`, unflipped."""
     if crops == "center":
         return [(center_box(height, width, size), False)]
+    if crops == "three":
+        return [(b, False) for b in three_boxes(height, width, size)]
     boxes = corner_boxes(height, width, size, size)
     return [(b, False) for b in boxes] + [(b, True) for b in boxes]
 

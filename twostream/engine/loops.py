@@ -22,13 +22,16 @@ def worker_errors(loader):
 
 
 def model_input(x: torch.Tensor, affine: torch.Tensor, device: Device) -> torch.Tensor:
-    """uint8 planes (N, C, H, W) and their (N, 2, C) scale and shift -> the float32 network input
-    on the device. Normalising here, not in the loader workers, moves a quarter of the bytes from
-    the workers and to the device, and costs the device next to nothing."""
+    """uint8 planes (N, C, H, W), or clips (N, C, T, H, W), and their (N, 2, C) scale and shift ->
+    the float32 network input on the device. Normalising here, not in the loader workers, moves a
+    quarter of the bytes from the workers and to the device, and costs the device next to nothing."""
     x = x.to(device.device, non_blocking=True)
     affine = affine.to(device.device, non_blocking=True)
-    x = x.float() * affine[:, 0, :, None, None] + affine[:, 1, :, None, None]
-    return x.contiguous(memory_format=torch.channels_last) if device.channels_last else x
+    per_channel = (*affine.shape[:1], affine.shape[2], *[1] * (x.dim() - 2))  # (N, C, 1, 1[, 1])
+    x = x.float() * affine[:, 0].reshape(per_channel) + affine[:, 1].reshape(per_channel)
+    if not device.channels_last:
+        return x
+    return x.contiguous(memory_format=torch.channels_last if x.dim() == 4 else torch.channels_last_3d)
 
 
 def consensus_logits(model: nn.Module, x: torch.Tensor, segments: int) -> torch.Tensor:

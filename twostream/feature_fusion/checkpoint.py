@@ -63,7 +63,11 @@ def build_two_stream(spatial: TrainConfig, temporal: TrainConfig, num_classes: i
 
 
 def pair_spec(spatial: TrainConfig, temporal: TrainConfig) -> PairSpec:
-    """The fused input of the two streams (the same crop size is required)."""
+    """The fused input of the two streams (the same crop size is required; 2D streams only)."""
+    for name, config in (("spatial", spatial), ("temporal", temporal)):
+        if config.clip:  # a pair is one frame and the stack at it; clip pairs are not built (yet)
+            raise TrainError(f"the {name} stream is a clip stream (--clip {config.clip}): feature-level fusion "
+                             f"takes 2D streams only; fuse clip streams' scores with 'twostream fuse'")
     try:
         return PairSpec(InputSpec.of(spatial), InputSpec.of(temporal))
     except ValueError as exc:

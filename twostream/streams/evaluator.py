@@ -13,8 +13,8 @@ import logging
 from twostream.core.checkpoint import load_checkpoint
 from twostream.core.config import EvalConfig
 from twostream.core.scores import VideoScores
-from twostream.data.clips import InputSpec
-from twostream.data.extraction import check_stack_length, part_videos
+from twostream.data.clip_sampling import check_frame_sampling, check_input_length, input_layout
+from twostream.data.extraction import part_videos
 from twostream.engine.protocol import open_evaluation, score_videos
 from twostream.streams.models import build_model
 
@@ -24,17 +24,19 @@ log = logging.getLogger("twostream")
 def evaluate(config: EvalConfig, interactive: bool | None = None) -> tuple[dict[str, float], VideoScores]:
     """Run the protocol; write the scores file; return the metrics and the scores."""
     device, state, extraction, spec = open_evaluation(config, load_checkpoint, config.stream,
-                                                      lambda state: InputSpec.of(state["config"]))
+                                                      lambda state: input_layout(state["config"]))
     trained = state["config"]
+    if trained.clip:
+        check_frame_sampling(trained.frames, extraction.config.settings, extraction.config.kind, extraction.root)
     videos = part_videos(extraction, config.split, config.part, trained.holdout, trained.seed)
-    if spec.stream == "temporal":
-        check_stack_length(videos, spec.flow_length, config.part)
+    check_input_length(videos, spec, config.part)
     log.info("config: %s", config.to_json())
-    log.info("%s stream (%s, epoch %d) on %d %s videos of %s %s: %d clips x %s crops each",
-             spec.stream, trained.backbone, state["epoch"], len(videos), config.part, extraction.root, config.split,
-             config.clips, config.crops)
+    log.info("%s stream (%s%s, epoch %d) on %d %s videos of %s %s: %d clips x %s crops each",
+             spec.stream, trained.backbone, f", clips of {trained.clip}" if trained.clip else "", state["epoch"],
+             len(videos), config.part, extraction.root, config.split, config.clips, config.crops)
 
-    model = build_model(trained.backbone, spec.in_channels, state["num_classes"], trained.dropout)
+    model = build_model(trained.backbone, spec.in_channels, state["num_classes"], trained.dropout,
+                        clip=trained.clip, crop_size=trained.crop_size)
     return score_videos(config, state, model, spec, videos, extraction.root, device,
                         about={"stream": spec.stream, "backbone": trained.backbone},
                         configs={"train_config": trained.to_dict()}, interactive=interactive)

@@ -4,6 +4,7 @@ are twostream.engine.fit_loop's, shared with the feature-fusion trainer.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -13,12 +14,11 @@ from torch import nn
 from twostream.core.checkpoint import CHECKPOINT_FILE, load_checkpoint, load_weights, save_checkpoint
 from twostream.core.config import TrainConfig
 from twostream.core.device import Device, setup_device
-from twostream.data.clips import InputSpec
+from twostream.data.clip_sampling import check_input_length, frame_sampling, input_layout
 from twostream.data.extraction import (
     DataError,
     Extraction,
     check_crop_size,
-    check_stack_length,
     open_extraction,
     select_videos,
     split_holdout,
@@ -44,8 +44,7 @@ def _validation_videos(config: TrainConfig, extraction: Extraction, held_out: li
         except DataError as exc:
             log.warning("no validation: %s", exc)
             return []
-    if config.stream == "temporal":
-        check_stack_length(videos, config.flow_length, "validation")
+    check_input_length(videos, input_layout(config), "validation")
     return videos
 
 
@@ -53,7 +52,8 @@ def _build(config: TrainConfig, num_classes: int, device: Device, rgb_state: dic
            new_run: bool) -> tuple[nn.Module, torch.optim.Optimizer, torch.amp.GradScaler]:
     """The model (seeded, so a run's initial weights are its seed's), the optimiser and the AMP scaler."""
     torch.manual_seed(config.seed)
-    model = build_model(config.backbone, config.in_channels, num_classes, config.dropout, rgb_state, origin)
+    model = build_model(config.backbone, config.in_channels, num_classes, config.dropout, rgb_state, origin,
+                        clip=config.clip, crop_size=config.crop_size)
     log.info("%s %s: %s", config.stream, config.backbone, describe(model))
     if rgb_state is not None:
         log.info("initialised from %s%s", origin, " by cross-modality averaging" if config.stream == "temporal" else "")
@@ -77,10 +77,11 @@ def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = No
     """Train (or continue training) as `config` says; return the last epoch's metrics."""
     device = setup_device(config)
     extraction = open_extraction(config.shards)
+    if config.clip:  # recorded in the run's config: evaluation checks its shards against it
+        config = dataclasses.replace(config, frames=frame_sampling(extraction.config.settings, extraction.config.kind))
     check_crop_size(extraction, config.crop_size)
     train_videos, held_out = split_holdout(select_videos(extraction, config.split, "train"), config.holdout, config.seed)
-    if config.stream == "temporal":
-        check_stack_length(train_videos, config.flow_length, "training")
+    check_input_length(train_videos, input_layout(config), "training")
     val_videos = _validation_videos(config, extraction, held_out)
     # a resumed run has its weights in the checkpoint; a new one reads its pretrained file now,
     # before anything is written
@@ -97,6 +98,6 @@ def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = No
     model, optimizer, scaler = _build(config, extraction.num_classes, device, rgb_state, origin, state is None)
     if state is not None:
         load_weights(model, state["model"], Path(config.out) / CHECKPOINT_FILE)
-    return fit_epochs(config, run_dir, model, optimizer, scaler, device, InputSpec.of(config), extraction.root,
+    return fit_epochs(config, run_dir, model, optimizer, scaler, device, input_layout(config), extraction.root,
                       train_videos, val_videos, state=state, identity=_identity(config, extraction),
                       save=save_checkpoint, interactive=interactive)
