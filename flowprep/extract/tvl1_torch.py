@@ -505,10 +505,14 @@ class TorchTVL1:
                  stats: dict | None = None) -> None:
         self.params = params
         self.device = torch.device(device)
-        # the device reports convergence to the host only every few iterations: a look stalls a
-        # GPU's queue (PyTorch's operations) or costs a launch (fused kernels), and nothing on the CPU
-        every = check_every if check_every is not None else (10 if self.device.type == "cuda" else 1)
-        self.path, self.solver = solver_for(kernels, self.device, params, every, stats)
+        # the device reports convergence to the host only every few iterations: with PyTorch's
+        # operations a look stalls a GPU's queue (every 10; on the CPU it costs nothing: every
+        # one); with the fused kernels it costs a small copy and no wait, but the loop learns of
+        # convergence a window late, and each iteration past it costs two launches (every 5)
+        self.path, self.solver = solver_for(kernels, self.device, params, check_every or 10, stats)
+        if check_every is None:
+            every = 5 if self.solver.fused else (10 if self.device.type == "cuda" else 1)
+            self.solver = replace(self.solver, check_every=every)
         self.fallback: str | None = None  # why the path is eager when it was not asked to be
 
     def fields_that_fit(self, height: int, width: int) -> int | None:
