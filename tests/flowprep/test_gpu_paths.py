@@ -7,6 +7,7 @@ must be set before Triton is imported."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -277,3 +278,24 @@ def test_a_fused_iteration_costs_at_most_3_launches(tmp_path):
     total = int(operations) + int(kernels)
     assert total / iterations <= 3, (operations, kernels, by_kernel)
     assert "'flow': 30" in by_kernel and "'dual': 30" in by_kernel and "'median': 3" in by_kernel
+
+
+# --- make check-gpu, its smoke form ---------------------------------------------------------------
+@pytest.mark.slow
+def test_check_gpu_runs_every_check(shared_data, tmp_path):
+    """benchmarks/check_gpu.py --smoke as a GPU node runs it: `python benchmarks/...` with PYTHONPATH=.
+    (here without CUDA: every check on the CPU, and it says so)."""
+    pytest.importorskip("triton", reason="Triton is not installed")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore", "FLOWPREP_SHARED_DATA": str(shared_data)}
+    env.pop("TRITON_INTERPRET", None)
+    result = subprocess.run([sys.executable, "benchmarks/check_gpu.py", "--smoke", "--out", str(tmp_path)],
+                            capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((tmp_path / "check_gpu.json").read_text())
+    device = "cuda:0" if torch.cuda.is_available() else "cpu"
+    checks = report["devices"][device]["checks"]
+    assert sorted(checks) == ["bandwidth", "flow", "kernels", "out_of_memory", "pipeline"]
+    assert all(c["ok"] for c in checks.values()) and checks["flow"]["path"] == "triton"
+    assert [p["batch"] for p in report["devices"][device]["backend"]] == [1, 2]
+    if device == "cpu":
+        assert "no GPU found" in result.stdout and "fields/s" in result.stdout
