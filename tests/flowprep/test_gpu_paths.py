@@ -262,7 +262,7 @@ state = {k: torch.randn(4, 12, 16) for k in ("u1", "u2", "i1wx", "i1wy", "rho_c"
 state.update({k: torch.zeros(4, 12, 16) for k in ("p11", "p12", "p21", "p22")})
 state["grad"] = state["i1wx"] ** 2 + state["i1wy"] ** 2
 params = TVL1Params(outer_iterations=3, inner_iterations=10, epsilon=0.0)  # no pair stops: 30 iterations
-solver = Solver(10, tvl1_kernels.fused_iteration, fused_median_step, fused=True)
+solver = Solver(5, tvl1_kernels.fused_iteration, fused_median_step, fused=True)
 with Operations():
     solve_warping(state, params, solver)
 kernels = sum(tvl1_kernels.LAUNCHES.values())
