@@ -30,25 +30,23 @@ CUDA = torch.cuda.is_available()
 if not CUDA:  # before anything imports Triton: its kernels then run on the CPU, interpreted
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import weakref  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import statistics
+import tempfile
+import time
+import weakref
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-from bench_gpu_flow import (BYTES_PER_PIXEL_ITERATION, Results, batch_of, copy_bandwidth,  # noqa: E402
-                            measure_backend, sync)
-from common import CLIPS, REPO, RESULTS_DIR, gray_frames, require_shared_data  # noqa: E402
+import numpy as np
+from bench_gpu_flow import BYTES_PER_PIXEL_ITERATION, Results, batch_of, copy_bandwidth, measure_backend, sync
+from common import CLIPS, REPO, RESULTS_DIR, gray_frames, require_shared_data
 
-from flowprep.extract.batched import FlowBatcher  # noqa: E402
-from flowprep.extract.config import ExtractConfig, ExtractRun  # noqa: E402
-from flowprep.extract.run import run_extract  # noqa: E402
-from flowprep.extract.tvl1_torch import (BYTES_PER_PIXEL, TorchTVL1, TVL1Params, inner_iteration,  # noqa: E402
-                                         median_filter)
-from flowprep.format.manifest import read_manifest  # noqa: E402
+from flowprep.extract.batched import FlowBatcher
+from flowprep.extract.config import ExtractConfig, ExtractRun
+from flowprep.extract.run import run_extract
+from flowprep.extract.tvl1_torch import BYTES_PER_PIXEL, TorchTVL1, TVL1Params, inner_iteration, median_filter
+from flowprep.format.manifest import read_manifest
 
 MANIFEST = REPO / "data_manifests" / "shared_clips.csv"
 
@@ -100,7 +98,7 @@ def check_kernels(device: str, shape: tuple[int, int, int]) -> dict:
     fused_iteration(fused, TVL1Params(), flags, 0.0)
     state_difference = max(float((eager[k] - fused[k]).abs().max()) for k in eager)
     error_difference = float(((error - flags.error[0]).abs() / error.clamp(min=1e-6)).max())
-    m1, m2 = median5(state["u1"], state["u2"], flags.active[0])
+    m1, _ = median5(state["u1"], state["u2"], flags.active[0])
     reference = median_filter(state["u1"], 5)
     median_difference = float((torch.where(active[:, None, None], reference, state["u1"]) - m1).abs().max())
     ok = state_difference < 1e-4 and error_difference < 1e-4 and median_difference == 0.0
@@ -162,7 +160,7 @@ def check_out_of_memory(device: str, first: np.ndarray, second: np.ndarray, para
     try:
         codes, _ = batcher.submit(a, b).result()
         done = len(codes) == batch
-    except Exception as exc:  # noqa: BLE001  a failure is the check's result
+    except Exception as exc:
         done, result["error"] = False, f"{type(exc).__name__}: {exc}"[:300]
     finally:
         batcher.close()
@@ -273,7 +271,7 @@ def main() -> int:
         t0 = time.perf_counter()
         try:
             checks[name] = fn(*fn_args)
-        except Exception as exc:  # noqa: BLE001  a check that breaks is reported, the others still run
+        except Exception as exc:
             checks[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]}
         checks[name]["seconds"] = time.perf_counter() - t0
         results.put(device, "checks", checks)
@@ -294,7 +292,7 @@ def main() -> int:
         try:
             point = measure_backend(device, kernels, batch, first, second, sizes.point_seconds) if sizes.params == \
                 TVL1Params() else _measure_small(device, batch, first, second, sizes.params)
-        except Exception as exc:  # noqa: BLE001  a batch that fails is a result too
+        except Exception as exc:
             point = {"kernels": kernels, "batch": batch, "error": f"{type(exc).__name__}: {exc}"[:300]}
             if CUDA:
                 torch.cuda.empty_cache()

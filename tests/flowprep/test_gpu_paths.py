@@ -20,8 +20,7 @@ import torch
 
 from flowprep.extract.batched import FlowBatcher, visible_device
 from flowprep.extract.flow_methods import FlowError
-from flowprep.extract.tvl1_torch import (TorchTVL1, TVL1Params, device_context, fields_for_memory,
-                                         is_compile_error)
+from flowprep.extract.tvl1_torch import TorchTVL1, TVL1Params, device_context, fields_for_memory, is_compile_error
 from tests.conftest import REPO
 from tests.support.videos import texture
 
@@ -78,7 +77,7 @@ def test_out_of_memory_retry_runs_after_the_failed_attempt_is_freed():
     batcher = FlowBatcher(backend, bound=20.0, mean_subtraction=True, max_fields=8, note=notes.append)
     first = np.stack([texture(24, 32, seed=i) for i in range(8)])
     second = np.stack([texture(24, 32, seed=i + 1) for i in range(8)])
-    codes, means = batcher.submit(first, second).result()
+    codes, _ = batcher.submit(first, second).result()
     batcher.close()
     assert codes.shape == (8, 2, 24, 32) and len(failed) == 8  # 8 fields failed, then 4, then 2 at a time
     assert alive_at_retry and max(alive_at_retry) == 0, alive_at_retry
@@ -221,6 +220,46 @@ print(int(out[0]))
 
 def test_element_offsets_are_64_bit(tmp_path):
     assert int(interpreted(tmp_path, OFFSETS)) == 1100 * 1080 * 1920 > 2**31
+
+
+# the interpreter runs what a GPU would reject (a scalar cast, a store under an `if`): compile the
+# kernels for a GPU (sm_90) with Triton's real compiler, which needs no GPU
+COMPILE_FOR_A_GPU = """
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from flowprep.extract import tvl1_kernels as k
+target = GPUTarget("cuda", 90, 32)
+def sig(kernel, types, constexprs):
+    names = kernel.arg_names
+    return ASTSource(fn=kernel, signature={n: ("constexpr" if n in constexprs else types[n]) for n in names}, constexprs={(names.index(n),): v for n, v in constexprs.items()})
+P = "*fp32"
+flow_types = {n: P for n in k._flow_kernel.arg_names}
+flow_types.update(active_ptr="*i8", error_ptr=P, height="i32", width="i32", l_t="fp32", theta="fp32", grad_eps="fp32", first_pair="i32")
+dual_types = {n: P for n in k._dual_kernel.arg_names}
+dual_types.update(active_ptr="*i8", next_active_ptr="*i8", iterations_ptr="*i32", height="i32", width="i32", taut="fp32", scaled_epsilon="fp32", first_pair="i32")
+med_types = {n: P for n in k._median5_kernel.arg_names}
+med_types.update(active_ptr="*i8", height="i32", width="i32", first_pair="i32")
+for kernel, types, block in ((k._flow_kernel, flow_types, 1024), (k._dual_kernel, dual_types, 1024), (k._median5_kernel, med_types, 256)):
+    src = sig(kernel, types, {"BLOCK": block})
+    c = triton.compile(src, target=target)
+    print(kernel.fn.__name__, "compiled:", len(c.asm["cubin"]), "bytes cubin;", "n_regs", getattr(c, "n_regs", None), "shared", c.metadata.shared)
+"""
+
+
+def test_the_kernels_compile_for_a_gpu(tmp_path):
+    pytest.importorskip("triton.backends.compiler", reason="Triton without its compiler API")
+    path = tmp_path / "aot.py"
+    path.write_text(COMPILE_FOR_A_GPU)
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, cwd=REPO, env=env,
+                            timeout=300, check=False)
+    if "ptxas" in result.stderr and result.returncode:  # a Triton wheel without its CUDA tools
+        pytest.skip("Triton's ptxas is not available here")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["_flow_kernel", "_dual_kernel",
+                                                                        "_median5_kernel"]
 
 
 # --- 5. the compile path's fallback fires ----------------------------------------------------------
