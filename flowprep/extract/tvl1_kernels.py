@@ -353,3 +353,117 @@ def median5(u1: torch.Tensor, u2: torch.Tensor, active: torch.Tensor) -> tuple[t
     out1, out2 = torch.empty_like(u1), torch.empty_like(u2)
     _launch(_median5_kernel, "median", n, height * width, MEDIAN_BLOCK, u1, out1, u2, out2, active, height, width)
     return out1, out2
+
+
+# --- the coarse levels: a whole warping in one launch ---------------------------------------------
+COARSE_AREA = 64 * 80  # levels of at most this many pixels (the four coarsest at 340x256) run this way
+COARSE_BLOCK = 1024
+
+
+@triton.jit(do_not_specialize=["height", "width", "outer", "inner", "first_pair"])
+def _coarse_warping_kernel(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, i1wx_ptr, i1wy_ptr, grad_ptr, rho_ptr,
+                           m1_ptr, m2_ptr, iterations_ptr, height, width, l_t, theta, grad_eps, taut, scaled_epsilon,
+                           outer, inner, first_pair, MEDIAN: tl.constexpr, BLOCK: tl.constexpr):
+    """Every outer and inner iteration of one warping of one pair, in one program: the pair's
+    level is small enough to walk in a few blocks, and a barrier between the passes stands for
+    the launches that separate the kernels above (what a pass writes, the next reads from the
+    neighbours). The same arithmetic as _flow_kernel, _dual_kernel and _median5_kernel."""
+    pair = tl.program_id(0) + first_pair
+    area = height.to(tl.int64) * width
+    base = pair.to(tl.int64) * area
+    chunks = tl.cdiv(height * width, BLOCK)
+    live = tl.full((), 1, tl.int32)
+    count = tl.full((), 0, tl.int32)
+    for _o in range(outer):
+        if live != 0:
+            if MEDIAN:
+                for c in range(chunks):
+                    offs = c * BLOCK + tl.arange(0, BLOCK)
+                    inside = offs < area
+                    x = offs % width
+                    y = offs // width
+                    tl.store(m1_ptr + base + offs, _median25(u1_ptr, base, x, y, height, width, inside), mask=inside)
+                    tl.store(m2_ptr + base + offs, _median25(u2_ptr, base, x, y, height, width, inside), mask=inside)
+                tl.debug_barrier()
+                for c in range(chunks):
+                    offs = c * BLOCK + tl.arange(0, BLOCK)
+                    inside = offs < area
+                    tl.store(u1_ptr + base + offs, tl.load(m1_ptr + base + offs, mask=inside), mask=inside)
+                    tl.store(u2_ptr + base + offs, tl.load(m2_ptr + base + offs, mask=inside), mask=inside)
+                tl.debug_barrier()
+        for _i in range(inner):
+            if live != 0:
+                error = tl.full((), 0.0, tl.float32)
+                for c in range(chunks):
+                    offs = c * BLOCK + tl.arange(0, BLOCK)
+                    mask = offs < area
+                    x = offs % width
+                    y = offs // width
+                    at = base + offs
+                    left = mask & (x > 0)
+                    up = mask & (y > 0)
+                    u1 = tl.load(u1_ptr + at, mask=mask, other=0.0)
+                    u2 = tl.load(u2_ptr + at, mask=mask, other=0.0)
+                    gx = tl.load(i1wx_ptr + at, mask=mask, other=0.0)
+                    gy = tl.load(i1wy_ptr + at, mask=mask, other=0.0)
+                    grad = tl.load(grad_ptr + at, mask=mask, other=0.0)
+                    rho = tl.load(rho_ptr + at, mask=mask, other=0.0) + gx * u1 + gy * u2
+                    f = tl.where(grad > grad_eps, -rho / grad, 0.0)
+                    f = tl.where(rho < -l_t * grad, l_t, f)
+                    f = tl.where(rho > l_t * grad, -l_t, f)
+                    div1 = (tl.load(p11_ptr + at, mask=mask, other=0.0) - tl.load(p11_ptr + at - 1, mask=left, other=0.0)
+                            + tl.load(p12_ptr + at, mask=mask, other=0.0)
+                            - tl.load(p12_ptr + at - width, mask=up, other=0.0))
+                    div2 = (tl.load(p21_ptr + at, mask=mask, other=0.0) - tl.load(p21_ptr + at - 1, mask=left, other=0.0)
+                            + tl.load(p22_ptr + at, mask=mask, other=0.0)
+                            - tl.load(p22_ptr + at - width, mask=up, other=0.0))
+                    n1 = u1 + f * gx + theta * div1
+                    n2 = u2 + f * gy + theta * div2
+                    tl.store(u1_ptr + at, n1, mask=mask)
+                    tl.store(u2_ptr + at, n2, mask=mask)
+                    error += tl.sum(tl.where(mask, (n1 - u1) * (n1 - u1) + (n2 - u2) * (n2 - u2), 0.0), axis=0)
+                tl.debug_barrier()
+                for c in range(chunks):
+                    offs = c * BLOCK + tl.arange(0, BLOCK)
+                    mask = offs < area
+                    x = offs % width
+                    y = offs // width
+                    at = base + offs
+                    right = mask & (x < width - 1)
+                    down = mask & (y < height - 1)
+                    u1 = tl.load(u1_ptr + at, mask=mask, other=0.0)
+                    u2 = tl.load(u2_ptr + at, mask=mask, other=0.0)
+                    u1x = tl.where(right, tl.load(u1_ptr + at + 1, mask=right, other=0.0) - u1, 0.0)
+                    u1y = tl.where(down, tl.load(u1_ptr + at + width, mask=down, other=0.0) - u1, 0.0)
+                    u2x = tl.where(right, tl.load(u2_ptr + at + 1, mask=right, other=0.0) - u2, 0.0)
+                    u2y = tl.where(down, tl.load(u2_ptr + at + width, mask=down, other=0.0) - u2, 0.0)
+                    n1 = 1.0 + taut * tl.sqrt(u1x * u1x + u1y * u1y)
+                    n2 = 1.0 + taut * tl.sqrt(u2x * u2x + u2y * u2y)
+                    tl.store(p11_ptr + at, (tl.load(p11_ptr + at, mask=mask, other=0.0) + taut * u1x) / n1, mask=mask)
+                    tl.store(p12_ptr + at, (tl.load(p12_ptr + at, mask=mask, other=0.0) + taut * u1y) / n1, mask=mask)
+                    tl.store(p21_ptr + at, (tl.load(p21_ptr + at, mask=mask, other=0.0) + taut * u2x) / n2, mask=mask)
+                    tl.store(p22_ptr + at, (tl.load(p22_ptr + at, mask=mask, other=0.0) + taut * u2y) / n2, mask=mask)
+                tl.debug_barrier()
+                count += 1
+                live = (error > scaled_epsilon).to(tl.int32)
+    tl.store(iterations_ptr + pair, tl.load(iterations_ptr + pair) + count)
+
+
+def coarse_warping(state: dict[str, torch.Tensor], params, iterations: torch.Tensor, scaled_epsilon: float) -> None:
+    """A whole warping of every pair of a coarse level (at most COARSE_AREA pixels), in place on
+    `state`, in one launch (a pair a program); each pair's iterations are added to `iterations`."""
+    u1 = state["u1"]
+    n, height, width = u1.shape
+    median = params.median_filtering == 5
+    m1, m2 = (torch.empty_like(u1), torch.empty_like(u1)) if median else (u1, u1)
+    for first in range(0, n, GRID_X_MAX):
+        LAUNCHES["coarse"] += 1
+        _LAUNCHING[0] = True
+        try:
+            _coarse_warping_kernel[(min(GRID_X_MAX, n - first),)](
+                u1, state["u2"], state["p11"], state["p12"], state["p21"], state["p22"], state["i1wx"], state["i1wy"],
+                state["grad"], state["rho_c"], m1, m2, iterations, height, width, params.lam * params.theta,
+                params.theta, torch.finfo(torch.float32).eps, params.tau / params.theta, scaled_epsilon,
+                params.outer_iterations, params.inner_iterations, first, MEDIAN=median, BLOCK=COARSE_BLOCK)
+        finally:
+            _LAUNCHING[0] = False

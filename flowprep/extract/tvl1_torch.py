@@ -221,6 +221,9 @@ class Solver:
     # loop ran, whatever the batch, which is what a launch-bound device pays)
     stats: dict | None = None
     fused: bool = False
+    # with `fused`: a level of at most tvl1_kernels.COARSE_AREA pixels runs each warping in one
+    # launch (a pair a program), not two launches an iteration
+    coarse: bool = False
 
 
 def solve_warping(state: dict[str, torch.Tensor], params: TVL1Params, solver: Solver) -> None:
@@ -294,11 +297,18 @@ def _solve_fused(state: dict[str, torch.Tensor], params: TVL1Params, solver: Sol
     """All pairs stay in the batch (no compaction: a stopped pair's programs return at once), the
     flags on the device (tvl1_kernels.PairFlags); two launches an iteration, a copy of the flags
     to the host every `check_every`, the median's launch every outer iteration."""
-    from flowprep.extract.tvl1_kernels import PairFlags
+    from flowprep.extract.tvl1_kernels import COARSE_AREA, PairFlags, coarse_warping
 
     u1 = state["u1"]
     n, height, width = u1.shape
     area, level = height * width, (height, width)
+    if solver.coarse and area <= COARSE_AREA and params.median_filtering in (1, 5):
+        iterations = torch.zeros(n, dtype=torch.int32, device=u1.device)
+        coarse_warping(state, params, iterations, params.epsilon * params.epsilon * area)
+        if solver.stats is not None:
+            _count(solver, level, "pixel_iterations", iterations.sum() * area)
+            _count(solver, level, "sequential_iterations", int(iterations.max()))  # (a wait: counting only)
+        return
     flags = PairFlags(n, u1.device)
     watch = ConvergenceWatch(u1.device)
     scaled_epsilon = params.epsilon * params.epsilon * area
@@ -484,7 +494,7 @@ def solver_for(kernels: str, device: torch.device, params: TVL1Params, check_eve
     except ImportError as exc:
         log.warning("tvl1-torch: Triton is not available (%s); running PyTorch operations", exc)
         return "eager", eager
-    return "triton", Solver(check_every, fused_iteration, fused_median_step, stats, fused=True)
+    return "triton", Solver(check_every, fused_iteration, fused_median_step, stats, fused=True, coarse=True)
 
 
 BYTES_PER_PIXEL = 160  # device memory a field's pixel needs at the peak, with a margin (check_gpu measures it)

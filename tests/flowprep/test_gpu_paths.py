@@ -240,8 +240,13 @@ dual_types = {n: P for n in k._dual_kernel.arg_names}
 dual_types.update(active_ptr="*i8", next_active_ptr="*i8", iterations_ptr="*i32", height="i32", width="i32", taut="fp32", scaled_epsilon="fp32", first_pair="i32")
 med_types = {n: P for n in k._median5_kernel.arg_names}
 med_types.update(active_ptr="*i8", height="i32", width="i32", first_pair="i32")
-for kernel, types, block in ((k._flow_kernel, flow_types, 1024), (k._dual_kernel, dual_types, 1024), (k._median5_kernel, med_types, 256)):
-    src = sig(kernel, types, {"BLOCK": block})
+coarse_types = {n: P for n in k._coarse_warping_kernel.arg_names}
+coarse_types.update(iterations_ptr="*i32", height="i32", width="i32", l_t="fp32", theta="fp32", grad_eps="fp32",
+                    taut="fp32", scaled_epsilon="fp32", outer="i32", inner="i32", first_pair="i32")
+for kernel, types, constexprs in ((k._flow_kernel, flow_types, {"BLOCK": 1024}), (k._dual_kernel, dual_types, {"BLOCK": 1024}),
+                                  (k._median5_kernel, med_types, {"BLOCK": 256}),
+                                  (k._coarse_warping_kernel, coarse_types, {"MEDIAN": True, "BLOCK": 1024})):
+    src = sig(kernel, types, constexprs)
     c = triton.compile(src, target=target)
     print(kernel.fn.__name__, "compiled:", len(c.asm["cubin"]), "bytes cubin;", "n_regs", getattr(c, "n_regs", None), "shared", c.metadata.shared)
 """
@@ -259,7 +264,7 @@ def test_the_kernels_compile_for_a_gpu(tmp_path):
         pytest.skip("Triton's ptxas is not available here")
     assert result.returncode == 0, result.stderr[-3000:]
     assert [line.split()[0] for line in result.stdout.splitlines()] == ["_flow_kernel", "_dual_kernel",
-                                                                        "_median5_kernel"]
+                                                                        "_median5_kernel", "_coarse_warping_kernel"]
 
 
 # --- 5. the compile path's fallback fires ----------------------------------------------------------
@@ -338,3 +343,28 @@ def test_check_gpu_runs_every_check(shared_data, tmp_path):
     assert [p["batch"] for p in report["devices"][device]["backend"]] == [1, 2]
     if device == "cpu":
         assert "no GPU found" in result.stdout and "fields/s" in result.stdout
+
+
+COARSE = """
+import cv2
+import numpy as np
+from flowprep.extract import tvl1_kernels
+from flowprep.extract.tvl1_torch import TorchTVL1, TVL1Params
+from tests.support.videos import moving_square_frames
+
+frames = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in moving_square_frames(4, 40, 32, 10, velocity=(2, 1))]
+a, b = np.stack(frames[:3]), np.stack(frames[1:])
+params = TVL1Params(nscales=2, warps=2, outer_iterations=3, inner_iterations=10)  # levels 40x32 and 28x22
+eager = TorchTVL1(params, kernels="eager").flow(a, b)
+backend = TorchTVL1(params, kernels="triton")
+assert backend.solver.coarse
+fused = backend.flow(a, b)
+print(float(np.abs(fused - eager).max()), dict(tvl1_kernels.LAUNCHES))
+"""
+
+
+def test_coarse_levels_run_a_warping_in_one_launch(tmp_path):
+    """Levels of at most 64x80 pixels: each warping of every pair in one launch, the same flow."""
+    difference, launches = interpreted(tmp_path, COARSE).strip().split(" ", 1)
+    assert float(difference) < 1e-3, difference
+    assert launches == "{'coarse': 4}", launches  # 2 levels x 2 warpings, no per-iteration launch
