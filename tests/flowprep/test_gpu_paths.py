@@ -34,7 +34,8 @@ def interpreted(tmp_path, script: str) -> str:
     path.write_text(script)
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONWARNINGS": "ignore",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+                            check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -108,8 +109,8 @@ def test_the_first_batch_is_sized_from_free_device_memory():
     frames = np.stack([texture(24, 32, seed=i) for i in range(9)])
     batcher.submit(frames[:8], frames[1:]).result()
     batcher.close()
-    assert backend.batches == [3, 3, 2] and notes == ["free device memory holds about 3 flow fields of 32x24; "
-                                                      "batches of at most 3"]
+    assert backend.batches == [3, 3, 2]
+    assert notes == ["free device memory holds about 3 flow fields of 32x24; batches of at most 3"]
 
 
 # --- 3. the fallback: only kernels that cannot be built, and never an update applied twice -----------
@@ -337,7 +338,7 @@ def test_check_gpu_runs_every_check(shared_data, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore", "FLOWPREP_SHARED_DATA": str(shared_data)}
     env.pop("TRITON_INTERPRET", None)
     result = subprocess.run([sys.executable, "benchmarks/check_gpu.py", "--smoke", "--out", str(tmp_path)],
-                            capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+                            capture_output=True, text=True, cwd=REPO, env=env, timeout=300, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((tmp_path / "check_gpu.json").read_text())
     device = "cuda:0" if torch.cuda.is_available() else "cpu"
