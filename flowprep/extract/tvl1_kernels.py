@@ -375,7 +375,7 @@ def _coarse_warping_kernel(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, i
     live = tl.full((), 1, tl.int32)
     count = tl.full((), 0, tl.int32)
     for _o in range(outer):
-        if live != 0:
+        if live != 0:  # noqa: SIM102  (the inner `if` is on a constexpr: compiled away)
             if MEDIAN:
                 for c in range(chunks):
                     offs = c * BLOCK + tl.arange(0, BLOCK)
