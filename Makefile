@@ -92,7 +92,7 @@ DEMO3D_EPOCHS ?= 20
 DEMO3D_EVAL := --clips 3 --loader-workers 1 --threads 2
 
 .PHONY: install test demo demo-3d extract-flow train evaluate fuse-features fuse manifests clean \
-	bench-extract bench-codecs bench-flow-params bench-train bench-gpu-flow bench-scale bench-reliability readme-figures
+	bench-extract bench-codecs bench-flow-params bench-train bench-gpu-flow check-gpu bench-scale bench-reliability readme-figures
 
 install: $(STAMP)
 
@@ -206,9 +206,18 @@ bench-scale: $(STAMP)
 bench-reliability: $(STAMP)
 	$(PY) benchmarks/bench_reliability.py
 
-# tvl1-torch on the CPU and on every GPU found (docs/gpu_flow.md)
-bench-gpu-flow: $(STAMP)
-	$(PY) benchmarks/bench_gpu_flow.py
+# The GPU targets install nothing: a GPU node often has no internet and its own torch and Triton.
+# They run the checkout with the venv's Python where there is one, else GPU_PYTHON (python3), and
+# PYTHONPATH=. (the same as `PYTHONPATH=. python benchmarks/check_gpu.py` by hand).
+GPU_PYTHON ?= $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+
+# tvl1-torch on the CPU and on every GPU found, the long sweep (docs/gpu_flow.md)
+bench-gpu-flow:
+	PYTHONPATH=. $(GPU_PYTHON) benchmarks/bench_gpu_flow.py
+
+# one GPU machine checked end to end in under 10 minutes; without CUDA, every check on the CPU
+check-gpu:
+	PYTHONPATH=. $(GPU_PYTHON) benchmarks/check_gpu.py $(CHECK_GPU_ARGS)
 
 readme-figures: $(STAMP)
 	$(PY) benchmarks/render_readme.py

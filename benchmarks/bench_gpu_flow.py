@@ -1,7 +1,9 @@
 """tvl1-torch's speed: on the CPU and on every GPU it finds, in one run.
 
-    make bench-gpu-flow
-    python benchmarks/bench_gpu_flow.py --batches 64,256,1024 --kernels triton,eager --seconds 300
+    make bench-gpu-flow        # or, with no install (a GPU node): PYTHONPATH=. python benchmarks/bench_gpu_flow.py
+    python benchmarks/bench_gpu_flow.py --batches 64,256,1024 --kernels triton,eager --point-seconds 30
+
+(`make check-gpu`, benchmarks/check_gpu.py, is the short check of a GPU machine; this is the sweep.)
 
 For each device: tvl1-torch flow fields per second at 340x256 against the batch size, for each
 way of running the inner iteration (`triton`: the fused kernels; `compile`: torch.compile of the
@@ -30,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -89,15 +92,18 @@ def sync(device: str) -> None:
 
 def measure_backend(device: str, kernels: str, fields: int, first: np.ndarray, second: np.ndarray,
                     point_seconds: float) -> dict:
-    """fields/s of the backend's codes (flow, mean subtraction, quantisation, copy back)."""
+    """fields/s of the backend's codes (flow, mean subtraction, quantisation, copy back), the way
+    it really ran (`path`: a kernel that fell back is reported as the eager run it was), and what
+    the iterations cost, counted on the untimed first batch (the counters add work)."""
     stats: dict = {}
     backend = TorchTVL1(TVL1Params(), device, kernels=kernels, stats=stats)
     a, b = batch_of(first, second, fields)
     started = time.perf_counter()
-    backend.codes(a, b, 20.0, True)  # untimed: compilation, allocator warm-up
+    backend.codes(a, b, 20.0, True)  # untimed: compilation, allocator warm-up, the counters
     sync(device)
     warm_seconds = time.perf_counter() - started
-    stats.clear()
+    counted = backend.solver.stats
+    backend.solver = replace(backend.solver, stats=None)
     times = []
     deadline = time.perf_counter() + point_seconds
     while len(times) < 3 and (not times or time.perf_counter() < deadline):
@@ -105,13 +111,27 @@ def measure_backend(device: str, kernels: str, fields: int, first: np.ndarray, s
         backend.codes(a, b, 20.0, True)
         sync(device)
         times.append(time.perf_counter() - t0)
-    area = SIZE[0] * SIZE[1]
-    iterations = float(stats["pixel_iterations"]) / (len(times) * fields * area)
-    median = float(stats.get("median_pixels", 0)) / (len(times) * fields * area)
     seconds = statistics.median(times)
-    return {"kernels": kernels, "batch": fields, "fields_per_s": fields / seconds, "batches_timed": len(times),
-            "first_batch_s": warm_seconds, "iterations_per_field": iterations, "median_filters_per_field": median,
-            "bytes_per_field": iterations * area * BYTES_PER_PIXEL_ITERATION}
+    area = a.shape[1] * a.shape[2]
+    return {"kernels": kernels, "path": backend.path, "fallback": backend.fallback, "batch": fields,
+            "fields_per_s": fields / seconds, "batches_timed": len(times), "first_batch_s": warm_seconds,
+            **iteration_costs(counted, fields, area)}
+
+
+def iteration_costs(stats: dict, fields: int, area: int) -> dict:
+    """Full-resolution-equivalent iterations and median filters a field, the bytes they move, and
+    by pyramid level (finest first) the share of those bytes and of the sequential iterations
+    (the loop's iterations whatever the batch: what a launch-bound device pays)."""
+    iterations = float(stats["pixel_iterations"]) / (fields * area)
+    levels = sorted(stats.get("levels", {}).items(), key=lambda kv: -kv[0][0] * kv[0][1])
+    total_pixels = sum(float(v["pixel_iterations"]) for _, v in levels) or 1.0
+    total_sequential = sum(int(v["sequential_iterations"]) for _, v in levels) or 1
+    return {"iterations_per_field": iterations,
+            "median_filters_per_field": float(stats.get("median_pixels", 0)) / (fields * area),
+            "bytes_per_field": iterations * area * BYTES_PER_PIXEL_ITERATION,
+            "levels": [{"size": f"{w}x{h}", "bytes_share": float(v["pixel_iterations"]) / total_pixels,
+                        "sequential_iterations_share": int(v["sequential_iterations"]) / total_sequential,
+                        "sequential_iterations": int(v["sequential_iterations"])} for (h, w), v in levels]}
 
 
 def measure_stopping(device: str, first: np.ndarray, second: np.ndarray, fields: int) -> list[dict]:
@@ -255,13 +275,16 @@ def main() -> None:
                       for b in args.cpu_batches.split(",")]
         results.put("cpu", "backend", cpu_points)
         print(json.dumps(cpu_points), flush=True)
-        pairs = min(len(first), 4 * cores)
-        one = opencv_rate(first[:4], second[:4], 1)
-        every = opencv_rate(first[:pairs], second[:pairs], cores)
-        torch_rate = max(p["fields_per_s"] for p in cpu_points)
-        results.put("cpu", "opencv", {"one_thread_fields_per_s": one, "all_cores_fields_per_s": every, "cores": cores,
-                                      "torch_per_core_over_opencv_per_core": torch_rate / one})
-        print(json.dumps(results.data["devices"]["cpu"]["opencv"]), flush=True)
+        if hasattr(cv2, "optflow"):
+            pairs = min(len(first), 4 * cores)
+            one = opencv_rate(first[:4], second[:4], 1)
+            every = opencv_rate(first[:pairs], second[:pairs], cores)
+            torch_rate = max(p["fields_per_s"] for p in cpu_points)
+            results.put("cpu", "opencv", {"one_thread_fields_per_s": one, "all_cores_fields_per_s": every,
+                                          "cores": cores, "torch_per_core_over_opencv_per_core": torch_rate / one})
+            print(json.dumps(results.data["devices"]["cpu"]["opencv"]), flush=True)
+        else:  # opencv-python without contrib (a GPU machine's own OpenCV): no cv2.optflow
+            print("OpenCV here has no contrib modules (cv2.optflow): OpenCV's tvl1 not measured", flush=True)
         results.put("cpu", "stopping", measure_stopping("cpu", first, second, 4))
         print(json.dumps(results.data["devices"]["cpu"]["stopping"]), flush=True)
         torch.set_num_threads(cores)

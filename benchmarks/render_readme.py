@@ -104,8 +104,16 @@ def train_models(data: dict) -> str:
               f"footprint included)." + _source(data, "make bench-train"))
 
 
+def _path(point: dict) -> str:
+    """The way the iteration really ran: a kernel asked for that fell back is not reported as itself."""
+    path = point.get("path", point["kernels"])
+    return path if path == point["kernels"] or point["kernels"] == "auto" else f"{path} (asked: {point['kernels']})"
+
+
 def gpu_flow(data: dict) -> str:
-    """tvl1-torch's rates by device and batch, the pipeline against the backend, OpenCV on the CPU."""
+    """tvl1-torch's rates by device and batch, the checks of make check-gpu, where the iterations'
+    bytes and sequential iterations fall by pyramid level, the pipeline against the backend,
+    OpenCV on the CPU."""
     rows = []
     for device, d in data["devices"].items():
         name = f"{device} ({d['model']})" if "model" in d else device
@@ -113,13 +121,33 @@ def gpu_flow(data: dict) -> str:
             if "error" in point:
                 rows.append([name, point["kernels"], point["batch"], f"failed: {point['error'][:60]}", "", "", ""])
                 continue
-            share = f"{point['bandwidth_share']:.0%}" if "bandwidth_share" in point else "n/a"
-            rows.append([name, point["kernels"], point["batch"], _rate(point["fields_per_s"]),
-                         f"{point['iterations_per_field']:.0f}", f"{point['bytes_per_field'] / 1e9:.2f}", share])
-    table = _table(["device", "iteration", "batch (fields)", "fields/s", "full-resolution iterations a field",
+            share = f"{point['bandwidth_share']:.0%}" if point.get("bandwidth_share") == point.get("bandwidth_share") \
+                and "bandwidth_share" in point else "n/a"
+            rows.append([name, _path(point), point["batch"], _rate(point["fields_per_s"]),
+                         f"{point['iterations_per_field']:.0f}" if "iterations_per_field" in point else "",
+                         f"{point['bytes_per_field'] / 1e9:.2f}" if "bytes_per_field" in point else "", share])
+    table = _table(["device", "iteration (as it ran)", "batch (fields)", "fields/s", "full-resolution iterations a field",
                     "GB moved a field", "of the bandwidth limit"], rows)
     notes = []
     for device, d in data["devices"].items():
+        if "checks" in d:
+            c = d["checks"]
+            verdicts = ", ".join(f"{k} {'ok' if v.get('ok') else '**failed**'}" for k, v in c.items())
+            line = f"`make check-gpu` on {device} ({d.get('model', 'CPU')}, {d.get('date', data.get('date'))}): {verdicts}"
+            if "flow" in c and "mean_endpoint_difference" in c["flow"]:
+                line += f"; flow against the CPU's {c['flow']['mean_endpoint_difference']:.4f} px on real pairs, path {c['flow']['path']}"
+            if c.get("bandwidth", {}).get("share_of_copy"):
+                b = c["bandwidth"]
+                line += f"; fused iteration {b['gb_s']:.0f} GB/s, {b['share_of_copy']:.0%} of a copy's {b['copy_gb_s']:.0f} GB/s"
+            notes.append(line + ".")
+        levels = next((p["levels"] for p in d.get("backend", []) if p.get("levels")), None)
+        if levels:
+            finest, coarse = levels[0], levels[-4:]
+            notes.append(f"Where the iterations are on {device} (counted): the finest level ({finest['size']}) carries "
+                         f"{finest['bytes_share']:.0%} of the bytes and {finest['sequential_iterations_share']:.0%} of "
+                         f"the sequential iterations; the 4 coarsest carry "
+                         f"{sum(lv['bytes_share'] for lv in coarse):.1%} of the bytes and "
+                         f"{sum(lv['sequential_iterations_share'] for lv in coarse):.0%} of the sequential iterations.")
         if "pipeline" in d:
             pl = d["pipeline"]
             notes.append(f"Pipeline on {device} (`flowprep extract --flow tvl1-torch --device {device}`, {pl['videos']} "
@@ -137,8 +165,8 @@ def gpu_flow(data: dict) -> str:
                          f"fields/s on 1 thread, {_rate(o['all_cores_fields_per_s'])} on all {o['cores']} cores; "
                          f"tvl1-torch per core is **{o['torch_per_core_over_opencv_per_core']:.2f}x** OpenCV's per core.")
     if not any(device.startswith("cuda") for device in data["devices"]):
-        notes.append("No GPU was at hand for this run: **the GPU figures are still to be measured.** "
-                     "`make bench-gpu-flow` runs unchanged on a machine with CUDA and adds them.")
+        notes.append("No GPU was at hand for this run: **the GPU figures are still to be measured.** `make check-gpu` "
+                     "(or `PYTHONPATH=. python benchmarks/check_gpu.py`, no install) on a machine with CUDA adds them.")
     return table + "\n\n" + "\n\n".join(notes) + _source(data, "make bench-gpu-flow")
 
 

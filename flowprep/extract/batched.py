@@ -10,16 +10,22 @@ with the GIL released, and the batcher gets the frames without copying them betw
 A job keeps two windows in flight, so it decodes the next window while the device computes this
 one; windows are sized so that the threads' windows fill a batch twice over.
 
-A CUDA out-of-memory error halves the batch (logged once) and the batch is computed in halves:
-no video is lost. Several devices (`--device cuda:0,cuda:1`) run one such process each, spawned,
-taking videos from one queue; the main process packs their staging files as it does for worker
-processes, so resume, failures, the lock, progress and the summary are the same on every path.
+The first batch of a frame size holds what the device's free memory holds (at most `batch`); a
+CUDA out-of-memory error halves the batch (logged once) and the batch is computed in halves, each
+after the failed attempt's memory is freed: no video is lost. Several devices (`--device
+cuda:0,cuda:1`) run one such process each, spawned, each seeing only its own GPU (no process
+opens a context on another's), taking videos from one queue; the main process packs their
+staging files as it does for worker processes, so resume, failures, the lock, progress and the
+summary are the same on every path. Warnings of a device process (a kernel that fell back)
+reach the main process's output, and the summary says which way each device ran the flow.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import multiprocessing
+import os
 import queue
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -61,6 +67,7 @@ class FlowBatcher:
         self.note, self.release = note, release
         self.batches = 0
         self.fields = 0
+        self._fitted: set[tuple[int, ...]] = set()
         self._queue: list[_Request] = []
         self._cond = threading.Condition()
         self._closed = False
@@ -127,30 +134,58 @@ class FlowBatcher:
                 start = end
 
     def _codes(self, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The backend's codes of a batch; out of device memory, the batch in halves (and every
-        later batch at most half as large)."""
-        if len(first) > self.max_fields:  # taken before the maximum was halved
-            return self._halves(first, second)
+        """The backend's codes of a batch, in parts of at most `max_fields`; out of device memory,
+        the part is halved (and so is every later batch) and tried again."""
+        self._fit(first.shape[1:])
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        start = 0
+        while start < len(first):
+            size = min(self.max_fields, len(first) - start)
+            result = self._attempt(first[start:start + size], second[start:start + size])
+            if result is None:
+                # out of memory, and out of the `except`: the failed attempt's tensors are gone
+                # (its traceback held them), so the halves get the memory it had
+                gc.collect()
+                self.release()
+                if size == 1:
+                    raise FlowError(f"out of device memory for a single flow field of {first.shape[2]}x{first.shape[1]}")
+                half = size // 2
+                if half < self.max_fields:
+                    self.max_fields = half
+                    self.note(f"device out of memory for a batch of {size} flow fields; "
+                              f"batches of at most {half} from now on")
+                continue
+            parts.append(result)
+            start += size
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _attempt(self, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The codes, or None when the device ran out of memory."""
         try:
             return self.backend.codes(first, second, self.bound, self.mean_subtraction)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  any other error fails the batch's videos
             if not is_out_of_memory(exc):
                 raise
-            self.release()
-            if len(first) == 1:
-                raise FlowError(f"out of device memory for a single flow field of {first.shape[2]}x{first.shape[1]}") from None
-            half = len(first) // 2
-            if half < self.max_fields:
-                self.max_fields = half
-                self.note(f"device out of memory for a batch of {len(first)} flow fields; "
-                          f"batches of at most {half} from now on")
-            return self._halves(first, second)
+        return None
 
-    def _halves(self, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        half = len(first) // 2
-        a = self._codes(first[:half], second[:half])
-        b = self._codes(first[half:], second[half:])
-        return np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]])
+    def _fit(self, size: tuple[int, ...]) -> None:
+        """At the first batch of a frame size: at most what the device's free memory holds."""
+        if size in self._fitted:
+            return
+        self._fitted.add(size)
+        fit = getattr(self.backend, "fields_that_fit", None)
+        fields = fit(int(size[0]), int(size[1])) if fit is not None else None
+        if fields is not None and fields < self.max_fields:
+            self.max_fields = fields
+            self.note(f"free device memory holds about {fields} flow fields of {size[1]}x{size[0]}; "
+                      f"batches of at most {fields}")
+
+    @property
+    def path(self) -> str:
+        """How the backend runs the flow (tvl1-torch: "triton", "compile" or "eager")."""
+        return str(getattr(self.backend, "path", type(self.backend).__name__))
 
     def cancel(self) -> None:
         """Fail every queued window and refuse new ones (an interrupted run): the jobs end soon."""
@@ -169,11 +204,11 @@ def window_pairs(max_fields: int, workers: int) -> int:
 
 def device_outcomes(jobs: Iterable[tuple[ManifestEntry, Path]], config_json: str, staging_dir: Path, device: str,
                     workers: int, max_fields: int, note: Callable[[str], None] = log.info,
-                    backend: BatchFlow | None = None) -> Iterator[VideoOutcome]:
+                    backend: BatchFlow | None = None, paths: dict[str, str] | None = None) -> Iterator[VideoOutcome]:
     """Run the video jobs on `workers` threads with their flow batched on `device`; yield each
     outcome as its video finishes. At most 2 x workers jobs are started ahead, so `jobs` may be
     a queue that other devices take from too. `backend` replaces the config's backend (a test
-    injects faults through it)."""
+    injects faults through it); `paths[device]` gets the way the flow ran, at the end."""
     import cv2
 
     cv2.setNumThreads(1)
@@ -201,6 +236,8 @@ def device_outcomes(jobs: Iterable[tuple[ManifestEntry, Path]], config_json: str
         raise
     pool.shutdown()
     batcher.close()
+    if paths is not None:
+        paths[device] = batcher.path
 
 
 def _release_for(device: str) -> Callable[[], None]:
@@ -214,12 +251,43 @@ def _release_for(device: str) -> Callable[[], None]:
 
 # --- several devices ------------------------------------------------------------------------------
 _DONE = "done"
+_PATH = "path"
+
+
+def visible_device(device: str, inherited: str | None) -> tuple[str | None, str]:
+    """A device process's CUDA_VISIBLE_DEVICES and its name for its GPU there: only its own GPU
+    is visible (as cuda:0), so nothing in it can open a context on another GPU. `inherited` is
+    the main process's CUDA_VISIBLE_DEVICES (None: all visible); (None, device) for the CPU."""
+    if not device.startswith("cuda"):
+        return None, device
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if inherited is None:
+        return str(index), "cuda:0"
+    visible = [v.strip() for v in inherited.split(",") if v.strip()]
+    if index >= len(visible):
+        raise FlowError(f"device {device} asked for, but CUDA_VISIBLE_DEVICES={inherited!r} shows {len(visible)}")
+    return visible[index], "cuda:0"
+
+
+class _Forward(logging.Handler):
+    """Sends a device process's warnings to the main process, which prints them."""
+
+    def __init__(self, send: Callable[[str], None]) -> None:
+        super().__init__(logging.WARNING)
+        self.send = send
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.send(f"{record.levelname.lower()}: {record.getMessage()}")
 
 
 def _device_process(number: int, device: str, tasks, results, config_json: str, staging_dir: Path, workers: int,
                     max_fields: int) -> None:
     """Device `number`'s process: take videos from `tasks` until its end marker, put each outcome
-    in `results`, and finally (number, _DONE)."""
+    in `results`, then (number, _PATH, how the flow ran) and finally (number, _DONE)."""
+    visible, local = visible_device(device, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    if visible is not None:  # before anything initialises CUDA in this process
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible
+
     def jobs() -> Iterator[tuple[ManifestEntry, Path]]:
         while (item := tasks.get()) is not None:
             yield item
@@ -227,14 +295,20 @@ def _device_process(number: int, device: str, tasks, results, config_json: str, 
     def note(message: str) -> None:
         results.put((number, message))
 
-    for outcome in device_outcomes(jobs(), config_json, staging_dir, device, workers, max_fields, note):
+    flowprep_log = logging.getLogger("flowprep")
+    flowprep_log.addHandler(_Forward(note))
+    flowprep_log.setLevel(min(flowprep_log.getEffectiveLevel(), logging.WARNING))
+    paths: dict[str, str] = {}
+    for outcome in device_outcomes(jobs(), config_json, staging_dir, local, workers, max_fields, note, paths=paths):
         results.put(outcome)
+    results.put((number, _PATH, paths.get(local, "")))
     results.put((number, _DONE))
 
 
 def multi_device_outcomes(jobs: list[tuple[ManifestEntry, Path]], config_json: str, staging_dir: Path,
                           devices: list[str], workers: int, max_fields: int,
-                          note: Callable[[str], None] = log.info) -> Iterator[VideoOutcome]:
+                          note: Callable[[str], None] = log.info,
+                          paths: dict[str, str] | None = None) -> Iterator[VideoOutcome]:
     """`device_outcomes` on several devices, one spawned process each, taking videos from one
     queue (a fast device takes more). A process that dies stops the run with FlowError; what
     it had finished is packed by the next run, what it had not is redone."""
@@ -262,6 +336,9 @@ def multi_device_outcomes(jobs: list[tuple[ManifestEntry, Path]], config_json: s
                 continue
             if isinstance(item, VideoOutcome):
                 yield item
+            elif item[1] == _PATH:
+                if paths is not None:
+                    paths[devices[item[0]]] = item[2]
             elif item[1] == _DONE:
                 running.discard(item[0])
             else:

@@ -47,6 +47,7 @@ class ExtractSummary:
     bytes_on_disk: int = 0
     failures_file: Path | None = None  # the run folder's failures.jsonl (a part's own, for a part)
     scope: str = "manifest"  # what `total` counts: the manifest, or one part of it
+    flow_paths: dict[str, str] = field(default_factory=dict)  # device -> how a batched backend ran the flow
 
     @property
     def ok(self) -> bool:
@@ -60,10 +61,11 @@ class ExtractSummary:
             f"frames: {self.frames} sampled, {self.pairs} pairs (forward + backward flow each) in "
             f"{format_duration(self.seconds)}, {rate:.2f} pairs/s",
             f"output: {self.shards} shard(s), {self.bytes_on_disk / 1e6:.1f} MB",
-        ]
+        ] + ([f"flow: {', '.join(f'{d} {p}' for d, p in self.flow_paths.items())}"] if self.flow_paths else [])
 
 
-def outcomes(run: ExtractRun, todo: list[ManifestEntry], config_json: str, staging_dir: Path) -> Outcomes:
+def outcomes(run: ExtractRun, todo: list[ManifestEntry], config_json: str, staging_dir: Path,
+             paths: dict[str, str] | None = None) -> Outcomes:
     """How the videos are extracted: in worker processes, one video each (the OpenCV backends),
     or by threads feeding batches to one process per device (batched backends, batched.py)."""
     if not get_method(run.extract.flow_method).batched:
@@ -76,9 +78,9 @@ def outcomes(run: ExtractRun, todo: list[ManifestEntry], config_json: str, stagi
     jobs = [(e, run.video_root / e.path) for e in todo]
     if len(run.devices) == 1:
         return lambda note: device_outcomes(jobs, config_json, staging_dir, run.devices[0], run.n_workers,
-                                            run.batch_fields, note)
+                                            run.batch_fields, note, paths=paths)
     return lambda note: multi_device_outcomes(jobs, config_json, staging_dir, run.devices, run.n_workers,
-                                              run.batch_fields, note)
+                                              run.batch_fields, note, paths=paths)
 
 
 def check_devices(devices: list[str]) -> None:
@@ -164,7 +166,7 @@ def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSumm
             summary.pairs += outcome.pairs
             summary.flow_seconds += outcome.flow_seconds
 
-        jobs = outcomes(run, todo, config_json, staging.dir)
+        jobs = outcomes(run, todo, config_json, staging.dir, summary.flow_paths)
         result = run_jobs(staging, len(todo) + len(refused), lambda note: chain(refused, jobs(note)), config_json,
                           run.shard_size_mb * 1e6, count, interactive)
         summary.failures = result.failures

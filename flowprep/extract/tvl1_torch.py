@@ -13,16 +13,20 @@ What is new is the batch: every tensor holds N pairs, (N, H, W). Pairs converge 
 numbers of iterations; each pair stops at its own iteration, as OpenCV would stop it, through a
 per-pair mask (a converged pair's flow and dual variables stay as they were). Knowing whether
 *all* pairs of the batch have converged, so that the loop can end, needs the device to report to
-the host, which stalls a GPU's queue; so the host looks every `check_every` iterations and drops
-the converged pairs from the work then (measured: benchmarks/bench_gpu_flow.py, docs/gpu_flow.md).
+the host, which stalls a GPU's queue. With PyTorch's operations the host looks every
+`check_every` iterations and drops the converged pairs from the work then; with the fused Triton
+kernels (`tvl1_kernels.py`, the default on CUDA) the flags stay on the device, a converged pair's
+programs do nothing, and the host learns that all have stopped one window late, without waiting
+(`ConvergenceWatch`; measured: benchmarks/bench_gpu_flow.py, docs/gpu_flow.md).
 
-The inner iteration, the cost of the whole method, runs as two fused Triton kernels on CUDA when
-Triton is available (`tvl1_kernels.py`), and as plain PyTorch operations otherwise.
+Every launch runs on the tensors' device (`device_context`): Triton launches on the current CUDA
+device, which is not the tensors' on cuda:1 and up unless set.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -201,62 +205,152 @@ def median_step(state: dict[str, torch.Tensor], params: TVL1Params, active: torc
             state[u] = torch.where(keep, median_filter(state[u], params.median_filtering), state[u])
 
 
-def fused_median_step(state: dict[str, torch.Tensor], params: TVL1Params, active: torch.Tensor) -> None:
-    """`median_step` with the 5 x 5 median as one Triton kernel (other sizes: PyTorch)."""
-    if params.median_filtering != 5:
-        return median_step(state, params, active)
-    from flowprep.extract.tvl1_kernels import median5
-
-    for u in ("u1", "u2"):
-        state[u] = median5(state[u], active)
-
-
 @dataclass(frozen=True)
 class Solver:
     """How the iterations run: `check_every` iterations between looks at which pairs are still
-    iterating (each look waits for the device), and the kernels of one iteration."""
+    iterating, and the kernels of one iteration: PyTorch's operations (`fused` false: the host
+    drops the converged pairs at each look, which waits for the device) or tvl1_kernels' fused
+    kernels (`fused`: the flags stay on the device; the look waits for nothing)."""
 
     check_every: int = 10
-    iteration: Callable[[dict[str, torch.Tensor], TVL1Params, torch.Tensor], torch.Tensor] = inner_iteration
-    median: Callable[[dict[str, torch.Tensor], TVL1Params, torch.Tensor], None] = median_step
-    # if given, counts on the device what the iterations cost: "pixel_iterations" (pixels of the
-    # pairs iterating, summed over iterations) and "median_pixels" (pixels median-filtered)
-    stats: dict[str, torch.Tensor] | None = None
+    iteration: Callable = inner_iteration
+    median: Callable = median_step
+    # if given, counts what the iterations cost: "pixel_iterations" (pixels of the pairs
+    # iterating, summed over iterations, on the device), "median_pixels" (pixels median-filtered)
+    # and, by level ("levels", (h, w) -> the same two and "sequential_iterations": iterations the
+    # loop ran, whatever the batch, which is what a launch-bound device pays)
+    stats: dict | None = None
+    fused: bool = False
+    # with `fused`: a level of at most tvl1_kernels.COARSE_AREA pixels runs each warping in one
+    # launch (a pair a program), not two launches an iteration
+    coarse: bool = False
 
 
 def solve_warping(state: dict[str, torch.Tensor], params: TVL1Params, solver: Solver) -> None:
-    """The outer and inner iterations of one warping, each pair stopping by OpenCV's rule. Every
-    `check_every` iterations the converged pairs leave the working set, and the loop ends when
-    none is left."""
+    """The outer and inner iterations of one warping, each pair stopping by OpenCV's rule."""
+    if solver.fused:
+        return _solve_fused(state, params, solver)
+    return _solve_eager(state, params, solver)
+
+
+def _solve_eager(state: dict[str, torch.Tensor], params: TVL1Params, solver: Solver) -> None:
+    """Every `check_every` iterations the converged pairs leave the working set, and the loop ends
+    when none is left."""
     n = state["u1"].shape[0]
     area = state["u1"].shape[1] * state["u1"].shape[2]
+    level = tuple(state["u1"].shape[1:])
     scaled_epsilon = params.epsilon * params.epsilon * area
     work = {k: v for k, v in state.items()}  # the pairs still iterating
     index = torch.arange(n, device=state["u1"].device)
     active = torch.ones(n, dtype=torch.bool, device=index.device)
     count = 0
+    try:
+        for _ in range(params.outer_iterations):
+            solver.median(work, params, active)
+            if params.median_filtering > 1 and solver.stats is not None:
+                _count(solver, level, "median_pixels", active.sum() * area)
+            for _ in range(params.inner_iterations):
+                if solver.stats is not None:
+                    _count(solver, level, "pixel_iterations", active.sum() * area)
+                error = solver.iteration(work, params, active)
+                active = active & (error > scaled_epsilon)
+                count += 1
+                if count % solver.check_every == 0:
+                    work, index, active = _compact(state, work, index, active)
+                    if index.numel() == 0:
+                        return
+            # an outer iteration starts only for pairs still iterating; the others stopped for good
+        _scatter(state, work, index)
+    finally:
+        _count(solver, level, "sequential_iterations", count)
+
+
+class ConvergenceWatch:
+    """Whether every pair of a batch has stopped, learnt one window late so that the host never
+    drains the device's queue: `post` queues a copy of the flags into a pinned host buffer behind
+    the work queued so far and records an event; `converged` reads the copy posted one window
+    earlier, which the device finished long ago (the event only confirms it). Stopping a window
+    late costs nothing but launches: a stopped pair's programs load and store nothing."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.host: torch.Tensor | None = None
+        self.event = None
+
+    def post(self, flags: torch.Tensor) -> None:
+        if self.host is None:
+            self.host = torch.empty(flags.shape, dtype=flags.dtype, pin_memory=self.cuda)
+        self.host.copy_(flags, non_blocking=self.cuda)
+        if self.cuda:
+            self.event = torch.cuda.Event()
+            self.event.record()
+
+    def converged(self) -> bool:
+        if self.host is None:
+            return False
+        if self.event is not None:
+            self.event.synchronize()
+        return not self.host.numpy().any()  # numpy: a look at host memory, no device operation
+
+
+def _solve_fused(state: dict[str, torch.Tensor], params: TVL1Params, solver: Solver) -> None:
+    """All pairs stay in the batch (no compaction: a stopped pair's programs return at once), the
+    flags on the device (tvl1_kernels.PairFlags); two launches an iteration, a copy of the flags
+    to the host every `check_every`, the median's launch every outer iteration."""
+    from flowprep.extract.tvl1_kernels import COARSE_AREA, PairFlags, coarse_warping
+
+    u1 = state["u1"]
+    n, height, width = u1.shape
+    area, level = height * width, (height, width)
+    if solver.coarse and area <= COARSE_AREA and params.median_filtering in (1, 5):
+        iterations = torch.zeros(n, dtype=torch.int32, device=u1.device)
+        coarse_warping(state, params, iterations, params.epsilon * params.epsilon * area)
+        if solver.stats is not None:
+            _count(solver, level, "pixel_iterations", iterations.sum() * area)
+            _count(solver, level, "sequential_iterations", int(iterations.max()))  # (a wait: counting only)
+        return
+    flags = PairFlags(n, u1.device)
+    watch = ConvergenceWatch(u1.device)
+    scaled_epsilon = params.epsilon * params.epsilon * area
+    count = 0
     for _ in range(params.outer_iterations):
-        solver.median(work, params, active)
-        if params.median_filtering > 1:
-            _count(solver, "median_pixels", active, area)
+        if params.median_filtering > 1 and solver.stats is not None:
+            _count(solver, level, "median_pixels", flags.current.sum() * area)
+        solver.median(state, params, flags)
         for _ in range(params.inner_iterations):
-            _count(solver, "pixel_iterations", active, area)
-            error = solver.iteration(work, params, active)
-            active = active & (error > scaled_epsilon)
+            solver.iteration(state, params, flags, scaled_epsilon)
             count += 1
             if count % solver.check_every == 0:
-                work, index, active = _compact(state, work, index, active)
-                if index.numel() == 0:
-                    return
-        # an outer iteration starts only for pairs still iterating; the others stopped for good
-    _scatter(state, work, index)
-
-
-def _count(solver: Solver, name: str, active: torch.Tensor, area: int) -> None:
+                if watch.converged():
+                    break
+                watch.post(flags.current)
+        else:
+            continue
+        break
     if solver.stats is not None:
-        total = solver.stats.get(name)
-        step = active.sum() * area  # stays on the device: no wait
-        solver.stats[name] = step if total is None else total + step
+        _count(solver, level, "pixel_iterations", flags.iterations.sum() * area)
+        _count(solver, level, "sequential_iterations", count)
+
+
+def fused_median_step(state: dict[str, torch.Tensor], params: TVL1Params, flags) -> None:
+    """`median_step` on the fused path: the 5 x 5 median of both components in one launch (other
+    sizes: PyTorch's operations, for the flagged pairs)."""
+    if params.median_filtering <= 1:
+        return
+    if params.median_filtering == 5:
+        from flowprep.extract.tvl1_kernels import median5
+
+        state["u1"], state["u2"] = median5(state["u1"], state["u2"], flags.current)
+        return
+    median_step(state, params, flags.current.bool())
+
+
+def _count(solver: Solver, level: tuple[int, int], name: str, step) -> None:
+    """Add `step` (on the device: no wait) to the total and to the level's."""
+    if solver.stats is not None:
+        for counts in (solver.stats, solver.stats.setdefault("levels", {}).setdefault(level, {})):
+            total = counts.get(name)
+            counts[name] = step if total is None else total + step
 
 
 def _scatter(state: dict[str, torch.Tensor], work: dict[str, torch.Tensor], index: torch.Tensor) -> None:
@@ -326,68 +420,133 @@ def tvl1(first: torch.Tensor, second: torch.Tensor, params: TVL1Params, solver: 
 KERNELS = ("auto", "triton", "compile", "eager")
 
 
-def iteration_for(kernels: str, device: torch.device, params: TVL1Params) -> tuple[Callable, Callable]:
-    """The inner iteration and the median step to run: Triton's fused kernels on CUDA (where
-    Triton imports and gamma is 0), torch.compile's, or PyTorch's operations; `auto` picks the
-    first that works here and says in one log line when it has to fall back."""
+def device_context(device) -> contextlib.AbstractContextManager:
+    """What makes `device` the current CUDA device while the flow is computed: Triton launches on
+    the current device, not on its tensors' (on cuda:1 a launch on device 0 cannot reach them).
+    Nothing to do for the CPU, or for a bare "cuda" (the current device itself)."""
+    if isinstance(device, str):
+        device = torch.device(device)
+    if getattr(device, "type", None) == "cuda" and getattr(device, "index", None) is not None:
+        return torch.cuda.device(device.index)
+    return contextlib.nullcontext()
+
+
+def compile_errors() -> tuple[type, ...]:
+    """The errors that mean "these kernels cannot be built here" (no C compiler, an unsupported
+    GPU, too many registers or too much shared memory), raised before a kernel runs: the state
+    it was given is untouched. Anything else (a CUDA error, a wrong device, a bug) is not one."""
+    import subprocess
+
+    types: list[type] = [subprocess.CalledProcessError]  # the launcher's C build failed
+    try:
+        from triton.compiler.errors import CompilationError
+        from triton.runtime import errors as runtime_errors
+
+        types.append(CompilationError)
+        types += [getattr(runtime_errors, n) for n in ("OutOfResources", "PTXASError") if hasattr(runtime_errors, n)]
+    except ImportError:
+        pass
+    try:
+        from torch._dynamo.exc import BackendCompilerFailed
+
+        types.append(BackendCompilerFailed)
+    except ImportError:
+        pass
+    try:
+        from torch._inductor.exc import InductorError
+
+        types.append(InductorError)
+    except ImportError:
+        pass
+    return tuple(types)
+
+
+def is_compile_error(exc: BaseException) -> bool:
+    if isinstance(exc, compile_errors()):
+        return True
+    # triton.runtime.build: "Failed to find C compiler. Please specify via CC ..."
+    return isinstance(exc, RuntimeError) and "failed to find c" in str(exc).lower()
+
+
+# torch.compile's backend for the `compile` path (a test puts a failing one here)
+COMPILE_BACKEND = "inductor"
+
+
+def solver_for(kernels: str, device: torch.device, params: TVL1Params, check_every: int,
+               stats: dict | None) -> tuple[str, Solver]:
+    """The path to run and its solver: Triton's fused kernels on CUDA (where Triton imports and
+    gamma is 0), torch.compile's, or PyTorch's operations; `auto` picks the first that applies
+    here and says why in one line when it has to fall back."""
     if kernels not in KERNELS:
         raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
+    eager = Solver(check_every, inner_iteration, median_step, stats)
     if kernels == "eager" or (kernels == "auto" and device.type != "cuda"):
-        return inner_iteration, median_step
+        return "eager", eager
     if params.gamma:
-        log.info("tvl1-torch: the fused kernels do not handle gamma != 0; running PyTorch operations")
-        return inner_iteration, median_step
+        log.warning("tvl1-torch: the fused kernels do not handle gamma != 0; running PyTorch operations")
+        return "eager", eager
     if kernels == "compile":
-        try:
-            return torch.compile(inner_iteration, dynamic=True), torch.compile(median_step, dynamic=True)
-        except Exception as exc:  # noqa: BLE001  no compiler here: eager is always right, only slower
-            log.info("tvl1-torch: torch.compile unavailable (%s); running PyTorch operations", exc)
-            return inner_iteration, median_step
+        # compiled at the first call, where TorchTVL1 catches a failure and falls back
+        return "compile", replace(eager, iteration=torch.compile(inner_iteration, dynamic=True, backend=COMPILE_BACKEND),
+                                  median=torch.compile(median_step, dynamic=True, backend=COMPILE_BACKEND))
     try:
         from flowprep.extract.tvl1_kernels import fused_iteration
     except ImportError as exc:
-        log.info("tvl1-torch: Triton is not available (%s); running PyTorch operations", exc)
-        return inner_iteration, median_step
-    fallback = _EagerFallback()
-    return fallback.wrap(fused_iteration, inner_iteration), fallback.wrap(fused_median_step, median_step)
+        log.warning("tvl1-torch: Triton is not available (%s); running PyTorch operations", exc)
+        return "eager", eager
+    return "triton", Solver(check_every, fused_iteration, fused_median_step, stats, fused=True, coarse=True)
 
 
-class _EagerFallback:
-    """Runs the fused kernels until the first time Triton cannot compile them here (no C compiler,
-    an unsupported GPU): then, and from then on, the PyTorch operations, with one log line. A
-    kernel that fails to compile has not run, so the state it was given is untouched."""
+BYTES_PER_PIXEL = 160  # device memory a field's pixel needs at the peak, with a margin (check_gpu measures it)
 
-    def __init__(self) -> None:
-        self.failed = False
 
-    def wrap(self, fused: Callable, eager: Callable) -> Callable:
-        def run(*args):
-            if not self.failed:
-                try:
-                    return fused(*args)
-                except Exception as exc:  # noqa: BLE001  Triton's compile errors have no common type
-                    if "out of memory" in str(exc).lower():
-                        raise
-                    self.failed = True
-                    log.info("tvl1-torch: the Triton kernels do not compile here (%s); running PyTorch operations",
-                             " ".join(str(exc).split())[:200])
-            return eager(*args)
-
-        return run
+def fields_for_memory(free_bytes: int, height: int, width: int, share: float = 0.8) -> int:
+    """How many fields of height x width a first batch holds in `free_bytes` of device memory."""
+    return max(1, int(free_bytes * share // (height * width * BYTES_PER_PIXEL)))
 
 
 class TorchTVL1:
     """The `tvl1-torch` flow backend on one device: frame pairs in (numpy, uint8 grey), flow out,
-    or flow mean-subtracted and quantised on the device (a quarter of the bytes to copy back)."""
+    or flow mean-subtracted and quantised on the device (a quarter of the bytes to copy back).
+    `path` says which way the iteration runs ("triton", "compile" or "eager", and why when a
+    kernel could not be built here); a run's summary reports it."""
 
     def __init__(self, params: TVL1Params, device: str = "cpu", kernels: str = "auto", check_every: int | None = None,
                  stats: dict | None = None) -> None:
         self.params = params
         self.device = torch.device(device)
-        # the device reports convergence to the host only every few iterations: a look stalls a
-        # GPU's queue, and costs nothing on the CPU
-        every = check_every if check_every is not None else (10 if self.device.type == "cuda" else 1)
-        self.solver = Solver(every, *iteration_for(kernels, self.device, params), stats)
+        # the device reports convergence to the host only every few iterations: with PyTorch's
+        # operations a look stalls a GPU's queue (every 10; on the CPU it costs nothing: every
+        # one); with the fused kernels it costs a small copy and no wait, but the loop learns of
+        # convergence a window late, and each iteration past it costs two launches (every 5)
+        self.path, self.solver = solver_for(kernels, self.device, params, check_every or 10, stats)
+        if check_every is None:
+            every = 5 if self.solver.fused else (10 if self.device.type == "cuda" else 1)
+            self.solver = replace(self.solver, check_every=every)
+        self.fallback: str | None = None  # why the path is eager when it was not asked to be
+
+    def fields_that_fit(self, height: int, width: int) -> int | None:
+        """Fields of height x width the device's free memory holds (None: not a CUDA device)."""
+        if self.device.type != "cuda":
+            return None
+        free, _ = torch.cuda.mem_get_info(self.device)
+        return fields_for_memory(free, height, width)
+
+    def _attempt(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor | None:
+        """The flow, or None when the kernels could not be built here (then the solver is PyTorch's
+        operations from now on). Nothing is half done: a batch that fails is computed again from
+        its frames, so an update a first kernel applied before a second failed is not applied twice."""
+        try:
+            return tvl1(a, b, self.params, self.solver)
+        except Exception as exc:  # noqa: BLE001  narrowed below: only build failures fall back
+            if self.path == "eager" or not is_compile_error(exc):
+                raise
+            self.fallback = f"{self.path} kernels failed to build: {' '.join(str(exc).split())[:200]}"
+        log.warning("tvl1-torch on %s: the %s; running PyTorch operations (about 10x slower)", self.device,
+                    self.fallback)
+        self.path = "eager"
+        self.solver = Solver(self.solver.check_every, inner_iteration, median_step, self.solver.stats)
+        return None
 
     def _fields(self, first, second) -> torch.Tensor:
         from flowprep.extract.flow_methods import check_batch
@@ -396,16 +555,23 @@ class TorchTVL1:
         check_batch(first, second)
         a = torch.from_numpy(np.ascontiguousarray(first)).to(self.device, non_blocking=True).float()
         b = torch.from_numpy(np.ascontiguousarray(second)).to(self.device, non_blocking=True).float()
-        return tvl1(a, b, self.params, self.solver)
+        fields = self._attempt(a, b)
+        # a fallback computes the batch again outside the `except`: the failed attempt's memory is free
+        return fields if fields is not None else tvl1(a, b, self.params, self.solver)
 
     def flow(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """(N, H, W) uint8 frames -> (N, H, W, 2) float32 flow from each first to its second."""
-        return self._fields(first, second).permute(0, 2, 3, 1).cpu().numpy()
+        with device_context(self.device):
+            return self._fields(first, second).permute(0, 2, 3, 1).cpu().numpy()
 
     def codes(self, first: np.ndarray, second: np.ndarray, bound: float,
               mean_subtraction: bool) -> tuple[np.ndarray, np.ndarray]:
         """The fields as flowprep stores them: uint8 planes (N, 2, H, W), mean-subtracted (the
         means (N, 2) float32, or zeros) and quantised with `flowprep.format.quantize`'s rule."""
+        with device_context(self.device):
+            return self._codes(first, second, bound, mean_subtraction)
+
+    def _codes(self, first, second, bound, mean_subtraction):
         fields = self._fields(first, second)
         if mean_subtraction:
             means = fields.double().mean(dim=(2, 3)).float()

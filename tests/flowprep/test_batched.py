@@ -81,8 +81,11 @@ def test_out_of_memory_halves_the_batch_and_loses_no_video(videos, tmp_path):
 
 
 def test_several_device_processes_take_videos_from_one_queue(videos, tmp_path):
-    outcomes = list(multi_device_outcomes(videos, config_json(), tmp_path, ["cpu", "cpu"], workers=1, max_fields=8))
+    paths: dict[str, str] = {}
+    outcomes = list(multi_device_outcomes(videos, config_json(), tmp_path, ["cpu", "cpu"], workers=1, max_fields=8,
+                                          paths=paths))
     assert sorted(o.video_id for o in outcomes) == sorted(MOTIONS)  # each video once
+    assert paths == {"cpu": "eager"}  # each device process reported the way its flow ran
     assert all(o.error is None and o.staged.exists() for o in outcomes)
 
 
@@ -93,6 +96,7 @@ def test_extract_with_tvl1_torch_on_the_cpu(tmp_path, capsys):
             "--workers", "2", "--size", "128x96", *[a for k, v in FAST.items() for a in ("--flow-param", f"{k}={v}")]]
     status, stdout, _ = run_cli(capsys, *args)
     assert status == 3 and f"{len(MOTIONS)} extracted now, 0 already done, 1 failed" in stdout
+    assert "flow: cpu eager" in stdout  # the summary says which way the flow ran
     folder = ExtractionFolder(out)
     assert [f.video_id for f in folder.read_failures()] == ["ghost"]
     assert run_cli(capsys, "verify", out)[0] == 0

@@ -143,7 +143,7 @@ def test_codes_quantised_on_the_device_are_the_cpu_rule():
 FUSED_CHECK = """
 import torch
 from flowprep.extract.tvl1_torch import TVL1Params, inner_iteration
-from flowprep.extract.tvl1_kernels import fused_iteration
+from flowprep.extract.tvl1_kernels import PairFlags, fused_iteration
 torch.manual_seed(0)
 state = {k: torch.randn(3, 23, 37) for k in ("u1", "u2", "p11", "p12", "p21", "p22", "i1wx", "i1wy", "rho_c")}
 state["grad"] = state["i1wx"] ** 2 + state["i1wy"] ** 2
@@ -151,15 +151,26 @@ state["grad"][0, :3] = 0
 active = torch.tensor([True, False, True])
 a = {k: v.clone() for k, v in state.items()}
 b = {k: v.clone() for k, v in state.items()}
-ea, eb = inner_iteration(a, TVL1Params(), active), fused_iteration(b, TVL1Params(), active)
-assert torch.allclose(ea, eb, rtol=1e-5), (ea, eb)
+ea = inner_iteration(a, TVL1Params(), active)
+flags = PairFlags(3, torch.device("cpu"))
+flags.active[0].copy_(active.to(torch.int8))
+threshold = float(ea[0] + ea[2]) / 2  # one of pairs 0 and 2 stops at this iteration, the other does not
+expected = (active & (ea > threshold)).to(torch.int8).tolist()
+assert sorted(expected) == [0, 0, 1]
+fused_iteration(b, TVL1Params(), flags, threshold)
+assert torch.allclose(ea, flags.error[0], rtol=1e-5), (ea, flags.error[0])
 for k in a:
     assert torch.allclose(a[k], b[k], atol=1e-5), k
+# the kernels kept the loop's state: the next flags, the next error sums zeroed, the iterations counted
+assert flags.parity == 1 and flags.active[1].tolist() == expected, flags.active[1]
+assert not flags.error[1].any() and flags.iterations.tolist() == [1, 0, 1]
 from flowprep.extract.tvl1_kernels import median5
 from flowprep.extract.tvl1_torch import median_filter
-u = torch.randn(3, 13, 17)
-m = median5(u, active)
-assert torch.equal(m[0], median_filter(u, 5)[0]) and torch.equal(m[2], median_filter(u, 5)[2]) and torch.equal(m[1], u[1])
+u, v = torch.randn(3, 13, 17), torch.randn(3, 13, 17)
+m, n = median5(u, v, active.to(torch.int8))
+for got, x in ((m, u), (n, v)):
+    assert torch.equal(got[0], median_filter(x, 5)[0]) and torch.equal(got[2], median_filter(x, 5)[2])
+    assert torch.equal(got[1], x[1])
 # the whole method on the fused kernels, pairs leaving the batch as they converge
 import numpy as np
 from flowprep.extract.tvl1_torch import TorchTVL1
@@ -168,7 +179,12 @@ from tests.support.videos import moving_square_frames
 frames = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in moving_square_frames(3, 64, 48, 16, velocity=(2, 1))]
 a, b = np.stack(frames[:2]), np.stack(frames[1:])
 eager = TorchTVL1(TVL1Params(nscales=3), kernels="eager").flow(a, b)
-fused = TorchTVL1(TVL1Params(nscales=3), kernels="triton", check_every=3).flow(a, b)
+fused = TorchTVL1(TVL1Params(nscales=3), kernels="triton", check_every=3).flow(a, b)  # levels <= 64x80: one launch a warping
+assert np.abs(eager - fused).max() < 0.01, np.abs(eager - fused).max()
+from dataclasses import replace
+per_iteration = TorchTVL1(TVL1Params(nscales=3), kernels="triton", check_every=3)
+per_iteration.solver = replace(per_iteration.solver, coarse=False)  # two launches an iteration, as on larger levels
+fused = per_iteration.flow(a, b)
 assert np.abs(eager - fused).max() < 0.01, np.abs(eager - fused).max()
 print("fused == eager")
 """
