@@ -4,6 +4,7 @@ through its formats (and the command-line conventions both CLIs share)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,40 @@ def test_imports_point_downward(module, path):
         elif own.split(".")[0] == other.split(".")[0] and LAYERS[other] >= LAYERS[own]:
             upward.append(f"{target} (layer {LAYERS[other]} from layer {LAYERS[own]})")
     assert upward == []
+
+
+def readme_layout() -> dict[str, str]:
+    """The README's layout block, as {"flowprep/extract": its text, "twostream": its own lines, ...}."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Repository layout", 1)[1].split("```", 2)[1]
+    chunks: dict[str, str] = {}
+    key = None
+    for line in block.splitlines():
+        package = re.match(r"^(flowprep|twostream)/", line)
+        sub = re.match(r"^  (\w+)/\s", line)
+        if package:
+            key = root = package.group(1)
+        elif sub and key:
+            key = f"{root}/{sub.group(1)}"
+        elif re.match(r"^\S", line):
+            key = None
+        elif re.match(r"^  \w+\.py\s", line) and key:
+            key = root  # a top-level module's line
+        if key:
+            chunks[key] = chunks.get(key, "") + " " + line
+    return chunks
+
+
+def test_the_readme_layout_names_every_module():
+    """The README's layout section is where a newcomer looks first: every module is named there,
+    under its own subpackage."""
+    chunks = readme_layout()
+    missing = []
+    for module, path in modules():
+        parts = path.relative_to(REPO).parts
+        if path.stem in ("__init__", "__main__"):
+            continue
+        key = "/".join(parts[:2]) if len(parts) > 2 else parts[0]
+        if not re.search(rf"(?<![\w.]){re.escape(path.stem)}(?!\w)", chunks.get(key, "")):
+            missing.append(module)
+    assert missing == [], "README.md's layout section does not name these modules"
