@@ -103,6 +103,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 # make demo: the whole job on the demo data, on a fresh machine: generate the videos, extract

@@ -4,6 +4,7 @@ through its formats (and the command-line conventions both CLIs share)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -34,15 +35,44 @@ def subpackage(module: str) -> str | None:
     return next((p for p in LAYERS if module == p or module.startswith(p + ".")), None)
 
 
-def imports(path: Path) -> list[str]:
+def imports(path: Path, module: str) -> list[str]:
+    """The flowprep/twostream modules that `module` (the file at `path`) imports, anywhere in it
+    (lazy imports in functions too), relative imports resolved against its own package."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module.split(".")[:-1]  # a module's package; `x.__init__`'s is x
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.append(node.module)
+        elif isinstance(node, ast.ImportFrom):  # from . import x, from ..y import z
+            base = package[:len(package) - (node.level - 1)]
+            if node.module:
+                found.append(".".join(base + [node.module]))
+            else:
+                found += [".".join(base + [alias.name]) for alias in node.names]
         elif isinstance(node, ast.Import):
             found += [alias.name for alias in node.names]
     return [m for m in found if m.split(".")[0] in ("flowprep", "twostream")]
+
+
+def layering_problems(module: str, targets: list[str]) -> list[str]:
+    """The imports of `module` that break the layering: upward within a package, flowprep reading
+    twostream at all (flowprep is usable without the trainer), twostream reading flowprep past
+    its formats and CLI conventions."""
+    own = subpackage(module)
+    problems = []
+    for target in targets:
+        if module.startswith("flowprep.") and target.split(".")[0] == "twostream":
+            problems.append(f"{target} (flowprep never imports twostream)")
+            continue
+        other = subpackage(target)
+        if own is None or other is None or other == own:
+            continue
+        if own.startswith("twostream.") and other.startswith("flowprep.") and not target.startswith(TRAIN_MAY_IMPORT):
+            problems.append(f"{target} (twostream reads flowprep through {', '.join(TRAIN_MAY_IMPORT)} only)")
+        elif own.split(".")[0] == other.split(".")[0] and LAYERS[other] >= LAYERS[own]:
+            problems.append(f"{target} (layer {LAYERS[other]} from layer {LAYERS[own]})")
+    return problems
 
 
 def modules() -> list[tuple[str, Path]]:
@@ -61,16 +91,58 @@ def test_every_module_lives_in_a_subpackage_of_its_role():
 
 @pytest.mark.parametrize("module,path", modules(), ids=[m for m, _ in modules()])
 def test_imports_point_downward(module, path):
-    own = subpackage(module)
-    if own is None:
-        return
-    upward = []
-    for target in imports(path):
-        other = subpackage(target)
-        if other is None or other == own:
+    assert layering_problems(module, imports(path, module)) == []
+
+
+def test_the_checker_sees_relative_lazy_and_cross_package_imports(tmp_path):
+    """The rules above hold only if the checker sees every kind of import: relative ones
+    resolved, those inside functions, and flowprep importing twostream in any form."""
+    source = tmp_path / "m.py"
+    source.write_text("from . import codecs\nfrom ..cli.main import cli\nfrom .. import tools\n"
+                      "def later():\n    import twostream.api\n    from twostream import core\n")
+    found = imports(source, "flowprep.format.m")
+    assert sorted(found) == ["flowprep.cli.main", "flowprep.format.codecs", "flowprep.tools", "twostream",
+                             "twostream.api"]
+    assert sorted(layering_problems("flowprep.format.m", found)) == [
+        "flowprep.cli.main (layer 3 from layer 0)", "flowprep.tools (layer 2 from layer 0)",
+        "twostream (flowprep never imports twostream)", "twostream.api (flowprep never imports twostream)"]
+    # the top-level modules too (flowprep/__main__.py has no subpackage)
+    assert layering_problems("flowprep.__main__", ["twostream.cli.main"]) == [
+        "twostream.cli.main (flowprep never imports twostream)"]
+
+
+def readme_layout() -> dict[str, str]:
+    """The README's layout block, as {"flowprep/extract": its text, "twostream": its own lines, ...}."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Repository layout", 1)[1].split("```", 2)[1]
+    chunks: dict[str, str] = {}
+    key = None
+    for line in block.splitlines():
+        package = re.match(r"^(flowprep|twostream)/", line)
+        sub = re.match(r"^  (\w+)/\s", line)
+        if package:
+            key = root = package.group(1)
+        elif sub and key:
+            key = f"{root}/{sub.group(1)}"
+        elif re.match(r"^\S", line):
+            key = None
+        elif re.match(r"^  \w+\.py\s", line) and key:
+            key = root  # a top-level module's line
+        if key:
+            chunks[key] = chunks.get(key, "") + " " + line
+    return chunks
+
+
+def test_the_readme_layout_names_every_module():
+    """The README's layout section is where a newcomer looks first: every module is named there,
+    under its own subpackage."""
+    chunks = readme_layout()
+    missing = []
+    for module, path in modules():
+        parts = path.relative_to(REPO).parts
+        if path.stem in ("__init__", "__main__"):
             continue
-        if own.startswith("twostream.") and other.startswith("flowprep.") and not target.startswith(TRAIN_MAY_IMPORT):
-            upward.append(f"{target} (twostream reads flowprep through {', '.join(TRAIN_MAY_IMPORT)} only)")
-        elif own.split(".")[0] == other.split(".")[0] and LAYERS[other] >= LAYERS[own]:
-            upward.append(f"{target} (layer {LAYERS[other]} from layer {LAYERS[own]})")
-    assert upward == []
+        key = "/".join(parts[:2]) if len(parts) > 2 else parts[0]
+        if not re.search(rf"(?<![\w.]){re.escape(path.stem)}(?!\w)", chunks.get(key, "")):
+            missing.append(module)
+    assert missing == [], "README.md's layout section does not name these modules"

@@ -7,7 +7,7 @@ videos, for each (input, factor) pair. Frame features: a 8x8 thumbnail plus Y/Cr
 (position, size and colour are all there to exploit). Flow features: histograms of x, y flow,
 divergence and magnitude of a 10-field forward stack, plus its 8x8 thumbnail.
 
-    python -m flowprep.demo_probe EXTRACTION_DIR     (after flowprep extract of a demo manifest)
+    python -m flowprep.demo.probe EXTRACTION_DIR     (after flowprep extract of a demo manifest)
 """
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def probe(data: ProbeData) -> dict[tuple[str, str], float]:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        sys.exit("usage: python -m flowprep.demo_probe EXTRACTION_DIR")
+        sys.exit("usage: python -m flowprep.demo.probe EXTRACTION_DIR")
     data = collect(Path(args[0]))
     chance = {k: 1 / len(np.unique(data.flow_factors[:, i])) for i, k in enumerate(FACTORS)}
     print(f"{len(data.flows)} videos ({int(data.flow_train.sum())} train), {len(data.frames)} frames")

@@ -106,13 +106,34 @@ class VideoAttrs:
 
     @classmethod
     def read(cls, group: h5py.Group) -> "VideoAttrs":
-        values = {}
-        for f in fields(cls):
-            if f.name not in group.attrs:
-                raise ShardFormatError(f"{group.file.filename}: video {group.name} lacks attribute {f.name!r}")
-            raw = group.attrs[f.name]
-            values[f.name] = raw.decode() if isinstance(raw, bytes) else raw.item() if hasattr(raw, "item") else raw
-        return cls(**values)
+        return cls(**{f.name: cls.read_field(group, f.name) for f in fields(cls)})
+
+    @classmethod
+    def read_field(cls, group: h5py.Group, name: str):
+        """One declared attribute of a video group, as a plain value (for readers that need one
+        attribute of many videos, or of a video whose other attributes may be damaged)."""
+        if name not in cls.__dataclass_fields__:
+            raise AttributeError(f"{name!r} is not a declared video attribute")
+        if name not in group.attrs:
+            raise ShardFormatError(f"{group.file.filename}: video {group.name} lacks attribute {name!r}")
+        raw = group.attrs[name]
+        return raw.decode() if isinstance(raw, bytes) else raw.item() if hasattr(raw, "item") else raw
+
+
+def video_num_frames(group: h5py.Group) -> int:
+    """A video group's sampled frames (its declared `num_frames`), without opening its datasets."""
+    return int(VideoAttrs.read_field(group, "num_frames"))
+
+
+def video_size(group: h5py.Group) -> tuple[int, int]:
+    """A video group's stored (width, height), without opening its datasets."""
+    return int(VideoAttrs.read_field(group, "width")), int(VideoAttrs.read_field(group, "height"))
+
+
+def iter_video_groups(f: h5py.File) -> Iterator[h5py.Group]:
+    """Each video group of an open shard (checked like `video_group`), none of its datasets opened."""
+    for video_id in member(f, VIDEOS_GROUP):
+        yield video_group(f, video_id)
 
 
 # --- file level -------------------------------------------------------------------------------
@@ -230,6 +251,12 @@ def stored_bytes(group: h5py.Group, name: str) -> int:
     if is_encoded(group[name]):
         size += group[name + OFFSETS_SUFFIX].id.get_storage_size()
     return int(size)
+
+
+def stored_flow_bytes(group: h5py.Group) -> int:
+    """Bytes on disk of a video group's flow: both directions, their offsets and their mean vectors."""
+    return sum(stored_bytes(group, name) + int(group[name + MEAN_SUFFIX].id.get_storage_size())
+               for name in FLOW_DIRECTIONS.values())
 
 
 def encode_rgb(codec: Codec, frame_bgr: np.ndarray) -> np.ndarray:

@@ -43,13 +43,7 @@ from flowprep.format.quantize import DEFAULT_BOUND, LEVELS, dequantize
 from flowprep.format.safe_paths import check_inside, check_label_name
 from flowprep.format.shards import SHARD_SUFFIX, VideoAttrs
 from flowprep.rawframes.annotations import entries_from_annotations, expand_annotations
-from flowprep.rawframes.layout import (
-    BACKWARD_X,
-    RawframesError,
-    is_frame_dir,
-    plan_frames,
-    scan_frame_dir,
-)
+from flowprep.rawframes.layout import BACKWARD_X, RawframesError, is_frame_dir, plan_frames, scan_frame_dir
 from flowprep.rawframes.record import EXPORT_RECORD, ExportRecord, read_export_record
 
 log = logging.getLogger("flowprep")

@@ -9,6 +9,14 @@ the full hue at the normalising radius; beyond it the colour is darkened to 75%.
 coordinates (y points down) rightward motion is red, downward yellow-orange, leftward cyan-blue,
 upward violet-blue: the layout of the reference code, which looks the wheel up at the angle of
 (-u, -v).
+
+Why not torchvision.utils.flow_to_image, which draws the same wheel (tests/flowprep/
+test_flow_viz.py checks that the pictures agree): it scales each image by its own largest
+vector, where `flowprep show` colours every frame and the legend on one scale (so colours compare
+across frames, and the legend's edge is a stated number of pixels) and darkens what lies beyond
+it; and flowprep needs no torch except for the GPU flow backend, and importing torchvision took
+4.4-7.5 s on the development machine (`python -X importtime -c "import torchvision.utils"`),
+against 0.4-0.6 s for all of `flowprep.tools.show`.
 """
 from __future__ import annotations
 

@@ -19,7 +19,6 @@ from flowprep.format.quantize import LEVELS
 from flowprep.format.shards import (
     FLOW_DIRECTIONS,
     FORMAT_VERSION,
-    MEAN_SUFFIX,
     RGB,
     VIDEOS_GROUP,
     ShardFormatError,
@@ -28,6 +27,7 @@ from flowprep.format.shards import (
     open_shard,
     stored_bytes,
     stored_extract_config,
+    stored_flow_bytes,
     video_reader,
 )
 
@@ -36,10 +36,7 @@ MAX_LISTED = 10  # classes and failures shown in the text summary (--json has th
 
 def storage_bytes(group: h5py.Group) -> dict[str, int]:
     """Bytes of one video's RGB frames and of its flow (both directions, with their means)."""
-    rgb = stored_bytes(group, RGB)
-    flow = sum(stored_bytes(group, name) + int(group[name + MEAN_SUFFIX].id.get_storage_size())
-               for name in FLOW_DIRECTIONS.values())
-    return {"rgb": rgb, "flow": flow}
+    return {"rgb": stored_bytes(group, RGB), "flow": stored_flow_bytes(group)}
 
 
 def _stored_config(text: str) -> dict:

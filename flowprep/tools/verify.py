@@ -36,6 +36,7 @@ from flowprep.format.shards import (
     open_shard,
     stored_extract_config,
     video_group,
+    video_num_frames,
 )
 
 # what h5py and our readers raise for damaged content (a missing object is a KeyError)
@@ -164,7 +165,7 @@ def verify_shard(path: Path, decode: bool, report: VerifyReport,
             report.frames_decoded += decoded
             report.problems += [Problem(str(path), video_id, m) for m in problems]
             try:
-                found[video_id] = int(group.attrs["num_frames"])
+                found[video_id] = video_num_frames(group)
             except DAMAGE:
                 found[video_id] = -1
     return found

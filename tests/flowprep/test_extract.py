@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -213,8 +214,20 @@ def test_a_run_waits_out_a_lock_held_for_a_moment(tmp_path):
     folder.root.mkdir()
     probe = os.open(folder.root / LOCK_FILE, os.O_RDWR | os.O_CREAT)
     fcntl.flock(probe, fcntl.LOCK_SH)
-    threading.Timer(0.3, os.close, [probe]).start()
+    released = threading.Event()
+
+    def release() -> None:  # the probe lets go 0.3 s after the run asked for the lock
+        time.sleep(0.3)
+        released.set()  # before the close: once the lock is taken, this is set
+        os.close(probe)
+
+    asked = time.monotonic()
+    threading.Thread(target=release).start()
     with folder.lock(RuntimeError):
+        # the run was given the lock only after the probe let go: it waited (a lock that did not
+        # wait would have been refused, or taken beside the probe)
+        assert released.is_set()
+        assert time.monotonic() - asked >= 0.3
         assert folder.in_use()
 
 

@@ -33,6 +33,22 @@ def hue_distance(a: float, b: float) -> float:
     return min(d, 180 - d)
 
 
+def test_the_colour_coding_is_torchvisions_flow_to_image():
+    """The hand-written coding is kept (flow_viz's docstring says why) but must draw what
+    torchvision.utils.flow_to_image draws where both apply: flow scaled by its own largest vector.
+    (The largest vector itself is left out: at radius 1.0 float rounding decides whether it is
+    drawn as at or beyond the edge, in this code and in torchvision's differently.)"""
+    torch = pytest.importorskip("torch")
+    flow_to_image = pytest.importorskip("torchvision.utils").flow_to_image
+    flow = (np.random.default_rng(0).normal(size=(40, 50, 2)) * 3).astype(np.float32)
+    radius = np.hypot(flow[..., 0], flow[..., 1])
+    ours = flow_to_rgb(flow, float(radius.max())).astype(int)
+    theirs = flow_to_image(torch.from_numpy(flow).permute(2, 0, 1)).permute(1, 2, 0).numpy().astype(int)
+    inside = radius < 0.999 * radius.max()
+    assert inside.sum() > 1900
+    assert np.abs(ours - theirs)[inside].max() <= 1  # floor(255 * c) of float64 here, of float32 there
+
+
 def test_the_wheel_has_55_colours_with_the_primary_and_secondary_colours_at_segment_starts():
     assert WHEEL.shape == (55, 3)
     starts = {0: (255, 0, 0), 15: (255, 255, 0), 21: (0, 255, 0), 25: (0, 255, 255), 36: (0, 0, 255), 49: (255, 0, 255)}

@@ -10,6 +10,7 @@ from twostream.cli import options as opt
 from twostream.cli import runs
 from twostream.feature_fusion.config import FIT_PARTS, FusionTrainConfig
 from twostream.feature_fusion.heads import DEFAULT_HIDDEN, HEADS
+from twostream.feature_fusion.heads import REGISTRY as HEAD_REGISTRY
 
 STREAM_RUN = click.Path(path_type=Path)
 
@@ -32,7 +33,7 @@ def fuse_features() -> None:
               help="The temporal stream's run folder or its checkpoint.pt.")
 @opt.run_out
 @click.option("--method", type=click.Choice(HEADS), default="mid", show_default=True,
-              help="mid: concatenated features -> linear/MLP head; attention: per-sample weights of the streams' logits.")
+              help="; ".join(f"{h.name}: {h.description}" for h in HEAD_REGISTRY.values()) + ".")
 @click.option("--joint", is_flag=True,
               help="Fine-tune both streams with the head (at --stream-lr-scale x --lr); default: streams frozen.")
 @opt.split

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flowprep.format.folder import ExtractionFolder, FolderConfig, IndexEntry
-from flowprep.format.shards import VIDEOS_GROUP
+from flowprep.format.shards import iter_video_groups, video_size
 from twostream.core.errors import DataError
 from twostream.data.sampling import is_short
 
@@ -60,7 +60,7 @@ def open_extraction(root: str | Path) -> Extraction:
         with folder.open_shard(shard, config) as f:
             if config.fixed_min_side is None:
                 # frames of an import keep their tree's size, which only the videos' attributes tell
-                sides += [min(int(g.attrs["width"]), int(g.attrs["height"])) for g in f[VIDEOS_GROUP].values()]
+                sides += [min(video_size(g)) for g in iter_video_groups(f)]
     return Extraction(root, index, config, names, min(sides))
 
 

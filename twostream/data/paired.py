@@ -9,7 +9,7 @@ alone), so the two halves of a fused input always show the same pixels.
 `PairSpec` is a `datasets.Layout`: `TrainClips` and `EvalClips` sample pairs with their own
 positions, boxes, flips and test crops. A pair's planes are the RGB planes followed by the 2L flow
 planes, with the affine of each half, so `engine.model_input` normalises both halves, each its own
-way, in one step; `fusion_model.TwoStreamModel` splits the channels again.
+way, in one step; `twostream.feature_fusion.model.TwoStreamModel` splits the channels again.
 """
 from __future__ import annotations
 

@@ -20,7 +20,13 @@ from typing import Any
 import torch
 
 from twostream.core.checkpoint import FORMAT as STREAM_FORMAT
-from twostream.core.checkpoint import CheckpointFormat, check_compatible, load_checkpoint, read_checkpoint, save_checkpoint
+from twostream.core.checkpoint import (
+    CheckpointFormat,
+    check_compatible,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from twostream.core.config import TrainConfig
 from twostream.core.errors import TrainError
 from twostream.data.clips import InputSpec

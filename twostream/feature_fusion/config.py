@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from twostream.core.config import _check, _choice, _positive_int, _RunConfig, check_fit_fields, check_split
-from twostream.feature_fusion.heads import DEFAULT_HIDDEN, HEADS, HeadSpec
+from twostream.feature_fusion.heads import HEADS, REGISTRY, HeadSpec
 
 FIT_PARTS = ("train", "val")  # the streams' training videos, or those they held out (--holdout)
 
@@ -26,7 +26,7 @@ class FusionTrainConfig(_RunConfig):
     split: str = "split1"  # must be the split both streams were trained on
     part: str = "train"  # which training-split videos the head learns from
     # head
-    hidden: int | None = None  # None: DEFAULT_HIDDEN[method]
+    hidden: int | None = None  # None: the head's default (heads.REGISTRY)
     dropout: float = 0.5
     # sampling and augmentation, as in twostream train; the two streams share box and flip
     segments: int = 1
@@ -62,7 +62,7 @@ class FusionTrainConfig(_RunConfig):
         check_split(self.split)
         _choice("part", self.part, FIT_PARTS)
         if self.hidden is None:
-            object.__setattr__(self, "hidden", DEFAULT_HIDDEN[self.method])
+            object.__setattr__(self, "hidden", REGISTRY[self.method].default_hidden)
         HeadSpec(self.method, self.hidden, self.dropout)  # validates hidden and dropout
         _positive_int("segments", self.segments)
         _check(0.0 <= self.color_jitter < 1.0, f"colour jitter must be in [0, 1), got {self.color_jitter!r}")

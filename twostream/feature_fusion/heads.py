@@ -1,15 +1,50 @@
-"""The fusion heads' names, default sizes and frozen spec (twostream.feature_fusion.model builds
-them). Torch-free, so that the command line's help and config checks import no torch."""
+"""The fusion heads' registry: one entry per head (its name, its default hidden size, what it reads
+and how it is built), and their frozen spec. Torch-free, so that the command line's help and
+config checks import no torch: each builder imports the head's module (twostream.feature_fusion.
+model) only when a model is built. A new head is one `Head` entry here and its nn.Module there."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-HEADS = ("mid", "attention")
-# hidden units of the head when not given: mid fusion is a linear layer on the concatenated
-# features (the features are already the streams' last representation); attention's weight
-# network needs a hidden layer to make its weights depend on the sample non-linearly.
-DEFAULT_HIDDEN = {"mid": 0, "attention": 128}
+
+@dataclass(frozen=True)
+class Head:
+    name: str
+    # hidden units of the head when not given
+    default_hidden: int
+    # 0 allowed (a linear head) or a hidden layer required
+    needs_hidden: bool
+    # the head reads each stream's logits (its own classifier's) beside their features; a head
+    # that does not leaves the stream classifiers unused (DDP must be told when they fine-tune)
+    uses_logits: bool
+    # (spec, (spatial features, temporal features), classes) -> nn.Module
+    build: Callable
+    description: str
+
+
+def _build_mid(spec: HeadSpec, dims: tuple[int, int], num_classes: int):
+    from twostream.feature_fusion.model import MidHead
+    return MidHead(dims, num_classes, spec.hidden, spec.dropout)
+
+
+def _build_attention(spec: HeadSpec, dims: tuple[int, int], num_classes: int):
+    from twostream.feature_fusion.model import AttentionHead
+    return AttentionHead(dims, spec.hidden, spec.dropout)
+
+
+# mid fusion is a linear layer on the concatenated features (the features are already the
+# streams' last representation); attention's weight network needs a hidden layer to make its
+# weights depend on the sample non-linearly.
+REGISTRY: dict[str, Head] = {h.name: h for h in (
+    Head("mid", default_hidden=0, needs_hidden=False, uses_logits=False, build=_build_mid,
+         description="concatenated features -> linear/MLP head"),
+    Head("attention", default_hidden=128, needs_hidden=True, uses_logits=True, build=_build_attention,
+         description="per-sample weights of the streams' logits"),
+)}
+HEADS = tuple(REGISTRY)
+DEFAULT_HIDDEN = {name: h.default_hidden for name, h in REGISTRY.items()}
 
 
 @dataclass(frozen=True)
@@ -19,13 +54,18 @@ class HeadSpec:
     dropout: float  # on the concatenated features (and on the hidden layer)
 
     def __post_init__(self) -> None:
-        if self.method not in HEADS:
+        if self.method not in REGISTRY:
             raise ValueError(f"fusion method must be one of {', '.join(HEADS)}; got {self.method!r}")
-        if not (isinstance(self.hidden, int) and self.hidden >= 0) or (self.method == "attention" and self.hidden == 0):
-            accepted = "a positive integer" if self.method == "attention" else "a non-negative integer (0: linear)"
+        needs_hidden = REGISTRY[self.method].needs_hidden
+        if not (isinstance(self.hidden, int) and self.hidden >= 0) or (needs_hidden and self.hidden == 0):
+            accepted = "a positive integer" if needs_hidden else "a non-negative integer (0: linear)"
             raise ValueError(f"hidden units of the {self.method} head must be {accepted}, got {self.hidden!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"head dropout must be in [0, 1), got {self.dropout!r}")
+
+    @property
+    def entry(self) -> Head:
+        return REGISTRY[self.method]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -1,6 +1,6 @@
 """Feature-level fusion: the two trained stream networks and a small head on top of both.
 
-Heads (`HEADS`):
+Heads (`heads.REGISTRY`):
     mid        mid fusion: the two streams' penultimate features concatenated -> dropout -> linear
                (or, with hidden units, linear -> ReLU -> dropout -> linear) -> class logits
     attention  a small network on the concatenated features gives two softmax weights per sample;
@@ -33,7 +33,7 @@ from torch import nn
 
 # the heads' names and their spec live in a torch-free module: the command line needs them for its
 # --help and its checks, and importing torch for that took seconds
-from twostream.feature_fusion.heads import DEFAULT_HIDDEN, HEADS, HeadSpec  # noqa: F401
+from twostream.feature_fusion.heads import HeadSpec
 from twostream.streams.models import StreamModel
 
 
@@ -94,9 +94,7 @@ def standardised(logits: torch.Tensor) -> torch.Tensor:
 
 def build_head(spec: HeadSpec, dims: tuple[int, int], num_classes: int) -> nn.Module:
     """The head on features of sizes `dims` (spatial, temporal)."""
-    if spec.method == "mid":
-        return MidHead(dims, num_classes, spec.hidden, spec.dropout)
-    return AttentionHead(dims, spec.hidden, spec.dropout)
+    return spec.entry.build(spec, dims, num_classes)
 
 
 class TwoStreamModel(nn.Module):
@@ -133,7 +131,7 @@ class TwoStreamModel(nn.Module):
         # frozen streams run without autograd: no activations kept for a backward pass they never get
         with torch.set_grad_enabled(self.joint and torch.is_grad_enabled()):
             fs, ft = self.spatial.features(x[:, :split]), self.temporal.features(x[:, split:])
-            if self.head_spec.method != "attention":
+            if not self.head_spec.entry.uses_logits:
                 return fs, ft, None
             # each stream's classifier after its own dropout (active only when fine-tuned jointly)
             return fs, ft, (self.spatial.classifier(self.spatial.dropout(fs)),

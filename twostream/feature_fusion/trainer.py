@@ -125,4 +125,4 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
     return fit_epochs(config, run_dir, model, optimizer, scaler, device, pair, extraction.root, fit_videos, val_videos,
                       state=state, identity=identity, save=save_fusion_checkpoint, interactive=interactive,
                       # fine-tuned with a mid head, the streams' own classifiers get no gradient
-                      unused_parameters=config.joint and config.method == "mid")
+                      unused_parameters=config.joint and not config.head.entry.uses_logits)

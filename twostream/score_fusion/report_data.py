@@ -82,7 +82,9 @@ class CurvePoint:
 
 def parse_metrics(lines: list[str], source: str) -> list[CurvePoint]:
     """Points of a trainer's metrics.jsonl (one JSON object a line: epoch, phase, loss, accuracy,
-    lr, ...). A resumed run may log an epoch again: the last record of an (epoch, phase) wins."""
+    lr, ...). A resumed run may log an epoch again: the last record of an (epoch, phase) wins.
+    Not `engine.metrics_log.MetricsLog.read`: that opens RUN/metrics.jsonl only (--curves names any
+    file) and raises a bare JSON error without the line; a report's input is the user's."""
     points: dict[tuple[int, str], CurvePoint] = {}
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
