@@ -9,9 +9,8 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-
 from itertools import chain
+from pathlib import Path
 
 from joblib import delayed
 

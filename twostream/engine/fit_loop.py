@@ -133,7 +133,7 @@ def fit_epochs(config: Any, run_dir: Path, model: nn.Module, optimizer: torch.op
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(epoch_seed(config.seed, epoch))
         lr = learning_rate(config, epoch)
-        # a group may scale the schedule's rate (fusion_trainer: streams fine-tuned slower than the
+        # a group may scale the schedule's rate (feature_fusion.trainer: streams fine-tuned slower than the
         # head); the stream trainer's group has no lr_scale, so its stored optimizer state stays as it was
         for group in optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
