@@ -155,8 +155,9 @@ def run_jobs(staging: Staging, total: int, outcomes: Outcomes, config_json: str,
     for p in staging.staged:
         packer.add(p)
     folder.write_failures([])
+    running = outcomes(progress.note)
     try:
-        for outcome in outcomes(progress.note):
+        for outcome in running:
             progress.update(outcome.video_id, outcome.pairs, outcome.error)
             if outcome.error:
                 result.failures.append(Failure(outcome.video_id, outcome.source, outcome.error))
@@ -170,6 +171,13 @@ def run_jobs(staging: Staging, total: int, outcomes: Outcomes, config_json: str,
             raise disk_full(folder.root, exc) from None
         raise
     finally:
+        # a stop (Ctrl-C, SIGTERM, a full disk) ends the jobs here, before the run's lock is
+        # released: closing the generator kills the worker processes (joblib's abort), stops the
+        # device threads or processes, cancels cluster tasks; left to the garbage collector, the
+        # workers would write into the folder after the next run took its lock
+        close = getattr(running, "close", None)
+        if close is not None:
+            close()
         progress.close()
     if not any(staging.dir.iterdir()):
         staging.dir.rmdir()
