@@ -18,7 +18,7 @@ from flowprep.extract.cluster import on_cluster, security
 from flowprep.extract.config import ExtractConfig, ExtractRun, part_of
 from flowprep.extract.flow_methods import get_method
 from flowprep.extract.progress import format_duration
-from flowprep.extract.staged_run import Outcomes, in_processes, run_jobs, staged_run
+from flowprep.extract.staged_run import Outcomes, in_processes, run_jobs, staged_run, staging_bound, when_room
 from flowprep.extract.video_job import VideoOutcome, extract_video
 from flowprep.format.folder import ExtractionFolder, Failure
 from flowprep.format.manifest import ManifestEntry, read_manifest
@@ -63,8 +63,10 @@ class ExtractSummary:
 def outcomes(run: ExtractRun, todo: list[ManifestEntry], config_json: str, staging_dir: Path) -> Outcomes:
     """How the videos are extracted: in worker processes, one video each (the OpenCV backends),
     or by threads feeding batches to one process per device (batched backends, batched.py)."""
+    bound = staging_bound(run.shard_size_mb * 1e6)
     if not get_method(run.extract.flow_method).batched:
-        jobs = [delayed(extract_video)(e, run.video_root / e.path, config_json, staging_dir) for e in todo]
+        jobs = [delayed(when_room)(extract_video, staging_dir, bound, e, run.video_root / e.path, config_json,
+                                   staging_dir) for e in todo]
         if run.scheduler is not None:
             tls = security(run.scheduler, run.tls_ca_file, run.tls_cert, run.tls_key)
             return on_cluster(jobs, run.scheduler, tls)
@@ -73,9 +75,9 @@ def outcomes(run: ExtractRun, todo: list[ManifestEntry], config_json: str, stagi
     jobs = [(e, run.video_root / e.path) for e in todo]
     if len(run.devices) == 1:
         return lambda note: device_outcomes(jobs, config_json, staging_dir, run.devices[0], run.n_workers,
-                                            run.batch_fields, note)
+                                            run.batch_fields, note, bound=bound)
     return lambda note: multi_device_outcomes(jobs, config_json, staging_dir, run.devices, run.n_workers,
-                                              run.batch_fields, note)
+                                              run.batch_fields, note, bound)
 
 
 def check_devices(devices: list[str]) -> None:
