@@ -16,6 +16,13 @@ index takes to load.
 - Index: a generated index of 240,000 videos over 1,000 shard files (real, tiny files: the
   trainer opens every shard's header), read by the trainer's `open_extraction` and split into a
   training part with a held-out share.
+- Resume: `flowprep extract` resumed on a folder whose 100,000-video manifest has 30,000 videos
+  finished but not packed (real staging files of a tiny video, each under its own id): seconds
+  from the command's start to its first new video being written (a worker's first staging file),
+  then SIGTERM. Before issue 19 the resume check rebuilt the staged set for every manifest row
+  (42 ms a row with 33,514 staged: hours before the first video).
+
+    python benchmarks/bench_scale.py --only resume
 """
 from __future__ import annotations
 
@@ -121,19 +128,74 @@ def index_loading(videos: int, shards: int) -> dict:
             "select_and_hold_out_s": selected, "training_videos": len(trained), "held_out": len(held)}
 
 
+def resume_at_scale(videos: int, staged: int) -> dict:
+    import signal
+
+    import h5py
+
+    sys.path.insert(0, str(REPO))
+    from flowprep.format.shards import VIDEOS_GROUP
+    from tests.support.videos import moving_square_frames, write_video
+
+    options = ["--flow", "farneback", "--size", "32x24", "--max-frames", "2", "--workers", "2"]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_video(root / "clip.avi", moving_square_frames(4, 32, 24, 8, velocity=(1, 0)))
+        rows = ["video_id,path,label"] + [f"v{i:06d},clip.avi,{i % 400}" for i in range(videos)]
+        (root / "first.csv").write_text("\n".join(rows[:2]) + "\n")
+        (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+        out = root / "out"
+        first = subprocess.run([sys.executable, "-m", "flowprep", "extract", "--manifest", str(root / "first.csv"),
+                                "--out", str(out), *options], capture_output=True, text=True)
+        if first.returncode != 0:
+            raise SystemExit(first.stderr[-2000:])
+        # the finished, unpacked videos of a stopped run: the shard's video under other ids
+        template = ExtractionFolder(out).shard_paths()[0].read_bytes()
+        staging = out / "staging"
+        staging.mkdir()
+        for i in range(1, staged + 1):
+            path = staging / f"v{i:06d}.h5"
+            path.write_bytes(template)
+            with h5py.File(path, "r+") as f:
+                f[VIDEOS_GROUP].move("v000000", f"v{i:06d}")
+        staged_mb = sum(p.stat().st_size for p in staging.iterdir()) / 1e6
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "flowprep", "extract", "--manifest", str(root / "manifest.csv"),
+                                 "--out", str(out), *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            while not any(staging.glob("*.part")) and proc.poll() is None:
+                time.sleep(0.01)
+            first_video_s = time.perf_counter() - started
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            status = proc.wait()
+    return {"videos": videos, "staged": staged, "staged_mb": staged_mb, "first_new_video_s": first_video_s,
+            "sigterm_exit": status}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--frames", type=int, default=60, help="frames per video in the extraction runs")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--only", choices=["extraction", "training", "index", "resume"], default=None,
+                        help="run this measurement alone (the others' results are kept)")
     args = parser.parse_args()
-    require_shared_data()
-    results = {"extraction": extraction(args.frames, args.repeats)}
-    print(json.dumps(results["extraction"]), flush=True)
-    results["training"] = training(args.epochs)
-    print(json.dumps(results["training"]), flush=True)
-    results["index"] = index_loading(240_000, 1_000)
-    print(json.dumps(results["index"]), flush=True)
+    measurements = {"extraction": lambda: extraction(args.frames, args.repeats),
+                    "training": lambda: training(args.epochs),
+                    "index": lambda: index_loading(240_000, 1_000),
+                    "resume": lambda: resume_at_scale(100_000, 30_000)}
+    results = {}
+    if args.only is not None:
+        previous = REPO / "benchmarks" / "results" / "scale.json"
+        results = {k: v for k, v in json.loads(previous.read_text()).items() if k in measurements} \
+            if previous.exists() else {}
+        measurements = {args.only: measurements[args.only]}
+    if "extraction" in measurements:
+        require_shared_data()
+    for name, measure in measurements.items():
+        results[name] = measure()
+        print(json.dumps(results[name]), flush=True)
     print(f"results: {save_results('scale', results)}")
 
 
