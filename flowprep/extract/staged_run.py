@@ -177,9 +177,34 @@ def when_room(job: Callable, staging_dir: Path, bound: float, *args: Any) -> Any
     return job(*args)
 
 
+def available_cores() -> int:
+    """The cores this process may run on (a SLURM job's or a container's share, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def usable_workers(asked: int, processes: bool = True) -> int:
+    """`asked` worker processes, at most one a core (with a warning): more processes than cores
+    cannot make CPU-bound jobs faster, and each holds its own memory (--workers 1000 on 2 cores
+    started dozens of processes, GBs, without a word). Threads (processes=False) are only warned of."""
+    cores = available_cores()
+    if asked <= cores:
+        return asked
+    if processes:
+        log.warning("--workers %d, but this run has %d core(s): more worker processes than cores cannot make it "
+                    "faster and each costs memory; using %d", asked, cores, cores)
+        return cores
+    log.warning("--workers %d decoding threads, but this run has %d core(s): more threads than cores cannot make "
+                "decoding faster", asked, cores)
+    return asked
+
+
 def in_processes(jobs: list, workers: int) -> Outcomes:
-    """joblib `jobs` (delayed calls returning StagedOutcome) on `workers` processes, as run_jobs's
-    outcomes: each as its job finishes."""
+    """joblib `jobs` (delayed calls returning StagedOutcome) on `workers` processes (usable_workers:
+    at most one a core), as run_jobs's outcomes: each as its job finishes."""
+    workers = usable_workers(workers)
     # a run that stops (a full disk, Ctrl-C) cancels the jobs it had queued: joblib's warning about
     # them would only add lines to the one-line error
     warnings.filterwarnings("ignore", message=r".*tasks which were still being processed by the workers")
