@@ -129,48 +129,11 @@ def index_loading(videos: int, shards: int) -> dict:
 
 
 def resume_at_scale(videos: int, staged: int) -> dict:
-    import signal
-
-    import h5py
-
     sys.path.insert(0, str(REPO))
-    from flowprep.format.shards import VIDEOS_GROUP
-    from tests.support.videos import moving_square_frames, write_video
+    from tests.support.reliability.signals import first_new_video_after_resume
 
-    options = ["--flow", "farneback", "--size", "32x24", "--max-frames", "2", "--workers", "2"]
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        write_video(root / "clip.avi", moving_square_frames(4, 32, 24, 8, velocity=(1, 0)))
-        rows = ["video_id,path,label"] + [f"v{i:06d},clip.avi,{i % 400}" for i in range(videos)]
-        (root / "first.csv").write_text("\n".join(rows[:2]) + "\n")
-        (root / "manifest.csv").write_text("\n".join(rows) + "\n")
-        out = root / "out"
-        first = subprocess.run([sys.executable, "-m", "flowprep", "extract", "--manifest", str(root / "first.csv"),
-                                "--out", str(out), *options], capture_output=True, text=True)
-        if first.returncode != 0:
-            raise SystemExit(first.stderr[-2000:])
-        # the finished, unpacked videos of a stopped run: the shard's video under other ids
-        template = ExtractionFolder(out).shard_paths()[0].read_bytes()
-        staging = out / "staging"
-        staging.mkdir()
-        for i in range(1, staged + 1):
-            path = staging / f"v{i:06d}.h5"
-            path.write_bytes(template)
-            with h5py.File(path, "r+") as f:
-                f[VIDEOS_GROUP].move("v000000", f"v{i:06d}")
-        staged_mb = sum(p.stat().st_size for p in staging.iterdir()) / 1e6
-        started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "flowprep", "extract", "--manifest", str(root / "manifest.csv"),
-                                 "--out", str(out), *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            while not any(staging.glob("*.part")) and proc.poll() is None:
-                time.sleep(0.01)
-            first_video_s = time.perf_counter() - started
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            status = proc.wait()
-    return {"videos": videos, "staged": staged, "staged_mb": staged_mb, "first_new_video_s": first_video_s,
-            "sigterm_exit": status}
+        return first_new_video_after_resume(Path(tmp), videos, staged)
 
 
 def main() -> None:

@@ -210,3 +210,110 @@ def concurrent_training(shards: Path, work: Path, reference: Path,
     return Record("concurrent training runs", what, held, f"the first was running: {running}; the second: exit "
                   f"{second.returncode}, {lines[-1][-140:] if lines else 'no message'!r}; the first ended with its "
                   f"own weights: {same}")
+
+
+def first_new_video_after_resume(root: Path, videos: int, staged: int) -> dict:
+    """Seconds from the start of a resumed `flowprep extract` to its first new video being written,
+    on a folder whose `videos`-row manifest has `staged` videos finished but not packed (real
+    staging files of a tiny video, each under its own id); the run is then stopped with SIGTERM.
+    benchmarks/bench_scale.py measures it at Kinetics scale."""
+    import h5py
+
+    from flowprep.format.folder import ExtractionFolder
+    from flowprep.format.shards import VIDEOS_GROUP
+    from tests.support.reliability.common import FLOWPREP
+    from tests.support.videos import moving_square_frames, write_video
+
+    options = ["--flow", "farneback", "--size", "32x24", "--max-frames", "2", "--workers", "2"]
+    root.mkdir(parents=True, exist_ok=True)
+    write_video(root / "clip.avi", moving_square_frames(4, 32, 24, 8, velocity=(1, 0)))
+    rows = ["video_id,path,label"] + [f"v{i:06d},clip.avi,{i % 400}" for i in range(videos)]
+    (root / "first.csv").write_text("\n".join(rows[:2]) + "\n")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    out = root / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    first = run([*FLOWPREP, "extract", "--manifest", root / "first.csv", "--out", out, *options])
+    if first.returncode != 0:
+        raise RuntimeError(first.stderr[-2000:])
+    template = ExtractionFolder(out).shard_paths()[0].read_bytes()
+    staging = out / "staging"
+    staging.mkdir()
+    for i in range(1, staged + 1):  # the shard's one video under other ids: what a stopped run left
+        path = staging / f"v{i:06d}.h5"
+        path.write_bytes(template)
+        with h5py.File(path, "r+") as f:
+            f[VIDEOS_GROUP].move("v000000", f"v{i:06d}")
+    staged_mb = sum(p.stat().st_size for p in staging.iterdir()) / 1e6
+    started = time.perf_counter()
+    proc = subprocess.Popen([str(c) for c in [*FLOWPREP, "extract", "--manifest", root / "manifest.csv", "--out", out,
+                                              *options]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: any(staging.glob("*.part")), proc, timeout=1800)
+        seconds = time.perf_counter() - started
+        reached = proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        status = proc.wait()
+    return {"videos": videos, "staged": staged, "staged_mb": staged_mb, "first_new_video_s": seconds,
+            "reached": reached, "sigterm_exit": status}
+
+
+RESUME_LIMIT_S = 30.0  # "in seconds": imports and reading the manifest included
+
+
+def scale_of_resume(work: Path, videos: int = 20_000, staged: int = 6_000) -> Record:
+    """A resumed run of `videos` with `staged` finished videos not yet packed reaches its first new
+    video within RESUME_LIMIT_S (the resume check once cost 42 ms a manifest row at 33,514 staged)."""
+    found = first_new_video_after_resume(work / "resume_scale", videos, staged)
+    held = found["reached"] and found["first_new_video_s"] < RESUME_LIMIT_S and found["sigterm_exit"] == 143
+    return Record("scale of resume", f"{videos:,} videos, {staged:,} staged", held,
+                  f"first new video after {found['first_new_video_s']:.1f} s (limit {RESUME_LIMIT_S:.0f} s); "
+                  f"SIGTERM then: exit {found['sigterm_exit']}")
+
+
+def staging_bound_run(work: Path) -> Record:
+    """With small shards (0.02 MB) and a packer slower than the workers (0.4 s a video, a slow
+    file system), the finished videos waiting in staging never exceed the bound (3 shards' worth)
+    plus one video a worker; the run ends complete."""
+    from flowprep.extract.config import ExtractConfig, ExtractRun
+    from flowprep.extract.run import outcomes, run_folder
+    from flowprep.extract.staged_run import run_jobs, staged_bytes, staged_run, staging_bound
+    from flowprep.format.folder import ExtractionFolder
+    from flowprep.format.manifest import read_manifest
+    from tests.support.reliability.common import SIZE
+
+    manifest = make_dataset(work / "bound_videos", videos=12)
+    out = work / "bound_out"
+    shutil.rmtree(out, ignore_errors=True)
+    config = ExtractConfig(flow_method="farneback", width=SIZE[0], height=SIZE[1])
+    job = ExtractRun(manifest, manifest.parent, out, config, workers=2, shard_size_mb=0.02)
+    shard_bytes = job.shard_size_mb * 1e6
+    folder = run_folder(job)
+    samples, largest, finished = [0], [0], threading.Event()
+
+    def sample() -> None:
+        while not finished.is_set():
+            samples.append(staged_bytes(folder.staging_dir))
+            for p in folder.staging_dir.glob("*.h5") if folder.staging_dir.is_dir() else []:
+                try:
+                    largest[0] = max(largest[0], p.stat().st_size)
+                except FileNotFoundError:  # packed meanwhile
+                    pass
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        with staged_run(folder, "extract", config.to_dict(), False, RuntimeError) as staging:
+            todo = read_manifest(manifest)
+            result = run_jobs(staging, len(todo), outcomes(job, todo, config.to_json(), staging.dir), config.to_json(),
+                              shard_bytes, lambda outcome: time.sleep(0.4), interactive=False)
+    finally:
+        finished.set()
+        sampler.join()
+    limit = staging_bound(shard_bytes) + job.n_workers * largest[0]
+    complete = not result.failures and len(ExtractionFolder(out).read_index()) == 12
+    held = complete and max(samples) <= limit
+    return Record("scale of resume", "staging with 0.02 MB shards and a slow packer", held,
+                  f"at most {max(samples) / 1e3:.0f} kB staged at once; bound {staging_bound(shard_bytes) / 1e3:.0f} kB "
+                  f"+ {job.n_workers} x {largest[0] / 1e3:.0f} kB; complete: {complete}")
