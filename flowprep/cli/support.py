@@ -63,7 +63,7 @@ def run_click(group: click.Group, prog: str, user_errors: tuple[type[BaseExcepti
     install()
     try:
         status = group.main(args=argv, prog_name=prog, standalone_mode=False)
-    except (click.exceptions.Abort, KeyboardInterrupt, Exception) as exc:
+    except (click.exceptions.Abort, KeyboardInterrupt, Exception) as exc:  # noqa: BLE001  _report re-raises bugs
         sys.exit(_report(exc, prog, user_errors))
     sys.exit(status if isinstance(status, int) else EXIT_OK)
 

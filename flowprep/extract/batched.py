@@ -176,9 +176,9 @@ def device_outcomes(jobs: Iterable[tuple[ManifestEntry, Path]], config_json: str
     injects faults through it). A job waits to start while the finished videos in staging exceed
     `bound` bytes (staged_run.wait_for_room): the thread waits, not this loop, which goes on
     handing finished outcomes to the packer."""
-    from flowprep.extract.staged_run import when_room
-
     import cv2
+
+    from flowprep.extract.staged_run import when_room
 
     cv2.setNumThreads(1)
     config = ExtractConfig.from_json(config_json)

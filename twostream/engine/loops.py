@@ -53,7 +53,7 @@ class EpochTotals:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, stored: dict | None) -> "EpochTotals":
+    def from_dict(cls, stored: dict | None) -> EpochTotals:
         return cls(**{k: type(getattr(cls(), k))(v) for k, v in (stored or {}).items() if k in cls.__dataclass_fields__})
 
 
