@@ -83,6 +83,7 @@ def main() -> None:
             for name, to, workers in (("SIGTERM", "main", 0), ("SIGTERM", "group", 2), ("SIGINT", "group", 0)):
                 add(r.training_signal(shards, work / "train_signal", reference_weights, name, to, fusion, workers))
             add(r.concurrent_training(shards, work / "concurrent", reference_weights, fusion))
+        add(r.torchrun_signal(shards, work / "ddp_signal"))
         add(r.scale_of_resume(work))
         add(r.staging_bound_run(work))
         add(r.damaged_shards(reference.out, work / "damaged"))

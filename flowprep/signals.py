@@ -14,8 +14,10 @@ SIGTERM, each with one line saying how to resume.
 """
 from __future__ import annotations
 
+import os
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -92,10 +94,12 @@ def deferred() -> Iterator[Deferred]:
     if not _main_thread():
         yield state
         return
+    asked = _asked_flag()
 
     def ask(signum: int, frame) -> None:
         global _received
         _received = signum
+        asked.value = ASKED
         if state.requested:
             raise Stop(signum)
         state.signum = signum
@@ -103,17 +107,52 @@ def deferred() -> Iterator[Deferred]:
     before = {s: signal.getsignal(s) for s in NAMES}
     for s in NAMES:
         signal.signal(s, ask)
+    asked.value = DEFERRING
     try:
         yield state
     finally:
+        asked.value = IDLE
         for s, handler in before.items():
             signal.signal(s, handler)
 
 
+# shared memory, inherited by forked workers: 0 no deferred() block runs in the main process,
+# 1 one runs, 2 it has been asked to stop
+_asked = None
+IDLE, DEFERRING, ASKED = 0, 1, 2
+
+
+def _asked_flag():
+    """The shared flag, created in the main process before it forks workers (they inherit it)."""
+    global _asked
+    if _asked is None:
+        import multiprocessing
+
+        _asked = multiprocessing.RawValue("b", 0)
+    return _asked
+
+
+WORKER_PATIENCE_S = 0.5  # how long a worker's SIGTERM waits to learn whether the main process defers it
+
+
 def ignore_in_worker(*_args) -> None:
-    """A DataLoader worker's init: SIGINT and SIGTERM sent to the whole process group are the main
-    process's to act on; a worker that died of them would fail the batch the main process is
-    finishing before its checkpoint. The workers end when the main process closes its loaders
-    (or, if it is killed, when they see it gone)."""
-    for s in NAMES:
-        signal.signal(s, signal.SIG_IGN)
+    """A DataLoader worker's init: a stop signal sent to the whole process group (Ctrl-C, SLURM) is
+    the main process's to act on. A worker that died of it would fail the batch the main process
+    finishes before its checkpoint (torch even raises that failure from a SIGCHLD handler, anywhere
+    in the main process). SIGINT is ignored; SIGTERM is ignored only while the main process defers
+    a stop (`deferred()`): multiprocessing ends its daemonic workers with SIGTERM, and they must
+    go then. The workers end when the main process closes its loaders, or sees it gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _worker_sigterm)
+
+
+def _worker_sigterm(signum: int, frame) -> None:
+    deadline = time.monotonic() + WORKER_PATIENCE_S
+    # a group's signal reaches the main process at the same moment: give its handler time to say so
+    while _asked is not None and _asked.value == DEFERRING and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if _asked is not None and _asked.value == ASKED:
+        return  # the main process stops at its next batch boundary, and then closes this worker
+    # ended by its main process (multiprocessing ends daemonic workers so at exit): a clean exit,
+    # which torch's SIGCHLD handler in the main process does not report as a worker's failure
+    os._exit(0)

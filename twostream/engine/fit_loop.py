@@ -138,7 +138,10 @@ def fit_epochs(config: Any, run_dir: Path, model: nn.Module, optimizer: torch.op
         if state["scaler"] and scaler.is_enabled():
             scaler.load_state_dict(state["scaler"])
         start_epoch, elapsed_before, last_metrics = state["epoch"], state["elapsed"], state["metrics"]
-        resumed, rng = EpochTotals.from_dict(state.get("epoch_totals")), state.get("rng")
+        # under torchrun each process resumes its own share's figures (those of the process of its rank)
+        shares = state.get("epoch_totals_of_processes") or []
+        own = shares[world.rank] if len(shares) == world.size else state.get("epoch_totals")
+        resumed, rng = EpochTotals.from_dict(own), state.get("rng")
         if resumed.batches:
             log.info("resuming %s in epoch %d of %d after its batch %d", run_dir / CHECKPOINT_FILE, start_epoch + 1,
                      config.epochs, resumed.batches)
@@ -170,11 +173,13 @@ def fit_epochs(config: Any, run_dir: Path, model: nn.Module, optimizer: torch.op
     def elapsed() -> float:
         return elapsed_before + time.perf_counter() - started
 
-    def checkpoint(epoch: int, totals: EpochTotals | None = None) -> dict:
-        """The checkpoint after `epoch` completed epochs (and, mid-epoch, `totals` of the next)."""
+    def checkpoint(epoch: int, totals: list[EpochTotals] | None = None) -> dict:
+        """The checkpoint after `epoch` completed epochs (and, mid-epoch, every process's `totals`
+        of the next, in rank order)."""
         progress = {"epoch": epoch, "elapsed": elapsed()}
         if totals is not None:
-            progress.update(epoch_totals=totals.to_dict(), rng=_rng_state(device))
+            progress.update(epoch_totals=totals[0].to_dict(), epoch_totals_of_processes=[t.to_dict() for t in totals],
+                            rng=_rng_state(device))
         return {**identity, **progress, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict() if scaler.is_enabled() else {}, "metrics": last_metrics}
 
@@ -183,8 +188,9 @@ def fit_epochs(config: Any, run_dir: Path, model: nn.Module, optimizer: torch.op
 
         def stopped(epoch: int, totals: EpochTotals, where: str) -> BaseException:
             """Save the mid-epoch checkpoint; the Stop that ends the run, saying so in one line."""
+            every = world.gather(totals)  # all processes take part; the main one saves
             if world.main:
-                save(run_dir / CHECKPOINT_FILE, checkpoint(epoch, totals))
+                save(run_dir / CHECKPOINT_FILE, checkpoint(epoch, every))
             world.barrier()
             return signals.stop(f"stopped by {signals.name} in epoch {epoch + 1} of {config.epochs} {where}; "
                                 f"checkpoint {run_dir / CHECKPOINT_FILE} saved: run the same command with --resume "

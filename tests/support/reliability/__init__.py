@@ -55,6 +55,7 @@ from tests.support.reliability.signals import (  # noqa: F401
     scale_of_resume,
     signal_reference,
     staging_bound_run,
+    torchrun_signal,
     training_signal,
 )
 from tests.support.reliability.training import (  # noqa: F401

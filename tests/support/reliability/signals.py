@@ -317,3 +317,46 @@ def staging_bound_run(work: Path) -> Record:
     return Record("scale of resume", "staging with 0.02 MB shards and a slow packer", held,
                   f"at most {max(samples) / 1e3:.0f} kB staged at once; bound {staging_bound(shard_bytes) / 1e3:.0f} kB "
                   f"+ {job.n_workers} x {largest[0] / 1e3:.0f} kB; complete: {complete}")
+
+
+def torchrun_signal(shards: Path, work: Path) -> Record:
+    """SIGTERM to a two-process torchrun training (its group, as SLURM sends it) in the second
+    epoch: both processes stop after the same batch (they agree after every batch), the main one
+    saves the mid-epoch checkpoint, and --resume ends with the uninterrupted two-process run's weights."""
+    import torch
+
+    from tests.support.reliability.training import torchrun
+
+    what = "SIGTERM to a torchrun training of 2 processes mid-epoch"
+    env = {"OMP_NUM_THREADS": "1"}
+    reference, out = work / "ddp_signal_reference", work / "ddp_signal_run"
+    for folder in (reference, out):
+        shutil.rmtree(folder, ignore_errors=True)
+    done = run(torchrun(*train_command(shards, reference)[3:]), env=env)
+    if done.returncode != 0:
+        return Record("signals", what, False, f"the uninterrupted run failed: {done.stderr[-300:]}")
+    cmd = [str(c) for c in torchrun(*train_command(shards, out)[3:])]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **env}, start_new_session=True)
+    try:
+        wait_until(lambda: checkpoint_epoch(out / "checkpoint.pt") >= 1, proc, timeout=300)
+        if proc.poll() is not None:
+            return Record("signals", what, False, "the run ended before the signal")
+        sent = time.monotonic()
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=GRACE_S)
+        seconds = time.monotonic() - sent
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return Record("signals", what, False, f"still running {GRACE_S:.0f} s after the signal")
+    state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
+    batches = state.get("epoch_totals", {}).get("batches", 0)
+    stopped = "checkpoint" in err and "saved" in err and "--resume" in err
+    again = run(cmd + ["--resume"], env=env)
+    same = again.returncode == 0 and all(torch.equal(v, weights(reference / "checkpoint.pt")[k])
+                                         for k, v in weights(out / "checkpoint.pt").items())
+    held = stopped and batches > 0 and seconds < GRACE_S and same
+    return Record("signals", what, held, f"exit {proc.returncode} after {seconds:.1f} s; checkpoint in epoch "
+                  f"{state['epoch'] + 1} after batch {batches}; --resume: exit {again.returncode}, the "
+                  f"uninterrupted run's weights: {same}")
