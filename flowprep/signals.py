@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -64,6 +65,25 @@ def install() -> None:
     """SIGTERM raises Stop from now on, as SIGINT raises KeyboardInterrupt (main thread only)."""
     if _main_thread():
         signal.signal(signal.SIGTERM, _raise_stop)
+        if sys.unraisablehook is not _redeliver:
+            global _previous_hook
+            _previous_hook = sys.unraisablehook
+            sys.unraisablehook = _redeliver
+
+
+_previous_hook = sys.unraisablehook
+
+
+def _redeliver(unraisable) -> None:
+    """A signal's exception raised while Python ran a finalizer (a weakref callback of the garbage
+    collector, a __del__, a callback from C) is dropped there, and the run would go on as if no
+    signal had come (seen: SIGTERM lost in a WeakValueDictionary callback). The signal is sent
+    again: its handler then raises in the code that runs next."""
+    exc = unraisable.exc_value
+    if isinstance(exc, KeyboardInterrupt):
+        os.kill(os.getpid(), exc.signum if isinstance(exc, Stop) else signal.SIGINT)
+        return
+    _previous_hook(unraisable)
 
 
 class Deferred:
