@@ -20,6 +20,13 @@ counted by kind (tests/support/reliability/ holds the scenarios; `make test` run
   folder, HDF5 links, a FIFO as a shard, a shard of another extraction, JSON nested 100,000 deep,
   config values of the wrong type, control characters in ids, video symlinks out of the root,
   checkpoints whose tensors do not fit their config: one line each, nothing outside --out changed.
+- signals (issue 19): SIGTERM and SIGINT to an extraction's main process and to its process group
+  (one line, 143/130, no worker alive once the lock is free, the same command ends equal to an
+  uninterrupted run), and to training and feature-fusion training mid-epoch (a checkpoint at the
+  next batch boundary within 30 s; --resume ends with the uninterrupted run's weights);
+- concurrent training runs: a second `train` / `fuse-features train` into a running one's --out;
+- scale of resume: a 20,000-video resume with 6,000 staged videos reaches its first new video in
+  seconds; staging stays bounded with small shards and a slow packer.
 Writes benchmarks/results/reliability.json; `make readme-figures` puts the counts in the README.
 """
 from __future__ import annotations
@@ -71,6 +78,18 @@ def main() -> None:
                 add(r.training_kill(shards, work / "train_kill", baseline / kind / "checkpoint.pt", point, count,
                                     fusion))
         add(r.torchrun_rank_kill(shards, work / "ddp"))
+        # issue 19: signals from schedulers, concurrent training runs, the scale of resume
+        signalled = r.signal_reference(work / "signals")
+        for name, to in (("SIGTERM", "main"), ("SIGTERM", "group"), ("SIGINT", "main"), ("SIGINT", "group")):
+            add(r.extraction_signal(signalled, work / "signals", name, to))
+        for fusion in (None, streams):
+            reference_weights = baseline / ("fusion" if fusion else "stream") / "checkpoint.pt"
+            for name, to, workers in (("SIGTERM", "main", 0), ("SIGTERM", "group", 2), ("SIGINT", "group", 0)):
+                add(r.training_signal(shards, work / "train_signal", reference_weights, name, to, fusion, workers))
+            add(r.concurrent_training(shards, work / "concurrent", reference_weights, fusion))
+        add(r.torchrun_signal(shards, work / "ddp_signal"))
+        add(r.scale_of_resume(work))
+        add(r.staging_bound_run(work))
         add(r.damaged_shards(reference.out, work / "damaged"))
         add(r.bad_videos(work))
         add(r.bad_manifests(work))

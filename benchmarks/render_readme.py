@@ -188,6 +188,9 @@ def scale(data: dict) -> str:
               f"{i['videos']:,} videos over {i['shards']:,} shard files: `open_extraction` (index, config and every "
               f"shard's header) {i['open_extraction_s']:.1f} s, selecting a split's training videos and holding "
               f"out 10 % {i['select_and_hold_out_s']:.2f} s, writing the index {i['write_index_s']:.1f} s."
+            + (f" Resume: `flowprep extract` on a {r['videos']:,}-video manifest with {r['staged']:,} videos finished "
+               f"but not packed reaches its first new video {r['first_new_video_s']:.1f} s after its start."
+               if (r := data.get("resume")) else "")
             + _source(data, "make bench-scale"))
 
 

@@ -204,12 +204,18 @@ def window_pairs(max_fields: int, workers: int) -> int:
 
 def device_outcomes(jobs: Iterable[tuple[ManifestEntry, Path]], config_json: str, staging_dir: Path, device: str,
                     workers: int, max_fields: int, note: Callable[[str], None] = log.info,
-                    backend: BatchFlow | None = None, paths: dict[str, str] | None = None) -> Iterator[VideoOutcome]:
+                    backend: BatchFlow | None = None, paths: dict[str, str] | None = None,
+                    bound: float = math.inf) -> Iterator[VideoOutcome]:
     """Run the video jobs on `workers` threads with their flow batched on `device`; yield each
     outcome as its video finishes. At most 2 x workers jobs are started ahead, so `jobs` may be
     a queue that other devices take from too. `backend` replaces the config's backend (a test
-    injects faults through it); `paths[device]` gets the way the flow ran, at the end."""
+    injects faults through it); `paths[device]` gets the way the flow ran, at the end. A job
+    waits to start while the finished videos in staging exceed `bound` bytes
+    (staged_run.wait_for_room): the thread waits, not this loop, which goes on handing finished
+    outcomes to the packer."""
     import cv2
+
+    from flowprep.extract.staged_run import when_room
 
     cv2.setNumThreads(1)
     config = ExtractConfig.from_json(config_json)
@@ -223,7 +229,8 @@ def device_outcomes(jobs: Iterable[tuple[ManifestEntry, Path]], config_json: str
     pool = ThreadPoolExecutor(workers, thread_name_prefix="video")
     try:
         for entry, source in jobs:
-            running.add(pool.submit(extract_video, entry, source, config_json, staging_dir, batcher, window))
+            running.add(pool.submit(when_room, extract_video, staging_dir, bound, entry, source, config_json,
+                                    staging_dir, batcher, window))
             if len(running) >= 2 * workers:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 yield from (f.result() for f in done)
@@ -281,9 +288,10 @@ class _Forward(logging.Handler):
 
 
 def _device_process(number: int, device: str, tasks, results, config_json: str, staging_dir: Path, workers: int,
-                    max_fields: int) -> None:
+                    max_fields: int, bound: float = math.inf) -> None:
     """Device `number`'s process: take videos from `tasks` until its end marker, put each outcome
-    in `results`, then (number, _PATH, how the flow ran) and finally (number, _DONE)."""
+    in `results`, then (number, _PATH, how the flow ran) and finally (number, _DONE). A video
+    starts once staging has room (`bound`)."""
     visible, local = visible_device(device, os.environ.get("CUDA_VISIBLE_DEVICES"))
     if visible is not None:  # before anything initialises CUDA in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = visible
@@ -299,7 +307,8 @@ def _device_process(number: int, device: str, tasks, results, config_json: str, 
     flowprep_log.addHandler(_Forward(note))
     flowprep_log.setLevel(min(flowprep_log.getEffectiveLevel(), logging.WARNING))
     paths: dict[str, str] = {}
-    for outcome in device_outcomes(jobs(), config_json, staging_dir, local, workers, max_fields, note, paths=paths):
+    for outcome in device_outcomes(jobs(), config_json, staging_dir, local, workers, max_fields, note, paths=paths,
+                                   bound=bound):
         results.put(outcome)
     results.put((number, _PATH, paths.get(local, "")))
     results.put((number, _DONE))
@@ -307,8 +316,8 @@ def _device_process(number: int, device: str, tasks, results, config_json: str, 
 
 def multi_device_outcomes(jobs: list[tuple[ManifestEntry, Path]], config_json: str, staging_dir: Path,
                           devices: list[str], workers: int, max_fields: int,
-                          note: Callable[[str], None] = log.info,
-                          paths: dict[str, str] | None = None) -> Iterator[VideoOutcome]:
+                          note: Callable[[str], None] = log.info, paths: dict[str, str] | None = None,
+                          bound: float = math.inf) -> Iterator[VideoOutcome]:
     """`device_outcomes` on several devices, one spawned process each, taking videos from one
     queue (a fast device takes more). A process that dies stops the run with FlowError; what
     it had finished is packed by the next run, what it had not is redone."""
@@ -319,7 +328,7 @@ def multi_device_outcomes(jobs: list[tuple[ManifestEntry, Path]], config_json: s
     for _ in devices:
         tasks.put(None)
     processes = [context.Process(target=_device_process, name=f"flowprep-{d}", daemon=True,
-                                 args=(i, d, tasks, results, config_json, staging_dir, workers, max_fields))
+                                 args=(i, d, tasks, results, config_json, staging_dir, workers, max_fields, bound))
                  for i, d in enumerate(devices)]
     for p in processes:
         p.start()

@@ -14,12 +14,20 @@ configuration), and a plain `tcp://` scheduler belongs on a private network (doc
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Callable
 
 from joblib import Parallel, parallel_config
 
+log = logging.getLogger("flowprep")
+
 RETRIES = 3  # a task whose worker died is resubmitted this many times before its video fails
+
+
+PLAIN_TCP_WARNING = ("%s is a plain tcp:// scheduler: the traffic to it is not encrypted and not authenticated, "
+                     "and whoever reaches its port can run code on its workers; keep it on a private network, or "
+                     "use tls:// (docs/cluster.md)")
 
 
 class ClusterError(Exception):
@@ -43,6 +51,9 @@ def on_cluster(jobs: list, scheduler: str, tls=None, retries: int = RETRIES) -> 
     """run_jobs's outcomes of joblib `jobs` run by the scheduler's workers, each as it finishes."""
     def outcomes(note: Callable[[str], None]):
         from distributed import Client
+
+        if scheduler.startswith("tcp://"):  # said at every run, not only in the docs
+            log.warning(PLAIN_TCP_WARNING, scheduler)
 
         try:
             client = Client(scheduler, security=tls, timeout="30s", set_as_default=False)

@@ -19,7 +19,15 @@ from flowprep.extract.cluster import on_cluster, security
 from flowprep.extract.config import ExtractConfig, ExtractRun, part_of
 from flowprep.extract.flow_methods import get_method
 from flowprep.extract.progress import format_duration
-from flowprep.extract.staged_run import Outcomes, in_processes, run_jobs, staged_run
+from flowprep.extract.staged_run import (
+    Outcomes,
+    in_processes,
+    run_jobs,
+    staged_run,
+    staging_bound,
+    usable_workers,
+    when_room,
+)
 from flowprep.extract.video_job import VideoOutcome, extract_video
 from flowprep.format.folder import ExtractionFolder, Failure
 from flowprep.format.manifest import ManifestEntry, read_manifest
@@ -64,22 +72,26 @@ class ExtractSummary:
 
 
 def outcomes(run: ExtractRun, todo: list[ManifestEntry], config_json: str, staging_dir: Path,
-             paths: dict[str, str] | None = None) -> Outcomes:
-    """How the videos are extracted: in worker processes, one video each (the OpenCV backends),
-    or by threads feeding batches to one process per device (batched backends, batched.py)."""
+             paths: dict[str, str] | None = None, workers: int | None = None) -> Outcomes:
+    """How the videos are extracted: in `workers` worker processes (default: the run's), one video
+    each (the OpenCV backends), or by threads feeding batches to one process per device (batched
+    backends, batched.py); `paths[device]` gets the way a device ran the flow."""
+    workers = workers or run.n_workers
+    bound = staging_bound(run.shard_size_mb * 1e6)
     if not get_method(run.extract.flow_method).batched:
-        jobs = [delayed(extract_video)(e, run.video_root / e.path, config_json, staging_dir) for e in todo]
+        jobs = [delayed(when_room)(extract_video, staging_dir, bound, e, run.video_root / e.path, config_json,
+                                   staging_dir) for e in todo]
         if run.scheduler is not None:
             tls = security(run.scheduler, run.tls_ca_file, run.tls_cert, run.tls_key)
             return on_cluster(jobs, run.scheduler, tls)
-        return in_processes(jobs, run.n_workers)
+        return in_processes(jobs, workers)
     check_devices(run.devices)
     jobs = [(e, run.video_root / e.path) for e in todo]
     if len(run.devices) == 1:
-        return lambda note: device_outcomes(jobs, config_json, staging_dir, run.devices[0], run.n_workers,
-                                            run.batch_fields, note, paths=paths)
-    return lambda note: multi_device_outcomes(jobs, config_json, staging_dir, run.devices, run.n_workers,
-                                              run.batch_fields, note, paths=paths)
+        return lambda note: device_outcomes(jobs, config_json, staging_dir, run.devices[0], workers,
+                                            run.batch_fields, note, paths=paths, bound=bound)
+    return lambda note: multi_device_outcomes(jobs, config_json, staging_dir, run.devices, workers,
+                                              run.batch_fields, note, paths=paths, bound=bound)
 
 
 def check_devices(devices: list[str]) -> None:
@@ -156,8 +168,10 @@ def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSumm
         summary = ExtractSummary(total=len(entries), skipped=len(entries) - len(todo),
                                  failures_file=folder.failures_path, scope=scope)
         log.info("config: %s", json.dumps(run.to_dict(), sort_keys=True))
+        batched = get_method(config.flow_method).batched
+        workers = run.n_workers if run.scheduler else usable_workers(run.n_workers, processes=not batched)
         log.info("%d videos in manifest: %d already done, %d to extract with %s on %d worker(s)",
-                 len(entries), summary.skipped, len(todo), config.flow_method, run.n_workers)
+                 len(entries), summary.skipped, len(todo), config.flow_method, workers)
 
         def count(outcome: VideoOutcome) -> None:
             summary.extracted += 1
@@ -165,7 +179,7 @@ def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSumm
             summary.pairs += outcome.pairs
             summary.flow_seconds += outcome.flow_seconds
 
-        jobs = outcomes(run, todo, config_json, staging.dir, summary.flow_paths)
+        jobs = outcomes(run, todo, config_json, staging.dir, summary.flow_paths, workers)
         result = run_jobs(staging, len(todo) + len(refused), lambda note: chain(refused, jobs(note)), config_json,
                           run.shard_size_mb * 1e6, count, interactive)
         summary.failures = result.failures

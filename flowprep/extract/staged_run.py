@@ -9,6 +9,8 @@ started again with the same command redoes only unfinished videos, and packs eac
 from __future__ import annotations
 
 import logging
+import os
+import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,6 +45,11 @@ class Staging:
     folder: ExtractionFolder
     index: dict[str, IndexEntry]  # videos already in shards
     staged: list[Path]  # finished videos not yet packed
+    staged_ids: frozenset[str] = frozenset()  # their ids: built once, asked once per manifest row
+
+    def __post_init__(self) -> None:
+        if not self.staged_ids:
+            self.staged_ids = frozenset(p.name[: -len(SHARD_SUFFIX)] for p in self.staged)
 
     @property
     def dir(self) -> Path:
@@ -50,10 +57,6 @@ class Staging:
 
     def done(self, video_id: str) -> bool:
         return video_id in self.index or video_id in self.staged_ids
-
-    @property
-    def staged_ids(self) -> set[str]:
-        return {p.name[: -len(SHARD_SUFFIX)] for p in self.staged}
 
 
 @dataclass
@@ -133,10 +136,75 @@ class ShardPacker:
 
 Outcomes = Callable[[Callable[[str], None]], Iterable[StagedOutcome]]
 
+# Finished videos wait in staging until the main process packs them. Workers faster than the
+# packing (small shards, a slow file system) would pile them up for the whole run: a job first
+# waits while the unpacked videos exceed this many shards' worth, so staging holds at most that
+# plus the videos in progress (one a worker), whatever the run's length.
+STAGING_SHARDS = 3
+ROOM_POLL_S = 0.05
+
+
+def staging_bound(shard_bytes: float) -> float:
+    return STAGING_SHARDS * shard_bytes
+
+
+def staged_bytes(staging_dir: Path) -> int:
+    """Bytes of the finished videos in `staging_dir` that wait to be packed."""
+    total = 0
+    try:
+        entries = list(os.scandir(staging_dir))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if entry.name.endswith(SHARD_SUFFIX):
+            try:
+                total += entry.stat().st_size
+            except FileNotFoundError:  # packed and deleted meanwhile
+                pass
+    return total
+
+
+def wait_for_room(staging_dir: Path, bound: float) -> None:
+    """Block while the finished videos waiting in staging exceed `bound` bytes (the main process
+    packs them meanwhile)."""
+    while staged_bytes(staging_dir) > bound:
+        time.sleep(ROOM_POLL_S)
+
+
+def when_room(job: Callable, staging_dir: Path, bound: float, *args: Any) -> Any:
+    """`job(*args)` once staging has room (wait_for_room): how a worker runs a video job."""
+    wait_for_room(staging_dir, bound)
+    return job(*args)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (a SLURM job's or a container's share, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def usable_workers(asked: int, processes: bool = True) -> int:
+    """`asked` worker processes, at most one a core (with a warning): more processes than cores
+    cannot make CPU-bound jobs faster, and each holds its own memory (--workers 1000 on 2 cores
+    started dozens of processes, GBs, without a word). Threads (processes=False) are only warned of."""
+    cores = available_cores()
+    if asked <= cores:
+        return asked
+    if processes:
+        log.warning("--workers %d, but this run has %d core(s): more worker processes than cores cannot make it "
+                    "faster and each costs memory; using %d", asked, cores, cores)
+        return cores
+    log.warning("--workers %d decoding threads, but this run has %d core(s): more threads than cores cannot make "
+                "decoding faster", asked, cores)
+    return asked
+
 
 def in_processes(jobs: list, workers: int) -> Outcomes:
-    """joblib `jobs` (delayed calls returning StagedOutcome) on `workers` processes, as run_jobs's
-    outcomes: each as its job finishes."""
+    """joblib `jobs` (delayed calls returning StagedOutcome) on `workers` processes (usable_workers:
+    at most one a core), as run_jobs's outcomes: each as its job finishes."""
+    workers = usable_workers(workers)
     # a run that stops (a full disk, Ctrl-C) cancels the jobs it had queued: joblib's warning about
     # them would only add lines to the one-line error
     warnings.filterwarnings("ignore", message=r".*tasks which were still being processed by the workers")
@@ -152,11 +220,14 @@ def run_jobs(staging: Staging, total: int, outcomes: Outcomes, config_json: str,
     result = StagedRunResult()
     progress = Progress(total, interactive=interactive)
     packer = ShardPacker(folder, config_json, shard_bytes, staging.index, note=progress.note)
-    for p in staging.staged:
-        packer.add(p)
     folder.write_failures([])
+    # the jobs start first (local workers at once), and the videos an earlier run finished are
+    # packed meanwhile: a resumed run is at work in seconds, however much it left staged
+    running = outcomes(progress.note)
     try:
-        for outcome in outcomes(progress.note):
+        for p in staging.staged:
+            packer.add(p)
+        for outcome in running:
             progress.update(outcome.video_id, outcome.pairs, outcome.error)
             if outcome.error:
                 result.failures.append(Failure(outcome.video_id, outcome.source, outcome.error))
@@ -170,6 +241,13 @@ def run_jobs(staging: Staging, total: int, outcomes: Outcomes, config_json: str,
             raise disk_full(folder.root, exc) from None
         raise
     finally:
+        # a stop (Ctrl-C, SIGTERM, a full disk) ends the jobs here, before the run's lock is
+        # released: closing the generator kills the worker processes (joblib's abort), stops the
+        # device threads or processes, cancels cluster tasks; left to the garbage collector, the
+        # workers would write into the folder after the next run took its lock
+        close = getattr(running, "close", None)
+        if close is not None:
+            close()
         progress.close()
     if not any(staging.dir.iterdir()):
         staging.dir.rmdir()

@@ -564,22 +564,30 @@ class ExtractionFolder:
         into it, from another shell or another cluster job, is refused with `error` instead of the
         two overwriting each other's staging files. The lock dies with the process, so a killed run
         never blocks the next one; its file, LOCK_FILE, stays and means nothing when unlocked."""
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise error(f"cannot write the output folder {self.root}: {exc.strerror or exc}") from None
-        try:
-            locked = _flock_within(fd, fcntl.LOCK_EX, LOCK_PATIENCE_S)
-            if locked is None:  # e.g. Lustre mounted without -o flock: a run must still be possible
-                log.warning("%s: the file system gives no file locks, so a second run into this folder "
-                            "would not be refused; run one at a time", self.root)
-            elif not locked:
-                raise error(f"{self.root} is in use by another flowprep run; let it finish (or stop it), "
-                            f"or choose another --out")
+        with folder_lock(self.root, error):
             yield
-        finally:
-            os.close(fd)
+
+
+@contextmanager
+def folder_lock(root: Path, error: type[Exception], holder: str = "another flowprep run") -> Iterator[None]:
+    """The lock of `ExtractionFolder.lock` on any run folder (also a training run's: twostream's
+    fit_loop): an exclusive flock on ROOT/LOCK_FILE for the block, creating ROOT; while `holder`
+    holds it, `error` in one line."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise error(f"cannot write the output folder {root}: {exc.strerror or exc}") from None
+    try:
+        locked = _flock_within(fd, fcntl.LOCK_EX, LOCK_PATIENCE_S)
+        if locked is None:  # e.g. Lustre mounted without -o flock: a run must still be possible
+            log.warning("%s: the file system gives no file locks, so a second run into this folder "
+                        "would not be refused; run one at a time", root)
+        elif not locked:
+            raise error(f"{root} is in use by {holder}; let it finish (or stop it), or choose another --out")
+        yield
+    finally:
+        os.close(fd)
 
 
 def _flock_within(fd: int, kind: int, patience_s: float) -> bool | None:

@@ -15,6 +15,7 @@ from typing import Callable
 import click
 
 from flowprep.cli.support import EXIT_INTERRUPTED, device_option, loader_workers_option, out_folder_option
+from flowprep.signals import Stop
 from twostream.cli.runs import checkpoint_of, extraction_of, split_of
 from twostream.core.config import CROPS, DEVICE_HELP, PARTS, SCHEDULES, EvalConfig
 
@@ -131,10 +132,12 @@ def run_training(fit: Callable, config, resume: bool) -> int:
     """The body of a train command: fit, then print the validation metrics and the checkpoint."""
     try:
         metrics = fit(config, resume=resume)
-    except KeyboardInterrupt:  # the generic message says "run the same command again"; a run needs --resume
+    except KeyboardInterrupt as exc:  # the generic message says "run the same command again"; a run needs --resume
+        if isinstance(exc, Stop) and exc.message:  # the loop saved a checkpoint and says so (flowprep.signals)
+            raise
         click.echo(f"twostream: interrupted; continue from {Path(config.out) / 'checkpoint.pt'} with the same "
                    f"command plus --resume", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(exc.status if isinstance(exc, Stop) else EXIT_INTERRUPTED)
     # deferred: torch takes seconds to import, and --help needs none of it
     from twostream.core.world import current
     from twostream.streams.evaluator import metric_lines

@@ -13,8 +13,14 @@ no code:
     optimizer       the SGD state dict (momentum buffers)
     scaler          the AMP GradScaler state dict ({} when unused)
     metrics         the last epoch's train (and val) metrics
+  and, in a checkpoint saved mid-epoch (a run stopped by SIGTERM or SIGINT: twostream.engine.fit_loop):
+    epoch_totals    the next epoch's batches done and what they added up to (loss sum, correct, samples,
+                    seconds): twostream.engine.loops.EpochTotals; epoch_totals_of_processes: every
+                    torchrun process's, in rank order
+    rng             torch's random state at that batch boundary ({"cpu": ..., "cuda": ...})
 The learning rate is a pure function of the epoch (twostream.core.schedule) and every random draw of an
-epoch is seeded by (seed, epoch), so optimizer, epoch and config restore the complete state.
+epoch is seeded by (seed, epoch), so optimizer, epoch and config restore the complete state; mid-epoch,
+the batches done are skipped and the random state restored.
 """
 from __future__ import annotations
 

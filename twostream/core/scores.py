@@ -59,6 +59,19 @@ class VideoScores:
         return VideoScores(self.video_ids[order], self.labels[order], self.scores[order], self.class_names, self.meta)
 
 
+def check_finite(path: Path, scores: VideoScores) -> None:
+    """Refuse scores that are not all finite numbers (NaN, inf): fusing them gives an accuracy that
+    means nothing (argmax of NaN is class 0), without a word."""
+    if not np.issubdtype(scores.scores.dtype, np.number):
+        raise ScoresError(f"{path}: scores of type {scores.scores.dtype}, not numbers")
+    finite = np.isfinite(scores.scores)
+    if not finite.all():
+        bad = np.flatnonzero(~finite.all(axis=1))
+        raise ScoresError(f"{path}: {len(bad)} of {len(scores.video_ids)} videos have scores that are not finite "
+                          f"numbers (NaN or infinite), e.g. {str(scores.video_ids[bad[0]])!r}; evaluate the "
+                          f"checkpoint again, or check it: a diverged run gives NaN")
+
+
 def save_scores(path: str | Path, scores: VideoScores) -> None:
     """Write atomically (temporary file, then rename)."""
     path = Path(path)
@@ -82,8 +95,10 @@ def load_scores(path: str | Path) -> VideoScores:
             version = meta.get("scores_format_version")
             if version != SCORES_FORMAT_VERSION:
                 raise ScoresError(f"{path}: scores format version {version!r}, this code reads {SCORES_FORMAT_VERSION}")
-            return VideoScores(data["video_ids"], data["labels"], data["scores"],
-                               tuple(data["class_names"].tolist()), meta)
+            loaded = VideoScores(data["video_ids"], data["labels"], data["scores"],
+                                 tuple(data["class_names"].tolist()), meta)
+            check_finite(path, loaded)
+            return loaded
     except FileNotFoundError:
         raise ScoresError(f"{path}: scores file not found") from None
     except (OSError, KeyError, ValueError) as exc:

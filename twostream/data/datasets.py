@@ -19,6 +19,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 from flowprep.format.codecs import CodecError
 from flowprep.format.folder import IndexEntry
 from flowprep.format.shards import ShardFormatError
+from flowprep.signals import ignore_in_worker
 from twostream.core.errors import DataError
 from twostream.core.world import ONE, World, rank_share
 from twostream.data.clips import Video
@@ -166,14 +167,14 @@ def train_loader(dataset: TrainClips, batch_size: int, workers: int, seed: int, 
     sampler = EpochSampler(len(dataset), seed, world=world)
     batches = BatchSampler(sampler, batch_size, drop_last=len(sampler) >= batch_size)
     return DataLoader(dataset, batch_sampler=batches, num_workers=workers, pin_memory=pin_memory,
-                      persistent_workers=workers > 0, generator=_own_generator(seed))
+                      persistent_workers=workers > 0, generator=_own_generator(seed), worker_init_fn=ignore_in_worker)
 
 
 def eval_loader(dataset: EvalClips, batch_size: int, workers: int, pin_memory: bool, world: World = ONE) -> DataLoader:
     """The items in order; in a run of several processes, this process's share (its `sampler`
     lists which: `twostream.engine.loops.predict_all` puts the shares back together)."""
     return DataLoader(dataset, batch_size=batch_size, sampler=rank_share(len(dataset), world), num_workers=workers,
-                      pin_memory=pin_memory, generator=_own_generator(0))
+                      pin_memory=pin_memory, generator=_own_generator(0), worker_init_fn=ignore_in_worker)
 
 
 def _own_generator(seed: int) -> torch.Generator:

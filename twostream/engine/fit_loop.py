@@ -9,21 +9,34 @@ groups, the inputs, the checkpoint's format and identity) comes in as arguments.
 Resume continues from RUN/checkpoint.pt: model, optimizer, scaler and epoch come from it; the
 learning rate is a function of the epoch and every random draw of epoch e is seeded by (seed, e),
 so the resumed run computes what the uninterrupted one would have.
+
+SIGTERM (a scheduler's time limit, `kill`) and SIGINT (Ctrl-C) stop a run at the next batch
+boundary with a mid-epoch checkpoint (flowprep.signals): it also holds the batches done in the
+epoch, what they added up to, and torch's random state there (dropout). The epoch's batch order is
+a function of (seed, epoch) and each sample's augmentation of (seed, epoch, sample), so the resumed
+run skips the batches done and sees, from the next one on, what the uninterrupted run would have.
+The run folder is locked for the whole run (RUN/.flowprep.lock, flowprep.format.folder): a second
+run into it is refused.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Sampler
 
 from flowprep.format.files import write_text_atomic
-from flowprep.format.folder import IndexEntry
+from flowprep.format.folder import LOCK_FILE, IndexEntry, folder_lock
+from flowprep.signals import Deferred, deferred
 from twostream.core.checkpoint import CHECKPOINT_FILE, check_compatible
 from twostream.core.device import Device
 from twostream.core.errors import TrainError
@@ -31,7 +44,7 @@ from twostream.core.schedule import learning_rate
 from twostream.core.world import current
 from twostream.data.datasets import Augment, EvalClips, Layout, TrainClips, eval_loader, set_epoch, train_loader
 from twostream.data.store import ShardStore
-from twostream.engine.loops import predict_all, train_one_epoch
+from twostream.engine.loops import EpochTotals, Stopped, predict_all, train_one_epoch
 from twostream.engine.metrics import summarize
 from twostream.engine.metrics_log import MetricsLog
 
@@ -68,6 +81,27 @@ def resume_state(config: Any, resume: bool, load: Callable[[Path], dict], stream
     return state
 
 
+@contextmanager
+def locked_run(config: Any) -> Iterator[None]:
+    """Hold the run folder's lock for a whole run (creating the folder): a second `train` into the
+    same --out, from another shell or job, is refused in one line instead of the two mixing their
+    metrics and overwriting each other's checkpoint. Under torchrun the main process holds it."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    run_dir = Path(config.out)
+    created = not run_dir.exists()
+    try:
+        with folder_lock(run_dir, TrainError, "another training run"):
+            yield
+    except BaseException:
+        # a run refused before it wrote anything leaves no folder behind (the lock made it)
+        if created and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
+            (run_dir / LOCK_FILE).unlink()
+            run_dir.rmdir()
+        raise
+
+
 def start_run_dir(config: Any) -> Path:
     """Create the run folder and write its config.json; return the folder."""
     run_dir = Path(config.out)
@@ -98,12 +132,21 @@ def fit_epochs(config: Any, run_dir: Path, model: nn.Module, optimizer: torch.op
     world = device.world
     metrics_log = MetricsLog(run_dir)
     start_epoch, elapsed_before, last_metrics = 0, 0.0, {}
+    resumed, rng = EpochTotals(), None
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         if state["scaler"] and scaler.is_enabled():
             scaler.load_state_dict(state["scaler"])
         start_epoch, elapsed_before, last_metrics = state["epoch"], state["elapsed"], state["metrics"]
-        log.info("resuming %s after epoch %d of %d", run_dir / CHECKPOINT_FILE, start_epoch, config.epochs)
+        # under torchrun each process resumes its own share's figures (those of the process of its rank)
+        shares = state.get("epoch_totals_of_processes") or []
+        own = shares[world.rank] if len(shares) == world.size else state.get("epoch_totals")
+        resumed, rng = EpochTotals.from_dict(own), state.get("rng")
+        if resumed.batches:
+            log.info("resuming %s in epoch %d of %d after its batch %d", run_dir / CHECKPOINT_FILE, start_epoch + 1,
+                     config.epochs, resumed.batches)
+        else:
+            log.info("resuming %s after epoch %d of %d", run_dir / CHECKPOINT_FILE, start_epoch, config.epochs)
     if world.main:
         metrics_log.restart(start_epoch)
     log.info("%d process(es): batch %d a process, %d in all, learning rate %g (not scaled with the processes)",
@@ -130,41 +173,121 @@ def fit_epochs(config: Any, run_dir: Path, model: nn.Module, optimizer: torch.op
     def elapsed() -> float:
         return elapsed_before + time.perf_counter() - started
 
-    for epoch in range(start_epoch, config.epochs):
-        torch.manual_seed(epoch_seed(config.seed, epoch))
-        lr = learning_rate(config, epoch)
-        # a group may scale the schedule's rate (feature_fusion.trainer: streams fine-tuned slower than the
-        # head); the stream trainer's group has no lr_scale, so its stored optimizer state stays as it was
-        for group in optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_scale", 1.0)
-        set_epoch(loader, epoch)
-        train = train_one_epoch(trained, criterion, optimizer, loader, device, scaler, epoch + 1, interactive)
-        if world.distributed:  # the epoch's loss and accuracy over every process's samples
-            loss_sum, correct, samples = world.sum([train["loss"] * train["samples"],
-                                                    train["accuracy"] * train["samples"], train["samples"]])
-            train = {**train, "loss": loss_sum / samples, "accuracy": correct / samples, "samples": samples}
-        train_rate = train["samples"] / train["seconds"] if train["seconds"] else 0.0
-        if world.main:
-            metrics_log.write(epoch + 1, "train", train["loss"], train["accuracy"], lr, train_rate, elapsed())
-        last_metrics = {"train": {"loss": train["loss"], "accuracy": train["accuracy"], "samples_per_s": train_rate}}
-        message = f"epoch {epoch + 1}/{config.epochs} lr {lr:.3g}: train loss {train['loss']:.4f} " \
-                  f"accuracy {train['accuracy']:.3f} ({train_rate:.1f} samples/s)"
-        if val_batches is not None and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
-            scores, seconds = predict_all(model, val_batches, device, len(val_data), f"epoch {epoch + 1} val",
-                                          interactive)
-            val, _ = summarize(scores, val_data.video_index, val_labels)
-            val_rate = len(val_data) / seconds if seconds else 0.0
+    def checkpoint(epoch: int, totals: list[EpochTotals] | None = None) -> dict:
+        """The checkpoint after `epoch` completed epochs (and, mid-epoch, every process's `totals`
+        of the next, in rank order)."""
+        progress = {"epoch": epoch, "elapsed": elapsed()}
+        if totals is not None:
+            progress.update(epoch_totals=totals[0].to_dict(), epoch_totals_of_processes=[t.to_dict() for t in totals],
+                            rng=_rng_state(device))
+        return {**identity, **progress, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict() if scaler.is_enabled() else {}, "metrics": last_metrics}
+
+    with deferred() as signals:
+        stop = _stop_check(signals, world)
+
+        def stopped(epoch: int, totals: EpochTotals, where: str) -> BaseException:
+            """Save the mid-epoch checkpoint; the Stop that ends the run, saying so in one line."""
+            every = world.gather(totals)  # all processes take part; the main one saves
             if world.main:
-                metrics_log.write(epoch + 1, "val", val["clip_loss"], val["clip_top1"], lr, val_rate, elapsed())
-            last_metrics["val"] = {**val, "samples_per_s": val_rate}
-            message += f"; val clip accuracy {val['clip_top1']:.3f}, video {val['video_top1']:.3f}"
-        if world.main:
-            save(run_dir / CHECKPOINT_FILE, {
-                **identity, "epoch": epoch + 1, "elapsed": elapsed(), "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-                "metrics": last_metrics})
-        world.barrier()  # no process runs ahead of the checkpoint that a resume would start from
-        log.info("%s; checkpoint %s", message, run_dir / CHECKPOINT_FILE)
+                save(run_dir / CHECKPOINT_FILE, checkpoint(epoch, every))
+            world.barrier()
+            return signals.stop(f"stopped by {signals.name} in epoch {epoch + 1} of {config.epochs} {where}; "
+                                f"checkpoint {run_dir / CHECKPOINT_FILE} saved: run the same command with --resume "
+                                f"to continue")
+
+        for epoch in range(start_epoch, config.epochs):
+            totals = resumed if epoch == start_epoch else EpochTotals()
+            torch.manual_seed(epoch_seed(config.seed, epoch))
+            if totals.batches and rng is not None:  # where the interrupted run's random stream was
+                _set_rng_state(rng, device)
+            lr = learning_rate(config, epoch)
+            # a group may scale the schedule's rate (feature_fusion.trainer: streams fine-tuned slower than the
+            # head); the stream trainer's group has no lr_scale, so its stored optimizer state stays as it was
+            for group in optimizer.param_groups:
+                group["lr"] = lr * group.get("lr_scale", 1.0)
+            set_epoch(loader, epoch)
+            if totals.batches >= len(loader):  # stopped during validation: the epoch's training is done
+                seen = max(totals.samples, 1)
+                train = {"loss": totals.loss_sum / seen, "accuracy": totals.correct / seen, "samples": totals.samples,
+                         "seconds": totals.seconds, "stopped": False, "totals": totals}
+            else:
+                batches = _skipping(loader, totals.batches) if totals.batches else loader
+                train = train_one_epoch(trained, criterion, optimizer, batches, device, scaler, epoch + 1, interactive,
+                                        totals=totals, stop=stop)
+                if train["stopped"]:
+                    raise stopped(epoch, train["totals"], f"after batch {train['totals'].batches} of {len(loader)}")
+            totals = train["totals"]
+            if world.distributed:  # the epoch's loss and accuracy over every process's samples
+                loss_sum, correct, samples = world.sum([train["loss"] * train["samples"],
+                                                        train["accuracy"] * train["samples"], train["samples"]])
+                train = {**train, "loss": loss_sum / samples, "accuracy": correct / samples, "samples": samples}
+            train_rate = train["samples"] / train["seconds"] if train["seconds"] else 0.0
+            if world.main:
+                metrics_log.write(epoch + 1, "train", train["loss"], train["accuracy"], lr, train_rate, elapsed())
+            last_metrics = {"train": {"loss": train["loss"], "accuracy": train["accuracy"], "samples_per_s": train_rate}}
+            message = f"epoch {epoch + 1}/{config.epochs} lr {lr:.3g}: train loss {train['loss']:.4f} " \
+                      f"accuracy {train['accuracy']:.3f} ({train_rate:.1f} samples/s)"
+            if val_batches is not None and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
+                try:
+                    scores, seconds = predict_all(model, val_batches, device, len(val_data), f"epoch {epoch + 1} val",
+                                                  interactive, stop)
+                except Stopped:
+                    raise stopped(epoch, totals, "during validation") from None
+                val, _ = summarize(scores, val_data.video_index, val_labels)
+                val_rate = len(val_data) / seconds if seconds else 0.0
+                if world.main:
+                    metrics_log.write(epoch + 1, "val", val["clip_loss"], val["clip_top1"], lr, val_rate, elapsed())
+                last_metrics["val"] = {**val, "samples_per_s": val_rate}
+                message += f"; val clip accuracy {val['clip_top1']:.3f}, video {val['video_top1']:.3f}"
+            if world.main:
+                save(run_dir / CHECKPOINT_FILE, checkpoint(epoch + 1))
+            world.barrier()  # no process runs ahead of the checkpoint that a resume would start from
+            log.info("%s; checkpoint %s", message, run_dir / CHECKPOINT_FILE)
     if start_epoch >= config.epochs:
         log.info("%s already completed its %d epochs", run_dir, config.epochs)
     return last_metrics
+
+
+def _stop_check(signals: Deferred, world) -> Callable[[], bool]:
+    """Asked after every batch: has a stop signal come? Under torchrun the processes agree (a sum
+    over them), so that all stop after the same batch: one that stopped alone would leave the
+    others waiting for ever in the next batch's gradient all-reduce."""
+    if not world.distributed:
+        return lambda: signals.requested
+    return lambda: world.sum([float(signals.requested)])[0] > 0
+
+
+def _rng_state(device: Device) -> dict:
+    """torch's random state (dropout draws from it), the device's too on CUDA."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device.device)
+    return state
+
+
+def _set_rng_state(state: dict, device: Device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and device.device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device.device)
+
+
+class _Skip(Sampler):
+    """A batch sampler without its first `skip` batches: the resumed part of an epoch."""
+
+    def __init__(self, batches: Sampler, skip: int) -> None:
+        self.batches, self.skip = batches, skip
+
+    def __iter__(self):
+        return itertools.islice(iter(self.batches), self.skip, None)
+
+    def __len__(self) -> int:
+        return max(0, len(self.batches) - self.skip)
+
+
+def _skipping(loader: DataLoader, skip: int) -> DataLoader:
+    """`loader` without the epoch's first `skip` batches, which are never loaded (the batch order
+    is the sampler's, a function of (seed, epoch), so the batches that follow are the same)."""
+    return DataLoader(loader.dataset, batch_sampler=_Skip(loader.batch_sampler, skip), num_workers=loader.num_workers,
+                      pin_memory=loader.pin_memory, worker_init_fn=loader.worker_init_fn, generator=loader.generator,
+                      prefetch_factor=loader.prefetch_factor, collate_fn=loader.collate_fn, timeout=loader.timeout)

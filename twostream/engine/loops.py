@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -40,14 +42,43 @@ def consensus_logits(model: nn.Module, x: torch.Tensor, segments: int) -> torch.
     return model(x).view(x.shape[0] // segments, segments, -1).mean(dim=1)
 
 
+@dataclass
+class EpochTotals:
+    """What an epoch's batches have added up to so far. A mid-epoch checkpoint keeps them, so that
+    the resumed epoch reports the loss and accuracy of the whole epoch, as an uninterrupted one."""
+    batches: int = 0
+    samples: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, stored: dict | None) -> EpochTotals:
+        return cls(**{k: type(getattr(cls(), k))(v) for k, v in (stored or {}).items() if k in cls.__dataclass_fields__})
+
+
+class Stopped(Exception):
+    """A stop was asked for (twostream.engine.fit_loop: a signal) and the loop reached a batch boundary."""
+
+
 def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader,
                     device: Device, scaler: torch.amp.GradScaler, epoch: int,
-                    interactive: bool | None = None) -> dict[str, float]:
-    """Returns loss and clip accuracy (means over samples), samples and seconds."""
+                    interactive: bool | None = None, totals: EpochTotals | None = None,
+                    stop: Callable[[], bool] = lambda: False) -> dict[str, float]:
+    """Returns loss and clip accuracy (means over samples), samples and seconds, and `totals`.
+
+    `totals`: what the epoch's batches before `loader`'s did (a resumed epoch: `loader` skips
+    them); the epoch's figures count them too. `stop` is asked after every batch: when it says
+    so, the epoch ends there, with "stopped" True and `totals` saying how far it got."""
     model.train()
-    progress = EpochProgress(f"epoch {epoch} train", len(loader), interactive=interactive)
-    total_loss, correct, seen = 0.0, 0, 0
+    totals = EpochTotals(**(totals or EpochTotals()).to_dict())
+    progress = EpochProgress(f"epoch {epoch} train", totals.batches + len(loader), interactive=interactive)
+    progress.batches, progress.samples = totals.batches, totals.samples
     started = time.perf_counter()
+    stopped = False
     try:
         for codes, affine, labels in worker_errors(loader):
             segments = codes.shape[1]  # codes: (B, K, C, H, W)
@@ -64,21 +95,27 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
             scaler.step(optimizer)
             scaler.update()
             n = labels.shape[0]
-            total_loss += loss.item() * n
-            correct += int((logits.argmax(dim=1) == labels).sum())
-            seen += n
-            progress.update(n, loss=total_loss / seen, acc=correct / seen)
+            totals.loss_sum += loss.item() * n
+            totals.correct += int((logits.argmax(dim=1) == labels).sum())
+            totals.samples += n
+            totals.batches += 1
+            progress.update(n, loss=totals.loss_sum / totals.samples, acc=totals.correct / totals.samples)
+            if stop():
+                stopped = True
+                break
     finally:
         progress.close()
-    seconds = time.perf_counter() - started
-    return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1), "samples": seen, "seconds": seconds}
+    totals.seconds += time.perf_counter() - started
+    seen = max(totals.samples, 1)
+    return {"loss": totals.loss_sum / seen, "accuracy": totals.correct / seen, "samples": totals.samples,
+            "seconds": totals.seconds, "stopped": stopped, "totals": totals}
 
 
 @torch.no_grad()
 def predict_clips(model: nn.Module, loader: DataLoader, device: Device, title: str,
-                  interactive: bool | None = None) -> tuple[np.ndarray, float]:
+                  interactive: bool | None = None, stop: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, float]:
     """Softmax scores of every clip (its crops' softmax averaged), in loader order: (N, classes),
-    and the seconds it took."""
+    and the seconds it took. `stop` is asked after every batch: when it says so, Stopped."""
     model.eval()
     progress = EpochProgress(title, len(loader), interactive=interactive)
     out = []
@@ -90,6 +127,8 @@ def predict_clips(model: nn.Module, loader: DataLoader, device: Device, title: s
             probs = torch.softmax(logits.float(), dim=1).view(codes.shape[0], codes.shape[1], -1).mean(dim=1)
             out.append(probs.cpu().numpy())
             progress.update(codes.shape[0])
+            if stop():
+                raise Stopped(title)
     finally:
         progress.close()
     num_classes = getattr(model, "num_classes", 0)
@@ -98,11 +137,11 @@ def predict_clips(model: nn.Module, loader: DataLoader, device: Device, title: s
 
 
 def predict_all(model: nn.Module, loader: DataLoader, device: Device, count: int, title: str,
-                interactive: bool | None = None) -> tuple[np.ndarray, float]:
+                interactive: bool | None = None, stop: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, float]:
     """`predict_clips` of all `count` items of a dataset, in item order, in every process: each
     process scores its share (the loader's sampler lists it) and the shares are gathered; the
     items that padded a share are scored twice, and kept once."""
-    scores, seconds = predict_clips(model, loader, device, title, interactive)
+    scores, seconds = predict_clips(model, loader, device, title, interactive, stop)
     world = device.world
     if not world.distributed:
         return scores, seconds

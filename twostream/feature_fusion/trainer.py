@@ -26,7 +26,7 @@ from twostream.data.extraction import (
     select_videos,
     split_holdout,
 )
-from twostream.engine.fit_loop import fit_epochs, resume_state, start_run_dir
+from twostream.engine.fit_loop import fit_epochs, locked_run, resume_state, start_run_dir
 from twostream.feature_fusion.checkpoint import (
     build_two_stream,
     load_fusion_checkpoint,
@@ -84,45 +84,46 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
     """Train (or continue training) as `config` says; return the last epoch's metrics."""
     device = setup_device(config)
     extraction = open_extraction(config.shards)
-    state = resume_state(config, resume, load_fusion_checkpoint, None, extraction.class_names)
-    if state is None:
-        spatial, spatial_weights = load_stream(config.spatial, "spatial", extraction.class_names)
-        temporal, temporal_weights = load_stream(config.temporal, "temporal", extraction.class_names)
-    else:  # the streams as this run stored them: the stream checkpoints may have moved on
-        spatial, temporal = state["spatial_config"], state["temporal_config"]
-    pair = pair_spec(spatial, temporal)
-    check_crop_size(extraction, pair.crop_size)
-    fit_videos, val_videos, val_kind = fusion_videos(extraction, config, spatial, temporal)
-    check_stack_length(fit_videos, temporal.flow_length, "training")
-    if val_videos:
-        check_stack_length(val_videos, temporal.flow_length, "validation")
+    with locked_run(config):  # the run folder is this run's until it ends
+        state = resume_state(config, resume, load_fusion_checkpoint, None, extraction.class_names)
+        if state is None:
+            spatial, spatial_weights = load_stream(config.spatial, "spatial", extraction.class_names)
+            temporal, temporal_weights = load_stream(config.temporal, "temporal", extraction.class_names)
+        else:  # the streams as this run stored them: the stream checkpoints may have moved on
+            spatial, temporal = state["spatial_config"], state["temporal_config"]
+        pair = pair_spec(spatial, temporal)
+        check_crop_size(extraction, pair.crop_size)
+        fit_videos, val_videos, val_kind = fusion_videos(extraction, config, spatial, temporal)
+        check_stack_length(fit_videos, temporal.flow_length, "training")
+        if val_videos:
+            check_stack_length(val_videos, temporal.flow_length, "validation")
 
-    run_dir = start_run_dir(config)
-    log.info("%s fusion (%s) of %s and %s on %s %s: %d %s videos, %d validation videos (%s), %d classes; device %s",
-             config.method, "streams fine-tuned jointly" if config.joint else "streams frozen", config.spatial,
-             config.temporal, extraction.root, config.split, len(fit_videos), config.part, len(val_videos), val_kind,
-             extraction.num_classes, device.device)
-    if config.part == "train" and val_kind == "held out" and not config.joint:
-        log.info("the head learns from the streams' own training videos, on which they are overconfident; "
-                 "--subset val trains it on the %d videos they held out", len(val_videos))
+        run_dir = start_run_dir(config)
+        log.info("%s fusion (%s) of %s and %s on %s %s: %d %s videos, %d validation videos (%s), %d classes; device %s",
+                 config.method, "streams fine-tuned jointly" if config.joint else "streams frozen", config.spatial,
+                 config.temporal, extraction.root, config.split, len(fit_videos), config.part, len(val_videos), val_kind,
+                 extraction.num_classes, device.device)
+        if config.part == "train" and val_kind == "held out" and not config.joint:
+            log.info("the head learns from the streams' own training videos, on which they are overconfident; "
+                     "--subset val trains it on the %d videos they held out", len(val_videos))
 
-    torch.manual_seed(config.seed)  # the head's initial weights are the seed's
-    model = build_two_stream(spatial, temporal, extraction.num_classes, config.head, config.joint)
-    if state is None:
-        load_weights(model.spatial, spatial_weights, config.spatial, "spatial stream")
-        load_weights(model.temporal, temporal_weights, config.temporal, "temporal stream")
-    else:
-        load_weights(model, state["model"], Path(config.out) / CHECKPOINT_FILE)
-    device.place(model)
-    optimizer, scaler = _optimizer(model, config), device.scaler()
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log.info("%s head: %.2fM trainable parameters of %.1fM", config.method, trainable / 1e6,
-             sum(p.numel() for p in model.parameters()) / 1e6)
+        torch.manual_seed(config.seed)  # the head's initial weights are the seed's
+        model = build_two_stream(spatial, temporal, extraction.num_classes, config.head, config.joint)
+        if state is None:
+            load_weights(model.spatial, spatial_weights, config.spatial, "spatial stream")
+            load_weights(model.temporal, temporal_weights, config.temporal, "temporal stream")
+        else:
+            load_weights(model, state["model"], Path(config.out) / CHECKPOINT_FILE)
+        device.place(model)
+        optimizer, scaler = _optimizer(model, config), device.scaler()
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        log.info("%s head: %.2fM trainable parameters of %.1fM", config.method, trainable / 1e6,
+                 sum(p.numel() for p in model.parameters()) / 1e6)
 
-    identity = {"config": config.to_json(), "head": config.head.to_json(), "spatial_config": spatial.to_json(),
-                "temporal_config": temporal.to_json(), "num_classes": extraction.num_classes,
-                "class_names": list(extraction.class_names), "extract_config": extraction.config.to_json()}
-    return fit_epochs(config, run_dir, model, optimizer, scaler, device, pair, extraction.root, fit_videos, val_videos,
-                      state=state, identity=identity, save=save_fusion_checkpoint, interactive=interactive,
-                      # fine-tuned with a mid head, the streams' own classifiers get no gradient
-                      unused_parameters=config.joint and not config.head.entry.uses_logits)
+        identity = {"config": config.to_json(), "head": config.head.to_json(), "spatial_config": spatial.to_json(),
+                    "temporal_config": temporal.to_json(), "num_classes": extraction.num_classes,
+                    "class_names": list(extraction.class_names), "extract_config": extraction.config.to_json()}
+        return fit_epochs(config, run_dir, model, optimizer, scaler, device, pair, extraction.root, fit_videos, val_videos,
+                          state=state, identity=identity, save=save_fusion_checkpoint, interactive=interactive,
+                          # fine-tuned with a mid head, the streams' own classifiers get no gradient
+                          unused_parameters=config.joint and not config.head.entry.uses_logits)

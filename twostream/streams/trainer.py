@@ -23,7 +23,7 @@ from twostream.data.extraction import (
     select_videos,
     split_holdout,
 )
-from twostream.engine.fit_loop import fit_epochs, resume_state, start_run_dir
+from twostream.engine.fit_loop import fit_epochs, locked_run, resume_state, start_run_dir
 from twostream.streams.models import build_model, describe, pretrained_state
 
 log = logging.getLogger("twostream")
@@ -86,18 +86,19 @@ def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = No
     # a resumed run has its weights in the checkpoint; a new one reads its pretrained file now,
     # before anything is written
     rgb_state, origin = (None, "") if resume else pretrained_state(config.backbone, config.pretrained, config.weights)
-    state = resume_state(config, resume, load_checkpoint, config.stream, extraction.class_names)
-    run_dir = start_run_dir(config)
-    log.info("%s stream on %s %s: %d training videos, %d validation videos (%s), %d classes; device %s",
-             config.stream, extraction.root, config.split, len(train_videos), len(val_videos),
-             "held out" if held_out else "test", extraction.num_classes, device.device)
-    if len(train_videos) < config.batch_size:
-        log.warning("batch size %d exceeds the %d training videos: each epoch is one batch of all of them",
-                    config.batch_size, len(train_videos))
+    with locked_run(config):  # the run folder is this run's until it ends
+        state = resume_state(config, resume, load_checkpoint, config.stream, extraction.class_names)
+        run_dir = start_run_dir(config)
+        log.info("%s stream on %s %s: %d training videos, %d validation videos (%s), %d classes; device %s",
+                 config.stream, extraction.root, config.split, len(train_videos), len(val_videos),
+                 "held out" if held_out else "test", extraction.num_classes, device.device)
+        if len(train_videos) < config.batch_size:
+            log.warning("batch size %d exceeds the %d training videos: each epoch is one batch of all of them",
+                        config.batch_size, len(train_videos))
 
-    model, optimizer, scaler = _build(config, extraction.num_classes, device, rgb_state, origin, state is None)
-    if state is not None:
-        load_weights(model, state["model"], Path(config.out) / CHECKPOINT_FILE)
-    return fit_epochs(config, run_dir, model, optimizer, scaler, device, input_layout(config), extraction.root,
-                      train_videos, val_videos, state=state, identity=_identity(config, extraction),
-                      save=save_checkpoint, interactive=interactive)
+        model, optimizer, scaler = _build(config, extraction.num_classes, device, rgb_state, origin, state is None)
+        if state is not None:
+            load_weights(model, state["model"], Path(config.out) / CHECKPOINT_FILE)
+        return fit_epochs(config, run_dir, model, optimizer, scaler, device, input_layout(config), extraction.root,
+                          train_videos, val_videos, state=state, identity=_identity(config, extraction),
+                          save=save_checkpoint, interactive=interactive)

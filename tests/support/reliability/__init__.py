@@ -48,6 +48,16 @@ from tests.support.reliability.extraction import (  # noqa: F401
     disk_full,
     extraction_kill,
 )
+from tests.support.reliability.signals import (  # noqa: F401
+    concurrent_training,
+    extraction_signal,
+    first_new_video_after_resume,
+    scale_of_resume,
+    signal_reference,
+    staging_bound_run,
+    torchrun_signal,
+    training_signal,
+)
 from tests.support.reliability.tampered import (  # noqa: F401
     TAMPERED,
     control_character_ids,

@@ -1,0 +1,54 @@
+"""A sample of issue 19's scenarios (tests/support/reliability/signals.py), on every `make test`:
+SIGTERM to an extraction and to training (mid-epoch checkpoint, resumed to the same weights),
+two training runs into one folder, and the resume check at scale. `make bench-reliability` runs
+the whole sweep."""
+from __future__ import annotations
+
+import pytest
+
+from tests.support import reliability as r
+from tests.support.reliability import signals as s
+from tests.support.synthetic import moving_video, write_extraction
+
+pytestmark = pytest.mark.slow
+
+
+def held(records: list[r.Record] | r.Record) -> None:
+    broken = [x for x in (records if isinstance(records, list) else [records]) if not x.held]
+    assert not broken, "; ".join(f"{x.kind}: {x.what}: {x.detail}" for x in broken)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> r.Reference:
+    return s.signal_reference(tmp_path_factory.mktemp("signals"))
+
+
+@pytest.mark.parametrize("name,to", [("SIGTERM", "main"), ("SIGTERM", "group")])
+def test_a_signal_stops_an_extraction_with_its_workers_and_the_same_command_resumes_it(reference, tmp_path, name, to):
+    held(s.extraction_signal(reference, tmp_path, name, to))
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    videos = [moving_video(f"train{i}", i % 2, seed=i, width=56, height=48) for i in range(12)]
+    return write_extraction(tmp_path_factory.mktemp("shards"), videos, codec="jpeg:95")
+
+
+@pytest.fixture(scope="module")
+def baseline(shards, tmp_path_factory):
+    out = tmp_path_factory.mktemp("baseline") / "run"
+    done = r.run(r.train_command(shards, out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out / "checkpoint.pt"
+
+
+def test_sigterm_to_training_saves_a_mid_epoch_checkpoint_that_resumes_to_the_same_weights(shards, baseline, tmp_path):
+    held(s.training_signal(shards, tmp_path, baseline, "SIGTERM", "main"))
+
+
+def test_sigterm_to_training_and_its_loader_workers_saves_a_mid_epoch_checkpoint(shards, baseline, tmp_path):
+    held(s.training_signal(shards, tmp_path, baseline, "SIGTERM", "group", workers=2))
+
+
+def test_a_second_training_run_into_the_same_folder_is_refused_while_the_first_runs(shards, baseline, tmp_path):
+    held(s.concurrent_training(shards, tmp_path, baseline))
