@@ -12,14 +12,14 @@ import click
 
 from flowprep.format.codecs import CodecError, parse_codec
 from flowprep.format.faults import quiet_hdf5_after_disk_full
-from flowprep.signals import Stop, install, received
+from flowprep.format.signals import Stop, install, received
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # the environment's (disk full, permissions)
 EXIT_USAGE = 2  # bad option or bad input
 EXIT_SOME_FAILED = 3  # finished, but some items failed (e.g. videos in failures.jsonl)
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C)
-EXIT_TERMINATED = 143  # SIGTERM (kill, a scheduler's time limit): flowprep.signals
+EXIT_TERMINATED = 143  # SIGTERM (kill, a scheduler's time limit): flowprep.format.signals
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 VERBOSE = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
@@ -96,7 +96,7 @@ def run_click(group: click.Group, prog: str, user_errors: tuple[type[BaseExcepti
               argv: list[str] | None = None, renamed: dict[tuple[str, str], str] | None = None) -> None:
     """Run `group` and exit with its status; errors of the types in `user_errors` (and usage
     errors, and OSError) become `prog: error: <message>` on one line; SIGINT and SIGTERM end with
-    one line and 130 or 143 (flowprep.signals). `renamed` maps (command, old option) to what
+    one line and 130 or 143 (flowprep.format.signals). `renamed` maps (command, old option) to what
     replaced it, so that an old script is told the new name."""
     quiet_hdf5_after_disk_full()
     install()

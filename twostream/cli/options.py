@@ -15,7 +15,7 @@ from typing import Callable
 import click
 
 from flowprep.cli.support import EXIT_INTERRUPTED, device_option, loader_workers_option, out_folder_option
-from flowprep.signals import Stop
+from flowprep.format.signals import Stop
 from twostream.cli.runs import checkpoint_of, extraction_of, split_of
 from twostream.core.config import CROPS, DEVICE_HELP, PARTS, SCHEDULES, EvalConfig
 
@@ -133,7 +133,7 @@ def run_training(fit: Callable, config, resume: bool) -> int:
     try:
         metrics = fit(config, resume=resume)
     except KeyboardInterrupt as exc:  # the generic message says "run the same command again"; a run needs --resume
-        if isinstance(exc, Stop) and exc.message:  # the loop saved a checkpoint and says so (flowprep.signals)
+        if isinstance(exc, Stop) and exc.message:  # the loop saved a checkpoint and says so (flowprep.format.signals)
             raise
         click.echo(f"twostream: interrupted; continue from {Path(config.out) / 'checkpoint.pt'} with the same "
                    f"command plus --resume", err=True)

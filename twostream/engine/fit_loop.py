@@ -11,7 +11,7 @@ learning rate is a function of the epoch and every random draw of epoch e is see
 so the resumed run computes what the uninterrupted one would have.
 
 SIGTERM (a scheduler's time limit, `kill`) and SIGINT (Ctrl-C) stop a run at the next batch
-boundary with a mid-epoch checkpoint (flowprep.signals): it also holds the batches done in the
+boundary with a mid-epoch checkpoint (flowprep.format.signals): it also holds the batches done in the
 epoch, what they added up to, and torch's random state there (dropout). The epoch's batch order is
 a function of (seed, epoch) and each sample's augmentation of (seed, epoch, sample), so the resumed
 run skips the batches done and sees, from the next one on, what the uninterrupted run would have.
@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from flowprep.format.files import write_text_atomic
 from flowprep.format.folder import LOCK_FILE, IndexEntry, folder_lock
-from flowprep.signals import Deferred, deferred
+from flowprep.format.signals import Deferred, deferred
 from twostream.core.checkpoint import CHECKPOINT_FILE, check_compatible
 from twostream.core.device import Device
 from twostream.core.errors import TrainError
