@@ -64,7 +64,7 @@ def on_cluster(jobs: list, scheduler: str, tls=None, retries: int = RETRIES) -> 
             note(f"Dask scheduler {scheduler}: {len(workers)} worker(s), "
                  f"{sum(w.get('nthreads', 1) for w in workers.values())} thread(s)")
             with parallel_config(backend="dask", client=client, retries=retries):
-                yield from Parallel(n_jobs=-1, return_as="generator_unordered")(jobs)
+                yield from Parallel(n_jobs=-1, batch_size=1, return_as="generator_unordered")(jobs)  # as in_processes
         finally:
             client.close()
 

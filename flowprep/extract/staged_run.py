@@ -208,7 +208,11 @@ def in_processes(jobs: list, workers: int) -> Outcomes:
     # a run that stops (a full disk, Ctrl-C) cancels the jobs it had queued: joblib's warning about
     # them would only add lines to the one-line error
     warnings.filterwarnings("ignore", message=r".*tasks which were still being processed by the workers")
-    return lambda note: Parallel(n_jobs=min(workers, max(1, len(jobs))), return_as="generator_unordered")(jobs)
+    # one video a task (batch_size=1): a task of several videos returns none of their outcomes until
+    # the last is done, so the first ones' staging files could not be packed while the later ones
+    # wait for room in staging (wait_for_room) -- a deadlock once staging is full
+    return lambda note: Parallel(n_jobs=min(workers, max(1, len(jobs))), batch_size=1,
+                                 return_as="generator_unordered")(jobs)
 
 
 def run_jobs(staging: Staging, total: int, outcomes: Outcomes, config_json: str, shard_bytes: float,
