@@ -96,6 +96,10 @@ def _one_stop_line(stderr: str, needle: str) -> tuple[bool, str]:
     return "Traceback" not in stderr and needle in last, last
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def extraction_signal(reference: Reference, work: Path, name: str = "SIGTERM", to: str = "main") -> Record:
     """`name` to the extraction's main process (`kill PID`) or to its process group (SLURM,
     Ctrl-C) while videos are in flight: it exits within seconds with one line and 128 + the
@@ -105,7 +109,10 @@ def extraction_signal(reference: Reference, work: Path, name: str = "SIGTERM", t
     out = work / "signalled"
     shutil.rmtree(out, ignore_errors=True)
     cmd = [str(c) for c in extract_command(reference.manifest, out, reference.lossless)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # as a command typed at a terminal: SIGINT at its default even when this sweep was started in
+    # the background of a script, whose asynchronous commands inherit SIGINT ignored (POSIX)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_sigint_default)
     stderr: list[str] = []
     reader = threading.Thread(target=lambda: stderr.append(proc.stderr.read()), daemon=True)
     reader.start()
