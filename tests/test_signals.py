@@ -13,9 +13,7 @@ from tests.support.synthetic import moving_video, write_extraction
 pytestmark = pytest.mark.slow
 
 
-def held(records: list[r.Record] | r.Record) -> None:
-    broken = [x for x in (records if isinstance(records, list) else [records]) if not x.held]
-    assert not broken, "; ".join(f"{x.kind}: {x.what}: {x.detail}" for x in broken)
+held = r.assert_held
 
 
 @pytest.fixture(scope="module")

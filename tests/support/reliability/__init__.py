@@ -26,6 +26,7 @@ from tests.support.reliability.common import (  # noqa: F401
     TWOSTREAM,
     Record,
     Reference,
+    assert_held,
     contents,
     extract_command,
     kill_after,

@@ -142,6 +142,12 @@ def reference_run(root: Path, lossless: bool) -> Reference:
     return Reference(manifest, out, lossless, time.perf_counter() - started, contents(out))
 
 
+def assert_held(records: list[Record] | Record) -> None:
+    """A test's assertion on scenarios: every one held, the broken ones named with their details."""
+    broken = [x for x in (records if isinstance(records, list) else [records]) if not x.held]
+    assert not broken, "; ".join(f"{x.kind}: {x.what}: {x.detail}" for x in broken)
+
+
 def summary(records: list[Record]) -> dict:
     """Counts by kind, for the README's table."""
     kinds: dict[str, dict] = {}
