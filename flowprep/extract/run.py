@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from itertools import chain
@@ -80,7 +81,7 @@ def outcomes(run: ExtractRun, todo: list[ManifestEntry], config_json: str, stagi
     bound = staging_bound(run.shard_size_mb * 1e6)
     if not get_method(run.extract.flow_method).batched:
         jobs = [delayed(when_room)(extract_video, staging_dir, bound, e, run.video_root / e.path, config_json,
-                                   staging_dir) for e in todo]
+                                   staging_dir, owner=os.getpid()) for e in todo]
         if run.scheduler is not None:
             tls = security(run.scheduler, run.tls_ca_file, run.tls_cert, run.tls_key)
             return on_cluster(jobs, run.scheduler, tls)

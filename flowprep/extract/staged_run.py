@@ -24,6 +24,7 @@ from flowprep.extract.shard_writer import pack_shard
 from flowprep.format.faults import DiskFullError, disk_full, fault_point, is_disk_full
 from flowprep.format.folder import ExtractionFolder, Failure, IndexEntry, scan_shard
 from flowprep.format.shards import SHARD_SUFFIX
+from flowprep.format.signals import Stop, deferred, leave_stops_to, received
 
 log = logging.getLogger("flowprep")
 
@@ -171,8 +172,11 @@ def wait_for_room(staging_dir: Path, bound: float) -> None:
         time.sleep(ROOM_POLL_S)
 
 
-def when_room(job: Callable, staging_dir: Path, bound: float, *args: Any) -> Any:
-    """`job(*args)` once staging has room (wait_for_room): how a worker runs a video job."""
+def when_room(job: Callable, staging_dir: Path, bound: float, *args: Any, owner: int | None = None) -> Any:
+    """`job(*args)` once staging has room (wait_for_room): how a worker runs a video job. `owner`:
+    the pid of the run's main process, which acts on stop signals for its worker processes."""
+    if owner is not None:
+        leave_stops_to(owner)
     wait_for_room(staging_dir, bound)
     return job(*args)
 
@@ -228,18 +232,32 @@ def run_jobs(staging: Staging, total: int, outcomes: Outcomes, config_json: str,
     # the jobs start first (local workers at once), and the videos an earlier run finished are
     # packed meanwhile: a resumed run is at work in seconds, however much it left staged
     running = outcomes(progress.note)
+
+    def pack(staged: Path | None = None) -> None:
+        # a stop signal waits for the video's copy into its shard to end: raised inside h5py's
+        # callbacks, it came out as a SystemError (a traceback, not the run's one line)
+        with deferred() as stop:
+            if staged is None:
+                packer.flush()
+            else:
+                packer.add(staged)
+        if stop.requested:
+            raise stop.stop()
+
     try:
         for p in staging.staged:
-            packer.add(p)
+            pack(p)
         for outcome in running:
+            if received() is not None:  # a stop whose exception a library swallowed (signals.install)
+                raise Stop(received())
             progress.update(outcome.video_id, outcome.pairs, outcome.error)
             if outcome.error:
                 result.failures.append(Failure(outcome.video_id, outcome.source, outcome.error))
                 folder.write_failures(result.failures)
                 continue
             on_success(outcome)
-            packer.add(outcome.staged)
-        packer.flush()
+            pack(outcome.staged)
+        pack()
     except OSError as exc:
         if is_disk_full(exc) and not isinstance(exc, DiskFullError):
             raise disk_full(folder.root, exc) from None
