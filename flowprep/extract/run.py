@@ -10,7 +10,6 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path
 
 from joblib import delayed
@@ -21,6 +20,7 @@ from flowprep.extract.config import ExtractConfig, ExtractRun, part_of
 from flowprep.extract.flow_methods import get_method
 from flowprep.extract.progress import format_duration
 from flowprep.extract.staged_run import (
+    AfterReady,
     Outcomes,
     in_processes,
     run_jobs,
@@ -181,7 +181,7 @@ def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSumm
             summary.flow_seconds += outcome.flow_seconds
 
         jobs = outcomes(run, todo, config_json, staging.dir, summary.flow_paths, workers)
-        result = run_jobs(staging, len(todo) + len(refused), lambda note: chain(refused, jobs(note)), config_json,
+        result = run_jobs(staging, len(todo) + len(refused), lambda note: AfterReady(refused, jobs(note)), config_json,
                           run.shard_size_mb * 1e6, count, interactive)
         summary.failures = result.failures
         summary.shards, summary.bytes_on_disk = result.shards, result.bytes_on_disk

@@ -137,6 +137,25 @@ class ShardPacker:
 
 Outcomes = Callable[[Callable[[str], None]], Iterable[StagedOutcome]]
 
+
+class AfterReady:
+    """The outcomes `ready` (known before any work: videos refused up front), then those of
+    `running`, jobs already started. `close()` ends the running jobs: run_jobs calls it before the
+    run's lock is let go. (An itertools.chain hid joblib's generator from it: the workers were
+    ended only when the garbage collector got to it, after the lock was free.)"""
+
+    def __init__(self, ready: Iterable[StagedOutcome], running: Iterable[StagedOutcome]) -> None:
+        self.ready, self.running = ready, running
+
+    def __iter__(self) -> Iterator[StagedOutcome]:
+        yield from self.ready
+        yield from self.running
+
+    def close(self) -> None:
+        close = getattr(self.running, "close", None)
+        if close is not None:
+            close()
+
 # Finished videos wait in staging until the main process packs them. Workers faster than the
 # packing (small shards, a slow file system) would pile them up for the whole run: a job first
 # waits while the unpacked videos exceed this many shards' worth, so staging holds at most that
@@ -231,7 +250,11 @@ def run_jobs(staging: Staging, total: int, outcomes: Outcomes, config_json: str,
     folder.write_failures([])
     # the jobs start first (local workers at once), and the videos an earlier run finished are
     # packed meanwhile: a resumed run is at work in seconds, however much it left staged
-    running = outcomes(progress.note)
+    # the jobs' handle is held before a stop may end the run: a stop raised while joblib was still
+    # starting them (its workers already at work) left no generator to close, and the workers were
+    # alive when the lock was let go (seen under load, SIGTERM to the main process)
+    with deferred() as stop_while_starting:
+        running = outcomes(progress.note)
 
     def pack(staged: Path | None = None) -> None:
         # a stop signal waits for the video's copy into its shard to end: raised inside h5py's
@@ -245,6 +268,8 @@ def run_jobs(staging: Staging, total: int, outcomes: Outcomes, config_json: str,
             raise stop.stop()
 
     try:
+        if stop_while_starting.requested:
+            raise stop_while_starting.stop()
         for p in staging.staged:
             pack(p)
         for outcome in running:
