@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 CHECKPOINT_FILE = "checkpoint.pt"
-CONFIG_FILE = "config.json"  # twostream.engine.fit_loop.CONFIG_FILE (that module imports torch)
+RUN_CONFIG_FILE = "config.json"  # twostream.engine.fit_loop.RUN_CONFIG_FILE (that module imports torch)
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -38,7 +38,7 @@ def checkpoint_of(run: Path, what: str = "RUN") -> Path:
 def recorded_config(checkpoint: Path) -> dict:
     """The run's config.json beside the checkpoint ({} if there is none, or it is not a config)."""
     try:
-        data = json.loads((checkpoint.parent / CONFIG_FILE).read_text(encoding="utf-8"))
+        data = json.loads((checkpoint.parent / RUN_CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -50,10 +50,10 @@ def extraction_of(checkpoint: Path, given: Path | None) -> Path:
         return given
     recorded = recorded_config(checkpoint).get("shards")
     if not isinstance(recorded, str) or not recorded:
-        raise click.UsageError(f"{checkpoint.parent / CONFIG_FILE} does not say which extraction the run was "
+        raise click.UsageError(f"{checkpoint.parent / RUN_CONFIG_FILE} does not say which extraction the run was "
                                f"trained on; pass --extraction DIR")
     if not Path(recorded).is_dir():
-        raise click.UsageError(f"the extraction folder {recorded!r} recorded in {checkpoint.parent / CONFIG_FILE} "
+        raise click.UsageError(f"the extraction folder {recorded!r} recorded in {checkpoint.parent / RUN_CONFIG_FILE} "
                                f"is not there (relative paths are from where training ran); pass --extraction DIR")
     return Path(recorded)
 

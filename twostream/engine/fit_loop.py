@@ -50,7 +50,7 @@ from twostream.engine.metrics_log import MetricsLog
 
 log = logging.getLogger("twostream")
 
-CONFIG_FILE = "config.json"
+RUN_CONFIG_FILE = "config.json"
 _TORCH_SEED_TAG = 2  # keeps the per-epoch torch seed apart from the data's (twostream.data.datasets)
 
 
@@ -111,7 +111,7 @@ def start_run_dir(config: Any) -> Path:
         raise TrainError(f"cannot create the run folder {run_dir}: {exc.strerror or exc}") from None
     log.info("config: %s", config.to_json())
     if current().main:  # in a run of several processes, the main one writes
-        write_text_atomic(run_dir / CONFIG_FILE, json.dumps(config.to_dict(), indent=1, sort_keys=True))
+        write_text_atomic(run_dir / RUN_CONFIG_FILE, json.dumps(config.to_dict(), indent=1, sort_keys=True))
     return run_dir
 
 

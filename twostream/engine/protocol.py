@@ -18,7 +18,7 @@ from twostream.core.config import EvalConfig
 from twostream.core.device import Device, setup_device
 from twostream.core.scores import VideoScores, save_scores
 from twostream.data.datasets import EvalClips, Layout, eval_loader
-from twostream.data.extraction import Extraction, check_crop_size, open_extraction
+from twostream.data.extraction import ExtractedDataset, check_crop_size, open_extraction
 from twostream.data.store import ShardStore
 from twostream.engine.loops import predict_all
 from twostream.engine.metrics import summarize
@@ -27,7 +27,7 @@ log = logging.getLogger("twostream")
 
 
 def open_evaluation(config: EvalConfig, load: Callable[[str], dict], stream: str | None,
-                    layout: Callable[[dict], Layout]) -> tuple[Device, dict, Extraction, Layout]:
+                    layout: Callable[[dict], Layout]) -> tuple[Device, dict, ExtractedDataset, Layout]:
     """The device, the checkpoint (read by `load`; of `stream`, None: any; trained on the shards'
     classes), the shards, and the input `layout` makes of the checkpoint, its crop size checked."""
     device = setup_device(config)

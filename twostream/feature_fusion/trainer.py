@@ -18,13 +18,13 @@ from twostream.core.config import TrainConfig
 from twostream.core.device import setup_device
 from twostream.core.errors import DataError, TrainError
 from twostream.data.extraction import (
-    Extraction,
+    ExtractedDataset,
     check_crop_size,
     check_stack_length,
     open_extraction,
     part_videos,
-    select_videos,
     split_holdout,
+    videos_in_split,
 )
 from twostream.engine.fit_loop import fit_epochs, locked_run, resume_state, start_run_dir
 from twostream.feature_fusion.checkpoint import (
@@ -40,7 +40,7 @@ from twostream.feature_fusion.model import TwoStreamModel
 log = logging.getLogger("twostream")
 
 
-def fusion_videos(extraction: Extraction, config: FusionTrainConfig, spatial: TrainConfig,
+def fusion_videos(extraction: ExtractedDataset, config: FusionTrainConfig, spatial: TrainConfig,
                   temporal: TrainConfig) -> tuple[list[IndexEntry], list[IndexEntry], str]:
     """(videos the head learns from, validation videos, what the latter are).
 
@@ -50,7 +50,7 @@ def fusion_videos(extraction: Extraction, config: FusionTrainConfig, spatial: Tr
         if stream.split != config.split:
             raise TrainError(f"the {name} stream was trained on split {stream.split!r}, not {config.split!r}: its "
                              f"training videos would be test videos here; pass --split {stream.split}")
-    training = select_videos(extraction, config.split, "train")
+    training = videos_in_split(extraction, config.split, "train")
     held = {name: split_holdout(training, s.holdout, s.seed)[1] for name, s in (("spatial", spatial), ("temporal", temporal))}
     if {e.video_id for e in held["spatial"]} != {e.video_id for e in held["temporal"]}:
         raise TrainError(f"the streams held out different training videos (spatial: holdout {spatial.holdout} seed "
@@ -65,7 +65,7 @@ def fusion_videos(extraction: Extraction, config: FusionTrainConfig, spatial: Tr
     if config.part == "train" and held["spatial"]:
         return fit, held["spatial"], "held out"
     try:
-        return fit, select_videos(extraction, config.split, "test"), "test"
+        return fit, videos_in_split(extraction, config.split, "test"), "test"
     except DataError as exc:
         log.warning("no validation: %s", exc)
         return fit, [], "none"

@@ -17,11 +17,11 @@ from twostream.core.device import Device, setup_device
 from twostream.data.clip_sampling import check_input_length, frame_sampling, input_layout
 from twostream.data.extraction import (
     DataError,
-    Extraction,
+    ExtractedDataset,
     check_crop_size,
     open_extraction,
-    select_videos,
     split_holdout,
+    videos_in_split,
 )
 from twostream.engine.fit_loop import fit_epochs, locked_run, resume_state, start_run_dir
 from twostream.streams.models import build_model, describe, pretrained_state
@@ -29,7 +29,7 @@ from twostream.streams.models import build_model, describe, pretrained_state
 log = logging.getLogger("twostream")
 
 
-def _validation_videos(config: TrainConfig, extraction: Extraction, held_out: list) -> list:
+def _validation_videos(config: TrainConfig, extraction: ExtractedDataset, held_out: list) -> list:
     """The held-out training videos if any, else the split's test videos (or none)."""
     if not config.val_every:
         return []
@@ -40,7 +40,7 @@ def _validation_videos(config: TrainConfig, extraction: Extraction, held_out: li
             log.warning("--holdout %g holds out no video (too few per class); validating on the test videos",
                         config.holdout)
         try:
-            videos = select_videos(extraction, config.split, "test")
+            videos = videos_in_split(extraction, config.split, "test")
         except DataError as exc:
             log.warning("no validation: %s", exc)
             return []
@@ -66,7 +66,7 @@ def _build(config: TrainConfig, num_classes: int, device: Device, rgb_state: dic
     return model, optimizer, device.scaler()
 
 
-def _identity(config: TrainConfig, extraction: Extraction) -> dict:
+def _identity(config: TrainConfig, extraction: ExtractedDataset) -> dict:
     """What a checkpoint says about itself, beside its weights and progress (twostream.core.checkpoint)."""
     return {"config": config.to_json(), "stream": config.stream, "backbone": config.backbone,
             "in_channels": config.in_channels, "num_classes": extraction.num_classes,
@@ -80,7 +80,7 @@ def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = No
     if config.clip:  # recorded in the run's config: evaluation checks its shards against it
         config = dataclasses.replace(config, frames=frame_sampling(extraction.config.settings, extraction.config.kind))
     check_crop_size(extraction, config.crop_size)
-    train_videos, held_out = split_holdout(select_videos(extraction, config.split, "train"), config.holdout, config.seed)
+    train_videos, held_out = split_holdout(videos_in_split(extraction, config.split, "train"), config.holdout, config.seed)
     check_input_length(train_videos, input_layout(config), "training")
     val_videos = _validation_videos(config, extraction, held_out)
     # a resumed run has its weights in the checkpoint; a new one reads its pretrained file now,
