@@ -26,7 +26,15 @@ from twostream.data.extraction import (
     split_holdout,
     videos_in_split,
 )
-from twostream.engine.fit_loop import fit_epochs, locked_run, resume_state, start_run_dir
+from twostream.engine.fit_loop import (
+    CheckpointWriter,
+    Learner,
+    fit_data,
+    fit_epochs,
+    locked_run,
+    resume_state,
+    start_run_dir,
+)
 from twostream.feature_fusion.checkpoint import (
     build_two_stream,
     load_fusion_checkpoint,
@@ -98,7 +106,7 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
         if val_videos:
             check_stack_length(val_videos, temporal.flow_length, "validation")
 
-        run_dir = start_run_dir(config)
+        start_run_dir(config)
         log.info("%s fusion (%s) of %s and %s on %s %s: %d %s videos, %d validation videos (%s), %d classes; device %s",
                  config.method, "streams fine-tuned jointly" if config.joint else "streams frozen", config.spatial,
                  config.temporal, extraction.root, config.split, len(fit_videos), config.part, len(val_videos), val_kind,
@@ -123,7 +131,7 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
         identity = {"config": config.to_json(), "head": config.head.to_json(), "spatial_config": spatial.to_json(),
                     "temporal_config": temporal.to_json(), "num_classes": extraction.num_classes,
                     "class_names": list(extraction.class_names), "extract_config": extraction.config.to_json()}
-        return fit_epochs(config, run_dir, model, optimizer, scaler, device, pair, extraction.root, fit_videos, val_videos,
-                          state=state, identity=identity, save=save_fusion_checkpoint, interactive=interactive,
-                          # fine-tuned with a mid head, the streams' own classifiers get no gradient
-                          unused_parameters=config.joint and not config.head.entry.uses_logits)
+        # fine-tuned with a mid head, the streams' own classifiers get no gradient
+        learner = Learner(model, optimizer, scaler, unused_parameters=config.joint and not config.head.entry.uses_logits)
+        return fit_epochs(config, learner, fit_data(config, pair, extraction.root, fit_videos, val_videos, device), device,
+                          CheckpointWriter(identity, save_fusion_checkpoint), state=state, interactive=interactive)

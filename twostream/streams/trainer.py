@@ -23,7 +23,15 @@ from twostream.data.extraction import (
     split_holdout,
     videos_in_split,
 )
-from twostream.engine.fit_loop import fit_epochs, locked_run, resume_state, start_run_dir
+from twostream.engine.fit_loop import (
+    CheckpointWriter,
+    Learner,
+    fit_data,
+    fit_epochs,
+    locked_run,
+    resume_state,
+    start_run_dir,
+)
 from twostream.streams.models import build_model, describe, pretrained_state
 
 log = logging.getLogger("twostream")
@@ -88,7 +96,7 @@ def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = No
     rgb_state, origin = (None, "") if resume else pretrained_state(config.backbone, config.pretrained, config.weights)
     with locked_run(config):  # the run folder is this run's until it ends
         state = resume_state(config, resume, load_checkpoint, config.stream, extraction.class_names)
-        run_dir = start_run_dir(config)
+        start_run_dir(config)
         log.info("%s stream on %s %s: %d training videos, %d validation videos (%s), %d classes; device %s",
                  config.stream, extraction.root, config.split, len(train_videos), len(val_videos),
                  "held out" if held_out else "test", extraction.num_classes, device.device)
@@ -99,6 +107,7 @@ def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = No
         model, optimizer, scaler = _build(config, extraction.num_classes, device, rgb_state, origin, state is None)
         if state is not None:
             load_weights(model, state["model"], Path(config.out) / CHECKPOINT_FILE)
-        return fit_epochs(config, run_dir, model, optimizer, scaler, device, input_layout(config), extraction.root,
-                          train_videos, val_videos, state=state, identity=_identity(config, extraction),
-                          save=save_checkpoint, interactive=interactive)
+        data = fit_data(config, input_layout(config), extraction.root, train_videos, val_videos, device)
+        return fit_epochs(config, Learner(model, optimizer, scaler), data, device,
+                          CheckpointWriter(_identity(config, extraction), save_checkpoint), state=state,
+                          interactive=interactive)
