@@ -40,7 +40,6 @@ from twostream.core.errors import CheckpointError
 
 STREAM_FORMAT = "twostream-checkpoint"
 STREAM_FORMAT_VERSION = 1
-CHECKPOINT_FILE = "checkpoint.pt"
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,11 @@ from torch.utils.data import DataLoader, Sampler
 from flowprep.format.files import write_text_atomic
 from flowprep.format.folder import LOCK_FILE, IndexEntry, folder_lock
 from flowprep.format.signals import Deferred, deferred
-from twostream.core.checkpoint import CHECKPOINT_FILE, check_compatible
+from twostream.core.checkpoint import check_compatible
 from twostream.core.config import ResumableConfig
 from twostream.core.device import Device
 from twostream.core.errors import TrainError
+from twostream.core.run_folder import CHECKPOINT_FILE, RUN_CONFIG_FILE
 from twostream.core.schedule import learning_rate
 from twostream.core.world import current
 from twostream.data.datasets import Augment, EvalClips, Layout, TrainClips, eval_loader, set_epoch, train_loader
@@ -52,7 +53,6 @@ from twostream.engine.metrics_log import MetricsLog
 
 log = logging.getLogger("twostream")
 
-RUN_CONFIG_FILE = "config.json"
 _TORCH_SEED_TAG = 2  # keeps the per-epoch torch seed apart from the data's (twostream.data.datasets)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-METRICS_FILE = "metrics.jsonl"
+from twostream.core.run_folder import METRICS_FILE
+
 REQUIRED_KEYS = ("epoch", "phase", "loss", "accuracy")  # what every reader needs; lr may be absent (older logs)
 
 

@@ -13,10 +13,11 @@ from pathlib import Path
 import torch
 
 from flowprep.format.folder import IndexEntry
-from twostream.core.checkpoint import CHECKPOINT_FILE, load_weights
+from twostream.core.checkpoint import load_weights
 from twostream.core.config import TrainConfig
 from twostream.core.device import setup_device
 from twostream.core.errors import DataError, TrainError
+from twostream.core.run_folder import CHECKPOINT_FILE
 from twostream.data.extraction import (
     ExtractedDataset,
     check_crop_size,

@@ -11,9 +11,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from twostream.core.checkpoint import CHECKPOINT_FILE, load_checkpoint, load_weights, save_checkpoint
+from twostream.core.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from twostream.core.config import TrainConfig
 from twostream.core.device import Device, setup_device
+from twostream.core.run_folder import CHECKPOINT_FILE
 from twostream.data.clip_sampling import check_input_length, frame_sampling, input_layout
 from twostream.data.extraction import (
     DataError,
