@@ -107,7 +107,7 @@ def training(epochs: int) -> dict:
 
 
 def index_loading(videos: int, shards: int) -> dict:
-    from twostream.data.extraction import open_extraction, select_videos, split_holdout
+    from twostream.data.extraction import open_extraction, split_holdout, videos_in_split
 
     with tempfile.TemporaryDirectory() as tmp:
         root = synthetic_shards(Path(tmp) / "big", shards, per_shard=1)
@@ -122,7 +122,7 @@ def index_loading(videos: int, shards: int) -> dict:
         extraction = open_extraction(root)
         opened = time.perf_counter() - started
         started = time.perf_counter()
-        trained, held = split_holdout(select_videos(extraction, "split1", "train"), 0.1, 0)
+        trained, held = split_holdout(videos_in_split(extraction, "split1", "train"), 0.1, 0)
         selected = time.perf_counter() - started
     return {"videos": videos, "shards": shards, "write_index_s": written, "open_extraction_s": opened,
             "select_and_hold_out_s": selected, "training_videos": len(trained), "held_out": len(held)}

@@ -27,8 +27,9 @@ LAYERS = {
     # score fusion, beside the command line
     "twostream.api": 6,
 }
-# What twostream may take from flowprep: the formats, and how every command of the project behaves.
-TRAIN_MAY_IMPORT = ("flowprep.format", "flowprep.cli.support")
+# What twostream may take from flowprep: the formats, and how every command of the project behaves
+# (its errors and exit statuses; its progress bar).
+TRAIN_MAY_IMPORT = ("flowprep.format", "flowprep.cli.support", "flowprep.extract.progress")
 
 
 def subpackage(module: str) -> str | None:

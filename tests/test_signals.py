@@ -16,6 +16,20 @@ pytestmark = pytest.mark.slow
 held = r.assert_held
 
 
+def test_same_weights_needs_the_same_names_and_at_least_one():
+    """The scenarios' weight comparison: an empty or partial state dict is not the reference's."""
+    import torch
+
+    from tests.support.reliability.training import same_tensors
+
+    reference = {"w": torch.ones(2), "b": torch.zeros(1)}
+    assert same_tensors(dict(reference), reference)
+    assert not same_tensors({}, {})
+    assert not same_tensors({"w": torch.ones(2)}, reference)  # a tensor lost
+    assert not same_tensors(reference, {"w": torch.ones(2)})
+    assert not same_tensors({**reference, "w": torch.zeros(2)}, reference)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> r.Reference:
     return s.signal_reference(tmp_path_factory.mktemp("signals"))

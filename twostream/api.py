@@ -37,7 +37,7 @@ from twostream.data.mapstyle import SpatialFrames, StreamDataset, TemporalStacks
 from twostream.data.store import ShardStore
 from twostream.engine.loops import predict_clips
 from twostream.engine.metrics import summarize
-from twostream.score_fusion.methods import FUSION_METHODS, FusionParams, fuse, pair_streams
+from twostream.score_fusion.methods import FUSION_METHODS, FusionParams, fit_and_fuse, pair_streams
 from twostream.streams.models import build_model as _build_model
 
 __all__ = [
@@ -103,4 +103,4 @@ def fuse_scores(spatial: VideoScores | str | Path, temporal: VideoScores | str |
 
     test = pair_streams(scores(spatial), scores(temporal))
     fit_pair = None if fit is None else pair_streams(scores(fit[0]), scores(fit[1]))
-    return fuse(method, test, fit_pair, FusionParams(weights=tuple(float(r) for r in ratio)))
+    return fit_and_fuse(method, test, fit_pair, FusionParams(weights=tuple(float(r) for r in ratio)))

@@ -56,21 +56,21 @@ class StripedVideo:
 def test_a_clip_is_channels_by_time_and_a_flipped_flow_clip_negates_x():
     video = StripedVideo()
     rgb = ClipSpec("spatial", 4, 2, 8)
-    codes, affine = rgb.encode(rgb.read_raw(video, 10, 1), video.bound, flip=False)
+    codes, affine = rgb.to_input(rgb.read_raw(video, 10, 1), video.bound, flip=False)
     assert codes.shape == (3, 4, 8, 8) and codes.dtype == np.uint8
     assert [int(codes[0, t, 0, 0]) for t in range(4)] == [1, 3, 5, 7]  # frames 1, 3, 5, 7 in time order
     np.testing.assert_array_equal(affine, rgb_affine())
-    box_codes, _ = rgb.encode(rgb.cut_raw(rgb.read_raw(video, 10, 1), eval_crops(12, 16, 8, "center")[0][0]),
+    box_codes, _ = rgb.to_input(rgb.cut_raw(rgb.read_raw(video, 10, 1), eval_crops(12, 16, 8, "center")[0][0]),
                               video.bound, flip=True)
     assert list(box_codes[1, 0, 0]) == list(range(11, 3, -1))  # columns 4..11, mirrored
 
     flow = ClipSpec("temporal", 3, 1, 8)
     raw = flow.read_raw(video, 10, 2)
-    codes, affine = flow.encode(raw[:, :8, :8], video.bound, flip=False)
+    codes, affine = flow.to_input(raw[:, :8, :8], video.bound, flip=False)
     assert codes.shape == (2, 3, 8, 8) and affine.shape == (2, 2)
     assert [int(codes[0, t, 0, 0]) for t in range(3)] == [102, 103, 104]  # x of fields 2, 3, 4
     assert [int(codes[1, t, 0, 0]) for t in range(3)] == [52, 53, 54]  # y
-    flipped, flipped_affine = flow.encode(raw[:, :8, :8], video.bound, flip=True)
+    flipped, flipped_affine = flow.to_input(raw[:, :8, :8], video.bound, flip=True)
     np.testing.assert_array_equal(flipped[0], LEVELS - codes[0, :, :, ::-1])  # x negated (on codes: 255 - x)
     np.testing.assert_array_equal(flipped[1], codes[1, :, :, ::-1])
     np.testing.assert_array_equal(flipped_affine, affine)  # no mean vectors: the same normalisation

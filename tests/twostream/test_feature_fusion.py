@@ -13,13 +13,13 @@ from flowprep.format.quantize import quantize
 from tests.support.synthetic import SynthVideo, write_extraction
 from tests.support.twostream_cli import one_line_error, twostream
 from twostream.core.config import EvalConfig, TrainConfig
+from twostream.core.run_folder import METRICS_FILE
 from twostream.core.scores import load_scores
 from twostream.data.clips import InputSpec
 from twostream.data.datasets import Augment, EvalClips, TrainClips
 from twostream.data.extraction import open_extraction
 from twostream.data.paired import PairSpec, anchor_frame
 from twostream.data.store import ShardStore
-from twostream.engine.metrics_log import METRICS_FILE
 from twostream.feature_fusion import trainer as fusion_trainer
 from twostream.feature_fusion.checkpoint import load_fusion_checkpoint
 from twostream.feature_fusion.config import FusionTrainConfig

@@ -15,7 +15,7 @@ from twostream.score_fusion.methods import (
     FusionError,
     FusionParams,
     choose_temporal_share,
-    fuse,
+    fit_and_fuse,
     get_fusion_method,
     pair_streams,
     stacked_l2,
@@ -86,7 +86,7 @@ def test_every_method_beats_both_streams_when_they_are_complementary(method, mak
     rng = np.random.default_rng(1)
     test = pair_of(*make(rng, 400))
     fit = pair_of(*make(rng, 400), prefix="f")
-    fused = fuse(method, test, fit, FusionParams())
+    fused = fit_and_fuse(method, test, fit, FusionParams())
     best_stream = max(accuracy(test.spatial), accuracy(test.temporal))
     assert best_stream < 0.65
     assert accuracy(fused) > 0.95
@@ -98,8 +98,8 @@ def test_every_method_beats_both_streams_when_they_are_complementary(method, mak
 def test_learned_methods_separate_what_no_average_can(method):
     rng = np.random.default_rng(2)
     test, fit = pair_of(*shifted(rng, 300)), pair_of(*shifted(rng, 300), prefix="f")
-    assert accuracy(fuse(method, test, fit, FusionParams())) == 1.0
-    assert accuracy(fuse("average", test, None, FusionParams())) < 0.05
+    assert accuracy(fit_and_fuse(method, test, fit, FusionParams())) == 1.0
+    assert accuracy(fit_and_fuse("average", test, None, FusionParams())) < 0.05
 
 
 def test_svm_features_are_each_stream_l2_normalised_then_stacked():
@@ -120,16 +120,16 @@ def binary_pair(prefix: str, n_each: int = 20):
 
 def test_weight_chosen_on_fit_scores_is_the_middle_of_the_best_range():
     fit, test = binary_pair("f"), binary_pair("t")
-    fused = fuse("weighted-val", test, fit, FusionParams(weight_steps=21))
+    fused = fit_and_fuse("weighted-val", test, fit, FusionParams(weight_steps=21))
     assert fused.meta["learned"]["temporal_share"] == pytest.approx(0.7)  # grid 0.65, 0.70, 0.75 are best
     assert accuracy(fused) == 1.0
-    assert accuracy(fuse("average", test, None, FusionParams())) == 0.5
+    assert accuracy(fit_and_fuse("average", test, None, FusionParams())) == 0.5
     for share in (0.0, 1.0):
-        assert accuracy(fuse("weighted", test, None, FusionParams(weights=(1 - share, share)))) == 0.5
+        assert accuracy(fit_and_fuse("weighted", test, None, FusionParams(weights=(1 - share, share)))) == 0.5
 
 
 def test_given_weights_are_applied():
-    fused = fuse("weighted", binary_pair("t"), None, FusionParams(weights=(1.0, 3.0)))  # share 0.75
+    fused = fit_and_fuse("weighted", binary_pair("t"), None, FusionParams(weights=(1.0, 3.0)))  # share 0.75
     assert fused.meta["learned"]["temporal_share"] == 0.75
     assert accuracy(fused) == 1.0
 
@@ -153,7 +153,7 @@ def test_a_class_missing_from_the_fit_scores_is_never_predicted():
     fit = pair_of(s[keep], t[keep], y[keep], "f")
     test = pair_of(*factorial(rng, 200))
     for method in ("svm", "logreg"):
-        fused = fuse(method, test, fit, FusionParams())
+        fused = fit_and_fuse(method, test, fit, FusionParams())
         assert fused.scores.shape == (200, C)
         assert 5 not in fused.scores.argmax(axis=1)
         assert accuracy(fused) > 0.8  # right on everything but class 5
@@ -164,9 +164,9 @@ def test_learned_methods_refuse_to_run_without_fit_scores():
     for name, method in FUSION_METHODS.items():
         if method.needs_fit:
             with pytest.raises(FusionError, match="learns from scores of training-split videos"):
-                fuse(name, test, None, FusionParams())
+                fit_and_fuse(name, test, None, FusionParams())
         else:
-            assert fuse(name, test, None, FusionParams()).scores.shape == (20, C)
+            assert fit_and_fuse(name, test, None, FusionParams()).scores.shape == (20, C)
 
 
 def test_unknown_method_lists_the_choices():

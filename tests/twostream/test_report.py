@@ -9,7 +9,9 @@ from matplotlib.image import imread
 
 from tests.support.twostream_cli import twostream
 from twostream.core.scores import VideoScores, load_scores, save_scores
-from twostream.score_fusion.report_data import ReportError, TableRow, best_row, parse_metrics
+from twostream.engine.metrics_log import MetricsLog, MetricsLogError
+from twostream.score_fusion.report import read_curve
+from twostream.score_fusion.report_data import ReportError, TableRow, best_row
 
 CLASSES = ("brush", "comb", "dive", "fence")
 LABELS = [0, 0, 0, 1, 1, 2, 2, 3]
@@ -128,21 +130,47 @@ def test_report_errors_are_one_line_naming_the_file(capsys, tmp_path, inputs, ca
         assert str(bad) in stderr
 
 
-def test_metrics_keep_the_last_record_of_a_resumed_epoch():
-    points = parse_metrics(metrics_lines(4, resumed_at=2).splitlines(), "m.jsonl")
+def test_metrics_keep_the_last_record_of_a_resumed_epoch(tmp_path):
+    (tmp_path / "m.jsonl").write_text(metrics_lines(4, resumed_at=2))
+    points = read_curve(tmp_path / "m.jsonl")
     assert len(points) == 8
     assert [p.loss for p in points if p.phase == "train"] == [2.0, 1.0, 9.0, 0.5]
 
 
 @pytest.mark.parametrize("line, expected", [
-    ('{"epoch": 0, "phase": "train", "loss": 1.0}', "m.jsonl line 1: lacks accuracy"),
-    ('{"epoch": "first", "phase": "train", "loss": 1.0, "accuracy": 0.5}', "m.jsonl line 1: epoch must be an integer"),
-    ("[1, 2]", "m.jsonl line 1: expected a JSON object"),
-    ("", "m.jsonl: no metrics records"),
+    ('{"epoch": 0, "phase": "train", "loss": 1.0}', "m.jsonl line 2: lacks accuracy"),
+    ('{"epoch": "first", "phase": "train", "loss": 1.0, "accuracy": 0.5}', "m.jsonl line 2: epoch must be an integer"),
+    ("[1, 2]", "m.jsonl line 2: expected a JSON object"),
+    ("{oops", "m.jsonl line 2: not JSON"),
 ])
-def test_bad_metrics_lines_are_named(line, expected):
+def test_bad_metrics_lines_are_named_by_the_log_and_the_report(tmp_path, line, expected):
+    """The format's owner (MetricsLog.read) names the file and line; the report says the same."""
+    path = tmp_path / "m.jsonl"
+    path.write_text("\n" + line + "\n")  # a blank first line is skipped, but counted
+    with pytest.raises(MetricsLogError, match=expected) as raised:
+        MetricsLog.read(path)
+    assert str(raised.value).startswith(f"{path} line 2: ") and "\n" not in str(raised.value)
     with pytest.raises(ReportError, match=expected):
-        parse_metrics([line], "m.jsonl")
+        read_curve(path)
+
+
+@pytest.mark.parametrize("text, expected", [("", "m.jsonl: no metrics records"), (None, "m.jsonl: metrics file not found")])
+def test_an_empty_or_missing_metrics_file_is_named(tmp_path, text, expected):
+    path = tmp_path / "m.jsonl"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ReportError, match=expected):
+        read_curve(path)
+
+
+def test_metrics_log_reads_what_it_wrote(tmp_path):
+    log = MetricsLog(tmp_path)
+    log.restart(0)
+    log.write(1, "train", 2.5, 0.25, 0.01, 100.0, 3.0)
+    log.write(1, "val", 2.0, 0.5, 0.01, 200.0, 4.0)
+    assert MetricsLog.read(log.path) == [
+        {"epoch": 1, "phase": "train", "loss": 2.5, "accuracy": 0.25, "lr": 0.01, "samples_per_s": 100.0, "time": 3.0},
+        {"epoch": 1, "phase": "val", "loss": 2.0, "accuracy": 0.5, "lr": 0.01, "samples_per_s": 200.0, "time": 4.0}]
 
 
 def test_best_row_prefers_top1_then_mean_class_then_the_earlier_row():

@@ -15,7 +15,7 @@ from tests.support.synthetic import BWD_X, BWD_Y, FWD_X, FWD_Y, indexed_video, m
 from twostream.core.device import resolve_device
 from twostream.data.clips import InputSpec, read_clip
 from twostream.data.datasets import Augment, EvalClips, TrainClips, eval_loader, set_epoch, train_loader
-from twostream.data.extraction import DataError, check_crop_size, check_stack_length, open_extraction, select_videos
+from twostream.data.extraction import DataError, check_crop_size, check_stack_length, open_extraction, videos_in_split
 from twostream.data.store import ShardStore
 from twostream.engine.loops import model_input
 
@@ -95,7 +95,7 @@ def test_mean_subtraction_off_puts_the_stored_means_back(indexed):
 
 def test_train_items_have_segment_shape_and_depend_only_on_seed_epoch_and_index(indexed):
     ex = open_extraction(indexed)
-    videos = select_videos(ex, "split1", "train")
+    videos = videos_in_split(ex, "split1", "train")
     data = TrainClips(ShardStore(indexed), videos, spec(length=4, crop=24), Augment(multiscale_crop=True), segments=3,
                       seed=7)
     x, affine, label = data[(0, 0)]
@@ -107,7 +107,7 @@ def test_train_items_have_segment_shape_and_depend_only_on_seed_epoch_and_index(
 
 def test_loader_with_two_workers_matches_the_main_process(indexed):
     ex = open_extraction(indexed)
-    videos = select_videos(ex, "split1", "train")
+    videos = videos_in_split(ex, "split1", "train")
     s = spec("spatial", crop=24)
 
     def epoch_batches(workers):
@@ -129,7 +129,7 @@ def test_loader_with_two_workers_matches_the_main_process(indexed):
 
 def test_eval_clips_give_every_crop_of_uniform_positions(indexed):
     ex = open_extraction(indexed)
-    videos = select_videos(ex, "split1", "train")
+    videos = videos_in_split(ex, "split1", "train")
     data = EvalClips(ShardStore(indexed), videos, spec("spatial", crop=24), clips=4, crops="ten")
     assert len(data) == 8 and data.video_index.tolist() == [0] * 4 + [1] * 4
     x, _, label, v = data[5]
@@ -175,18 +175,18 @@ def test_holdout_is_stratified_stable_and_never_takes_a_whole_class(indexed):
 def test_a_split_that_selects_nothing_is_named(indexed):
     ex = open_extraction(indexed)
     with pytest.raises(DataError, match="split 'split2' is not in .*index.json; splits there: split1"):
-        select_videos(ex, "split2", "train")
+        videos_in_split(ex, "split2", "train")
 
 
 def test_a_part_with_no_videos_is_named(tmp_path):
     ex = open_extraction(write_extraction(tmp_path / "ex", [indexed_video("a", 6)]))
     with pytest.raises(DataError, match=r"split 'split1' selects no test videos in .* \(1 train\)"):
-        select_videos(ex, "split1", "test")
+        videos_in_split(ex, "split1", "test")
 
 
 def test_a_stack_longer_than_every_video_is_refused(indexed, caplog):
     ex = open_extraction(indexed)
-    videos = select_videos(ex, "split1", "train")
+    videos = videos_in_split(ex, "split1", "train")
     with pytest.raises(DataError, match="flow length 40 needs videos of at least 41 frames, but the longest of the 2 "
                                         "training videos has 30"):
         check_stack_length(videos, 40, "training")

@@ -17,8 +17,8 @@ from tests.support.synthetic import indexed_video, moving_video, write_extractio
 from tests.support.twostream_cli import one_line_error, twostream
 from twostream.core.checkpoint import CheckpointError, load_checkpoint
 from twostream.core.config import EvalConfig, TrainConfig
+from twostream.core.run_folder import METRICS_FILE
 from twostream.core.scores import load_scores
-from twostream.engine.metrics_log import METRICS_FILE
 from twostream.streams import trainer
 from twostream.streams.evaluator import evaluate
 from twostream.streams.trainer import fit

@@ -228,6 +228,28 @@ def test_stream_defaults_are_resolved_and_stored():
     assert TrainConfig.from_json(temporal.to_json()) == temporal
 
 
+def test_the_run_options_are_declared_once_and_stored_last():
+    """workers, device, threads, amp, channels_last: RunOptions' fields and checks, in every config;
+    stored after the config's own fields, where they were before the base held them."""
+    import dataclasses
+
+    from twostream.core.config import RUN_FIELDS, RUN_OPTIONS, EvalConfig, RunOptions
+    from twostream.feature_fusion.config import FusionTrainConfig
+
+    assert RUN_OPTIONS == ("workers", "device", "threads", "amp", "channels_last")
+    assert set(RUN_OPTIONS) <= RUN_FIELDS  # a resumed run may change them
+    for config in (TrainConfig(shards="s", out="o"), EvalConfig("c", "s", "o"),
+                   FusionTrainConfig("a", "b", "s", "o")):
+        assert isinstance(config, RunOptions)
+        assert not set(RUN_OPTIONS) & set(type(config).__annotations__)  # not restated
+        assert list(config.to_dict())[-len(RUN_OPTIONS):] == list(RUN_OPTIONS)
+        assert type(config).from_json(config.to_json()) == config
+        with pytest.raises(ValueError, match="workers must be a non-negative integer, got -1"):
+            dataclasses.replace(config, workers=-1)
+        with pytest.raises(ValueError, match="device must be auto, cpu, cuda or cuda:N; got 'gpu'"):
+            dataclasses.replace(config, device="gpu")
+
+
 def test_progress_bar_redraws_one_line_on_a_terminal():
     import io
 

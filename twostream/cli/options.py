@@ -18,6 +18,7 @@ from flowprep.cli.support import EXIT_INTERRUPTED, device_option, loader_workers
 from flowprep.format.signals import Stop
 from twostream.cli.runs import checkpoint_of, extraction_of, split_of
 from twostream.core.config import CROPS, DEVICE_HELP, PARTS, SCHEDULES, EvalConfig
+from twostream.core.run_folder import CHECKPOINT_FILE, scores_file
 
 
 def options(*decorators: Callable) -> Callable:
@@ -147,7 +148,7 @@ def run_training(fit: Callable, config, resume: bool) -> int:
     if "val" in metrics:
         click.echo(f"validation ({config.val_clips} clips x {config.val_crops} crop): "
                    + "; ".join(metric_lines(metrics["val"])))
-    click.echo(f"checkpoint: {Path(config.out) / 'checkpoint.pt'}")
+    click.echo(f"checkpoint: {Path(config.out) / CHECKPOINT_FILE}")
     return 0
 
 
@@ -158,7 +159,7 @@ def evaluation_config(run: Path, extraction: Path | None, split: str | None, out
     checkpoint = checkpoint_of(run)
     folder = checkpoint.parent if out is None else out
     config = build_config(EvalConfig, checkpoint=checkpoint, shards=extraction_of(checkpoint, extraction),
-                          split=split_of(checkpoint, split), out=folder / f"scores_{part}.npz", part=part, **values)
+                          split=split_of(checkpoint, split), out=folder / scores_file(part), part=part, **values)
     folder.mkdir(parents=True, exist_ok=True)
     return config
 

@@ -16,9 +16,7 @@ from pathlib import Path
 
 import click
 
-CHECKPOINT_FILE = "checkpoint.pt"
-CONFIG_FILE = "config.json"  # twostream.engine.fit_loop.CONFIG_FILE (that module imports torch)
-METRICS_FILE = "metrics.jsonl"
+from twostream.core.run_folder import CHECKPOINT_FILE, METRICS_FILE, RUN_CONFIG_FILE, scores_file
 
 
 def checkpoint_of(run: Path, what: str = "RUN") -> Path:
@@ -38,7 +36,7 @@ def checkpoint_of(run: Path, what: str = "RUN") -> Path:
 def recorded_config(checkpoint: Path) -> dict:
     """The run's config.json beside the checkpoint ({} if there is none, or it is not a config)."""
     try:
-        data = json.loads((checkpoint.parent / CONFIG_FILE).read_text(encoding="utf-8"))
+        data = json.loads((checkpoint.parent / RUN_CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -50,10 +48,10 @@ def extraction_of(checkpoint: Path, given: Path | None) -> Path:
         return given
     recorded = recorded_config(checkpoint).get("shards")
     if not isinstance(recorded, str) or not recorded:
-        raise click.UsageError(f"{checkpoint.parent / CONFIG_FILE} does not say which extraction the run was "
+        raise click.UsageError(f"{checkpoint.parent / RUN_CONFIG_FILE} does not say which extraction the run was "
                                f"trained on; pass --extraction DIR")
     if not Path(recorded).is_dir():
-        raise click.UsageError(f"the extraction folder {recorded!r} recorded in {checkpoint.parent / CONFIG_FILE} "
+        raise click.UsageError(f"the extraction folder {recorded!r} recorded in {checkpoint.parent / RUN_CONFIG_FILE} "
                                f"is not there (relative paths are from where training ran); pass --extraction DIR")
     return Path(recorded)
 
@@ -69,9 +67,9 @@ def split_of(checkpoint: Path, given: str | None) -> str:
 def scores_of(path: Path, subset: str, what: str) -> Path:
     """RUN/scores_SUBSET.npz for a run folder, the file itself for a scores file."""
     if path.is_dir():
-        scores = path / f"scores_{subset}.npz"
+        scores = path / scores_file(subset)
         if not scores.is_file():
-            raise click.BadParameter(f"run folder {path} has no scores_{subset}.npz; write it with "
+            raise click.BadParameter(f"run folder {path} has no {scores.name}; write it with "
                                      f"'twostream evaluate {path} --subset {subset}'", param_hint=what)
         return scores
     if not path.is_file():
@@ -82,7 +80,7 @@ def scores_of(path: Path, subset: str, what: str) -> Path:
 
 def fit_scores_of(spatial: Path, temporal: Path) -> tuple[Path, Path] | None:
     """Both run folders' scores_val.npz (held-out training videos) when both have one, else None."""
-    pair = (spatial / "scores_val.npz", temporal / "scores_val.npz")
+    pair = (spatial / scores_file("val"), temporal / scores_file("val"))
     return pair if spatial.is_dir() and temporal.is_dir() and all(p.is_file() for p in pair) else None
 
 

@@ -38,9 +38,8 @@ from flowprep.format.faults import fault_point
 from twostream.core.config import TrainConfig
 from twostream.core.errors import CheckpointError
 
-FORMAT = "twostream-checkpoint"
-FORMAT_VERSION = 1
-CHECKPOINT_FILE = "checkpoint.pt"
+STREAM_FORMAT = "twostream-checkpoint"
+STREAM_FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -55,11 +54,11 @@ class CheckpointFormat:
     refused: Mapping[str, str] = field(default_factory=dict)  # another kind's tag -> why it is not this kind
 
 
-STREAM_CHECKPOINT = CheckpointFormat(FORMAT, FORMAT_VERSION, "twostream checkpoint", "checkpoint",
+STREAM_CHECKPOINT_FORMAT = CheckpointFormat(STREAM_FORMAT, STREAM_FORMAT_VERSION, "twostream checkpoint", "checkpoint",
                                      {"config": TrainConfig.from_json})
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any], kind: CheckpointFormat = STREAM_CHECKPOINT) -> None:
+def save_checkpoint(path: str | Path, state: dict[str, Any], kind: CheckpointFormat = STREAM_CHECKPOINT_FORMAT) -> None:
     """Write `state` (plus format and version) to `path` atomically: a kill leaves the old file or the new."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -99,7 +98,7 @@ def read_checkpoint(path: str | Path, kind: CheckpointFormat) -> dict[str, Any]:
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a stream checkpoint (read_checkpoint)."""
-    return read_checkpoint(path, STREAM_CHECKPOINT)
+    return read_checkpoint(path, STREAM_CHECKPOINT_FORMAT)
 
 
 def check_compatible(path: str | Path, state: dict[str, Any], stream: str | None, class_names: tuple[str, ...]) -> None:

@@ -40,61 +40,55 @@ def paper_lr_steps(epochs: int) -> tuple[int, ...]:
     return tuple(sorted({round(f * epochs) for f in PAPER_STEP_FRACTIONS} & set(range(1, epochs))))
 
 
-def _check(condition: bool, message: str) -> None:
+def check(condition: bool, message: str) -> None:
+    """A ValueError saying `message` unless `condition`: how every config check refuses a value."""
     if not condition:
         raise ValueError(message)
 
 
-def _choice(what: str, value: str, choices: tuple[str, ...]) -> None:
-    _check(value in choices, f"{what} must be one of {', '.join(choices)}; got {value!r}")
+def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    check(value in choices, f"{what} must be one of {', '.join(choices)}; got {value!r}")
 
 
-def _positive_int(what: str, value: Any) -> None:
-    _check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-           f"{what} must be a positive integer, got {value!r}")
+def check_positive_int(what: str, value: Any) -> None:
+    check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+          f"{what} must be a positive integer, got {value!r}")
 
 
-def _non_negative_int(what: str, value: Any) -> None:
-    _check(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
-           f"{what} must be a non-negative integer, got {value!r}")
+def check_non_negative_int(what: str, value: Any) -> None:
+    check(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+          f"{what} must be a non-negative integer, got {value!r}")
 
 
 def check_device(value: str) -> None:
-    _check(bool(DEVICE_PATTERN.match(value)), f"device must be {DEVICE_HELP}; got {value!r}")
+    check(bool(DEVICE_PATTERN.match(value)), f"device must be {DEVICE_HELP}; got {value!r}")
 
 
 def check_split(split: str) -> None:
-    _check(bool(split), "split must be a split column name such as split1, got an empty string")
-
-
-def check_run_fields(config: Any) -> None:
-    """workers, device, threads: the execution fields every config has."""
-    _non_negative_int("workers", config.workers)
-    check_device(config.device)
-    _non_negative_int("threads", config.threads)
+    check(bool(split), "split must be a split column name such as split1, got an empty string")
 
 
 def check_fit_fields(config: Any) -> None:
     """The fields, from momentum on, that TrainConfig and FusionTrainConfig share: SGD and its
     schedule (lr_steps resolved here: None means the paper's), validation during training, and the
-    execution fields. Called last in their __post_init__, so the order of checks is theirs."""
-    _check(0.0 <= config.momentum < 1.0, f"momentum must be in [0, 1), got {config.momentum!r}")
-    _check(config.weight_decay >= 0, f"weight decay must be non-negative, got {config.weight_decay!r}")
-    _choice("schedule", config.schedule, SCHEDULES)
+    run options. Called last in their __post_init__, so the order of checks is theirs."""
+    check(0.0 <= config.momentum < 1.0, f"momentum must be in [0, 1), got {config.momentum!r}")
+    check(config.weight_decay >= 0, f"weight decay must be non-negative, got {config.weight_decay!r}")
+    check_choice("schedule", config.schedule, SCHEDULES)
     steps = paper_lr_steps(config.epochs) if config.lr_steps is None else tuple(config.lr_steps)
     object.__setattr__(config, "lr_steps", steps)
-    _check(all(isinstance(s, int) and s >= 1 for s in steps) and list(steps) == sorted(set(steps)),
-           f"lr steps must be increasing positive epoch numbers, got {list(steps)!r}")
-    _check(0 < config.gamma <= 1, f"gamma must be in (0, 1], got {config.gamma!r}")
-    _non_negative_int("seed", config.seed)
-    _non_negative_int("val every", config.val_every)
-    _positive_int("val clips", config.val_clips)
-    _choice("val crops", config.val_crops, CROPS)
-    _positive_int("val batch size", config.val_batch_size)
-    check_run_fields(config)
+    check(all(isinstance(s, int) and s >= 1 for s in steps) and list(steps) == sorted(set(steps)),
+          f"lr steps must be increasing positive epoch numbers, got {list(steps)!r}")
+    check(0 < config.gamma <= 1, f"gamma must be in (0, 1], got {config.gamma!r}")
+    check_non_negative_int("seed", config.seed)
+    check_non_negative_int("val every", config.val_every)
+    check_positive_int("val clips", config.val_clips)
+    check_choice("val crops", config.val_crops, CROPS)
+    check_positive_int("val batch size", config.val_batch_size)
+    config.check_run_options()
 
 
-class _JsonConfig:
+class JsonConfig:
     """to_json / from_json for the frozen dataclasses below (tuples travel as JSON lists)."""
 
     def to_dict(self) -> dict[str, Any]:
@@ -117,21 +111,48 @@ class _JsonConfig:
         return cls.from_dict(json.loads(text))
 
 
-class _RunConfig(_JsonConfig):
+@dataclass(frozen=True, kw_only=True)
+class RunOptions(JsonConfig):
+    """How a command executes, not what it computes: the options `train`, `evaluate` and
+    `fuse-features train/evaluate` share (all in RUN_FIELDS: a resumed run may change them).
+    Keyword-only, so that a config's own fields, some without defaults, can follow them."""
+    workers: int = 2  # DataLoader workers
+    device: str = "auto"
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    amp: bool = True  # automatic mixed precision, on CUDA only
+    channels_last: bool = True  # on CUDA only
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        # the config's own fields first, these last, where they were before this base held them (a
+        # base's fields come first in asdict): the dicts stored in scores files keep their order
+        return {**{k: v for k, v in data.items() if k not in RUN_OPTIONS}, **{k: data[k] for k in RUN_OPTIONS}}
+
+    def check_run_options(self) -> None:
+        """Called last by each config's __post_init__ (after its own checks, as before)."""
+        check_non_negative_int("workers", self.workers)
+        check_device(self.device)
+        check_non_negative_int("threads", self.threads)
+
+
+RUN_OPTIONS = tuple(f.name for f in fields(RunOptions))
+
+
+class ResumableConfig(RunOptions):
     """A training run's config: on resume, the stored one must match it but for RUN_FIELDS."""
 
     def learning_fields(self) -> dict[str, Any]:
         """The fields that decide what the run learns (compared on resume)."""
         return {k: v for k, v in self.to_dict().items() if k not in RUN_FIELDS}
 
-    def differences(self, other: "_RunConfig") -> list[str]:
+    def differences(self, other: "ResumableConfig") -> list[str]:
         """`key: theirs -> ours` for every learning field that differs."""
         mine, theirs = self.learning_fields(), other.learning_fields()
         return [f"{k}: {theirs[k]!r} -> {mine[k]!r}" for k in mine if mine[k] != theirs[k]]
 
 
 @dataclass(frozen=True)
-class TrainConfig(_RunConfig):
+class TrainConfig(ResumableConfig):
     shards: str  # extraction folder (flowprep extract --out)
     out: str  # run folder: checkpoint.pt, metrics.jsonl, config.json
     stream: str = "spatial"
@@ -176,52 +197,47 @@ class TrainConfig(_RunConfig):
     val_clips: int = 5
     val_crops: str = "center"
     val_batch_size: int = 32
-    # how the run executes (RUN_FIELDS)
-    workers: int = 2
-    device: str = "auto"
-    threads: int = 0  # torch CPU threads; 0 = torch's default
-    amp: bool = True  # automatic mixed precision, on CUDA only
-    channels_last: bool = True  # on CUDA only
+    # how the run executes: RunOptions
 
     def __post_init__(self) -> None:
-        _choice("stream", self.stream, STREAMS)
+        check_choice("stream", self.stream, STREAMS)
         check_split(self.split)
-        _check(0.0 <= self.holdout < 1.0, f"holdout must be a fraction in [0, 1), got {self.holdout!r}")
-        _positive_int("flow length", self.flow_length)
-        _choice("flow stack", self.flow_stack, FLOW_STACKS)
+        check(0.0 <= self.holdout < 1.0, f"holdout must be a fraction in [0, 1), got {self.holdout!r}")
+        check_positive_int("flow length", self.flow_length)
+        check_choice("flow stack", self.flow_stack, FLOW_STACKS)
         if self.flow_stack == "bidirectional":
-            _check(self.flow_length % 2 == 0,
+            check(self.flow_length % 2 == 0,
                    "a bidirectional stack takes L/2 fields each way, so the flow length must be even; "
                    f"got {self.flow_length}")
-        _positive_int("crop size", self.crop_size)
-        _positive_int("segments", self.segments)
+        check_positive_int("crop size", self.crop_size)
+        check_positive_int("segments", self.segments)
         family_of(self.backbone)  # ValueError naming the accepted names
-        _non_negative_int("clip", self.clip)
-        _positive_int("clip stride", self.clip_stride)
+        check_non_negative_int("clip", self.clip)
+        check_positive_int("clip stride", self.clip_stride)
         if self.clip:
-            _check(is_video(self.backbone), f"--clip {self.clip} makes a 3D stream: the backbone must be a video "
+            check(is_video(self.backbone), f"--clip {self.clip} makes a 3D stream: the backbone must be a video "
                                             f"network ({', '.join(VIDEO_BACKBONES)}); got {self.backbone!r}")
-            _check(self.mean_subtraction, "--no-mean-subtraction is not available for clip streams (a clip's "
+            check(self.mean_subtraction, "--no-mean-subtraction is not available for clip streams (a clip's "
                                           "x and y channels share one shift per channel); leave the flow as stored")
-            _check(self.flow_stack == "forward", f"a flow clip is T consecutive forward fields; --flow-stack "
+            check(self.flow_stack == "forward", f"a flow clip is T consecutive forward fields; --flow-stack "
                                                  f"{self.flow_stack} applies to 2D stacks only")
         else:
-            _check(not is_video(self.backbone), f"{self.backbone} is a video network: give --clip T (frames per "
+            check(not is_video(self.backbone), f"{self.backbone} is a video network: give --clip T (frames per "
                                                 f"clip, e.g. 16)")
-        _check(self.pretrained is None or self.weights is None,
+        check(self.pretrained is None or self.weights is None,
                f"give either --pretrained (a local file) or --weights (torchvision's), not both; "
                f"got {self.pretrained!r} and {self.weights!r}")
         defaults = STREAM_DEFAULTS[self.stream]
         for name in ("dropout", "lr", "color_jitter"):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, defaults[name])
-        _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout!r}")
-        _check(self.lr > 0, f"learning rate must be positive, got {self.lr!r}")
-        _check(0.0 <= self.color_jitter < 1.0, f"colour jitter must be in [0, 1), got {self.color_jitter!r}")
-        _check(self.stream == "spatial" or self.color_jitter == 0.0,
+        check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout!r}")
+        check(self.lr > 0, f"learning rate must be positive, got {self.lr!r}")
+        check(0.0 <= self.color_jitter < 1.0, f"colour jitter must be in [0, 1), got {self.color_jitter!r}")
+        check(self.stream == "spatial" or self.color_jitter == 0.0,
                f"colour jitter applies to RGB frames only; the temporal stream takes 0, got {self.color_jitter!r}")
-        _positive_int("epochs", self.epochs)
-        _positive_int("batch size", self.batch_size)
+        check_positive_int("epochs", self.epochs)
+        check_positive_int("batch size", self.batch_size)
         check_fit_fields(self)
 
     @property
@@ -231,12 +247,11 @@ class TrainConfig(_RunConfig):
         return 2 if self.clip else 2 * self.flow_length
 
 
-RUN_FIELDS = frozenset({"shards", "out", "workers", "device", "threads", "amp", "channels_last",
-                        "val_every", "val_clips", "val_crops", "val_batch_size"})
+RUN_FIELDS = frozenset({"shards", "out", *RUN_OPTIONS, "val_every", "val_clips", "val_crops", "val_batch_size"})
 
 
 @dataclass(frozen=True)
-class EvalConfig(_JsonConfig):
+class EvalConfig(RunOptions):
     checkpoint: str
     shards: str
     out: str  # per-video scores file (.npz)
@@ -246,18 +261,14 @@ class EvalConfig(_JsonConfig):
     crops: str = "ten"
     stream: str | None = None  # if given, the checkpoint must be of this stream
     batch_size: int = 16  # clips per batch (each clip is `crops` network inputs)
-    workers: int = 2
-    device: str = "auto"
-    threads: int = 0
-    amp: bool = True
-    channels_last: bool = True
+    # and how it executes: RunOptions
 
     def __post_init__(self) -> None:
         check_split(self.split)
-        _choice("part", self.part, PARTS)
-        _positive_int("clips", self.clips)
-        _choice("crops", self.crops, CROPS)
+        check_choice("part", self.part, PARTS)
+        check_positive_int("clips", self.clips)
+        check_choice("crops", self.crops, CROPS)
         if self.stream is not None:
-            _choice("stream", self.stream, STREAMS)
-        _positive_int("batch size", self.batch_size)
-        check_run_fields(self)
+            check_choice("stream", self.stream, STREAMS)
+        check_positive_int("batch size", self.batch_size)
+        self.check_run_options()

@@ -111,7 +111,7 @@ class ClipSpec:
         rows, cols = slice(box.top, box.top + box.height), slice(box.left, box.left + box.width)
         return raw[:, rows, cols]
 
-    def encode(self, raw: np.ndarray, bound: float, flip: bool,
+    def to_input(self, raw: np.ndarray, bound: float, flip: bool,
                jitter: tuple[float, float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """uint8 (C, T, S, S) and the (2, C) scale and shift of its channels (`engine.loops.model_input`)."""
         size = self.crop_size

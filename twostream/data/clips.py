@@ -69,7 +69,7 @@ class InputSpec:
     def cut_raw(self, raw: tuple[np.ndarray, np.ndarray | None], box: CropBox) -> tuple[np.ndarray, np.ndarray | None]:
         return cut(raw[0], self, box), raw[1]
 
-    def encode(self, raw: tuple[np.ndarray, np.ndarray | None], bound: float, flip: bool,
+    def to_input(self, raw: tuple[np.ndarray, np.ndarray | None], bound: float, flip: bool,
                jitter: tuple[float, float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
         return to_input(raw[0], raw[1], self, bound, flip, jitter)
 

@@ -37,7 +37,7 @@ class Source(Protocol):
 class Layout(Protocol):
     """What one network input is made of: `clips.InputSpec` (one stream) or `paired.PairSpec`
     (an RGB frame and the flow stack at the same position, channels concatenated). A raw input
-    is whatever `read_raw` returns; `encode` turns it into uint8 planes and their (2, C) affine."""
+    is whatever `read_raw` returns; `to_input` turns it into uint8 planes and their (2, C) affine."""
 
     crop_size: int
 
@@ -47,7 +47,7 @@ class Layout(Protocol):
 
     def cut_raw(self, raw, box: CropBox): ...
 
-    def encode(self, raw, bound: float, flip: bool,
+    def to_input(self, raw, bound: float, flip: bool,
                jitter: tuple[float, float, float] | None = None) -> tuple[np.ndarray, np.ndarray]: ...
 
 
@@ -105,7 +105,7 @@ class TrainClips(Dataset):
         jitter = jitter_factors(self.augment.color_jitter, rng) if self.augment.color_jitter else None
         with readable(entry):
             raws = [self.spec.read_raw(video, entry.num_frames, p, box) for p in positions]
-        clips = [self.spec.encode(raw, bound, flip, jitter) for raw in raws]
+        clips = [self.spec.to_input(raw, bound, flip, jitter) for raw in raws]
         return _stacked(clips) + (entry.label,)
 
 
@@ -128,7 +128,7 @@ class EvalClips(Dataset):
             video = self.source.video(entry)
             raw = self.spec.read_raw(video, entry.num_frames, position)
             height, width, bound = video.height, video.width, video.bound
-        crops = [self.spec.encode(self.spec.cut_raw(raw, box), bound, flip)
+        crops = [self.spec.to_input(self.spec.cut_raw(raw, box), bound, flip)
                  for box, flip in eval_crops(height, width, self.spec.crop_size, self.crops)]
         return _stacked(crops) + (entry.label, v)
 

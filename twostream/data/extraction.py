@@ -19,7 +19,7 @@ log = logging.getLogger("twostream")
 
 
 @dataclass(frozen=True)
-class Extraction:
+class ExtractedDataset:
     root: Path
     index: dict[str, IndexEntry]
     config: FolderConfig  # how the folder was made: `flowprep extract` or `flowprep import-rawframes`
@@ -39,7 +39,7 @@ def class_names(index: dict[str, IndexEntry]) -> tuple[str, ...]:
     return tuple(names.get(k, f"class{k}") for k in range(max(names) + 1))
 
 
-def open_extraction(root: str | Path) -> Extraction:
+def open_extraction(root: str | Path) -> ExtractedDataset:
     """Read and check an extraction folder, made by `flowprep extract` or `flowprep import-rawframes`:
     its config, its index and every shard's header (format version)."""
     root = Path(root)
@@ -61,10 +61,10 @@ def open_extraction(root: str | Path) -> Extraction:
             if config.fixed_min_side is None:
                 # frames of an import keep their tree's size, which only the videos' attributes tell
                 sides += [min(video_size(g)) for g in iter_video_groups(f)]
-    return Extraction(root, index, config, names, min(sides))
+    return ExtractedDataset(root, index, config, names, min(sides))
 
 
-def select_videos(extraction: Extraction, split: str, part: str) -> list[IndexEntry]:
+def videos_in_split(extraction: ExtractedDataset, split: str, part: str) -> list[IndexEntry]:
     """The videos with splits[split] == part, sorted by id; an error if there are none."""
     entries = extraction.index.values()
     available = sorted({name for e in entries for name in e.splits})
@@ -100,12 +100,12 @@ def split_holdout(entries: list[IndexEntry], fraction: float, seed: int) -> tupl
     return [e for e in entries if e.video_id not in held], [e for e in entries if e.video_id in held]
 
 
-def part_videos(extraction: Extraction, split: str, part: str, holdout: float, seed: int) -> list[IndexEntry]:
+def part_videos(extraction: ExtractedDataset, split: str, part: str, holdout: float, seed: int) -> list[IndexEntry]:
     """The videos of `part`: 'test', 'train' (the training videos a run with this holdout trains
     on) or 'val' (those it holds out)."""
     if part == "test":
-        return select_videos(extraction, split, "test")
-    trained, held = split_holdout(select_videos(extraction, split, "train"), holdout, seed)
+        return videos_in_split(extraction, split, "test")
+    trained, held = split_holdout(videos_in_split(extraction, split, "train"), holdout, seed)
     if part == "train":
         return trained
     if not held:
@@ -127,7 +127,7 @@ def check_stack_length(entries: list[IndexEntry], flow_length: int, what: str) -
                     len(short), len(entries), what, flow_length, short[0].video_id, short[0].num_frames)
 
 
-def check_crop_size(extraction: Extraction, crop_size: int) -> None:
+def check_crop_size(extraction: ExtractedDataset, crop_size: int) -> None:
     if crop_size > extraction.min_side:
         raise DataError(f"crop size {crop_size} is larger than the stored frames' shorter side "
                         f"({extraction.min_side} px in {extraction.root}); pass --crop-size {extraction.min_side} or less")

@@ -28,7 +28,13 @@ from torch.utils.data import Dataset
 from twostream.core.errors import DataError
 from twostream.data.clips import InputSpec
 from twostream.data.datasets import Augment, TrainClips
-from twostream.data.extraction import Extraction, check_crop_size, check_stack_length, open_extraction, part_videos
+from twostream.data.extraction import (
+    ExtractedDataset,
+    check_crop_size,
+    check_stack_length,
+    open_extraction,
+    part_videos,
+)
 from twostream.data.store import ShardStore
 
 SUBSETS = ("train", "test", "val")  # val: the training videos held out by `holdout` (as evaluate --subset val)
@@ -53,7 +59,7 @@ class StreamDataset(Dataset):
             raise DataError(f"subset must be one of {', '.join(SUBSETS)}; got {subset!r}")
         if seed is not None and (not isinstance(seed, int) or seed < 0):
             raise DataError(f"seed must be None (fresh draws) or a non-negative integer, got {seed!r}")
-        self.extraction: Extraction = open_extraction(folder)
+        self.extraction: ExtractedDataset = open_extraction(folder)
         self.split, self.subset, self.holdout, self.seed, self.epoch = split, subset, holdout, seed, 0
         self.spec = InputSpec(self.stream, flow_length, flow_stack, not restore_means, crop_size)
         check_crop_size(self.extraction, crop_size)

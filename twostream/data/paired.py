@@ -67,10 +67,10 @@ class PairSpec:
     def cut_raw(self, raw: tuple, box: CropBox) -> tuple:
         return self.spatial.cut_raw(raw[0], box), self.temporal.cut_raw(raw[1], box)
 
-    def encode(self, raw: tuple, bound: float, flip: bool,
+    def to_input(self, raw: tuple, bound: float, flip: bool,
                jitter: tuple[float, float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(3 + 2L, S, S) uint8 planes and their (2, 3 + 2L) scale and shift; colour jitter
         touches the RGB half only."""
-        rgb, rgb_affine = self.spatial.encode(raw[0], bound, flip, jitter)
-        flow, flow_affine = self.temporal.encode(raw[1], bound, flip)
+        rgb, rgb_affine = self.spatial.to_input(raw[0], bound, flip, jitter)
+        flow, flow_affine = self.temporal.to_input(raw[1], bound, flip)
         return np.concatenate([rgb, flow]), np.concatenate([rgb_affine, flow_affine], axis=1)

@@ -26,8 +26,9 @@ import logging
 import os
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -37,9 +38,11 @@ from torch.utils.data import DataLoader, Sampler
 from flowprep.format.files import write_text_atomic
 from flowprep.format.folder import LOCK_FILE, IndexEntry, folder_lock
 from flowprep.format.signals import Deferred, deferred
-from twostream.core.checkpoint import CHECKPOINT_FILE, check_compatible
+from twostream.core.checkpoint import check_compatible
+from twostream.core.config import ResumableConfig
 from twostream.core.device import Device
 from twostream.core.errors import TrainError
+from twostream.core.run_folder import CHECKPOINT_FILE, RUN_CONFIG_FILE
 from twostream.core.schedule import learning_rate
 from twostream.core.world import current
 from twostream.data.datasets import Augment, EvalClips, Layout, TrainClips, eval_loader, set_epoch, train_loader
@@ -50,7 +53,6 @@ from twostream.engine.metrics_log import MetricsLog
 
 log = logging.getLogger("twostream")
 
-CONFIG_FILE = "config.json"
 _TORCH_SEED_TAG = 2  # keeps the per-epoch torch seed apart from the data's (twostream.data.datasets)
 
 
@@ -59,7 +61,7 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, _TORCH_SEED_TAG]).generate_state(1)[0])
 
 
-def resume_state(config: Any, resume: bool, load: Callable[[Path], dict], stream: str | None,
+def resume_state(config: ResumableConfig, resume: bool, load: Callable[[Path], dict], stream: str | None,
                  class_names: tuple[str, ...]) -> dict | None:
     """Check the run folder against `resume`; return the checkpoint to resume from, if any: read by
     `load`, its config the same as `config` but for RUN_FIELDS, of `stream` (None: any) and `class_names`."""
@@ -82,7 +84,7 @@ def resume_state(config: Any, resume: bool, load: Callable[[Path], dict], stream
 
 
 @contextmanager
-def locked_run(config: Any) -> Iterator[None]:
+def locked_run(config: ResumableConfig) -> Iterator[None]:
     """Hold the run folder's lock for a whole run (creating the folder): a second `train` into the
     same --out, from another shell or job, is refused in one line instead of the two mixing their
     metrics and overwriting each other's checkpoint. Under torchrun the main process holds it."""
@@ -102,8 +104,8 @@ def locked_run(config: Any) -> Iterator[None]:
         raise
 
 
-def start_run_dir(config: Any) -> Path:
-    """Create the run folder and write its config.json; return the folder."""
+def start_run_dir(config: ResumableConfig) -> None:
+    """Create the run folder `config.out` and write its config.json."""
     run_dir = Path(config.out)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -111,24 +113,67 @@ def start_run_dir(config: Any) -> Path:
         raise TrainError(f"cannot create the run folder {run_dir}: {exc.strerror or exc}") from None
     log.info("config: %s", config.to_json())
     if current().main:  # in a run of several processes, the main one writes
-        write_text_atomic(run_dir / CONFIG_FILE, json.dumps(config.to_dict(), indent=1, sort_keys=True))
-    return run_dir
+        write_text_atomic(run_dir / RUN_CONFIG_FILE, json.dumps(config.to_dict(), indent=1, sort_keys=True))
 
 
-def fit_epochs(config: Any, run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-               scaler: torch.amp.GradScaler, device: Device, spec: Layout, root: Path,
-               train_videos: list[IndexEntry], val_videos: list[IndexEntry], *, state: dict | None, identity: dict,
-               save: Callable[[Path, dict], None], interactive: bool | None, unused_parameters: bool = False) -> dict:
-    """Train the epochs of `config` not yet done; return the last epoch's metrics.
+@dataclass(frozen=True)
+class Learner:
+    """What a run trains: the model, its optimiser and AMP scaler. `unused_parameters`: some
+    trainable parameters may get no gradient (DistributedDataParallel must then look for them)."""
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    unused_parameters: bool = False
+
+
+@dataclass(frozen=True)
+class FitData:
+    """The loader of the training batches, and the validation clips with their loader and labels
+    (all None: no validation)."""
+    train: DataLoader
+    val: EvalClips | None = None
+    val_batches: DataLoader | None = None
+    val_labels: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointWriter:
+    """How a run writes its checkpoint: `identity` (what the checkpoint says about itself) beside
+    progress, weights and optimiser state, by `save` (its format's writer)."""
+    identity: dict
+    save: Callable[[Path, dict], None]
+
+
+def fit_data(config: ResumableConfig, spec: Layout, root: Path, train_videos: list[IndexEntry],
+             val_videos: list[IndexEntry], device: Device) -> FitData:
+    """The loaders of a run of `config` on the shards under `root`: its training videos sampled and
+    augmented as `config` says, and the validation videos (none: no validation) under its fast
+    protocol. Under torchrun each process loads its share (`config.batch_size` a process)."""
+    pin, world = device.device.type == "cuda", device.world
+    train_data = TrainClips(ShardStore(root), train_videos, spec,
+                            Augment(config.multiscale_crop, config.flip, config.color_jitter), config.segments, config.seed)
+    train = train_loader(train_data, config.batch_size, config.workers, config.seed, pin, world)
+    if not val_videos:
+        return FitData(train)
+    val_data = EvalClips(ShardStore(root), val_videos, spec, config.val_clips, config.val_crops)
+    return FitData(train, val_data, eval_loader(val_data, config.val_batch_size, config.workers, pin, world),
+                   np.array([e.label for e in val_videos], dtype=np.int64))
+
+
+def fit_epochs(config: ResumableConfig, learner: Learner, data: FitData, device: Device, writer: CheckpointWriter, *,
+               state: dict | None, interactive: bool | None) -> dict:
+    """Train the epochs of `config` not yet done, in the run folder `config.out`; return the last
+    epoch's metrics.
 
     `state`: the checkpoint resumed from (optimizer, scaler and progress are restored here; the
-    model's weights the caller has loaded). After every epoch `save` writes the checkpoint:
-    `identity` (what it says about itself) plus progress, weights and optimiser state.
+    model's weights the caller has loaded). After every epoch `writer` saves the checkpoint.
 
     Under torchrun every process trains its share of each epoch's samples (`config.batch_size`
     a process) through DistributedDataParallel, which averages the gradients; the main process
-    alone logs, writes metrics.jsonl and the checkpoint. `unused_parameters`: some trainable
-    parameters may get no gradient (DDP must then look for them)."""
+    alone logs, writes metrics.jsonl and the checkpoint."""
+    model, optimizer, scaler = learner.model, learner.optimizer, learner.scaler
+    loader, val_data, val_batches, val_labels = data.train, data.val, data.val_batches, data.val_labels
+    run_dir = Path(config.out)
     world = device.world
     metrics_log = MetricsLog(run_dir)
     start_epoch, elapsed_before, last_metrics = 0, 0.0, {}
@@ -156,17 +201,8 @@ def fit_epochs(config: Any, run_dir: Path, model: nn.Module, optimizer: torch.op
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [device.device.index] if device.device.type == "cuda" else None
-        trained = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused_parameters)
+        trained = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=learner.unused_parameters)
 
-    pin = device.device.type == "cuda"
-    train_data = TrainClips(ShardStore(root), train_videos, spec,
-                            Augment(config.multiscale_crop, config.flip, config.color_jitter), config.segments, config.seed)
-    loader = train_loader(train_data, config.batch_size, config.workers, config.seed, pin, world)
-    val_data = val_labels = val_batches = None
-    if val_videos:
-        val_data = EvalClips(ShardStore(root), val_videos, spec, config.val_clips, config.val_crops)
-        val_labels = np.array([e.label for e in val_videos], dtype=np.int64)
-        val_batches = eval_loader(val_data, config.val_batch_size, config.workers, pin, world)
     criterion = nn.CrossEntropyLoss()
     started = time.perf_counter()
 
@@ -180,7 +216,7 @@ def fit_epochs(config: Any, run_dir: Path, model: nn.Module, optimizer: torch.op
         if totals is not None:
             progress.update(epoch_totals=totals[0].to_dict(), epoch_totals_of_processes=[t.to_dict() for t in totals],
                             rng=_rng_state(device))
-        return {**identity, **progress, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        return {**writer.identity, **progress, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict() if scaler.is_enabled() else {}, "metrics": last_metrics}
 
     with deferred() as signals:
@@ -190,7 +226,7 @@ def fit_epochs(config: Any, run_dir: Path, model: nn.Module, optimizer: torch.op
             """Save the mid-epoch checkpoint; the Stop that ends the run, saying so in one line."""
             every = world.gather(totals)  # all processes take part; the main one saves
             if world.main:
-                save(run_dir / CHECKPOINT_FILE, checkpoint(epoch, every))
+                writer.save(run_dir / CHECKPOINT_FILE, checkpoint(epoch, every))
             world.barrier()
             return signals.stop(f"stopped by {signals.name} in epoch {epoch + 1} of {config.epochs} {where}; "
                                 f"checkpoint {run_dir / CHECKPOINT_FILE} saved: run the same command with --resume "
@@ -241,7 +277,7 @@ def fit_epochs(config: Any, run_dir: Path, model: nn.Module, optimizer: torch.op
                 last_metrics["val"] = {**val, "samples_per_s": val_rate}
                 message += f"; val clip accuracy {val['clip_top1']:.3f}, video {val['video_top1']:.3f}"
             if world.main:
-                save(run_dir / CHECKPOINT_FILE, checkpoint(epoch + 1))
+                writer.save(run_dir / CHECKPOINT_FILE, checkpoint(epoch + 1))
             world.barrier()  # no process runs ahead of the checkpoint that a resume would start from
             log.info("%s; checkpoint %s", message, run_dir / CHECKPOINT_FILE)
     if start_epoch >= config.epochs:

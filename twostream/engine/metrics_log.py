@@ -4,7 +4,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-METRICS_FILE = "metrics.jsonl"
+from twostream.core.run_folder import METRICS_FILE
+
+REQUIRED_KEYS = ("epoch", "phase", "loss", "accuracy")  # what every reader needs; lr may be absent (older logs)
+
+
+class MetricsLogError(ValueError):
+    """A metrics file that cannot be read, or a line of it that is not a record; str() names the
+    file (and the line) in one line."""
 
 
 class MetricsLog:
@@ -32,7 +39,34 @@ class MetricsLog:
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
 
-    def read(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    @staticmethod
+    def read(path: str | Path) -> list[dict]:
+        """The records of the metrics file at `path` (a run's metrics.jsonl, or a copy of one under
+        any name), in file order, each checked and with epoch an int, phase a str, and loss,
+        accuracy and lr (None when absent) floats. Blank lines are skipped."""
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            raise MetricsLogError(f"{path}: metrics file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MetricsLogError(f"{path}: unreadable metrics file: {exc}") from None
+        return [_record(line, f"{path} line {lineno}") for lineno, line in enumerate(lines, start=1) if line.strip()]
+
+
+def _record(line: str, where: str) -> dict:
+    """One line as a record; a MetricsLogError starting with `where` if it is not one."""
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        raise MetricsLogError(f"{where}: not JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise MetricsLogError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in record]
+    if missing:
+        raise MetricsLogError(f"{where}: lacks {', '.join(missing)}; a metrics line needs {', '.join(REQUIRED_KEYS)}")
+    try:
+        return {**record, "epoch": int(record["epoch"]), "phase": str(record["phase"]), "loss": float(record["loss"]),
+                "accuracy": float(record["accuracy"]), "lr": None if record.get("lr") is None else float(record["lr"])}
+    except (TypeError, ValueError):
+        raise MetricsLogError(f"{where}: epoch must be an integer and loss, accuracy, lr numbers; "
+                              f"got {line.strip()[:120]}") from None

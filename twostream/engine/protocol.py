@@ -6,6 +6,7 @@ the video's, written to the per-video scores file (twostream.core.scores) that f
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -18,7 +19,7 @@ from twostream.core.config import EvalConfig
 from twostream.core.device import Device, setup_device
 from twostream.core.scores import VideoScores, save_scores
 from twostream.data.datasets import EvalClips, Layout, eval_loader
-from twostream.data.extraction import Extraction, check_crop_size, open_extraction
+from twostream.data.extraction import ExtractedDataset, check_crop_size, open_extraction
 from twostream.data.store import ShardStore
 from twostream.engine.loops import predict_all
 from twostream.engine.metrics import summarize
@@ -26,8 +27,18 @@ from twostream.engine.metrics import summarize
 log = logging.getLogger("twostream")
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """What `open_evaluation` found for a checkpoint: the device to run on, the checkpoint's state,
+    the shards it is evaluated on, and the input layout it was trained with."""
+    device: Device
+    state: dict
+    extraction: ExtractedDataset
+    layout: Layout
+
+
 def open_evaluation(config: EvalConfig, load: Callable[[str], dict], stream: str | None,
-                    layout: Callable[[dict], Layout]) -> tuple[Device, dict, Extraction, Layout]:
+                    layout: Callable[[dict], Layout]) -> Evaluation:
     """The device, the checkpoint (read by `load`; of `stream`, None: any; trained on the shards'
     classes), the shards, and the input `layout` makes of the checkpoint, its crop size checked."""
     device = setup_device(config)
@@ -40,15 +51,15 @@ def open_evaluation(config: EvalConfig, load: Callable[[str], dict], stream: str
     if config.split != trained.split:
         log.warning("evaluating on %s, but %s was trained on %s: a video may be in the training part of one "
                     "split and the test part of another", config.split, config.checkpoint, trained.split)
-    return device, state, extraction, spec
+    return Evaluation(device, state, extraction, spec)
 
 
-def score_videos(config: EvalConfig, state: dict, model: nn.Module, spec: Layout, videos: list[IndexEntry],
-                 root: Path, device: Device, about: dict, configs: dict,
-                 interactive: bool | None) -> tuple[dict[str, float], VideoScores]:
-    """Run the protocol with `model` (built for the checkpoint `state`, whose weights it gets here) on
-    `videos`; write the scores file; return the metrics and the scores. The file's metadata is
-    `about` (what was evaluated), the protocol and metrics, then `configs` (how it was trained)."""
+def score_videos(config: EvalConfig, evaluation: Evaluation, model: nn.Module, videos: list[IndexEntry], about: dict,
+                 configs: dict, interactive: bool | None) -> tuple[dict[str, float], VideoScores]:
+    """Run the protocol with `model` (built for the evaluation's checkpoint, whose weights it gets
+    here) on `videos`; write the scores file; return the metrics and the scores. The file's metadata
+    is `about` (what was evaluated), the protocol and metrics, then `configs` (how it was trained)."""
+    device, state, spec, root = evaluation.device, evaluation.state, evaluation.layout, evaluation.extraction.root
     load_weights(model, state["model"], config.checkpoint)
     device.place(model)
     data = EvalClips(ShardStore(root), videos, spec, config.clips, config.crops)

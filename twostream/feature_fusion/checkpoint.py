@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from twostream.core.checkpoint import FORMAT as STREAM_FORMAT
 from twostream.core.checkpoint import (
+    STREAM_FORMAT,
     CheckpointFormat,
     check_compatible,
     load_checkpoint,
@@ -37,7 +37,7 @@ from twostream.streams.models import build_model
 
 FUSION_FORMAT = "twostream-fusion-checkpoint"
 FUSION_FORMAT_VERSION = 2  # 2: the attention head fuses standardised logits with a learned scale
-FUSION_CHECKPOINT = CheckpointFormat(
+FUSION_CHECKPOINT_FORMAT = CheckpointFormat(
     FUSION_FORMAT, FUSION_FORMAT_VERSION, "fusion checkpoint", "fusion checkpoint",
     {"config": FusionTrainConfig.from_json, "head": HeadSpec.from_json,
      "spatial_config": TrainConfig.from_json, "temporal_config": TrainConfig.from_json},
@@ -46,12 +46,12 @@ FUSION_CHECKPOINT = CheckpointFormat(
 
 
 def save_fusion_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    save_checkpoint(path, state, FUSION_CHECKPOINT)
+    save_checkpoint(path, state, FUSION_CHECKPOINT_FORMAT)
 
 
 def load_fusion_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a fusion checkpoint (checkpoint.read_checkpoint); a stream checkpoint is refused as such."""
-    return read_checkpoint(path, FUSION_CHECKPOINT)
+    return read_checkpoint(path, FUSION_CHECKPOINT_FORMAT)
 
 
 def load_stream(path: str | Path, stream: str, class_names: tuple[str, ...]) -> tuple[TrainConfig, dict[str, torch.Tensor]]:

@@ -9,14 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from twostream.core.config import _check, _choice, _positive_int, _RunConfig, check_fit_fields, check_split
+from twostream.core.config import (
+    ResumableConfig,
+    check,
+    check_choice,
+    check_fit_fields,
+    check_positive_int,
+    check_split,
+)
 from twostream.feature_fusion.heads import HEADS, REGISTRY, HeadSpec
 
 FIT_PARTS = ("train", "val")  # the streams' training videos, or those they held out (--holdout)
 
 
 @dataclass(frozen=True)
-class FusionTrainConfig(_RunConfig):
+class FusionTrainConfig(ResumableConfig):
     spatial: str  # the spatial stream's checkpoint (twostream train)
     temporal: str  # the temporal stream's checkpoint
     shards: str
@@ -50,26 +57,21 @@ class FusionTrainConfig(_RunConfig):
     val_clips: int = 5
     val_crops: str = "center"
     val_batch_size: int = 32
-    # how the run executes (RUN_FIELDS)
-    workers: int = 2
-    device: str = "auto"
-    threads: int = 0
-    amp: bool = True
-    channels_last: bool = True
+    # how the run executes: RunOptions
 
     def __post_init__(self) -> None:
-        _choice("fusion method", self.method, HEADS)
+        check_choice("fusion method", self.method, HEADS)
         check_split(self.split)
-        _choice("part", self.part, FIT_PARTS)
+        check_choice("part", self.part, FIT_PARTS)
         if self.hidden is None:
             object.__setattr__(self, "hidden", REGISTRY[self.method].default_hidden)
         HeadSpec(self.method, self.hidden, self.dropout)  # validates hidden and dropout
-        _positive_int("segments", self.segments)
-        _check(0.0 <= self.color_jitter < 1.0, f"colour jitter must be in [0, 1), got {self.color_jitter!r}")
-        _positive_int("epochs", self.epochs)
-        _positive_int("batch size", self.batch_size)
-        _check(self.lr > 0, f"learning rate must be positive, got {self.lr!r}")
-        _check(0.0 < self.stream_lr_scale <= 1.0, f"stream lr scale must be in (0, 1], got {self.stream_lr_scale!r}")
+        check_positive_int("segments", self.segments)
+        check(0.0 <= self.color_jitter < 1.0, f"colour jitter must be in [0, 1), got {self.color_jitter!r}")
+        check_positive_int("epochs", self.epochs)
+        check_positive_int("batch size", self.batch_size)
+        check(self.lr > 0, f"learning rate must be positive, got {self.lr!r}")
+        check(0.0 < self.stream_lr_scale <= 1.0, f"stream lr scale must be in (0, 1], got {self.stream_lr_scale!r}")
         check_fit_fields(self)
 
     @property

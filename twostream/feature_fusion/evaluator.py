@@ -21,8 +21,9 @@ log = logging.getLogger("twostream")
 
 def evaluate_fusion(config: EvalConfig, interactive: bool | None = None) -> tuple[dict[str, float], VideoScores]:
     """Run the protocol; write the scores file; return the metrics and the scores."""
-    device, state, extraction, pair = open_evaluation(
+    evaluation = open_evaluation(
         config, load_fusion_checkpoint, None, lambda state: pair_spec(state["spatial_config"], state["temporal_config"]))
+    state, extraction = evaluation.state, evaluation.extraction
     trained, spatial, temporal = state["config"], state["spatial_config"], state["temporal_config"]
     # the streams held out the same videos (checked when the fusion run started)
     videos = part_videos(extraction, config.split, config.part, spatial.holdout, spatial.seed)
@@ -32,7 +33,7 @@ def evaluate_fusion(config: EvalConfig, interactive: bool | None = None) -> tupl
              len(videos), config.part, extraction.root, config.split, config.clips, config.crops)
 
     model = build_two_stream(spatial, temporal, state["num_classes"], state["head"], trained.joint)
-    return score_videos(config, state, model, pair, videos, extraction.root, device,
+    return score_videos(config, evaluation, model, videos,
                         about={"stream": "feature-fusion", "fusion_method": trained.name,
                                "score_kind": "softmax of fused logits"},
                         configs={"fusion_config": trained.to_dict(), "spatial_config": spatial.to_dict(),

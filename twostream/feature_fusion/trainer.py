@@ -13,20 +13,29 @@ from pathlib import Path
 import torch
 
 from flowprep.format.folder import IndexEntry
-from twostream.core.checkpoint import CHECKPOINT_FILE, load_weights
+from twostream.core.checkpoint import load_weights
 from twostream.core.config import TrainConfig
 from twostream.core.device import setup_device
 from twostream.core.errors import DataError, TrainError
+from twostream.core.run_folder import CHECKPOINT_FILE
 from twostream.data.extraction import (
-    Extraction,
+    ExtractedDataset,
     check_crop_size,
     check_stack_length,
     open_extraction,
     part_videos,
-    select_videos,
     split_holdout,
+    videos_in_split,
 )
-from twostream.engine.fit_loop import fit_epochs, locked_run, resume_state, start_run_dir
+from twostream.engine.fit_loop import (
+    CheckpointWriter,
+    Learner,
+    fit_data,
+    fit_epochs,
+    locked_run,
+    resume_state,
+    start_run_dir,
+)
 from twostream.feature_fusion.checkpoint import (
     build_two_stream,
     load_fusion_checkpoint,
@@ -40,7 +49,7 @@ from twostream.feature_fusion.model import TwoStreamModel
 log = logging.getLogger("twostream")
 
 
-def fusion_videos(extraction: Extraction, config: FusionTrainConfig, spatial: TrainConfig,
+def fusion_videos(extraction: ExtractedDataset, config: FusionTrainConfig, spatial: TrainConfig,
                   temporal: TrainConfig) -> tuple[list[IndexEntry], list[IndexEntry], str]:
     """(videos the head learns from, validation videos, what the latter are).
 
@@ -50,7 +59,7 @@ def fusion_videos(extraction: Extraction, config: FusionTrainConfig, spatial: Tr
         if stream.split != config.split:
             raise TrainError(f"the {name} stream was trained on split {stream.split!r}, not {config.split!r}: its "
                              f"training videos would be test videos here; pass --split {stream.split}")
-    training = select_videos(extraction, config.split, "train")
+    training = videos_in_split(extraction, config.split, "train")
     held = {name: split_holdout(training, s.holdout, s.seed)[1] for name, s in (("spatial", spatial), ("temporal", temporal))}
     if {e.video_id for e in held["spatial"]} != {e.video_id for e in held["temporal"]}:
         raise TrainError(f"the streams held out different training videos (spatial: holdout {spatial.holdout} seed "
@@ -65,7 +74,7 @@ def fusion_videos(extraction: Extraction, config: FusionTrainConfig, spatial: Tr
     if config.part == "train" and held["spatial"]:
         return fit, held["spatial"], "held out"
     try:
-        return fit, select_videos(extraction, config.split, "test"), "test"
+        return fit, videos_in_split(extraction, config.split, "test"), "test"
     except DataError as exc:
         log.warning("no validation: %s", exc)
         return fit, [], "none"
@@ -98,7 +107,7 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
         if val_videos:
             check_stack_length(val_videos, temporal.flow_length, "validation")
 
-        run_dir = start_run_dir(config)
+        start_run_dir(config)
         log.info("%s fusion (%s) of %s and %s on %s %s: %d %s videos, %d validation videos (%s), %d classes; device %s",
                  config.method, "streams fine-tuned jointly" if config.joint else "streams frozen", config.spatial,
                  config.temporal, extraction.root, config.split, len(fit_videos), config.part, len(val_videos), val_kind,
@@ -123,7 +132,7 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
         identity = {"config": config.to_json(), "head": config.head.to_json(), "spatial_config": spatial.to_json(),
                     "temporal_config": temporal.to_json(), "num_classes": extraction.num_classes,
                     "class_names": list(extraction.class_names), "extract_config": extraction.config.to_json()}
-        return fit_epochs(config, run_dir, model, optimizer, scaler, device, pair, extraction.root, fit_videos, val_videos,
-                          state=state, identity=identity, save=save_fusion_checkpoint, interactive=interactive,
-                          # fine-tuned with a mid head, the streams' own classifiers get no gradient
-                          unused_parameters=config.joint and not config.head.entry.uses_logits)
+        # fine-tuned with a mid head, the streams' own classifiers get no gradient
+        learner = Learner(model, optimizer, scaler, unused_parameters=config.joint and not config.head.entry.uses_logits)
+        return fit_epochs(config, learner, fit_data(config, pair, extraction.root, fit_videos, val_videos, device), device,
+                          CheckpointWriter(identity, save_fusion_checkpoint), state=state, interactive=interactive)

@@ -226,7 +226,7 @@ def get_fusion_method(name: str) -> FusionMethod:
         raise FusionError(f"unknown fusion method {name!r}; choose one of: {', '.join(FUSION_METHODS)}") from None
 
 
-def fuse(name: str, test: StreamPair, fit: StreamPair | None, params: FusionParams) -> VideoScores:
+def fit_and_fuse(name: str, test: StreamPair, fit: StreamPair | None, params: FusionParams) -> VideoScores:
     """Fit method `name` on `fit` (when it learns) and apply it to `test`: fused per-video scores."""
     method = get_fusion_method(name)
     if fit is None:

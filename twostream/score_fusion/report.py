@@ -19,15 +19,17 @@ from pathlib import Path
 from flowprep.format.files import write_json_atomic, write_text_atomic
 from twostream.core.scores import VideoScores, load_scores
 from twostream.engine.metrics import confusion_matrix, per_class_accuracy
+from twostream.engine.metrics_log import MetricsLog, MetricsLogError
 from twostream.score_fusion.methods import align_scores
 from twostream.score_fusion.report_data import (
+    CurvePoint,
     PageFigure,
     ReportError,
     TableRow,
     best_row,
+    curve_points,
     format_text_table,
     markdown_page,
-    parse_metrics,
     table_row,
 )
 from twostream.score_fusion.report_plots import plot_confusion, plot_curves, plot_per_class
@@ -82,7 +84,7 @@ def build_report(config: ReportConfig) -> list[TableRow]:
     table = [table_row(name, kind, str(source), scores) for name, kind, source, scores in rows]
     by_name = {name: scores for name, _, _, scores in rows}
     best = best_row(table)
-    curves = [(name, parse_metrics(read_lines(path), str(path))) for name, path in config.curves]
+    curves = [(name, read_curve(path)) for name, path in config.curves]
     out = config.out_dir
     out.mkdir(parents=True, exist_ok=True)
 
@@ -105,11 +107,11 @@ def build_report(config: ReportConfig) -> list[TableRow]:
     return table
 
 
-def read_lines(path: Path) -> list[str]:
+def read_curve(path: Path) -> list[CurvePoint]:
+    """The training curve in the metrics file at `path` (metrics_log.MetricsLog's format)."""
     try:
-        return Path(path).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise ReportError(f"{path}: metrics file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReportError(f"{path}: unreadable metrics file: {exc}") from None
+        records = MetricsLog.read(path)
+    except MetricsLogError as exc:
+        raise ReportError(str(exc)) from None
+    return curve_points(records, str(path))
 

@@ -1,11 +1,10 @@
 """What a report says, as pure functions: the accuracy table, training curves, the Markdown page.
 
-Every number comes from score arrays (`table_rows`) or metrics lines (`parse_metrics`); nothing is
+Every number comes from score arrays (`table_rows`) or metrics records (`curve_points`); nothing is
 typed in. twostream.score_fusion.report reads the files and writes the folder.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 
@@ -80,30 +79,12 @@ class CurvePoint:
     lr: float | None = None
 
 
-def parse_metrics(lines: list[str], source: str) -> list[CurvePoint]:
-    """Points of a trainer's metrics.jsonl (one JSON object a line: epoch, phase, loss, accuracy,
-    lr, ...). A resumed run may log an epoch again: the last record of an (epoch, phase) wins.
-    Not `engine.metrics_log.MetricsLog.read`: that opens RUN/metrics.jsonl only (--curves names any
-    file) and raises a bare JSON error without the line; a report's input is the user's."""
+def curve_points(records: list[dict], source: str) -> list[CurvePoint]:
+    """Points of a trainer's metrics records (`engine.metrics_log.MetricsLog.read`, which checks
+    each line). A resumed run may log an epoch again: the last record of an (epoch, phase) wins."""
     points: dict[tuple[int, str], CurvePoint] = {}
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{source} line {lineno}"
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise ReportError(f"{where}: not JSON ({exc})") from None
-        if not isinstance(record, dict):
-            raise ReportError(f"{where}: expected a JSON object, got {type(record).__name__}")
-        missing = [k for k in ("epoch", "phase", "loss", "accuracy") if k not in record]
-        if missing:
-            raise ReportError(f"{where}: lacks {', '.join(missing)}; a metrics line needs epoch, phase, loss, accuracy")
-        try:
-            point = CurvePoint(int(record["epoch"]), str(record["phase"]), float(record["loss"]), float(record["accuracy"]),
-                               None if record.get("lr") is None else float(record["lr"]))
-        except (TypeError, ValueError):
-            raise ReportError(f"{where}: epoch must be an integer and loss, accuracy, lr numbers; got {line.strip()[:120]}") from None
+    for record in records:
+        point = CurvePoint(record["epoch"], record["phase"], record["loss"], record["accuracy"], record["lr"])
         points[(point.epoch, point.phase)] = point
     if not points:
         raise ReportError(f"{source}: no metrics records")

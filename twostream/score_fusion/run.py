@@ -17,7 +17,7 @@ from twostream.score_fusion.methods import (
     FusionError,
     FusionParams,
     StreamPair,
-    fuse,
+    fit_and_fuse,
     get_fusion_method,
     pair_streams,
 )
@@ -121,7 +121,7 @@ def run_fuse(config: FuseConfig) -> FuseResult:
                table_row("temporal", "stream", str(config.temporal), test.temporal)]
     rows, records = [], []
     for name in methods:
-        fused = fuse(name, test, fit, config.params)
+        fused = fit_and_fuse(name, test, fit, config.params)
         fused = replace(fused, meta={**fused.meta, "inputs": inputs, "split": test.spatial.meta.get("split")})
         path = config.out_dir / f"{name}.npz"
         save_scores(path, fused)

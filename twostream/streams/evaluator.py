@@ -23,8 +23,8 @@ log = logging.getLogger("twostream")
 
 def evaluate(config: EvalConfig, interactive: bool | None = None) -> tuple[dict[str, float], VideoScores]:
     """Run the protocol; write the scores file; return the metrics and the scores."""
-    device, state, extraction, spec = open_evaluation(config, load_checkpoint, config.stream,
-                                                      lambda state: input_layout(state["config"]))
+    evaluation = open_evaluation(config, load_checkpoint, config.stream, lambda state: input_layout(state["config"]))
+    state, extraction, spec = evaluation.state, evaluation.extraction, evaluation.layout
     trained = state["config"]
     if trained.clip:
         check_frame_sampling(trained.frames, extraction.config.settings, extraction.config.kind, extraction.root)
@@ -37,7 +37,7 @@ def evaluate(config: EvalConfig, interactive: bool | None = None) -> tuple[dict[
 
     model = build_model(trained.backbone, spec.in_channels, state["num_classes"], trained.dropout,
                         clip=trained.clip, crop_size=trained.crop_size)
-    return score_videos(config, state, model, spec, videos, extraction.root, device,
+    return score_videos(config, evaluation, model, videos,
                         about={"stream": spec.stream, "backbone": trained.backbone},
                         configs={"train_config": trained.to_dict()}, interactive=interactive)
 

@@ -11,25 +11,34 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from twostream.core.checkpoint import CHECKPOINT_FILE, load_checkpoint, load_weights, save_checkpoint
+from twostream.core.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from twostream.core.config import TrainConfig
 from twostream.core.device import Device, setup_device
+from twostream.core.run_folder import CHECKPOINT_FILE
 from twostream.data.clip_sampling import check_input_length, frame_sampling, input_layout
 from twostream.data.extraction import (
     DataError,
-    Extraction,
+    ExtractedDataset,
     check_crop_size,
     open_extraction,
-    select_videos,
     split_holdout,
+    videos_in_split,
 )
-from twostream.engine.fit_loop import fit_epochs, locked_run, resume_state, start_run_dir
+from twostream.engine.fit_loop import (
+    CheckpointWriter,
+    Learner,
+    fit_data,
+    fit_epochs,
+    locked_run,
+    resume_state,
+    start_run_dir,
+)
 from twostream.streams.models import build_model, describe, pretrained_state
 
 log = logging.getLogger("twostream")
 
 
-def _validation_videos(config: TrainConfig, extraction: Extraction, held_out: list) -> list:
+def _validation_videos(config: TrainConfig, extraction: ExtractedDataset, held_out: list) -> list:
     """The held-out training videos if any, else the split's test videos (or none)."""
     if not config.val_every:
         return []
@@ -40,7 +49,7 @@ def _validation_videos(config: TrainConfig, extraction: Extraction, held_out: li
             log.warning("--holdout %g holds out no video (too few per class); validating on the test videos",
                         config.holdout)
         try:
-            videos = select_videos(extraction, config.split, "test")
+            videos = videos_in_split(extraction, config.split, "test")
         except DataError as exc:
             log.warning("no validation: %s", exc)
             return []
@@ -66,7 +75,7 @@ def _build(config: TrainConfig, num_classes: int, device: Device, rgb_state: dic
     return model, optimizer, device.scaler()
 
 
-def _identity(config: TrainConfig, extraction: Extraction) -> dict:
+def _identity(config: TrainConfig, extraction: ExtractedDataset) -> dict:
     """What a checkpoint says about itself, beside its weights and progress (twostream.core.checkpoint)."""
     return {"config": config.to_json(), "stream": config.stream, "backbone": config.backbone,
             "in_channels": config.in_channels, "num_classes": extraction.num_classes,
@@ -80,7 +89,7 @@ def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = No
     if config.clip:  # recorded in the run's config: evaluation checks its shards against it
         config = dataclasses.replace(config, frames=frame_sampling(extraction.config.settings, extraction.config.kind))
     check_crop_size(extraction, config.crop_size)
-    train_videos, held_out = split_holdout(select_videos(extraction, config.split, "train"), config.holdout, config.seed)
+    train_videos, held_out = split_holdout(videos_in_split(extraction, config.split, "train"), config.holdout, config.seed)
     check_input_length(train_videos, input_layout(config), "training")
     val_videos = _validation_videos(config, extraction, held_out)
     # a resumed run has its weights in the checkpoint; a new one reads its pretrained file now,
@@ -88,7 +97,7 @@ def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = No
     rgb_state, origin = (None, "") if resume else pretrained_state(config.backbone, config.pretrained, config.weights)
     with locked_run(config):  # the run folder is this run's until it ends
         state = resume_state(config, resume, load_checkpoint, config.stream, extraction.class_names)
-        run_dir = start_run_dir(config)
+        start_run_dir(config)
         log.info("%s stream on %s %s: %d training videos, %d validation videos (%s), %d classes; device %s",
                  config.stream, extraction.root, config.split, len(train_videos), len(val_videos),
                  "held out" if held_out else "test", extraction.num_classes, device.device)
@@ -99,6 +108,7 @@ def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = No
         model, optimizer, scaler = _build(config, extraction.num_classes, device, rgb_state, origin, state is None)
         if state is not None:
             load_weights(model, state["model"], Path(config.out) / CHECKPOINT_FILE)
-        return fit_epochs(config, run_dir, model, optimizer, scaler, device, input_layout(config), extraction.root,
-                          train_videos, val_videos, state=state, identity=_identity(config, extraction),
-                          save=save_checkpoint, interactive=interactive)
+        data = fit_data(config, input_layout(config), extraction.root, train_videos, val_videos, device)
+        return fit_epochs(config, Learner(model, optimizer, scaler), data, device,
+                          CheckpointWriter(_identity(config, extraction), save_checkpoint), state=state,
+                          interactive=interactive)

@@ -32,7 +32,7 @@ from tests.support.reliability.common import (
     verify_ok,
     wait_until,
 )
-from tests.support.reliability.training import checkpoint_epoch, train_command, weights
+from tests.support.reliability.training import checkpoint_epoch, same_tensors, train_command, weights
 
 SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}
 GRACE_S = 30.0  # SLURM's default KillWait: SIGKILL follows SIGTERM after this long
@@ -175,7 +175,7 @@ def training_signal(shards: Path, work: Path, reference: Path, name: str = "SIGT
     batches = state.get("epoch_totals", {}).get("batches", 0)
     one, last = _one_stop_line(err, "--resume")
     again = run(cmd + ["--resume"])
-    same = again.returncode == 0 and all(torch.equal(v, weights(reference)[k]) for k, v in weights(out / "checkpoint.pt").items())
+    same = again.returncode == 0 and same_tensors(weights(out / "checkpoint.pt"), weights(reference))
     held = proc.returncode == 128 + SIGNALS[name] and one and batches > 0 and seconds < GRACE_S and same
     return Record(kind, what, held, f"exit {proc.returncode} after {seconds:.1f} s: {last[-160:]!r}; checkpoint in "
                   f"epoch {state['epoch'] + 1} after batch {batches}; --resume: exit {again.returncode}, the "
@@ -186,8 +186,6 @@ def concurrent_training(shards: Path, work: Path, reference: Path,
                         fusion_streams: tuple[Path, Path] | None = None) -> Record:
     """Two runs into one --out at once (two jobs of one array): the second is refused in one line
     naming the folder while the first runs; the first ends with the weights it would have alone."""
-    import torch
-
     what = f"two {'fuse-features train' if fusion_streams else 'train'} runs into one --out"
     out = work / "shared_run"
     shutil.rmtree(out, ignore_errors=True)
@@ -211,8 +209,7 @@ def concurrent_training(shards: Path, work: Path, reference: Path,
     lines = [line for line in second.stderr.strip().splitlines() if line.strip()]
     refused = second.returncode == 2 and len(lines) == 1 and "in use by another training run" in lines[0] \
         and str(out) in lines[0]
-    same = first.returncode == 0 and all(torch.equal(v, weights(reference)[k])
-                                         for k, v in weights(out / "checkpoint.pt").items())
+    same = first.returncode == 0 and same_tensors(weights(out / "checkpoint.pt"), weights(reference))
     held = running and refused and same
     return Record("concurrent training runs", what, held, f"the first was running: {running}; the second: exit "
                   f"{second.returncode}, {lines[-1][-140:] if lines else 'no message'!r}; the first ended with its "
@@ -361,8 +358,7 @@ def torchrun_signal(shards: Path, work: Path) -> Record:
     batches = state.get("epoch_totals", {}).get("batches", 0)
     stopped = "checkpoint" in err and "saved" in err and "--resume" in err
     again = run(cmd + ["--resume"], env=env)
-    same = again.returncode == 0 and all(torch.equal(v, weights(reference / "checkpoint.pt")[k])
-                                         for k, v in weights(out / "checkpoint.pt").items())
+    same = again.returncode == 0 and same_tensors(weights(out / "checkpoint.pt"), weights(reference / "checkpoint.pt"))
     held = stopped and batches > 0 and seconds < GRACE_S and same
     return Record("signals", what, held, f"exit {proc.returncode} after {seconds:.1f} s; checkpoint in epoch "
                   f"{state['epoch'] + 1} after batch {batches}; --resume: exit {again.returncode}, the "

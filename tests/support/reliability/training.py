@@ -92,11 +92,19 @@ def weights(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
 
+def same_tensors(mine: dict, theirs: dict) -> bool:
+    """Whether two state dicts hold equal tensors under the same names. `all(torch.equal(v, theirs[k])
+    for k, v in mine.items())` alone is true for two empty dicts and ignores the names only `theirs`
+    has: a checkpoint that lost its weights would pass as the uninterrupted run's."""
+    import torch
+
+    return bool(mine) and mine.keys() == theirs.keys() and all(torch.equal(v, theirs[k]) for k, v in mine.items())
+
+
 def training_kill(shards: Path, work: Path, reference: Path, point: str, count: int,
                   fusion_streams: tuple[Path, Path] | None = None) -> Record:
     """Kill a training run at a fault point; the checkpoint on disk must load, and the same
     command (with --resume once a checkpoint exists) must end with the uninterrupted run's weights."""
-    import torch
 
     from twostream.core.checkpoint import load_checkpoint
     from twostream.feature_fusion.checkpoint import load_fusion_checkpoint
@@ -119,7 +127,7 @@ def training_kill(shards: Path, work: Path, reference: Path, point: str, count: 
         return Record(kind, f"{point} #{count}", False, f"the re-run failed: {again.stderr[-300:]}",
                       checkpoints_unloadable=unloadable)
     mine, theirs = weights(checkpoint), weights(reference)
-    same = all(torch.equal(v, theirs[k]) for k, v in mine.items())
+    same = same_tensors(mine, theirs)
     return Record(kind, f"{point} #{count}", same and not unloadable, "" if same else "other weights than the "
                   "uninterrupted run", checkpoints_unloadable=unloadable)
 
@@ -155,7 +163,6 @@ def torchrun_rank_kill(shards: Path, work: Path) -> Record:
     """One of two torchrun ranks killed (SIGKILL) after the first epoch: the run stops (no rank
     waits for ever on the dead one), the checkpoint loads, and the same command with --resume
     ends with the weights of an uninterrupted two-process run."""
-    import torch
 
     from twostream.core.checkpoint import load_checkpoint
 
@@ -194,7 +201,7 @@ def torchrun_rank_kill(shards: Path, work: Path) -> Record:
         return Record("torchrun rank killed", what, False, f"the re-run failed: {again.stderr[-300:]}",
                       checkpoints_unloadable=unloadable)
     mine, theirs = weights(out / "checkpoint.pt"), weights(reference / "checkpoint.pt")
-    same = all(torch.equal(v, theirs[k]) for k, v in mine.items())
+    same = same_tensors(mine, theirs)
     held = stopped and same and not unloadable
     return Record("torchrun rank killed", what, held, f"the run stopped: {stopped}; same weights as uninterrupted: "
                   f"{same}", checkpoints_unloadable=unloadable)
