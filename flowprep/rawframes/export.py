@@ -25,12 +25,13 @@ import cv2
 import numpy as np
 from joblib import Parallel, delayed
 
+from flowprep.extract.config import stored_flow
 from flowprep.format.codecs import CodecError
-from flowprep.format.folder import ExtractionFolder, Failure, FolderConfig, IndexEntry
+from flowprep.format.folder import ExtractionFolder, Failure, FolderConfig, IndexEntry, writing_path
 from flowprep.format.manifest import validate_video_id
 from flowprep.format.quantize import quantize
 from flowprep.format.safe_paths import check_inside
-from flowprep.format.shards import FORMAT_VERSION, ShardFormatError, VideoReader, open_shard, video_reader
+from flowprep.format.shards import ShardFormatError, VideoReader, open_shard, video_reader
 from flowprep.rawframes.layout import (
     FLOW_KINDS,
     IMAGE_FORMATS,
@@ -45,7 +46,6 @@ from flowprep.rawframes.record import EXPORT_RECORD, write_export_record
 
 log = logging.getLogger("flowprep")
 
-PART_SUFFIX = ".part"
 LAYOUTS = ("flat", "class")  # OUT/<video>/ or OUT/<label_name>/<video>/
 # OpenCV's default JPEG quality, which is what denseflow's cv::imwrite calls use
 DENSEFLOW_JPEG_QUALITY = 95
@@ -178,12 +178,18 @@ def write_record(extraction_dir: Path, out_dir: Path, config: ExportConfig, list
         source: FolderConfig | None = ExtractionFolder(extraction_dir).read_config()
     except ShardFormatError:
         source = None  # an extraction folder without a readable config.json still exports
-    # with --restore-mean the images hold flow with its mean: not mean-subtracted, whatever the source did
-    mean = False if config.restore_mean else (None if source is None else source.mean_subtracted)
+    bound = mean = None
+    if source is not None:
+        try:
+            bound, mean = stored_flow(source.kind, source.settings)
+        except (ValueError, TypeError):  # settings this flowprep does not parse: the record says it does not know
+            pass
+    if config.restore_mean:  # the images hold flow with its mean: not mean-subtracted, whatever the source did
+        mean = False
     record = {"source": str(extraction_dir.resolve()),
-              "source_config": None if source is None else {"format_version": FORMAT_VERSION, source.kind: source.settings},
+              "source_config": None if source is None else source.stored(),
               "export": asdict(config),
-              "bound": None if source is None else source.settings.get("bound"),
+              "bound": bound,
               "flow_mean_subtracted": mean,
               "layout": config.layout,
               "annotation_lists": [p.name for p in lists],
@@ -236,7 +242,7 @@ def video_paths(out_dir: Path, relative_dir: str) -> tuple[Path, Path]:
     `.part` folder it is written in first: the two paths an export writes and deletes, each
     checked to lie inside --out before it is touched."""
     final = out_dir / relative_dir
-    return final, final.with_name(final.name + PART_SUFFIX)
+    return final, writing_path(final)
 
 
 def _write_video(video: VideoReader, folder: Path, config: ExportConfig) -> tuple[int, int]:
