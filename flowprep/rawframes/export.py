@@ -121,7 +121,7 @@ def export_rawframes(extraction_dir: str | Path, out_dir: str | Path, video_ids:
     extraction_dir, out_dir = Path(extraction_dir), Path(out_dir)
     folder = ExtractionFolder(extraction_dir)
     index = folder.read_index()  # ids and shard names checked there: names from a folder are input
-    entries = select_videos(index, video_ids, extraction_dir)
+    entries = videos_to_export(index, video_ids, extraction_dir)
     dirs = {e.video_id: frame_dir(e, config.layout) for e in entries}  # refuse before any work, not after hours of it
     for e in entries:
         check_inside(out_dir, *video_paths(out_dir, dirs[e.video_id]), error=RawframesError)
@@ -197,7 +197,9 @@ def write_record(extraction_dir: Path, out_dir: Path, config: ExportConfig, list
     write_export_record(out_dir, record)
 
 
-def select_videos(index: dict[str, IndexEntry], video_ids: list[str] | None, where: Path) -> list[IndexEntry]:
+def videos_to_export(index: dict[str, IndexEntry], video_ids: list[str] | None, where: Path) -> list[IndexEntry]:
+    """The index entries an export writes: `video_ids` (all, sorted, if None); an error naming any
+    id the index lacks."""
     if video_ids is None:
         return [index[v] for v in sorted(index)]
     unknown = [v for v in video_ids if v not in index]
