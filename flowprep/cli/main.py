@@ -14,14 +14,15 @@ from flowprep.demo.data import DemoDataError
 from flowprep.extract.cluster import ClusterError
 from flowprep.extract.run import ExtractError
 from flowprep.format.codecs import CodecError
+from flowprep.format.folder import FolderError
 from flowprep.format.manifest import ManifestError
 from flowprep.format.shards import ShardFormatError
 from flowprep.rawframes.layout import RawframesError
 from flowprep.tools.show import ShowError
 
 # Errors that are the user's to fix; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ManifestError, ExtractError, ShardFormatError, CodecError, RawframesError, ShowError, DemoDataError,
-               ClusterError)
+USER_ERRORS = (ManifestError, ExtractError, ShardFormatError, FolderError, CodecError, RawframesError, ShowError,
+               DemoDataError, ClusterError)
 
 
 @click.group(context_settings=CONTEXT)

@@ -295,3 +295,12 @@ def parse_shard_settings(text: str) -> ExtractConfig | ImportConfig:
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
     return parse_settings("import" if data.get("origin") == ORIGIN else "extract", data)
+
+
+def stored_flow(kind: str, settings: dict[str, Any]) -> tuple[float | None, bool | None]:
+    """(bound, whether each field had its mean vector subtracted) of the flow a folder of `kind`
+    stores, read from its stored settings by their owner; ValueError or TypeError if they do not parse."""
+    config = parse_settings(kind, settings)
+    if isinstance(config, ImportConfig):
+        return config.bound, config.mean_subtracted
+    return config.bound, config.mean_subtraction

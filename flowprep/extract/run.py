@@ -16,7 +16,7 @@ from joblib import delayed
 
 from flowprep.extract.batched import device_outcomes, multi_device_outcomes
 from flowprep.extract.cluster import on_cluster, security
-from flowprep.extract.config import ExtractConfig, ExtractRun, part_of
+from flowprep.extract.config import ExtractRun, part_of
 from flowprep.extract.flow_methods import get_method
 from flowprep.extract.progress import format_duration
 from flowprep.extract.staged_run import (
@@ -110,10 +110,6 @@ def check_devices(devices: list[str]) -> None:
             raise ExtractError(f"device {d} asked for, but this machine has {count} CUDA device(s)")
 
 
-def _normalize(stored: dict) -> dict:
-    return ExtractConfig.from_dict(stored).to_dict()
-
-
 def outside_video_root(todo: list[ManifestEntry], run: ExtractRun) -> tuple[list[ManifestEntry], list[VideoOutcome]]:
     """Split the videos to do into those inside the video root and, unless --follow-symlinks,
     the failures of those that resolve outside it (a symlink to elsewhere): a manifest can name
@@ -148,7 +144,7 @@ def run_folder(run: ExtractRun) -> ExtractionFolder:
     if top.index_path.exists() or (top.root.is_dir() and top.shard_paths()):
         raise ExtractError(f"{run.out_dir} holds an extraction made in one run; parts cannot join it: choose another "
                            f"--out")
-    top.share_config("extract", run.extract.to_dict(), run.overwrite, ExtractError, _normalize)
+    top.share_config("extract", run.extract, run.overwrite)
     return top.part(run.part, run.num_parts)
 
 
@@ -163,7 +159,7 @@ def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSumm
         scope = f"part {run.part} of {run.num_parts} ({len(entries)} in the manifest)"
         entries = [e for e in entries if part_of(e.video_id, run.num_parts) == run.part]
     folder = run_folder(run)
-    with staged_run(folder, "extract", config.to_dict(), run.overwrite, ExtractError, normalize=_normalize) as staging:
+    with staged_run(folder, "extract", config, run.overwrite) as staging:
         todo = [e for e in entries if not staging.done(e.video_id)]
         todo, refused = outside_video_root(todo, run)
         summary = ExtractSummary(total=len(entries), skipped=len(entries) - len(todo),

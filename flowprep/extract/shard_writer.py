@@ -22,12 +22,11 @@ from flowprep import __version__
 from flowprep.format import hdf5_space
 from flowprep.format.codecs import Codec
 from flowprep.format.faults import fault_point
-from flowprep.format.folder import PART_SUFFIX
+from flowprep.format.folder import staging_path, writing_path
 from flowprep.format.shards import (
     ENCODED_CHUNK,
     FLOW_DIRECTIONS,
     RGB,
-    SHARD_SUFFIX,
     VIDEOS_GROUP,
     VideoAttrs,
     append_items,
@@ -52,8 +51,8 @@ class StagedVideo:
 
     def __init__(self, staging_dir: Path, video_id: str, width: int, height: int,
                  rgb_codec: Codec, flow_codec: Codec, bound: float, extract_config_json: str) -> None:
-        self.final_path = staging_dir / f"{video_id}{SHARD_SUFFIX}"
-        self.part_path = self.final_path.with_name(self.final_path.name + PART_SUFFIX)
+        self.final_path = staging_path(staging_dir, video_id)
+        self.part_path = writing_path(self.final_path)
         self.rgb_codec, self.flow_codec = rgb_codec, flow_codec
         self.frames = 0
         self.pairs = 0
@@ -126,7 +125,7 @@ def pack_shard(staged: Iterable[Path], shard_path: Path, extract_config_json: st
     a kill in between leaves duplicates that resume recognises (video already in a shard), never
     a lost video.
     """
-    part = shard_path.with_name(shard_path.name + PART_SUFFIX)
+    part = writing_path(shard_path)
     video_ids = []
     staged = list(staged)
     out = h5py.File(part, "w")

@@ -22,7 +22,7 @@ from joblib import Parallel
 from flowprep.extract.progress import Progress
 from flowprep.extract.shard_writer import pack_shard
 from flowprep.format.faults import DiskFullError, disk_full, fault_point, is_disk_full
-from flowprep.format.folder import ExtractionFolder, Failure, IndexEntry, scan_shard
+from flowprep.format.folder import ExtractionFolder, Failure, IndexEntry, RunSettings, scan_shard, staged_video_id
 from flowprep.format.shards import SHARD_SUFFIX
 from flowprep.format.signals import Stop, deferred, leave_stops_to, received
 
@@ -50,7 +50,7 @@ class Staging:
 
     def __post_init__(self) -> None:
         if not self.staged_ids:
-            self.staged_ids = frozenset(p.name[: -len(SHARD_SUFFIX)] for p in self.staged)
+            self.staged_ids = frozenset(staged_video_id(p) for p in self.staged)
 
     @property
     def dir(self) -> Path:
@@ -68,13 +68,12 @@ class StagedRunResult:
 
 
 @contextmanager
-def staged_run(folder: ExtractionFolder, kind: str, settings: dict[str, Any], overwrite: bool,
-               error: type[Exception], normalize: Callable[[dict], dict] = lambda s: s) -> Iterator[Staging]:
+def staged_run(folder: ExtractionFolder, kind: str, settings: RunSettings, overwrite: bool) -> Iterator[Staging]:
     """A run of `kind` into `folder`: hold its lock for the whole run (a second run into it is
     refused), check or create its config (`ExtractionFolder.prepare`), and recover what an earlier
     run left (`open_staging`)."""
-    with folder.lock(error):
-        folder.prepare(kind, settings, overwrite, error, normalize)
+    with folder.lock():
+        folder.prepare(kind, settings, overwrite)
         yield open_staging(folder)
 
 
@@ -91,7 +90,7 @@ def open_staging(folder: ExtractionFolder) -> Staging:
     index = folder.scan_shards()
     staged = []
     for p in folder.staged_files():
-        if p.name[: -len(SHARD_SUFFIX)] in index:
+        if staged_video_id(p) in index:
             p.unlink()
         else:
             staged.append(p)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-KINDS = ("jpeg", "png", "raw")
+CODEC_KINDS = ("jpeg", "png", "raw")
 RAW_FILTERS = ("none", "lzf", "gzip")
 CODEC_HELP = "jpeg[:QUALITY 1-100], png[:LEVEL 0-9], raw[:none|lzf|gzip[:LEVEL 0-9]]"
 
@@ -23,7 +23,7 @@ class CodecError(ValueError):
 
 @dataclass(frozen=True)
 class Codec:
-    kind: str  # one of KINDS
+    kind: str  # one of CODEC_KINDS
     level: int | None = None  # JPEG quality, PNG compression or gzip level
     filter: str = "none"  # raw only: the HDF5 compression filter
 
@@ -76,7 +76,7 @@ def parse_codec(text: str) -> Codec:
     """Parse `jpeg:95`, `png`, `raw:lzf`, `raw:gzip:4`... into a Codec, or raise CodecError."""
     parts = text.strip().lower().split(":")
     kind = parts[0]
-    if kind not in KINDS:
+    if kind not in CODEC_KINDS:
         raise CodecError(f"unknown codec {text!r}; accepted: {CODEC_HELP}")
     if kind == "raw":
         filt = parts[1] if len(parts) > 1 else "none"

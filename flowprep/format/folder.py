@@ -4,11 +4,14 @@ inspect, export and train all find and read the folder through this module.
 
     OUT/config.json       {"format_version": 1, "extract": {...}}: the ExtractConfig it was made with,
                           or {"format_version": 1, "import": {...}}: the ImportConfig of an import
-    OUT/index.json        video id -> shard, label, label name, frame count, split membership
+                          (its own version, CONFIG_FORMAT_VERSION)
+    OUT/index.json        {"format_version": 1, "videos": {...}}: video id -> shard, label, label name,
+                          frame count, split membership (its own version, INDEX_FORMAT_VERSION)
     OUT/failures.jsonl    one JSON object per video that could not be processed: id, path, reason, time
     OUT/shard-NNNNN.h5    the shards (flowprep.format.shards); a file with a final name is always complete
-    OUT/staging/          a run in progress: one file per finished video not yet packed into a shard
-    OUT/*.part            interrupted work, deleted by the next run
+    OUT/staging/          a run in progress: one file per finished video not yet packed into a shard,
+                          <video_id>.h5 (`staging_path`, `staged_video_id`: only this module names them)
+    OUT/*.part            a file being written (WRITING_SUFFIX): interrupted work, deleted by the next run
     OUT/.flowprep.lock    the file a run holds locked while it writes (see `ExtractionFolder.lock`)
     OUT/parts/part-IIIII-of-NNNNN/   an extraction split into N parts (--num-parts N --part I): each
                           part is a folder of the above of its own (config, index, failures,
@@ -33,29 +36,29 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import h5py
 
 from flowprep.format.files import read_json_file, write_text_atomic
 from flowprep.format.manifest import SPLIT_VALUES
 from flowprep.format.safe_paths import check_label_name, check_shard_name, check_video_id, escaped, shown
-from flowprep.format.shards import (
-    ATTR_EXTRACT_CONFIG,
-    FORMAT_VERSION,
-    SHARD_SUFFIX,
-    ShardFormatError,
-    iter_videos,
-    open_shard,
-)
+from flowprep.format.shards import ATTR_EXTRACT_CONFIG, SHARD_SUFFIX, ShardFormatError, iter_videos, open_shard
 
 log = logging.getLogger("flowprep")
 
-CONFIG_FILE = "config.json"
+# Each file of the folder has its own format version, checked where it is read. Both were the
+# shards' version (1) until they were split out, so every folder written before reads as is.
+CONFIG_FORMAT_VERSION = 1
+INDEX_FORMAT_VERSION = 1
+
+EXTRACTION_CONFIG_FILE = "config.json"
 INDEX_FILE = "index.json"
 FAILURES_FILE = "failures.jsonl"
 STAGING_DIR = "staging"
-PART_SUFFIX = ".part"
+# Every file flowprep writes is written under its final name plus this suffix, then renamed:
+# a file with this suffix is one being written, or left by a run that was stopped.
+WRITING_SUFFIX = ".part"
 SHARD_NAME = re.compile(r"^shard-(\d{5,})\.h5$")
 PARTS_DIR = "parts"
 PART_NAME = re.compile(r"^part-(\d{5})-of-(\d{5})$")
@@ -66,11 +69,46 @@ _NO_LOCKS = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL)
 LOCK_PATIENCE_S = 2.0  # how long a run waits out a lock held for a moment (a trainer's `in_use` probe)
 
 # The two kinds of run that make an extraction folder: config.json's key, and how messages name them.
-KINDS = {
+RUN_KINDS = {
     "extract": "an extraction made by `flowprep extract`",
     "import": "frames imported from a rawframes tree (flowprep import-rawframes)",
 }
 _CHANGED = {"extract": "was extracted with a different config", "import": "was imported with different settings"}
+
+
+class FolderError(Exception):
+    """A folder a run cannot write into: in use by another run, not writable, made by another kind
+    of run or with other settings. str() is one line naming the folder; commands report it as is."""
+
+
+def writing_path(path: Path) -> Path:
+    """Where the file `path` is written before it is renamed to `path` (see WRITING_SUFFIX)."""
+    return path.with_name(path.name + WRITING_SUFFIX)
+
+
+def staging_path(staging_dir: Path, video_id: str) -> Path:
+    """The staging file of one finished video (a single-video shard) in a run's staging folder."""
+    return staging_dir / f"{video_id}{SHARD_SUFFIX}"
+
+
+def staged_video_id(path: Path) -> str:
+    """The video id a staging file is named by (the inverse of `staging_path`); ShardFormatError
+    naming the file if its name is not one: a file dropped into staging/ would become a video."""
+    video_id = path.name[: -len(SHARD_SUFFIX)] if path.name.endswith(SHARD_SUFFIX) else ""
+    problem = check_video_id(video_id)
+    if problem:
+        raise ShardFormatError(f"{path}: not a staging file's name ({problem})")
+    return video_id
+
+
+class RunSettings(Protocol):
+    """What a run stores in config.json (ExtractConfig, ImportConfig): its owner writes it as a
+    dict and parses it back, filling settings added since with their defaults."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunSettings": ...
 
 
 @dataclass(frozen=True)
@@ -93,39 +131,75 @@ class Failure:
     reason: str
 
 
+class ConfigVersionError(ValueError):
+    """config.json of another format version than CONFIG_FORMAT_VERSION."""
+
+    def __init__(self, version: Any) -> None:
+        super().__init__(f"format version {version!r}")
+        self.version = version
+
+
 @dataclass(frozen=True)
 class FolderConfig:
     """What config.json says: which kind of run made the folder, and that run's settings as stored
     (ExtractConfig.to_dict() or ImportConfig.to_dict(); the modules that own those classes parse them)."""
 
-    kind: str  # one of KINDS
+    kind: str  # one of RUN_KINDS
     settings: dict[str, Any]
 
     def to_json(self) -> str:
         """The settings as one line of JSON, as every shard of the folder stores them."""
         return json.dumps(self.settings, sort_keys=True)
 
-    @property
-    def mean_subtracted(self) -> bool | None:
-        """Whether the stored flow had each field's mean vector subtracted."""
-        return self.settings.get("mean_subtraction" if self.kind == "extract" else "mean_subtracted")
+    def stored(self) -> dict[str, Any]:
+        """config.json's content: `{"format_version": ..., kind: settings}` (the one place it is built)."""
+        return {"format_version": CONFIG_FORMAT_VERSION, self.kind: self.settings}
+
+    @classmethod
+    def parse(cls, data: Any) -> "FolderConfig":
+        """config.json's content read back (the one place it is parsed): ConfigVersionError for
+        another format version, ValueError saying why for anything else it cannot be."""
+        if not isinstance(data, dict):
+            raise ValueError("expected a JSON object")
+        version = data.get("format_version")
+        if version != CONFIG_FORMAT_VERSION:
+            raise ConfigVersionError(version)
+        kinds = [k for k in RUN_KINDS if k in data]
+        if len(kinds) != 1 or not isinstance(data[kinds[0]], dict):
+            raise ValueError(f"expected one of the keys {', '.join(repr(k) for k in RUN_KINDS)} holding the settings")
+        problem = settings_type_problem(kinds[0], data[kinds[0]])
+        if problem:  # a width of "112" is refused here, not a TypeError in a reader
+            raise ValueError(problem)
+        return cls(kinds[0], data[kinds[0]])
 
     @property
     def fixed_min_side(self) -> int | None:
         """The shorter side of every stored frame, where the config fixes it (an extraction: a
-        fixed size or a short side); None where frames keep their source's size (an import)."""
+        fixed size or a short side); None where frames keep their source's size (an import).
+
+        The one reading of an extraction's keys left in this module, and why: the trainer needs
+        it before it opens a shard, and twostream reads flowprep through flowprep.format only
+        (tests/test_layout.py), so it cannot ask flowprep.extract.config; without this it would
+        read the size of every video of every shard."""
         s = self.settings
         if self.kind != "extract":
             return None
         return s["short_side"] if s.get("short_side") is not None else min(s["width"], s["height"])
 
 
+def _config_text(config: FolderConfig) -> str:
+    """config.json's text, as every run writes it."""
+    return json.dumps(config.stored(), indent=1)
+
+
 def _positive_number(v: Any) -> bool:
     return type(v) in (int, float) and v > 0
 
 
-# The types of the settings this layer reads (FolderConfig's properties) or compares: each kind's
-# key -> (check, what is accepted). flowprep.extract.config parses the whole config (verify does).
+# The types of the settings this layer reads (fixed_min_side) or compares: each kind's key ->
+# (check, what is accepted). flowprep.extract.config parses the whole config (verify, export and a
+# resumed run do); this is the guard every reader has, the trainer included, which cannot reach
+# flowprep.extract: a config.json from elsewhere with a width of "112" is one line where it is read.
 _OPTIONAL_SIDE = (lambda v: v is None or (type(v) is int and v > 0), "a positive integer or null")
 SETTINGS_TYPES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "extract": {"width": _OPTIONAL_SIDE, "height": _OPTIONAL_SIDE, "short_side": _OPTIONAL_SIDE,
@@ -205,13 +279,15 @@ def shard_config_problem(f: h5py.File, config: FolderConfig) -> str | None:
     kind = "import" if stored.get("origin") == "rawframes" else "extract"
     marker = "origin" if kind == "import" else "flow_method"
     if kind != config.kind or marker not in stored:
-        return f"holds {KINDS[kind]}, but the folder's {CONFIG_FILE} {KINDS[config.kind]}: a shard of another folder"
+        return (f"holds {RUN_KINDS[kind]}, but the folder's {EXTRACTION_CONFIG_FILE} {RUN_KINDS[config.kind]}: a shard "
+                "of another folder")
     if same_settings(stored, config.settings):
         return None
     diff = "; ".join(settings_differences(config.settings, {**config.settings, **stored})[:4])
     extra = [k for k in stored if k not in config.settings]
     diff = diff or f"settings unknown to the folder: {', '.join(extra[:4])}"
-    return f"was made with another config than the folder's {CONFIG_FILE} ({diff}): a shard of another extraction"
+    return (f"was made with another config than the folder's {EXTRACTION_CONFIG_FILE} ({diff}): a shard of another "
+            "extraction")
 
 
 def check_shard_config(f: h5py.File, path: Path, config: FolderConfig) -> None:
@@ -264,7 +340,7 @@ class ExtractionFolder:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
-    config_path = property(lambda self: self.root / CONFIG_FILE)
+    config_path = property(lambda self: self.root / EXTRACTION_CONFIG_FILE)
     index_path = property(lambda self: self.root / INDEX_FILE)
     failures_path = property(lambda self: self.root / FAILURES_FILE)
     staging_dir = property(lambda self: self.root / STAGING_DIR)
@@ -326,7 +402,7 @@ class ExtractionFolder:
     def partial_files(self) -> list[Path]:
         """Leftovers of an interrupted run: `.part` shards and staging files."""
         return [p for folder in (self.root, self.staging_dir) if folder.is_dir()
-                for p in sorted(folder.glob(f"*{PART_SUFFIX}"))]
+                for p in sorted(folder.glob(f"*{WRITING_SUFFIX}"))]
 
     def staged_files(self) -> list[Path]:
         """Finished videos of a run in progress, not yet packed into a shard."""
@@ -363,53 +439,43 @@ class ExtractionFolder:
             os.close(fd)  # closing releases a shared lock taken here
 
     # --- config.json ------------------------------------------------------------------------------
-    def read_config(self, error: type[Exception] = ShardFormatError) -> FolderConfig:
-        """The folder's config; `error` with a one-line message naming config.json if it is missing,
-        unreadable, of another format version, or not of a known kind."""
-        data = read_json_file(self.config_path, error, f"missing; is {self.root} a flowprep extraction folder?",
-                              "extraction config")
-        if not isinstance(data, dict):
-            raise error(f"{self.config_path}: unreadable extraction config: expected a JSON object")
-        version = data.get("format_version")
-        if version != FORMAT_VERSION:
-            raise error(f"{self.config_path}: format version {version!r}, but this flowprep reads version "
-                        f"{FORMAT_VERSION}")
-        kinds = [k for k in KINDS if k in data]
-        if len(kinds) != 1 or not isinstance(data[kinds[0]], dict):
-            raise error(f"{self.config_path}: unreadable extraction config: expected one of the keys "
-                        f"{', '.join(repr(k) for k in KINDS)} holding the settings")
-        problem = settings_type_problem(kinds[0], data[kinds[0]])
-        if problem:  # a width of "112" is refused here, not a TypeError in a reader
-            raise error(f"{self.config_path}: unreadable extraction config: {problem}")
-        return FolderConfig(kinds[0], data[kinds[0]])
+    def read_config(self) -> FolderConfig:
+        """The folder's config; ShardFormatError with a one-line message naming config.json if it is
+        missing, unreadable, of another format version, or not of a known kind."""
+        data = read_json_file(self.config_path, ShardFormatError,
+                              f"missing; is {self.root} a flowprep extraction folder?", "extraction config")
+        try:
+            return FolderConfig.parse(data)
+        except ConfigVersionError as exc:
+            raise ShardFormatError(f"{self.config_path}: format version {exc.version!r}, but this flowprep reads "
+                                   f"version {CONFIG_FORMAT_VERSION}") from None
+        except ValueError as exc:
+            raise ShardFormatError(f"{self.config_path}: unreadable extraction config: {exc}") from None
 
-    def prepare(self, kind: str, settings: dict[str, Any], overwrite: bool, error: type[Exception],
-                normalize: Callable[[dict[str, Any]], dict[str, Any]] = lambda s: s) -> None:
+    def prepare(self, kind: str, settings: RunSettings, overwrite: bool) -> None:
         """Make the folder ready for a run of `kind` with `settings`: create it, or check that it was
-        made by the same kind of run with the same settings (`normalize` brings stored settings up
-        to date, e.g. fills parameters added since with their defaults); with `overwrite`, clear
-        what an earlier run left instead. Problems are `error`s naming the folder or file."""
+        made by the same kind of run with the same settings (`check_config`); with `overwrite`,
+        clear what an earlier run left instead. Problems are FolderErrors naming the folder or file."""
         if self.config_path.exists() and not overwrite:
-            self.check_config(kind, settings, error, normalize)
+            self.check_config(kind, settings)
         try:
             if overwrite and self.root.exists():
                 self.clear()
-            self.write_config(kind, settings)
+            self.write_config(kind, settings.to_dict())
         except OSError as exc:
-            raise error(f"cannot write the output folder {self.root}: {exc.strerror or exc}") from None
+            raise FolderError(f"cannot write the output folder {self.root}: {exc.strerror or exc}") from None
 
-    def share_config(self, kind: str, settings: dict[str, Any], overwrite: bool, error: type[Exception],
-                     normalize: Callable[[dict[str, Any]], dict[str, Any]] = lambda s: s) -> None:
+    def share_config(self, kind: str, settings: RunSettings, overwrite: bool) -> None:
         """The config the parts of a split extraction share: written by whichever part starts first
         (atomically: a hard link that fails if another part got there first), then checked by every
         part against its own settings. With `overwrite`, this part's settings replace it."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             if overwrite:
-                self.write_config(kind, settings)
+                self.write_config(kind, settings.to_dict())
                 return
-            tmp = self.config_path.with_name(f"{CONFIG_FILE}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"format_version": FORMAT_VERSION, kind: settings}, indent=1), encoding="utf-8")
+            tmp = self.config_path.with_name(f"{EXTRACTION_CONFIG_FILE}.{os.getpid()}.tmp")
+            tmp.write_text(_config_text(FolderConfig(kind, settings.to_dict())), encoding="utf-8")
             try:
                 os.link(tmp, self.config_path)
             except FileExistsError:
@@ -417,42 +483,39 @@ class ExtractionFolder:
             finally:
                 tmp.unlink()
         except OSError as exc:
-            raise error(f"cannot write the output folder {self.root}: {exc.strerror or exc}") from None
-        self.check_config(kind, settings, error, normalize)
+            raise FolderError(f"cannot write the output folder {self.root}: {exc.strerror or exc}") from None
+        self.check_config(kind, settings)
 
-    def check_config(self, kind: str, settings: dict[str, Any], error: type[Exception],
-                     normalize: Callable[[dict[str, Any]], dict[str, Any]] = lambda s: s) -> None:
-        """Refuse, with `error`, a folder made by another kind of run or with other settings."""
+    def check_config(self, kind: str, settings: RunSettings) -> None:
+        """Refuse, with a FolderError, a folder made by another kind of run or with other settings.
+        The stored settings are read back by their owner (`type(settings).from_dict`), so settings
+        added to flowprep since the folder was made compare as their defaults."""
         try:
-            data = json.loads(self.config_path.read_text(encoding="utf-8"))
-            stored_version = data.get("format_version")
-            stored_kind = next((k for k in KINDS if k in data), None)
-            if stored_version == FORMAT_VERSION and stored_kind is not None:
-                stored = normalize(data[stored_kind]) if stored_kind == kind else data[stored_kind]
+            stored = FolderConfig.parse(json.loads(self.config_path.read_text(encoding="utf-8")))
+            if stored.kind == kind:
+                stored = replace(stored, settings=type(settings).from_dict(stored.settings).to_dict())
+        except ConfigVersionError as exc:
+            raise FolderError(f"{self.root} holds extraction config format version {exc.version!r}, this flowprep "
+                              f"writes {CONFIG_FORMAT_VERSION}; pass --overwrite to start afresh, or choose "
+                              f"another --out") from None
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             why = "nested too deeply" if isinstance(exc, RecursionError) else exc
-            raise error(f"{self.config_path} is unreadable ({why}); pass --overwrite to start this folder "
-                        f"afresh") from None
-        if stored_version != FORMAT_VERSION:
-            raise error(f"{self.root} holds shard format version {stored_version!r}, this flowprep writes "
-                        f"{FORMAT_VERSION}; pass --overwrite to start afresh, or choose another --out")
-        if stored_kind is None:
-            raise error(f"{self.config_path} is unreadable (none of the keys {', '.join(KINDS)}); pass "
-                        f"--overwrite to start this folder afresh")
-        if stored_kind != kind:
-            raise error(f"{self.root} holds {KINDS[stored_kind]}, not {KINDS[kind]}; choose another --out, "
-                        f"or --overwrite to discard it")
-        if stored != settings:
-            diff = "; ".join(settings_differences(stored, settings))
-            raise error(f"{self.root} {_CHANGED[kind]} ({diff}); use the same options to resume, another "
-                        f"--out, or --overwrite to discard it")
+            raise FolderError(f"{self.config_path} is unreadable ({why}); pass --overwrite to start this folder "
+                              f"afresh") from None
+        if stored.kind != kind:
+            raise FolderError(f"{self.root} holds {RUN_KINDS[stored.kind]}, not {RUN_KINDS[kind]}; choose another "
+                              f"--out, or --overwrite to discard it")
+        if stored.settings != settings.to_dict():
+            diff = "; ".join(settings_differences(stored.settings, settings.to_dict()))
+            raise FolderError(f"{self.root} {_CHANGED[kind]} ({diff}); use the same options to resume, another "
+                              f"--out, or --overwrite to discard it")
 
     def write_config(self, kind: str, settings: dict[str, Any]) -> None:
-        """Write config.json (creating the folder) for a run of `kind` (one of KINDS) with `settings`."""
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        """Write config.json (creating the folder) for a run of `kind` (one of RUN_KINDS) with `settings`."""
+        if kind not in RUN_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(RUN_KINDS)}, got {kind!r}")
         self.root.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(self.config_path, json.dumps({"format_version": FORMAT_VERSION, kind: settings}, indent=1))
+        write_text_atomic(self.config_path, _config_text(FolderConfig(kind, settings)))
 
     def clear(self) -> None:
         """Delete what flowprep wrote in the folder (and nothing else), for --overwrite."""
@@ -491,9 +554,9 @@ class ExtractionFolder:
         data = read_json_file(self.index_path, ShardFormatError,
                               f"no dataset index; is {self.root} a flowprep extraction folder?", "dataset index")
         version = data.get("format_version") if isinstance(data, dict) else None
-        if version != FORMAT_VERSION:
+        if version != INDEX_FORMAT_VERSION:
             raise ShardFormatError(f"{self.index_path}: index of format version {version!r}, but this flowprep reads "
-                                   f"version {FORMAT_VERSION}")
+                                   f"version {INDEX_FORMAT_VERSION}")
         try:
             index = {vid: IndexEntry(video_id=vid, **fields) for vid, fields in data["videos"].items()}
         except (KeyError, TypeError, AttributeError) as exc:
@@ -507,7 +570,8 @@ class ExtractionFolder:
 
     def write_index(self, entries: Iterable[IndexEntry]) -> None:
         videos = {e.video_id: {k: v for k, v in asdict(e).items() if k != "video_id"} for e in entries}
-        write_text_atomic(self.index_path, json.dumps({"format_version": FORMAT_VERSION, "videos": videos}, indent=1))
+        write_text_atomic(self.index_path,
+                          json.dumps({"format_version": INDEX_FORMAT_VERSION, "videos": videos}, indent=1))
 
     def scan_shards(self) -> dict[str, IndexEntry]:
         """The index as the shards say it is (what `write_index` writes after a run's start); a
@@ -559,20 +623,21 @@ class ExtractionFolder:
 
     # --- a run ------------------------------------------------------------------------------------
     @contextmanager
-    def lock(self, error: type[Exception]) -> Iterator[None]:
+    def lock(self) -> Iterator[None]:
         """Hold an exclusive lock on the folder for a whole run (creating the folder). A second run
-        into it, from another shell or another cluster job, is refused with `error` instead of the
-        two overwriting each other's staging files. The lock dies with the process, so a killed run
+        into it, from another shell or another cluster job, is refused with a FolderError instead of
+        the two overwriting each other's staging files. The lock dies with the process, so a killed run
         never blocks the next one; its file, LOCK_FILE, stays and means nothing when unlocked."""
-        with folder_lock(self.root, error):
+        with folder_lock(self.root):
             yield
 
 
 @contextmanager
-def folder_lock(root: Path, error: type[Exception], holder: str = "another flowprep run") -> Iterator[None]:
+def folder_lock(root: Path, error: type[Exception] = FolderError,
+                holder: str = "another flowprep run") -> Iterator[None]:
     """The lock of `ExtractionFolder.lock` on any run folder (also a training run's: twostream's
     fit_loop): an exclusive flock on ROOT/LOCK_FILE for the block, creating ROOT; while `holder`
-    holds it, `error` in one line."""
+    holds it, `error` in one line (a training run raises its own: its command's error type)."""
     try:
         root.mkdir(parents=True, exist_ok=True)
         fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)

@@ -46,7 +46,7 @@ from flowprep.format.quantize import dequantize
 from flowprep.format.safe_paths import check_video_id, regular_file_problem
 
 FORMAT_NAME = "flowprep-shard"
-FORMAT_VERSION = 1
+SHARD_FORMAT_VERSION = 1  # the shard files' own version; config.json and index.json have theirs (format/folder.py)
 
 # file attributes
 ATTR_FORMAT = "format"
@@ -139,7 +139,7 @@ def iter_video_groups(f: h5py.File) -> Iterator[h5py.Group]:
 # --- file level -------------------------------------------------------------------------------
 def write_header(f: h5py.File, extract_config_json: str, created_by: str) -> None:
     f.attrs[ATTR_FORMAT] = FORMAT_NAME
-    f.attrs[ATTR_FORMAT_VERSION] = FORMAT_VERSION
+    f.attrs[ATTR_FORMAT_VERSION] = SHARD_FORMAT_VERSION
     f.attrs[ATTR_EXTRACT_CONFIG] = extract_config_json
     f.attrs[ATTR_CREATED_BY] = created_by
     f.require_group(VIDEOS_GROUP)
@@ -153,9 +153,9 @@ def check_header(f: h5py.File) -> None:
         raise ShardFormatError(f"{name}: not a flowprep shard (format attribute {fmt!r}, expected {FORMAT_NAME!r})")
     version = f.attrs.get(ATTR_FORMAT_VERSION)
     version = version.item() if hasattr(version, "item") else version  # numpy scalar: name it as a plain number
-    if version != FORMAT_VERSION:
+    if version != SHARD_FORMAT_VERSION:
         raise ShardFormatError(
-            f"{name}: shard format version {version!r}, but this flowprep reads version {FORMAT_VERSION}; "
+            f"{name}: shard format version {version!r}, but this flowprep reads version {SHARD_FORMAT_VERSION}; "
             f"re-extract, or use the flowprep release that wrote it")
     if VIDEOS_GROUP not in f:
         raise ShardFormatError(f"{name}: shard has no '{VIDEOS_GROUP}' group")

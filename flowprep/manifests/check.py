@@ -28,7 +28,7 @@ class CheckConfig:
 
 
 @dataclass(frozen=True)
-class Problem:
+class VideoFileProblem:
     video_id: str
     path: str
     kind: str  # "missing" or "unreadable"
@@ -38,7 +38,7 @@ class Problem:
 @dataclass
 class CheckReport:
     total: int = 0
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[VideoFileProblem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -54,7 +54,7 @@ class CheckReport:
                              for p in self.problems]}
 
 
-def check_video(path: Path, full: bool) -> tuple[str, str] | None:
+def check_video_file(path: Path, full: bool) -> tuple[str, str] | None:
     """(kind, reason) of what is wrong with one video file, or None when it decodes."""
     if not path.exists():
         return "missing", f"file not found: {path}"
@@ -80,9 +80,10 @@ def check_video(path: Path, full: bool) -> tuple[str, str] | None:
 def check_manifest(config: CheckConfig) -> CheckReport:
     entries = read_manifest(config.manifest)
     n_jobs = -1 if config.workers == 0 else config.workers
-    results = Parallel(n_jobs=n_jobs)(delayed(check_video)(config.video_root / e.path, config.full) for e in entries)
+    results = Parallel(n_jobs=n_jobs)(delayed(check_video_file)(config.video_root / e.path, config.full)
+                                      for e in entries)
     report = CheckReport(total=len(entries))
     for e, result in zip(entries, results):
         if result is not None:
-            report.problems.append(Problem(e.video_id, e.path, *result))
+            report.problems.append(VideoFileProblem(e.video_id, e.path, *result))
     return report

@@ -25,12 +25,13 @@ import cv2
 import numpy as np
 from joblib import Parallel, delayed
 
+from flowprep.extract.config import stored_flow
 from flowprep.format.codecs import CodecError
-from flowprep.format.folder import ExtractionFolder, Failure, FolderConfig, IndexEntry
+from flowprep.format.folder import ExtractionFolder, Failure, FolderConfig, IndexEntry, writing_path
 from flowprep.format.manifest import validate_video_id
 from flowprep.format.quantize import quantize
 from flowprep.format.safe_paths import check_inside
-from flowprep.format.shards import FORMAT_VERSION, ShardFormatError, VideoReader, open_shard, video_reader
+from flowprep.format.shards import ShardFormatError, VideoReader, open_shard, video_reader
 from flowprep.rawframes.layout import (
     FLOW_KINDS,
     IMAGE_FORMATS,
@@ -45,7 +46,6 @@ from flowprep.rawframes.record import EXPORT_RECORD, write_export_record
 
 log = logging.getLogger("flowprep")
 
-PART_SUFFIX = ".part"
 LAYOUTS = ("flat", "class")  # OUT/<video>/ or OUT/<label_name>/<video>/
 # OpenCV's default JPEG quality, which is what denseflow's cv::imwrite calls use
 DENSEFLOW_JPEG_QUALITY = 95
@@ -121,7 +121,7 @@ def export_rawframes(extraction_dir: str | Path, out_dir: str | Path, video_ids:
     extraction_dir, out_dir = Path(extraction_dir), Path(out_dir)
     folder = ExtractionFolder(extraction_dir)
     index = folder.read_index()  # ids and shard names checked there: names from a folder are input
-    entries = select_videos(index, video_ids, extraction_dir)
+    entries = videos_to_export(index, video_ids, extraction_dir)
     dirs = {e.video_id: frame_dir(e, config.layout) for e in entries}  # refuse before any work, not after hours of it
     for e in entries:
         check_inside(out_dir, *video_paths(out_dir, dirs[e.video_id]), error=RawframesError)
@@ -178,12 +178,18 @@ def write_record(extraction_dir: Path, out_dir: Path, config: ExportConfig, list
         source: FolderConfig | None = ExtractionFolder(extraction_dir).read_config()
     except ShardFormatError:
         source = None  # an extraction folder without a readable config.json still exports
-    # with --restore-mean the images hold flow with its mean: not mean-subtracted, whatever the source did
-    mean = False if config.restore_mean else (None if source is None else source.mean_subtracted)
+    bound = mean = None
+    if source is not None:
+        try:
+            bound, mean = stored_flow(source.kind, source.settings)
+        except (ValueError, TypeError):  # settings this flowprep does not parse: the record says it does not know
+            pass
+    if config.restore_mean:  # the images hold flow with its mean: not mean-subtracted, whatever the source did
+        mean = False
     record = {"source": str(extraction_dir.resolve()),
-              "source_config": None if source is None else {"format_version": FORMAT_VERSION, source.kind: source.settings},
+              "source_config": None if source is None else source.stored(),
               "export": asdict(config),
-              "bound": None if source is None else source.settings.get("bound"),
+              "bound": bound,
               "flow_mean_subtracted": mean,
               "layout": config.layout,
               "annotation_lists": [p.name for p in lists],
@@ -191,7 +197,9 @@ def write_record(extraction_dir: Path, out_dir: Path, config: ExportConfig, list
     write_export_record(out_dir, record)
 
 
-def select_videos(index: dict[str, IndexEntry], video_ids: list[str] | None, where: Path) -> list[IndexEntry]:
+def videos_to_export(index: dict[str, IndexEntry], video_ids: list[str] | None, where: Path) -> list[IndexEntry]:
+    """The index entries an export writes: `video_ids` (all, sorted, if None); an error naming any
+    id the index lacks."""
     if video_ids is None:
         return [index[v] for v in sorted(index)]
     unknown = [v for v in video_ids if v not in index]
@@ -236,7 +244,7 @@ def video_paths(out_dir: Path, relative_dir: str) -> tuple[Path, Path]:
     `.part` folder it is written in first: the two paths an export writes and deletes, each
     checked to lie inside --out before it is touched."""
     final = out_dir / relative_dir
-    return final, final.with_name(final.name + PART_SUFFIX)
+    return final, writing_path(final)
 
 
 def _write_video(video: VideoReader, folder: Path, config: ExportConfig) -> tuple[int, int]:

@@ -37,11 +37,11 @@ from flowprep.extract.staged_run import in_processes, run_jobs, staged_run
 from flowprep.extract.video_job import VideoOutcome
 from flowprep.format.codecs import CodecError, parse_codec
 from flowprep.format.faults import disk_full, is_disk_full
-from flowprep.format.folder import PART_SUFFIX, ExtractionFolder, Failure
+from flowprep.format.folder import ExtractionFolder, Failure, staging_path, writing_path
 from flowprep.format.manifest import ManifestEntry, read_manifest, validate_video_id
 from flowprep.format.quantize import DEFAULT_BOUND, LEVELS, dequantize
 from flowprep.format.safe_paths import check_inside, check_label_name
-from flowprep.format.shards import SHARD_SUFFIX, VideoAttrs
+from flowprep.format.shards import VideoAttrs
 from flowprep.rawframes.annotations import entries_from_annotations, expand_annotations
 from flowprep.rawframes.layout import BACKWARD_X, RawframesError, is_frame_dir, plan_frames, scan_frame_dir
 from flowprep.rawframes.record import EXPORT_RECORD, ExportRecord, read_export_record
@@ -311,8 +311,8 @@ def resolve_config(config: ImportConfig, record: ExportRecord | None) -> tuple[I
 def check_out_paths(folder: ExtractionFolder, sources: list[ImportSource]) -> None:
     """Refuse, before anything is touched, a run whose staging files would land outside the output
     folder (a symlinked staging/ or video file left in a folder from elsewhere)."""
-    staged = [folder.staging_dir / f"{s.entry.video_id}{SHARD_SUFFIX}" for s in sources]
-    check_inside(folder.root, folder.staging_dir, *staged, *(p.with_name(p.name + PART_SUFFIX) for p in staged),
+    staged = [staging_path(folder.staging_dir, s.entry.video_id) for s in sources]
+    check_inside(folder.root, folder.staging_dir, *staged, *(writing_path(p) for p in staged),
                  error=RawframesError)
 
 
@@ -327,8 +327,7 @@ def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportS
     config_json = config.to_json()
     folder = ExtractionFolder(run.out_dir)
     check_out_paths(folder, sources)
-    with staged_run(folder, "import", config.to_dict(), run.overwrite, RawframesError,
-                    normalize=lambda stored: ImportConfig.from_dict(stored).to_dict()) as staging:
+    with staged_run(folder, "import", config, run.overwrite) as staging:
         todo = [s for s in sources if not staging.done(s.entry.video_id)]
         summary = ImportSummary(total=len(sources), config=config, skipped=len(sources) - len(todo),
                                 labels_from=labels_from, told=told)

@@ -38,7 +38,6 @@ FLOW_X = "flow_x"
 FLOW_Y = "flow_y"
 BACKWARD_X = "backward_flow_x"
 BACKWARD_Y = "backward_flow_y"
-KINDS = (IMG, FLOW_X, FLOW_Y, BACKWARD_X, BACKWARD_Y)
 # (x kind, y kind) of each flow direction, in the shard's direction names
 FLOW_KINDS = {"forward": (FLOW_X, FLOW_Y), "backward": (BACKWARD_X, BACKWARD_Y)}
 # mmaction2's tools/misc/flow_extraction.py names forward flow x_NNNNN / y_NNNNN

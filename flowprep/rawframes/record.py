@@ -6,8 +6,10 @@
      "layout": "flat" | "class", "annotation_lists": ["x_train_split_1_rawframes.txt", ...],
      "label_names": {"0": "ApplyEyeMakeup", ...}}
 
-Trees written before "bound", "layout", "annotation_lists" and "label_names" existed are still
-read: the bound from source_config, the lists by their mmaction2 names in the tree's root.
+source_config is the source folder's config.json as it stands (built and parsed by its owner,
+flowprep.format.folder.FolderConfig). Trees written before "bound", "layout", "annotation_lists"
+and "label_names" existed are still read: the bound from source_config, the lists by their
+mmaction2 names in the tree's root.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from flowprep.format.files import write_text_atomic
+from flowprep.format.folder import FolderConfig
 from flowprep.rawframes.layout import RawframesError
 
 EXPORT_RECORD = "flowprep_export.json"
@@ -46,10 +49,8 @@ def read_export_record(tree: Path) -> ExportRecord | None:
         if not isinstance(data, dict):
             raise ValueError(f"expected a JSON object, got {type(data).__name__}")
         bound = data.get("bound")
-        if bound is None:
-            settings = next(iter(v for k, v in (data.get("source_config") or {}).items() if k in ("extract", "import")),
-                            {})
-            bound = settings.get("bound")
+        if bound is None and data.get("source_config") is not None:  # a tree exported before "bound" was recorded
+            bound = FolderConfig.parse(data["source_config"]).settings.get("bound")
         if bound is not None and not (isinstance(bound, (int, float)) and bound > 0):
             raise ValueError(f"bound {bound!r} is not a positive number")
         mean = data.get("flow_mean_subtracted")

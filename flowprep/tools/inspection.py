@@ -14,11 +14,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from flowprep.format.folder import CONFIG_FILE, ExtractionFolder
+from flowprep.format.folder import EXTRACTION_CONFIG_FILE, ExtractionFolder
 from flowprep.format.quantize import LEVELS
 from flowprep.format.shards import (
     FLOW_DIRECTIONS,
-    FORMAT_VERSION,
     RGB,
     VIDEOS_GROUP,
     ShardFormatError,
@@ -96,10 +95,10 @@ def inspect_path(path: str | Path) -> dict:
     folder = ExtractionFolder(path)
     shards = [{**summarize_shard(p), "name": p.relative_to(path).as_posix()} for p in folder.dataset_shards()]
     if not shards and not folder.config_path.exists():
-        raise ShardFormatError(f"{path}: not an extraction folder (no {CONFIG_FILE}, no shards)")
+        raise ShardFormatError(f"{path}: not an extraction folder (no {EXTRACTION_CONFIG_FILE}, no shards)")
     try:
         stored = folder.read_config()
-        config: dict | None = {"format_version": FORMAT_VERSION, stored.kind: stored.settings}
+        config: dict | None = stored.stored()
     except ShardFormatError as exc:
         config = None if not folder.config_path.exists() else {"unreadable": str(exc)}
     else:  # a shard of another extraction dropped into the folder is refused, naming it

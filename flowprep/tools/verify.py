@@ -44,7 +44,7 @@ DAMAGE = (ShardFormatError, CodecError, OSError, KeyError, ValueError, TypeError
 
 
 @dataclass(frozen=True)
-class Problem:
+class VerifyProblem:
     file: str
     video: str | None
     message: str
@@ -58,7 +58,7 @@ class VerifyReport:
     shards: int = 0
     videos: int = 0
     frames_decoded: int = 0  # RGB frames and flow fields
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[VerifyProblem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # not wrong, but worth knowing
 
     @property
@@ -71,7 +71,7 @@ class VerifyReport:
                 "notes": self.notes}
 
 
-def check_video(group: h5py.Group, decode: bool) -> tuple[list[str], int]:
+def check_video_group(group: h5py.Group, decode: bool) -> tuple[list[str], int]:
     """Problems of one video group (messages), and how many images were decoded."""
     missing = [f"attribute {a.name!r}" for a in fields(VideoAttrs) if a.name not in group.attrs]
     missing += [f"dataset {name!r}" for name in (RGB, *FLOW_DIRECTIONS.values()) if name not in group]
@@ -132,7 +132,7 @@ def verify_shard(path: Path, decode: bool, report: VerifyReport,
     try:
         f = open_shard(path)
     except ShardFormatError as exc:
-        report.problems.append(Problem(str(path), None, str(exc).removeprefix(f"{path}: ")))
+        report.problems.append(VerifyProblem(str(path), None, str(exc).removeprefix(f"{path}: ")))
         return None
     report.shards += 1
     found = {}
@@ -141,29 +141,29 @@ def verify_shard(path: Path, decode: bool, report: VerifyReport,
             parse_shard_settings(stored_extract_config(f))
         except (KeyError, ValueError, TypeError, RecursionError) as exc:
             why = "nested too deeply" if isinstance(exc, RecursionError) else exc
-            report.problems.append(Problem(str(path), None, f"stored extraction config does not parse: {why}"))
+            report.problems.append(VerifyProblem(str(path), None, f"stored extraction config does not parse: {why}"))
         else:
             problem = None if config is None else shard_config_problem(f, config)
             if problem:
-                report.problems.append(Problem(str(path), None, problem))
+                report.problems.append(VerifyProblem(str(path), None, problem))
         try:
             names = list(f[VIDEOS_GROUP])
         except DAMAGE as exc:
-            report.problems.append(Problem(str(path), None, f"cannot list videos: {exc}"))
+            report.problems.append(VerifyProblem(str(path), None, f"cannot list videos: {exc}"))
             return found
         for video_id in names:
             report.videos += 1
             try:  # a name or a link that readers refuse: reported, and nothing under it is followed
                 group = video_group(f, video_id)
             except ShardFormatError as exc:
-                report.problems.append(Problem(str(path), None, str(exc).removeprefix(f"{path}: ")))
+                report.problems.append(VerifyProblem(str(path), None, str(exc).removeprefix(f"{path}: ")))
                 continue
             try:
-                problems, decoded = check_video(group, decode)
-            except DAMAGE as exc:  # damage below what check_video reads defensively
+                problems, decoded = check_video_group(group, decode)
+            except DAMAGE as exc:  # damage below what check_video_group reads defensively
                 problems, decoded = [f"unreadable: {exc}"], 0
             report.frames_decoded += decoded
-            report.problems += [Problem(str(path), video_id, m) for m in problems]
+            report.problems += [VerifyProblem(str(path), video_id, m) for m in problems]
             try:
                 found[video_id] = video_num_frames(group)
             except DAMAGE:
@@ -178,16 +178,16 @@ def verify_folder(root: Path, decode: bool, report: VerifyReport) -> None:
         config = folder.read_config()
         parse_settings(config.kind, config.settings)
     except ShardFormatError as exc:
-        report.problems.append(Problem(str(folder.config_path), None, str(exc).split(": ", 1)[-1]))
+        report.problems.append(VerifyProblem(str(folder.config_path), None, str(exc).split(": ", 1)[-1]))
     except (ValueError, KeyError, TypeError) as exc:
-        report.problems.append(Problem(str(folder.config_path), None, f"unreadable: {exc}"))
+        report.problems.append(VerifyProblem(str(folder.config_path), None, f"unreadable: {exc}"))
     part_problems = folder.part_problems()
     for problem in part_problems:
-        report.problems.append(Problem(str(folder.root / "parts"), None, problem))
+        report.problems.append(VerifyProblem(str(folder.root / "parts"), None, problem))
     try:
         index = None if part_problems else folder.read_index()
     except ShardFormatError as exc:
-        report.problems.append(Problem(str(folder.index_path), None, str(exc).split(": ", 1)[-1]))
+        report.problems.append(VerifyProblem(str(folder.index_path), None, str(exc).split(": ", 1)[-1]))
         index = None
 
     in_shards: dict[str, tuple[str, int]] = {}
@@ -200,7 +200,7 @@ def verify_folder(root: Path, decode: bool, report: VerifyReport) -> None:
             continue
         for video_id, frames in found.items():
             if video_id in in_shards:
-                report.problems.append(Problem(str(shard), video_id, f"also in {in_shards[video_id][0]}"))
+                report.problems.append(VerifyProblem(str(shard), video_id, f"also in {in_shards[video_id][0]}"))
             in_shards[video_id] = (name, frames)
     if index is not None:
         for video_id, entry in index.items():
@@ -208,16 +208,16 @@ def verify_folder(root: Path, decode: bool, report: VerifyReport) -> None:
             if entry.shard in unopened:
                 continue  # already reported: the shard itself is broken
             if video_id not in in_shards:
-                report.problems.append(Problem(where, video_id, "listed in the index but in no shard"))
+                report.problems.append(VerifyProblem(where, video_id, "listed in the index but in no shard"))
             elif in_shards[video_id][0] != entry.shard:
-                report.problems.append(Problem(where, video_id, f"the index says {entry.shard}, "
+                report.problems.append(VerifyProblem(where, video_id, f"the index says {entry.shard}, "
                                                                 f"but it is in {in_shards[video_id][0]}"))
             elif in_shards[video_id][1] != entry.num_frames:
-                report.problems.append(Problem(where, video_id, f"the index says {entry.num_frames} frames, "
+                report.problems.append(VerifyProblem(where, video_id, f"the index says {entry.num_frames} frames, "
                                                                 f"the shard {in_shards[video_id][1]}"))
         for video_id, (shard_name, _) in sorted(in_shards.items()):
             if video_id not in index:
-                report.problems.append(Problem(str(root / shard_name), video_id,
+                report.problems.append(VerifyProblem(str(root / shard_name), video_id,
                                                "in a shard but not in the index (stale index: re-run the same "
                                                "extract command to rebuild it)"))
     runs = [folder] + [part for _, _, part in folder.parts()]

@@ -19,9 +19,9 @@ import pytest
 import flowprep.format.folder as folder_module
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.decode import VideoError, VideoInfo
-from flowprep.extract.run import ExtractError, run_extract
+from flowprep.extract.run import run_extract
 from flowprep.extract.video_job import frame_sampler
-from flowprep.format.folder import LOCK_FILE, ExtractionFolder
+from flowprep.format.folder import LOCK_FILE, ExtractionFolder, FolderError
 from flowprep.format.shards import open_shard, video_reader
 from tests.support.videos import moving_square_frames, square_box, write_video
 
@@ -185,7 +185,7 @@ def test_refusal_is_raised_before_any_work(dataset, tmp_path):
     manifest = dataset / "manifest.csv"
     run_extract(ExtractRun(manifest, dataset, tmp_path / "o", ExtractConfig(flow_method="farneback", width=64, height=48),
                            workers=1), interactive=False)
-    with pytest.raises(ExtractError, match="different config"):
+    with pytest.raises(FolderError, match="different config"):
         run_extract(ExtractRun(manifest, dataset, tmp_path / "o", ExtractConfig(flow_method="dis", width=64, height=48)),
                     interactive=False)
 
@@ -195,7 +195,7 @@ def test_a_second_run_into_a_folder_in_use_is_refused(dataset, tmp_path):
     while the first holds the folder (here: the lock held by this process, as a running extraction
     holds it), and runs once it is released."""
     out = tmp_path / "busy"
-    with ExtractionFolder(out).lock(RuntimeError):
+    with ExtractionFolder(out).lock():
         result = flowprep(*extract_args(dataset, out))
         assert result.returncode == 2 and "Traceback" not in result.stderr
         assert result.stderr.strip().splitlines()[-1].endswith(
@@ -223,7 +223,7 @@ def test_a_run_waits_out_a_lock_held_for_a_moment(tmp_path):
 
     asked = time.monotonic()
     threading.Thread(target=release).start()
-    with folder.lock(RuntimeError):
+    with folder.lock():
         # the run was given the lock only after the probe let go: it waited (a lock that did not
         # wait would have been refused, or taken beside the probe)
         assert released.is_set()
@@ -238,7 +238,7 @@ def test_a_file_system_without_locks_runs_with_a_warning(tmp_path, monkeypatch, 
         raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
     monkeypatch.setattr(folder_module.fcntl, "flock", no_locks)
     folder = ExtractionFolder(tmp_path / "out")
-    with caplog.at_level(logging.WARNING, logger="flowprep"), folder.lock(RuntimeError):
+    with caplog.at_level(logging.WARNING, logger="flowprep"), folder.lock():
         assert not folder.in_use()
     assert "gives no file locks" in caplog.text
 

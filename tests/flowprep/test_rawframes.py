@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from flowprep.extract.config import ExtractConfig, ExtractRun
-from flowprep.extract.run import ExtractError, run_extract
-from flowprep.format.folder import ExtractionFolder
+from flowprep.extract.run import run_extract
+from flowprep.format.folder import ExtractionFolder, FolderError
 from flowprep.format.quantize import dequantize, quantize
 from flowprep.format.shards import open_shard, stored_extract_config, video_reader
 from flowprep.rawframes.export import ExportConfig, export_rawframes
@@ -229,11 +229,11 @@ def test_backward_files_can_be_required(denseflow_tree, tmp_path):
 def test_imports_and_extractions_do_not_mix(jpeg_extraction, denseflow_tree, videos, tmp_path):
     out = tmp_path / "imported"
     import_rawframes(ImportRun(denseflow_tree, out, workers=1), interactive=False)
-    with pytest.raises(ExtractError, match="holds frames imported from a rawframes tree"):
+    with pytest.raises(FolderError, match="holds frames imported from a rawframes tree"):
         run_extract(ExtractRun(videos, videos.parent, out, ExtractConfig(flow_method="farneback")), interactive=False)
-    with pytest.raises(RawframesError, match="holds an extraction made by `flowprep extract`"):
+    with pytest.raises(FolderError, match="holds an extraction made by `flowprep extract`"):
         import_rawframes(ImportRun(denseflow_tree, jpeg_extraction, workers=1), interactive=False)
-    with pytest.raises(RawframesError, match=r"different settings \(bound: 20.0 -> 5.0\)"):
+    with pytest.raises(FolderError, match=r"different settings \(bound: 20.0 -> 5.0\)"):
         import_rawframes(ImportRun(denseflow_tree, out, ImportConfig(bound=5.0), workers=1), interactive=False)
 
 

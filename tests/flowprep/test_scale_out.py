@@ -12,7 +12,7 @@ import pytest
 
 from flowprep.extract.config import ExtractConfig, ExtractRun, part_of
 from flowprep.extract.run import ExtractError, run_extract
-from flowprep.format.folder import ExtractionFolder
+from flowprep.format.folder import ExtractionFolder, FolderError
 from flowprep.format.shards import ShardFormatError, open_shard, video_reader
 from flowprep.tools.verify import verify_path
 from tests.support.extraction import make_videos, run_cli
@@ -75,7 +75,7 @@ def test_parts_that_do_not_make_one_dataset_are_refused(manifest, tmp_path):
     out = tmp_path / "mixed"
     extract(manifest, out, num_parts=2, part=0)
     config = ExtractConfig(flow_method="farneback", width=128, height=96, bound=10.0)
-    with pytest.raises(ExtractError, match=r"was extracted with a different config \(bound: 20.0 -> 10.0\)"):
+    with pytest.raises(FolderError, match=r"was extracted with a different config \(bound: 20.0 -> 10.0\)"):
         run_extract(ExtractRun(manifest, manifest.parent, out, config, num_parts=2, part=1), interactive=False)
     with pytest.raises(ExtractError, match="holds parts of a split with --num-parts 2, not 3"):
         extract(manifest, out, num_parts=3, part=0)

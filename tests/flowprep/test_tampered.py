@@ -12,7 +12,7 @@ import h5py
 import pytest
 import torch
 
-from flowprep.format.folder import ExtractionFolder
+from flowprep.format.folder import ExtractionFolder, staged_video_id, staging_path
 from flowprep.format.manifest import ManifestError, read_manifest
 from flowprep.format.safe_paths import RootGuard, check_video_id
 from flowprep.format.shards import ShardFormatError, open_shard, video_reader
@@ -119,6 +119,16 @@ def test_a_shard_of_another_extraction_is_refused_where_the_folder_is_read(folde
     with pytest.raises(ShardFormatError, match=r"shard-00009.h5 was made with another config .*width: 32 -> 40"):
         ExtractionFolder(folder).scan_shards()  # what a resumed run indexes
     ExtractionFolder(folder).check_shards(["shard-00000.h5"])  # its own shards still pass
+
+
+def test_staging_files_are_named_by_the_id_rule_both_ways(tmp_path):
+    """One owner names staging files and reads their ids back: a file in staging/ whose name is
+    not an id (`.h5`, a control character) is refused naming it, not resumed as a video."""
+    staging = ExtractionFolder(tmp_path).staging_dir
+    assert staged_video_id(staging_path(staging, "v_Walk_g01_c01")) == "v_Walk_g01_c01"
+    for name in (".h5", "..h5", "a\x1bb.h5", "notes.txt"):
+        with pytest.raises(ShardFormatError, match="not a staging file's name"):
+            staged_video_id(staging / name)
 
 
 @pytest.mark.parametrize("video_id", ["v\x1b[31m", "a\nb", "a\rb", "\u202eevil", "..", "/abs", "a/b"])

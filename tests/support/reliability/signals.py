@@ -308,7 +308,7 @@ def staging_bound_run(work: Path) -> Record:
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        with staged_run(folder, "extract", config.to_dict(), False, RuntimeError) as staging:
+        with staged_run(folder, "extract", config, False) as staging:
             todo = read_manifest(manifest)
             result = run_jobs(staging, len(todo), outcomes(job, todo, config.to_json(), staging.dir), config.to_json(),
                               shard_bytes, lambda outcome: time.sleep(0.4), interactive=False)

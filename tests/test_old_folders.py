@@ -1,0 +1,66 @@
+"""Folders written before config.json and index.json had format versions of their own (until
+issue 20 both stored the shards' version, 1) are read as they are by every reader: inspect,
+verify, a resumed run and the trainer; and what a run writes now is those files byte for byte."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flowprep.extract.config import ExtractConfig
+from flowprep.format.folder import ExtractionFolder, FolderConfig, FolderError
+from flowprep.tools.inspection import inspect_path
+from flowprep.tools.verify import verify_path
+from tests.support.synthetic import indexed_video, write_extraction
+from twostream.data.extraction import open_extraction
+
+
+def config_as_written_before(settings: dict) -> str:
+    """config.json as format/folder.py wrote it before the split (commit 07c10be)."""
+    return json.dumps({"format_version": 1, "extract": settings}, indent=1)
+
+
+def index_as_written_before(videos: dict) -> str:
+    """index.json likewise: each video's fields in IndexEntry's order."""
+    fields = ("shard", "label", "label_name", "num_frames", "splits")
+    return json.dumps({"format_version": 1, "videos": {v: {k: e[k] for k in fields} for v, e in videos.items()}},
+                      indent=1)
+
+
+@pytest.fixture()
+def old_folder(tmp_path):
+    """An extraction folder whose config.json and index.json are the bytes the old code wrote
+    (its shards are of the shard format, whose version did not change)."""
+    out = write_extraction(tmp_path / "old", [indexed_video("a", 6), indexed_video("b", 5, label=1)])
+    settings = json.loads((out / "config.json").read_text(encoding="utf-8"))["extract"]
+    videos = json.loads((out / "index.json").read_text(encoding="utf-8"))["videos"]
+    (out / "config.json").write_text(config_as_written_before(settings), encoding="utf-8")
+    (out / "index.json").write_text(index_as_written_before(videos), encoding="utf-8")
+    return out, settings
+
+
+def test_a_folder_written_before_the_versions_split_is_read_by_every_reader(old_folder):
+    out, settings = old_folder
+    folder = ExtractionFolder(out)
+    assert folder.read_config() == FolderConfig("extract", settings)
+    assert sorted(folder.read_index()) == ["a", "b"]
+    summary = inspect_path(out)
+    assert summary["config"] == {"format_version": 1, "extract": settings} and summary["indexed_videos"] == 2
+    report = verify_path(out)
+    assert report.ok, [str(p) for p in report.problems]
+    extraction = open_extraction(out)  # what `twostream train` opens
+    assert sorted(extraction.index) == ["a", "b"] and extraction.config.kind == "extract"
+    # a run with the same settings resumes into it; one with other settings is refused
+    folder.prepare("extract", ExtractConfig.from_dict(settings), overwrite=False)
+    with pytest.raises(FolderError, match=r"different config \(bound: 20.0 -> 10.0\)"):
+        folder.prepare("extract", ExtractConfig.from_dict({**settings, "bound": 10.0}), overwrite=False)
+
+
+def test_a_run_writes_the_files_as_before(old_folder):
+    out, settings = old_folder
+    folder = ExtractionFolder(out)
+    config_before, index_before = (out / "config.json").read_bytes(), (out / "index.json").read_bytes()
+    folder.write_config("extract", settings)
+    folder.write_index(folder.read_index().values())
+    assert (out / "config.json").read_bytes() == config_before
+    assert (out / "index.json").read_bytes() == index_before
