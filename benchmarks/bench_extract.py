@@ -38,9 +38,9 @@ import cv2
 from common import CLIPS, REPO, gray_frames, machine, require_shared_data, save_results
 
 from flowprep.extract.config import ExtractConfig, ExtractRun
-from flowprep.extract.flow_methods import make_flow
 from flowprep.extract.frames import resize
 from flowprep.extract.run import run_extract
+from flowprep.flow.registry import make_flow
 from flowprep.format.manifest import read_manifest
 from flowprep.format.quantize import quantize
 

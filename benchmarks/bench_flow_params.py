@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 from common import CLIPS, REPO, SHARED_DATA, gray_frames, median_time, require_shared_data, save_results
 
-from flowprep.extract.flow_methods import make_flow
+from flowprep.flow.registry import make_flow
 from flowprep.format.manifest import read_manifest
 from flowprep.tools.flow_eval import average_epe, flyingchairs_pairs
 

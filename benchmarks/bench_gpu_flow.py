@@ -42,9 +42,9 @@ from common import CLIPS, REPO, RESULTS_DIR, gray_frames, require_shared_data
 from joblib import Parallel, delayed
 
 from flowprep.extract.config import ExtractConfig, ExtractRun
-from flowprep.extract.flow_methods import make_flow
 from flowprep.extract.run import run_extract
-from flowprep.extract.tvl1_torch import TorchTVL1, TVL1Params
+from flowprep.flow.registry import make_flow
+from flowprep.flow.tvl1_torch import TorchTVL1, TVL1Params
 from flowprep.format.manifest import read_manifest
 
 MANIFEST = REPO / "data_manifests" / "shared_clips.csv"

@@ -14,9 +14,10 @@ from tests.conftest import REPO
 # Each subpackage's layer: a module may import from its own subpackage and from lower layers only.
 LAYERS = {
     "flowprep.format": 0,
-    "flowprep.extract": 1,
-    "flowprep.manifests": 2, "flowprep.rawframes": 2, "flowprep.tools": 2, "flowprep.demo": 2,
-    "flowprep.cli": 3,
+    "flowprep.flow": 1,
+    "flowprep.extract": 2,
+    "flowprep.manifests": 3, "flowprep.rawframes": 3, "flowprep.tools": 3, "flowprep.demo": 3,
+    "flowprep.cli": 4,
     "twostream.core": 1,
     "twostream.data": 2,
     "twostream.engine": 3,
@@ -105,7 +106,7 @@ def test_the_checker_sees_relative_lazy_and_cross_package_imports(tmp_path):
     assert sorted(found) == ["flowprep.cli.main", "flowprep.format.codecs", "flowprep.tools", "twostream",
                              "twostream.api"]
     assert sorted(layering_problems("flowprep.format.m", found)) == [
-        "flowprep.cli.main (layer 3 from layer 0)", "flowprep.tools (layer 2 from layer 0)",
+        "flowprep.cli.main (layer 4 from layer 0)", "flowprep.tools (layer 3 from layer 0)",
         "twostream (flowprep never imports twostream)", "twostream.api (flowprep never imports twostream)"]
     # the top-level modules too (flowprep/__main__.py has no subpackage)
     assert layering_problems("flowprep.__main__", ["twostream.cli.main"]) == [
@@ -147,3 +148,53 @@ def test_the_readme_layout_names_every_module():
         if not re.search(rf"(?<![\w.]){re.escape(path.stem)}(?!\w)", chunks.get(key, "")):
             missing.append(module)
     assert missing == [], "README.md's layout section does not name these modules"
+
+
+def module_graph(package: str) -> dict[str, set[str]]:
+    """{module: the modules of `package` it imports}, lazy imports included: `from a.b import c`
+    points at the module a.b.c where there is one, else at a.b (a package: its __init__)."""
+    found = {m: path for m, path in modules() if m.split(".")[0] == package}
+    graph: dict[str, set[str]] = {}
+    for module, path in found.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = [(node.module, [a.name for a in node.names]) for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module]
+        targets = set()
+        for target in imports(path, module):
+            listed = next((n for m, n in names if m == target), [])
+            submodules = [f"{target}.{n}" for n in listed if f"{target}.{n}" in found]
+            targets |= set(submodules) if submodules else {target if target in found else f"{target}.__init__"}
+        graph[module] = {t for t in targets if t in found and t != module}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The cycles of `graph`, each once, as the path that closes it (depth-first search)."""
+    cycles, state, stack = [], {}, []
+
+    def visit(node: str) -> None:
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return cycles
+
+
+def test_the_cycle_finder_finds_cycles_and_only_cycles():
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+    assert import_cycles({"a": {"b"}, "b": set(), "c": {"a", "b"}}) == []
+
+
+def test_no_import_cycle_in_flowprep():
+    """No module imports, even lazily, a module that imports it back: each reads on its own, and a
+    folder's modules stack in floors."""
+    assert import_cycles(module_graph("flowprep")) == []

@@ -31,13 +31,11 @@ from flowprep.extract.config import (
     ExtractConfig,
     ExtractRun,
 )
-from flowprep.extract.flow_methods import FLOW_METHODS, get_method
 from flowprep.extract.run import run_extract
+from flowprep.flow.registry import FLOW_METHODS, get_method
 from flowprep.format.codecs import CODEC_HELP
 from flowprep.format.folder import ExtractionFolder
 from flowprep.format.shards import ShardFormatError
-
-DEFAULT_DEVICE_CHOICES = DEVICE_HELP
 
 
 def resolve_device(device: str, flow_method: str) -> str:
@@ -94,7 +92,7 @@ def parse_flow_params(method: str, pairs: tuple[str, ...]) -> dict[str, object]:
 @click.option("--flow-codec", default=DEFAULT_FLOW_CODEC, show_default=True, callback=check_codec, help=CODEC_HELP)
 @workers_option(0, help="Parallel worker processes; with a batched backend (tvl1-torch), decoding threads per "
                          "device (0 = all cores).")
-@device_option(help=f"Where a batched backend computes flow: {DEFAULT_DEVICE_CHOICES}, or auto: every GPU with a "
+@device_option(help=f"Where a batched backend computes flow: {DEVICE_HELP}, or auto: every GPU with a "
                     f"batched backend when there is one, else cpu. Not part of the extraction config: a run resumes "
                     f"on any device.")
 @click.option("--batch-size", "batch", type=click.IntRange(min=0), default=0, show_default=True,

@@ -36,8 +36,10 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from flowprep.extract.config import ExtractConfig
-from flowprep.extract.flow_methods import BatchFlow, FlowError, get_method
+from flowprep.extract.staged_run import when_room
 from flowprep.extract.video_job import VideoOutcome, extract_video
+from flowprep.flow.backend import BatchFlow, FlowError
+from flowprep.flow.registry import get_method
 from flowprep.format.manifest import ManifestEntry
 
 log = logging.getLogger("flowprep")
@@ -134,10 +136,10 @@ class FlowBatcher:
                 start = end
 
     def _codes(self, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The backend's codes of a batch, in parts of at most `max_fields`; out of device memory,
-        the part is halved (and so is every later batch) and tried again."""
+        """The backend's codes of a batch, in slices of at most `max_fields`; out of device memory,
+        the slice is halved (and so is every later batch) and tried again."""
         self._fit(first.shape[1:])
-        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        slices: list[tuple[np.ndarray, np.ndarray]] = []
         start = 0
         while start < len(first):
             size = min(self.max_fields, len(first) - start)
@@ -155,11 +157,11 @@ class FlowBatcher:
                     self.note(f"device out of memory for a batch of {size} flow fields; "
                               f"batches of at most {half} from now on")
                 continue
-            parts.append(result)
+            slices.append(result)
             start += size
-        if len(parts) == 1:
-            return parts[0]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        if len(slices) == 1:
+            return slices[0]
+        return np.concatenate([s[0] for s in slices]), np.concatenate([s[1] for s in slices])
 
     def _attempt(self, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """The codes, or None when the device ran out of memory."""
@@ -202,23 +204,20 @@ def window_pairs(max_fields: int, workers: int) -> int:
     return max(1, math.ceil(max_fields / (2 * 2 * workers)))
 
 
-def device_outcomes(jobs: Iterable[tuple[ManifestEntry, Path]], config_json: str, staging_dir: Path, device: str,
+def device_outcomes(videos: Iterable[tuple[ManifestEntry, Path]], config: ExtractConfig, staging_dir: Path, device: str,
                     workers: int, max_fields: int, note: Callable[[str], None] = log.info,
                     backend: BatchFlow | None = None, paths: dict[str, str] | None = None,
-                    bound: float = math.inf) -> Iterator[VideoOutcome]:
+                    max_staged: float = math.inf) -> Iterator[VideoOutcome]:
     """Run the video jobs on `workers` threads with their flow batched on `device`; yield each
-    outcome as its video finishes. At most 2 x workers jobs are started ahead, so `jobs` may be
+    outcome as its video finishes. At most 2 x workers jobs are started ahead, so `videos` may be
     a queue that other devices take from too. `backend` replaces the config's backend (a test
     injects faults through it); `paths[device]` gets the way the flow ran, at the end. A job
-    waits to start while the finished videos in staging exceed `bound` bytes
+    waits to start while the finished videos in staging exceed `max_staged` bytes
     (staged_run.wait_for_room): the thread waits, not this loop, which goes on handing finished
     outcomes to the packer."""
     import cv2
 
-    from flowprep.extract.staged_run import when_room
-
     cv2.setNumThreads(1)
-    config = ExtractConfig.from_json(config_json)
     if backend is None:
         backend = get_method(config.flow_method).create_batch(config.flow_params_dict, device)
     batcher = FlowBatcher(backend, config.bound, config.mean_subtraction, max_fields, note, _release_for(device))
@@ -228,8 +227,8 @@ def device_outcomes(jobs: Iterable[tuple[ManifestEntry, Path]], config_json: str
     running: set[Future] = set()
     pool = ThreadPoolExecutor(workers, thread_name_prefix="video")
     try:
-        for entry, source in jobs:
-            running.add(pool.submit(when_room, extract_video, staging_dir, bound, entry, source, config_json,
+        for entry, source in videos:
+            running.add(pool.submit(when_room, extract_video, staging_dir, max_staged, entry, source, config,
                                     staging_dir, batcher, window))
             if len(running) >= 2 * workers:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
@@ -287,16 +286,16 @@ class _Forward(logging.Handler):
         self.send(f"{record.levelname.lower()}: {record.getMessage()}")
 
 
-def _device_process(number: int, device: str, tasks, results, config_json: str, staging_dir: Path, workers: int,
-                    max_fields: int, bound: float = math.inf) -> None:
+def _device_process(number: int, device: str, tasks, results, config: ExtractConfig, staging_dir: Path, workers: int,
+                    max_fields: int, max_staged: float = math.inf) -> None:
     """Device `number`'s process: take videos from `tasks` until its end marker, put each outcome
     in `results`, then (number, _PATH, how the flow ran) and finally (number, _DONE). A video
-    starts once staging has room (`bound`)."""
+    starts once staging has room (`max_staged` bytes)."""
     visible, local = visible_device(device, os.environ.get("CUDA_VISIBLE_DEVICES"))
     if visible is not None:  # before anything initialises CUDA in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = visible
 
-    def jobs() -> Iterator[tuple[ManifestEntry, Path]]:
+    def from_queue() -> Iterator[tuple[ManifestEntry, Path]]:
         while (item := tasks.get()) is not None:
             yield item
 
@@ -307,28 +306,28 @@ def _device_process(number: int, device: str, tasks, results, config_json: str, 
     flowprep_log.addHandler(_Forward(note))
     flowprep_log.setLevel(min(flowprep_log.getEffectiveLevel(), logging.WARNING))
     paths: dict[str, str] = {}
-    for outcome in device_outcomes(jobs(), config_json, staging_dir, local, workers, max_fields, note, paths=paths,
-                                   bound=bound):
+    for outcome in device_outcomes(from_queue(), config, staging_dir, local, workers, max_fields, note, paths=paths,
+                                   max_staged=max_staged):
         results.put(outcome)
     results.put((number, _PATH, paths.get(local, "")))
     results.put((number, _DONE))
 
 
-def multi_device_outcomes(jobs: list[tuple[ManifestEntry, Path]], config_json: str, staging_dir: Path,
+def multi_device_outcomes(videos: list[tuple[ManifestEntry, Path]], config: ExtractConfig, staging_dir: Path,
                           devices: list[str], workers: int, max_fields: int,
                           note: Callable[[str], None] = log.info, paths: dict[str, str] | None = None,
-                          bound: float = math.inf) -> Iterator[VideoOutcome]:
+                          max_staged: float = math.inf) -> Iterator[VideoOutcome]:
     """`device_outcomes` on several devices, one spawned process each, taking videos from one
     queue (a fast device takes more). A process that dies stops the run with FlowError; what
     it had finished is packed by the next run, what it had not is redone."""
     context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked process
     tasks, results = context.Queue(), context.Queue()
-    for job in jobs:
-        tasks.put(job)
+    for video in videos:
+        tasks.put(video)
     for _ in devices:
         tasks.put(None)
     processes = [context.Process(target=_device_process, name=f"flowprep-{d}", daemon=True,
-                                 args=(i, d, tasks, results, config_json, staging_dir, workers, max_fields, bound))
+                                 args=(i, d, tasks, results, config, staging_dir, workers, max_fields, max_staged))
                  for i, d in enumerate(devices)]
     for p in processes:
         p.start()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from joblib import Parallel, parallel_config
 
@@ -47,25 +47,24 @@ def security(scheduler: str, ca_file: Path | None, cert: Path | None, key: Path 
                     require_encryption=True)
 
 
-def on_cluster(jobs: list, scheduler: str, tls=None, retries: int = RETRIES) -> Callable:
-    """run_jobs's outcomes of joblib `jobs` run by the scheduler's workers, each as it finishes."""
-    def outcomes(note: Callable[[str], None]):
-        from distributed import Client
+def on_cluster(jobs: list, scheduler: str, note: Callable[[str], None], tls=None, retries: int = RETRIES) -> Iterator:
+    """The outcomes of joblib `jobs` run by the scheduler's workers, each as it finishes (connecting
+    at the first one asked for); `note` prints a line above the progress bar."""
+    from distributed import Client
 
-        if scheduler.startswith("tcp://"):  # said at every run, not only in the docs
-            log.warning(PLAIN_TCP_WARNING, scheduler)
+    if scheduler.startswith("tcp://"):  # said at every run, not only in the docs
+        log.warning(PLAIN_TCP_WARNING, scheduler)
 
-        try:
-            client = Client(scheduler, security=tls, timeout="30s", set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise ClusterError(f"cannot reach the Dask scheduler {scheduler}: {' '.join(str(exc).split())}") from None
-        try:
-            workers = client.scheduler_info()["workers"]
-            note(f"Dask scheduler {scheduler}: {len(workers)} worker(s), "
-                 f"{sum(w.get('nthreads', 1) for w in workers.values())} thread(s)")
-            with parallel_config(backend="dask", client=client, retries=retries):
-                yield from Parallel(n_jobs=-1, batch_size=1, return_as="generator_unordered")(jobs)  # as in_processes
-        finally:
-            client.close()
+    try:
+        client = Client(scheduler, security=tls, timeout="30s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler {scheduler}: {' '.join(str(exc).split())}") from None
+    try:
+        workers = client.scheduler_info()["workers"]
+        note(f"Dask scheduler {scheduler}: {len(workers)} worker(s), "
+             f"{sum(w.get('nthreads', 1) for w in workers.values())} thread(s)")
+        with parallel_config(backend="dask", client=client, retries=retries):
+            yield from Parallel(n_jobs=-1, batch_size=1, return_as="generator_unordered")(jobs)  # as process_outcomes
+    finally:
+        client.close()
 
-    return outcomes

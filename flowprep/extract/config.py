@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from flowprep.extract.flow_methods import FLOW_METHODS, get_method
+from flowprep.flow.registry import FLOW_METHODS, get_method
 from flowprep.format.codecs import parse_codec
 from flowprep.format.quantize import DEFAULT_BOUND
 

@@ -1,7 +1,10 @@
 """`flowprep extract`: a dataset, in parallel, into shards; resumable, with every failure recorded.
 
-The run loop (staging, packing, resume, failures) is flowprep.extract.staged_run's; this module decides what
-to extract and with which config.
+`run_extract` is one extraction, read top to bottom: the videos of this run, its folder (locked,
+its config checked, what an earlier run left recovered: staged_run), the videos still to do, the
+jobs started (in processes, on a Dask cluster: cluster.py, or on devices: batched.py; each job is
+video_job.extract_video), their staging files packed into shards and their failures recorded
+(staged_run.pack_outcomes), the summary. The functions after it are those stages, in that order.
 """
 from __future__ import annotations
 
@@ -11,28 +14,28 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
 
 from joblib import delayed
 
 from flowprep.extract.batched import device_outcomes, multi_device_outcomes
 from flowprep.extract.cluster import on_cluster, security
 from flowprep.extract.config import ExtractRun, part_of
-from flowprep.extract.flow_methods import get_method
-from flowprep.extract.progress import format_duration
+from flowprep.extract.progress import Progress, format_duration
 from flowprep.extract.staged_run import (
-    AfterReady,
-    Outcomes,
-    in_processes,
-    run_jobs,
+    max_staged_bytes,
+    pack_outcomes,
+    process_outcomes,
     staged_run,
-    staging_bound,
     usable_workers,
     when_room,
 )
 from flowprep.extract.video_job import VideoOutcome, extract_video
+from flowprep.flow.registry import get_method
 from flowprep.format.folder import ExtractionFolder, Failure
 from flowprep.format.manifest import ManifestEntry, read_manifest
 from flowprep.format.safe_paths import RootGuard
+from flowprep.format.signals import deferred
 
 log = logging.getLogger("flowprep")
 
@@ -72,60 +75,45 @@ class ExtractSummary:
         ] + ([f"flow: {', '.join(f'{d} {p}' for d, p in self.flow_paths.items())}"] if self.flow_paths else [])
 
 
-def outcomes(run: ExtractRun, todo: list[ManifestEntry], config_json: str, staging_dir: Path,
-             paths: dict[str, str] | None = None, workers: int | None = None) -> Outcomes:
-    """How the videos are extracted: in `workers` worker processes (default: the run's), one video
-    each (the OpenCV backends), or by threads feeding batches to one process per device (batched
-    backends, batched.py); `paths[device]` gets the way a device ran the flow."""
-    workers = workers or run.n_workers
-    bound = staging_bound(run.shard_size_mb * 1e6)
-    if not get_method(run.extract.flow_method).batched:
-        jobs = [delayed(when_room)(extract_video, staging_dir, bound, e, run.video_root / e.path, config_json,
-                                   staging_dir, owner=os.getpid()) for e in todo]
-        if run.scheduler is not None:
-            tls = security(run.scheduler, run.tls_ca_file, run.tls_cert, run.tls_key)
-            return on_cluster(jobs, run.scheduler, tls)
-        return in_processes(jobs, workers)
-    check_devices(run.devices)
-    jobs = [(e, run.video_root / e.path) for e in todo]
-    if len(run.devices) == 1:
-        return lambda note: device_outcomes(jobs, config_json, staging_dir, run.devices[0], workers,
-                                            run.batch_fields, note, paths=paths, bound=bound)
-    return lambda note: multi_device_outcomes(jobs, config_json, staging_dir, run.devices, workers,
-                                              run.batch_fields, note, paths=paths, bound=bound)
+def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSummary:
+    """Extract every video of the manifest (or of this run's part of it) that is not yet done;
+    return what happened. The whole run, stage by stage."""
+    started = time.perf_counter()
+    config = run.extract
+    entries, scope = videos_of_run(run)
+    folder = run_folder(run)
+    # the folder locked for the whole run, its config checked or written, what an earlier run left recovered
+    with staged_run(folder, "extract", config, run.overwrite) as staging:
+        todo, refused = outside_video_root([e for e in entries if not staging.done(e.video_id)], run)
+        batched = get_method(config.flow_method).batched
+        workers = run.n_workers if run.scheduler else usable_workers(run.n_workers, processes=not batched)
+        log.info("config: %s", json.dumps(run.to_dict(), sort_keys=True))
+        log.info("%d videos in manifest: %d already done, %d to extract with %s on %d worker(s)",
+                 len(entries), len(entries) - len(todo), len(todo), config.flow_method, workers)
+        progress = Progress(len(todo) + len(refused), interactive=interactive)
+        flow_paths: dict[str, str] = {}  # device -> how a batched backend ran the flow, filled as devices finish
+        # the jobs start first (local workers at once), and pack_outcomes packs the videos an earlier
+        # run finished while they run: a resumed run is at work in seconds, however much it left staged
+        with deferred() as stop_while_starting:  # a stop waits until the jobs have a handle to close
+            running = start_jobs(run, todo, staging.dir, workers, progress.note, flow_paths)
+        # their staging files packed into shards, every failure recorded, the jobs closed on a stop
+        packed = pack_outcomes(staging, running, progress, config.to_json(), run.shard_size_mb * 1e6,
+                               failed_first=refused, stop_while_starting=stop_while_starting)
+        return ExtractSummary(
+            total=len(entries), skipped=len(entries) - len(todo), extracted=packed.finished,
+            failures=packed.failures, frames=packed.frames, pairs=packed.pairs, flow_seconds=packed.flow_seconds,
+            seconds=time.perf_counter() - started, shards=packed.shards, bytes_on_disk=packed.bytes_on_disk,
+            failures_file=folder.failures_path, scope=scope, flow_paths=flow_paths)
 
 
-def check_devices(devices: list[str]) -> None:
-    """Refuse, before any work, CUDA devices this machine does not have."""
-    if devices == ["cpu"]:
-        return
-    import torch
-
-    if not torch.cuda.is_available():
-        raise ExtractError(f"device {','.join(devices)} asked for, but CUDA is not available here; use --device cpu")
-    count = torch.cuda.device_count()
-    for d in devices:
-        index = int(d.split(":")[1]) if ":" in d else 0
-        if index >= count:
-            raise ExtractError(f"device {d} asked for, but this machine has {count} CUDA device(s)")
-
-
-def outside_video_root(todo: list[ManifestEntry], run: ExtractRun) -> tuple[list[ManifestEntry], list[VideoOutcome]]:
-    """Split the videos to do into those inside the video root and, unless --follow-symlinks,
-    the failures of those that resolve outside it (a symlink to elsewhere): a manifest can name
-    only files under the root, and a symlink in the root is no way around that."""
-    if run.follow_symlinks:
-        return todo, []
-    guard = RootGuard(run.video_root)
-    kept, refused = [], []
-    for e in todo:
-        real = guard.outside(run.video_root / e.path)
-        if real is None:
-            kept.append(e)
-        else:
-            refused.append(VideoOutcome(e.video_id, e.path, None, f"{e.path!r} is a symlink to {real!r}, outside the "
-                                        f"video root {str(run.video_root)!r}; pass --follow-symlinks to allow it"))
-    return kept, refused
+def videos_of_run(run: ExtractRun) -> tuple[list[ManifestEntry], str]:
+    """The manifest's videos, or this run's part of them (`part_of`), and what they are (the
+    summary's scope)."""
+    entries = read_manifest(run.manifest)
+    if run.num_parts == 1:
+        return entries, "manifest"
+    scope = f"part {run.part} of {run.num_parts} ({len(entries)} in the manifest)"
+    return [e for e in entries if part_of(e.video_id, run.num_parts) == run.part], scope
 
 
 def run_folder(run: ExtractRun) -> ExtractionFolder:
@@ -148,38 +136,60 @@ def run_folder(run: ExtractRun) -> ExtractionFolder:
     return top.part(run.part, run.num_parts)
 
 
-def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSummary:
-    """Extract every video of the manifest that is not yet done; return what happened."""
-    started = time.perf_counter()
-    entries = read_manifest(run.manifest)
-    config = run.extract
-    config_json = config.to_json()
-    scope = "manifest"
-    if run.num_parts > 1:
-        scope = f"part {run.part} of {run.num_parts} ({len(entries)} in the manifest)"
-        entries = [e for e in entries if part_of(e.video_id, run.num_parts) == run.part]
-    folder = run_folder(run)
-    with staged_run(folder, "extract", config, run.overwrite) as staging:
-        todo = [e for e in entries if not staging.done(e.video_id)]
-        todo, refused = outside_video_root(todo, run)
-        summary = ExtractSummary(total=len(entries), skipped=len(entries) - len(todo),
-                                 failures_file=folder.failures_path, scope=scope)
-        log.info("config: %s", json.dumps(run.to_dict(), sort_keys=True))
-        batched = get_method(config.flow_method).batched
-        workers = run.n_workers if run.scheduler else usable_workers(run.n_workers, processes=not batched)
-        log.info("%d videos in manifest: %d already done, %d to extract with %s on %d worker(s)",
-                 len(entries), summary.skipped, len(todo), config.flow_method, workers)
+def outside_video_root(todo: list[ManifestEntry], run: ExtractRun) -> tuple[list[ManifestEntry], list[VideoOutcome]]:
+    """Split the videos to do into those inside the video root and, unless --follow-symlinks,
+    the failures of those that resolve outside it (a symlink to elsewhere): a manifest can name
+    only files under the root, and a symlink in the root is no way around that."""
+    if run.follow_symlinks:
+        return todo, []
+    guard = RootGuard(run.video_root)
+    kept, refused = [], []
+    for e in todo:
+        real = guard.outside(run.video_root / e.path)
+        if real is None:
+            kept.append(e)
+        else:
+            refused.append(VideoOutcome(e.video_id, e.path, None, f"{e.path!r} is a symlink to {real!r}, outside the "
+                                        f"video root {str(run.video_root)!r}; pass --follow-symlinks to allow it"))
+    return kept, refused
 
-        def count(outcome: VideoOutcome) -> None:
-            summary.extracted += 1
-            summary.frames += outcome.frames
-            summary.pairs += outcome.pairs
-            summary.flow_seconds += outcome.flow_seconds
 
-        jobs = outcomes(run, todo, config_json, staging.dir, summary.flow_paths, workers)
-        result = run_jobs(staging, len(todo) + len(refused), lambda note: AfterReady(refused, jobs(note)), config_json,
-                          run.shard_size_mb * 1e6, count, interactive)
-        summary.failures = result.failures
-        summary.shards, summary.bytes_on_disk = result.shards, result.bytes_on_disk
-        summary.seconds = time.perf_counter() - started
-        return summary
+def start_jobs(run: ExtractRun, todo: list[ManifestEntry], staging_dir: Path, workers: int,
+               note: Callable[[str], None], flow_paths: dict[str, str]) -> Iterator[VideoOutcome]:
+    """Start extracting the videos `todo` into `staging_dir`; their outcomes, each as its video
+    finishes: in `workers` worker processes, one video each (the OpenCV backends), on a Dask
+    cluster's workers (--scheduler), or by `workers` threads feeding batches to one process per
+    device (batched backends, batched.py; `flow_paths[device]` gets the way a device ran the
+    flow). A job waits while staging holds more than `max_staged` bytes (staged_run.when_room); `note`
+    prints a line above the progress bar."""
+    max_staged = max_staged_bytes(run.shard_size_mb * 1e6)
+    if not get_method(run.extract.flow_method).batched:
+        jobs = [delayed(when_room)(extract_video, staging_dir, max_staged, e, run.video_root / e.path, run.extract,
+                                   staging_dir, owner=os.getpid()) for e in todo]
+        if run.scheduler is not None:
+            tls = security(run.scheduler, run.tls_ca_file, run.tls_cert, run.tls_key)
+            return on_cluster(jobs, run.scheduler, note, tls)
+        return process_outcomes(jobs, workers)
+    check_devices(run.devices)
+    videos = [(e, run.video_root / e.path) for e in todo]
+    if len(run.devices) == 1:
+        return device_outcomes(videos, run.extract, staging_dir, run.devices[0], workers, run.batch_fields, note,
+                               paths=flow_paths, max_staged=max_staged)
+    return multi_device_outcomes(videos, run.extract, staging_dir, run.devices, workers, run.batch_fields, note,
+                                 paths=flow_paths, max_staged=max_staged)
+
+
+def check_devices(devices: list[str]) -> None:
+    """Refuse, before any work, CUDA devices this machine does not have."""
+    if devices == ["cpu"]:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ExtractError(f"device {','.join(devices)} asked for, but CUDA is not available here; use --device cpu")
+    count = torch.cuda.device_count()
+    for d in devices:
+        index = int(d.split(":")[1]) if ":" in d else 0
+        if index >= count:
+            raise ExtractError(f"device {d} asked for, but this machine has {count} CUDA device(s)")
+

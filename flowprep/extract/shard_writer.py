@@ -45,12 +45,14 @@ class StagedVideo:
 
     Frames and fields are encoded as they come and written in batches of FLUSH_FRAMES: one h5py
     write per stream per batch, not several per frame, while memory stays bounded.
+    `stored_config` is the run's config as every shard stores it: its JSON (ExtractConfig.to_json,
+    ImportConfig.to_json), made where a shard is written.
     """
 
     FLUSH_FRAMES = 32
 
     def __init__(self, staging_dir: Path, video_id: str, width: int, height: int,
-                 rgb_codec: Codec, flow_codec: Codec, bound: float, extract_config_json: str) -> None:
+                 rgb_codec: Codec, flow_codec: Codec, bound: float, stored_config: str) -> None:
         self.final_path = staging_path(staging_dir, video_id)
         self.part_path = writing_path(self.final_path)
         self.rgb_codec, self.flow_codec = rgb_codec, flow_codec
@@ -61,7 +63,7 @@ class StagedVideo:
         self._file = h5py.File(self.part_path, "w")
         try:
             hdf5_space.reserve(self._file, self.part_path, 0)
-            write_header(self._file, extract_config_json, CREATED_BY)
+            write_header(self._file, stored_config, CREATED_BY)
             self._group = create_video(self._file[VIDEOS_GROUP], video_id, width, height, rgb_codec, flow_codec,
                                        bound)
         except BaseException:
@@ -118,7 +120,7 @@ class StagedVideo:
             self.discard()
 
 
-def pack_shard(staged: Iterable[Path], shard_path: Path, extract_config_json: str) -> list[str]:
+def pack_shard(staged: Iterable[Path], shard_path: Path, stored_config: str) -> list[str]:
     """Copy the video groups of staged files into a new shard, atomically; return the video ids.
 
     The staging files are left in place: the caller deletes them after the shard is visible, so
@@ -131,7 +133,7 @@ def pack_shard(staged: Iterable[Path], shard_path: Path, extract_config_json: st
     out = h5py.File(part, "w")
     try:
         hdf5_space.reserve(out, part, sum(path.stat().st_size for path in staged))  # a copy of them: no larger
-        write_header(out, extract_config_json, CREATED_BY)
+        write_header(out, stored_config, CREATED_BY)
         videos = out[VIDEOS_GROUP]
         for path in staged:
             with h5py.File(path, "r") as src:

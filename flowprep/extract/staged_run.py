@@ -14,6 +14,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
@@ -24,7 +25,7 @@ from flowprep.extract.shard_writer import pack_shard
 from flowprep.format.faults import DiskFullError, disk_full, fault_point, is_disk_full
 from flowprep.format.folder import ExtractionFolder, Failure, IndexEntry, RunSettings, scan_shard, staged_video_id
 from flowprep.format.shards import SHARD_SUFFIX
-from flowprep.format.signals import Stop, deferred, leave_stops_to, received
+from flowprep.format.signals import Deferred, Stop, deferred, leave_stops_to, received
 
 log = logging.getLogger("flowprep")
 
@@ -36,7 +37,9 @@ class StagedOutcome(Protocol):
     source: str
     staged: Path | None
     error: str | None
+    frames: int
     pairs: int
+    flow_seconds: float
 
 
 @dataclass
@@ -63,8 +66,18 @@ class Staging:
 @dataclass
 class StagedRunResult:
     failures: list[Failure] = field(default_factory=list)
+    finished: int = 0  # videos this run's jobs finished, and their frames, pairs and time in the flow backend
+    frames: int = 0
+    pairs: int = 0
+    flow_seconds: float = 0.0
     shards: int = 0
     bytes_on_disk: int = 0
+
+    def count(self, outcome: StagedOutcome) -> None:
+        self.finished += 1
+        self.frames += outcome.frames
+        self.pairs += outcome.pairs
+        self.flow_seconds += outcome.flow_seconds
 
 
 @contextmanager
@@ -101,11 +114,11 @@ def open_staging(folder: ExtractionFolder) -> Staging:
 class ShardPacker:
     """Collects finished staging files and packs them into shards of about `target_bytes`."""
 
-    def __init__(self, folder: ExtractionFolder, config_json: str, target_bytes: float, index: dict[str, IndexEntry],
+    def __init__(self, folder: ExtractionFolder, stored_config: str, target_bytes: float, index: dict[str, IndexEntry],
                  note: Callable[[str], None] = log.info) -> None:
         self.folder = folder
         self.note = note
-        self.config_json = config_json
+        self.stored_config = stored_config  # what each shard stores as its config (JSON)
         self.target_bytes = target_bytes
         self.index = index
         self.pending: list[Path] = []
@@ -121,7 +134,7 @@ class ShardPacker:
         if not self.pending:
             return
         shard = self.folder.next_shard_path()
-        pack_shard(self.pending, shard, self.config_json)
+        pack_shard(self.pending, shard, self.stored_config)
         # the index is written before the staging files go: if killed here, resume finds the
         # videos in a shard and deletes their staging copies
         for entry in scan_shard(shard, self.folder.root):
@@ -134,27 +147,6 @@ class ShardPacker:
         self.pending, self.pending_bytes = [], 0
 
 
-Outcomes = Callable[[Callable[[str], None]], Iterable[StagedOutcome]]
-
-
-class AfterReady:
-    """The outcomes `ready` (known before any work: videos refused up front), then those of
-    `running`, jobs already started. `close()` ends the running jobs: run_jobs calls it before the
-    run's lock is let go. (An itertools.chain hid joblib's generator from it: the workers were
-    ended only when the garbage collector got to it, after the lock was free.)"""
-
-    def __init__(self, ready: Iterable[StagedOutcome], running: Iterable[StagedOutcome]) -> None:
-        self.ready, self.running = ready, running
-
-    def __iter__(self) -> Iterator[StagedOutcome]:
-        yield from self.ready
-        yield from self.running
-
-    def close(self) -> None:
-        close = getattr(self.running, "close", None)
-        if close is not None:
-            close()
-
 # Finished videos wait in staging until the main process packs them. Workers faster than the
 # packing (small shards, a slow file system) would pile them up for the whole run: a job first
 # waits while the unpacked videos exceed this many shards' worth, so staging holds at most that
@@ -163,7 +155,7 @@ STAGING_SHARDS = 3
 ROOM_POLL_S = 0.05
 
 
-def staging_bound(shard_bytes: float) -> float:
+def max_staged_bytes(shard_bytes: float) -> float:
     return STAGING_SHARDS * shard_bytes
 
 
@@ -183,19 +175,19 @@ def staged_bytes(staging_dir: Path) -> int:
     return total
 
 
-def wait_for_room(staging_dir: Path, bound: float) -> None:
-    """Block while the finished videos waiting in staging exceed `bound` bytes (the main process
+def wait_for_room(staging_dir: Path, max_staged: float) -> None:
+    """Block while the finished videos waiting in staging exceed `max_staged` bytes (the main process
     packs them meanwhile)."""
-    while staged_bytes(staging_dir) > bound:
+    while staged_bytes(staging_dir) > max_staged:
         time.sleep(ROOM_POLL_S)
 
 
-def when_room(job: Callable, staging_dir: Path, bound: float, *args: Any, owner: int | None = None) -> Any:
+def when_room(job: Callable, staging_dir: Path, max_staged: float, *args: Any, owner: int | None = None) -> Any:
     """`job(*args)` once staging has room (wait_for_room): how a worker runs a video job. `owner`:
     the pid of the run's main process, which acts on stop signals for its worker processes."""
     if owner is not None:
         leave_stops_to(owner)
-    wait_for_room(staging_dir, bound)
+    wait_for_room(staging_dir, max_staged)
     return job(*args)
 
 
@@ -223,9 +215,9 @@ def usable_workers(asked: int, processes: bool = True) -> int:
     return asked
 
 
-def in_processes(jobs: list, workers: int) -> Outcomes:
-    """joblib `jobs` (delayed calls returning StagedOutcome) on `workers` processes (usable_workers:
-    at most one a core), as run_jobs's outcomes: each as its job finishes."""
+def process_outcomes(jobs: list, workers: int) -> Iterator[StagedOutcome]:
+    """joblib `jobs` (delayed calls returning StagedOutcome), started now on `workers` processes
+    (usable_workers: at most one a core); their outcomes, each as its job finishes."""
     workers = usable_workers(workers)
     # a run that stops (a full disk, Ctrl-C) cancels the jobs it had queued: joblib's warning about
     # them would only add lines to the one-line error
@@ -233,27 +225,25 @@ def in_processes(jobs: list, workers: int) -> Outcomes:
     # one video a task (batch_size=1): a task of several videos returns none of their outcomes until
     # the last is done, so the first ones' staging files could not be packed while the later ones
     # wait for room in staging (wait_for_room) -- a deadlock once staging is full
-    return lambda note: Parallel(n_jobs=min(workers, max(1, len(jobs))), batch_size=1,
-                                 return_as="generator_unordered")(jobs)
+    return Parallel(n_jobs=min(workers, max(1, len(jobs))), batch_size=1, return_as="generator_unordered")(jobs)
 
 
-def run_jobs(staging: Staging, total: int, outcomes: Outcomes, config_json: str, shard_bytes: float,
-             on_success: Callable[[StagedOutcome], None], interactive: bool | None = None) -> StagedRunResult:
-    """Take the `total` jobs' outcomes as they finish (`outcomes(note)`: the jobs running, in
-    processes or on a device; `note` prints a line above the progress bar), pack their staging
-    files into shards and record failures in failures.jsonl."""
+def pack_outcomes(staging: Staging, running: Iterator[StagedOutcome], progress: Progress, stored_config: str,
+                  shard_bytes: float, failed_first: Iterable[StagedOutcome] = (),
+                  on_success: Callable[[StagedOutcome], None] | None = None,
+                  stop_while_starting: Deferred | None = None) -> StagedRunResult:
+    """Pack the staging files of the `running` jobs' outcomes into shards of about `shard_bytes`
+    as they finish (each shard stores `stored_config`, its config as JSON), record the failures
+    in failures.jsonl (`failed_first`: videos refused before any job, recorded first), and count
+    both on `progress`; on a stop or an error, close the jobs before returning. The videos an
+    earlier run finished are packed first, while the jobs, already started, run.
+
+    `stop_while_starting`: the jobs were started inside it (`deferred()`, so that a stop could not
+    cut their start and leave no handle to close: seen under load, workers alive after the lock
+    was let go); a stop it holds is acted on here first, and the jobs are closed."""
     folder = staging.folder
     result = StagedRunResult()
-    progress = Progress(total, interactive=interactive)
-    packer = ShardPacker(folder, config_json, shard_bytes, staging.index, note=progress.note)
-    folder.write_failures([])
-    # the jobs start first (local workers at once), and the videos an earlier run finished are
-    # packed meanwhile: a resumed run is at work in seconds, however much it left staged
-    # the jobs' handle is held before a stop may end the run: a stop raised while joblib was still
-    # starting them (its workers already at work) left no generator to close, and the workers were
-    # alive when the lock was let go (seen under load, SIGTERM to the main process)
-    with deferred() as stop_while_starting:
-        running = outcomes(progress.note)
+    packer = ShardPacker(folder, stored_config, shard_bytes, staging.index, note=progress.note)
 
     def pack(staged: Path | None = None) -> None:
         # a stop signal waits for the video's copy into its shard to end: raised inside h5py's
@@ -267,11 +257,12 @@ def run_jobs(staging: Staging, total: int, outcomes: Outcomes, config_json: str,
             raise stop.stop()
 
     try:
-        if stop_while_starting.requested:
+        if stop_while_starting is not None and stop_while_starting.requested:
             raise stop_while_starting.stop()
+        folder.write_failures([])
         for p in staging.staged:
             pack(p)
-        for outcome in running:
+        for outcome in chain(failed_first, running):
             if received() is not None:  # a stop whose exception a library swallowed (signals.install)
                 raise Stop(received())
             progress.update(outcome.video_id, outcome.pairs, outcome.error)
@@ -279,7 +270,9 @@ def run_jobs(staging: Staging, total: int, outcomes: Outcomes, config_json: str,
                 result.failures.append(Failure(outcome.video_id, outcome.source, outcome.error))
                 folder.write_failures(result.failures)
                 continue
-            on_success(outcome)
+            result.count(outcome)
+            if on_success is not None:
+                on_success(outcome)
             pack(outcome.staged)
         pack()
     except OSError as exc:
@@ -301,3 +294,4 @@ def run_jobs(staging: Staging, total: int, outcomes: Outcomes, config_json: str,
     result.shards = len(shards)
     result.bytes_on_disk = sum(p.stat().st_size for p in shards)
     return result
+

@@ -23,9 +23,10 @@ import numpy as np
 
 from flowprep.extract.config import ExtractConfig
 from flowprep.extract.decode import VideoError, VideoInfo, iter_kept_frames, open_video
-from flowprep.extract.flow_methods import BatchFlow, FlowError, get_method
 from flowprep.extract.frames import FrameSampler, output_size, resize, to_gray
 from flowprep.extract.shard_writer import StagedVideo
+from flowprep.flow.backend import BatchFlow, FlowError
+from flowprep.flow.registry import get_method
 from flowprep.format.codecs import parse_codec
 from flowprep.format.faults import disk_full, is_disk_full, quiet_hdf5_after_disk_full
 from flowprep.format.manifest import ManifestEntry
@@ -65,9 +66,8 @@ class InlineFlow:
 
 
 @lru_cache(maxsize=4)
-def _flow_for(config_json: str) -> BatchFlow:
+def _flow_for(config: ExtractConfig) -> BatchFlow:
     """One flow backend object per worker process and config, reused across videos."""
-    config = ExtractConfig.from_json(config_json)
     return get_method(config.flow_method).create_batch(config.flow_params_dict)
 
 
@@ -93,18 +93,17 @@ def frame_sampler(info: VideoInfo, config: ExtractConfig) -> FrameSampler:
         raise VideoError(str(exc)) from None
 
 
-def extract_video(entry: ManifestEntry, source: Path, config_json: str, staging_dir: Path,
+def extract_video(entry: ManifestEntry, source: Path, config: ExtractConfig, staging_dir: Path,
                   flow: FlowSubmitter | None = None, window: int = 1) -> VideoOutcome:
     """Extract one video into `staging_dir`; never raises for a bad video, returns the reason.
     Without `flow` (a worker process), the config's backend computes flow here, one pair at a time."""
     cv2.setNumThreads(1)  # one core per worker: parallelism comes from processes or threads
     quiet_hdf5_after_disk_full()
     started = time.perf_counter()
-    config = ExtractConfig.from_json(config_json)
     try:
         if flow is None:
-            flow = InlineFlow(_flow_for(config_json), config.bound, config.mean_subtraction)
-        return _extract(entry, source, config, config_json, staging_dir, started, flow, window)
+            flow = InlineFlow(_flow_for(config), config.bound, config.mean_subtraction)
+        return _extract(entry, source, config, staging_dir, started, flow, window)
     except (VideoError, FlowError) as exc:
         reason = str(exc)
     except cv2.error as exc:
@@ -118,14 +117,14 @@ def extract_video(entry: ManifestEntry, source: Path, config_json: str, staging_
     return VideoOutcome(entry.video_id, str(source), None, reason, seconds=time.perf_counter() - started)
 
 
-def _extract(entry: ManifestEntry, source: Path, config: ExtractConfig, config_json: str,
-             staging_dir: Path, started: float, flow: FlowSubmitter, window: int) -> VideoOutcome:
+def _extract(entry: ManifestEntry, source: Path, config: ExtractConfig, staging_dir: Path, started: float,
+             flow: FlowSubmitter, window: int) -> VideoOutcome:
     cap, info = open_video(source)
     sampler = frame_sampler(info, config)
     fixed = (config.width, config.height) if config.short_side is None else None
     size = output_size(info.width, info.height, fixed, config.short_side)
     with StagedVideo(staging_dir, entry.video_id, size[0], size[1], parse_codec(config.rgb_codec),
-                     parse_codec(config.flow_codec), config.bound, config_json) as staged:
+                     parse_codec(config.flow_codec), config.bound, config.to_json()) as staged:
         in_flight: deque[Future] = deque()
         prevs: list[np.ndarray] = []
         nexts: list[np.ndarray] = []

@@ -31,9 +31,9 @@ import numpy as np
 from joblib import delayed
 
 from flowprep.extract.config import ImportConfig, check_run_options, worker_count
-from flowprep.extract.progress import format_duration
+from flowprep.extract.progress import Progress, format_duration
 from flowprep.extract.shard_writer import StagedVideo
-from flowprep.extract.staged_run import in_processes, run_jobs, staged_run
+from flowprep.extract.staged_run import pack_outcomes, process_outcomes, staged_run
 from flowprep.extract.video_job import VideoOutcome
 from flowprep.format.codecs import CodecError, parse_codec
 from flowprep.format.faults import disk_full, is_disk_full
@@ -42,6 +42,7 @@ from flowprep.format.manifest import ManifestEntry, read_manifest, validate_vide
 from flowprep.format.quantize import DEFAULT_BOUND, LEVELS, dequantize
 from flowprep.format.safe_paths import check_inside, check_label_name
 from flowprep.format.shards import VideoAttrs
+from flowprep.format.signals import deferred
 from flowprep.rawframes.annotations import entries_from_annotations, expand_annotations
 from flowprep.rawframes.layout import BACKWARD_X, RawframesError, is_frame_dir, plan_frames, scan_frame_dir
 from flowprep.rawframes.record import EXPORT_RECORD, ExportRecord, read_export_record
@@ -343,8 +344,11 @@ def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportS
                 log.info("%s: dropped %s", outcome.video_id, outcome.dropped)
 
         jobs = [delayed(import_video)(s, config_json, staging.dir) for s in todo]
-        result = run_jobs(staging, len(jobs), in_processes(jobs, run.n_workers), config_json, run.shard_size_mb * 1e6,
-                          count, interactive)
+        progress = Progress(len(jobs), interactive=interactive)
+        with deferred() as stop_while_starting:  # a stop waits until the jobs have a handle to close
+            running = process_outcomes(jobs, run.n_workers)
+        result = pack_outcomes(staging, running, progress, config_json, run.shard_size_mb * 1e6, on_success=count,
+                               stop_while_starting=stop_while_starting)
         summary.failures = result.failures
         summary.shards, summary.bytes_on_disk = result.shards, result.bytes_on_disk
         summary.seconds = time.perf_counter() - started

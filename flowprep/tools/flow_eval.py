@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from joblib import Parallel, delayed
 
-from flowprep.extract.flow_methods import make_flow
+from flowprep.flow.registry import make_flow
 
 FLO_MAGIC = b"PIEH"
 

@@ -12,8 +12,8 @@ import torch
 
 from flowprep.extract.batched import FlowBatcher, device_outcomes, multi_device_outcomes
 from flowprep.extract.config import ExtractConfig
-from flowprep.extract.tvl1_torch import TorchTVL1, TVL1Params
 from flowprep.extract.video_job import both_directions
+from flowprep.flow.tvl1_torch import TorchTVL1, TVL1Params
 from flowprep.format.folder import ExtractionFolder
 from flowprep.format.manifest import read_manifest
 from flowprep.format.quantize import dequantize
@@ -53,16 +53,16 @@ def videos(tmp_path_factory):
     return [(e, manifest.parent / e.path) for e in read_manifest(manifest)]
 
 
-def config_json(**options) -> str:
+def tvl1_torch_config(**options) -> ExtractConfig:
     return ExtractConfig(flow_method="tvl1-torch", flow_params=tuple(FAST.items()), width=128, height=96,
-                         **options).to_json()
+                         **options)
 
 
 def test_out_of_memory_halves_the_batch_and_loses_no_video(videos, tmp_path):
     notes = []
     device = SmallDevice(fields=4, **FAST)
     (tmp_path / "oom").mkdir()
-    outcomes = list(device_outcomes(videos, config_json(), tmp_path / "oom", "cpu", workers=2, max_fields=16,
+    outcomes = list(device_outcomes(videos, tvl1_torch_config(), tmp_path / "oom", "cpu", workers=2, max_fields=16,
                                     note=notes.append, backend=device))
     assert sorted(o.video_id for o in outcomes) == sorted(MOTIONS) and not [o for o in outcomes if o.error]
     assert device.refused >= 1 and notes[0].startswith("device out of memory for a batch of")
@@ -71,7 +71,7 @@ def test_out_of_memory_halves_the_batch_and_loses_no_video(videos, tmp_path):
     assert cap and 1 <= int(cap.group(1)) <= 4
     # the flow is the flow: the same codes as a device with room for every batch
     (tmp_path / "roomy").mkdir()
-    roomy = {o.video_id: o for o in device_outcomes(videos, config_json(), tmp_path / "roomy", "cpu", 2, 16,
+    roomy = {o.video_id: o for o in device_outcomes(videos, tvl1_torch_config(), tmp_path / "roomy", "cpu", 2, 16,
                                                     backend=SmallDevice(fields=1000, **FAST))}
     for outcome in outcomes:
         with open_shard(outcome.staged) as a, open_shard(roomy[outcome.video_id].staged) as b:
@@ -82,7 +82,7 @@ def test_out_of_memory_halves_the_batch_and_loses_no_video(videos, tmp_path):
 
 def test_several_device_processes_take_videos_from_one_queue(videos, tmp_path):
     paths: dict[str, str] = {}
-    outcomes = list(multi_device_outcomes(videos, config_json(), tmp_path, ["cpu", "cpu"], workers=1, max_fields=8,
+    outcomes = list(multi_device_outcomes(videos, tvl1_torch_config(), tmp_path, ["cpu", "cpu"], workers=1, max_fields=8,
                                           paths=paths))
     assert sorted(o.video_id for o in outcomes) == sorted(MOTIONS)  # each video once
     assert paths == {"cpu": "eager"}  # each device process reported the way its flow ran

@@ -19,8 +19,10 @@ import pytest
 import flowprep.format.folder as folder_module
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.decode import VideoError, VideoInfo
+from flowprep.extract.progress import Progress
 from flowprep.extract.run import run_extract
-from flowprep.extract.video_job import frame_sampler
+from flowprep.extract.staged_run import Staging, pack_outcomes
+from flowprep.extract.video_job import VideoOutcome, frame_sampler
 from flowprep.format.folder import LOCK_FILE, ExtractionFolder, FolderError
 from flowprep.format.shards import open_shard, video_reader
 from tests.support.videos import moving_square_frames, square_box, write_video
@@ -250,3 +252,34 @@ def test_fps_on_a_video_without_a_frame_rate_is_that_videos_failure():
         frame_sampler(VideoInfo(fps=0.0, width=48, height=32, header_frames=0), ExtractConfig(fps=10.0))
     assert frame_sampler(VideoInfo(fps=0.0, width=48, height=32, header_frames=0), ExtractConfig()).ratio == 1.0
     assert frame_sampler(VideoInfo(fps=30.0, width=48, height=32, header_frames=0), ExtractConfig(fps=10.0)).ratio == 1 / 3
+
+
+class Jobs:
+    """Started jobs as the packing loop sees them: their outcomes, and close() (what ends them)."""
+
+    def __init__(self, outcomes: list) -> None:
+        self.outcomes, self.closed = iter(outcomes), False
+
+    def __iter__(self) -> "Jobs":
+        return self
+
+    def __next__(self):
+        return next(self.outcomes)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_run_that_stops_closes_its_jobs_before_it_returns(tmp_path):
+    """The loop ends the jobs it packs for when it stops, with refused videos recorded before them
+    (closing only a chain of the two ended nothing: a chain has no close)."""
+    folder = ExtractionFolder(tmp_path / "out")
+    folder.staging_dir.mkdir(parents=True)
+    staging = Staging(folder, index={}, staged=[])  # a fresh folder's
+    refused = [VideoOutcome("a", "a.avi", None, "outside the video root")]
+    jobs = Jobs([VideoOutcome("b", "b.avi", tmp_path / "gone.h5", None, frames=2, pairs=1)])  # packing it fails
+    with pytest.raises(FileNotFoundError):
+        pack_outcomes(staging, jobs, Progress(2, interactive=False), ExtractConfig().to_json(), 1e6,
+                      failed_first=refused)
+    assert jobs.closed
+    assert [f.video_id for f in folder.read_own_failures()] == ["a"]

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from flowprep.extract.flow_methods import make_flow
+from flowprep.flow.registry import make_flow
 from flowprep.tools.flow_eval import average_epe, endpoint_error, flyingchairs_pairs, read_flo
 
 

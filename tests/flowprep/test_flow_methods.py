@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from flowprep.extract.flow_methods import FLOW_METHODS, get_method, make_flow
 from flowprep.extract.frames import to_gray
 from flowprep.extract.video_job import both_directions
+from flowprep.flow.registry import FLOW_METHODS, get_method, make_flow
 from flowprep.format.quantize import dequantize
 from tests.support.videos import moving_square_frames, square_box, texture
 

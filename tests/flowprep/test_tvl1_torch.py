@@ -4,6 +4,7 @@ device, and the fused kernels against the PyTorch operations (Triton's interpret
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -12,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from flowprep.extract.flow_methods import get_method, make_flow
 from flowprep.extract.frames import resize, to_gray
-from flowprep.extract.tvl1_torch import TorchTVL1, TVL1Params, median_filter, pyramid_sizes, resize_linear, warp
+from flowprep.flow.registry import get_method, make_flow
+from flowprep.flow.tvl1_torch import TorchTVL1, TVL1Params, median_filter, pyramid_sizes, resize_linear, warp
 from flowprep.format.quantize import field_mean, quantize_planes
 from flowprep.tools.flow_eval import endpoint_error, read_flo
 from tests.conftest import REPO
@@ -142,8 +143,8 @@ def test_codes_quantised_on_the_device_are_the_cpu_rule():
 
 FUSED_CHECK = """
 import torch
-from flowprep.extract.tvl1_torch import TVL1Params, inner_iteration
-from flowprep.extract.tvl1_kernels import PairFlags, fused_iteration
+from flowprep.flow.tvl1_torch import TVL1Params, inner_iteration
+from flowprep.flow.tvl1_kernels import PairFlags, fused_iteration
 torch.manual_seed(0)
 state = {k: torch.randn(3, 23, 37) for k in ("u1", "u2", "p11", "p12", "p21", "p22", "i1wx", "i1wy", "rho_c")}
 state["grad"] = state["i1wx"] ** 2 + state["i1wy"] ** 2
@@ -164,8 +165,8 @@ for k in a:
 # the kernels kept the loop's state: the next flags, the next error sums zeroed, the iterations counted
 assert flags.parity == 1 and flags.active[1].tolist() == expected, flags.active[1]
 assert not flags.error[1].any() and flags.iterations.tolist() == [1, 0, 1]
-from flowprep.extract.tvl1_kernels import median5
-from flowprep.extract.tvl1_torch import median_filter
+from flowprep.flow.tvl1_kernels import median5
+from flowprep.flow.tvl1_torch import median_filter
 u, v = torch.randn(3, 13, 17), torch.randn(3, 13, 17)
 m, n = median5(u, v, active.to(torch.int8))
 for got, x in ((m, u), (n, v)):
@@ -173,7 +174,7 @@ for got, x in ((m, u), (n, v)):
     assert torch.equal(got[1], x[1])
 # the whole method on the fused kernels, pairs leaving the batch as they converge
 import numpy as np
-from flowprep.extract.tvl1_torch import TorchTVL1
+from flowprep.flow.tvl1_torch import TorchTVL1
 import cv2
 from tests.support.videos import moving_square_frames
 frames = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in moving_square_frames(3, 64, 48, 16, velocity=(2, 1))]
@@ -214,3 +215,44 @@ def test_on_a_gpu_the_fields_are_the_cpus(shared_data, kernels):
     on_cpu = TorchTVL1(TVL1Params()).flow(np.stack(first), np.stack(second))
     on_gpu = TorchTVL1(TVL1Params(), "cuda", kernels=kernels).flow(np.stack(first), np.stack(second))
     assert np.linalg.norm(on_cpu - on_gpu, axis=-1).mean() < 0.05
+
+
+def odd_even_merge_sort(lo: int, n: int) -> list[tuple[int, int]]:
+    """Batcher's odd-even merge sort of inputs lo..lo+n-1 (n a power of two), as compare-exchanges."""
+    def merge(lo: int, n: int, r: int) -> list[tuple[int, int]]:
+        step = 2 * r
+        if step >= n:
+            return [(lo, lo + r)]
+        return merge(lo, n, step) + merge(lo + r, n, step) + [(i, i + r) for i in range(lo + r, lo + n - r, step)]
+
+    if n < 2:
+        return []
+    half = n // 2
+    return odd_even_merge_sort(lo, half) + odd_even_merge_sort(lo + half, half) + merge(lo, n, 1)
+
+
+def median25_network() -> list[tuple[int, int]]:
+    """The 13th smallest of 25 values: Batcher's network of 32 inputs, 7 of them +inf (a compare-
+    exchange with one of them changes nothing: dropped), pruned, from the last compare-exchange
+    back, to those whose outputs the 13th place depends on."""
+    network = [(a, b) for a, b in odd_even_merge_sort(0, 32) if b < 25]
+    needed, kept = {12}, []
+    for a, b in reversed(network):
+        if a in needed or b in needed:
+            kept.append((a, b))
+            needed |= {a, b}
+    return kept[::-1]
+
+
+def test_the_median_kernel_is_batchers_network_pruned():
+    """How the 113 compare-exchanges of tvl1_kernels._median25 were made: rebuilt here, line for line."""
+    source = (REPO / "flowprep" / "flow" / "tvl1_kernels.py").read_text(encoding="utf-8")
+    body = source.split("def _median25", 1)[1].split("return v12", 1)[0]
+    kernel = [(int(a), int(b)) for a, b in re.findall(r"v(\d+), v(\d+) = tl\.minimum\(v\1, v\2\)", body)]
+    assert len(kernel) == 113 and kernel == median25_network()
+    values = np.random.default_rng(0).normal(size=(200, 25))
+    for row in values:  # and it is a median: the network run on numbers
+        v = list(row)
+        for a, b in kernel:
+            v[a], v[b] = min(v[a], v[b]), max(v[a], v[b])
+        assert v[12] == np.median(row)

@@ -152,7 +152,7 @@ class SmallDevice:
     fails, with torch.OutOfMemoryError (the fault, injected on the CPU)."""
 
     def __init__(self, fields: int, **params) -> None:
-        from flowprep.extract.tvl1_torch import TorchTVL1, TVL1Params
+        from flowprep.flow.tvl1_torch import TorchTVL1, TVL1Params
 
         self.backend, self.fields, self.refused = TorchTVL1(TVL1Params(**params)), fields, 0
 
@@ -176,8 +176,7 @@ def device_out_of_memory(work: Path) -> Record:
     manifest = make_dataset(work / "oom_videos", videos=4, frames=8)
     videos = [(e, manifest.parent / e.path) for e in read_manifest(manifest)]
     fast = {"nscales": 3, "warps": 1}  # small frames need no deeper pyramid; the scenario is of the batching
-    config = ExtractConfig(flow_method="tvl1-torch", flow_params=tuple(fast.items()), width=SIZE[0],
-                           height=SIZE[1]).to_json()
+    config = ExtractConfig(flow_method="tvl1-torch", flow_params=tuple(fast.items()), width=SIZE[0], height=SIZE[1])
     small, notes = SmallDevice(fields=4, **fast), []
     runs = {}
     for name, device in (("small", small), ("roomy", SmallDevice(fields=1000, **fast))):

@@ -280,8 +280,9 @@ def staging_bound_run(work: Path) -> Record:
     file system), the finished videos waiting in staging never exceed the bound (3 shards' worth)
     plus one video a worker; the run ends complete."""
     from flowprep.extract.config import ExtractConfig, ExtractRun
-    from flowprep.extract.run import outcomes, run_folder
-    from flowprep.extract.staged_run import run_jobs, staged_bytes, staged_run, staging_bound
+    from flowprep.extract.progress import Progress
+    from flowprep.extract.run import run_folder, start_jobs
+    from flowprep.extract.staged_run import max_staged_bytes, pack_outcomes, staged_bytes, staged_run
     from flowprep.format.folder import ExtractionFolder
     from flowprep.format.manifest import read_manifest
     from tests.support.reliability.common import SIZE
@@ -310,16 +311,18 @@ def staging_bound_run(work: Path) -> Record:
     try:
         with staged_run(folder, "extract", config, False) as staging:
             todo = read_manifest(manifest)
-            result = run_jobs(staging, len(todo), outcomes(job, todo, config.to_json(), staging.dir), config.to_json(),
-                              shard_bytes, lambda outcome: time.sleep(0.4), interactive=False)
+            progress = Progress(len(todo), interactive=False)
+            running = start_jobs(job, todo, staging.dir, job.n_workers, progress.note, {})
+            result = pack_outcomes(staging, running, progress, config.to_json(), shard_bytes,
+                                   on_success=lambda outcome: time.sleep(0.4))  # a slow packer
     finally:
         finished.set()
         sampler.join()
-    limit = staging_bound(shard_bytes) + job.n_workers * largest[0]
+    limit = max_staged_bytes(shard_bytes) + job.n_workers * largest[0]
     complete = not result.failures and len(ExtractionFolder(out).read_index()) == 12
     held = complete and max(samples) <= limit
     return Record("scale of resume", "staging with 0.02 MB shards and a slow packer", held,
-                  f"at most {max(samples) / 1e3:.0f} kB staged at once; bound {staging_bound(shard_bytes) / 1e3:.0f} kB "
+                  f"at most {max(samples) / 1e3:.0f} kB staged at once; bound {max_staged_bytes(shard_bytes) / 1e3:.0f} kB "
                   f"+ {job.n_workers} x {largest[0] / 1e3:.0f} kB; complete: {complete}")
 
 

@@ -185,7 +185,8 @@ def fused_iteration(state: dict[str, torch.Tensor], params, flags: PairFlags, sc
 
 # The median of 25 values by a sorting network: Batcher's odd-even merge sort of 32 inputs (7 of
 # them +inf), pruned to the 113 compare-exchanges that decide the 13th smallest. Generated once
-# by a script (docs/gpu_flow.md); test_tvl1_torch checks it against torch.median.
+# by a script that is not in the repository; tests/flowprep/test_tvl1_torch.py rebuilds the
+# network (median25_network) and checks these lines against it, and the kernel against torch.median.
 @triton.jit
 def _median25(src, base, x, y, height, width, near):
     v0 = tl.load(src + base + tl.minimum(tl.maximum(y + -2, 0), height - 1) * width + tl.minimum(tl.maximum(x + -2, 0), width - 1), mask=near, other=0.0)

@@ -33,7 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from flowprep.extract.flow_methods import TVL1
+from flowprep.flow.backend import check_batch
+from flowprep.flow.tvl1_params import TVL1_PARAMS
 
 log = logging.getLogger("flowprep")
 
@@ -41,12 +42,12 @@ MIN_SIZE = 16  # OpenCV stops the pyramid at the first level narrower or lower t
 
 
 _NAMES = {"lambda": "lam"}  # the registry's parameter names that are Python keywords, as fields here
-_DEFAULTS = {_NAMES.get(name, name): value for name, value in TVL1.resolve().items()}
+_DEFAULTS = {_NAMES.get(p.name, p.name): p.default for p in TVL1_PARAMS}
 
 
 @dataclass(frozen=True)
 class TVL1Params:
-    """The parameters of OpenCV's tvl1; the defaults are its registry entry's, so the two backends
+    """The parameters of OpenCV's tvl1; the defaults are tvl1_params.py's, which tvl1 takes too, so the two backends
     start from one set."""
     tau: float = _DEFAULTS["tau"]
     lam: float = _DEFAULTS["lam"]
@@ -297,7 +298,7 @@ def _solve_fused(state: dict[str, torch.Tensor], params: TVL1Params, solver: Sol
     """All pairs stay in the batch (no compaction: a stopped pair's programs return at once), the
     flags on the device (tvl1_kernels.PairFlags); two launches an iteration, a copy of the flags
     to the host every `check_every`, the median's launch every outer iteration."""
-    from flowprep.extract.tvl1_kernels import COARSE_AREA, PairFlags, coarse_warping
+    from flowprep.flow.tvl1_kernels import COARSE_AREA, PairFlags, coarse_warping
 
     u1 = state["u1"]
     n, height, width = u1.shape
@@ -338,7 +339,7 @@ def fused_median_step(state: dict[str, torch.Tensor], params: TVL1Params, flags)
     if params.median_filtering <= 1:
         return
     if params.median_filtering == 5:
-        from flowprep.extract.tvl1_kernels import median5
+        from flowprep.flow.tvl1_kernels import median5
 
         state["u1"], state["u2"] = median5(state["u1"], state["u2"], flags.current)
         return
@@ -490,7 +491,7 @@ def solver_for(kernels: str, device: torch.device, params: TVL1Params, check_eve
         return "compile", replace(eager, iteration=torch.compile(inner_iteration, dynamic=True, backend=COMPILE_BACKEND),
                                   median=torch.compile(median_step, dynamic=True, backend=COMPILE_BACKEND))
     try:
-        from flowprep.extract.tvl1_kernels import fused_iteration
+        from flowprep.flow.tvl1_kernels import fused_iteration
     except ImportError as exc:
         log.warning("tvl1-torch: Triton is not available (%s); running PyTorch operations", exc)
         return "eager", eager
@@ -549,8 +550,6 @@ class TorchTVL1:
         return None
 
     def _fields(self, first, second) -> torch.Tensor:
-        from flowprep.extract.flow_methods import check_batch
-
         first, second = np.asarray(first), np.asarray(second)
         check_batch(first, second)
         a = torch.from_numpy(np.ascontiguousarray(first)).to(self.device, non_blocking=True).float()
