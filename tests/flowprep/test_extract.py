@@ -7,6 +7,7 @@ import fcntl
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 
 import flowprep.format.folder as folder_module
+import flowprep.format.signals as signals
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.decode import VideoError, VideoInfo
 from flowprep.extract.progress import Progress
@@ -283,3 +285,22 @@ def test_a_run_that_stops_closes_its_jobs_before_it_returns(tmp_path):
                       failed_first=refused)
     assert jobs.closed
     assert [f.video_id for f in folder.read_own_failures()] == ["a"]
+
+
+def test_a_stop_while_the_jobs_start_waits_for_their_handle_then_closes_them(tmp_path, monkeypatch):
+    """SIGTERM while joblib starts the workers: raised there, it left no handle to close, and the
+    workers outlived the run's lock (seen under load). Deferred, it stops the run before any
+    packing, and the started jobs are closed."""
+    monkeypatch.setattr(signals, "_received", None)  # restored after: a stop seen here must not reach other tests
+    folder = ExtractionFolder(tmp_path / "out")
+    folder.staging_dir.mkdir(parents=True)
+    staged = tmp_path / "out" / "staging" / "left.h5"
+    staging = Staging(folder, index={}, staged=[staged])  # would fail to pack (no file) if packing began
+    with signals.deferred() as stop_while_starting:
+        os.kill(os.getpid(), signal.SIGTERM)
+        jobs = Jobs([VideoOutcome("b", "b.avi", None, "never reached")])
+    with pytest.raises(signals.Stop) as stopped:
+        pack_outcomes(staging, jobs, Progress(1, interactive=False), ExtractConfig().to_json(), 1e6,
+                      stop_while_starting=stop_while_starting)
+    assert stopped.value.status == 143
+    assert jobs.closed
