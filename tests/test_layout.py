@@ -194,7 +194,8 @@ def test_the_cycle_finder_finds_cycles_and_only_cycles():
     assert import_cycles({"a": {"b"}, "b": set(), "c": {"a", "b"}}) == []
 
 
-def test_no_import_cycle_in_flowprep():
+@pytest.mark.parametrize("package", ["flowprep", "twostream"])
+def test_no_import_cycle(package):
     """No module imports, even lazily, a module that imports it back: each reads on its own, and a
     folder's modules stack in floors."""
-    assert import_cycles(module_graph("flowprep")) == []
+    assert import_cycles(module_graph(package)) == []

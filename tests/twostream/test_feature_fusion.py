@@ -24,7 +24,8 @@ from twostream.feature_fusion import trainer as fusion_trainer
 from twostream.feature_fusion.checkpoint import load_fusion_checkpoint
 from twostream.feature_fusion.config import FusionTrainConfig
 from twostream.feature_fusion.evaluator import evaluate_fusion
-from twostream.feature_fusion.model import HeadSpec, TwoStreamModel
+from twostream.feature_fusion.heads import HeadSpec
+from twostream.feature_fusion.model import TwoStreamModel
 from twostream.feature_fusion.trainer import fit_fusion
 from twostream.streams.evaluator import evaluate
 from twostream.streams.models import build_model

@@ -32,7 +32,8 @@ from twostream.core.errors import TrainError
 from twostream.data.clips import InputSpec
 from twostream.data.paired import PairSpec
 from twostream.feature_fusion.config import FusionTrainConfig
-from twostream.feature_fusion.model import HeadSpec, TwoStreamModel
+from twostream.feature_fusion.heads import HeadSpec
+from twostream.feature_fusion.model import TwoStreamModel
 from twostream.streams.models import build_model
 
 FUSION_FORMAT = "twostream-fusion-checkpoint"

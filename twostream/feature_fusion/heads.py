@@ -1,7 +1,7 @@
 """The fusion heads' registry: one entry per head (its name, its default hidden size, what it reads
 and how it is built), and their frozen spec. Torch-free, so that the command line's help and
-config checks import no torch: each builder imports the head's module (twostream.feature_fusion.
-model) only when a model is built. A new head is one `Head` entry here and its nn.Module there."""
+config checks import no torch: each builder imports the head's network (twostream.feature_fusion.
+head_networks) only when a model is built. A new head is one `Head` entry here and its nn.Module there."""
 from __future__ import annotations
 
 import json
@@ -25,12 +25,12 @@ class Head:
 
 
 def _build_mid(spec: HeadSpec, dims: tuple[int, int], num_classes: int):
-    from twostream.feature_fusion.model import MidHead
+    from twostream.feature_fusion.head_networks import MidHead
     return MidHead(dims, num_classes, spec.hidden, spec.dropout)
 
 
 def _build_attention(spec: HeadSpec, dims: tuple[int, int], num_classes: int):
-    from twostream.feature_fusion.model import AttentionHead
+    from twostream.feature_fusion.head_networks import AttentionHead
     return AttentionHead(dims, spec.hidden, spec.dropout)
 
 
