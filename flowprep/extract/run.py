@@ -84,12 +84,13 @@ def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSumm
     folder = run_folder(run)
     # the folder locked for the whole run, its config checked or written, what an earlier run left recovered
     with staged_run(folder, "extract", config, run.overwrite) as staging:
-        todo, refused = outside_video_root([e for e in entries if not staging.done(e.video_id)], run)
+        pending = [e for e in entries if not staging.done(e.video_id)]
+        todo, refused = outside_video_root(pending, run)  # refused: failures now, not "already done"
         batched = get_method(config.flow_method).batched
         workers = run.n_workers if run.scheduler else usable_workers(run.n_workers, processes=not batched)
         log.info("config: %s", json.dumps(run.to_dict(), sort_keys=True))
         log.info("%d videos in manifest: %d already done, %d to extract with %s on %d worker(s)",
-                 len(entries), len(entries) - len(todo), len(todo), config.flow_method, workers)
+                 len(entries), len(entries) - len(pending), len(todo), config.flow_method, workers)
         progress = Progress(len(todo) + len(refused), interactive=interactive)
         flow_paths: dict[str, str] = {}  # device -> how a batched backend ran the flow, filled as devices finish
         # the jobs start first (local workers at once), and pack_outcomes packs the videos an earlier
@@ -100,7 +101,7 @@ def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSumm
         packed = pack_outcomes(staging, running, progress, config.to_json(), run.shard_size_mb * 1e6,
                                failed_first=refused, stop_while_starting=stop_while_starting)
         return ExtractSummary(
-            total=len(entries), skipped=len(entries) - len(todo), extracted=packed.finished,
+            total=len(entries), skipped=len(entries) - len(pending), extracted=packed.finished,
             failures=packed.failures, frames=packed.frames, pairs=packed.pairs, flow_seconds=packed.flow_seconds,
             seconds=time.perf_counter() - started, shards=packed.shards, bytes_on_disk=packed.bytes_on_disk,
             failures_file=folder.failures_path, scope=scope, flow_paths=flow_paths)

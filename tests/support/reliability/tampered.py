@@ -280,8 +280,10 @@ def video_symlinks(work: Path) -> list[Record]:
     folder = ExtractionFolder(root / "o1")
     failures = {f.video_id: f.reason for f in folder.read_failures()} if folder.failures_path.exists() else {}
     index = folder.read_index() if folder.index_path.exists() else {}
+    # the refused video is a failure of this run, not one an earlier run did
+    counted = "1 extracted now, 0 already done, 1 failed" in refused.stdout + refused.stderr
     held = (refused.returncode == 3 and "out" in failures and "--follow-symlinks" in failures["out"]
-            and "in" in index and "Traceback" not in refused.stderr)
+            and "in" in index and counted and "Traceback" not in refused.stderr)
     records = [Record("tampered folder", "a video symlink out of the video root", held,
                       failures.get("out", refused.stderr.strip()[-200:])[:200])]
     followed = run([*extract_args(manifest, root / "o2"), "--follow-symlinks"])
