@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,7 +34,7 @@ from joblib import delayed
 from flowprep.extract.config import ImportConfig, check_run_options, worker_count
 from flowprep.extract.progress import Progress, format_duration
 from flowprep.extract.shard_writer import StagedVideo
-from flowprep.extract.staged_run import pack_outcomes, process_outcomes, staged_run
+from flowprep.extract.staged_run import max_staged_bytes, pack_outcomes, process_outcomes, staged_run, when_room
 from flowprep.extract.video_job import VideoOutcome
 from flowprep.format.codecs import CodecError, parse_codec
 from flowprep.format.faults import disk_full, is_disk_full
@@ -343,7 +344,11 @@ def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportS
                 summary.dropped.append(f"{outcome.video_id}: {outcome.dropped}")
                 log.info("%s: dropped %s", outcome.video_id, outcome.dropped)
 
-        jobs = [delayed(import_video)(s, config_json, staging.dir) for s in todo]
+        # as extract's jobs: each waits while staging is full (its disk use bounded by the shard size), and
+        # worker processes leave a Ctrl-C to this process, which ends them before it lets go of the lock
+        max_staged = max_staged_bytes(run.shard_size_mb * 1e6)
+        jobs = [delayed(when_room)(import_video, staging.dir, max_staged, s, config_json, staging.dir,
+                                   owner=os.getpid()) for s in todo]
         progress = Progress(len(jobs), interactive=interactive)
         with deferred() as stop_while_starting:  # a stop waits until the jobs have a handle to close
             running = process_outcomes(jobs, run.n_workers)

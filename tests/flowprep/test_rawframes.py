@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+import flowprep.extract.staged_run as staged_run_module
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.run import run_extract
 from flowprep.format.folder import ExtractionFolder, FolderError
@@ -489,3 +492,46 @@ def test_an_older_export_record_still_reads_and_a_stated_bound_wins(jpeg_extract
     (tree / "flowprep_export.json").write_text("{not json")
     status, _, err = run_cli(capsys, "import-rawframes", tree, "--out", tmp_path / "o2")
     assert status == 2 and err.count("\n") == 1 and "flowprep_export.json: not a readable export record" in err
+
+
+def test_import_staging_stays_under_its_bound_with_a_slow_packer(denseflow_tree, tmp_path, monkeypatch):
+    """import-rawframes' workers wait for room in staging as extract's do (issue 19 item 6): with
+    tiny shards and a packer slower than the workers, the frame folders waiting to be packed never
+    exceed STAGING_SHARDS shards' worth plus one video a worker (before: all 12 piled up)."""
+    tree = tmp_path / "many"
+    for copy in range(4):
+        for folder in denseflow_tree.iterdir():
+            for video in folder.iterdir():
+                shutil.copytree(video, tree / folder.name / f"{video.name}_{copy}")
+    slow_add = staged_run_module.ShardPacker.add
+
+    def slow(self, staged):  # a slow file system under the packer; the workers, other processes, are not slowed
+        time.sleep(0.3)
+        slow_add(self, staged)
+
+    monkeypatch.setattr(staged_run_module.ShardPacker, "add", slow)
+    out = tmp_path / "imported"
+    staging_dir = ExtractionFolder(out).staging_dir
+    samples, largest, finished = [0], [0], threading.Event()
+
+    def sample() -> None:
+        while not finished.is_set():
+            samples.append(staged_run_module.staged_bytes(staging_dir))
+            for p in staging_dir.glob("*.h5") if staging_dir.is_dir() else []:
+                try:
+                    largest[0] = max(largest[0], p.stat().st_size)
+                except FileNotFoundError:  # packed meanwhile
+                    pass
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    shard_mb = 0.001  # smaller than one video: each is its own shard, and the bound is about a video
+    try:
+        summary = import_rawframes(ImportRun(tree, out, workers=2, shard_size_mb=shard_mb), interactive=False)
+    finally:
+        finished.set()
+        sampler.join()
+    assert summary.ok and summary.imported == 12
+    limit = staged_run_module.max_staged_bytes(shard_mb * 1e6) + 2 * largest[0]
+    assert max(samples) <= limit, f"{max(samples)} bytes staged at once, bound {limit} (largest video {largest[0]})"
