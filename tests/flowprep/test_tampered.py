@@ -176,6 +176,30 @@ def test_checkpoint_weights_that_do_not_fit_the_config_are_one_line_errors():
     load_weights(model, state, "c.pt")
 
 
+def test_an_optimizer_state_that_does_not_fit_the_model_is_a_one_line_error():
+    """torch loads a momentum buffer of another shape silently; the resumed run's first step then
+    died with a RuntimeError traceback."""
+    from twostream.core.checkpoint import load_optimizer_state
+
+    model = torch.nn.Linear(4, 3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(2, 4)).sum().backward()
+    optimizer.step()
+    saved = optimizer.state_dict()
+    fresh = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    load_optimizer_state(fresh, saved, "c.pt")  # the same shapes load
+    assert torch.equal(fresh.state_dict()["state"][0]["momentum_buffer"], saved["state"][0]["momentum_buffer"])
+    edited = {**saved, "state": {**saved["state"], 0: {"momentum_buffer": torch.zeros(5, 4)}}}
+    with pytest.raises(CheckpointError, match=r"c.pt: its optimizer's 'momentum_buffer' of parameter 0 is \[5, 4\], "
+                                              r"the parameter is \[3, 4\]"):
+        load_optimizer_state(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), edited, "c.pt")
+    one_group_short = {**saved, "param_groups": [{**saved["param_groups"][0], "params": [0]}]}
+    with pytest.raises(CheckpointError, match=r"for 1 parameter\(s\) in 1 group\(s\), the config's model has 2"):
+        load_optimizer_state(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), one_group_short, "c.pt")
+    with pytest.raises(CheckpointError, match="not an optimizer's state dict"):
+        load_optimizer_state(fresh, [1, 2], "c.pt")
+
+
 @pytest.mark.slow
 def test_checkpoints_that_do_not_fit_their_config_are_refused_by_evaluate_and_resume(work):
     held(tampered.mismatched_checkpoints(work))

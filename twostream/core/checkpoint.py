@@ -140,3 +140,32 @@ def load_weights(model: nn.Module, weights: Any, path: str | Path, what: str = "
         raise CheckpointError(f"{path}: its {what} weights do not fit the network its stored config describes: "
                               f"tensors {', '.join(found)}; the checkpoint is damaged or was edited")
     model.load_state_dict(weights)
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: Any, path: str | Path) -> None:
+    """Load a checkpoint's optimizer state after checking it against `optimizer` (built for the
+    model its config describes): torch loads a momentum buffer of another shape without a word,
+    and the first step of the resumed run died with a RuntimeError traceback. Every per-parameter
+    tensor (momentum, Adam's moments) must have its parameter's shape; a 0-d tensor (a step count)
+    is a number."""
+    if not isinstance(saved, Mapping) or not isinstance(saved.get("state"), Mapping) \
+            or not isinstance(saved.get("param_groups"), list):
+        raise CheckpointError(f"{path}: its optimizer state is not an optimizer's state dict")
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    saved_ids = [i for group in saved["param_groups"] if isinstance(group, Mapping)
+                 for i in group.get("params", [])]
+    if len(saved_ids) != len(params) or len(saved["param_groups"]) != len(optimizer.param_groups):
+        raise CheckpointError(f"{path}: its optimizer state is for {len(saved_ids)} parameter(s) in "
+                              f"{len(saved['param_groups'])} group(s), the config's model has {len(params)} in "
+                              f"{len(optimizer.param_groups)}; the checkpoint is damaged or was edited")
+    for index, param in zip(saved_ids, params):
+        for name, value in (saved["state"].get(index) or {}).items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != param.shape:
+                raise CheckpointError(f"{path}: its optimizer's {name!r} of parameter {index} is "
+                                      f"{list(value.shape)}, the parameter is {list(param.shape)}; the checkpoint "
+                                      f"is damaged or was edited")
+    try:
+        optimizer.load_state_dict(saved)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: its optimizer state does not load: {exc}") from None
+

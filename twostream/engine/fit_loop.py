@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Sampler
 from flowprep.format.files import write_text_atomic
 from flowprep.format.folder import LOCK_FILE, IndexEntry, folder_lock
 from flowprep.format.signals import Deferred, deferred
-from twostream.core.checkpoint import check_compatible
+from twostream.core.checkpoint import check_compatible, load_optimizer_state
 from twostream.core.config import ResumableConfig
 from twostream.core.device import Device
 from twostream.core.errors import TrainError
@@ -179,7 +179,7 @@ def fit_epochs(config: ResumableConfig, learner: Learner, data: FitData, device:
     start_epoch, elapsed_before, last_metrics = 0, 0.0, {}
     resumed, rng = EpochTotals(), None
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(optimizer, state["optimizer"], run_dir / CHECKPOINT_FILE)
         if state["scaler"] and scaler.is_enabled():
             scaler.load_state_dict(state["scaler"])
         start_epoch, elapsed_before, last_metrics = state["epoch"], state["elapsed"], state["metrics"]

@@ -295,7 +295,8 @@ def video_symlinks(work: Path) -> list[Record]:
 
 def mismatched_checkpoints(work: Path) -> list[Record]:
     """A checkpoint whose weights are a resnet34's under a resnet18 config, or whose classifier
-    has more outputs than its classes: `evaluate` and `train --resume` refuse in one line."""
+    has more outputs than its classes: `evaluate` and `train --resume` refuse in one line; one
+    whose optimizer state does not fit the model: `train --resume` refuses in one line."""
     import torch
 
     from twostream.streams.models import build_model
@@ -326,4 +327,19 @@ def mismatched_checkpoints(work: Path) -> list[Record]:
         held = all(r.returncode == 2 and one_line(r) and "checkpoint.pt" in r.stderr for r in results.values())
         records.append(Record("tampered folder", f"checkpoint: {kind}", held,
                               " | ".join(f"{n}: {r.returncode}: {r.stderr.strip()[-150:]}" for n, r in results.items())))
+    # the optimizer's state is read by a resume alone: a momentum buffer of another shape loaded
+    # silently and the first step died with a RuntimeError traceback
+    run_dir = root / "optimizer"
+    shutil.copytree(root / "run", run_dir)
+    optimizer = state["optimizer"]
+    first = next(iter(optimizer["state"]))
+    buffers = {name: torch.zeros(3, 1) if isinstance(v, torch.Tensor) and v.dim() else v
+               for name, v in optimizer["state"][first].items()}
+    # saved as after epoch 0, so that the resume has an epoch, and a step, to take
+    torch.save({**state, "epoch": 0, "optimizer": {**optimizer, "state": {**optimizer["state"], first: buffers}}},
+               run_dir / "checkpoint.pt")
+    resume = run([*train_args(base, run_dir), "--resume"])
+    records.append(Record("tampered folder", "checkpoint: an optimizer buffer of another shape",
+                          resume.returncode == 2 and one_line(resume) and "checkpoint.pt" in resume.stderr,
+                          f"train --resume: {resume.returncode}: {resume.stderr.strip()[-150:]}"))
     return records
