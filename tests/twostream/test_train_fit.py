@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import flowprep.format.signals as signals
 from tests.support.reliability.common import wait_until
 from tests.support.synthetic import indexed_video, moving_video, write_extraction
 from tests.support.twostream_cli import one_line_error, twostream
@@ -19,6 +20,7 @@ from twostream.core.checkpoint import CheckpointError, load_checkpoint
 from twostream.core.config import EvalConfig, TrainConfig
 from twostream.core.run_folder import METRICS_FILE
 from twostream.core.scores import load_scores
+from twostream.engine import fit_loop
 from twostream.streams import trainer
 from twostream.streams.evaluator import evaluate
 from twostream.streams.trainer import fit
@@ -146,6 +148,47 @@ def test_resumed_run_equals_an_uninterrupted_one(shards, tmp_path, monkeypatch):
 
 
 # --- the command line: one line naming the bad thing -------------------------------------------
+def test_a_stop_during_validation_saves_a_checkpoint_that_resumes_to_the_same_weights(shards, tmp_path, monkeypatch):
+    """SIGTERM while epoch 2 validates (SLURM's time limit can fall there as anywhere): the run
+    saves a checkpoint whose epoch's training is done, says so, and the resumed run validates
+    that epoch again and ends with the uninterrupted run's weights and metrics."""
+    monkeypatch.setattr(signals, "_received", None)  # restored after: a stop seen here must not reach other tests
+    options = dict(epochs=3, batch_size=2, crop_size=32, holdout=0.5, val_every=1, val_clips=2, lr=0.01,
+                   schedule="step", lr_steps=(2,), dropout=0.3, segments=2)
+    straight = tiny(shards, tmp_path / "straight", **options)
+    fit(straight, interactive=False)
+
+    real_predict, calls = fit_loop.predict_all, []
+
+    def signalled_in_second_validation(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # deferred by the training loop: acted on after a batch
+        return real_predict(*args, **kwargs)
+
+    monkeypatch.setattr(fit_loop, "predict_all", signalled_in_second_validation)
+    stopped_run = tiny(shards, tmp_path / "stopped", **options)
+    with pytest.raises(signals.Stop, match="stopped by SIGTERM in epoch 2 of 3 during validation") as stop:
+        fit(stopped_run, interactive=False)
+    assert stop.value.status == 143
+    saved = load_checkpoint(tmp_path / "stopped" / "checkpoint.pt")
+    assert saved["epoch"] == 1 and saved["epoch_totals"]["batches"] > 0  # epoch 2's training kept
+    monkeypatch.setattr(fit_loop, "predict_all", real_predict)
+    fit(stopped_run, resume=True, interactive=False)
+
+    a = load_checkpoint(tmp_path / "straight" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "stopped" / "checkpoint.pt")
+    assert a["epoch"] == b["epoch"] == 3
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+
+    def logged(run):
+        return [{k: r[k] for k in ("epoch", "phase", "loss", "accuracy", "lr")}
+                for r in map(json.loads, (run / METRICS_FILE).read_text().splitlines())]
+
+    assert logged(tmp_path / "straight") == logged(tmp_path / "stopped")
+
+
 def train_args(shards, out, *extra: str) -> list[str]:
     return ["train", str(shards), "--out", str(out), "--crop-size", "48", "--epochs", "1",
             "--batch-size", "4", "--loader-workers", "0", "--threads", "1", *extra]
