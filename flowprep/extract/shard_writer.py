@@ -22,7 +22,7 @@ from flowprep import __version__
 from flowprep.format import hdf5_space
 from flowprep.format.codecs import Codec
 from flowprep.format.faults import fault_point
-from flowprep.format.folder import staging_path, writing_path
+from flowprep.format.folder import FolderConfig, check_staged_file, staging_path, writing_path
 from flowprep.format.shards import (
     ENCODED_CHUNK,
     FLOW_DIRECTIONS,
@@ -120,8 +120,11 @@ class StagedVideo:
             self.discard()
 
 
-def pack_shard(staged: Iterable[Path], shard_path: Path, stored_config: str) -> list[str]:
+def pack_shard(staged: Iterable[Path], shard_path: Path, stored_config: str,
+               folder_config: FolderConfig | None = None) -> list[str]:
     """Copy the video groups of staged files into a new shard, atomically; return the video ids.
+    With `folder_config` (the folder's config.json), each staged file is first checked to be the
+    folder's own (`check_staged_file`): made with that config, holding the video its name says.
 
     The staging files are left in place: the caller deletes them after the shard is visible, so
     a kill in between leaves duplicates that resume recognises (video already in a shard), never
@@ -137,6 +140,8 @@ def pack_shard(staged: Iterable[Path], shard_path: Path, stored_config: str) -> 
         videos = out[VIDEOS_GROUP]
         for path in staged:
             with h5py.File(path, "r") as src:
+                if folder_config is not None:
+                    check_staged_file(src, path, folder_config)
                 for video_id, group in src[VIDEOS_GROUP].items():
                     _copy_video(group, videos.create_group(video_id))
                     video_ids.append(video_id)

@@ -23,7 +23,15 @@ from joblib import Parallel
 from flowprep.extract.progress import Progress
 from flowprep.extract.shard_writer import pack_shard
 from flowprep.format.faults import DiskFullError, disk_full, fault_point, is_disk_full
-from flowprep.format.folder import ExtractionFolder, Failure, IndexEntry, RunSettings, scan_shard, staged_video_id
+from flowprep.format.folder import (
+    ExtractionFolder,
+    Failure,
+    FolderConfig,
+    IndexEntry,
+    RunSettings,
+    scan_shard,
+    staged_video_id,
+)
 from flowprep.format.shards import SHARD_SUFFIX
 from flowprep.format.signals import Deferred, Stop, deferred, leave_stops_to, received
 
@@ -119,6 +127,9 @@ class ShardPacker:
         self.folder = folder
         self.note = note
         self.stored_config = stored_config  # what each shard stores as its config (JSON)
+        # what every staging file packed must have been made with (read at the first pack): a file
+        # dropped into staging/ is refused in one line, not copied into a shard
+        self.folder_config: FolderConfig | None = None
         self.target_bytes = target_bytes
         self.index = index
         self.pending: list[Path] = []
@@ -134,7 +145,9 @@ class ShardPacker:
         if not self.pending:
             return
         shard = self.folder.next_shard_path()
-        pack_shard(self.pending, shard, self.stored_config)
+        if self.folder_config is None:
+            self.folder_config = self.folder.read_config()
+        pack_shard(self.pending, shard, self.stored_config, self.folder_config)
         # the index is written before the staging files go: if killed here, resume finds the
         # videos in a shard and deletes their staging copies
         for entry in scan_shard(shard, self.folder.root):

@@ -43,7 +43,14 @@ import h5py
 from flowprep.format.files import read_json_file, write_text_atomic
 from flowprep.format.manifest import SPLIT_VALUES
 from flowprep.format.safe_paths import check_label_name, check_shard_name, check_video_id, escaped, shown
-from flowprep.format.shards import ATTR_EXTRACT_CONFIG, SHARD_SUFFIX, ShardFormatError, iter_videos, open_shard
+from flowprep.format.shards import (
+    ATTR_EXTRACT_CONFIG,
+    SHARD_SUFFIX,
+    VIDEOS_GROUP,
+    ShardFormatError,
+    iter_videos,
+    open_shard,
+)
 
 log = logging.getLogger("flowprep")
 
@@ -295,6 +302,20 @@ def check_shard_config(f: h5py.File, path: Path, config: FolderConfig) -> None:
     problem = shard_config_problem(f, config)
     if problem:
         raise ShardFormatError(f"{path} {problem}; move it out of the folder (or re-extract it there)")
+
+
+def check_staged_file(f: h5py.File, path: Path, config: FolderConfig) -> None:
+    """ShardFormatError, one line naming the file, unless the staging file `f` (at `path`) was made
+    with the folder's config and holds the one video its name says: packing would copy whatever a
+    file dropped into staging/ holds into the folder's shards."""
+    problem = shard_config_problem(f, config)
+    if problem is None:
+        ids = list(f[VIDEOS_GROUP].keys()) if isinstance(f.get(VIDEOS_GROUP, getlink=True), h5py.HardLink) else []
+        if ids != [staged_video_id(path)]:
+            problem = f"holds the videos {shown(ids[:3])}, not the one its name says"
+    if problem:
+        raise ShardFormatError(f"{path} {problem}: not this folder's staging file; move it out of the folder (the "
+                               f"same command then extracts that video again)")
 
 
 def index_entry_problem(entry: IndexEntry, passed: set | None = None) -> str | None:

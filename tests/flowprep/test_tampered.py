@@ -12,6 +12,8 @@ import h5py
 import pytest
 import torch
 
+from flowprep.extract.config import ExtractConfig
+from flowprep.extract.staged_run import ShardPacker
 from flowprep.format.folder import ExtractionFolder, staged_video_id, staging_path
 from flowprep.format.manifest import ManifestError, read_manifest
 from flowprep.format.safe_paths import RootGuard, check_video_id
@@ -19,7 +21,7 @@ from flowprep.format.shards import ShardFormatError, open_shard, video_reader
 from flowprep.rawframes.export import export_rawframes
 from flowprep.rawframes.layout import RawframesError
 from tests.support.reliability import tampered
-from tests.support.synthetic import moving_video, write_extraction
+from tests.support.synthetic import moving_video, write_extraction, write_staged
 from twostream.core.errors import CheckpointError
 from twostream.streams.models import build_model
 
@@ -119,6 +121,30 @@ def test_a_shard_of_another_extraction_is_refused_where_the_folder_is_read(folde
     with pytest.raises(ShardFormatError, match=r"shard-00009.h5 was made with another config .*width: 32 -> 40"):
         ExtractionFolder(folder).scan_shards()  # what a resumed run indexes
     ExtractionFolder(folder).check_shards(["shard-00000.h5"])  # its own shards still pass
+
+
+def test_a_staging_file_of_another_extraction_or_video_is_refused_when_packed(tmp_path):
+    """A file dropped into staging/ was copied into the folder's next shard as it was (another
+    config's frames, or a video other than its name says, under the folder's config)."""
+    folder = ExtractionFolder(write_extraction(tmp_path / "ex", [moving_video("a", 0)]))
+    own = ExtractConfig(flow_method="farneback", width=40, height=32, rgb_codec="raw", flow_codec="raw").to_json()
+    other = ExtractConfig(flow_method="farneback", width=40, height=32, bound=10.0, rgb_codec="raw",
+                          flow_codec="raw").to_json()
+    folder.staging_dir.mkdir()
+    foreign = write_staged(folder.staging_dir, moving_video("b", 1), "raw", 10.0, other)
+    renamed = write_staged(folder.staging_dir, moving_video("c", 1), "raw", 20.0, own)
+    misnamed = renamed.rename(staging_path(folder.staging_dir, "d"))
+    good = write_staged(folder.staging_dir, moving_video("e", 0), "raw", 20.0, own)
+    for staged, why in ((foreign, r"was made with another config .*bound"),
+                        (misnamed, r"holds the videos \['c'\], not the one its name says")):
+        packer = ShardPacker(folder, own, 1.0, index={}, note=lambda line: None)
+        with pytest.raises(ShardFormatError, match=rf"staging/{staged.name} {why}.*: not this folder's staging file"):
+            packer.add(staged)
+        assert folder.shard_paths() == [folder.root / "shard-00000.h5"]  # nothing packed, nothing left half-written
+        assert not list(folder.root.glob("*.part"))
+    ShardPacker(folder, own, 1.0, index={}, note=lambda line: None).add(good)  # the folder's own packs
+    with open_shard(folder.root / "shard-00001.h5") as f:
+        assert video_reader(f, "e").attrs.num_frames == 8
 
 
 def test_staging_files_are_named_by_the_id_rule_both_ways(tmp_path):

@@ -74,6 +74,23 @@ def moving_video(video_id: str, label: int, frames: int = 8, splits: dict | None
                       splits or {"split1": "train"})
 
 
+def write_staged(staging: Path, v: SynthVideo, codec: str, bound: float, config_json: str) -> Path:
+    """`v` as a committed staging file in `staging`, storing `config_json` as its run's config."""
+    height, width = v.rgb.shape[1:3]
+    frames = len(v.rgb)
+    rgb_codec = flow_codec = parse_codec(codec)
+    with StagedVideo(staging, v.video_id, width, height, rgb_codec, flow_codec, bound, config_json) as s:
+        for frame in v.rgb:
+            s.add_frame(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        for t in range(frames - 1):
+            s.add_flow("forward", v.forward[t], v.forward_means[t])
+            s.add_flow("backward", v.backward[t], v.backward_means[t])
+        return s.commit(VideoAttrs(
+            label=v.label, label_name=v.label_name, splits=json.dumps(v.splits), source_path=f"{v.video_id}.avi",
+            source_width=width, source_height=height, fps_source=25.0, fps_sampled=25.0, width=width,
+            height=height, num_frames=frames, mean_subtracted=True))
+
+
 def write_extraction(out_dir: Path, videos: list[SynthVideo], codec: str = "raw", bound: float = 20.0,
                      videos_per_shard: int | None = None) -> Path:
     """An extraction folder holding `videos` in one shard (or shards of `videos_per_shard`); all
@@ -85,20 +102,7 @@ def write_extraction(out_dir: Path, videos: list[SynthVideo], codec: str = "raw"
     config_json = config.to_json()
     staging = out_dir / "staging"
     staging.mkdir(exist_ok=True)
-    staged = []
-    rgb_codec = flow_codec = parse_codec(codec)
-    for v in videos:
-        frames = len(v.rgb)
-        with StagedVideo(staging, v.video_id, width, height, rgb_codec, flow_codec, bound, config_json) as s:
-            for frame in v.rgb:
-                s.add_frame(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-            for t in range(frames - 1):
-                s.add_flow("forward", v.forward[t], v.forward_means[t])
-                s.add_flow("backward", v.backward[t], v.backward_means[t])
-            staged.append(s.commit(VideoAttrs(
-                label=v.label, label_name=v.label_name, splits=json.dumps(v.splits), source_path=f"{v.video_id}.avi",
-                source_width=width, source_height=height, fps_source=25.0, fps_sampled=25.0, width=width,
-                height=height, num_frames=frames, mean_subtracted=True)))
+    staged = [write_staged(staging, v, codec, bound, config_json) for v in videos]
     per_shard = videos_per_shard or len(staged)
     entries = []
     for number, start in enumerate(range(0, len(staged), per_shard)):
