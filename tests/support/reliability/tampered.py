@@ -148,6 +148,13 @@ def foreign_shard(case: Path, folder: Path, foreign: Path) -> None:
     shutil.copy(first_shard(foreign), folder / "shard-00050.h5")
 
 
+def foreign_staging_file(case: Path, folder: Path, foreign: Path) -> None:
+    """Another extraction's videos (another size) dropped into staging/ as a finished video: a
+    resume packed them into the folder's next shard under its own config."""
+    (folder / "staging").mkdir(exist_ok=True)
+    shutil.copy(first_shard(foreign), folder / "staging" / "w9.h5")
+
+
 def foreign_shard_indexed(case: Path, folder: Path, foreign: Path) -> None:
     """The same, and an index that lists its videos (as a re-run used to make)."""
     foreign_shard(case, folder, foreign)
@@ -187,6 +194,7 @@ TAMPERED: dict[str, tuple[Callable, dict[str, int]]] = {
     "'../evil.h5' as a shard name": (climbing_shard, {"export": 2, "train": 2, "verify": 3}),
     "an absolute shard name": (absolute_shard, {"export": 2, "train": 2, "verify": 3}),
     "a shard of another extraction": (foreign_shard, {"extract": 2, "verify": 3, "inspect": 2}),
+    "a staging file of another extraction": (foreign_staging_file, {"extract": 2}),
     "a shard of another extraction, indexed": (foreign_shard_indexed, {"export": 2, "train": 2, "verify": 3}),
     "index.json nested 100,000 deep": (nested_index, {"export": 2, "train": 2, "verify": 3, "inspect": 0}),
     "config.json nested 100,000 deep": (nested_config, {"export": 2, "train": 2, "verify": 3, "extract": 2}),
