@@ -226,10 +226,13 @@ def device_outcomes(videos: Iterable[tuple[ManifestEntry, Path]], config: Extrac
              workers, window)
     running: set[Future] = set()
     pool = ThreadPoolExecutor(workers, thread_name_prefix="video")
+    # set when the run stops: the jobs still waiting for room in staging leave (it would never come,
+    # the packer has stopped), or the pool's shutdown would wait for them for ever
+    stopped = threading.Event()
     try:
         for entry, source in videos:
             running.add(pool.submit(when_room, extract_video, staging_dir, max_staged, entry, source, config,
-                                    staging_dir, batcher, window))
+                                    staging_dir, batcher, window, stopped=stopped))
             if len(running) >= 2 * workers:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 yield from (f.result() for f in done)
@@ -237,6 +240,7 @@ def device_outcomes(videos: Iterable[tuple[ManifestEntry, Path]], config: Extrac
             done, running = wait(running, return_when=FIRST_COMPLETED)
             yield from (f.result() for f in done)
     except BaseException:  # interrupted (or the consumer stopped): end the jobs soon, not at their videos' end
+        stopped.set()
         batcher.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
         raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -188,19 +189,28 @@ def staged_bytes(staging_dir: Path) -> int:
     return total
 
 
-def wait_for_room(staging_dir: Path, max_staged: float) -> None:
+class RunStopped(Exception):
+    """A job that waited for room in staging gives up: its run has stopped."""
+
+
+def wait_for_room(staging_dir: Path, max_staged: float, stopped: threading.Event | None = None) -> None:
     """Block while the finished videos waiting in staging exceed `max_staged` bytes (the main process
-    packs them meanwhile)."""
+    packs them meanwhile). A run that stops packs no more, so the room would never come: a thread
+    that waits leaves with RunStopped once `stopped` is set (a worker process is ended instead)."""
     while staged_bytes(staging_dir) > max_staged:
+        if stopped is not None and stopped.is_set():
+            raise RunStopped(f"the run stopped while this job waited for room in {staging_dir}")
         time.sleep(ROOM_POLL_S)
 
 
-def when_room(job: Callable, staging_dir: Path, max_staged: float, *args: Any, owner: int | None = None) -> Any:
-    """`job(*args)` once staging has room (wait_for_room): how a worker runs a video job. `owner`:
-    the pid of the run's main process, which acts on stop signals for its worker processes."""
+def when_room(job: Callable, staging_dir: Path, max_staged: float, *args: Any, owner: int | None = None,
+              stopped: threading.Event | None = None) -> Any:
+    """`job(*args)` once staging has room (wait_for_room, which `stopped` ends): how a worker runs a
+    video job. `owner`: the pid of the run's main process, which acts on stop signals for its
+    worker processes."""
     if owner is not None:
         leave_stops_to(owner)
-    wait_for_room(staging_dir, max_staged)
+    wait_for_room(staging_dir, max_staged, stopped)
     return job(*args)
 
 

@@ -5,6 +5,8 @@ and the run's promises (failures, resume, verify) as on the worker-process path.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from flowprep.format.folder import ExtractionFolder
 from flowprep.format.manifest import read_manifest
 from flowprep.format.quantize import dequantize
 from flowprep.format.shards import open_shard, video_reader
+from tests.conftest import REPO
 from tests.support.extraction import MOTIONS, make_videos, run_cli
 from tests.support.reliability import SmallDevice
 from tests.support.videos import texture
@@ -142,3 +145,44 @@ def test_extract_with_tvl1_torch_on_a_gpu(tmp_path, capsys):
     status, stdout, _ = run_cli(capsys, "extract", "--manifest", manifest, "--out", out, "--flow", "tvl1-torch",
                                 "--device", "cpu", "--size", "128x96")
     assert status == 0 and f"0 extracted now, {len(MOTIONS)} already done" in stdout
+
+
+STOP_WHILE_STAGING_IS_FULL = """
+import signal, sys, time
+from pathlib import Path
+import cv2
+from flowprep.extract.batched import device_outcomes
+from flowprep.extract.config import ExtractConfig
+from flowprep.format.manifest import read_manifest
+from tests.support.reliability import SmallDevice
+
+class Stopped(Exception):
+    pass
+
+def stop(signum, frame):
+    raise Stopped
+
+manifest, staging = Path(sys.argv[1]), Path(sys.argv[2])
+(staging / "unpacked.h5").write_bytes(bytes(4096))  # staging over its bound: every job waits for room
+videos = [(e, manifest.parent / e.path) for e in read_manifest(manifest)]
+config = ExtractConfig(flow_method="tvl1-torch", flow_params=(("nscales", 3), ("warps", 1)), width=48, height=32)
+device = SmallDevice(fields=100)  # everything imported before the clock starts
+signal.signal(signal.SIGALRM, stop)
+signal.setitimer(signal.ITIMER_REAL, 1.0)  # the run stops while its jobs wait
+started = time.monotonic()
+try:
+    list(device_outcomes(videos, config, staging, "cpu", 2, 16, backend=device, max_staged=1024))
+except Stopped:
+    print(f"stopped after {time.monotonic() - started:.1f} s")
+"""
+
+
+def test_a_stop_while_the_jobs_wait_for_room_in_staging_ends_them(videos, tmp_path):
+    """A batched run stopped while its jobs waited for room in staging (the packer, which would
+    make room, stops first) waited for them for ever: the thread pool's shutdown joined threads
+    that never got room. The jobs that wait give up when the run stops."""
+    (tmp_path / "staging").mkdir()
+    manifest = next(p / "manifest.csv" for p in videos[0][1].parents if (p / "manifest.csv").exists())
+    done = subprocess.run([sys.executable, "-c", STOP_WHILE_STAGING_IS_FULL, str(manifest), str(tmp_path / "staging")],
+                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 0 and done.stdout.startswith("stopped after"), done.stderr[-1000:]
