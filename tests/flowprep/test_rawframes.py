@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from flowprep.rawframes.layout import RawframesError, group_frame_names, parse_a
 from flowprep.tools.verify import verify_path
 from tests.support import rawframe_trees as trees
 from tests.support.extraction import FRAMES, extract, make_videos, run_cli
+from tests.support.reliability.signals import StagingSampler
 from tests.support.videos import square_box
 
 MOTIONS = {"right": (2, 0), "down": (0, 2), "left": (-2, 0)}
@@ -511,27 +511,9 @@ def test_import_staging_stays_under_its_bound_with_a_slow_packer(denseflow_tree,
 
     monkeypatch.setattr(staged_run_module.ShardPacker, "add", slow)
     out = tmp_path / "imported"
-    staging_dir = ExtractionFolder(out).staging_dir
-    samples, largest, finished = [0], [0], threading.Event()
-
-    def sample() -> None:
-        while not finished.is_set():
-            samples.append(staged_run_module.staged_bytes(staging_dir))
-            for p in staging_dir.glob("*.h5") if staging_dir.is_dir() else []:
-                try:
-                    largest[0] = max(largest[0], p.stat().st_size)
-                except FileNotFoundError:  # packed meanwhile
-                    pass
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
     shard_mb = 0.001  # smaller than one video: each is its own shard, and the bound is about a video
-    try:
+    with StagingSampler(ExtractionFolder(out).staging_dir) as sampled:
         summary = import_rawframes(ImportRun(tree, out, workers=2, shard_size_mb=shard_mb), interactive=False)
-    finally:
-        finished.set()
-        sampler.join()
     assert summary.ok and summary.imported == 12
-    limit = staged_run_module.max_staged_bytes(shard_mb * 1e6) + 2 * largest[0]
-    assert max(samples) <= limit, f"{max(samples)} bytes staged at once, bound {limit} (largest video {largest[0]})"
+    limit = staged_run_module.max_staged_bytes(shard_mb * 1e6) + 2 * sampled.largest
+    assert sampled.most <= limit, f"{sampled.most} bytes staged at once, bound {limit} (largest video {sampled.largest})"

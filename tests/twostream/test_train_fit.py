@@ -99,6 +99,12 @@ class Killed(BaseException):
     """Stands for SIGKILL right after a checkpoint was written."""
 
 
+def logged(run):
+    """What a run's metrics.jsonl says of each epoch, less its timings."""
+    return [{k: r[k] for k in ("epoch", "phase", "loss", "accuracy", "lr")}
+            for r in map(json.loads, (run / METRICS_FILE).read_text().splitlines())]
+
+
 def test_resumed_run_equals_an_uninterrupted_one(shards, tmp_path, monkeypatch):
     # holdout 0.5: one video of each class is kept out of training and validated on
     options = dict(epochs=3, batch_size=2, crop_size=32, holdout=0.5, val_every=1, val_clips=2, lr=0.01, schedule="step",
@@ -129,10 +135,6 @@ def test_resumed_run_equals_an_uninterrupted_one(shards, tmp_path, monkeypatch):
         assert torch.equal(value, b["model"][key]), key
     for key, value in a["optimizer"]["state"].items():
         assert torch.equal(value["momentum_buffer"], b["optimizer"]["state"][key]["momentum_buffer"])
-
-    def logged(run):
-        return [{k: r[k] for k in ("epoch", "phase", "loss", "accuracy", "lr")}
-                for r in map(json.loads, (run / METRICS_FILE).read_text().splitlines())]
 
     assert logged(tmp_path / "straight") == logged(tmp_path / "resumed")
     assert [(r["epoch"], r["phase"]) for r in logged(tmp_path / "resumed")] == [
@@ -181,10 +183,6 @@ def test_a_stop_during_validation_saves_a_checkpoint_that_resumes_to_the_same_we
     assert a["epoch"] == b["epoch"] == 3
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
-
-    def logged(run):
-        return [{k: r[k] for k in ("epoch", "phase", "loss", "accuracy", "lr")}
-                for r in map(json.loads, (run / METRICS_FILE).read_text().splitlines())]
 
     assert logged(tmp_path / "straight") == logged(tmp_path / "stopped")
 

@@ -282,7 +282,7 @@ def staging_bound_run(work: Path) -> Record:
     from flowprep.extract.config import ExtractConfig, ExtractRun
     from flowprep.extract.progress import Progress
     from flowprep.extract.run import run_folder, start_jobs
-    from flowprep.extract.staged_run import max_staged_bytes, pack_outcomes, staged_bytes, staged_run
+    from flowprep.extract.staged_run import max_staged_bytes, pack_outcomes, staged_run
     from flowprep.format.folder import ExtractionFolder
     from flowprep.format.manifest import read_manifest
     from tests.support.reliability.common import SIZE
@@ -294,36 +294,49 @@ def staging_bound_run(work: Path) -> Record:
     job = ExtractRun(manifest, manifest.parent, out, config, workers=2, shard_size_mb=0.02)
     shard_bytes = job.shard_size_mb * 1e6
     folder = run_folder(job)
-    samples, largest, finished = [0], [0], threading.Event()
-
-    def sample() -> None:
-        while not finished.is_set():
-            samples.append(staged_bytes(folder.staging_dir))
-            for p in folder.staging_dir.glob("*.h5") if folder.staging_dir.is_dir() else []:
-                try:
-                    largest[0] = max(largest[0], p.stat().st_size)
-                except FileNotFoundError:  # packed meanwhile
-                    pass
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
+    with StagingSampler(folder.staging_dir) as sampled:
         with staged_run(folder, "extract", config, False) as staging:
             todo = read_manifest(manifest)
             progress = Progress(len(todo), interactive=False)
             running = start_jobs(job, todo, staging.dir, job.n_workers, progress.note, {})
             result = pack_outcomes(staging, running, progress, config.to_json(), shard_bytes,
                                    on_success=lambda outcome: time.sleep(0.4))  # a slow packer
-    finally:
-        finished.set()
-        sampler.join()
-    limit = max_staged_bytes(shard_bytes) + job.n_workers * largest[0]
+    limit = max_staged_bytes(shard_bytes) + job.n_workers * sampled.largest
     complete = not result.failures and len(ExtractionFolder(out).read_index()) == 12
-    held = complete and max(samples) <= limit
+    held = complete and sampled.most <= limit
     return Record("scale of resume", "staging with 0.02 MB shards and a slow packer", held,
-                  f"at most {max(samples) / 1e3:.0f} kB staged at once; bound {max_staged_bytes(shard_bytes) / 1e3:.0f} kB "
-                  f"+ {job.n_workers} x {largest[0] / 1e3:.0f} kB; complete: {complete}")
+                  f"at most {sampled.most / 1e3:.0f} kB staged at once; bound {max_staged_bytes(shard_bytes) / 1e3:.0f} kB "
+                  f"+ {job.n_workers} x {sampled.largest / 1e3:.0f} kB; complete: {complete}")
+
+
+class StagingSampler:
+    """While open, samples a staging folder every 5 ms: `most`, the most bytes of finished videos
+    waiting in it at once (staged_run.staged_bytes), and `largest`, the largest one file."""
+
+    def __init__(self, staging_dir: Path) -> None:
+        self.staging_dir, self.most, self.largest = staging_dir, 0, 0
+        self._finished = threading.Event()
+        self._thread = threading.Thread(target=self._sample)
+
+    def _sample(self) -> None:
+        from flowprep.extract.staged_run import staged_bytes
+
+        while not self._finished.is_set():
+            self.most = max(self.most, staged_bytes(self.staging_dir))
+            for p in self.staging_dir.glob("*.h5") if self.staging_dir.is_dir() else []:
+                try:
+                    self.largest = max(self.largest, p.stat().st_size)
+                except FileNotFoundError:  # packed meanwhile
+                    pass
+            time.sleep(0.005)
+
+    def __enter__(self) -> "StagingSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._finished.set()
+        self._thread.join()
 
 
 def torchrun_signal(shards: Path, work: Path) -> Record:
