@@ -35,7 +35,6 @@ from flowprep.flow.registry import get_method
 from flowprep.format.folder import ExtractionFolder, Failure
 from flowprep.format.manifest import ManifestEntry, read_manifest
 from flowprep.format.safe_paths import RootGuard
-from flowprep.format.signals import deferred
 
 log = logging.getLogger("flowprep")
 
@@ -93,13 +92,10 @@ def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSumm
                  len(entries), len(entries) - len(pending), len(todo), config.flow_method, workers)
         progress = Progress(len(todo) + len(refused), interactive=interactive)
         flow_paths: dict[str, str] = {}  # device -> how a batched backend ran the flow, filled as devices finish
-        # the jobs start first (local workers at once), and pack_outcomes packs the videos an earlier
-        # run finished while they run: a resumed run is at work in seconds, however much it left staged
-        with deferred() as stop_while_starting:  # a stop waits until the jobs have a handle to close
-            running = start_jobs(run, todo, staging.dir, workers, progress.note, flow_paths)
-        # their staging files packed into shards, every failure recorded, the jobs closed on a stop
-        packed = pack_outcomes(staging, running, progress, config.to_json(), run.shard_size_mb * 1e6,
-                               failed_first=refused, stop_while_starting=stop_while_starting)
+        # the jobs started (local workers at once), their staging files packed into shards as they
+        # finish, every failure recorded, the jobs closed on a stop
+        packed = pack_outcomes(staging, lambda: start_jobs(run, todo, staging.dir, workers, progress.note, flow_paths),
+                               progress, config.to_json(), run.shard_size_mb * 1e6, failed_first=refused)
         return ExtractSummary(
             total=len(entries), skipped=len(entries) - len(pending), extracted=packed.finished,
             failures=packed.failures, frames=packed.frames, pairs=packed.pairs, flow_seconds=packed.flow_seconds,

@@ -34,7 +34,7 @@ from flowprep.format.folder import (
     staged_video_id,
 )
 from flowprep.format.shards import SHARD_SUFFIX
-from flowprep.format.signals import Deferred, Stop, deferred, leave_stops_to, received
+from flowprep.format.signals import Stop, deferred, leave_stops_to, received
 
 log = logging.getLogger("flowprep")
 
@@ -251,19 +251,15 @@ def process_outcomes(jobs: list, workers: int) -> Iterator[StagedOutcome]:
     return Parallel(n_jobs=min(workers, max(1, len(jobs))), batch_size=1, return_as="generator_unordered")(jobs)
 
 
-def pack_outcomes(staging: Staging, running: Iterator[StagedOutcome], progress: Progress, stored_config: str,
-                  shard_bytes: float, failed_first: Iterable[StagedOutcome] = (),
-                  on_success: Callable[[StagedOutcome], None] | None = None,
-                  stop_while_starting: Deferred | None = None) -> StagedRunResult:
-    """Pack the staging files of the `running` jobs' outcomes into shards of about `shard_bytes`
-    as they finish (each shard stores `stored_config`, its config as JSON), record the failures
-    in failures.jsonl (`failed_first`: videos refused before any job, recorded first), and count
-    both on `progress`; on a stop or an error, close the jobs before returning. The videos an
-    earlier run finished are packed first, while the jobs, already started, run.
-
-    `stop_while_starting`: the jobs were started inside it (`deferred()`, so that a stop could not
-    cut their start and leave no handle to close: seen under load, workers alive after the lock
-    was let go); a stop it holds is acted on here first, and the jobs are closed."""
+def pack_outcomes(staging: Staging, start: Callable[[], Iterator[StagedOutcome]], progress: Progress,
+                  stored_config: str, shard_bytes: float, failed_first: Iterable[StagedOutcome] = (),
+                  on_success: Callable[[StagedOutcome], None] | None = None) -> StagedRunResult:
+    """Start the jobs (`start()`: their outcomes, each as its video finishes) and pack their
+    staging files into shards of about `shard_bytes` as they finish (each shard stores
+    `stored_config`, its config as JSON), record the failures in failures.jsonl (`failed_first`:
+    videos refused before any job, recorded first), and count both on `progress`; on a stop or an
+    error, close the jobs before returning. The videos an earlier run finished are packed while
+    the jobs, already started, run: a resumed run is at work in seconds, however much it left."""
     folder = staging.folder
     result = StagedRunResult()
     packer = ShardPacker(folder, stored_config, shard_bytes, staging.index, note=progress.note)
@@ -279,8 +275,13 @@ def pack_outcomes(staging: Staging, running: Iterator[StagedOutcome], progress: 
         if stop.requested:
             raise stop.stop()
 
+    # a stop waits until the jobs have a handle to close: raised while joblib was still starting
+    # them (its workers already at work), it left none, and the workers outlived the run's lock
+    # (seen under load); it is acted on first thing below, and the jobs are closed
+    with deferred() as stop_while_starting:
+        running = start()
     try:
-        if stop_while_starting is not None and stop_while_starting.requested:
+        if stop_while_starting.requested:
             raise stop_while_starting.stop()
         folder.write_failures([])
         for p in staging.staged:

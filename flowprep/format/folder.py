@@ -48,7 +48,9 @@ from flowprep.format.shards import (
     SHARD_SUFFIX,
     VIDEOS_GROUP,
     ShardFormatError,
+    check_header,
     iter_videos,
+    member,
     open_shard,
 )
 
@@ -308,9 +310,10 @@ def check_staged_file(f: h5py.File, path: Path, config: FolderConfig) -> None:
     """ShardFormatError, one line naming the file, unless the staging file `f` (at `path`) was made
     with the folder's config and holds the one video its name says: packing would copy whatever a
     file dropped into staging/ holds into the folder's shards."""
+    check_header(f)  # a shard's header, and a videos group that is no link
     problem = shard_config_problem(f, config)
     if problem is None:
-        ids = list(f[VIDEOS_GROUP].keys()) if isinstance(f.get(VIDEOS_GROUP, getlink=True), h5py.HardLink) else []
+        ids = list(member(f, VIDEOS_GROUP))
         if ids != [staged_video_id(path)]:
             problem = f"holds the videos {shown(ids[:3])}, not the one its name says"
     if problem:

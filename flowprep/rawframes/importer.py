@@ -43,7 +43,6 @@ from flowprep.format.manifest import ManifestEntry, read_manifest, validate_vide
 from flowprep.format.quantize import DEFAULT_BOUND, LEVELS, dequantize
 from flowprep.format.safe_paths import check_inside, check_label_name
 from flowprep.format.shards import VideoAttrs
-from flowprep.format.signals import deferred
 from flowprep.rawframes.annotations import entries_from_annotations, expand_annotations
 from flowprep.rawframes.layout import BACKWARD_X, RawframesError, is_frame_dir, plan_frames, scan_frame_dir
 from flowprep.rawframes.record import EXPORT_RECORD, ExportRecord, read_export_record
@@ -349,11 +348,9 @@ def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportS
         max_staged = max_staged_bytes(run.shard_size_mb * 1e6)
         jobs = [delayed(when_room)(import_video, staging.dir, max_staged, s, config_json, staging.dir,
                                    owner=os.getpid()) for s in todo]
-        progress = Progress(len(jobs), interactive=interactive)
-        with deferred() as stop_while_starting:  # a stop waits until the jobs have a handle to close
-            running = process_outcomes(jobs, run.n_workers)
-        result = pack_outcomes(staging, running, progress, config_json, run.shard_size_mb * 1e6, on_success=count,
-                               stop_while_starting=stop_while_starting)
+        result = pack_outcomes(staging, lambda: process_outcomes(jobs, run.n_workers),
+                               Progress(len(jobs), interactive=interactive), config_json, run.shard_size_mb * 1e6,
+                               on_success=count)
         summary.failures = result.failures
         summary.shards, summary.bytes_on_disk = result.shards, result.bytes_on_disk
         summary.seconds = time.perf_counter() - started

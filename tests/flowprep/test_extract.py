@@ -281,7 +281,7 @@ def test_a_run_that_stops_closes_its_jobs_before_it_returns(tmp_path):
     refused = [VideoOutcome("a", "a.avi", None, "outside the video root")]
     jobs = Jobs([VideoOutcome("b", "b.avi", tmp_path / "gone.h5", None, frames=2, pairs=1)])  # packing it fails
     with pytest.raises(FileNotFoundError):
-        pack_outcomes(staging, jobs, Progress(2, interactive=False), ExtractConfig().to_json(), 1e6,
+        pack_outcomes(staging, lambda: jobs, Progress(2, interactive=False), ExtractConfig().to_json(), 1e6,
                       failed_first=refused)
     assert jobs.closed
     assert [f.video_id for f in folder.read_own_failures()] == ["a"]
@@ -296,11 +296,13 @@ def test_a_stop_while_the_jobs_start_waits_for_their_handle_then_closes_them(tmp
     folder.staging_dir.mkdir(parents=True)
     staged = tmp_path / "out" / "staging" / "left.h5"
     staging = Staging(folder, index={}, staged=[staged])  # would fail to pack (no file) if packing began
-    with signals.deferred() as stop_while_starting:
+    jobs = Jobs([VideoOutcome("b", "b.avi", None, "never reached")])
+
+    def start() -> Jobs:  # the signal comes while the jobs start
         os.kill(os.getpid(), signal.SIGTERM)
-        jobs = Jobs([VideoOutcome("b", "b.avi", None, "never reached")])
+        return jobs
+
     with pytest.raises(signals.Stop) as stopped:
-        pack_outcomes(staging, jobs, Progress(1, interactive=False), ExtractConfig().to_json(), 1e6,
-                      stop_while_starting=stop_while_starting)
+        pack_outcomes(staging, start, Progress(1, interactive=False), ExtractConfig().to_json(), 1e6)
     assert stopped.value.status == 143
     assert jobs.closed

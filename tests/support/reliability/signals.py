@@ -298,8 +298,8 @@ def staging_bound_run(work: Path) -> Record:
         with staged_run(folder, "extract", config, False) as staging:
             todo = read_manifest(manifest)
             progress = Progress(len(todo), interactive=False)
-            running = start_jobs(job, todo, staging.dir, job.n_workers, progress.note, {})
-            result = pack_outcomes(staging, running, progress, config.to_json(), shard_bytes,
+            result = pack_outcomes(staging, lambda: start_jobs(job, todo, staging.dir, job.n_workers, progress.note, {}),
+                                   progress, config.to_json(), shard_bytes,
                                    on_success=lambda outcome: time.sleep(0.4))  # a slow packer
     limit = max_staged_bytes(shard_bytes) + job.n_workers * sampled.largest
     complete = not result.failures and len(ExtractionFolder(out).read_index()) == 12
