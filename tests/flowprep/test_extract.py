@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from joblib import delayed
 
 import flowprep.format.folder as folder_module
 import flowprep.format.signals as signals
@@ -23,7 +24,7 @@ from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.decode import VideoError, VideoInfo
 from flowprep.extract.progress import Progress
 from flowprep.extract.run import run_extract
-from flowprep.extract.staged_run import Staging, pack_outcomes
+from flowprep.extract.staged_run import Staging, pack_outcomes, process_outcomes
 from flowprep.extract.video_job import VideoOutcome, frame_sampler
 from flowprep.format.folder import LOCK_FILE, ExtractionFolder, FolderError
 from flowprep.format.shards import open_shard, video_reader
@@ -285,6 +286,31 @@ def test_a_run_that_stops_closes_its_jobs_before_it_returns(tmp_path):
                       failed_first=refused)
     assert jobs.closed
     assert [f.video_id for f in folder.read_own_failures()] == ["a"]
+
+
+def _staged_after(seconds: float, video_id: str, staged: str) -> VideoOutcome:
+    time.sleep(seconds)
+    return VideoOutcome(video_id, f"{video_id}.avi", Path(staged), None, frames=2, pairs=1)
+
+
+def test_a_run_that_stops_lets_its_worker_queues_end_before_it_returns(tmp_path):
+    """Worker processes' queues: their feeder threads (daemons) end before a stopped run returns.
+    Exiting first froze one between a semaphore's unlink and its unregistration, and loky's
+    resource tracker printed "leaked semlock" warnings after the run's one line (CI). Before the
+    fix a feeder was alive after 3-7 of these 16 stops; the real workers and queues of
+    process_outcomes, the first video's packing failing."""
+    alive_after = []
+    for attempt in range(16):
+        folder = ExtractionFolder(tmp_path / f"out{attempt}")
+        folder.staging_dir.mkdir(parents=True)
+        staging = Staging(folder, index={}, staged=[])
+        gone = str(tmp_path / "gone.h5")  # packing the first finished video fails: the run ends early
+        jobs = [delayed(_staged_after)(0.05 if i == 0 else 2.0, f"v{i}", gone) for i in range(6)]
+        with pytest.raises(FileNotFoundError):
+            pack_outcomes(staging, lambda: process_outcomes(jobs, 2), Progress(6, interactive=False),
+                          ExtractConfig().to_json(), 1e6)
+        alive_after.append(sum(t.name == "QueueFeederThread" and t.is_alive() for t in threading.enumerate()))
+    assert not any(alive_after), f"feeder threads alive after each stopped run: {alive_after}"
 
 
 def test_a_stop_while_the_jobs_start_waits_for_their_handle_then_closes_them(tmp_path, monkeypatch):
