@@ -53,6 +53,7 @@ from flowprep.format.files import (
     remove_file,
     write_text_atomic,
 )
+from flowprep.format.limits import MAX_FRAMES, integer_problem, label_problem
 from flowprep.format.manifest import SPLIT_VALUES
 from flowprep.format.safe_paths import check_label_name, check_shard_name, check_video_id, escaped, shown
 from flowprep.format.shards import (
@@ -342,9 +343,9 @@ def index_entry_problem(entry: IndexEntry, passed: set | None = None) -> str | N
     if problem:
         return problem
     where = f"video {entry.video_id!r}"
-    for name, value in (("label", entry.label), ("num_frames", entry.num_frames)):
-        if type(value) is not int or value < 0:
-            return f"{where}: {name} {shown(value)} is not a non-negative integer"
+    for problem in (label_problem(entry.label), integer_problem("num_frames", entry.num_frames, 0, MAX_FRAMES)):
+        if problem:
+            return f"{where}: {problem}"
     if ("shard", entry.shard) not in passed:
         problem = check_shard_name(entry.shard)
         if problem is None and not SHARD_NAME.match(entry.shard):
