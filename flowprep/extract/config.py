@@ -20,6 +20,7 @@ from typing import Any
 
 from flowprep.flow.registry import FLOW_METHODS, get_method
 from flowprep.format.codecs import parse_codec
+from flowprep.format.files import parse_json
 from flowprep.format.quantize import DEFAULT_BOUND
 
 # Measured by `make bench-codecs` and `make bench-train` (README, "Choice of codecs"): JPEG keeps
@@ -109,7 +110,7 @@ class ExtractConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "ExtractConfig":
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(parse_json(text, dict))
 
 
 @dataclass(frozen=True)
@@ -291,9 +292,7 @@ def parse_settings(kind: str, settings: dict[str, Any]) -> ExtractConfig | Impor
 
 def parse_shard_settings(text: str) -> ExtractConfig | ImportConfig:
     """The config a shard stores (its `extract_config` attribute): imported shards say their origin."""
-    data = json.loads(text)
-    if not isinstance(data, dict):
-        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    data = parse_json(text, dict)
     return parse_settings("import" if data.get("origin") == ORIGIN else "extract", data)
 
 

@@ -292,7 +292,7 @@ def shard_config_problem(f: h5py.File, config: FolderConfig) -> str | None:
     extraction config it stores must be the folder's (`same_settings`), of the same kind of run."""
     text = f.attrs.get(ATTR_EXTRACT_CONFIG)
     try:
-        stored = json.loads(text.decode() if isinstance(text, bytes) else text)
+        stored = parse_json(text.decode() if isinstance(text, bytes) else text)
     except (ValueError, TypeError, RecursionError) as exc:
         why = "nested too deeply" if isinstance(exc, RecursionError) else " ".join(str(exc).split())[:160]
         return f"its stored extraction config does not parse ({why})"

@@ -32,7 +32,6 @@ way a stack of consecutive fields is one h5py call.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -42,6 +41,7 @@ import h5py
 import numpy as np
 
 from flowprep.format.codecs import Codec, parse_codec
+from flowprep.format.files import parse_json
 from flowprep.format.limits import MAX_FRAMES, MAX_SIDE, integer_problem, label_problem
 from flowprep.format.quantize import dequantize
 from flowprep.format.safe_paths import check_video_id, regular_file_problem, shown
@@ -95,7 +95,7 @@ class VideoAttrs:
 
     @property
     def splits_dict(self) -> dict[str, str]:
-        return json.loads(self.splits)
+        return parse_json(self.splits, dict)
 
     @property
     def num_pairs(self) -> int:

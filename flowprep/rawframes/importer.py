@@ -38,7 +38,7 @@ from flowprep.extract.staged_run import max_staged_bytes, pack_outcomes, process
 from flowprep.extract.video_job import VideoOutcome
 from flowprep.format.codecs import CodecError, parse_codec
 from flowprep.format.faults import disk_full, is_disk_full
-from flowprep.format.files import NotRegularFileError, read_regular_bytes
+from flowprep.format.files import NotRegularFileError, parse_json, read_regular_bytes
 from flowprep.format.folder import ExtractionFolder, Failure, staging_path, writing_path
 from flowprep.format.manifest import ManifestEntry, read_manifest, validate_video_id
 from flowprep.format.quantize import DEFAULT_BOUND, LEVELS, dequantize
@@ -218,7 +218,7 @@ def import_video(source: ImportSource, config_json: str, staging_dir: Path) -> V
     if folder is None:
         return VideoOutcome(entry.video_id, entry.path, None, f"no frame folder {entry.path!r} under the tree's root")
     try:
-        return _import(entry, folder, ImportConfig.from_dict(json.loads(config_json)), config_json, staging_dir, started)
+        return _import(entry, folder, ImportConfig.from_dict(parse_json(config_json, dict)), config_json, staging_dir, started)
     except (RawframesError, CodecError) as exc:
         reason = str(exc)
     except OSError as exc:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flowprep.format.files import write_text_atomic
+from flowprep.format.files import parse_json, read_regular_text, write_text_atomic
 from flowprep.format.folder import FolderConfig
 from flowprep.rawframes.layout import RawframesError
 
@@ -45,9 +45,7 @@ def read_export_record(tree: Path) -> ExportRecord | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        data = parse_json(read_regular_text(path), dict)
         bound = data.get("bound")
         if bound is None and data.get("source_config") is not None:  # a tree exported before "bound" was recorded
             bound = FolderConfig.parse(data["source_config"]).settings.get("bound")

@@ -14,6 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from flowprep.format.files import parse_json
 from flowprep.format.folder import EXTRACTION_CONFIG_FILE, ExtractionFolder
 from flowprep.format.quantize import LEVELS
 from flowprep.format.shards import (
@@ -40,7 +41,7 @@ def storage_bytes(group: h5py.Group) -> dict[str, int]:
 
 def _stored_config(text: str) -> dict:
     try:
-        return json.loads(text)
+        return parse_json(text)
     except ValueError:
         return {"unparsed": text}
 

@@ -14,6 +14,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from flowprep.format.files import parse_json
 from twostream.core.backbones import VIDEO_BACKBONES, family_of, is_video
 
 STREAMS = ("spatial", "temporal")
@@ -108,7 +109,7 @@ class JsonConfig:
 
     @classmethod
     def from_json(cls, text: str):
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(parse_json(text, dict))
 
 
 @dataclass(frozen=True, kw_only=True)

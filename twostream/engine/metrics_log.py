@@ -28,7 +28,7 @@ class MetricsLog:
         kept = []
         if completed_epochs and self.path.exists():
             kept = [line for line in read_regular_text(self.path).splitlines()
-                    if line.strip() and json.loads(line)["epoch"] <= completed_epochs]
+                    if line.strip() and parse_json(line, dict)["epoch"] <= completed_epochs]
         write_text_atomic(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, epoch: int, phase: str, loss: float, accuracy: float, lr: float, samples_per_s: float,
