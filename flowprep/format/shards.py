@@ -32,6 +32,7 @@ way a stack of consecutive fields is one h5py call.
 """
 from __future__ import annotations
 
+import errno
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -187,6 +188,9 @@ def open_shard(path: str | Path) -> h5py.File:
     except FileNotFoundError:
         raise ShardFormatError(f"{path}: shard file not found") from None
     except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE) or "errno = 24," in str(exc) or "errno = 23," in str(exc):
+            raise OSError(errno.EMFILE, f"cannot open {path}: too many open files (this process may have "
+                                        f"{_open_file_limit()}; raise it with `ulimit -n`)") from None
         raise ShardFormatError(f"{path}: not a readable HDF5 file (corrupt or truncated?): {exc}") from None
     try:
         check_header(f)
@@ -194,6 +198,13 @@ def open_shard(path: str | Path) -> h5py.File:
         f.close()
         raise
     return f
+
+
+def _open_file_limit() -> str:
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return "unlimited open files" if soft == resource.RLIM_INFINITY else f"{soft} open files at most"
 
 
 def stored_extract_config(f: h5py.File) -> str:

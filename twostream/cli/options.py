@@ -136,8 +136,13 @@ def run_training(fit: Callable, config, resume: bool) -> int:
     except KeyboardInterrupt as exc:  # the generic message says "run the same command again"; a run needs --resume
         if isinstance(exc, Stop) and exc.message:  # the loop saved a checkpoint and says so (flowprep.format.signals)
             raise
-        click.echo(f"twostream: interrupted; continue from {Path(config.out) / 'checkpoint.pt'} with the same "
-                   f"command plus --resume", err=True)
+        checkpoint = Path(config.out) / "checkpoint.pt"
+        if checkpoint.is_file():
+            click.echo(f"twostream: interrupted; continue from {checkpoint} with the same command plus --resume",
+                       err=True)
+        else:  # stopped while starting: no epoch began, so there is nothing to resume from
+            click.echo(f"twostream: interrupted before the first checkpoint; nothing was saved in {config.out}: run "
+                       f"the same command again to start it", err=True)
         sys.exit(exc.status if isinstance(exc, Stop) else EXIT_INTERRUPTED)
     # deferred: torch takes seconds to import, and --help needs none of it
     from twostream.core.world import current

@@ -110,7 +110,7 @@ def locked_run(config: ResumableConfig) -> Iterator[None]:
             yield
     except BaseException:
         # a run refused before it wrote anything leaves no folder behind (the lock made it)
-        if created and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
+        if created and run_dir.is_dir() and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
             remove_file(run_dir / LOCK_FILE)
             run_dir.rmdir()
         raise

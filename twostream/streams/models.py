@@ -343,6 +343,11 @@ def _state_dict_of(obj, origin: str) -> dict[str, torch.Tensor]:
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ModelError(f"{origin}: expected a state dict (parameter name -> tensor) of an RGB backbone")
+    for name, tensor in obj.items():  # else the first step's loss is NaN, blamed on the learning rate
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ModelError(f"{origin}: tensor {name!r} holds {bad} value(s) that are not finite numbers (NaN or "
+                             f"infinite): the weights file is damaged")
     return {k.removeprefix("module."): v for k, v in obj.items()}  # saved from DataParallel
 
 
