@@ -108,3 +108,18 @@ def test_a_class_folder_with_control_characters_is_refused_escaped(tmp_path, cap
     assert code == 2 and "\x1b" not in err and "\u202e" not in err, repr(err)
     assert "class folder" in err and "control characters" in err, err
     assert not (tmp_path / "m.csv").exists()
+
+
+@pytest.mark.parametrize("command", ["flowprep", "twostream"])
+def test_a_memory_limit_too_low_for_the_libraries_is_one_line(command):
+    """Under `ulimit -v` of 256 MiB, OpenCV's shared library cannot even be mapped: before, an
+    ImportError traceback from inside cv2; now one line naming the limit (flowprep.cli.launch)."""
+    def limited():
+        resource.setrlimit(resource.RLIMIT_AS, (256 * 2**20, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+    done = subprocess.run([sys.executable, "-m", command, "--help"], capture_output=True, text=True, timeout=120,
+                          preexec_fn=limited, env={**os.environ, "PYTHONPATH": str(REPO)})
+    if done.returncode == 0:
+        pytest.skip("this machine's libraries load within 256 MiB of address space")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "ulimit -v" in done.stderr, done.stderr
