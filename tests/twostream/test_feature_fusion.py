@@ -365,7 +365,7 @@ def test_bad_input_is_one_line(capsys, shards, streams, fused, tmp_path):
         capsys, *base, "--spatial", spatial, "--temporal", temporal, *out, "--method", "attention", "--hidden", "0")
     assert "the spatial stream was trained on split 'split1', not 'split2'" in one_line_error(
         capsys, *base, "--spatial", spatial, "--temporal", temporal, *out, "--split", "split2")
-    assert "--subset val: the streams held out no training videos of split 'split1' (holdout 0.0)" in one_line_error(
+    assert "--subset val: the streams held out no training videos of split 'split1' (holdout 0.2)" in one_line_error(
         capsys, *base, "--spatial", spatial, "--temporal", temporal, *out, "--subset", "val")
     runs, _ = fused
     assert "already holds a run" in one_line_error(

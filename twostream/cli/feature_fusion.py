@@ -54,8 +54,8 @@ def fuse_features() -> None:
 @opt.schedule_options(lr_steps_help="Epochs after which 'step' multiplies lr by --gamma. Default: at 5/8 and 7/8 of "
                                     "the run.")
 @opt.validation_options(val_every_help="Validate every N epochs (and after the last) on the streams' held-out videos "
-                                       "when the head learns from their training videos, else on the test videos; "
-                                       "0: never.")
+                                       "when the head learns from their training videos (else none, or the test videos with "
+                                       "--val-on-test); 0: never.")
 @opt.run_options
 @opt.resume
 def train_command(resume: bool, **options) -> int:

@@ -126,6 +126,9 @@ def validation_options(val_every_help: str) -> Callable:
         click.option("--val-clips", type=click.IntRange(min=1), default=5, show_default=True),
         click.option("--val-crops", type=click.Choice(CROPS), default="center", show_default=True),
         click.option("--val-batch-size", type=click.IntRange(min=1), default=32, show_default=True),
+        click.option("--val-on-test", is_flag=True,
+                     help="When no training video is held out, validate on the split's test videos (the report then "
+                          "says that the run was watched on its test set); without it there is no validation."),
     )
 
 

@@ -31,6 +31,9 @@ STREAM_DEFAULTS = {
     "spatial": {"dropout": 0.5, "lr": 0.001, "color_jitter": 0.2},
     "temporal": {"dropout": 0.9, "lr": 0.005, "color_jitter": 0.0},
 }
+# The share of each class's training videos held out for validation when no --holdout is given: the
+# index's splits have train and test parts only, and validating on test would choose on the test set.
+DEFAULT_HOLDOUT = 0.2
 # The paper divides the learning rate by 10 after 50K and 70K of 80K iterations.
 PAPER_STEP_FRACTIONS = (50 / 80, 70 / 80)
 
@@ -157,7 +160,7 @@ class TrainConfig(ResumableConfig):
     out: str  # run folder: checkpoint.pt, metrics.jsonl, config.json
     stream: str = "spatial"
     split: str = "split1"  # trains on the videos whose index entry says splits[split] == "train"
-    holdout: float = 0.0  # share of each class's training videos kept out of training, for validation and fusion
+    holdout: float = DEFAULT_HOLDOUT  # share of each class's training videos kept out of training, for validation and fusion
     # input
     flow_length: int = 10  # L flow fields per temporal input: 2L channels
     flow_stack: str = "forward"
@@ -191,12 +194,14 @@ class TrainConfig(ResumableConfig):
     lr_steps: tuple[int, ...] | None = None  # epochs after which the step schedule multiplies lr by gamma
     gamma: float = 0.1
     seed: int = 0
-    # validation during training, with a fast protocol, on the held-out videos (--holdout) or else
-    # on the split's test videos
+    # validation during training, with a fast protocol, on the held-out videos (--holdout); on the
+    # split's test videos only when asked (val_on_test: a run without the field validated on them
+    # when it held out nothing)
     val_every: int = 1  # epochs; 0 = never
     val_clips: int = 5
     val_crops: str = "center"
     val_batch_size: int = 32
+    val_on_test: bool = False
     # how the run executes: RunOptions
 
     def __post_init__(self) -> None:
@@ -247,7 +252,8 @@ class TrainConfig(ResumableConfig):
         return 2 if self.clip else 2 * self.flow_length
 
 
-RUN_FIELDS = frozenset({"shards", "out", *RUN_OPTIONS, "val_every", "val_clips", "val_crops", "val_batch_size"})
+RUN_FIELDS = frozenset({"shards", "out", *RUN_OPTIONS, "val_every", "val_clips", "val_crops", "val_batch_size",
+                        "val_on_test"})
 
 
 @dataclass(frozen=True)

@@ -46,10 +46,11 @@ from twostream.core.run_folder import CHECKPOINT_FILE, RUN_CONFIG_FILE
 from twostream.core.schedule import learning_rate
 from twostream.core.world import current
 from twostream.data.datasets import Augment, EvalClips, Layout, TrainClips, eval_loader, set_epoch, train_loader
+from twostream.data.extraction import ExtractedDataset, videos_in_split
 from twostream.data.store import ShardStore
 from twostream.engine.loops import EpochTotals, Stopped, predict_all, train_one_epoch
 from twostream.engine.metrics import summarize
-from twostream.engine.metrics_log import MetricsLog
+from twostream.engine.metrics_log import HELD_OUT, MetricsLog
 
 log = logging.getLogger("twostream")
 
@@ -134,6 +135,16 @@ class FitData:
     val: EvalClips | None = None
     val_batches: DataLoader | None = None
     val_labels: np.ndarray | None = None
+    val_subset: str = HELD_OUT  # metrics_log's name of the validation videos
+
+
+def test_validation_videos(extraction: ExtractedDataset, split: str) -> list[IndexEntry]:
+    """The split's test videos as validation videos (--val-on-test), said loudly: whatever is chosen
+    or tuned by watching them is chosen on the test set."""
+    videos = videos_in_split(extraction, split, "test")
+    log.warning("validating on the %d test videos of %s (--val-on-test): the validation figures are test figures, "
+                "and anything chosen by them is chosen on the test set", len(videos), split)
+    return videos
 
 
 @dataclass(frozen=True)
@@ -145,7 +156,7 @@ class CheckpointWriter:
 
 
 def fit_data(config: ResumableConfig, spec: Layout, root: Path, train_videos: list[IndexEntry],
-             val_videos: list[IndexEntry], device: Device) -> FitData:
+             val_videos: list[IndexEntry], device: Device, val_subset: str = HELD_OUT) -> FitData:
     """The loaders of a run of `config` on the shards under `root`: its training videos sampled and
     augmented as `config` says, and the validation videos (none: no validation) under its fast
     protocol. Under torchrun each process loads its share (`config.batch_size` a process)."""
@@ -157,7 +168,7 @@ def fit_data(config: ResumableConfig, spec: Layout, root: Path, train_videos: li
         return FitData(train)
     val_data = EvalClips(ShardStore(root), val_videos, spec, config.val_clips, config.val_crops)
     return FitData(train, val_data, eval_loader(val_data, config.val_batch_size, config.workers, pin, world),
-                   np.array([e.label for e in val_videos], dtype=np.int64))
+                   np.array([e.label for e in val_videos], dtype=np.int64), val_subset)
 
 
 def fit_epochs(config: ResumableConfig, learner: Learner, data: FitData, device: Device, writer: CheckpointWriter, *,
@@ -273,9 +284,11 @@ def fit_epochs(config: ResumableConfig, learner: Learner, data: FitData, device:
                 val, _ = summarize(scores, val_data.video_index, val_labels)
                 val_rate = len(val_data) / seconds if seconds else 0.0
                 if world.main:
-                    metrics_log.write(epoch + 1, "val", val["clip_loss"], val["clip_top1"], lr, val_rate, elapsed())
-                last_metrics["val"] = {**val, "samples_per_s": val_rate}
-                message += f"; val clip accuracy {val['clip_top1']:.3f}, video {val['video_top1']:.3f}"
+                    metrics_log.write(epoch + 1, "val", val["clip_loss"], val["clip_top1"], lr, val_rate, elapsed(),
+                                      data.val_subset)
+                last_metrics["val"] = {**val, "samples_per_s": val_rate, "subset": data.val_subset}
+                message += f"; val ({data.val_subset} videos) clip accuracy {val['clip_top1']:.3f}, " \
+                           f"video {val['video_top1']:.3f}"
             if world.main:
                 writer.save(run_dir / CHECKPOINT_FILE, checkpoint(epoch + 1))
             world.barrier()  # no process runs ahead of the checkpoint that a resume would start from

@@ -6,6 +6,9 @@ from pathlib import Path
 
 from twostream.core.run_folder import METRICS_FILE
 
+# which videos a "val" record was measured on (its "subset"; records written before it was kept lack it)
+HELD_OUT = "held-out"  # training videos kept out of training (train --holdout)
+ON_TEST = "test"  # the split's test videos (--val-on-test)
 REQUIRED_KEYS = ("epoch", "phase", "loss", "accuracy")  # what every reader needs; lr may be absent (older logs)
 
 
@@ -16,7 +19,8 @@ class MetricsLogError(ValueError):
 
 class MetricsLog:
     """RUN/metrics.jsonl: one object per epoch and phase,
-    {"epoch", "phase": "train"|"val", "loss", "accuracy" (clip top-1, 0..1), "lr", "samples_per_s", "time"}."""
+    {"epoch", "phase": "train"|"val", "loss", "accuracy" (clip top-1, 0..1), "lr", "samples_per_s", "time"},
+    and on "val" records "subset": HELD_OUT or ON_TEST, the videos validated on."""
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / METRICS_FILE
@@ -33,9 +37,11 @@ class MetricsLog:
         tmp.replace(self.path)
 
     def write(self, epoch: int, phase: str, loss: float, accuracy: float, lr: float, samples_per_s: float,
-              time: float) -> None:
+              time: float, subset: str | None = None) -> None:
         record = {"epoch": epoch, "phase": phase, "loss": float(loss), "accuracy": float(accuracy), "lr": float(lr),
                   "samples_per_s": float(samples_per_s), "time": float(time)}
+        if subset is not None:
+            record["subset"] = subset
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
 

@@ -52,11 +52,12 @@ class FusionTrainConfig(ResumableConfig):
     gamma: float = 0.1
     seed: int = 0
     # validation during training, on the streams' held-out videos (when the head learns from
-    # their training videos and they held some out), else on the split's test videos
+    # their training videos and they held some out); on the split's test videos only when asked
     val_every: int = 1
     val_clips: int = 5
     val_crops: str = "center"
     val_batch_size: int = 32
+    val_on_test: bool = False
     # how the run executes: RunOptions
 
     def __post_init__(self) -> None:

@@ -31,6 +31,7 @@ from twostream.score_fusion.report_data import (
     format_text_table,
     markdown_page,
     table_row,
+    validated_on_test,
 )
 from twostream.score_fusion.report_plots import plot_confusion, plot_curves, plot_per_class
 from twostream.score_fusion.run import read_fused_files
@@ -101,6 +102,7 @@ def build_report(config: ReportConfig) -> list[TableRow]:
         figures.append(PageFigure(f"Training curves: {name}", plot_curves(points, f"{name} stream", out / f"curves_{name}.png").name))
 
     notes = [] if curves else ["No training metrics were given (twostream report --curves NAME=metrics.jsonl), so no curves."]
+    notes += [note for note in (validated_on_test(name, points) for name, points in curves) if note]
     write_text_atomic(out / "report.md", markdown_page(config.title, table, figures, notes))
     write_text_atomic(out / "table.txt", format_text_table(table) + "\n")
     write_json_atomic(out / "table.json", {"title": config.title, "best": best.name, "rows": [r.to_dict() for r in table]})

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from twostream.core.scores import VideoScores
 from twostream.engine.metrics import mean_class_accuracy, top1_accuracy
+from twostream.engine.metrics_log import ON_TEST
 
 ROW_KINDS = ("stream", "fusion", "extra")
 
@@ -77,6 +78,7 @@ class CurvePoint:
     loss: float
     accuracy: float
     lr: float | None = None
+    subset: str | None = None  # a val point's videos (metrics_log.HELD_OUT or ON_TEST); None: not recorded
 
 
 def curve_points(records: list[dict], source: str) -> list[CurvePoint]:
@@ -84,11 +86,21 @@ def curve_points(records: list[dict], source: str) -> list[CurvePoint]:
     each line). A resumed run may log an epoch again: the last record of an (epoch, phase) wins."""
     points: dict[tuple[int, str], CurvePoint] = {}
     for record in records:
-        point = CurvePoint(record["epoch"], record["phase"], record["loss"], record["accuracy"], record["lr"])
+        subset = record.get("subset")
+        point = CurvePoint(record["epoch"], record["phase"], record["loss"], record["accuracy"], record["lr"],
+                           None if subset is None else str(subset))
         points[(point.epoch, point.phase)] = point
     if not points:
         raise ReportError(f"{source}: no metrics records")
     return sorted(points.values(), key=lambda p: (p.phase, p.epoch))
+
+
+def validated_on_test(name: str, points: list[CurvePoint]) -> str | None:
+    """The report's note on a run that validated on its test videos (--val-on-test), if it did."""
+    if any(p.subset == ON_TEST for p in points):
+        return (f"{name} was validated on the test videos during training (--val-on-test): whatever was chosen by "
+                f"watching its validation figures was chosen on the test set, so its test accuracy is optimistic.")
+    return None
 
 
 # --- the page ----------------------------------------------------------------------------------

@@ -1,0 +1,78 @@
+"""A researcher's own small dataset (issue 26): 4 classes x 7 training videos (28) and 2 test
+videos each, trained through the CLI with its defaults, as the README's "Your own videos" does.
+Validation is never the test set unless asked for, and the defaults give real optimisation."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support.synthetic import moving_video, write_extraction
+from tests.support.twostream_cli import twostream
+from twostream.core.config import TrainConfig
+from twostream.core.run_folder import METRICS_FILE, RUN_CONFIG_FILE
+from twostream.score_fusion.report import read_curve
+from twostream.score_fusion.report_data import validated_on_test
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+FAST = ("--epochs", "1", "--crop-size", "32", "--val-clips", "1", "--loader-workers", "0", "--threads", "1")
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    videos = [moving_video(f"train{c}{i}", c, frames=4, seed=10 * c + i, width=32, height=32) for c in range(4)
+              for i in range(7)]
+    videos += [moving_video(f"test{c}{i}", c, frames=4, seed=100 + 10 * c + i, width=32, height=32,
+                            splits={"split1": "test"}) for c in range(4) for i in range(2)]
+    return write_extraction(tmp_path_factory.mktemp("small") / "ex", videos)
+
+
+def train(capsys, caplog, *args: str) -> str:
+    """`twostream train ARGS` (with FAST), which must succeed: what it logged and printed."""
+    caplog.clear()
+    with caplog.at_level("INFO", logger="twostream"):
+        code, out, err = twostream(capsys, "train", *args, *FAST)
+    assert code == 0, err
+    return caplog.text + out + err
+
+
+def records(run) -> list[dict]:
+    return [json.loads(line) for line in (run / METRICS_FILE).read_text().splitlines()]
+
+
+def test_validation_is_held_out_of_training_by_default_and_never_the_test_set(small_set, tmp_path, capsys, caplog):
+    run = tmp_path / "run"
+    err = train(capsys, caplog, str(small_set), "--out", str(run))
+    # 1 of each class's 7 training videos held out (20 %, seeded): 24 trained on, 4 validated on
+    assert "24 training videos, 4 validation videos (held out of training, --holdout 0.2)" in err
+    assert "(test)" not in err and "val (held-out videos) clip accuracy" in err
+    vals = [r for r in records(run) if r["phase"] == "val"]
+    assert vals and all(r["subset"] == "held-out" for r in vals)
+    config = json.loads((run / RUN_CONFIG_FILE).read_text())
+    assert config["holdout"] == 0.2 and config["val_on_test"] is False
+    assert validated_on_test("spatial", read_curve(run / METRICS_FILE)) is None
+
+    # holding nothing out trains on all 28 and validates on nothing, saying how to get either back
+    bare = tmp_path / "bare"
+    err = train(capsys, caplog, str(small_set), "--out", str(bare), "--holdout", "0")
+    assert "28 training videos, 0 validation videos" in err and "--val-on-test" in err
+    assert [r["phase"] for r in records(bare)] == ["train"]
+
+
+def test_validating_on_test_is_an_explicit_recorded_choice(small_set, tmp_path, capsys, caplog):
+    run = tmp_path / "run"
+    err = train(capsys, caplog, str(small_set), "--out", str(run), "--holdout", "0", "--val-on-test")
+    assert "8 validation videos (the test videos, --val-on-test)" in err
+    assert "the validation figures are test figures" in err
+    assert [r["subset"] for r in records(run) if r["phase"] == "val"] == ["test"]
+    assert json.loads((run / RUN_CONFIG_FILE).read_text())["val_on_test"] is True
+    # the report built from its curves says so
+    assert "validated on the test videos during training (--val-on-test)" in validated_on_test(
+        "spatial", read_curve(run / METRICS_FILE))
+
+
+def test_a_run_config_written_before_val_on_test_still_loads():
+    old = TrainConfig(shards="s", out="o", holdout=0.0).to_dict()
+    del old["val_on_test"]
+    assert TrainConfig.from_dict(old).val_on_test is False
