@@ -76,3 +76,26 @@ def test_a_run_config_written_before_val_on_test_still_loads():
     old = TrainConfig(shards="s", out="o", holdout=0.0).to_dict()
     del old["val_on_test"]
     assert TrainConfig.from_dict(old).val_on_test is False
+
+
+def test_a_small_training_set_gets_several_steps_an_epoch_by_default(small_set, tmp_path, capsys, caplog):
+    run = tmp_path / "run"
+    err = train(capsys, caplog, str(small_set), "--out", str(run), "--holdout", "0", "--val-every", "0")
+    # 28 training videos: not one step of 32 but 3 of 8 (the last 4 videos wait for the next epoch's draw)
+    assert "batch size 8: the default for 28 training videos" in err
+    assert "3 optimisation steps an epoch" in err
+    assert json.loads((run / RUN_CONFIG_FILE).read_text())["batch_size"] == 8
+    from twostream.core.schedule import default_batch_size
+
+    assert [default_batch_size(n) for n in (1, 28, 127, 128, 255, 256, 10_000)] == [8, 8, 8, 16, 16, 32, 32]
+
+
+def test_a_given_batch_size_is_kept_and_a_resumed_run_keeps_its_own(small_set, tmp_path, capsys, caplog):
+    run = tmp_path / "run"
+    err = train(capsys, caplog, str(small_set), "--out", str(run), "--batch-size", "32", "--val-every", "0")
+    assert "batch size 32 exceeds the 24 training videos" in err and "leave --batch-size out" in err
+    assert "1 optimisation steps an epoch" in err
+    # a run stored with its batch size (here 32, as every run made before the default) resumes without the option
+    err = train(capsys, caplog, str(small_set), "--out", str(run), "--val-every", "0", "--resume")
+    assert "already completed its 1 epochs" in err
+    assert json.loads((run / RUN_CONFIG_FILE).read_text())["batch_size"] == 32

@@ -47,7 +47,7 @@ def fuse_features() -> None:
                      flip_help="Random horizontal flip of both (flow x negated).")
 @click.option("--color-jitter", type=float, default=0.0, show_default=True, help="Jitter of the RGB frame.")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@opt.train_batch_size
 @click.option("--lr", type=float, default=0.01, show_default=True, help="The head's learning rate.")
 @click.option("--stream-lr-scale", type=float, default=0.1, show_default=True,
               help="--joint: the streams' learning rate as a fraction of --lr.")

@@ -119,6 +119,12 @@ def schedule_options(lr_steps_help: str) -> Callable:
     )
 
 
+train_batch_size = click.option(
+    "--batch-size", type=click.IntRange(min=1), default=None,
+    help="Samples per optimisation step (a process's, under torchrun). Default: 32, halved down to 8 while an "
+         "epoch of the training videos would have fewer than 8 steps (the log says which).")
+
+
 def validation_options(val_every_help: str) -> Callable:
     """--val-every to --val-batch-size: validation during training."""
     return options(

@@ -53,7 +53,7 @@ def _defaults(name: str) -> str:
               help=f"Brightness/contrast/saturation jitter, RGB only. Default: {_defaults('color_jitter')}.")
 @click.option("--dropout", type=float, default=None, help=f"Before the classifier. Default: {_defaults('dropout')}.")
 @click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@opt.train_batch_size
 @click.option("--lr", type=float, default=None, help=f"Learning rate. Default: {_defaults('lr')}.")
 @opt.schedule_options(lr_steps_help="Epochs after which 'step' multiplies lr by --gamma. Default: the paper's, at 5/8 "
                                     "and 7/8 of the run.")

@@ -139,6 +139,9 @@ class RunOptions(JsonConfig):
 
 
 RUN_OPTIONS = tuple(f.name for f in fields(RunOptions))
+# None asks for a default that depends on the data: the trainer resolves it when a run starts (a
+# resumed run keeps its own), and the stored config holds the value used
+RESOLVED_AT_START = frozenset({"batch_size"})
 
 
 class ResumableConfig(RunOptions):
@@ -149,9 +152,11 @@ class ResumableConfig(RunOptions):
         return {k: v for k, v in self.to_dict().items() if k not in RUN_FIELDS}
 
     def differences(self, other: "ResumableConfig") -> list[str]:
-        """`key: theirs -> ours` for every learning field that differs."""
+        """`key: theirs -> ours` for every learning field that differs (a field resolved when the run
+        starts, asked for as None, takes the stored run's value: twostream.engine.fit_loop)."""
         mine, theirs = self.learning_fields(), other.learning_fields()
-        return [f"{k}: {theirs[k]!r} -> {mine[k]!r}" for k in mine if mine[k] != theirs[k]]
+        return [f"{k}: {theirs[k]!r} -> {mine[k]!r}" for k in mine
+                if mine[k] != theirs[k] and not (k in RESOLVED_AT_START and mine[k] is None)]
 
 
 @dataclass(frozen=True)
@@ -186,7 +191,7 @@ class TrainConfig(ResumableConfig):
     dropout: float | None = None
     # optimisation
     epochs: int = 30
-    batch_size: int = 32
+    batch_size: int | None = None  # None: twostream.core.schedule.default_batch_size of the training videos
     lr: float | None = None
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -242,7 +247,8 @@ class TrainConfig(ResumableConfig):
         check(self.stream == "spatial" or self.color_jitter == 0.0,
                f"colour jitter applies to RGB frames only; the temporal stream takes 0, got {self.color_jitter!r}")
         check_positive_int("epochs", self.epochs)
-        check_positive_int("batch size", self.batch_size)
+        if self.batch_size is not None:
+            check_positive_int("batch size", self.batch_size)
         check_fit_fields(self)
 
     @property

@@ -26,7 +26,7 @@ import logging
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -43,7 +43,7 @@ from twostream.core.config import ResumableConfig
 from twostream.core.device import Device
 from twostream.core.errors import TrainError
 from twostream.core.run_folder import CHECKPOINT_FILE, RUN_CONFIG_FILE
-from twostream.core.schedule import learning_rate
+from twostream.core.schedule import MIN_STEPS_PER_EPOCH, default_batch_size, learning_rate
 from twostream.core.world import current
 from twostream.data.datasets import Augment, EvalClips, Layout, TrainClips, eval_loader, set_epoch, train_loader
 from twostream.data.extraction import ExtractedDataset, videos_in_split
@@ -138,6 +138,24 @@ class FitData:
     val_subset: str = HELD_OUT  # metrics_log's name of the validation videos
 
 
+def resolve_batch_size(config: ResumableConfig, state: dict | None, videos: int, processes: int) -> ResumableConfig:
+    """`config` with its batch size decided: as given; a resumed run's own; or the default for
+    `videos` training videos shared by `processes` (twostream.core.schedule.default_batch_size),
+    which gives a small training set several optimisation steps an epoch."""
+    if config.batch_size is not None:
+        if config.batch_size * processes > videos:
+            log.warning("batch size %d exceeds the %d training videos: each epoch is one step on all of them; "
+                        "leave --batch-size out for a batch size that gives several steps an epoch (%d here)",
+                        config.batch_size, videos, default_batch_size(videos // processes))
+        return config
+    if state is not None:
+        return replace(config, batch_size=state["config"].batch_size)
+    size = default_batch_size(videos // processes)
+    log.info("batch size %d: the default for %d training videos (32, halved down to 8 while an epoch has fewer "
+             "than %d steps); --batch-size sets it", size, videos, MIN_STEPS_PER_EPOCH)
+    return replace(config, batch_size=size)
+
+
 def test_validation_videos(extraction: ExtractedDataset, split: str) -> list[IndexEntry]:
     """The split's test videos as validation videos (--val-on-test), said loudly: whatever is chosen
     or tuned by watching them is chosen on the test set."""
@@ -205,8 +223,9 @@ def fit_epochs(config: ResumableConfig, learner: Learner, data: FitData, device:
             log.info("resuming %s after epoch %d of %d", run_dir / CHECKPOINT_FILE, start_epoch, config.epochs)
     if world.main:
         metrics_log.restart(start_epoch)
-    log.info("%d process(es): batch %d a process, %d in all, learning rate %g (not scaled with the processes)",
-             world.size, config.batch_size, config.batch_size * world.size, config.lr)
+    log.info("%d process(es): batch %d a process, %d in all, %d optimisation steps an epoch, learning rate %g (not "
+             "scaled with the processes)", world.size, config.batch_size, config.batch_size * world.size, len(loader),
+             config.lr)
     trained = model
     if world.distributed:
         from torch.nn.parallel import DistributedDataParallel

@@ -33,6 +33,7 @@ from twostream.engine.fit_loop import (
     fit_data,
     fit_epochs,
     locked_run,
+    resolve_batch_size,
     resume_state,
     start_run_dir,
     test_validation_videos,
@@ -114,6 +115,7 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
         if val_videos:
             check_stack_length(val_videos, temporal.flow_length, "validation")
 
+        config = resolve_batch_size(config, state, len(fit_videos), device.world.size)
         start_run_dir(config)
         log.info("%s fusion (%s) of %s and %s on %s %s: %d %s videos, %d validation videos (%s), %d classes; device %s",
                  config.method, "streams fine-tuned jointly" if config.joint else "streams frozen", config.spatial,

@@ -30,6 +30,7 @@ from twostream.engine.fit_loop import (
     fit_data,
     fit_epochs,
     locked_run,
+    resolve_batch_size,
     resume_state,
     start_run_dir,
     test_validation_videos,
@@ -103,14 +104,12 @@ def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = No
     rgb_state, origin = (None, "") if resume else pretrained_state(config.backbone, config.pretrained, config.weights)
     with locked_run(config):  # the run folder is this run's until it ends
         state = resume_state(config, resume, load_checkpoint, config.stream, extraction.class_names)
+        config = resolve_batch_size(config, state, len(train_videos), device.world.size)
         start_run_dir(config)
         log.info("%s stream on %s %s: %d training videos, %d validation videos (%s), %d classes; device %s",
                  config.stream, extraction.root, config.split, len(train_videos), len(val_videos),
                  f"held out of training, --holdout {config.holdout}" if val_subset == HELD_OUT else
                  "the test videos, --val-on-test", extraction.num_classes, device.device)
-        if len(train_videos) < config.batch_size:
-            log.warning("batch size %d exceeds the %d training videos: each epoch is one batch of all of them",
-                        config.batch_size, len(train_videos))
 
         model, optimizer, scaler = _build(config, extraction.num_classes, device, rgb_state, origin, state is None)
         if state is not None:
