@@ -99,3 +99,38 @@ def test_a_given_batch_size_is_kept_and_a_resumed_run_keeps_its_own(small_set, t
     err = train(capsys, caplog, str(small_set), "--out", str(run), "--val-every", "0", "--resume")
     assert "already completed its 1 epochs" in err
     assert json.loads((run / RUN_CONFIG_FILE).read_text())["batch_size"] == 32
+
+
+def test_training_during_an_extraction_uses_the_videos_finished_so_far(tmp_path, capsys, caplog):
+    """The packer of a running extraction with the default 1 GB shards closes a shard once its first
+    video has waited a minute (a fake clock here), so `train` reads the videos finished so far while
+    the run holds the folder's lock, and `inspect` counts the finished videos still in staging."""
+    from flowprep.extract.config import ExtractConfig
+    from flowprep.extract.staged_run import ShardPacker
+    from flowprep.format.folder import ExtractionFolder, folder_lock
+    from tests.support.extraction import run_cli
+    from tests.support.synthetic import write_staged
+
+    out = tmp_path / "ex"
+    config = ExtractConfig(flow_method="farneback", width=32, height=32, rgb_codec="raw", flow_codec="raw")
+    folder = ExtractionFolder(out)
+    with folder_lock(out):  # the extraction is running
+        folder.write_config("extract", config.to_dict())
+        folder.staging_dir.mkdir()
+        now = [0.0]
+        packer = ShardPacker(folder, config.to_json(), 1024 * 2**20, index={}, note=lambda line: None,
+                             clock=lambda: now[0])
+        for i, at in enumerate([0, 10, 30, 65, 80, 100]):  # seconds since the run's first finished video
+            now[0] = float(at)
+            packer.add(write_staged(folder.staging_dir, moving_video(f"v{i}", i % 2, frames=4, seed=i, width=32,
+                                                                      height=32), "raw", 20.0, config.to_json()))
+        assert [p.name for p in folder.shard_paths()] == ["shard-00000.h5"]  # v0-v3; v4, v5 wait (120 s now)
+
+        err = train(capsys, caplog, str(out), "--out", str(tmp_path / "run"))
+        assert "a flowprep run is still writing into" in err and "using the 4 video(s) of 2 class(es)" in err
+        assert json.loads((tmp_path / "run" / RUN_CONFIG_FILE).read_text())["epochs"] == 1
+
+        code, text, _ = run_cli(capsys, "inspect", str(out))
+        assert code == 0
+        assert "videos: 4" in text and "staged: 2 finished video(s) not yet packed" in text
+        assert "unfinished: a flowprep run is still writing into" in text
