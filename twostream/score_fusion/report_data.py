@@ -103,6 +103,24 @@ def validated_on_test(name: str, points: list[CurvePoint]) -> str | None:
     return None
 
 
+def fusion_sentence(rows: list[TableRow]) -> str:
+    """Whether fusing helped, in words: the best fusion (or extra row) against the best single
+    stream, by top-1; a tie or a loss is said as such, not as "+0.0 points"."""
+    streams = [r for r in rows if r.kind == "stream"]
+    fused = [r for r in rows if r.kind != "stream"]
+    if not streams or not fused:
+        return "No fusion to compare with the streams."
+    stream, fusion = best_row(streams), best_row(fused)
+    gain = 100 * (fusion.top1 - stream.top1)
+    if round(gain, 1) > 0:
+        return f"The best fusion, {fusion.name}, is +{gain:.1f} points over the best single stream, {stream.name}."
+    if round(gain, 1) == 0:
+        return (f"Fusion does not help here: the best fusion, {fusion.name}, ties the best single stream, "
+                f"{stream.name}, at {_percent(stream.top1)} %.")
+    return (f"Fusion does not help here: the best single stream, {stream.name} ({_percent(stream.top1)} %), beats "
+            f"every fusion; the best, {fusion.name}, is {-gain:.1f} points lower.")
+
+
 # --- the page ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PageFigure:
@@ -112,13 +130,10 @@ class PageFigure:
 
 def markdown_page(title: str, rows: list[TableRow], figures: list[PageFigure], notes: list[str]) -> str:
     best = best_row(rows)
-    streams = [r for r in rows if r.kind == "stream"]
     lines = [f"# {title}", ""]
-    if streams:
-        best_stream = max(streams, key=lambda r: r.top1)
-        gain = best.top1 - best_stream.top1
-        lines += [f"Best: **{best.name}**, top-1 {_percent(best.top1)} % on {best.videos} test videos "
-                  f"({'+' if gain >= 0 else ''}{100 * gain:.1f} points over the best single stream, {best_stream.name}).", ""]
+    if any(r.kind == "stream" for r in rows):
+        lines += [f"Best: **{best.name}**, top-1 {_percent(best.top1)} % on {best.videos} test videos. "
+                  f"{fusion_sentence(rows)}", ""]
     lines += ["## Accuracy", "", format_markdown_table(rows), "",
               "Top-1: share of test videos whose highest score is the true class. Mean class: the average "
               "over classes of each class's top-1. Computed by `twostream report` from these score files:", ""]
