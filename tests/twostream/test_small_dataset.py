@@ -32,7 +32,7 @@ def train(capsys, caplog, *args: str) -> str:
     """`twostream train ARGS` (with FAST), which must succeed: what it logged and printed."""
     caplog.clear()
     with caplog.at_level("INFO", logger="twostream"):
-        code, out, err = twostream(capsys, "train", *args, *FAST)
+        code, out, err = twostream(capsys, "train", *FAST, *args)  # the last of a repeated option wins
     assert code == 0, err
     return caplog.text + out + err
 
@@ -134,3 +134,26 @@ def test_training_during_an_extraction_uses_the_videos_finished_so_far(tmp_path,
         assert code == 0
         assert "videos: 4" in text and "staged: 2 finished video(s) not yet packed" in text
         assert "unfinished: a flowprep run is still writing into" in text
+
+
+def test_training_writes_tensorboard_events_with_the_scalars_of_metrics_jsonl(small_set, tmp_path, capsys, caplog):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from twostream.engine.metrics_log import SCALARS, TENSORBOARD_DIR
+
+    run = tmp_path / "run"
+    train(capsys, caplog, str(small_set), "--out", str(run), "--epochs", "2", "--val-every", "1")
+    events = EventAccumulator(str(run / TENSORBOARD_DIR))
+    events.Reload()
+    logged = records(run)
+    assert {r["phase"] for r in logged} == {"train", "val"}
+    assert sorted(events.Tags()["scalars"]) == sorted(f"{phase}/{name}" for phase in ("train", "val")
+                                                       for name in SCALARS)
+    for record in logged:
+        for name in SCALARS:
+            (value,) = [e.value for e in events.Scalars(f"{record['phase']}/{name}") if e.step == record["epoch"]]
+            assert value == pytest.approx(record[name], rel=1e-6)
+
+    bare = tmp_path / "bare"
+    train(capsys, caplog, str(small_set), "--out", str(bare), "--no-tensorboard")
+    assert not (bare / TENSORBOARD_DIR).exists()

@@ -56,6 +56,7 @@ def fuse_features() -> None:
 @opt.validation_options(val_every_help="Validate every N epochs (and after the last) on the streams' held-out videos "
                                        "when the head learns from their training videos (else none, or the test videos with "
                                        "--val-on-test); 0: never.")
+@opt.tensorboard_option
 @opt.run_options
 @opt.resume
 def train_command(resume: bool, **options) -> int:

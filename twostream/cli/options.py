@@ -125,6 +125,12 @@ train_batch_size = click.option(
          "epoch of the training videos would have fewer than 8 steps (the log says which).")
 
 
+tensorboard_option = click.option(
+    "--tensorboard/--no-tensorboard", default=None,
+    help="Also write RUN/tensorboard/ event files with metrics.jsonl's scalars (tensorboard --logdir RUN). "
+         "Default: when the tensorboard package is installed (pip install 'twostream[tensorboard]').")
+
+
 def validation_options(val_every_help: str) -> Callable:
     """--val-every to --val-batch-size: validation during training."""
     return options(

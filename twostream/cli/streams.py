@@ -59,6 +59,7 @@ def _defaults(name: str) -> str:
                                     "and 7/8 of the run.")
 @opt.validation_options(val_every_help="Validate on the held-out training videos every N epochs (and after the "
                                        "last); 0: never.")
+@opt.tensorboard_option
 @opt.run_options
 @opt.resume
 def train(resume: bool, **options) -> int:

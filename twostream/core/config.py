@@ -207,6 +207,7 @@ class TrainConfig(ResumableConfig):
     val_crops: str = "center"
     val_batch_size: int = 32
     val_on_test: bool = False
+    tensorboard: bool | None = None  # RUN/tensorboard event files; None: when the package is installed
     # how the run executes: RunOptions
 
     def __post_init__(self) -> None:
@@ -259,7 +260,7 @@ class TrainConfig(ResumableConfig):
 
 
 RUN_FIELDS = frozenset({"shards", "out", *RUN_OPTIONS, "val_every", "val_clips", "val_crops", "val_batch_size",
-                        "val_on_test"})
+                        "val_on_test", "tensorboard"})
 
 
 @dataclass(frozen=True)

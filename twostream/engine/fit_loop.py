@@ -50,7 +50,7 @@ from twostream.data.extraction import ExtractedDataset, videos_in_split
 from twostream.data.store import ShardStore
 from twostream.engine.loops import EpochTotals, Stopped, predict_all, train_one_epoch
 from twostream.engine.metrics import summarize
-from twostream.engine.metrics_log import HELD_OUT, MetricsLog
+from twostream.engine.metrics_log import HELD_OUT, MetricsLog, TensorBoardMissing, tensorboard_writer
 
 log = logging.getLogger("twostream")
 
@@ -223,6 +223,10 @@ def fit_epochs(config: ResumableConfig, learner: Learner, data: FitData, device:
             log.info("resuming %s after epoch %d of %d", run_dir / CHECKPOINT_FILE, start_epoch, config.epochs)
     if world.main:
         metrics_log.restart(start_epoch)
+        try:
+            metrics_log.tensorboard = tensorboard_writer(run_dir, config.tensorboard, start_epoch)
+        except TensorBoardMissing as exc:
+            raise TrainError(str(exc)) from None
     log.info("%d process(es): batch %d a process, %d in all, %d optimisation steps an epoch, learning rate %g (not "
              "scaled with the processes)", world.size, config.batch_size, config.batch_size * world.size, len(loader),
              config.lr)
@@ -312,6 +316,7 @@ def fit_epochs(config: ResumableConfig, learner: Learner, data: FitData, device:
                 writer.save(run_dir / CHECKPOINT_FILE, checkpoint(epoch + 1))
             world.barrier()  # no process runs ahead of the checkpoint that a resume would start from
             log.info("%s; checkpoint %s", message, run_dir / CHECKPOINT_FILE)
+    metrics_log.close()
     if start_epoch >= config.epochs:
         log.info("%s already completed its %d epochs", run_dir, config.epochs)
     return last_metrics

@@ -17,13 +17,37 @@ class MetricsLogError(ValueError):
     file (and the line) in one line."""
 
 
+TENSORBOARD_DIR = "tensorboard"  # RUN/tensorboard/: event files with the scalars of metrics.jsonl
+SCALARS = ("loss", "accuracy", "lr", "samples_per_s", "time")  # a record's numbers, as TensorBoard tags PHASE/NAME
+
+
+class TensorBoardMissing(RuntimeError):
+    """--tensorboard asked for, and the tensorboard package is not installed."""
+
+
+def tensorboard_writer(run_dir: Path, wanted: bool | None, completed_epochs: int):
+    """A SummaryWriter into RUN/tensorboard, or None: `wanted` None means when tensorboard is
+    installed. A resumed run purges the steps after its completed epochs, as restart() does the lines."""
+    if wanted is False:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # deferred: an optional extra
+    except ImportError:
+        if wanted:
+            raise TensorBoardMissing("--tensorboard needs the tensorboard package: pip install 'twostream[tensorboard]' "
+                                     "(or pip install tensorboard)") from None
+        return None
+    return SummaryWriter(str(Path(run_dir) / TENSORBOARD_DIR), purge_step=completed_epochs + 1 if completed_epochs else None)
+
+
 class MetricsLog:
     """RUN/metrics.jsonl: one object per epoch and phase,
     {"epoch", "phase": "train"|"val", "loss", "accuracy" (clip top-1, 0..1), "lr", "samples_per_s", "time"},
     and on "val" records "subset": HELD_OUT or ON_TEST, the videos validated on."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, tensorboard=None) -> None:
         self.path = Path(run_dir) / METRICS_FILE
+        self.tensorboard = tensorboard  # a SummaryWriter (tensorboard_writer) that gets every record's SCALARS
 
     def restart(self, completed_epochs: int) -> None:
         """Keep only the lines of completed epochs: a run killed after logging an epoch but before
@@ -44,6 +68,14 @@ class MetricsLog:
             record["subset"] = subset
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            for name in SCALARS:
+                self.tensorboard.add_scalar(f"{phase}/{name}", record[name], epoch)
+            self.tensorboard.flush()  # a TensorBoard already open sees each epoch as it ends
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
     @staticmethod
     def read(path: str | Path) -> list[dict]:

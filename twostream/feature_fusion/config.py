@@ -58,6 +58,7 @@ class FusionTrainConfig(ResumableConfig):
     val_crops: str = "center"
     val_batch_size: int = 32
     val_on_test: bool = False
+    tensorboard: bool | None = None  # RUN/tensorboard event files; None: when the package is installed
     # how the run executes: RunOptions
 
     def __post_init__(self) -> None:
