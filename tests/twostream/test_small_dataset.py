@@ -157,3 +157,22 @@ def test_training_writes_tensorboard_events_with_the_scalars_of_metrics_jsonl(sm
     bare = tmp_path / "bare"
     train(capsys, caplog, str(small_set), "--out", str(bare), "--no-tensorboard")
     assert not (bare / TENSORBOARD_DIR).exists()
+
+
+def test_a_run_records_its_extraction_absolute_so_evaluate_finds_it_from_elsewhere(small_set, tmp_path, capsys,
+                                                                                   caplog, monkeypatch):
+    monkeypatch.chdir(small_set.parent)
+    train(capsys, caplog, small_set.name, "--out", str(tmp_path / "run"), "--val-every", "0")
+    assert json.loads((tmp_path / "run" / RUN_CONFIG_FILE).read_text())["shards"] == str(small_set)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = twostream(capsys, "evaluate", str(tmp_path / "run"), "--clips", "1", "--crops", "center",
+                               "--loader-workers", "0", "--threads", "1")
+    assert code == 0, err
+    assert f"8 test videos of split1 in {small_set}" in out
+
+
+def test_a_usage_error_points_to_the_help_of_the_command_it_came_from(capsys):
+    from tests.support.extraction import run_cli
+
+    code, _, err = run_cli(capsys, "manifest", "folder", ".", "--out", "x.csv", "--test-fraction", "1.0")
+    assert code == 2 and "(see 'flowprep manifest folder --help')" in err

@@ -52,7 +52,9 @@ def build_config(cls, **values):
 # EXTRACTION, the folder 'flowprep extract' (or import-rawframes) wrote, is the positional argument
 # of the commands that read one (train, fuse-features train, like flowprep's export-rawframes);
 # the commands that read a run take RUN and find the extraction in its config.json (--extraction).
-extraction = click.argument("shards", metavar="EXTRACTION", type=click.Path(path_type=Path, file_okay=False))
+# stored absolute in the run's config.json, so that 'evaluate RUN' finds it from any working directory
+extraction = click.argument("shards", metavar="EXTRACTION", type=click.Path(path_type=Path, file_okay=False),
+                            callback=lambda ctx, param, value: value.absolute())
 split = click.option("--split", default="split1", show_default=True,
                      help="Split column of the manifest (index.json): which videos are train and test.")
 run_out = out_folder_option("Run folder: checkpoint.pt, metrics.jsonl, config.json.", dest="out")
