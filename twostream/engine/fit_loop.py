@@ -156,7 +156,7 @@ def resolve_batch_size(config: ResumableConfig, state: dict | None, videos: int,
     return replace(config, batch_size=size)
 
 
-def test_validation_videos(extraction: ExtractedDataset, split: str) -> list[IndexEntry]:
+def videos_for_val_on_test(extraction: ExtractedDataset, split: str) -> list[IndexEntry]:
     """The split's test videos as validation videos (--val-on-test), said loudly: whatever is chosen
     or tuned by watching them is chosen on the test set."""
     videos = videos_in_split(extraction, split, "test")

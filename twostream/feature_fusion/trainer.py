@@ -36,7 +36,7 @@ from twostream.engine.fit_loop import (
     resolve_batch_size,
     resume_state,
     start_run_dir,
-    test_validation_videos,
+    videos_for_val_on_test,
 )
 from twostream.engine.metrics_log import HELD_OUT, ON_TEST
 from twostream.feature_fusion.checkpoint import (
@@ -82,7 +82,7 @@ def fusion_videos(extraction: ExtractedDataset, config: FusionTrainConfig, spati
                     f"the streams held out no training video (holdout {spatial.holdout})")
         return fit, [], "none"
     try:
-        return fit, test_validation_videos(extraction, config.split), ON_TEST
+        return fit, videos_for_val_on_test(extraction, config.split), ON_TEST
     except DataError as exc:
         log.warning("no validation: %s", exc)
         return fit, [], "none"

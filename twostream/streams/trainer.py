@@ -33,7 +33,7 @@ from twostream.engine.fit_loop import (
     resolve_batch_size,
     resume_state,
     start_run_dir,
-    test_validation_videos,
+    videos_for_val_on_test,
 )
 from twostream.engine.metrics_log import HELD_OUT, ON_TEST
 from twostream.streams.models import build_model, describe, pretrained_state
@@ -56,7 +56,7 @@ def _validation_videos(config: TrainConfig, extraction: ExtractedDataset, held_o
         return [], HELD_OUT
     else:
         try:
-            videos, subset = test_validation_videos(extraction, config.split), ON_TEST
+            videos, subset = videos_for_val_on_test(extraction, config.split), ON_TEST
         except DataError as exc:
             log.warning("no validation: %s", exc)
             return [], HELD_OUT
