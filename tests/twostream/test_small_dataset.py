@@ -47,6 +47,7 @@ def test_validation_is_held_out_of_training_by_default_and_never_the_test_set(sm
     # 1 of each class's 7 training videos held out (20 %, seeded): 24 trained on, 4 validated on
     assert "24 training videos, 4 validation videos (held out of training, --holdout 0.2)" in err
     assert "(test)" not in err and "val (held-out videos) clip accuracy" in err
+    assert "validation on the held-out videos (1 clips x center crop)" in err
     vals = [r for r in records(run) if r["phase"] == "val"]
     assert vals and all(r["subset"] == "held-out" for r in vals)
     config = json.loads((run / RUN_CONFIG_FILE).read_text())

@@ -163,7 +163,8 @@ def run_training(fit: Callable, config, resume: bool) -> int:
     if not current().main:  # under torchrun the main process prints for all
         return 0
     if "val" in metrics:
-        click.echo(f"validation ({config.val_clips} clips x {config.val_crops} crop): "
+        click.echo(f"validation on the {metrics['val'].get('subset', 'held-out')} videos ({config.val_clips} clips x "
+                   f"{config.val_crops} crop): "
                    + "; ".join(metric_lines(metrics["val"])))
     click.echo(f"checkpoint: {Path(config.out) / CHECKPOINT_FILE}")
     return 0
