@@ -57,7 +57,7 @@ def test_validation_is_held_out_of_training_by_default_and_never_the_test_set(sm
     # holding nothing out trains on all 28 and validates on nothing, saying how to get either back
     bare = tmp_path / "bare"
     err = train(capsys, caplog, str(small_set), "--out", str(bare), "--holdout", "0")
-    assert "28 training videos, 0 validation videos" in err and "--val-on-test" in err
+    assert "28 training videos, 0 validation videos (none)" in err and "--val-on-test" in err
     assert [r["phase"] for r in records(bare)] == ["train"]
 
 

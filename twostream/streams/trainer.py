@@ -108,8 +108,8 @@ def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = No
         start_run_dir(config)
         log.info("%s stream on %s %s: %d training videos, %d validation videos (%s), %d classes; device %s",
                  config.stream, extraction.root, config.split, len(train_videos), len(val_videos),
-                 f"held out of training, --holdout {config.holdout}" if val_subset == HELD_OUT else
-                 "the test videos, --val-on-test", extraction.num_classes, device.device)
+                 "none" if not val_videos else f"held out of training, --holdout {config.holdout}"
+                 if val_subset == HELD_OUT else "the test videos, --val-on-test", extraction.num_classes, device.device)
 
         model, optimizer, scaler = _build(config, extraction.num_classes, device, rgb_state, origin, state is None)
         if state is not None:
