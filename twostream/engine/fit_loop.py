@@ -227,9 +227,9 @@ def fit_epochs(config: ResumableConfig, learner: Learner, data: FitData, device:
             metrics_log.tensorboard = tensorboard_writer(run_dir, config.tensorboard, start_epoch)
         except TensorBoardMissing as exc:
             raise TrainError(str(exc)) from None
-    log.info("%d process(es): batch %d a process, %d in all, %d optimisation steps an epoch, learning rate %g (not "
-             "scaled with the processes)", world.size, config.batch_size, config.batch_size * world.size, len(loader),
-             config.lr)
+    log.info("%d process(es): batch %d a process, %d in all, learning rate %g (not scaled with the processes); %d "
+             "optimisation steps an epoch", world.size, config.batch_size, config.batch_size * world.size, config.lr,
+             len(loader))
     trained = model
     if world.distributed:
         from torch.nn.parallel import DistributedDataParallel
