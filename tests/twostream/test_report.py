@@ -243,3 +243,18 @@ def test_the_page_says_when_fusion_does_not_help():
     better = TableRow("svm", "fusion", "v", 8, 1.0, 1.0)
     assert fusion_sentence([spatial, temporal, better]) == (
         "The best fusion, svm, is +25.0 points over the best single stream, spatial.")
+
+
+def test_an_old_run_that_validated_on_its_test_videos_is_named_so(tmp_path):
+    """Metrics written before val lines named their videos: a run of that time with holdout 0
+    validated on its test videos (config.json has no val_on_test), and the report says so."""
+    from twostream.score_fusion.report_data import validated_on_test
+
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(metrics_lines(2))
+    (run / "config.json").write_text(json.dumps({"holdout": 0.0, "val_every": 1, "stream": "spatial"}))
+    assert {p.subset for p in read_curve(run / "metrics.jsonl") if p.phase == "val"} == {"test"}
+    assert "validated on the test videos during training" in validated_on_test("spatial", read_curve(run / "metrics.jsonl"))
+    (run / "config.json").write_text(json.dumps({"holdout": 0.25, "val_every": 1}))  # held out: not the test set
+    assert validated_on_test("spatial", read_curve(run / "metrics.jsonl")) is None

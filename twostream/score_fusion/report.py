@@ -13,11 +13,13 @@ videos with the same classes.
 """
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from flowprep.format.files import write_json_atomic, write_text_atomic
+from twostream.core.run_folder import RUN_CONFIG_FILE
 from twostream.core.scores import VideoScores, load_scores
 from twostream.engine.metrics import confusion_matrix
 from twostream.engine.metrics_log import MetricsLog, MetricsLogError
@@ -31,6 +33,7 @@ from twostream.score_fusion.report_data import (
     curve_points,
     format_text_table,
     markdown_page,
+    old_run_val_subset,
     table_row,
     validated_on_test,
 )
@@ -119,10 +122,18 @@ def build_report(config: ReportConfig) -> list[TableRow]:
 
 
 def read_curve(path: Path) -> list[CurvePoint]:
-    """The training curve in the metrics file at `path` (metrics_log.MetricsLog's format)."""
+    """The training curve in the metrics file at `path` (metrics_log.MetricsLog's format). Validation
+    records written before they named their videos get them from the run's config.json beside the
+    file, where that tells (old_run_val_subset)."""
     try:
         records = MetricsLog.read(path)
     except MetricsLogError as exc:
         raise ReportError(str(exc)) from None
-    return curve_points(records, str(path))
+    points = curve_points(records, str(path))
+    try:
+        config = json.loads((Path(path).parent / RUN_CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no run folder around the file, or not a config: nothing to add
+        return points
+    subset = old_run_val_subset(config) if isinstance(config, dict) else None
+    return [replace(p, subset=subset) if p.phase == "val" and p.subset is None else p for p in points]
 

@@ -95,6 +95,15 @@ def curve_points(records: list[dict], source: str) -> list[CurvePoint]:
     return sorted(points.values(), key=lambda p: (p.phase, p.epoch))
 
 
+def old_run_val_subset(config: dict) -> str | None:
+    """The videos a run validated on, from its config.json, for metrics written before val records
+    named them: a run made before --val-on-test existed (no such key) that held nothing out
+    validated on its test videos; otherwise the config does not tell (None)."""
+    if "val_on_test" not in config and config.get("holdout") == 0 and config.get("val_every", 1):
+        return ON_TEST
+    return None
+
+
 def validated_on_test(name: str, points: list[CurvePoint]) -> str | None:
     """The report's note on a run that validated on its test videos (--val-on-test), if it did."""
     if any(p.subset == ON_TEST for p in points):
