@@ -211,6 +211,7 @@ def test_per_class_bars_give_counts_and_show_zeros():
     counts = [t.get_text() for t in ax.texts]
     assert counts == ["2", "2", "1", "1", "1", "1", "2", "1", "3", "2", "2", "0"]  # right videos, bar by bar
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["spatial", "temporal", "average"]
+    assert not any(h.get_hatch() for h in ax.get_legend().legend_handles)  # a row's colour, not its 0 % stub
 
 
 def test_curves_name_clip_accuracy_and_the_validation_videos_and_draw_one_learning_rate():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from twostream.score_fusion.report_data import CurvePoint
@@ -87,7 +88,11 @@ def per_class_figure(class_names: tuple[str, ...], matrices: dict[str, np.ndarra
     ax.set_ylabel("video accuracy (class's test videos)")
     ax.set_xlabel("class (its test videos); on the bars: videos right; hatched stub: 0 %")
     ax.set_title(title, pad=24)
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(matrices), 5), fontsize=8, frameon=False)
+    # plain patches: a container's first bar, which the legend would copy, may be a hatched 0 % stub
+    handles = [Patch(facecolor=container.patches[0].get_facecolor(), label=name)
+               for name, container in zip(matrices, ax.containers)]
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(matrices), 5), fontsize=8,
+              frameon=False)
     fig.tight_layout()
     return fig
 
