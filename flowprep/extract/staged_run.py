@@ -121,11 +121,22 @@ def open_staging(folder: ExtractionFolder) -> Staging:
     return Staging(folder, index, staged)
 
 
+# A shard is also closed, below its target size, once its first video has waited this long: with
+# shards of 1 GB a small dataset would otherwise stay in staging/ until the run's end, where no reader
+# sees it (training on a running extraction uses the packed videos). The wait doubles after each
+# shard closed so, so a long run adds a few small shards (about log2 of its length in these units)
+# rather than one a minute. Packing stays the one way into a shard: readers never see staging files,
+# which the packer deletes, and a killed run resumes as before.
+FIRST_PACK_WAIT_S = 60.0
+
+
 class ShardPacker:
-    """Collects finished staging files and packs them into shards of about `target_bytes`."""
+    """Collects finished staging files and packs them into shards of about `target_bytes`, or of
+    what has waited `pack_wait_s` (FIRST_PACK_WAIT_S, doubling; None: size only)."""
 
     def __init__(self, folder: ExtractionFolder, stored_config: str, target_bytes: float, index: dict[str, IndexEntry],
-                 note: Callable[[str], None] = log.info) -> None:
+                 note: Callable[[str], None] = log.info, pack_wait_s: float | None = FIRST_PACK_WAIT_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.folder = folder
         self.note = note
         self.stored_config = stored_config  # what each shard stores as its config (JSON)
@@ -136,12 +147,21 @@ class ShardPacker:
         self.index = index
         self.pending: list[Path] = []
         self.pending_bytes = 0
+        self.pack_wait_s, self.clock = pack_wait_s, clock
+        self.first_pending_at = 0.0  # when the first of `pending` came
 
     def add(self, staged: Path) -> None:
+        if not self.pending:
+            self.first_pending_at = self.clock()
         self.pending.append(staged)
         self.pending_bytes += staged.stat().st_size
         if self.pending_bytes >= self.target_bytes:
             self.flush()
+        elif self.pack_wait_s is not None and self.clock() - self.first_pending_at >= self.pack_wait_s:
+            self.note(f"closing a shard below its target size: its first video waited {self.pack_wait_s:.0f} s "
+                      f"(so that readers see the finished videos; the next waits twice as long)")
+            self.flush()
+            self.pack_wait_s *= 2
 
     def flush(self) -> None:
         if not self.pending:

@@ -111,6 +111,8 @@ def inspect_path(path: str | Path) -> dict:
         indexed, index_problem = None, str(exc)
     summary = {"path": str(path), "kind": "extraction", "config": config, **_combine(shards),
                "indexed_videos": indexed, "index_problem": index_problem,
+               # finished videos a run has not packed yet: no reader sees them until it does
+               "staged_videos": len(folder.staged_files()), "unfinished": folder.unfinished(),
                "failures": [asdict(f) for f in folder.read_failures()]}
     return summary
 
@@ -210,6 +212,10 @@ def format_summary(s: dict) -> list[str]:
         lines.append(f"{column}: {counts['train']} train / {counts['test']} test / {counts['unused']} unused")
     lines.append("config: " + (json.dumps(s["config"], sort_keys=True) if s["config"] is not None else "none"))
     if s["kind"] == "extraction":
+        if s.get("staged_videos"):
+            lines.append(f"staged: {s['staged_videos']} finished video(s) not yet packed into a shard (training "
+                         f"and evaluation read the shards' videos only; the run packs these as it goes)")
+        lines += [f"unfinished: {line}" for line in s.get("unfinished", [])]
         failures = s["failures"]
         lines.append(f"failures: {len(failures)}")
         lines += [f"  {f['video_id']}: {f['reason']}" for f in failures[:MAX_LISTED]]

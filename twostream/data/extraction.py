@@ -119,7 +119,8 @@ def part_videos(extraction: ExtractedDataset, split: str, part: str, holdout: fl
     if part == "train":
         return trained
     if not held:
-        raise DataError(f"no held-out videos in split {split!r}: the run was trained with holdout {holdout} "
+        few = ", which keeps none of so few videos a class" if holdout else ""
+        raise DataError(f"no held-out videos in split {split!r}: the run was trained with holdout {holdout}{few} "
                         f"(train with --holdout FRACTION to keep validation videos out of training)")
     return held
 
