@@ -22,7 +22,9 @@ counted by kind (tests/support/reliability/ holds the scenarios; `make test` run
   checkpoints whose tensors do not fit their config: one line each, nothing outside --out changed.
 - signals (issue 19): SIGTERM and SIGINT to an extraction's main process and to its process group
   (one line, 143/130, no worker alive once the lock is free, the same command ends equal to an
-  uninterrupted run), and to training and feature-fusion training mid-epoch (a checkpoint at the
+  uninterrupted run), to extract, export-rawframes and import-rawframes while their workers still
+  import (one line, no worker's traceback), to `manifest check --workers 1000` (capped, no worker
+  left), and to training and feature-fusion training mid-epoch (a checkpoint at the
   next batch boundary within 30 s; --resume ends with the uninterrupted run's weights);
 - concurrent training runs: a second `train` / `fuse-features train` into a running one's --out;
 - scale of resume: a 20,000-video resume with 6,000 staged videos reaches its first new video in
@@ -82,6 +84,12 @@ def main() -> None:
         signalled = r.signal_reference(work / "signals")
         for name, to in (("SIGTERM", "main"), ("SIGTERM", "group"), ("SIGINT", "main"), ("SIGINT", "group")):
             add(r.extraction_signal(signalled, work / "signals", name, to))
+        # issue 30: Ctrl-C while the workers still import; a stopped manifest check's pool
+        early = r.early_reference(work / "early")
+        for name in r.EARLY_COMMANDS:
+            for after in (0.05, 0.15, 0.5):
+                add(r.early_group_sigint(early, name, after))
+        add(r.stopped_manifest_check(work / "early"))
         for fusion in (None, streams):
             reference_weights = baseline / ("fusion" if fusion else "stream") / "checkpoint.pt"
             for name, to, workers in (("SIGTERM", "main", 0), ("SIGTERM", "group", 2), ("SIGINT", "group", 0)):

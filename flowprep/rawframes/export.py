@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import delayed
 
-from flowprep.extract.config import stored_flow
+from flowprep.extract.config import stored_flow, worker_count
+from flowprep.extract.staged_run import worker_pool
 from flowprep.format.codecs import CodecError
 from flowprep.format.files import open_for_writing, write_text_atomic
 from flowprep.format.folder import ExtractionFolder, Failure, FolderConfig, IndexEntry, writing_path
@@ -33,6 +35,7 @@ from flowprep.format.manifest import validate_video_id
 from flowprep.format.quantize import quantize
 from flowprep.format.safe_paths import check_inside, overlap_problem
 from flowprep.format.shards import ShardFormatError, VideoReader, open_shard, video_reader
+from flowprep.format.signals import leave_stops_to
 from flowprep.rawframes.layout import (
     FLOW_KINDS,
     IMAGE_FORMATS,
@@ -143,16 +146,17 @@ def export_rawframes(extraction_dir: str | Path, out_dir: str | Path, video_ids:
             summary.skipped.append(e.video_id)
         else:
             todo.append(e)
-    n_jobs = -1 if config.workers == 0 else min(config.workers, max(1, len(todo)))
-    results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-        delayed(export_video)(extraction_dir / e.shard, e.video_id, out_dir, config, dirs[e.video_id]) for e in todo)
-    for result in results:
-        if result.error:
-            summary.failures.append(Failure(result.video_id, str(extraction_dir / index[result.video_id].shard), result.error))
-        else:
-            summary.exported.append(result.video_id)
-            summary.files += result.files
-            summary.bytes += result.bytes
+    jobs = [delayed(export_video)(extraction_dir / e.shard, e.video_id, out_dir, config, dirs[e.video_id],
+                                  owner=os.getpid()) for e in todo]
+    with worker_pool(jobs, worker_count(config.workers)) as results:  # capped at a process a core
+        for result in results:
+            if result.error:
+                summary.failures.append(Failure(result.video_id, str(extraction_dir / index[result.video_id].shard),
+                                                result.error))
+            else:
+                summary.exported.append(result.video_id)
+                summary.files += result.files
+                summary.bytes += result.bytes
     done = [e for e in entries if e.video_id in set(summary.exported) | set(summary.skipped)]
     summary.lists = write_annotation_lists(out_dir, prefix, done, dirs)
     # written last, naming the lists: a tree with a record is complete for what it lists
@@ -215,9 +219,12 @@ def videos_to_export(index: dict[str, IndexEntry], video_ids: list[str] | None, 
 
 
 def export_video(shard_path: Path, video_id: str, out_dir: Path, config: ExportConfig,
-                 relative_dir: str | None = None) -> VideoExport:
+                 relative_dir: str | None = None, owner: int | None = None) -> VideoExport:
     """Write one video's folder (OUT/`relative_dir`, default OUT/<video_id>); never raises for a
-    damaged shard, returns the reason instead."""
+    damaged shard, returns the reason instead. `owner`: the pid of the export's main process,
+    which acts on stop signals for its worker processes."""
+    if owner is not None:
+        leave_stops_to(owner)
     cv2.setNumThreads(1)  # one core per worker: parallelism comes from processes
     final, part = video_paths(out_dir, relative_dir or video_id)
     try:

@@ -50,12 +50,16 @@ from tests.support.reliability.extraction import (  # noqa: F401
     extraction_kill,
 )
 from tests.support.reliability.signals import (  # noqa: F401
+    EARLY_COMMANDS,
     concurrent_training,
+    early_group_sigint,
+    early_reference,
     extraction_signal,
     first_new_video_after_resume,
     scale_of_resume,
     signal_reference,
     staging_bound_run,
+    stopped_manifest_check,
     torchrun_signal,
     training_signal,
 )
