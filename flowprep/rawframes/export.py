@@ -30,7 +30,7 @@ from flowprep.extract.config import stored_flow, worker_count
 from flowprep.extract.staged_run import worker_pool
 from flowprep.format.codecs import CodecError
 from flowprep.format.files import open_for_writing, write_text_atomic
-from flowprep.format.folder import ExtractionFolder, Failure, FolderConfig, IndexEntry, writing_path
+from flowprep.format.folder import ExtractionFolder, Failure, FolderConfig, IndexEntry, folder_lock, writing_path
 from flowprep.format.manifest import validate_video_id
 from flowprep.format.quantize import quantize
 from flowprep.format.safe_paths import check_inside, overlap_problem
@@ -46,7 +46,7 @@ from flowprep.rawframes.layout import (
     check_frame_dir,
     frame_name,
 )
-from flowprep.rawframes.record import EXPORT_RECORD, write_export_record
+from flowprep.rawframes.record import EXPORT_RECORD, read_export_record, resume_problem, write_export_record
 
 log = logging.getLogger("flowprep")
 
@@ -137,7 +137,22 @@ def export_rawframes(extraction_dir: str | Path, out_dir: str | Path, video_ids:
         folder.check_shards(sorted({e.shard for e in entries}))
     prefix = config.list_prefix or _default_prefix(extraction_dir)
     log.info("export config: %s", json.dumps(asdict(config), sort_keys=True))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # one export at a time into a tree: two at once wrote each other's videos in two formats
+    with folder_lock(out_dir, RawframesError, holder="another export"):
+        return _export_locked(extraction_dir, out_dir, index, entries, dirs, prefix, config)
+
+
+def _export_locked(extraction_dir: Path, out_dir: Path, index: dict[str, IndexEntry],
+                   entries: list[IndexEntry], dirs: dict[str, str], prefix: str, config: ExportConfig) -> ExportSummary:
+    """export_rawframes in its locked tree: the options checked against (and recorded before) any
+    video, the videos, the lists, the final record."""
+    previous = read_export_record(out_dir)
+    record = export_record(extraction_dir, config, list(previous.annotation_lists) if previous else [], entries)
+    if previous is not None and not config.overwrite:
+        problem = resume_problem(out_dir, previous, record)
+        if problem:
+            raise RawframesError(problem)
+    write_export_record(out_dir, record)  # a stopped export leaves its options for the next run to check
 
     summary = ExportSummary()
     todo = []
@@ -160,7 +175,7 @@ def export_rawframes(extraction_dir: str | Path, out_dir: str | Path, video_ids:
     done = [e for e in entries if e.video_id in set(summary.exported) | set(summary.skipped)]
     summary.lists = write_annotation_lists(out_dir, prefix, done, dirs)
     # written last, naming the lists: a tree with a record is complete for what it lists
-    write_record(extraction_dir, out_dir, config, summary.lists, done)
+    write_export_record(out_dir, export_record(extraction_dir, config, [p.name for p in summary.lists], done))
     return summary
 
 
@@ -180,8 +195,10 @@ def frame_dir(entry: IndexEntry, layout: str) -> str:
     return path
 
 
-def write_record(extraction_dir: Path, out_dir: Path, config: ExportConfig, lists: list[Path],
-                      entries: list[IndexEntry]) -> None:
+def export_record(extraction_dir: Path, config: ExportConfig, lists: list[str],
+                  entries: list[IndexEntry]) -> dict:
+    """The tree's record (flowprep.rawframes.record) of an export of `entries` with `config`,
+    naming the annotation lists `lists`."""
     try:
         source: FolderConfig | None = ExtractionFolder(extraction_dir).read_config()
     except ShardFormatError:
@@ -200,9 +217,9 @@ def write_record(extraction_dir: Path, out_dir: Path, config: ExportConfig, list
               "bound": bound,
               "flow_mean_subtracted": mean,
               "layout": config.layout,
-              "annotation_lists": [p.name for p in lists],
+              "annotation_lists": lists,
               "label_names": {str(label): name for label, name in sorted({(e.label, e.label_name) for e in entries})}}
-    write_export_record(out_dir, record)
+    return record
 
 
 def videos_to_export(index: dict[str, IndexEntry], video_ids: list[str] | None, where: Path) -> list[IndexEntry]:

@@ -111,15 +111,65 @@ def test_export_options_and_resume(jpeg_extraction, tmp_path, capsys):
     status, stdout, _ = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out, "--video", "left",
                                 "--no-backward", "--workers", "1", "--list-prefix", "mini")
     assert status == 0 and "1 exported, 0 already in the tree" in stdout
-    assert sorted(p.name for p in out.iterdir()) == ["flowprep_export.json", "left", "mini_val_split_1_rawframes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [".flowprep.lock", "flowprep_export.json", "left",
+                                                     "mini_val_split_1_rawframes.txt"]
     record = json.loads((out / "flowprep_export.json").read_text())
     assert record["flow_mean_subtracted"] is True and record["source_config"]["extract"]["bound"] == 20.0
     assert not list((out / "left").glob("backward_*"))
     status, stdout, _ = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out, "--workers", "1",
-                                "--list-prefix", "mini")
+                                "--list-prefix", "mini", "--no-backward")
     assert status == 0 and "2 exported, 1 already in the tree" in stdout
     status, _, err = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out, "--video", "nobody")
     assert status == 2 and "no video 'nobody' in the index" in err and err.count("\n") == 1
+
+
+# issue 30: a stopped export resumed with --format png or --restore-means mixed two kinds of video
+# in one tree, whose record claimed one; two exports into one --out both ran
+@pytest.mark.parametrize("changed,why", [(["--format", "png"], "image_format: 'jpg' -> 'png'"),
+                                         (["--restore-means"], "restore_mean: False -> True"),
+                                         (["--layout", "class"], "layout: 'flat' -> 'class'")])
+def test_an_export_resumed_with_other_options_is_refused_in_one_line(jpeg_extraction, tmp_path, capsys, changed, why):
+    out = tmp_path / "rawframes"
+    export_rawframes(jpeg_extraction, out, ["left"], ExportConfig())
+    (out / "flowprep_export.json").unlink()
+    # stopped after its first video: a record with its options is there before any video is written
+    status, _, _ = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out, "--video", "left")
+    assert status == 0
+    status, stdout, err = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out, *changed)
+    assert status == 2 and err.count("\n") == 1 and why in err and "use the same options to resume" in err, err
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["left"]  # nothing written
+    status, stdout, _ = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out, *changed, "--overwrite")
+    assert status == 0 and "3 exported, 0 already" in stdout  # every video rewritten
+    record = json.loads((out / "flowprep_export.json").read_text())
+    assert record["export"]["image_format"] == ("png" if "png" in changed else "jpg")
+
+
+def test_an_export_is_stopped_in_the_tree_before_any_video_and_resumes(jpeg_extraction, tmp_path, monkeypatch):
+    """The record of a stopped export holds its options: written before the first video."""
+    import flowprep.rawframes.export as export
+
+    out = tmp_path / "rawframes"
+
+    def stopped(*args, **kwargs):
+        assert json.loads((out / "flowprep_export.json").read_text())["export"]["image_format"] == "png"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "export_video", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        export_rawframes(jpeg_extraction, out, None, ExportConfig(image_format="png", workers=1))
+    monkeypatch.undo()
+    with pytest.raises(RawframesError, match="image_format: 'png' -> 'jpg'"):
+        export_rawframes(jpeg_extraction, out, None, ExportConfig(workers=1))
+
+
+def test_a_second_export_into_a_tree_in_use_is_refused(jpeg_extraction, tmp_path, capsys):
+    from flowprep.format.folder import folder_lock
+
+    out = tmp_path / "rawframes"
+    with folder_lock(out):  # an export running in another process holds the tree
+        status, _, err = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out)
+    assert status == 2 and err.count("\n") == 1 and "in use by another export" in err and str(out) in err
+    assert not any(p.is_dir() for p in out.iterdir())
 
 
 def test_export_with_restored_means_adds_the_mean_vector_back(jpeg_extraction, tmp_path):
