@@ -165,7 +165,7 @@ def start_jobs(run: ExtractRun, todo: list[ManifestEntry], staging_dir: Path, wo
                                    staging_dir, owner=os.getpid()) for e in todo]
         if run.scheduler is not None:
             tls = security(run.scheduler, run.tls_ca_file, run.tls_cert, run.tls_key)
-            return on_cluster(jobs, run.scheduler, note, tls)
+            return on_cluster(jobs, run.scheduler, note, tls, timeout_s=run.scheduler_timeout)
         return process_outcomes(jobs, workers)
     check_devices(run.devices)
     videos = [(e, run.video_root / e.path) for e in todo]
