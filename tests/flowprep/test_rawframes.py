@@ -567,3 +567,58 @@ def test_import_staging_stays_under_its_bound_with_a_slow_packer(denseflow_tree,
     assert summary.ok and summary.imported == 12
     limit = staged_run_module.max_staged_bytes(shard_mb * 1e6) + 2 * sampled.largest
     assert sampled.most <= limit, f"{sampled.most} bytes staged at once, bound {limit} (largest video {sampled.largest})"
+
+
+# --- issue 30: damaged images, symlinks out of the tree, videos in no list ----------------------------
+def test_empty_and_damaged_images_are_failures_of_their_video_in_the_workers(denseflow_tree, tmp_path):
+    import struct
+
+    from tests.support.reliability.common import FLOWPREP, run
+
+    (denseflow_tree / "class_down" / "v_down" / "img_00003.jpg").write_bytes(b"")
+    # a BMP header claiming 60000 x 60000 pixels: OpenCV's decoder raises (cv2.error) rather than
+    # returning None; it was a worker's traceback that ended the whole import
+    header = bytearray(cv2.imencode(".bmp", np.zeros((4, 4), np.uint8))[1].tobytes())
+    header[18:26] = struct.pack("<ii", 60000, 60000)
+    (denseflow_tree / "class_left" / "v_left" / "flow_x_00002.jpg").write_bytes(bytes(header))
+    done = run([*FLOWPREP, "import-rawframes", denseflow_tree, "--out", tmp_path / "imported", "--workers", "2"])
+    assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "1 imported now" in done.stdout and "2 failed" in done.stdout
+    reasons = {f.video_id: f.reason for f in ExtractionFolder(tmp_path / "imported").read_failures()}
+    assert reasons["v_down"].endswith("img_00003.jpg: an empty file (0 bytes), not an image")
+    assert "flow_x_00002.jpg: does not decode as an image" in reasons["v_left"]
+
+
+def test_frame_folders_and_images_linked_out_of_the_tree_need_follow_symlinks(jpeg_extraction, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    export_rawframes(jpeg_extraction, elsewhere, config=ExportConfig(backward=False))
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "right").symlink_to(elsewhere / "right", target_is_directory=True)  # a whole video elsewhere
+    shutil.copytree(elsewhere / "down", tree / "down")
+    (tree / "down" / "img_00002.jpg").unlink()
+    (tree / "down" / "img_00002.jpg").symlink_to(elsewhere / "down" / "img_00002.jpg")  # one image elsewhere
+    shutil.copytree(elsewhere / "left", tree / "left")
+    status, stdout, _ = run_cli(capsys, "import-rawframes", tree, "--out", tmp_path / "refused", "--workers", "1")
+    assert status == 3 and "3 found, 1 imported now" in stdout and "2 failed" in stdout
+    reasons = {f.video_id: f.reason for f in ExtractionFolder(tmp_path / "refused").read_failures()}
+    assert "outside the rawframes tree" in reasons["right"] and "pass --follow-symlinks" in reasons["right"]
+    assert "img_00002.jpg is a symlink to" in reasons["down"] and "pass --follow-symlinks" in reasons["down"]
+    status, stdout, _ = run_cli(capsys, "import-rawframes", tree, "--out", tmp_path / "followed", "--workers", "1",
+                                "--follow-symlinks")
+    assert status == 0 and "3 imported now" in stdout
+
+
+def test_a_round_trip_says_how_many_videos_no_list_holds_and_why(tmp_path, capsys):
+    manifest = make_videos(tmp_path / "videos", MOTIONS)
+    rows = manifest.read_text().splitlines()
+    # 'down' in neither train nor test: in no annotation list
+    manifest.write_text("\n".join(r.rsplit(",", 1)[0] + ",unused" if r.startswith("down,") else r for r in rows) + "\n")
+    extraction = extract(manifest, tmp_path / "extracted")
+    status, _, err = run_cli(capsys, "export-rawframes", extraction, "--out", tmp_path / "tree", "--workers", "1")
+    assert status == 0, err
+    status, stdout, _ = run_cli(capsys, "import-rawframes", tmp_path / "tree", "--out", tmp_path / "back",
+                                "--workers", "1")
+    assert status == 0 and "2 found, 2 imported now" in stdout
+    assert "left out: 1 video folder(s) of the tree are in none of these lists" in stdout and "'unused'" in stdout \
+        and "e.g. down" in stdout, stdout
