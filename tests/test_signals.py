@@ -44,8 +44,8 @@ def test_a_signal_stops_an_extraction_with_its_workers_and_the_same_command_resu
 
 
 @pytest.fixture(scope="module")
-def early(tmp_path_factory) -> dict[str, list[str]]:
-    return s.early_reference(tmp_path_factory.mktemp("early"))
+def early(reference, tmp_path_factory) -> dict[str, list[str]]:
+    return s.early_commands(tmp_path_factory.mktemp("early"), reference.manifest, reference.out)
 
 
 # issue 30: the workers' KeyboardInterrupt tracebacks while they still imported (19-47 lines)

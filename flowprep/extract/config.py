@@ -143,6 +143,9 @@ class ExtractRun:
     # read videos that resolve outside the video root (a symlink in it to elsewhere); by default
     # each is a failures record. Not part of the extraction config: it decides what is read, not how.
     follow_symlinks: bool = False
+    # keep a video whose decoder reports damage, with a warning (in its shard and the run's output);
+    # by default each is a failures record. Not part of the extraction config: it decides what is kept.
+    allow_decode_errors: bool = False
 
     def __post_init__(self) -> None:
         check_run_options(self.workers, self.shard_size_mb)
@@ -200,6 +203,7 @@ class ExtractRun:
             "scheduler": self.scheduler,
             "scheduler_timeout": self.scheduler_timeout,
             "follow_symlinks": self.follow_symlinks,
+            "allow_decode_errors": self.allow_decode_errors,
             "extract": self.extract.to_dict(),
         }
 

@@ -336,6 +336,8 @@ def pack_outcomes(staging: Staging, start: Callable[[], Iterator[StagedOutcome]]
                 folder.write_failures(result.failures)
                 continue
             result.count(outcome)
+            if getattr(outcome, "warning", ""):  # kept despite a problem (extract --allow-decode-errors)
+                progress.note(f"warning: {outcome.video_id}: {outcome.warning}")
             if on_success is not None:
                 on_success(outcome)
             pack(outcome.staged)

@@ -13,7 +13,7 @@ import cv2
 from joblib import delayed
 
 from flowprep.extract.config import worker_count
-from flowprep.extract.decode import VideoError, iter_frames, open_video
+from flowprep.extract.decode import VideoError, decode_errors_reason, decoder_log, iter_frames, open_video
 from flowprep.extract.staged_run import worker_pool
 from flowprep.format.manifest import read_manifest
 from flowprep.format.signals import leave_stops_to
@@ -35,7 +35,7 @@ class CheckConfig:
 class VideoFileProblem:
     video_id: str
     path: str
-    kind: str  # "missing" or "unreadable"
+    kind: str  # "missing", "unreadable" or "damaged" (the decoder reported errors)
     reason: str
 
 
@@ -54,6 +54,7 @@ class CheckReport:
     def to_dict(self) -> dict:
         return {"total": self.total, "ok": self.total - len(self.problems), "missing": self.count("missing"),
                 "unreadable": self.count("unreadable"),
+                "damaged": self.count("damaged"),
                 "problems": [{"video_id": p.video_id, "path": p.path, "kind": p.kind, "reason": p.reason}
                              for p in self.problems]}
 
@@ -64,16 +65,20 @@ def check_video_file(path: Path, full: bool) -> tuple[str, str] | None:
         return "missing", f"file not found: {path}"
     cv2.setNumThreads(1)
     try:
-        cap, info = open_video(path)
-        frames = iter_frames(cap, info, check_truncation=full)
-        decoded = 0
-        for _ in frames:
-            decoded += 1
-            if not full:
-                break
-        frames.close()  # releases the capture when the loop stopped early
+        with decoder_log() as decoder:  # FFmpeg's lines off the terminal, and counted
+            cap, info = open_video(path)
+            frames = iter_frames(cap, info, check_truncation=full)
+            decoded = 0
+            for _ in frames:
+                decoded += 1
+                if not full:
+                    break
+            frames.close()  # releases the capture when the loop stopped early
+            complaints = decoder.complaints()
         if decoded == 0:
             return "unreadable", f"no frame decodes: {path}"
+        if complaints:  # what `extract` would record as a failure (or, allowed, a warning)
+            return "damaged", f"{path}: {decode_errors_reason(complaints)}"
     except VideoError as exc:
         return "unreadable", str(exc)
     except cv2.error as exc:

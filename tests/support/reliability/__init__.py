@@ -52,6 +52,7 @@ from tests.support.reliability.extraction import (  # noqa: F401
 from tests.support.reliability.signals import (  # noqa: F401
     EARLY_COMMANDS,
     concurrent_training,
+    early_commands,
     early_group_sigint,
     early_reference,
     extraction_signal,

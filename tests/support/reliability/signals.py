@@ -384,20 +384,25 @@ def torchrun_signal(shards: Path, work: Path) -> Record:
 EARLY_COMMANDS = ("extract", "export-rawframes", "import-rawframes")
 
 
-def early_reference(root: Path) -> dict[str, list[str]]:
-    """The command lines of EARLY_COMMANDS on a small dataset: an extraction, its export (PNG, so
-    that its import has work to do) and the import of that tree, each made once here so that the
-    next one has its input."""
+def early_commands(root: Path, manifest: Path, extraction: Path) -> dict[str, list[str]]:
+    """The command lines of EARLY_COMMANDS: an extraction of `manifest`, an export of `extraction`,
+    an import of ROOT/tree (early_reference makes it), each into its own folder under `root`."""
     from tests.support.reliability.common import FLOWPREP
 
-    manifest = make_dataset(root / "videos", videos=6)
-    export = [*map(str, FLOWPREP), "export-rawframes", str(root / "extracted"), "--format", "png", "--workers", "2"]
-    commands = {"extract": [str(c) for c in extract_command(manifest, root / "extract_out", lossless=False)],
-                "export-rawframes": [*export, "--out", str(root / "exported")],
-                "import-rawframes": [*map(str, FLOWPREP), "import-rawframes", str(root / "tree"), "--out",
-                                     str(root / "imported"), "--workers", "2"]}
-    # the inputs of export and import, where the scenarios write nothing
-    for command in (extract_command(manifest, root / "extracted", lossless=False), [*export, "--out", root / "tree"]):
+    return {"extract": [str(c) for c in extract_command(manifest, root / "extract_out", lossless=False)],
+            "export-rawframes": [*map(str, FLOWPREP), "export-rawframes", str(extraction), "--format", "png",
+                                 "--workers", "2", "--out", str(root / "exported")],
+            "import-rawframes": [*map(str, FLOWPREP), "import-rawframes", str(root / "tree"), "--out",
+                                 str(root / "imported"), "--workers", "2"]}
+
+
+def early_reference(root: Path) -> dict[str, list[str]]:
+    """early_commands on a small dataset, with their inputs made here: an extraction and its
+    export (PNG, so that its import has work to do)."""
+    manifest = make_dataset(root / "videos", videos=2)  # one a worker: they are stopped while they import
+    commands = early_commands(root, manifest, root / "extracted")
+    tree = [*commands["export-rawframes"][:-1], str(root / "tree")]
+    for command in (extract_command(manifest, root / "extracted", lossless=False), tree):
         done = run(command)
         if done.returncode != 0:
             raise RuntimeError(done.stderr[-2000:])
