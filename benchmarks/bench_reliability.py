@@ -15,7 +15,7 @@ counted by kind (tests/support/reliability/ holds the scenarios; `make test` run
   the uninterrupted run's weights;
 - damaged shards (truncated, corrupt header, corrupt frames, another format version, missing):
   verify names each, train and evaluate refuse in one line naming it;
-- bad videos, bad manifests, bad arguments;
+- bad videos (one damaged mid-stream: FFmpeg reports it), bad manifests, bad arguments;
 - tampered folders (tests/support/reliability/tampered.py): ids and shard names that leave the
   folder, HDF5 links, a FIFO as a shard, a shard of another extraction, JSON nested 100,000 deep,
   config values of the wrong type, control characters in ids, video symlinks out of the root,
