@@ -276,7 +276,7 @@ def _import(entry: ManifestEntry, folder: Path, config: ImportConfig, config_jso
         )
         path = staged.commit(attrs)
     return ImportOutcome(entry.video_id, str(folder), path, None, staged.frames, staged.pairs, 0.0,
-                         time.perf_counter() - started, plan.dropped)
+                         time.perf_counter() - started, dropped=plan.dropped)
 
 
 def check_images_inside(root: Path, folder: Path, plan: FramePlan) -> None:
