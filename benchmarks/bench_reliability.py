@@ -8,7 +8,8 @@ counted by kind (tests/support/reliability/ holds the scenarios; `make test` run
   while replaced, the staging files' removal) and at 3 times, each followed by the same command:
   the result must verify and equal an uninterrupted run's, byte for byte (PNG codecs: lossless);
 - a disk that fills up mid-run (a small tmpfs, or RLIMIT_FSIZE where none can be mounted);
-- a Dask worker killed mid-video; a device out of memory (simulated on the CPU); training on a
+- a Dask worker killed mid-video; a Dask scheduler address that says nothing, answers HTTP or
+  garbage (one line within --scheduler-timeout); a device out of memory (simulated on the CPU); training on a
   folder whose extraction (or one of whose parts) is still running;
 - kill -9 of training and of feature-fusion training at their config and checkpoint writes, and
   of one torchrun rank: the checkpoint must load, and the same command (--resume) must end with
@@ -66,6 +67,8 @@ def main() -> None:
         add(r.disk_full(reference, work / "disk"))
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
             add(r.dask_worker_kill(work / "dask", cluster.scheduler_address))
+        for kind in r.SCHEDULER_IMPOSTORS:  # issue 30: an address that is not a Dask scheduler
+            add(r.scheduler_impostor(reference.manifest, work / "impostor", kind))
         add(r.device_out_of_memory(work / "oom"))
         add(r.training_during_extraction(work / "running"))
 
