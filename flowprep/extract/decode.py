@@ -171,25 +171,33 @@ def decoder_log() -> Iterator[DecoderLog]:
     other line written meanwhile goes on to stderr. Off the main thread (decoding threads beside
     a device, a Dask worker's task threads) stderr is shared with concurrent decoders and nothing
     is taken: no complaints (FFmpeg is silenced there instead: silence_ffmpeg)."""
-    if threading.current_thread() is not threading.main_thread():
+    capture, saved = None, -1
+    if threading.current_thread() is threading.main_thread():
+        try:
+            capture = tempfile.TemporaryFile()
+            saved = os.dup(2)
+        except OSError:  # no temporary space, or no stderr at all: decode uncounted rather than fail
+            if capture is not None:
+                capture.close()
+            capture = None
+    if capture is None:
         yield DecoderLog()
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
     try:
-        with tempfile.TemporaryFile() as capture:
-            os.dup2(capture.fileno(), 2)
-            log = DecoderLog(capture)
-            try:
-                yield log
-            finally:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                others = log.lines()[1]
-                if others:  # not FFmpeg's: a line of this process, written while it decoded
-                    os.write(2, ("\n".join(others) + "\n").encode())
+        sys.stderr.flush()
+        os.dup2(capture.fileno(), 2)
+        log = DecoderLog(capture)
+        try:
+            yield log
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            others = log.lines()[1]
+            if others:  # not FFmpeg's: a line of this process, written while it decoded
+                os.write(2, ("\n".join(others) + "\n").encode())
     finally:
         os.close(saved)
+        capture.close()
 
 
 def decode_errors_reason(lines: list[str], kept: bool = False) -> str:
