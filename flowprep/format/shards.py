@@ -33,7 +33,7 @@ way a stack of consecutive fields is one h5py call.
 from __future__ import annotations
 
 import errno
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -93,6 +93,9 @@ class VideoAttrs:
     height: int
     num_frames: int
     mean_subtracted: bool
+    # the decoder's complaint about a video kept with `extract --allow-decode-errors` ('': none);
+    # optional: shards written before it read as ''
+    decode_warning: str = ""
 
     @property
     def splits_dict(self) -> dict[str, str]:
@@ -108,7 +111,8 @@ class VideoAttrs:
 
     @classmethod
     def read(cls, group: h5py.Group) -> "VideoAttrs":
-        return cls(**{f.name: cls.read_field(group, f.name) for f in fields(cls)})
+        return cls(**{f.name: cls.read_field(group, f.name) for f in fields(cls)
+                      if f.name in group.attrs or f.default is MISSING})
 
     @classmethod
     def read_field(cls, group: h5py.Group, name: str):

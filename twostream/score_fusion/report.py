@@ -13,12 +13,11 @@ videos with the same classes.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from flowprep.format.files import write_json_atomic, write_text_atomic
+from flowprep.format.files import parse_json, read_regular_text, write_json_atomic, write_text_atomic
 from twostream.core.run_folder import RUN_CONFIG_FILE
 from twostream.core.scores import VideoScores, load_scores
 from twostream.engine.metrics import confusion_matrix
@@ -131,7 +130,7 @@ def read_curve(path: Path) -> list[CurvePoint]:
         raise ReportError(str(exc)) from None
     points = curve_points(records, str(path))
     try:
-        config = json.loads((Path(path).parent / RUN_CONFIG_FILE).read_text(encoding="utf-8"))
+        config = parse_json(read_regular_text(Path(path).parent / RUN_CONFIG_FILE))
     except (OSError, ValueError):  # no run folder around the file, or not a config: nothing to add
         return points
     subset = old_run_val_subset(config) if isinstance(config, dict) else None
