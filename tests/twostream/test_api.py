@@ -3,6 +3,7 @@ DataLoader(shuffle=True) and DistributedSampler and give what the trainer feeds 
 test protocol and fusion as functions; and docs/api.md's loop, run as written."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -132,6 +133,7 @@ def test_fuse_scores_weighs_the_streams(shards, tmp_path):
     model = build_model("resnet18", 3, 2)
     s = evaluate_videos(model, spatial, clips=2, crops="center")
     t = evaluate_videos(model, spatial, clips=1, crops="center")
+    t = dataclasses.replace(t, meta={**t.meta, "stream": "temporal"})  # a stand-in: fusion checks each file's stream
     save_scores(tmp_path / "t.npz", t)
     fused = fuse_scores(s, tmp_path / "t.npz", method="weighted", ratio=(1, 3))
     np.testing.assert_allclose(fused.scores, 0.25 * s.scores + 0.75 * t.scores, atol=1e-6)
@@ -157,6 +159,7 @@ def test_the_loop_in_docs_api_md_runs_as_written(tmp_path, monkeypatch):
     assert scores.video_ids.tolist() == ["test0", "test1"] and scores.meta["protocol"] == {"clips": 25, "crops": "ten"}
     assert load_scores(tmp_path / "out" / "my_spatial_scores_test.npz").video_ids.tolist() == ["test0", "test1"]
     # the fusion lines, with the spatial scores standing in for a temporal stream's
-    save_scores(tmp_path / "out" / "my_temporal_scores_test.npz", scores)
+    stand_in = dataclasses.replace(scores, meta={**scores.meta, "stream": "temporal"})  # fusion checks each file's stream
+    save_scores(tmp_path / "out" / "my_temporal_scores_test.npz", stand_in)
     exec(compile(fusion, str(DOCS), "exec"), names)  # noqa: S102
     np.testing.assert_allclose(names["fused"].scores, scores.scores, atol=1e-6)
