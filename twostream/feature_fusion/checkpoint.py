@@ -65,7 +65,8 @@ def load_stream(path: str | Path, stream: str, class_names: tuple[str, ...]) -> 
 def build_two_stream(spatial: TrainConfig, temporal: TrainConfig, num_classes: int, head: HeadSpec,
                      joint: bool) -> TwoStreamModel:
     """The architecture the configs describe, with untrained weights: load a state dict into it."""
-    streams = [build_model(c.backbone, c.in_channels, num_classes, c.dropout) for c in (spatial, temporal)]
+    streams = [build_model(c.backbone, c.in_channels, num_classes, c.dropout, crop_size=c.crop_size)
+               for c in (spatial, temporal)]
     return TwoStreamModel(*streams, head, joint)
 
 

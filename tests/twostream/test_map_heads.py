@@ -1,0 +1,118 @@
+"""The fusion heads on feature maps (twostream.feature_fusion.map_heads): the streams' maps, each
+head's use of the temporal input, the motion attention on a real moving object with real flow, and
+a ViT temporal stream's cross-modality patch embedding. Training, evaluation, resume and the report
+of these heads: test_feature_fusion.py, beside the other heads."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from flowprep.demo.data import DemoConfig, draw_spec, object_geometry, render_video
+from flowprep.flow.registry import make_flow
+from twostream.feature_fusion.heads import HeadSpec
+from twostream.feature_fusion.model import TwoStreamModel
+from twostream.streams.models import build_model
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+VIT = "timm:vit_tiny_patch16_224"
+
+
+def test_feature_maps_are_the_pooled_features_places():
+    torch.manual_seed(0)
+    resnet = build_model("resnet18", 4, 5, 0.5).eval()
+    x = torch.randn(2, 4, 64, 64)
+    with torch.no_grad():
+        feature_map = resnet.feature_map(x)
+        assert feature_map.shape == (2, resnet.map_channels, 2, 2) == (2, 512, 2, 2)
+        torch.testing.assert_close(feature_map.mean(dim=(2, 3)), resnet.features(x))  # what its pooling averages
+    # a ViT built for the stream's crops: its patch tokens on their grid, the class token left out
+    vit = build_model(VIT, 3, 5, 0.5, crop_size=96).eval()
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        tokens = vit.body.forward_features(x)
+        feature_map = vit.feature_map(x)
+    assert tokens.shape == (2, 37, 192) and feature_map.shape == (2, 192, 6, 6) and vit.map_channels == 192
+    torch.testing.assert_close(feature_map[:, :, 1, 2], tokens[:, 1 + 6 + 2])
+    assert vit.features(x).shape == (2, 192)
+    with pytest.raises(Exception, match="no 2D feature map"):
+        build_model("tiny3d", 3, 5, 0.5, clip=4).feature_map(torch.randn(1, 3, 4, 32, 32))
+
+
+def two_stream(method: str, hidden: int, backbone: str = "resnet18", crop: int = 64) -> TwoStreamModel:
+    torch.manual_seed(0)
+    return TwoStreamModel(build_model(backbone, 3, 5, 0.5, crop_size=crop), build_model(backbone, 4, 5, 0.5, crop_size=crop),
+                          HeadSpec(method, hidden, 0.0), joint=False).eval()
+
+
+@pytest.mark.parametrize("method,hidden,backbone", [("motion", 0, "resnet18"), ("motion", 8, "resnet18"),
+                                                    ("cross-attention", 16, "resnet18"), ("cross-attention", 16, VIT)])
+def test_the_heads_read_the_temporal_input(method, hidden, backbone):
+    """Each sample's output changes when the flow half of the batch is permuted (its RGB kept)."""
+    crop = 96 if backbone == VIT else 64
+    model = two_stream(method, hidden, backbone, crop)
+    if method == "motion" and hidden:  # trained weights: its zero-initialised map starts uniform
+        torch.nn.init.normal_(model.head.learned[-1].weight)
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 7, crop, crop, generator=generator)
+    # a moving square in each flow stack, at a different place in each
+    x[:, 3:] = 0.05 * torch.randn(4, 4, crop, crop, generator=generator)
+    for k in range(4):
+        x[k, 3:, 8 * k:8 * k + 16, 8 * k:8 * k + 16] += 0.8
+    permuted = torch.cat([x[:, :3], x[[1, 2, 3, 0], 3:]], dim=1)
+    with torch.no_grad():
+        out, out_permuted = model(x), model(permuted)
+    assert out.shape == (4, 5)
+    assert all(not torch.allclose(out[k], out_permuted[k], atol=1e-4) for k in range(4))
+    if method == "motion":  # the places it pools follow the flow
+        weights, permuted_weights = model.motion_attention(x), model.motion_attention(permuted)
+        torch.testing.assert_close(weights.sum(dim=(1, 2)), torch.ones(4))
+        torch.testing.assert_close(permuted_weights, weights[[1, 2, 3, 0]])
+
+
+def test_motion_attention_follows_a_moving_object():
+    """A demo video (an object moving up or down over a cluttered background, a shaking camera),
+    its flow from DIS: the parameter-free head's highest weight is at the object at every stack."""
+    config = DemoConfig(seed=0, videos_per_class=3, width=256, height=256)
+    flow = make_flow("dis")
+    model = two_stream("motion", 0, crop=256)  # resnet18: an 8x8 map, 32-pixel cells
+    for label in (0, 1):  # red up, red down
+        spec = draw_spec(config, label, 0)
+        assert spec.motion in ("up", "down")
+        grey = [cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) for frame in render_video(spec)]
+        stacks, rgb = [], []
+        for start in (1, 8, 14):  # L = 2 stacks; the frame at the middle
+            fields = [flow(grey[start + k], grey[start + k + 1]) for k in range(2)]
+            stacks.append(np.concatenate([f.transpose(2, 0, 1) for f in fields]) / 20.0)
+            rgb.append(np.repeat(grey[start + 1][None] / 255.0 - 0.5, 3, axis=0))
+        x = torch.from_numpy(np.concatenate([np.stack(rgb), np.stack(stacks)], axis=1)).float()
+        weights = model.motion_attention(x)
+        peaks = []
+        for k, start in enumerate((1, 8, 14)):
+            row, col = divmod(int(weights[k].argmax()), 8)
+            cx, cy, _ = object_geometry(spec, start + 1)
+            cx, cy = cx - spec.camera[start + 1][0], cy - spec.camera[start + 1][1]
+            # the peak cell holds the object's centre, or touches the cell that does
+            assert abs(row - cy // 32) <= 1 and abs(col - cx // 32) <= 1, (spec.motion, start, (row, col), (cx, cy))
+            peaks.append(row)
+        assert peaks == sorted(peaks, reverse=spec.motion == "up") and peaks[0] != peaks[-1]
+
+
+def test_a_vit_temporal_stream_starts_from_the_rgb_patch_embedding_averaged():
+    """Cross-modality initialisation (TSN) of a ViT: its patch embedding, a 16x16 stride-16 conv, is
+    the first conv on RGB; for a 2L-channel stack its filters are the RGB ones averaged, repeated."""
+    torch.manual_seed(0)
+    rgb = build_model(VIT, 3, 5, 0.5, crop_size=96).body.state_dict()
+    temporal = build_model(VIT, 10, 5, 0.5, rgb_state=rgb, origin="rgb vit", crop_size=96)
+    weight = temporal.body.patch_embed.proj.weight
+    assert weight.shape == (192, 10, 16, 16)
+    torch.testing.assert_close(weight, rgb["patch_embed.proj.weight"].mean(dim=1, keepdim=True).repeat(1, 10, 1, 1))
+    torch.testing.assert_close(temporal.body.patch_embed.proj.bias, rgb["patch_embed.proj.bias"])
+    # weights of 224 crops (14x14 patches) at 96: the position embedding resampled to 6x6
+    at_224 = build_model(VIT, 3, 5, 0.5).body.state_dict()
+    assert at_224["pos_embed"].shape == (1, 197, 192)
+    resampled = build_model(VIT, 10, 5, 0.5, rgb_state=at_224, origin="224", crop_size=96)
+    assert resampled.body.pos_embed.shape == (1, 37, 192)
+    torch.testing.assert_close(resampled.body.pos_embed[0, 0], at_224["pos_embed"][0, 0])  # the class token's
+    assert resampled.features(torch.randn(1, 10, 96, 96)).shape == (1, 192)

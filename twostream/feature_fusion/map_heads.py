@@ -1,0 +1,110 @@
+"""Fusion heads that look at places: they read the two streams' last feature maps (N, C, h, w)
+(`StreamModel.feature_map`: a CNN's positions, or a ViT's patch tokens on their grid) instead of
+pooled vectors, and the normalised flow input. Registered in `heads.REGISTRY` (uses_maps).
+
+    motion           motion-guided spatial attention: the spatial feature map pooled with weights
+                     that sum to 1 over its positions, taken from the motion at each position:
+                     hidden 0, parameter-free, from the flow stack's magnitude (camera motion, the
+                     stack's mean flow, removed first) averaged over each position's pixels;
+                     hidden N, learned, from the temporal feature map (1x1 conv N -> ReLU -> 1x1 conv
+                     -> softmax over positions; its last layer starts at zero, so it starts as
+                     average pooling, i.e. as the mid head). The attended spatial vector and the
+                     temporal map's average, each layer-normalised, go to a linear classifier.
+    cross-attention  both maps' positions as tokens (projected to `hidden` dims, layer-normalised),
+                     spatial tokens attend to the motion tokens and motion tokens to the spatial
+                     ones (multi-head cross-attention, residual), each set averaged, concatenated,
+                     linear classifier.
+
+Why weights that sum to 1 (a softmax or a normalised magnitude) rather than a gate: the attended
+vector stays an average of the spatial features, on the scale the stream was trained at, wherever
+the motion is and however much there is of it.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class StreamMaps(NamedTuple):
+    spatial: torch.Tensor  # (N, Cs, h, w) the spatial stream's last feature map
+    temporal: torch.Tensor  # (N, Ct, h', w') the temporal stream's
+    flow: torch.Tensor  # (N, 2L, S, S) the normalised flow stack both came from (x, y of each field)
+
+
+def flow_magnitude(flow: torch.Tensor) -> torch.Tensor:
+    """(N, 2L, S, S) flow stack -> (N, 1, S, S) mean magnitude of its L fields, each field's mean
+    (the camera's motion, roughly: the paper's mean displacement subtraction) removed first."""
+    n, channels, height, width = flow.shape
+    fields = flow.float().reshape(n, channels // 2, 2, height, width)
+    fields = fields - fields.mean(dim=(3, 4), keepdim=True)
+    return fields.pow(2).sum(dim=2).sqrt().mean(dim=1, keepdim=True)
+
+
+def motion_weights(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Parameter-free attention: the flow magnitude averaged over each of `size` positions'
+    pixels, normalised to sum to 1 over the positions: (N, h * w). A still stack weighs all alike."""
+    magnitude = F.adaptive_avg_pool2d(flow_magnitude(flow), size).flatten(1)
+    magnitude = magnitude + 1e-6 * magnitude.amax(dim=1, keepdim=True).clamp_min(1e-6)
+    return magnitude / magnitude.sum(dim=1, keepdim=True)
+
+
+class MotionHead(nn.Module):
+    def __init__(self, channels: tuple[int, int], num_classes: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        spatial, temporal = channels
+        self.learned = None
+        if hidden:
+            self.learned = nn.Sequential(nn.Conv2d(temporal, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, 1, 1))
+            nn.init.zeros_(self.learned[-1].weight)  # uniform weights at the start: average pooling
+            nn.init.zeros_(self.learned[-1].bias)
+        self.norm_spatial, self.norm_temporal = nn.LayerNorm(spatial), nn.LayerNorm(temporal)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(spatial + temporal, num_classes))
+
+    def weights(self, maps: StreamMaps) -> torch.Tensor:
+        """(N, h, w): each spatial position's weight; each map sums to 1."""
+        n, _, h, w = maps.spatial.shape
+        if self.learned is None:
+            weights = motion_weights(maps.flow, (h, w))
+        else:
+            scores = self.learned(maps.temporal)
+            if scores.shape[-2:] != (h, w):  # streams whose maps differ in size: the motion map resized
+                scores = F.interpolate(scores, size=(h, w), mode="bilinear", align_corners=False)
+            weights = torch.softmax(scores.flatten(1).float(), dim=1)
+        return weights.to(maps.spatial.dtype).reshape(n, h, w)
+
+    def forward(self, maps: StreamMaps) -> torch.Tensor:
+        weights = self.weights(maps)
+        attended = torch.einsum("nchw,nhw->nc", maps.spatial, weights)
+        motion = maps.temporal.mean(dim=(2, 3))
+        return self.classifier(torch.cat([self.norm_spatial(attended), self.norm_temporal(motion)], dim=1))
+
+
+def attention_heads(dims: int) -> int:
+    """Heads of the cross-attention: 4 where they divide its width, else 2, else 1."""
+    return next(h for h in (4, 2, 1) if dims % h == 0)
+
+
+class CrossAttentionHead(nn.Module):
+    def __init__(self, channels: tuple[int, int], num_classes: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.project = nn.ModuleList(nn.Sequential(nn.LayerNorm(c), nn.Linear(c, hidden)) for c in channels)
+        heads = attention_heads(hidden)
+        self.spatial_to_motion = nn.MultiheadAttention(hidden, heads, batch_first=True)
+        self.motion_to_spatial = nn.MultiheadAttention(hidden, heads, batch_first=True)
+        self.norm = nn.ModuleList(nn.LayerNorm(hidden) for _ in channels)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, num_classes))
+
+    @staticmethod
+    def tokens(feature_map: torch.Tensor) -> torch.Tensor:
+        return feature_map.flatten(2).transpose(1, 2)  # (N, C, h, w) -> (N, h * w, C)
+
+    def forward(self, maps: StreamMaps) -> torch.Tensor:
+        s, t = (p(self.tokens(m)) for p, m in zip(self.project, (maps.spatial, maps.temporal)))
+        # both directions from the same tokens: each stream's tokens gather what the other has at
+        # the places they match
+        s2 = self.norm[0](s + self.spatial_to_motion(s, t, t, need_weights=False)[0])
+        t2 = self.norm[1](t + self.motion_to_spatial(t, s, s, need_weights=False)[0])
+        return self.classifier(torch.cat([s2.mean(dim=1), t2.mean(dim=1)], dim=1))
