@@ -116,3 +116,20 @@ def test_a_vit_temporal_stream_starts_from_the_rgb_patch_embedding_averaged():
     assert resampled.body.pos_embed.shape == (1, 37, 192)
     torch.testing.assert_close(resampled.body.pos_embed[0, 0], at_224["pos_embed"][0, 0])  # the class token's
     assert resampled.features(torch.randn(1, 10, 96, 96)).shape == (1, 192)
+
+
+def test_the_python_api_builds_every_fusion_head():
+    from twostream.api import FUSION_HEADS, build_fusion_model
+    from twostream.api import build_model as api_build_model
+
+    assert FUSION_HEADS == ("mid", "attention", "motion", "cross-attention")
+    x = torch.randn(2, 7, 64, 64)
+    for method in FUSION_HEADS:
+        torch.manual_seed(0)
+        model = build_fusion_model(api_build_model("resnet18", 3, 5), api_build_model("resnet18", 4, 5), method).eval()
+        assert model.head_spec.hidden == {"mid": 0, "attention": 128, "motion": 0, "cross-attention": 128}[method]
+        assert model(x).shape == (2, 5) and not any(p.requires_grad for p in model.stream_parameters())
+    motion = build_fusion_model(api_build_model("resnet18", 3, 5), api_build_model("resnet18", 4, 5), "motion", hidden=4)
+    assert motion.head_spec.name == "motion-learned" and motion.motion_attention(x).shape == (2, 2, 2)
+    with pytest.raises(ValueError, match="fusion method must be one of mid, attention, motion, cross-attention; got 'x'"):
+        build_fusion_model(api_build_model("resnet18", 3, 5), api_build_model("resnet18", 4, 5), "x")

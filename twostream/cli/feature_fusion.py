@@ -21,8 +21,9 @@ def _checkpoint(ctx: click.Context, param: click.Parameter, value: Path) -> Path
 
 @click.group("fuse-features", context_settings=CONTEXT)
 def fuse_features() -> None:
-    """Feature-level fusion: a head on the two trained streams' penultimate features (mid fusion) or
-    per-sample stream weights (attention), the streams frozen or fine-tuned jointly (docs/fusion.md)."""
+    """Feature-level fusion: a head on the two trained streams' penultimate features (mid fusion),
+    per-sample stream weights (attention), or their last feature maps (motion-guided spatial attention,
+    cross-attention), the streams frozen or fine-tuned jointly (docs/fusion.md)."""
 
 
 @fuse_features.command("train", context_settings=CONTEXT)
@@ -40,7 +41,8 @@ def fuse_features() -> None:
 @click.option("--subset", "part", type=click.Choice(FIT_PARTS), default="train", show_default=True,
               help="Videos the head learns from: the streams' training videos, or those they held out (train --holdout).")
 @click.option("--hidden", type=click.IntRange(min=0), default=None,
-              help=f"Hidden units of the head (0: linear, mid only). Default: "
+              help=f"Hidden units of the head (0: linear, mid only; motion: 0 weighs places by the flow's "
+                   f"magnitude, N learns them from the temporal map with N units). Default: "
                    f"{', '.join(f'{k} {v}' for k, v in DEFAULT_HIDDEN.items())}.")
 @click.option("--dropout", type=float, default=0.5, show_default=True, help="On the concatenated features.")
 @opt.augment_options(segments_help="1: one random pair per video per epoch; K: TSN segments, K pairs' logits averaged.",
