@@ -91,7 +91,19 @@ DEMO3D_COMMON := --crop-size 40 --batch-size 8 --schedule cosine --val-every 0 -
 DEMO3D_EPOCHS ?= 20
 DEMO3D_EVAL := --clips 3 --loader-workers 1 --threads 2
 
-.PHONY: install test demo demo-3d extract-flow train evaluate fuse-features fuse manifests clean \
+# make demo-attention: the heads that look at places (docs/fusion.md, feature-level fusion) on the demo
+# data, beside the fusions make demo trains: the motion-guided head (parameter-free and learned) and
+# cross-attention on make demo's ResNet-18 streams (it runs make demo first, which resumes), then
+# the same recipe end to end with a ViT pair (timm's ViT-Tiny, 16-pixel patches of the 96 px crops:
+# 6x6 tokens; docs/training.md) under DEMO_VIT_RUNS. Two reports, two tables. Apart from make demo:
+# it does not fit its time budget.
+DEMO_VIT ?= timm:vit_tiny_patch16_224
+DEMO_VIT_RUNS ?= $(DEMO)/vit
+DEMO_VIT_EPOCHS ?= 20
+DEMO_ATTENTION_METHODS := motion cross-attention
+DEMO_ATTENTION_REPORT_METHODS := mid attention motion motion-learned cross-attention
+
+.PHONY: install test demo demo-3d demo-attention extract-flow train evaluate fuse-features fuse manifests clean \
 	bench-extract bench-codecs bench-flow-params bench-train bench-gpu-flow check-gpu bench-scale bench-reliability readme-figures
 
 install: $(STAMP)
@@ -145,6 +157,23 @@ demo-3d: $(STAMP)
 	$(TWOSTREAM) report $(DEMO3D_RUNS)/spatial $(DEMO3D_RUNS)/temporal --fused $(DEMO3D_RUNS)/fusion \
 		--row clip-rgb=$(DEMO3D_RUNS)/clip-rgb/scores_test.npz --title "Clip streams on the demo data" \
 		--out $(DEMO3D_RUNS)/report
+
+demo-attention: $(STAMP)
+	$(MAKE) --no-print-directory demo
+	$(foreach s,spatial temporal,{ test -f $(DEMO_VIT_RUNS)/$(s)/checkpoint.pt || $(MAKE) --no-print-directory train \
+		STREAM=$(s) RUN=$(DEMO_VIT_RUNS)/$(s) TRAIN_ARGS="$(DEMO_TRAIN_ARGS) --backbone $(DEMO_VIT) --epochs $(DEMO_VIT_EPOCHS)"; } && \
+		$(foreach p,test val,{ $(call fresh,$(DEMO_VIT_RUNS)/$(s)/scores_$(p).npz,$(DEMO_VIT_RUNS)/$(s)/checkpoint.pt) \
+		$(MAKE) --no-print-directory evaluate STREAM=$(s) RUN=$(DEMO_VIT_RUNS)/$(s) EVAL_SUBSET=$(p); } &&)) true
+	$(foreach r,$(DEMO_RUNS) $(DEMO_VIT_RUNS),\
+		$(MAKE) --no-print-directory fuse-features FUSE_RUNS=$(r) \
+			FEATURE_FUSION_METHODS="$(if $(filter $(DEMO_RUNS),$(r)),,mid attention )$(DEMO_ATTENTION_METHODS)" && \
+		{ test -f $(r)/motion-learned/checkpoint.pt || $(TWOSTREAM) fuse-features train $(SHARDS) --spatial $(r)/spatial \
+			--temporal $(r)/temporal --method motion --hidden 64 --out $(r)/motion-learned $(FEATURE_FUSION_ARGS); } && \
+		{ $(call fresh,$(r)/motion-learned/scores_test.npz,$(r)/motion-learned/checkpoint.pt) \
+			$(TWOSTREAM) fuse-features evaluate $(r)/motion-learned $(FEATURE_FUSION_EVAL_ARGS); } && \
+		$(TWOSTREAM) fuse-features show $(r)/motion --video red-up-020 --rows 4 --out $(r)/report-attention/motion.png && \
+		$(MAKE) --no-print-directory fuse FUSE_RUNS=$(r) REPORT_OUT=$(r)/report-attention \
+			FEATURE_FUSION_METHODS="$(DEMO_ATTENTION_REPORT_METHODS)" &&) true
 
 extract-flow: $(STAMP) $(MANIFEST)
 	$(FLOWPREP) extract --manifest $(MANIFEST) --video-root $(VIDEO_ROOT) --out $(OUT) \

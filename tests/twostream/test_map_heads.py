@@ -11,9 +11,16 @@ import torch
 
 from flowprep.demo.data import DemoConfig, draw_spec, object_geometry, render_video
 from flowprep.flow.registry import make_flow
+from flowprep.format.quantize import quantize
+from tests.support.synthetic import SynthVideo, write_extraction
+from tests.support.twostream_cli import one_line_error, twostream
+from twostream.core.config import TrainConfig
+from twostream.feature_fusion.config import FusionTrainConfig
 from twostream.feature_fusion.heads import HeadSpec
 from twostream.feature_fusion.model import TwoStreamModel
+from twostream.feature_fusion.trainer import fit_fusion
 from twostream.streams.models import build_model
+from twostream.streams.trainer import fit as fit_stream
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 VIT = "timm:vit_tiny_patch16_224"
@@ -133,3 +140,72 @@ def test_the_python_api_builds_every_fusion_head():
     assert motion.head_spec.name == "motion-learned" and motion.motion_attention(x).shape == (2, 2, 2)
     with pytest.raises(ValueError, match="fusion method must be one of mid, attention, motion, cross-attention; got 'x'"):
         build_fusion_model(api_build_model("resnet18", 3, 5), api_build_model("resnet18", 4, 5), "x")
+
+
+SIDE, SQUARE, STEP = 128, 24, 12  # frame size; a square this size moves this many pixels a frame
+
+
+def square_video(video_id: str, label: int, direction: int) -> SynthVideo:
+    """A dark square moving diagonally over a static textured background, and its exact flow: the
+    square's pixels move (STEP, STEP) a frame (or back, direction -1), the background not at all."""
+    frames = 8
+    rng = np.random.default_rng(label)
+    background = rng.integers(120, 255, size=(SIDE, SIDE, 1))
+    rgb = np.repeat(np.repeat(background[None], frames, axis=0), 3, axis=3).astype(np.uint8)
+    flow = np.zeros((frames - 1, SIDE, SIDE, 2), np.float32)
+    for t in range(frames):
+        corner = square_corner(t, direction)
+        rgb[t, corner:corner + SQUARE, corner:corner + SQUARE] = 20
+        if t < frames - 1:
+            flow[t, corner:corner + SQUARE, corner:corner + SQUARE] = STEP * direction
+    zeros = np.zeros((frames - 1, 2), np.float32)
+    return SynthVideo(video_id, label, f"class{label}", rgb, quantize(flow, 20.0), quantize(-flow, 20.0), zeros, zeros)
+
+
+def square_corner(t: int, direction: int) -> int:
+    return 4 + STEP * t if direction > 0 else 4 + STEP * (7 - t)
+
+
+def test_show_draws_where_the_motion_head_looks(tmp_path, capsys):
+    """`fuse-features show` on a motion run: each row's frame is the video's frame at the position,
+    and the heat drawn over it is highest in the cell of the moving square."""
+    shards = write_extraction(tmp_path / "ex", [square_video("right", 0, 1), square_video("left", 1, -1)])
+    streams = {}
+    for stream in ("spatial", "temporal"):
+        config = TrainConfig(shards=str(shards), out=str(tmp_path / stream), stream=stream, flow_length=2,
+                             crop_size=SIDE, epochs=1, batch_size=2, val_every=0, workers=0, threads=1)
+        fit_stream(config, interactive=False)
+        streams[stream] = str(tmp_path / stream / "checkpoint.pt")
+    fit_fusion(FusionTrainConfig(spatial=streams["spatial"], temporal=streams["temporal"], shards=str(shards),
+                                 out=str(tmp_path / "motion"), method="motion", epochs=1, batch_size=2, val_every=0,
+                                 workers=0, threads=1), interactive=False)
+    out = tmp_path / "pictures" / "right.png"
+    code, printed, err = twostream(capsys, "fuse-features", "show", str(tmp_path / "motion"), "--video", "right",
+                                   "--out", str(out), "--rows", "3", "--device", "cpu")
+    assert code == 0, err
+    positions = [int(p) for p in printed.strip().split("positions ")[1].split(", ")]
+    assert len(positions) == 3 and positions[0] < positions[-1]
+    picture = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB).astype(float)
+    row_height = 14 + SIDE
+    assert picture.shape == (3 * row_height, 2 * SIDE + 4, 3)
+    video = square_video("right", 0, 1)
+    cells = SIDE // 4  # resnet18's map of a 128 crop: 4x4
+    for k, position in enumerate(positions):
+        frame = picture[k * row_height + 14:(k + 1) * row_height, :SIDE]
+        overlay = picture[k * row_height + 14:(k + 1) * row_height, SIDE + 4:]
+        np.testing.assert_array_equal(frame, video.rgb[position])  # a forward stack's frame: its first
+        drawn = (overlay - 0.35 * frame).sum(axis=2).reshape(4, cells, 4, cells).mean(axis=(1, 3))
+        # the stack's motion: the square at `position` and one step on, whose middle is in this cell
+        middle = (square_corner(position, 1) + STEP / 2 + SQUARE / 2) // cells
+        assert np.unravel_index(drawn.argmax(), drawn.shape) == (middle, middle), (position, drawn.round())
+
+    # bad input: one line each
+    assert "'--out': must end in .png, got 'right.gif'" in one_line_error(
+        capsys, "fuse-features", "show", str(tmp_path / "motion"), "--video", "right", "--out", str(tmp_path / "right.gif"))
+    code, _, err = twostream(capsys, "fuse-features", "show", str(tmp_path / "motion"), "--video", "up", "--out", str(out))
+    assert code != 0 and err.strip().endswith(f"no video 'up' in {shards}") and "Traceback" not in err
+    fit_fusion(FusionTrainConfig(spatial=streams["spatial"], temporal=streams["temporal"], shards=str(shards),
+                                 out=str(tmp_path / "mid"), method="mid", epochs=1, batch_size=2, val_every=0,
+                                 workers=0, threads=1), interactive=False)
+    code, _, err = twostream(capsys, "fuse-features", "show", str(tmp_path / "mid"), "--video", "right", "--out", str(out))
+    assert code != 0 and "is a mid fusion run; only the motion head weighs places" in err and len(err.strip().splitlines()) == 1
