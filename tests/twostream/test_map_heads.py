@@ -209,3 +209,42 @@ def test_show_draws_where_the_motion_head_looks(tmp_path, capsys):
                                  workers=0, threads=1), interactive=False)
     code, _, err = twostream(capsys, "fuse-features", "show", str(tmp_path / "mid"), "--video", "right", "--out", str(out))
     assert code != 0 and "is a mid fusion run; only the motion head weighs places" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_spatial_stream_with_motion_attention_trains_evaluates_and_looks_where_it_moves(tmp_path, capsys):
+    """`twostream train --stream spatial --motion-attention`: the stream reads the stack beside its
+    frame and pools its feature map with the stack's motion weights; evaluate runs it as trained."""
+    from twostream.core.checkpoint import load_checkpoint
+    from twostream.core.scores import load_scores
+
+    shards = write_extraction(tmp_path / "ex", [square_video("right", 0, 1), square_video("left", 1, -1)])
+    run = tmp_path / "spatial"
+    common = ["--loader-workers", "0", "--threads", "1"]
+    code, _, err = twostream(capsys, "train", str(shards), "--stream", "spatial", "--motion-attention", "--flow-length",
+                             "2", "--crop-size", str(SIDE), "--epochs", "1", "--batch-size", "2", "--val-every", "0",
+                             "--out", str(run), *common)
+    assert code == 0, err
+    code, _, err = twostream(capsys, "evaluate", str(run), "--subset", "train", "--clips", "2", "--crops", "center",
+                             *common)
+    assert code == 0, err
+    assert len(load_scores(run / "scores_train.npz").video_ids) == 2
+
+    state = load_checkpoint(run / "checkpoint.pt")
+    assert state["config"].motion_attention and state["config"].motion_channels == 4
+    model = build_model("resnet18", 3, 2, 0.5, crop_size=SIDE, motion_channels=4).eval()
+    model.load_state_dict(state["model"])
+    video = square_video("right", 0, 1)
+    frames = torch.from_numpy(video.rgb[[0, 4]]).permute(0, 3, 1, 2).float() / 255
+    stacks = torch.from_numpy(np.stack([(video.forward[t:t + 2].astype(np.float32) - 127.5) / 127.5 for t in (0, 4)]))
+    x = torch.cat([frames, stacks.permute(0, 1, 4, 2, 3).reshape(2, 4, SIDE, SIDE)], dim=1)
+    with torch.no_grad():
+        features, weights = model.motion_attention(x)
+        torch.testing.assert_close(features, torch.einsum("nchw,nhw->nc", model.feature_map(x[:, :3]), weights))
+        swapped = torch.cat([x[:, :3], x[[1, 0], 3:]], dim=1)
+        assert not torch.allclose(model(x), model(swapped), atol=1e-5)  # the same frames, the other stacks
+    for k, t in enumerate((0, 4)):  # the 4x4 map's highest weight: the cell of the square's middle
+        middle = (square_corner(t, 1) + STEP / 2 + SQUARE / 2) // (SIDE // 4)
+        assert np.unravel_index(int(weights[k].argmax()), (4, 4)) == (middle, middle)
+    assert "--motion-attention weighs a 2D spatial stream's feature map with the flow beside its frame; got " \
+           "--stream temporal" in one_line_error(capsys, "train", str(shards), "--stream", "temporal",
+                                                 "--motion-attention", "--out", str(tmp_path / "t"))

@@ -27,28 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from twostream.streams.motion import motion_weights
+
 
 class StreamMaps(NamedTuple):
     spatial: torch.Tensor  # (N, Cs, h, w) the spatial stream's last feature map
     temporal: torch.Tensor  # (N, Ct, h', w') the temporal stream's
     flow: torch.Tensor  # (N, 2L, S, S) the normalised flow stack both came from (x, y of each field)
-
-
-def flow_magnitude(flow: torch.Tensor) -> torch.Tensor:
-    """(N, 2L, S, S) flow stack -> (N, 1, S, S) mean magnitude of its L fields, each field's mean
-    (the camera's motion, roughly: the paper's mean displacement subtraction) removed first."""
-    n, channels, height, width = flow.shape
-    fields = flow.float().reshape(n, channels // 2, 2, height, width)
-    fields = fields - fields.mean(dim=(3, 4), keepdim=True)
-    return fields.pow(2).sum(dim=2).sqrt().mean(dim=1, keepdim=True)
-
-
-def motion_weights(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Parameter-free attention: the flow magnitude averaged over each of `size` positions'
-    pixels, normalised to sum to 1 over the positions: (N, h * w). A still stack weighs all alike."""
-    magnitude = F.adaptive_avg_pool2d(flow_magnitude(flow), size).flatten(1)
-    magnitude = magnitude + 1e-6 * magnitude.amax(dim=1, keepdim=True).clamp_min(1e-6)
-    return magnitude / magnitude.sum(dim=1, keepdim=True)
 
 
 class MotionHead(nn.Module):

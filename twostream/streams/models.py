@@ -33,6 +33,7 @@ from torch import nn
 
 from twostream.core.backbones import TIMM_PREFIX, family_of
 from twostream.core.errors import ModelError
+from twostream.streams.motion import motion_pooled
 
 log = logging.getLogger("twostream")
 _CONVS = (nn.Conv2d, nn.Conv3d)
@@ -240,6 +241,25 @@ class StreamModel(nn.Module):
         return self.classifier(self.dropout(self.features(x)))
 
 
+class MotionAttendedStream(StreamModel):
+    """A spatial stream that reads the flow stack beside its frame, (N, 3 + 2L, S, S), and pools its
+    last feature map where the stack moves (motion.motion_pooled: parameter-free motion-guided
+    spatial attention) instead of averaging it: its features are the map's channels."""
+
+    def __init__(self, body: nn.Module, num_classes: int, dropout: float, family: Family, motion_channels: int) -> None:
+        super().__init__(body, family.map_channels(body), num_classes, dropout, 3 + motion_channels, family)
+
+    def motion_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features (N, map channels), weights of the map's places (N, h, w))."""
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"a motion-attended spatial stream takes {self.in_channels} channels (RGB + "
+                             f"{self.in_channels - 3} flow), got {x.shape[1]}")
+        return motion_pooled(self.feature_map(x[:, :3]), x[:, 3:])
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.motion_attention(x)[0]
+
+
 def cross_modality_weight(rgb_weight: torch.Tensor, channels: int) -> torch.Tensor:
     """(O, 3, k...) RGB filters (2D or 3D) -> (O, channels, k...): the mean over colour, replicated."""
     return rgb_weight.mean(dim=1, keepdim=True).repeat(1, channels, *[1] * (rgb_weight.dim() - 2))
@@ -291,10 +311,12 @@ def _replace_first_conv(net: nn.Module, channels: int, cross_modality: bool) -> 
 
 def build_model(backbone: str, in_channels: int, num_classes: int, dropout: float,
                 rgb_state: dict[str, torch.Tensor] | None = None, origin: str = "", clip: int = 0,
-                crop_size: int = 224) -> StreamModel:
+                crop_size: int = 224, motion_channels: int = 0) -> StreamModel:
     """A stream network; `rgb_state` (from `pretrained_state`) initialises the backbone, its
     first conv by cross-modality averaging when in_channels != 3. `origin` names the weights in
-    errors. A video backbone takes clips of `clip` frames (`crop_size` matters to mvit only)."""
+    errors. A video backbone takes clips of `clip` frames (`crop_size` matters to mvit and ViTs).
+    `motion_channels` 2L > 0: an RGB stream that reads a flow stack beside its frame
+    (MotionAttendedStream)."""
     family = get_family(backbone)
     if family.video and clip < 1:
         raise ModelError(f"{backbone} is a video network: give --clip T (frames per clip)")
@@ -309,6 +331,11 @@ def build_model(backbone: str, in_channels: int, num_classes: int, dropout: floa
         _load_backbone_state(body, rgb_state, head, backbone, origin)
     if in_channels != 3:
         _replace_first_conv(body, in_channels, cross_modality=rgb_state is not None)
+    if motion_channels:
+        if family.feature_map is None or in_channels != 3:
+            raise ModelError(f"motion attention pools a 2D RGB stream's feature map; {backbone} on {in_channels} "
+                             f"channels has none")
+        return MotionAttendedStream(body, num_classes, dropout, family, motion_channels)
     return StreamModel(body, dim, num_classes, dropout, in_channels, family)
 
 
