@@ -61,6 +61,9 @@ def test_the_heads_read_the_temporal_input(method, hidden, backbone):
     model = two_stream(method, hidden, backbone, crop)
     if method == "motion" and hidden:  # trained weights: its zero-initialised map starts uniform
         torch.nn.init.normal_(model.head.learned[-1].weight)
+    if method == "cross-attention":  # trained weights: what attention adds starts at zero
+        for attention in (model.head.spatial_to_motion, model.head.motion_to_spatial):
+            torch.nn.init.normal_(attention.out_proj.weight)
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(4, 7, crop, crop, generator=generator)
     # a moving square in each flow stack, at a different place in each
@@ -76,6 +79,14 @@ def test_the_heads_read_the_temporal_input(method, hidden, backbone):
         weights, permuted_weights = model.motion_attention(x), model.motion_attention(permuted)
         torch.testing.assert_close(weights.sum(dim=(1, 2)), torch.ones(4))
         torch.testing.assert_close(permuted_weights, weights[[1, 2, 3, 0]])
+    if method == "cross-attention":  # both directions: each side's queries gather from the other side
+        swapped_rgb = torch.cat([x[[1, 2, 3, 0], :3], x[:, 3:]], dim=1)
+        with torch.no_grad():
+            spatial_gathered, motion_gathered = model.head.attended(model._maps(x))
+            from_other_motion = model.head.attended(model._maps(permuted))[0]
+            from_other_rgb = model.head.attended(model._maps(swapped_rgb))[1]
+        assert all(not torch.allclose(spatial_gathered[k], from_other_motion[k], atol=1e-4) for k in range(4))
+        assert all(not torch.allclose(motion_gathered[k], from_other_rgb[k], atol=1e-4) for k in range(4))
 
 
 def test_motion_attention_follows_a_moving_object():

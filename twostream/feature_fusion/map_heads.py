@@ -10,10 +10,12 @@ pooled vectors, and the normalised flow input. Registered in `heads.REGISTRY` (u
                      -> softmax over positions; its last layer starts at zero, so it starts as
                      average pooling, i.e. as the mid head). The attended spatial vector and the
                      temporal map's average, each layer-normalised, go to a linear classifier.
-    cross-attention  both maps' positions as tokens (projected to `hidden` dims, layer-normalised),
+    cross-attention  both maps' positions as tokens (layer-normalised, projected to `hidden` dims),
                      spatial tokens attend to the motion tokens and motion tokens to the spatial
-                     ones (multi-head cross-attention, residual), each set averaged, concatenated,
-                     linear classifier.
+                     ones (multi-head cross-attention); what each set gathered, averaged over its
+                     tokens, goes to a linear classifier beside each map's average (layer-
+                     normalised: the mid head's input). The attention's output projections start
+                     at zero, so it starts as the mid head and learns what the places add.
 
 Why weights that sum to 1 (a softmax or a normalised magnitude) rather than a gate: the attended
 vector stays an average of the spatial features, on the scale the stream was trained at, wherever
@@ -79,17 +81,25 @@ class CrossAttentionHead(nn.Module):
         heads = attention_heads(hidden)
         self.spatial_to_motion = nn.MultiheadAttention(hidden, heads, batch_first=True)
         self.motion_to_spatial = nn.MultiheadAttention(hidden, heads, batch_first=True)
-        self.norm = nn.ModuleList(nn.LayerNorm(hidden) for _ in channels)
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, num_classes))
+        for attention in (self.spatial_to_motion, self.motion_to_spatial):
+            nn.init.zeros_(attention.out_proj.weight)  # what attention adds starts at zero: the head
+            nn.init.zeros_(attention.out_proj.bias)  # starts as mid fusion on the maps' averages
+        self.norm_spatial, self.norm_temporal = (nn.LayerNorm(c) for c in channels)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(sum(channels) + 2 * hidden, num_classes))
 
     @staticmethod
     def tokens(feature_map: torch.Tensor) -> torch.Tensor:
         return feature_map.flatten(2).transpose(1, 2)  # (N, C, h, w) -> (N, h * w, C)
 
-    def forward(self, maps: StreamMaps) -> torch.Tensor:
+    def attended(self, maps: StreamMaps) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, hidden) each: what the spatial tokens gathered from the motion tokens, and what the
+        motion tokens gathered from the spatial ones, averaged over the tokens."""
         s, t = (p(self.tokens(m)) for p, m in zip(self.project, (maps.spatial, maps.temporal)))
-        # both directions from the same tokens: each stream's tokens gather what the other has at
-        # the places they match
-        s2 = self.norm[0](s + self.spatial_to_motion(s, t, t, need_weights=False)[0])
-        t2 = self.norm[1](t + self.motion_to_spatial(t, s, s, need_weights=False)[0])
-        return self.classifier(torch.cat([s2.mean(dim=1), t2.mean(dim=1)], dim=1))
+        return (self.spatial_to_motion(s, t, t, need_weights=False)[0].mean(dim=1),
+                self.motion_to_spatial(t, s, s, need_weights=False)[0].mean(dim=1))
+
+    def forward(self, maps: StreamMaps) -> torch.Tensor:
+        # both directions from the same tokens, beside each map's average (the mid head's input):
+        # a small head on few videos keeps what the streams learned and adds what attention finds
+        pooled = [self.norm_spatial(maps.spatial.mean(dim=(2, 3))), self.norm_temporal(maps.temporal.mean(dim=(2, 3)))]
+        return self.classifier(torch.cat([*pooled, *self.attended(maps)], dim=1))
