@@ -249,6 +249,38 @@ def demo_3d(data: dict) -> str:
               f"(`{DEMO3D_TABLE.relative_to(REPO)}`).")
 
 
+DEMO_ATTENTION_TABLES = {"ResNet-18": REPO / "out" / "demo-attention" / "runs" / "resnet18" / "report" / "table.json",
+                         "ViT-Tiny": REPO / "out" / "demo-attention" / "runs" / "vit" / "report" / "table.json"}
+LATE_FUSIONS = ("average", "weighted", "weighted-val", "svm", "logreg")
+PLACE_HEADS = ("motion", "motion-learned", "cross-attention")
+
+
+def demo_attention(data: dict) -> str:
+    """The tables `make demo-attention` printed, one column per backbone pair, and how the heads
+    on feature maps compare with the late fusions and the other heads of the same pair."""
+    tables = {pair: json.loads(path.read_text()) for pair, path in DEMO_ATTENTION_TABLES.items() if path.exists()}
+    names = list(dict.fromkeys(r["name"] for t in tables.values() for r in t["rows"]))
+    cells = {pair: {r["name"]: r for r in t["rows"]} for pair, t in tables.items()}
+    kinds = {r["name"]: r["kind"] for t in tables.values() for r in t["rows"]}
+    rows = [[name, kinds[name]] + [f"{100 * cells[p][name]['top1']:.1f}" if name in cells[p] else "" for p in tables]
+            for name in names]
+    notes = []
+    for pair, table in cells.items():
+        def best(group):
+            present = [table[n] for n in group if n in table]
+            return max(present, key=lambda r: r["top1"]) if present else None
+
+        late, other, place = best(LATE_FUSIONS), best(("mid", "attention")), best(PLACE_HEADS)
+        if late and other and place:
+            notes.append(f"{pair}: best head on feature maps {place['name']} {100 * place['top1']:.1f}, best of mid/"
+                         f"attention {other['name']} {100 * other['top1']:.1f}, best late fusion {late['name']} "
+                         f"{100 * late['top1']:.1f}")
+    videos = next(iter(tables.values()))["rows"][0]["videos"]
+    return (_table(["method", "kind", *(f"{p} top-1 %" for p in tables)], rows)
+            + f"\n\n{videos} test videos. " + "; ".join(notes) + ". From `make demo-attention` ("
+            + ", ".join(f"`{path.relative_to(REPO)}`" for path in DEMO_ATTENTION_TABLES.values()) + ").")
+
+
 DEMO_TABLE = REPO / "out" / "demo" / "runs" / "report" / "table.json"
 DEMO3D_TABLE = REPO / "out" / "demo3d" / "runs" / "report" / "table.json"
 DEMO_TIMING = DEMO_TABLE.with_name("timing.json")
@@ -258,6 +290,7 @@ RENDERERS = {name: (RESULTS_DIR / f"{name}.json", fn) for name, fn in
 RENDERERS["train_models"] = (RESULTS_DIR / "train.json", train_models)
 RENDERERS["demo"] = (DEMO_TABLE, demo)
 RENDERERS["demo_3d"] = (DEMO3D_TABLE, demo_3d)
+RENDERERS["demo_attention"] = (DEMO_ATTENTION_TABLES["ResNet-18"], demo_attention)
 
 
 def main() -> None:

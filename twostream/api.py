@@ -8,6 +8,8 @@ workers, DistributedSampler):
     TemporalStacks(folder, split, subset, flow_length=..., ...) flow stacks, (2L, S, S)
 Models:
     build_model(backbone, in_channels, num_classes, dropout=0.5)  the trainer's stream network
+    build_fusion_model(spatial, temporal, method="mid", ...)      a fusion head on two stream networks
+    FUSION_HEADS                                                   the heads' names (mid, attention, motion, ...)
 The test protocol:
     evaluate_videos(model, dataset, subset="test", clips=25, crops="ten") -> VideoScores
 Scores and fusion:
@@ -37,15 +39,21 @@ from twostream.data.mapstyle import SpatialFrames, StreamDataset, TemporalStacks
 from twostream.data.store import ShardStore
 from twostream.engine.loops import predict_clips
 from twostream.engine.metrics import summarize
+from twostream.feature_fusion.heads import HEADS as FUSION_HEADS
+from twostream.feature_fusion.heads import REGISTRY as HEAD_REGISTRY
+from twostream.feature_fusion.heads import HeadSpec
+from twostream.feature_fusion.model import TwoStreamModel
 from twostream.score_fusion.methods import FUSION_METHODS, FusionParams, fit_and_fuse, pair_streams
 from twostream.streams.models import build_model as _build_model
 
 __all__ = [
+    "FUSION_HEADS",
     "FUSION_METHODS",
     "SpatialFrames",
     "StreamDataset",
     "TemporalStacks",
     "VideoScores",
+    "build_fusion_model",
     "build_model",
     "evaluate_videos",
     "fuse_scores",
@@ -55,11 +63,24 @@ __all__ = [
 ]
 
 
-def build_model(backbone: str, in_channels: int, num_classes: int, dropout: float = 0.5) -> nn.Module:
+def build_model(backbone: str, in_channels: int, num_classes: int, dropout: float = 0.5,
+                crop_size: int = 224) -> nn.Module:
     """The stream network `twostream train` builds (randomly initialised): a torchvision backbone
     with its first convolution taking `in_channels` (3 for RGB, 2L for flow) and a `num_classes`
-    classifier after `dropout`."""
-    return _build_model(backbone, in_channels, num_classes, dropout)
+    classifier after `dropout`. `crop_size` matters to ViTs (their position embedding's grid)."""
+    return _build_model(backbone, in_channels, num_classes, dropout, crop_size=crop_size)
+
+
+def build_fusion_model(spatial: nn.Module, temporal: nn.Module, method: str = "mid", hidden: int | None = None,
+                       dropout: float = 0.5, joint: bool = False) -> TwoStreamModel:
+    """The model `twostream fuse-features train` trains: a fusion head (`FUSION_HEADS`, docs/fusion.md)
+    on two stream networks of `build_model` (trained ones: load their weights first). It takes one
+    input of 3 + 2L channels, the RGB frame then the flow stack at it, and gives fused class logits;
+    only the head learns unless `joint`. `hidden` None: the head's default. The motion head's
+    weights of places: `model.motion_attention(x)`."""
+    spec = HeadSpec(method, HEAD_REGISTRY[method].default_hidden if hidden is None and method in HEAD_REGISTRY
+                    else hidden, dropout)
+    return TwoStreamModel(spatial, temporal, spec, joint)
 
 
 def evaluate_videos(model: nn.Module, data: StreamDataset, subset: str = "test", clips: int = 25, crops: str = "ten",

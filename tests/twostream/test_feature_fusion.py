@@ -31,6 +31,7 @@ from twostream.streams.evaluator import evaluate
 from twostream.streams.models import build_model
 from twostream.streams.trainer import fit as fit_stream
 
+FUSED = ("mid", "attention", "motion", "cross-attention")
 METRIC_KEYS = {"epoch", "phase", "loss", "accuracy", "lr", "samples_per_s", "time"}
 COLOURS = np.array([[150, 30, 0], [0, 30, 150]])  # appearance factor: reddish or bluish
 MOTIONS = (6.0, -6.0)  # motion factor: vertical flow, px per frame (a flip leaves it the same)
@@ -107,6 +108,7 @@ def test_paired_items_share_box_and_flip_in_training_and_test(tmp_path):
 # --- the model -----------------------------------------------------------------------------------
 def two_stream(method: str, joint: bool = False, hidden: int = 16, classes: int = 5) -> TwoStreamModel:
     torch.manual_seed(0)
+    hidden = 0 if method == "motion" else hidden  # the parameter-free one
     return TwoStreamModel(build_model("resnet18", 3, classes, 0.5), build_model("resnet18", 4, classes, 0.5),
                           HeadSpec(method, hidden, 0.5), joint)
 
@@ -142,7 +144,7 @@ def test_attention_weights_sum_to_one_and_weigh_the_streams_logits():
         two_stream("mid").fusion_weights(x)
 
 
-@pytest.mark.parametrize("method", ["mid", "attention"])
+@pytest.mark.parametrize("method", FUSED)
 def test_mixed_precision_path_trains_the_head(method):
     """The CUDA path (autocast, channels_last), run with bfloat16 autocast on the CPU (no GPU here)."""
     from twostream.core.device import Device
@@ -162,7 +164,7 @@ def test_mixed_precision_path_trains_the_head(method):
 
 
 def test_head_spec_names_bad_values():
-    with pytest.raises(ValueError, match="fusion method must be one of mid, attention; got 'late'"):
+    with pytest.raises(ValueError, match="fusion method must be one of mid, attention, motion, cross-attention; got 'late'"):
         HeadSpec("late", 0, 0.5)
     with pytest.raises(ValueError, match="hidden units of the attention head must be a positive integer, got 0"):
         HeadSpec("attention", 0, 0.5)
@@ -221,10 +223,10 @@ def fusion_config(shards, streams, out, **options) -> FusionTrainConfig:
 
 @pytest.fixture(scope="module")
 def fused(shards, streams, tmp_path_factory, learning_seed):
-    """mid and attention heads on the frozen streams."""
+    """Every head on the frozen streams (motion: the parameter-free one)."""
     runs = tmp_path_factory.mktemp("fused")
     metrics = {m: fit_fusion(fusion_config(shards, streams, runs / m, method=m, seed=learning_seed), interactive=False)
-               for m in ("mid", "attention")}
+               for m in FUSED}
     return runs, metrics
 
 
@@ -254,7 +256,7 @@ def test_fusion_of_complementary_streams_beats_both(shards, streams, fused, tmp_
     stream_acc = [video_accuracy(eval_config(s, shards, tmp_path / f"{i}.npz", part="train"), evaluate)
                   for i, s in enumerate(streams)]
     assert max(stream_acc) <= 0.5
-    for method in ("mid", "attention"):
+    for method in FUSED:
         accuracy = video_accuracy(eval_config(runs / method / "checkpoint.pt", shards, tmp_path / f"{method}.npz",
                                               part="train"), evaluate_fusion)
         assert accuracy > max(stream_acc) and accuracy >= 0.75, (method, accuracy, stream_acc)
@@ -303,8 +305,9 @@ class Killed(BaseException):
     """Stands for SIGKILL right after a checkpoint was written."""
 
 
-def test_a_resumed_fusion_run_equals_an_uninterrupted_one(shards, streams, tmp_path, monkeypatch):
-    options = dict(method="attention", epochs=2, hidden=8, dropout=0.3, segments=2, color_jitter=0.2, schedule="step",
+@pytest.mark.parametrize("method", ["attention", "motion", "cross-attention"])  # motion with hidden 8: the learned one
+def test_a_resumed_fusion_run_equals_an_uninterrupted_one(shards, streams, tmp_path, monkeypatch, method):
+    options = dict(method=method, epochs=2, hidden=8, dropout=0.3, segments=2, color_jitter=0.2, schedule="step",
                    lr_steps=(1,))
     fit_fusion(fusion_config(shards, streams, tmp_path / "straight", **options), interactive=False)
     real_save = fusion_trainer.save_fusion_checkpoint
@@ -334,7 +337,7 @@ def test_scores_go_through_twostream_report(capsys, shards, streams, fused, tmp_
     for name, path in zip(("spatial", "temporal"), streams):
         code, _, err = twostream(capsys, "evaluate", str(path), *common, "--out", str(tmp_path / name))
         assert code == 0, err
-    for method in ("mid", "attention"):
+    for method in FUSED:
         code, out, err = twostream(capsys, "fuse-features", "evaluate", str(runs / method), *common, "--json")
         assert code == 0, err
         assert json.loads(out)["scores"] == str(runs / method / "scores_test.npz")
@@ -344,10 +347,13 @@ def test_scores_go_through_twostream_report(capsys, shards, streams, fused, tmp_
 
     code, out, err = twostream(capsys, "report", str(tmp_path / "spatial"), str(tmp_path / "temporal"), "--row", f"mid={runs / 'mid' / 'scores_test.npz'}",
                                "--row", f"attention={runs / 'attention' / 'scores_test.npz'}",
+                               "--fused", str(runs / "motion" / "scores_test.npz"),
+                               "--fused", str(runs / "cross-attention" / "scores_test.npz"),
                                "--curves", f"mid={runs / 'mid' / METRICS_FILE}", "--out", str(tmp_path / "report"))
     assert code == 0, err
     table = {r["name"]: r for r in json.loads((tmp_path / "report" / "table.json").read_text())["rows"]}
-    assert list(table) == ["spatial", "temporal", "mid", "attention"]
+    assert list(table) == ["spatial", "temporal", "motion", "cross-attention", "mid", "attention"]
+    assert table["motion"]["kind"] == "fusion"
     assert table["mid"]["kind"] == "extra" and table["mid"]["top1"] == scores.accuracy()
     assert table["attention"]["top1"] == load_scores(runs / "attention" / "scores_test.npz").accuracy()
     assert (tmp_path / "report" / "curves_mid.png").exists()
@@ -359,7 +365,7 @@ def test_bad_input_is_one_line(capsys, shards, streams, fused, tmp_path):
     out = ["--out", str(tmp_path / "run")]
     assert one_line_error(capsys, *base, "--spatial", temporal, "--temporal", temporal, *out).endswith(
         "is a temporal stream checkpoint, not spatial")
-    assert "--method': 'late' is not one of 'mid', 'attention'" in one_line_error(
+    assert "--method': 'late' is not one of 'mid', 'attention', 'motion', 'cross-attention'" in one_line_error(
         capsys, *base, "--spatial", spatial, "--temporal", temporal, *out, "--method", "late")
     assert "hidden units of the attention head must be a positive integer, got 0" in one_line_error(
         capsys, *base, "--spatial", spatial, "--temporal", temporal, *out, "--method", "attention", "--hidden", "0")

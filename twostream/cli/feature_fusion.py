@@ -5,9 +5,10 @@ from pathlib import Path
 
 import click
 
-from flowprep.cli.support import CONTEXT
+from flowprep.cli.support import CONTEXT, device_option
 from twostream.cli import options as opt
 from twostream.cli import runs
+from twostream.core.config import EvalConfig
 from twostream.feature_fusion.config import FIT_PARTS, FusionTrainConfig
 from twostream.feature_fusion.heads import DEFAULT_HIDDEN, HEADS
 from twostream.feature_fusion.heads import REGISTRY as HEAD_REGISTRY
@@ -21,8 +22,9 @@ def _checkpoint(ctx: click.Context, param: click.Parameter, value: Path) -> Path
 
 @click.group("fuse-features", context_settings=CONTEXT)
 def fuse_features() -> None:
-    """Feature-level fusion: a head on the two trained streams' penultimate features (mid fusion) or
-    per-sample stream weights (attention), the streams frozen or fine-tuned jointly (docs/fusion.md)."""
+    """Feature-level fusion: a head on the two trained streams' penultimate features (mid fusion),
+    per-sample stream weights (attention), or their last feature maps (motion-guided spatial attention,
+    cross-attention), the streams frozen or fine-tuned jointly (docs/fusion.md)."""
 
 
 @fuse_features.command("train", context_settings=CONTEXT)
@@ -40,7 +42,8 @@ def fuse_features() -> None:
 @click.option("--subset", "part", type=click.Choice(FIT_PARTS), default="train", show_default=True,
               help="Videos the head learns from: the streams' training videos, or those they held out (train --holdout).")
 @click.option("--hidden", type=click.IntRange(min=0), default=None,
-              help=f"Hidden units of the head (0: linear, mid only). Default: "
+              help=f"Hidden units of the head (0: linear, mid only; motion: 0 weighs places by the flow's "
+                   f"magnitude, N learns them from the temporal map with N units). Default: "
                    f"{', '.join(f'{k} {v}' for k, v in DEFAULT_HIDDEN.items())}.")
 @click.option("--dropout", type=float, default=0.5, show_default=True, help="On the concatenated features.")
 @opt.augment_options(segments_help="1: one random pair per video per epoch; K: TSN segments, K pairs' logits averaged.",
@@ -88,3 +91,30 @@ def evaluate_command(as_json: bool, **options) -> int:
 
     metrics, scores = evaluate_fusion(config)
     return opt.report_evaluation(config, metrics, scores, as_json, title=f"{scores.meta['fusion_method']} fusion, ")
+
+
+@fuse_features.command("show", context_settings=CONTEXT)
+@click.argument("run", metavar="RUN", type=click.Path(path_type=Path))
+@click.option("--video", "video_id", required=True, help="Video id.")
+@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False), help="FILE.png.")
+@click.option("--extraction", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Extraction folder. Default: the one the run was trained on (RUN/config.json).")
+@click.option("--rows", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Positions shown, uniformly spaced over the video (one row each).")
+@device_option(help="Where the model runs (auto: a GPU when there is one).")
+def show_command(run: Path, video_id: str, out: Path, extraction: Path | None, rows: int, device: str) -> int:
+    """Where a motion head looks: a video's frames beside its weights of their places (a heat map).
+
+    RUN is a 'fuse-features train --method motion' run folder (or its checkpoint.pt).
+    """
+    if out.suffix.lower() != ".png":
+        raise click.BadParameter(f"must end in .png, got {out.name!r}", param_hint="'--out'")
+    checkpoint = runs.checkpoint_of(run)
+    config = opt.build_config(EvalConfig, checkpoint=checkpoint, shards=runs.extraction_of(checkpoint, extraction),
+                              split=runs.split_of(checkpoint, None), out=out, clips=rows, crops="center",
+                              device=device, workers=0)
+    from twostream.feature_fusion.attention_picture import show_attention
+
+    positions = show_attention(config, video_id, out)
+    click.echo(f"wrote {out}: positions {', '.join(map(str, positions))}")
+    return 0

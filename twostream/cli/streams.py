@@ -46,6 +46,9 @@ def _defaults(name: str) -> str:
                    "flow fields; 0: the paper's frame or 2L-channel stack.")
 @click.option("--clip-stride", type=click.IntRange(min=1), default=1, show_default=True,
               help="Frames between a clip's steps.")
+@click.option("--motion-attention", is_flag=True,
+              help="Spatial stream: read the flow stack (--flow-length, --flow-stack) beside the frame and pool the "
+                   "last feature map where it moves (motion-guided spatial attention, parameter-free), not evenly.")
 @opt.augment_options(segments_help="1: one random frame/stack per video per epoch; K: TSN segment sampling, K clips "
                                    "averaged.",
                      flip_help="Random horizontal flip (flow x negated).")

@@ -190,6 +190,9 @@ class TrainConfig(ResumableConfig):
     pretrained: str | None = None  # local state dict of the RGB backbone
     weights: str | None = None  # torchvision's named weights (needs the model hub or its cache)
     dropout: float | None = None
+    # the spatial stream reads the flow stack (flow_length, flow_stack) beside its frame and pools
+    # its last feature map where the stack moves (motion-guided spatial attention, parameter-free)
+    motion_attention: bool = False
     # optimisation
     epochs: int = 30
     batch_size: int | None = None  # None: twostream.core.schedule.default_batch_size of the training videos
@@ -236,6 +239,9 @@ class TrainConfig(ResumableConfig):
         else:
             check(not is_video(self.backbone), f"{self.backbone} is a video network: give --clip T (frames per "
                                                 f"clip, e.g. 16)")
+        check(not self.motion_attention or (self.stream == "spatial" and not self.clip),
+              "--motion-attention weighs a 2D spatial stream's feature map with the flow beside its frame; "
+              f"got --stream {self.stream}" + (f" --clip {self.clip}" if self.clip else ""))
         check(self.pretrained is None or self.weights is None,
                f"give either --pretrained (a local file) or --weights (torchvision's), not both; "
                f"got {self.pretrained!r} and {self.weights!r}")
@@ -258,6 +264,11 @@ class TrainConfig(ResumableConfig):
         if self.stream == "spatial":
             return 3
         return 2 if self.clip else 2 * self.flow_length
+
+    @property
+    def motion_channels(self) -> int:
+        """Channels of the flow stack a motion-attended spatial stream reads beside its frame; else 0."""
+        return 2 * self.flow_length if self.motion_attention else 0
 
 
 RUN_FIELDS = frozenset({"shards", "out", *RUN_OPTIONS, "val_every", "val_clips", "val_crops", "val_batch_size",

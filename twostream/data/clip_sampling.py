@@ -20,6 +20,7 @@ mirrored, every flow field's x negated.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from flowprep.format.folder import IndexEntry
 from twostream.core.errors import DataError
 from twostream.data.clips import InputSpec, Video
 from twostream.data.extraction import check_stack_length
+from twostream.data.paired import PairSpec
 from twostream.data.transforms import (
     CropBox,
     flow_affine,
@@ -157,8 +159,12 @@ def frame_sampling(settings: dict, kind: str) -> str:
 
 
 def input_layout(config):
-    """What one network input of a TrainConfig is: a clip (`ClipSpec`, clip > 0) or the paper's
-    frame or flow stack (`clips.InputSpec`)."""
+    """What one network input of a TrainConfig is: a clip (`ClipSpec`, clip > 0), the paper's
+    frame or flow stack (`clips.InputSpec`), or a frame with the stack beside it (`paired.PairSpec`,
+    a motion-attended spatial stream)."""
+    if getattr(config, "motion_attention", False):
+        frame = InputSpec.of(config)
+        return PairSpec(frame, dataclasses.replace(frame, stream="temporal"))
     return ClipSpec.of(config) if config.clip else InputSpec.of(config)
 
 
@@ -166,6 +172,8 @@ def check_input_length(entries: list[IndexEntry], layout, what: str) -> None:
     """The length check of the layout's input: a clip's span, a flow stack's L (a frame needs none)."""
     if isinstance(layout, ClipSpec):
         check_clip_length(entries, layout, what)
+    elif isinstance(layout, PairSpec):
+        check_stack_length(entries, layout.temporal.flow_length, what)
     elif layout.stream == "temporal":
         check_stack_length(entries, layout.flow_length, what)
 

@@ -65,13 +65,18 @@ def load_stream(path: str | Path, stream: str, class_names: tuple[str, ...]) -> 
 def build_two_stream(spatial: TrainConfig, temporal: TrainConfig, num_classes: int, head: HeadSpec,
                      joint: bool) -> TwoStreamModel:
     """The architecture the configs describe, with untrained weights: load a state dict into it."""
-    streams = [build_model(c.backbone, c.in_channels, num_classes, c.dropout) for c in (spatial, temporal)]
+    streams = [build_model(c.backbone, c.in_channels, num_classes, c.dropout, crop_size=c.crop_size)
+               for c in (spatial, temporal)]
     return TwoStreamModel(*streams, head, joint)
 
 
 def pair_spec(spatial: TrainConfig, temporal: TrainConfig) -> PairSpec:
     """The fused input of the two streams (the same crop size is required; 2D streams only)."""
     for name, config in (("spatial", spatial), ("temporal", temporal)):
+        if config.motion_attention:
+            raise TrainError(f"the {name} stream reads a flow stack beside its frame (--motion-attention): "
+                             f"feature-level fusion takes plain streams (the motion head does this on fused "
+                             f"features); fuse its scores with 'twostream fuse'")
         if config.clip:  # a pair is one frame and the stack at it; clip pairs are not built (yet)
             raise TrainError(f"the {name} stream is a clip stream (--clip {config.clip}): feature-level fusion "
                              f"takes 2D streams only; fuse clip streams' scores with 'twostream fuse'")

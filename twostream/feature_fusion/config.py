@@ -83,5 +83,5 @@ class FusionTrainConfig(ResumableConfig):
 
     @property
     def name(self) -> str:
-        """The method as reports name it: mid, attention, mid-joint, attention-joint."""
-        return self.method + ("-joint" if self.joint else "")
+        """The method as reports name it: mid, attention, mid-joint, attention-joint, motion-learned, ..."""
+        return self.head.name + ("-joint" if self.joint else "")

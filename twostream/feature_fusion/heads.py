@@ -24,6 +24,11 @@ class Head:
     # (spec, (spatial features, temporal features), classes) -> nn.Module
     build: Callable
     description: str
+    # the head reads the streams' last feature maps and the flow input (map_heads.StreamMaps), not
+    # their pooled features; `build` then gets the maps' channels
+    uses_maps: bool = False
+    # (spec) -> the name reports give a run of it, where its variants differ (default: the method)
+    label: Callable | None = None
 
 
 def _build_mid(spec: HeadSpec, dims: tuple[int, int], num_classes: int):
@@ -36,6 +41,16 @@ def _build_attention(spec: HeadSpec, dims: tuple[int, int], num_classes: int):
     return AttentionHead(dims, spec.hidden, spec.dropout)
 
 
+def _build_motion(spec: HeadSpec, channels: tuple[int, int], num_classes: int):
+    from twostream.feature_fusion.map_heads import MotionHead
+    return MotionHead(channels, num_classes, spec.hidden, spec.dropout)
+
+
+def _build_cross_attention(spec: HeadSpec, channels: tuple[int, int], num_classes: int):
+    from twostream.feature_fusion.map_heads import CrossAttentionHead
+    return CrossAttentionHead(channels, num_classes, spec.hidden, spec.dropout)
+
+
 # mid fusion is a linear layer on the concatenated features (the features are already the
 # streams' last representation); attention's weight network needs a hidden layer to make its
 # weights depend on the sample non-linearly.
@@ -44,6 +59,12 @@ REGISTRY: dict[str, Head] = {h.name: h for h in (
          description="concatenated features -> linear/MLP head"),
     Head("attention", default_hidden=128, needs_hidden=True, uses_logits=True, build=_build_attention,
          description="per-sample weights of the streams' logits"),
+    Head("motion", default_hidden=0, needs_hidden=False, uses_logits=False, build=_build_motion, uses_maps=True,
+         description="the spatial feature map pooled where the motion is (--hidden 0: weights from the flow's "
+                     "magnitude; N: learned from the temporal feature map)",
+         label=lambda spec: "motion-learned" if spec.hidden else "motion"),
+    Head("cross-attention", default_hidden=128, needs_hidden=True, uses_logits=False, build=_build_cross_attention,
+         uses_maps=True, description="the feature maps' positions as tokens, each stream's attending to the other's"),
 )}
 HEADS = tuple(REGISTRY)
 DEFAULT_HIDDEN = {name: h.default_hidden for name, h in REGISTRY.items()}
@@ -68,6 +89,11 @@ class HeadSpec:
     @property
     def entry(self) -> Head:
         return REGISTRY[self.method]
+
+    @property
+    def name(self) -> str:
+        """The head as reports name it (motion or motion-learned, ...)."""
+        return self.entry.label(self) if self.entry.label else self.method
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -2,7 +2,8 @@
 heads: heads.REGISTRY, their networks: head_networks.py).
 
 `TwoStreamModel` takes one input of 3 + 2L channels (`paired.PairSpec`: RGB then flow) and splits
-it. Frozen (the default), the streams stay in eval mode (batch norm statistics and dropout fixed)
+it (a head that reads feature maps, `map_heads`, gets both streams' last feature maps and the flow
+half of the input instead of pooled features). Frozen (the default), the streams stay in eval mode (batch norm statistics and dropout fixed)
 and run without autograd: only the head learns, and a step costs two forward passes. Joint
 (`joint=True`), the streams fine-tune with the head, at their own (lower) learning rate.
 """
@@ -15,6 +16,7 @@ from torch import nn
 # --help and its checks, and importing torch for that took seconds
 from twostream.feature_fusion.head_networks import AttentionHead
 from twostream.feature_fusion.heads import HeadSpec
+from twostream.feature_fusion.map_heads import MotionHead, StreamMaps
 from twostream.streams.models import StreamModel
 
 
@@ -30,7 +32,9 @@ class TwoStreamModel(nn.Module):
             raise ValueError(f"the streams must have the same classes; the spatial stream has {spatial.num_classes}, "
                              f"the temporal {temporal.num_classes}")
         self.spatial, self.temporal = spatial, temporal
-        self.head = build_head(head_spec, (spatial.feature_dim, temporal.feature_dim), spatial.num_classes)
+        dims = (spatial.map_channels, temporal.map_channels) if head_spec.entry.uses_maps else \
+            (spatial.feature_dim, temporal.feature_dim)
+        self.head = build_head(head_spec, dims, spatial.num_classes)
         self.head_spec, self.joint = head_spec, joint
         self.num_classes = spatial.num_classes
         self.in_channels = spatial.in_channels + temporal.in_channels
@@ -48,12 +52,22 @@ class TwoStreamModel(nn.Module):
             self.temporal.eval()
         return self
 
-    def _streams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple | None]:
-        """Each stream's features, and its logits if the head uses them."""
+    def _split(self, x: torch.Tensor) -> int:
         if x.shape[1] != self.in_channels:
             raise ValueError(f"a two-stream input has {self.in_channels} channels "
                              f"({self.spatial.in_channels} RGB + {self.temporal.in_channels} flow), got {x.shape[1]}")
-        split = self.spatial.in_channels
+        return self.spatial.in_channels
+
+    def _maps(self, x: torch.Tensor) -> StreamMaps:
+        """Each stream's last feature map, and the flow half of the input."""
+        split = self._split(x)
+        with torch.set_grad_enabled(self.joint and torch.is_grad_enabled()):
+            return StreamMaps(self.spatial.feature_map(x[:, :split]), self.temporal.feature_map(x[:, split:]),
+                              x[:, split:])
+
+    def _streams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple | None]:
+        """Each stream's features, and its logits if the head uses them."""
+        split = self._split(x)
         # frozen streams run without autograd: no activations kept for a backward pass they never get
         with torch.set_grad_enabled(self.joint and torch.is_grad_enabled()):
             fs, ft = self.spatial.features(x[:, :split]), self.temporal.features(x[:, split:])
@@ -65,6 +79,8 @@ class TwoStreamModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3 + 2L, S, S) -> (N, classes) fused logits."""
+        if self.head_spec.entry.uses_maps:
+            return self.head(self._maps(x))
         return self.head(*self._streams(x))
 
     @torch.no_grad()
@@ -73,3 +89,10 @@ class TwoStreamModel(nn.Module):
         if not isinstance(self.head, AttentionHead):
             raise ValueError(f"only the attention head weighs the streams; this model's head is {self.head_spec.method}")
         return self.head.weights(*self._streams(x)[:2])
+
+    @torch.no_grad()
+    def motion_attention(self, x: torch.Tensor) -> torch.Tensor:
+        """The motion head's (N, h, w) weights of the spatial feature map's positions (each sums to 1)."""
+        if not isinstance(self.head, MotionHead):
+            raise ValueError(f"only the motion head weighs places; this model's head is {self.head_spec.method}")
+        return self.head.weights(self._maps(x))

@@ -32,13 +32,13 @@ def evaluate(config: EvalConfig, interactive: bool | None = None) -> tuple[dict[
     check_input_length(videos, spec, config.part)
     log.info("config: %s", config.to_json())
     log.info("%s stream (%s%s, epoch %d) on %d %s videos of %s %s: %d clips x %s crops each",
-             spec.stream, trained.backbone, f", clips of {trained.clip}" if trained.clip else "", state["epoch"],
+             trained.stream, trained.backbone, f", clips of {trained.clip}" if trained.clip else "", state["epoch"],
              len(videos), config.part, extraction.root, config.split, config.clips, config.crops)
 
-    model = build_model(trained.backbone, spec.in_channels, state["num_classes"], trained.dropout,
-                        clip=trained.clip, crop_size=trained.crop_size)
+    model = build_model(trained.backbone, trained.in_channels, state["num_classes"], trained.dropout,
+                        clip=trained.clip, crop_size=trained.crop_size, motion_channels=trained.motion_channels)
     return score_videos(config, evaluation, model, videos,
-                        about={"stream": spec.stream, "backbone": trained.backbone},
+                        about={"stream": trained.stream, "backbone": trained.backbone},
                         configs={"train_config": trained.to_dict()}, interactive=interactive)
 
 

@@ -2,6 +2,9 @@
 
 `StreamModel.features(x)` is the penultimate representation (after global pooling; for VGG after
 fc7), `classifier` maps it to class scores: a fusion head can take the features of both streams.
+`StreamModel.feature_map(x)` is a 2D stream's last feature map before pooling, (N, C, h, w) (a
+ViT's patch tokens on their grid): what the heads that look at places (motion-guided attention,
+cross-attention) read.
 The body is a 2D network on (N, C, H, W) (torchvision's or timm's image models) or a 3D one on
 clips (N, C, T, H, W) (torchvision's video models); either way `features` gives (N, feature_dim).
 
@@ -31,6 +34,7 @@ from torch import nn
 from flowprep.format.files import open_regular
 from twostream.core.backbones import TIMM_PREFIX, family_of
 from twostream.core.errors import ModelError
+from twostream.streams.motion import motion_pooled
 from twostream.streams.state_mapping import IGNORED_SUFFIX, MappingError, map_state
 
 log = logging.getLogger("twostream")
@@ -44,6 +48,9 @@ class Family:
     construct: Callable[[str, int, int], nn.Module]  # (name, clip, crop) -> the whole network, random weights
     split: Callable[[nn.Module, float], tuple[nn.Module, int]]  # net, dropout -> (body to the features, their size)
     video: bool = False  # takes clips (N, C, T, H, W)
+    # (body, x) -> the last feature map (N, C, h, w), and (body) -> its C; None: not given (3D streams)
+    feature_map: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None
+    map_channels: Callable[[nn.Module], int] | None = None
 
 
 # --- torchvision image models ------------------------------------------------------------------------
@@ -67,6 +74,19 @@ def _vgg_body(net: nn.Module, dropout: float) -> tuple[nn.Module, int]:
     return net, dim
 
 
+def _resnet_map(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+    return net.layer4(net.layer3(net.layer2(net.layer1(x))))
+
+
+def _last_conv_channels(net: nn.Module) -> int:
+    return [m for m in net.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
+
+
+def _vgg_map(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return net.features(x)  # before the adaptive pooling to 7x7 and fc6
+
+
 # --- timm image models -----------------------------------------------------------------------------
 def _timm(name: str, clip: int, crop: int) -> nn.Module:
     import timm  # deferred: only timm backbones need it
@@ -77,6 +97,10 @@ def _timm(name: str, clip: int, crop: int) -> nn.Module:
         raise ModelError(f"unknown timm model {model_name!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
                          + " (timm.list_models() lists them)")
     net = timm.create_model(model_name, pretrained=False)
+    size = getattr(getattr(net, "patch_embed", None), "img_size", None)
+    if size is not None and tuple(size) != (crop, crop):
+        # a ViT's position embedding is sized for one input size: built for the stream's crops
+        net = timm.create_model(model_name, pretrained=False, img_size=crop)
     mean, std = net.pretrained_cfg.get("mean"), net.pretrained_cfg.get("std")
     if mean is not None and (tuple(mean), tuple(std)) != (IMAGENET_MEAN, IMAGENET_STD):
         log.warning("timm's %s weights were trained on inputs normalised with mean %s and std %s; the loader "
@@ -89,6 +113,17 @@ def _timm_body(net: nn.Module, dropout: float) -> tuple[nn.Module, int]:
     # pre-logits features (head_hidden_size where a model has a hidden head layer, else num_features)
     net.reset_classifier(0)
     return net, getattr(net, "head_hidden_size", None) or net.num_features
+
+
+def _timm_map(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    out = net.forward_features(x)
+    if out.dim() == 3 and hasattr(net, "patch_embed"):  # a ViT's tokens: its patch tokens back on their grid
+        grid = net.patch_embed.grid_size
+        return out[:, getattr(net, "num_prefix_tokens", 0):].transpose(1, 2).reshape(out.shape[0], -1, *grid)
+    if out.dim() == 4 and out.shape[1] == net.num_features:
+        return out
+    raise ModelError(f"{type(net).__name__}'s forward_features gives {tuple(out.shape)}, not a feature map "
+                     f"(N, {net.num_features}, h, w) or a ViT's tokens; heads on feature maps cannot read it")
 
 
 # --- torchvision video models ----------------------------------------------------------------------
@@ -163,9 +198,9 @@ def _whole_body(net: nn.Module, dropout: float) -> tuple[nn.Module, int]:
 
 
 FAMILIES = {
-    "resnet": Family(_torchvision, _resnet_body),
-    "vgg": Family(_torchvision, _vgg_body),
-    "timm": Family(_timm, _timm_body),
+    "resnet": Family(_torchvision, _resnet_body, feature_map=_resnet_map, map_channels=_last_conv_channels),
+    "vgg": Family(_torchvision, _vgg_body, feature_map=_vgg_map, map_channels=_last_conv_channels),
+    "timm": Family(_timm, _timm_body, feature_map=_timm_map, map_channels=lambda net: net.num_features),
     "video_resnet": Family(_video, _video_resnet_body, video=True),
     "s3d": Family(_video, _s3d_body, video=True),
     "mvit": Family(_video, _head_body, video=True),
@@ -182,19 +217,49 @@ def get_family(backbone: str) -> Family:
 
 
 class StreamModel(nn.Module):
-    def __init__(self, body: nn.Module, feature_dim: int, num_classes: int, dropout: float, in_channels: int) -> None:
+    def __init__(self, body: nn.Module, feature_dim: int, num_classes: int, dropout: float, in_channels: int,
+                 family: Family | None = None) -> None:
         super().__init__()
         self.body = body
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(feature_dim, num_classes)
         self.feature_dim, self.num_classes, self.in_channels = feature_dim, num_classes, in_channels
+        self._map = family.feature_map if family is not None else None
+        # channels of feature_map's output; 0 where the family gives no map
+        self.map_channels = family.map_channels(body) if self._map is not None else 0
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) or (N, C, T, H, W) -> (N, feature_dim) penultimate features."""
         return self.body(x)
 
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, map_channels, h, w): the last feature map, before pooling."""
+        if self._map is None:
+            raise ModelError("this stream's network gives no 2D feature map (a 3D network on clips, or one built "
+                             "without its family); heads on feature maps take 2D streams")
+        return self._map(self.body, x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(self.features(x)))
+
+
+class MotionAttendedStream(StreamModel):
+    """A spatial stream that reads the flow stack beside its frame, (N, 3 + 2L, S, S), and pools its
+    last feature map where the stack moves (motion.motion_pooled: parameter-free motion-guided
+    spatial attention) instead of averaging it: its features are the map's channels."""
+
+    def __init__(self, body: nn.Module, num_classes: int, dropout: float, family: Family, motion_channels: int) -> None:
+        super().__init__(body, family.map_channels(body), num_classes, dropout, 3 + motion_channels, family)
+
+    def motion_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features (N, map channels), weights of the map's places (N, h, w))."""
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"a motion-attended spatial stream takes {self.in_channels} channels (RGB + "
+                             f"{self.in_channels - 3} flow), got {x.shape[1]}")
+        return motion_pooled(self.feature_map(x[:, :3]), x[:, 3:])
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.motion_attention(x)[0]
 
 
 def cross_modality_weight(rgb_weight: torch.Tensor, channels: int) -> torch.Tensor:
@@ -248,10 +313,12 @@ def _replace_first_conv(net: nn.Module, channels: int, cross_modality: bool) -> 
 
 def build_model(backbone: str, in_channels: int, num_classes: int, dropout: float,
                 rgb_state: dict[str, torch.Tensor] | None = None, origin: str = "", clip: int = 0,
-                crop_size: int = 224) -> StreamModel:
+                crop_size: int = 224, motion_channels: int = 0) -> StreamModel:
     """A stream network; `rgb_state` (from `pretrained_state`) initialises the backbone, its
     first conv by cross-modality averaging when in_channels != 3. `origin` names the weights in
-    errors. A video backbone takes clips of `clip` frames (`crop_size` matters to mvit only)."""
+    errors. A video backbone takes clips of `clip` frames (`crop_size` matters to mvit and ViTs).
+    `motion_channels` 2L > 0: an RGB stream that reads a flow stack beside its frame
+    (MotionAttendedStream)."""
     family = get_family(backbone)
     if family.video and clip < 1:
         raise ModelError(f"{backbone} is a video network: give --clip T (frames per clip)")
@@ -262,10 +329,30 @@ def build_model(backbone: str, in_channels: int, num_classes: int, dropout: floa
     if rgb_state is not None:
         if family.video and _is_2d_state(rgb_state):
             rgb_state = inflate_state(rgb_state, body, backbone, origin)
+        rgb_state = _fit_position_embedding(rgb_state, body, origin)
         _load_backbone_state(body, rgb_state, head, backbone, origin)
     if in_channels != 3:
         _replace_first_conv(body, in_channels, cross_modality=rgb_state is not None)
-    return StreamModel(body, dim, num_classes, dropout, in_channels)
+    if motion_channels:
+        if family.feature_map is None or in_channels != 3:
+            raise ModelError(f"motion attention pools a 2D RGB stream's feature map; {backbone} on {in_channels} "
+                             f"channels has none")
+        return MotionAttendedStream(body, num_classes, dropout, family, motion_channels)
+    return StreamModel(body, dim, num_classes, dropout, in_channels, family)
+
+
+def _fit_position_embedding(state: dict[str, torch.Tensor], body: nn.Module, origin: str) -> dict[str, torch.Tensor]:
+    """A ViT's pretrained position embedding (e.g. 14x14 patches of 224 crops) resampled to the grid
+    of this stream's crops (6x6 at 96), as timm does when it loads weights at another image size."""
+    target = getattr(body, "pos_embed", None)
+    old = state.get("pos_embed")
+    if not isinstance(target, torch.Tensor) or old is None or old.shape == target.shape:
+        return state
+    from timm.layers import resample_abs_pos_embed
+
+    prefix = 0 if getattr(body, "no_embed_class", False) else getattr(body, "num_prefix_tokens", 1)
+    log.info("%s: position embedding resampled from %d to %d tokens", origin, old.shape[1], target.shape[1])
+    return {**state, "pos_embed": resample_abs_pos_embed(old, list(body.patch_embed.grid_size), num_prefix_tokens=prefix)}
 
 
 def _is_2d_state(state: dict[str, torch.Tensor]) -> bool:

@@ -70,7 +70,7 @@ def _build(config: TrainConfig, num_classes: int, device: Device, rgb_state: dic
     """The model (seeded, so a run's initial weights are its seed's), the optimiser and the AMP scaler."""
     torch.manual_seed(config.seed)
     model = build_model(config.backbone, config.in_channels, num_classes, config.dropout, rgb_state, origin,
-                        clip=config.clip, crop_size=config.crop_size)
+                        clip=config.clip, crop_size=config.crop_size, motion_channels=config.motion_channels)
     log.info("%s %s: %s", config.stream, config.backbone, describe(model))
     if rgb_state is not None:
         log.info("initialised from %s%s", origin, " by cross-modality averaging" if config.stream == "temporal" else "")
