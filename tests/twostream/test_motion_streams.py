@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from flowprep.demo.data import DemoConfig, write_demo_dataset
-from flowprep.extract.config import ExtractConfig, ExtractRun
-from flowprep.extract.run import run_extract
+from flowprep.demo.data import DemoConfig
+from tests.support.extraction import extract_demo
 from tests.support.twostream_cli import twostream
 from twostream.core.config import TrainConfig
 from twostream.core.scores import load_scores
+from twostream.data.clip_sampling import ClipSpec
 from twostream.data.dynamic_images import FLAT, dynamic_image, harmonic, rank_pool, rank_pool_coefficients
 from twostream.data.extraction import open_extraction, videos_in_split
 from twostream.data.motion_inputs import FrameWindow
@@ -81,19 +81,14 @@ DEMO = DemoConfig(seed=3, videos_per_class=3, frames=8, width=48, height=48)  # 
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    root = tmp_path_factory.mktemp("motiondemo")
-    write_demo_dataset(root / "data", DEMO)
-    out = root / "shards"
-    config = ExtractConfig(flow_method="dis", width=DEMO.width, height=DEMO.height)
-    run_extract(ExtractRun(root / "data" / "manifest.csv", root / "data", out, config, workers=1), interactive=False)
-    return out
+    return extract_demo(tmp_path_factory.mktemp("motiondemo"), DEMO)
 
 
 def test_the_loader_pools_the_window_read_from_a_shard(shards):
     extraction = open_extraction(shards)
     entry = videos_in_split(extraction, "split1", "train")[0]
     video = ShardStore(shards).video(entry)
-    window = FrameWindow("dynamic-image", 4, 2, 40)
+    window = FrameWindow("dynamic-image", ClipSpec("spatial", 4, 2, 40))
     assert window.positions(entry.num_frames) == entry.num_frames - 6  # a span of 7 frames
     box = CropBox(3, 5, 40, 40)
     codes, affine = window.to_input(window.read_raw(video, entry.num_frames, 1, box), video.bound, flip=False)
@@ -103,7 +98,7 @@ def test_the_loader_pools_the_window_read_from_a_shard(shards):
     np.testing.assert_array_equal(affine, rgb_affine())
     flipped, _ = window.to_input(window.read_raw(video, entry.num_frames, 1, box), video.bound, flip=True)
     np.testing.assert_array_equal(flipped, codes[:, :, ::-1])
-    clip, _ = FrameWindow("learned-flow", 4, 2, 40).to_input(window.read_raw(video, entry.num_frames, 1, box),
+    clip, _ = FrameWindow("learned-flow", window.frames).to_input(window.read_raw(video, entry.num_frames, 1, box),
                                                             video.bound, flip=False)
     np.testing.assert_array_equal(clip, frames.transpose(3, 0, 1, 2))  # the frames themselves, (3, T, S, S)
 

@@ -27,19 +27,18 @@ from twostream.data.transforms import CropBox, channels_first, hflip_planes, res
 
 @dataclass(frozen=True)
 class FrameWindow:
-    """T RGB frames `stride` apart, read as the spatial stream's clip; `stream` names what they become."""
+    """T RGB frames `stride` apart, read as the spatial stream's clip (`frames`); `stream` names
+    what they become."""
     stream: str
-    clip: int  # T
-    stride: int
-    crop_size: int
+    frames: ClipSpec
 
     @classmethod
     def of(cls, config) -> "FrameWindow":
-        return cls(config.stream, config.clip, config.clip_stride, config.crop_size)
+        return cls(config.stream, ClipSpec("spatial", config.clip, config.clip_stride, config.crop_size))
 
     @property
-    def frames(self) -> ClipSpec:
-        return ClipSpec("spatial", self.clip, self.stride, self.crop_size)
+    def crop_size(self) -> int:
+        return self.frames.crop_size
 
     @property
     def in_channels(self) -> int:
