@@ -5,7 +5,8 @@ Ryoo 2019).
 The iterations are tvl1_torch's own functions, not a copy: `warp_constants` (the warping: I1 and its
 gradients warped by the flow so far, the data term's constants) and `inner_iteration` (thresholding,
 the flow from the dual variables' divergence, the projected dual update), given
- - theta, lambda and tau as learnable scalars (each kept above `MIN_STEP` in the forward pass);
+ - theta, lambda and tau as learnable scalars (their logarithms: they stay positive; exp(log(x))
+   rounds x by an ulp at most, so the equality below holds to float rounding);
  - learnable kernels for the image gradient, the flow's forward gradient and the divergence, each
    per axis: `scale * fixed(x) + identity * x`, where `fixed` is tvl1_torch's difference
    (centred, forward, backward). For the two-tap forward and backward differences that spans every
@@ -39,7 +40,6 @@ from flowprep.flow.tvl1_torch import (
 )
 
 _DEFAULTS = {p.name: p.default for p in TVL1_PARAMS}
-MIN_STEP = 1e-3  # theta, lambda and tau are clamped above this: a step of 0 or below diverges
 
 
 @dataclass(frozen=True)
@@ -98,13 +98,14 @@ class TVL1Layer(nn.Module):
         if iterations < 1 or warps < 1:
             raise ValueError(f"iterations and warps must be at least 1, got {iterations!r} and {warps!r}")
         self.iterations, self.warps = iterations, warps
-        self.tau = nn.Parameter(torch.tensor(float(tau)))
-        self.lam = nn.Parameter(torch.tensor(float(lam)))
-        self.theta = nn.Parameter(torch.tensor(float(theta)))
+        # learnt as logarithms: they stay positive, and a step changes them in proportion
+        self.log_tau = nn.Parameter(torch.tensor(float(tau)).log())
+        self.log_lam = nn.Parameter(torch.tensor(float(lam)).log())
+        self.log_theta = nn.Parameter(torch.tensor(float(theta)).log())
         self.kernels = LearnedKernels()
 
     def step_sizes(self) -> StepSizes:
-        return StepSizes(self.tau.clamp(min=MIN_STEP), self.lam.clamp(min=MIN_STEP), self.theta.clamp(min=MIN_STEP))
+        return StepSizes(self.log_tau.exp(), self.log_lam.exp(), self.log_theta.exp())
 
     def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         if first.shape != second.shape or first.dim() != 4:

@@ -123,8 +123,8 @@ def test_both_streams_train_evaluate_and_fuse_like_the_others(shards, tmp_path, 
         assert np.isfinite(scores.scores).all()
         runs[stream] = run
     state = torch.load(runs["learned-flow"] / "checkpoint.pt", weights_only=True)
-    theta = state["model"]["body.0.flow.theta"]
-    assert theta.item() != pytest.approx(0.3, abs=1e-9)  # the layer's step size was trained
+    theta = state["model"]["body.0.flow.log_theta"].exp()
+    assert theta.item() != pytest.approx(0.3, abs=1e-7)  # the layer's step size was trained
     assert state["in_channels"] == 3
     code, _, err = twostream(capsys, "fuse", str(runs["dynamic-image"]), str(runs["learned-flow"]),
                              "--out", str(tmp_path / "fused"))

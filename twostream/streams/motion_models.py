@@ -4,11 +4,12 @@ the `learned-flow` stream a learned TV-L1 layer in front of it.
 The learned-flow stream (Representation Flow's idea, Piergiovanni and Ryoo 2019, on frames) takes
 a window of T RGB frames (N, 3, T, S, S), ImageNet-normalised as the loader gives every RGB input;
 `LearnedFlowStem` puts them back to grey levels 0..255 (tvl1-torch's input), pools them by
-`FLOW_POOL`, computes the flow of each of the T-1 consecutive pairs with `flowprep.flow.tvl1_layer.TVL1Layer` (its theta, lambda, tau
-and difference kernels trained with the rest), and hands the 2(T-1) flow channels, batch-normalised,
-to a 2D backbone whose first convolution takes them (from ImageNet weights by cross-modality
-averaging, as the temporal stream's). Before training, the layer's flow is tvl1-torch's
-single-scale flow (tests/flowprep/test_tvl1_layer.py).
+`FLOW_POOL`, computes the flow of each of the T-1 consecutive pairs with
+`flowprep.flow.tvl1_layer.TVL1Layer` (its theta, lambda, tau and difference kernels trained with
+the rest, at `FLOW_LR_SCALE` of the learning rate), and hands the 2(T-1) flow channels,
+batch-normalised, to a 2D backbone whose first convolution takes them (from ImageNet weights by
+cross-modality averaging, as the temporal stream's). Before training, the layer's flow is
+tvl1-torch's single-scale flow (tests/flowprep/test_tvl1_layer.py).
 """
 from __future__ import annotations
 
@@ -25,6 +26,14 @@ FLOW_ITERATIONS = 10  # TV-L1 iterations of the layer (one warping, one scale): 
 # a quarter of the input's size): its cost falls with the square, one scale reaches twice as far
 # in input pixels, and the flow is resized back to the crop for the backbone
 FLOW_POOL = 2
+# the layer's parameters learn at this fraction of the network's learning rate (their gradients are
+# scaled): at the full rate, a few epochs on the demo took tau towards 0 and made the image
+# "gradient" mostly intensity; the layer is to be tuned from TV-L1, not replaced
+FLOW_LR_SCALE = 0.01
+
+
+def _scaled_gradient(gradient: torch.Tensor) -> torch.Tensor:
+    return gradient * FLOW_LR_SCALE
 
 
 class LearnedFlowStem(nn.Module):
@@ -40,6 +49,8 @@ class LearnedFlowStem(nn.Module):
         self.register_buffer("grey_shift", 255 * (torch.tensor(LUMA) * torch.tensor(IMAGENET_MEAN)).sum(),
                              persistent=False)
         self.flow = TVL1Layer(iterations=iterations)
+        for parameter in self.flow.parameters():
+            parameter.register_hook(_scaled_gradient)
         self.norm = nn.BatchNorm2d(2 * (frames - 1))
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
