@@ -6,8 +6,8 @@ a window of T RGB frames (N, 3, T, S, S), ImageNet-normalised as the loader give
 `LearnedFlowStem` puts them back to grey levels 0..255 (tvl1-torch's input), pools them by
 `FLOW_POOL`, computes the flow of each of the T-1 consecutive pairs with
 `flowprep.flow.tvl1_layer.TVL1Layer` (its theta, lambda, tau and difference kernels trained with
-the rest, at `FLOW_LR_SCALE` of the learning rate), and hands the 2(T-1) flow channels,
-batch-normalised, to a 2D backbone whose first convolution takes them (from ImageNet weights by
+the rest, at `FLOW_LR_SCALE` of the learning rate), and hands the 2(T-1) flow channels, each less
+its mean (as extraction stores flow) and batch-normalised, to a 2D backbone whose first convolution takes them (from ImageNet weights by
 cross-modality averaging, as the temporal stream's). Before training, the layer's flow is
 tvl1-torch's single-scale flow (tests/flowprep/test_tvl1_layer.py).
 """
@@ -37,7 +37,7 @@ def _scaled_gradient(gradient: torch.Tensor) -> torch.Tensor:
 
 
 class LearnedFlowStem(nn.Module):
-    """(N, 3, T, S, S) ImageNet-normalised frames -> (N, 2(T-1), S, S) batch-normalised learned flow,
+    """(N, 3, T, S, S) ImageNet-normalised frames -> (N, 2(T-1), S, S) learned flow, mean-subtracted and batch-normalised,
     channels x0, y0, x1, y1, ... (pair t's x and y), as a temporal stream's forward stack."""
 
     def __init__(self, frames: int, iterations: int = FLOW_ITERATIONS, pool: int = FLOW_POOL) -> None:
@@ -64,7 +64,9 @@ class LearnedFlowStem(nn.Module):
         flow = self.flow(first, second).reshape(n, 2 * (t - 1), h, w)
         if self.pool > 1:  # back to the crop's size, in its pixels
             flow = self.pool * F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
-        return self.norm(flow)
+        # each field less its mean, as `flowprep extract` stores flow by default (the paper's
+        # compensation of camera motion): a shaking camera moves the whole field
+        return self.norm(flow - flow.mean(dim=(2, 3), keepdim=True))
 
 
 def build_stream_model(config, num_classes: int, rgb_state: dict[str, torch.Tensor] | None = None,
