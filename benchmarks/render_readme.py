@@ -277,9 +277,9 @@ def demo_motion(data: dict) -> str:
             + f"\n\nMedians of {cost['repeats']} epochs each, the streams taking turns, {cost['torch_threads']} torch "
               f"threads, loading included. The flow extraction the new streams do without, for these "
               f"{cost['videos']} videos of {cost['frames_per_video']} frames (forward and backward fields): "
-              f"DIS {saved['dis']['seconds_for_the_set']:.0f} s, OpenCV TV-L1 "
+              f"DIS {saved['dis']['seconds_for_the_set']:.1f} s, OpenCV TV-L1 "
               f"{saved['tvl1']['seconds_for_the_set']:.0f} s on one core."
-            + _source(cost, "make demo-motion (benchmarks/bench_motion.py)"))
+            + _source(cost, "make demo-motion"))
 
 
 DEMO_TABLE = REPO / "out" / "demo" / "runs" / "report" / "table.json"
