@@ -91,6 +91,9 @@ DEMO3D_RUNS := $(DEMO3D)/runs
 DEMO3D_COMMON := --crop-size 40 --batch-size 8 --schedule cosine --val-every 0 --loader-workers 1 --threads 2
 DEMO3D_EPOCHS ?= 20
 DEMO3D_EVAL := --clips 3 --loader-workers 1 --threads 2
+# NAME:STREAM:OPTIONS (spaces as _) of the 2D streams make demo-3d and make demo-motion both train
+DEMO3D_2D_RUNS := spatial:spatial:--backbone_resnet18_--lr_0.01_--dropout_0.5 \
+	temporal:temporal:--backbone_resnet18_--lr_0.01_--dropout_0.5_--flow-length_5
 
 # make demo-attention: the fusion heads that look at places (docs/fusion.md, feature-level fusion)
 # beside the late and the other feature-level fusions, with two backbone pairs: ResNet-18 and timm's
@@ -114,7 +117,22 @@ DEMOATT_REPORTED := mid attention motion motion-learned cross-attention
 # the same make targets as make demo, on this set: $(call demoatt,TARGET,PAIR,VARIABLES)
 demoatt = $(MAKE) --no-print-directory $(1) SHARDS=$(DEMOATT)/shards FUSE_RUNS=$(DEMOATT)/runs/$(2) $(3)
 
-.PHONY: install test demo demo-3d demo-attention extract-flow train evaluate fuse-features fuse manifests clean \
+
+# make demo-motion: motion without precomputed flow (docs/training.md, motion without precomputed
+# flow). On make demo-3d's small set (its data, shards and 2D runs, shared), a dynamic-image stream
+# (one dynamic image of 8 frames 2 apart) and a learned-flow stream (a learned TV-L1 layer on 5
+# frames 2 apart), both ResNet-18, trained and evaluated as the 2D streams; each fused with the
+# spatial stream (and the dynamic-image with the temporal; the spatial with the temporal, the
+# baseline), each fusion a score average; the report's table has them as rows.
+# Then benchmarks/bench_motion.py: training cost per sample of each stream, and the flow
+# extraction the new streams do without. Apart from make demo: it does not fit its time budget.
+DEMOMOTION_RUNS := dynamic-image:dynamic-image:--backbone_resnet18_--lr_0.01_--dropout_0.5_--clip_8_--clip-stride_2 \
+	learned-flow:learned-flow:--backbone_resnet18_--lr_0.01_--dropout_0.5_--clip_5_--clip-stride_2
+DEMOMOTION_FUSIONS := spatial+temporal:spatial:temporal spatial+learned-flow:spatial:learned-flow \
+	spatial+dynamic-image:spatial:dynamic-image temporal+dynamic-image:temporal:dynamic-image
+DEMOMOTION_REPORT := $(DEMO3D_RUNS)/motion-report
+
+.PHONY: install test demo demo-3d demo-attention demo-motion extract-flow train evaluate fuse-features fuse manifests clean \
 	bench-extract bench-codecs bench-flow-params bench-train bench-gpu-flow check-gpu bench-scale bench-reliability readme-figures
 
 install: $(STAMP)
@@ -154,8 +172,7 @@ demo-3d: $(STAMP)
 		--videos-per-class 12 --frames 16 --size 48x48
 	$(FLOWPREP) extract --manifest $(DEMO3D_DATA)/manifest.csv --video-root $(DEMO3D_DATA) --out $(DEMO3D)/shards \
 		--flow dis --workers $(WORKERS) --size 48x48
-	$(foreach r,spatial:spatial:--backbone_resnet18_--lr_0.01_--dropout_0.5 \
-		temporal:temporal:--backbone_resnet18_--lr_0.01_--dropout_0.5_--flow-length_5 \
+	$(foreach r,$(DEMO3D_2D_RUNS) \
 		clip-rgb:spatial:--backbone_tiny3d_--lr_0.05_--clip_8_--clip-stride_2_--color-jitter_0_--dropout_0.5,\
 		$(eval n=$(word 1,$(subst :, ,$(r))))$(eval s=$(word 2,$(subst :, ,$(r))))\
 		{ test -f $(DEMO3D_RUNS)/$(n)/checkpoint.pt || $(TWOSTREAM) train $(DEMO3D)/shards --stream $(s) \
@@ -189,6 +206,27 @@ demo-attention: $(STAMP)
 		$(call demoatt,fuse,$(b),FEATURE_FUSION_METHODS="$(DEMOATT_REPORTED)") && \
 		$(TWOSTREAM) fuse-features show $(DEMOATT)/runs/$(b)/motion --video red-up-015 --rows 4 \
 			--out $(DEMOATT)/runs/$(b)/report/motion_attention.png &&) true
+
+demo-motion: $(STAMP)
+	test -f $(DEMO3D_DATA)/manifest.csv || $(FLOWPREP) make-demo-data --out $(DEMO3D_DATA) --seed $(DEMO_SEED) \
+		--videos-per-class 12 --frames 16 --size 48x48
+	$(FLOWPREP) extract --manifest $(DEMO3D_DATA)/manifest.csv --video-root $(DEMO3D_DATA) --out $(DEMO3D)/shards \
+		--flow dis --workers $(WORKERS) --size 48x48
+	$(foreach r,$(DEMO3D_2D_RUNS) $(DEMOMOTION_RUNS),\
+		$(eval n=$(word 1,$(subst :, ,$(r))))$(eval s=$(word 2,$(subst :, ,$(r))))\
+		{ test -f $(DEMO3D_RUNS)/$(n)/checkpoint.pt || $(TWOSTREAM) train $(DEMO3D)/shards --stream $(s) \
+			--out $(DEMO3D_RUNS)/$(n) --epochs $(DEMO3D_EPOCHS) --seed $(DEMO_SEED) $(DEMO3D_COMMON) \
+			$(subst _, ,$(word 3,$(subst :, ,$(r)))); } && \
+		{ $(call fresh,$(DEMO3D_RUNS)/$(n)/scores_test.npz,$(DEMO3D_RUNS)/$(n)/checkpoint.pt) \
+		$(TWOSTREAM) evaluate $(DEMO3D_RUNS)/$(n) $(DEMO3D_EVAL); } &&) true
+	$(foreach f,$(DEMOMOTION_FUSIONS),$(eval w=$(subst :, ,$(f)))\
+		$(TWOSTREAM) fuse $(DEMO3D_RUNS)/$(word 2,$(w)) $(DEMO3D_RUNS)/$(word 3,$(w)) --method average \
+			--out $(DEMO3D_RUNS)/fusion-$(word 1,$(w)) &&) true
+	$(TWOSTREAM) report $(DEMO3D_RUNS)/spatial $(DEMO3D_RUNS)/temporal \
+		$(foreach r,$(DEMOMOTION_RUNS),--row $(word 1,$(subst :, ,$(r)))=$(DEMO3D_RUNS)/$(word 1,$(subst :, ,$(r)))/scores_test.npz) \
+		$(foreach f,$(DEMOMOTION_FUSIONS),--row $(word 1,$(subst :, ,$(f)))=$(DEMO3D_RUNS)/fusion-$(word 1,$(subst :, ,$(f)))/average.npz) \
+		--title "Motion without precomputed flow on the demo data" --out $(DEMOMOTION_REPORT)
+	$(PY) benchmarks/bench_motion.py --shards $(DEMO3D)/shards --runs $(DEMO3D_RUNS)
 
 extract-flow: $(STAMP) $(MANIFEST)
 	$(FLOWPREP) extract --manifest $(MANIFEST) --video-root $(VIDEO_ROOT) --out $(OUT) \

@@ -281,7 +281,41 @@ def demo_attention(data: dict) -> str:
             + ", ".join(f"`{path.relative_to(REPO)}`" for path in DEMO_ATTENTION_TABLES.values()) + ").")
 
 
+def demo_motion(data: dict) -> str:
+    """The table `make demo-motion` printed, and its cost per training sample (bench_motion.py's
+    benchmarks/results/motion.json, when there)."""
+    rows = [[f"**{r['name']}**" if r["name"] == data["best"] else r["name"], r["kind"], f"{100 * r['top1']:.1f}",
+             f"{100 * r['mean_class_accuracy']:.1f}"] for r in data["rows"]]
+    text = (_table(["method", "kind", "top-1 %", "mean class %"], rows)
+            + f"\n\n{data['rows'][0]['videos']} test videos; the fusions average the two streams' scores. From "
+              f"`make demo-motion` (`{DEMOMOTION_TABLE.relative_to(REPO)}`).")
+    cost_file = RESULTS_DIR / "motion.json"
+    if not cost_file.exists():
+        return text
+    cost = json.loads(cost_file.read_text())
+    streams = cost["streams"]
+
+    def window(v: dict) -> str:
+        i = v["input"]
+        if i["flow_length"]:
+            return f"{i['flow_length']} stored flow fields"
+        return f"{i['clip']} frames {i['clip_stride']} apart" if i["clip"] else "1 frame"
+
+    cost_rows = [[name, window(v), f"{v['samples_per_s']:.1f}", f"{v['cost_vs_spatial']:.2f}x"]
+                 for name, v in streams.items()]
+    saved = cost["flow_extraction_saved"]
+    return (text + "\n\n" + _table(["stream", "input", "training samples/s", "CPU cost per sample vs spatial"],
+                                     cost_rows)
+            + f"\n\nMedians of {cost['repeats']} epochs each, the streams taking turns, {cost['torch_threads']} torch "
+              f"threads, loading included. The flow extraction the new streams do without, for these "
+              f"{cost['videos']} videos of {cost['frames_per_video']} frames (forward and backward fields): "
+              f"DIS {saved['dis']['seconds_for_the_set']:.1f} s, OpenCV TV-L1 "
+              f"{saved['tvl1']['seconds_for_the_set']:.0f} s on one core."
+            + _source(cost, "make demo-motion"))
+
+
 DEMO_TABLE = REPO / "out" / "demo" / "runs" / "report" / "table.json"
+DEMOMOTION_TABLE = REPO / "out" / "demo3d" / "runs" / "motion-report" / "table.json"
 DEMO3D_TABLE = REPO / "out" / "demo3d" / "runs" / "report" / "table.json"
 DEMO_TIMING = DEMO_TABLE.with_name("timing.json")
 RENDERERS = {name: (RESULTS_DIR / f"{name}.json", fn) for name, fn in
@@ -293,14 +327,24 @@ RENDERERS["demo_3d"] = (DEMO3D_TABLE, demo_3d)
 RENDERERS["demo_attention"] = (DEMO_ATTENTION_TABLES["ResNet-18"], demo_attention)
 
 
+RENDERERS["demo_motion"] = (DEMOMOTION_TABLE, demo_motion)
+# pages beside the README that hold a block too (the block's name: the renderer above)
+PAGES = (REPO / "README.md", REPO / "docs" / "training.md")
+
+
 def main() -> None:
-    readme = REPO / "README.md"
+    for page in PAGES:
+        render_page(page)
+
+
+def render_page(readme) -> None:
     text = readme.read_text(encoding="utf-8")
     for name, (path, render) in RENDERERS.items():
         # the block between the markers may be empty (a fresh README) or hold an earlier table
         pattern = re.compile(rf"(<!-- BEGIN {name} -->\n)(?:.*?\n)?(<!-- END {name} -->)", re.S)
         if not pattern.search(text):
-            print(f"README.md has no <!-- BEGIN {name} --> ... <!-- END {name} --> block", file=sys.stderr)
+            if readme.name == "README.md":
+                print(f"README.md has no <!-- BEGIN {name} --> ... <!-- END {name} --> block", file=sys.stderr)
             continue
         if not path.exists():
             print(f"no {path}; run its command first", file=sys.stderr)

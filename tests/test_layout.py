@@ -29,8 +29,9 @@ LAYERS = {
     "twostream.api": 6,
 }
 # What twostream may take from flowprep: the formats, and how every command of the project behaves
-# (its errors and exit statuses; its progress bar).
-TRAIN_MAY_IMPORT = ("flowprep.format", "flowprep.cli.support", "flowprep.extract.progress")
+# (its errors and exit statuses; its progress bar), and the learned TV-L1 layer (tvl1-torch's
+# iterations as a network layer: the learned-flow stream's first layer).
+TRAIN_MAY_IMPORT = ("flowprep.format", "flowprep.cli.support", "flowprep.extract.progress", "flowprep.flow.tvl1_layer")
 
 
 def subpackage(module: str) -> str | None:

@@ -161,15 +161,38 @@ FIELDS = ("u1", "u2", "u3", "p11", "p12", "p21", "p22", "p31", "p32")  # what an
 CONSTANTS = ("i1wx", "i1wy", "grad", "rho_c")  # what a warping fixes
 
 
-def threshold_step(rho: torch.Tensor, grad: torch.Tensor, l_t: float) -> torch.Tensor:
+def threshold_step(rho: torch.Tensor, grad: torch.Tensor, l_t: float | torch.Tensor) -> torch.Tensor:
     """OpenCV's estimateV as a factor f of the warped gradient (v = u + f * grad I1w): the step to
-    the data term's minimum, -rho / |grad|^2, clamped to +-l_t; 0 where the gradient vanishes."""
-    f = torch.where(grad > torch.finfo(torch.float32).eps, -rho / grad, torch.zeros_like(rho))
-    f = torch.where(rho < -l_t * grad, torch.full_like(rho, l_t), f)
-    return torch.where(rho > l_t * grad, torch.full_like(rho, -l_t), f)
+    the data term's minimum, -rho / |grad|^2, clamped to +-l_t; 0 where the gradient vanishes.
+    (The division where the gradient vanishes is by 1, its result unused: a division by 0 there
+    would give the learned layer, tvl1_layer.py, which backpropagates through this, NaN gradients;
+    `l_t` may be a tensor, the layer's learnable lambda * theta.)"""
+    steep = grad > torch.finfo(torch.float32).eps
+    f = torch.where(steep, -rho / torch.where(steep, grad, 1.0), torch.zeros_like(rho))
+    f = torch.where(rho < -l_t * grad, l_t, f)
+    return torch.where(rho > l_t * grad, -l_t, f)
 
 
-def inner_iteration(state: dict[str, torch.Tensor], params: TVL1Params, active: torch.Tensor) -> torch.Tensor:
+def vector_norm(ux: torch.Tensor, uy: torch.Tensor) -> torch.Tensor:
+    """|(ux, uy)|, the dual update's normaliser."""
+    return torch.sqrt(ux * ux + uy * uy)
+
+
+@dataclass(frozen=True)
+class Differences:
+    """The finite differences an iteration applies to the flow and the dual variables:
+    tvl1-torch's fixed ones by default; the learned flow layer (tvl1_layer.py) gives learnable
+    kernels and a norm whose gradient stays finite at 0."""
+    gradient: Callable = forward_gradient
+    divergence: Callable = divergence
+    norm: Callable = vector_norm
+
+
+FIXED_DIFFERENCES = Differences()
+
+
+def inner_iteration(state: dict[str, torch.Tensor], params: TVL1Params, active: torch.Tensor,
+                    ops: Differences = FIXED_DIFFERENCES) -> torch.Tensor:
     """One iteration, in place on `state` (FIELDS and CONSTANTS, (N, H, W) each; u3, p31, p32 only
     with gamma), for the pairs in `active` ((N,) bool; the others keep their state): the
     thresholding step (estimateV), the flow from it and the dual variables' divergence
@@ -186,13 +209,13 @@ def inner_iteration(state: dict[str, torch.Tensor], params: TVL1Params, active: 
     error = torch.zeros(keep.shape[0], dtype=torch.float32, device=keep.device)
     for u, slope, pa, pb in components:
         step = f * (s[slope] if slope else params.gamma)
-        new = torch.where(keep, s[u] + step + params.theta * divergence(s[pa], s[pb]), s[u])
+        new = torch.where(keep, s[u] + step + params.theta * ops.divergence(s[pa], s[pb]), s[u])
         error = error + ((new - s[u]) ** 2).sum(dim=(1, 2))
         s[u] = new
     taut = params.tau / params.theta
     for u, _, pa, pb in components:
-        ux, uy = forward_gradient(s[u])
-        norm = 1.0 + taut * torch.sqrt(ux * ux + uy * uy)
+        ux, uy = ops.gradient(s[u])
+        norm = 1.0 + taut * ops.norm(ux, uy)
         s[pa] = torch.where(keep, (s[pa] + taut * ux) / norm, s[pa])
         s[pb] = torch.where(keep, (s[pb] + taut * uy) / norm, s[pb])
     return error
@@ -371,6 +394,15 @@ def _compact(state, work, index, active):
     return work, index, torch.ones(index.numel(), dtype=torch.bool, device=index.device)
 
 
+def warp_constants(state: dict[str, torch.Tensor], images: torch.Tensor, i0: torch.Tensor) -> None:
+    """What a warping fixes (CONSTANTS), into `state`: I1 and its gradients (`images`, (N, 3, H, W))
+    warped by the flow so far, the squared gradient and the data term's constant part."""
+    i1w, i1wx, i1wy = warp(images, state["u1"], state["u2"]).unbind(1)
+    state["i1wx"], state["i1wy"] = i1wx.contiguous(), i1wy.contiguous()
+    state["grad"] = i1wx * i1wx + i1wy * i1wy
+    state["rho_c"] = i1w - i1wx * state["u1"] - i1wy * state["u2"] - i0
+
+
 def solve_scale(i0: torch.Tensor, i1: torch.Tensor, u: dict[str, torch.Tensor], params: TVL1Params,
                 solver: Solver) -> None:
     """OpenCV's procOneScale for a batch: `warps` warpings of I1 towards I0, each iterated to
@@ -382,10 +414,7 @@ def solve_scale(i0: torch.Tensor, i1: torch.Tensor, u: dict[str, torch.Tensor], 
     i1x, i1y = centered_gradient(i1)
     images = torch.stack([i1, i1x, i1y], dim=1)
     for _ in range(params.warps):
-        i1w, i1wx, i1wy = warp(images, state["u1"], state["u2"]).unbind(1)
-        state["i1wx"], state["i1wy"] = i1wx.contiguous(), i1wy.contiguous()
-        state["grad"] = i1wx * i1wx + i1wy * i1wy
-        state["rho_c"] = i1w - i1wx * state["u1"] - i1wy * state["u2"] - i0
+        warp_constants(state, images, i0)
         solve_warping(state, params, solver)
     for k in u:
         u[k] = state[k]

@@ -36,6 +36,18 @@ def extract(manifest: Path, out: Path, **config) -> Path:
     return out
 
 
+def extract_demo(root: Path, demo) -> Path:
+    """A demo dataset (flowprep.demo.data.DemoConfig `demo`) written under root/data and extracted
+    with DIS at its own size into root/shards, in this process; the shards folder."""
+    from flowprep.demo.data import write_demo_dataset
+
+    write_demo_dataset(root / "data", demo)
+    config = ExtractConfig(flow_method="dis", width=demo.width, height=demo.height)
+    run_extract(ExtractRun(root / "data" / "manifest.csv", root / "data", root / "shards", config, workers=1),
+                interactive=False)
+    return root / "shards"
+
+
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     """`flowprep ARGS` in this process: (exit status, stdout, stderr)."""
     capsys.readouterr()

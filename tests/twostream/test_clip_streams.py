@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from flowprep.demo.data import DemoConfig, write_demo_dataset
+from flowprep.demo.data import DemoConfig
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.run import run_extract
 from flowprep.format.quantize import LEVELS
+from tests.support.extraction import extract_demo
 from tests.support.twostream_cli import one_line_error, twostream
 from twostream.core.config import TrainConfig
 from twostream.core.scores import load_scores
@@ -108,12 +109,7 @@ EVAL_ARGS = ["--clips", "2", "--crops", "three", "--loader-workers", "0", "--thr
 
 @pytest.fixture(scope="module")
 def demo_shards(tmp_path_factory):
-    root = tmp_path_factory.mktemp("clipdemo")
-    write_demo_dataset(root / "data", DEMO)
-    out = root / "shards"
-    config = ExtractConfig(flow_method="dis", width=DEMO.width, height=DEMO.height)
-    run_extract(ExtractRun(root / "data" / "manifest.csv", root / "data", out, config, workers=1), interactive=False)
-    return out
+    return extract_demo(tmp_path_factory.mktemp("clipdemo"), DEMO)
 
 
 def train_clip_stream(capsys, shards, run, stream, epochs, seed, *more):

@@ -205,7 +205,7 @@ def test_step_schedule_is_the_papers_tenfold_drops():
 
 
 @pytest.mark.parametrize("options,message", [
-    ({"stream": "depth"}, "stream must be one of spatial, temporal; got 'depth'"),
+    ({"stream": "depth"}, "stream must be one of spatial, temporal, dynamic-image, learned-flow; got 'depth'"),
     ({"backbone": "alexnet"}, "unknown backbone 'alexnet'; choices: resnet18"),
     ({"flow_stack": "bidirectional", "flow_length": 5}, "flow length must be even; got 5"),
     ({"stream": "temporal", "color_jitter": 0.3}, "colour jitter applies to RGB frames only"),

@@ -16,7 +16,9 @@ def _defaults(name: str) -> str:
 @click.command(context_settings=CONTEXT)
 @opt.extraction
 @opt.run_out
-@click.option("--stream", type=click.Choice(STREAMS), default="spatial", show_default=True)
+@click.option("--stream", type=click.Choice(STREAMS), default="spatial", show_default=True,
+              help="spatial: RGB frames; temporal: stored flow; dynamic-image: one dynamic image of --clip T frames; "
+                   "learned-flow: the flow of --clip T frames by a learned TV-L1 layer (docs/training.md).")
 @opt.split
 @click.option("--holdout", type=float, default=DEFAULT_HOLDOUT, show_default=True,
               help="Share of each class's training videos kept out of training (seeded, per class): validation "
@@ -43,7 +45,8 @@ def _defaults(name: str) -> str:
 @click.option("--crop-size", type=click.IntRange(min=1), default=224, show_default=True)
 @click.option("--clip", type=click.IntRange(min=0), default=0, show_default=True, metavar="T",
               help="T > 0: a 3D stream (a video --backbone such as r3d_18) on clips of T frames (RGB) or T forward "
-                   "flow fields; 0: the paper's frame or 2L-channel stack.")
+                   "flow fields; 0: the paper's frame or 2L-channel stack. The dynamic-image and learned-flow "
+                   "streams: the T frames of their window (2D backbone).")
 @click.option("--clip-stride", type=click.IntRange(min=1), default=1, show_default=True,
               help="Frames between a clip's steps.")
 @click.option("--motion-attention", is_flag=True,
@@ -66,7 +69,7 @@ def _defaults(name: str) -> str:
 @opt.run_options
 @opt.resume
 def train(resume: bool, **options) -> int:
-    """Train the spatial or the temporal stream on a split's training videos of EXTRACTION (a
+    """Train a stream (spatial, temporal, dynamic-image or learned-flow) on a split's training videos of EXTRACTION (a
     'flowprep extract' output folder).
 
     Writes OUT/checkpoint.pt after every epoch and OUT/metrics.jsonl; a run stopped at any
@@ -84,7 +87,7 @@ def train(resume: bool, **options) -> int:
 @opt.evaluation_options(subset_help="Which videos of the split: test; train (those trained on); val (those held "
                                     "out by --holdout).",
                         clips_help="Frames or stacks per video, uniformly spaced.")
-@click.option("--stream", type=click.Choice(STREAMS), default=None, help="Refuse a checkpoint of the other stream.")
+@click.option("--stream", type=click.Choice(STREAMS), default=None, help="Refuse a checkpoint of another stream.")
 @opt.evaluation_run_options(batch_size_help="Clips per batch.")
 def evaluate_command(as_json: bool, **options) -> int:
     """Evaluate a trained stream with the test protocol; write per-video softmax scores for fusion.

@@ -15,9 +15,12 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from flowprep.format.files import parse_json
-from twostream.core.backbones import VIDEO_BACKBONES, family_of, is_video
+from twostream.core.backbones import IMAGE_BACKBONES, VIDEO_BACKBONES, family_of, is_video
 
-STREAMS = ("spatial", "temporal")
+STREAMS = ("spatial", "temporal", "dynamic-image", "learned-flow")
+# streams on a window of --clip T RGB frames for a 2D backbone, motion without precomputed flow
+# (twostream.data.motion_inputs): one dynamic image of them, or their flow by a learned TV-L1 layer
+WINDOW_STREAMS = ("dynamic-image", "learned-flow")
 FLOW_STACKS = ("forward", "bidirectional")  # twostream.data.sampling says what each stacks
 SCHEDULES = ("step", "cosine")
 CROPS = ("ten", "center", "three")  # test crops: 4 corners + centre and their flips; the centre only; three
@@ -31,6 +34,11 @@ DEVICE_HELP = "auto, cpu, cuda or cuda:N"
 STREAM_DEFAULTS = {
     "spatial": {"dropout": 0.5, "lr": 0.001, "color_jitter": 0.2},
     "temporal": {"dropout": 0.9, "lr": 0.005, "color_jitter": 0.0},
+    # a dynamic image is an RGB-like image for an ImageNet network: the spatial stream's fine-tuning
+    "dynamic-image": {"dropout": 0.5, "lr": 0.001, "color_jitter": 0.0},
+    # the learned layer's flow feeds a flow network: the temporal stream's, with the spatial dropout
+    # (its input is the flow of one window, not a 10-field stack, and is far less redundant)
+    "learned-flow": {"dropout": 0.5, "lr": 0.005, "color_jitter": 0.0},
 }
 # The share of each class's training videos held out for validation when no --holdout is given: the
 # index's splits have train and test parts only, and validating on test would choose on the test set.
@@ -229,7 +237,12 @@ class TrainConfig(ResumableConfig):
         family_of(self.backbone)  # ValueError naming the accepted names
         check_non_negative_int("clip", self.clip)
         check_positive_int("clip stride", self.clip_stride)
-        if self.clip:
+        if self.stream in WINDOW_STREAMS:
+            check(self.clip >= 2, f"the {self.stream} stream takes a window of --clip T frames (T >= 2, e.g. 10) "
+                                  f"for a 2D backbone; got --clip {self.clip}")
+            check(not is_video(self.backbone), f"the {self.stream} stream takes a 2D backbone (an image network: "
+                                                f"{', '.join(IMAGE_BACKBONES)} or timm:NAME); got {self.backbone!r}")
+        elif self.clip:
             check(is_video(self.backbone), f"--clip {self.clip} makes a 3D stream: the backbone must be a video "
                                             f"network ({', '.join(VIDEO_BACKBONES)}); got {self.backbone!r}")
             check(self.mean_subtraction, "--no-mean-subtraction is not available for clip streams (a clip's "
@@ -253,7 +266,7 @@ class TrainConfig(ResumableConfig):
         check(self.lr > 0, f"learning rate must be positive, got {self.lr!r}")
         check(0.0 <= self.color_jitter < 1.0, f"colour jitter must be in [0, 1), got {self.color_jitter!r}")
         check(self.stream == "spatial" or self.color_jitter == 0.0,
-               f"colour jitter applies to RGB frames only; the temporal stream takes 0, got {self.color_jitter!r}")
+               f"colour jitter applies to RGB frames only; the {self.stream} stream takes 0, got {self.color_jitter!r}")
         check_positive_int("epochs", self.epochs)
         if self.batch_size is not None:
             check_positive_int("batch size", self.batch_size)
@@ -261,7 +274,7 @@ class TrainConfig(ResumableConfig):
 
     @property
     def in_channels(self) -> int:
-        if self.stream == "spatial":
+        if self.stream == "spatial" or self.stream in WINDOW_STREAMS:
             return 3
         return 2 if self.clip else 2 * self.flow_length
 

@@ -13,30 +13,30 @@ import logging
 from twostream.core.checkpoint import load_checkpoint
 from twostream.core.config import EvalConfig
 from twostream.core.scores import VideoScores
-from twostream.data.clip_sampling import check_frame_sampling, check_input_length, input_layout
+from twostream.data.clip_sampling import check_frame_sampling
 from twostream.data.extraction import part_videos
+from twostream.data.motion_inputs import check_stream_length, stream_layout
 from twostream.engine.protocol import open_evaluation, score_videos
-from twostream.streams.models import build_model
+from twostream.streams.motion_models import build_stream_model
 
 log = logging.getLogger("twostream")
 
 
 def evaluate(config: EvalConfig, interactive: bool | None = None) -> tuple[dict[str, float], VideoScores]:
     """Run the protocol; write the scores file; return the metrics and the scores."""
-    evaluation = open_evaluation(config, load_checkpoint, config.stream, lambda state: input_layout(state["config"]))
+    evaluation = open_evaluation(config, load_checkpoint, config.stream, lambda state: stream_layout(state["config"]))
     state, extraction, spec = evaluation.state, evaluation.extraction, evaluation.layout
     trained = state["config"]
     if trained.clip:
         check_frame_sampling(trained.frames, extraction.config.settings, extraction.config.kind, extraction.root)
     videos = part_videos(extraction, config.split, config.part, trained.holdout, trained.seed)
-    check_input_length(videos, spec, config.part)
+    check_stream_length(videos, spec, config.part)
     log.info("config: %s", config.to_json())
     log.info("%s stream (%s%s, epoch %d) on %d %s videos of %s %s: %d clips x %s crops each",
              trained.stream, trained.backbone, f", clips of {trained.clip}" if trained.clip else "", state["epoch"],
              len(videos), config.part, extraction.root, config.split, config.clips, config.crops)
 
-    model = build_model(trained.backbone, trained.in_channels, state["num_classes"], trained.dropout,
-                        clip=trained.clip, crop_size=trained.crop_size, motion_channels=trained.motion_channels)
+    model = build_stream_model(trained, state["num_classes"])
     return score_videos(config, evaluation, model, videos,
                         about={"stream": trained.stream, "backbone": trained.backbone},
                         configs={"train_config": trained.to_dict()}, interactive=interactive)

@@ -15,7 +15,7 @@ from twostream.core.checkpoint import load_checkpoint, load_weights, save_checkp
 from twostream.core.config import TrainConfig
 from twostream.core.device import Device, setup_device
 from twostream.core.run_folder import CHECKPOINT_FILE
-from twostream.data.clip_sampling import check_input_length, frame_sampling, input_layout
+from twostream.data.clip_sampling import frame_sampling
 from twostream.data.extraction import (
     DataError,
     ExtractedDataset,
@@ -24,6 +24,7 @@ from twostream.data.extraction import (
     split_holdout,
     videos_in_split,
 )
+from twostream.data.motion_inputs import check_stream_length, stream_layout
 from twostream.engine.fit_loop import (
     CheckpointWriter,
     Learner,
@@ -37,7 +38,8 @@ from twostream.engine.fit_loop import (
     videos_for_val_on_test,
 )
 from twostream.engine.metrics_log import HELD_OUT, ON_TEST
-from twostream.streams.models import build_model, describe, pretrained_state
+from twostream.streams.models import describe, pretrained_state
+from twostream.streams.motion_models import build_stream_model
 
 log = logging.getLogger("twostream")
 
@@ -61,7 +63,7 @@ def _validation_videos(config: TrainConfig, extraction: ExtractedDataset, held_o
         except DataError as exc:
             log.warning("no validation: %s", exc)
             return [], HELD_OUT
-    check_input_length(videos, input_layout(config), "validation")
+    check_stream_length(videos, stream_layout(config), "validation")
     return videos, subset
 
 
@@ -69,11 +71,11 @@ def _build(config: TrainConfig, num_classes: int, device: Device, rgb_state: dic
            new_run: bool) -> tuple[nn.Module, torch.optim.Optimizer, torch.amp.GradScaler]:
     """The model (seeded, so a run's initial weights are its seed's), the optimiser and the AMP scaler."""
     torch.manual_seed(config.seed)
-    model = build_model(config.backbone, config.in_channels, num_classes, config.dropout, rgb_state, origin,
-                        clip=config.clip, crop_size=config.crop_size, motion_channels=config.motion_channels)
+    model = build_stream_model(config, num_classes, rgb_state, origin)
     log.info("%s %s: %s", config.stream, config.backbone, describe(model))
     if rgb_state is not None:
-        log.info("initialised from %s%s", origin, " by cross-modality averaging" if config.stream == "temporal" else "")
+        log.info("initialised from %s%s", origin,
+                 " by cross-modality averaging" if config.stream in ("temporal", "learned-flow") else "")
     elif new_run:
         log.warning("training from random initialisation; the paper's streams start from ImageNet weights "
                     "(--pretrained PATH)")
@@ -99,7 +101,7 @@ def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = No
         config = dataclasses.replace(config, frames=frame_sampling(extraction.config.settings, extraction.config.kind))
     check_crop_size(extraction, config.crop_size)
     train_videos, held_out = split_holdout(videos_in_split(extraction, config.split, "train"), config.holdout, config.seed)
-    check_input_length(train_videos, input_layout(config), "training")
+    check_stream_length(train_videos, stream_layout(config), "training")
     val_videos, val_subset = _validation_videos(config, extraction, held_out)
     # a resumed run has its weights in the checkpoint; a new one reads its pretrained file now,
     # before anything is written
@@ -116,7 +118,7 @@ def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = No
         model, optimizer, scaler = _build(config, extraction.num_classes, device, rgb_state, origin, state is None)
         if state is not None:
             load_weights(model, state["model"], Path(config.out) / CHECKPOINT_FILE)
-        data = fit_data(config, input_layout(config), extraction.root, train_videos, val_videos, device, val_subset)
+        data = fit_data(config, stream_layout(config), extraction.root, train_videos, val_videos, device, val_subset)
         return fit_epochs(config, Learner(model, optimizer, scaler), data, device,
                           CheckpointWriter(_identity(config, extraction), save_checkpoint), state=state,
                           interactive=interactive)
