@@ -503,3 +503,36 @@ def test_a_stopped_pair_loads_nothing_and_leaves_the_grid(tmp_path):
     # 20 iterations: 5 with both pairs, the flags posted at 5 are read at 10, then pair 1 alone
     assert result["warping"]["launches"] == {"flow": 20, "dual": 20}, result
     assert result["warping"]["rows"] == {"flow": 30, "dual": 30}, result
+
+
+# --- make check-gpu from a plain checkout --------------------------------------------------------------
+DISTINCT = """
+import hashlib
+from check_gpu import distinct_pairs
+first, second, distinct = distinct_pairs(1024, (340, 256))
+print(len({hashlib.sha1(a.tobytes() + b.tobytes()).hexdigest() for a, b in zip(first, second)}), distinct)
+"""
+
+
+def test_check_gpu_runs_from_a_checkout_without_shared_data(tmp_path):
+    """benchmarks/check_gpu.py --smoke where ../shared is absent (FLOWPREP_SHARED_DATA at an empty
+    folder): the reference cuts shipped in the repository stand in (before issue 27 it stopped
+    with "benchmark needs the reference data"), and a batch of 1,024 holds 1,024 distinct pairs."""
+    pytest.importorskip("triton", reason="Triton is not installed")
+    empty = tmp_path / "no_shared"
+    empty.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "benchmarks")]),
+           "PYTHONWARNINGS": "ignore", "FLOWPREP_SHARED_DATA": str(empty)}
+    env.pop("TRITON_INTERPRET", None)
+    result = subprocess.run([sys.executable, "benchmarks/check_gpu.py", "--smoke", "--out", str(tmp_path)],
+                            capture_output=True, text=True, cwd=REPO, env=env, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "from the reference cuts shipped in benchmarks/data/reference" in result.stdout, result.stdout
+    report = json.loads((tmp_path / "check_gpu.json").read_text())
+    device = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert all(c["ok"] for c in report["devices"][device]["checks"].values())
+    assert all(p["slowest_pair_iterations"] >= p["median_pair_iterations"] > 0 for p in report["devices"][device]["backend"])
+    result = subprocess.run([sys.executable, "-c", DISTINCT], capture_output=True, text=True, cwd=REPO, env=env,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["1024", "1024"], result.stdout
