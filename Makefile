@@ -133,7 +133,7 @@ DEMOMOTION_FUSIONS := spatial+temporal:spatial:temporal spatial+learned-flow:spa
 DEMOMOTION_REPORT := $(DEMO3D_RUNS)/motion-report
 
 .PHONY: install test demo demo-3d demo-attention demo-motion extract-flow train evaluate fuse-features fuse manifests clean \
-	bench-extract bench-codecs bench-flow-params bench-train bench-gpu-flow check-gpu bench-scale bench-reliability readme-figures
+	bench-extract bench-codecs bench-flow-params bench-train bench-gpu-flow check-gpu gpu-session bench-scale bench-reliability readme-figures
 
 install: $(STAMP)
 
@@ -301,6 +301,10 @@ bench-gpu-flow:
 # one GPU machine checked end to end in under 10 minutes; without CUDA, every check on the CPU
 check-gpu:
 	PYTHONPATH=. $(GPU_PYTHON) benchmarks/check_gpu.py $(CHECK_GPU_ARGS)
+
+# a GPU session's measurements in one go, results under $(OUT) (benchmarks/gpu_session.sh)
+gpu-session:
+	GPU_PYTHON=$(GPU_PYTHON) OUT=$(or $(OUT),out/gpu_session) sh benchmarks/gpu_session.sh
 
 readme-figures: $(STAMP)
 	$(PY) benchmarks/render_readme.py

@@ -126,7 +126,11 @@ def iteration_costs(stats: dict, fields: int, area: int) -> dict:
     levels = sorted(stats.get("levels", {}).items(), key=lambda kv: -kv[0][0] * kv[0][1])
     total_pixels = sum(float(v["pixel_iterations"]) for _, v in levels) or 1.0
     total_sequential = sum(int(v["sequential_iterations"]) for _, v in levels) or 1
+    pairs = stats.get("pair_iterations")
+    per_pair = sorted(int(v) for v in pairs.tolist()) if pairs is not None else [0]
     return {"iterations_per_field": iterations,
+            # a batch runs until its slowest pair stops: the slowest against the median pair
+            "slowest_pair_iterations": per_pair[-1], "median_pair_iterations": per_pair[len(per_pair) // 2],
             "median_filters_per_field": float(stats.get("median_pixels", 0)) / (fields * area),
             "bytes_per_field": iterations * area * BYTES_PER_PIXEL_ITERATION,
             "levels": [{"size": f"{w}x{h}", "bytes_share": float(v["pixel_iterations"]) / total_pixels,

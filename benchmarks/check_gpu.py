@@ -6,12 +6,19 @@ fast here?
     PYTHONPATH=. python benchmarks/check_gpu.py --smoke    # tiny sizes, under 30 s (make test runs it)
 
 On the first CUDA device: the fused kernels against PyTorch's operations on the device; the flow
-on the device against the CPU's on real pairs of the shared clips; the out-of-memory halving under
-a memory cap (torch.cuda.set_per_process_memory_fraction), with the memory held when each retry
-starts; the fused iteration's bandwidth in GB/s against a device-to-device copy's; fields/s at
-batches 16/64/256/1024 with the iterations' costs by pyramid level; the pipeline (`flowprep
-extract`) against the backend alone; and the way the flow really ran (`triton`, or `eager` after a
-fallback, with why). Without CUDA every check runs on the CPU at small sizes (the kernels through
+on the device against the CPU's on real pairs; the out-of-memory halving under a memory cap
+(torch.cuda.set_per_process_memory_fraction), with the memory held when each retry starts; the
+fused iteration's bandwidth in GB/s against a device-to-device copy's; fields/s at batches
+16/64/128/256/512/1024 of DISTINCT real pairs (every consecutive pair of the clips, then their
+mirror images and pairs two and three frames apart: never a pair twice in a batch), with the
+slowest pair's iterations (a batch runs until it stops) and the iterations' costs by pyramid
+level; the pipeline (`flowprep extract`, the clips listed again and again for ~80,000 fields:
+a minute or more, past its start-up) against the backend alone; and the way the flow really ran
+(`triton`, or `eager` after a fallback, with why).
+
+The real pairs come from the shared clips (../shared/data/clips, or $FLOWPREP_SHARED_DATA); from a
+plain checkout without them, from the two 48-frame cuts shipped in benchmarks/data/reference
+(it says so). Without CUDA every check runs on the CPU at small sizes (the kernels through
 Triton's interpreter), prints its fields/s and says that no GPU was found. Needs torch, numpy,
 opencv-python (contrib not needed), h5py and, for the kernels, Triton; nothing is installed.
 
@@ -36,11 +43,12 @@ import statistics
 import tempfile
 import time
 import weakref
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from bench_gpu_flow import BYTES_PER_PIXEL_ITERATION, Results, batch_of, copy_bandwidth, measure_backend, sync
-from common import CLIPS, REPO, RESULTS_DIR, gray_frames, require_shared_data
+from common import CLIPS, REPO, RESULTS_DIR, gray_frames
 
 from flowprep.extract.batched import FlowBatcher
 from flowprep.extract.config import ExtractConfig, ExtractRun
@@ -49,6 +57,8 @@ from flowprep.flow.tvl1_torch import BYTES_PER_PIXEL, TorchTVL1, TVL1Params, inn
 from flowprep.format.manifest import read_manifest
 
 MANIFEST = REPO / "data_manifests" / "shared_clips.csv"
+REFERENCE = REPO / "benchmarks" / "data" / "reference"  # two short real cuts, shipped: a checkout without ../shared
+PIPELINE_FIELDS = 80_000  # the GPU pipeline run: a minute or more at the targets' rates, past its start-up
 
 
 class Sizes:
@@ -57,29 +67,59 @@ class Sizes:
     def __init__(self, cuda: bool, smoke: bool) -> None:
         if cuda and not smoke:
             self.frame, self.pairs, self.state, self.flow_frame = (340, 256), 8, (64, 256, 340), (340, 256)
-            self.batches, self.params, self.oom_batch = [16, 64, 256, 1024], TVL1Params(), 16
-            self.pipeline_frames, self.point_seconds = 100, 10.0
+            self.batches, self.params, self.oom_batch = [16, 64, 128, 256, 512, 1024], TVL1Params(), 16
+            self.pipeline_frames, self.point_seconds, self.pipeline_fields = None, 10.0, PIPELINE_FIELDS
         elif not smoke:
             # the flow check's kernels run interpreted: 84x64, one level over 64x80 pixels (two launches
             # an iteration) and three under it (one a warping), minutes, not a quarter of an hour
             self.frame, self.pairs, self.state, self.flow_frame = (170, 128), 2, (2, 64, 80), (84, 64)
             self.batches, self.params, self.oom_batch = [1, 2], TVL1Params(), 8
-            self.pipeline_frames, self.point_seconds = 3, 5.0
+            self.pipeline_frames, self.point_seconds, self.pipeline_fields = 3, 5.0, 0
         else:
             self.frame, self.pairs, self.state, self.flow_frame = (40, 32), 1, (2, 12, 16), (40, 32)
             self.batches, self.oom_batch = [1, 2], 4
             self.params = TVL1Params(nscales=2, warps=1, outer_iterations=2, inner_iterations=5)
-            self.pipeline_frames, self.point_seconds = 2, 0.5
+            self.pipeline_frames, self.point_seconds, self.pipeline_fields = 2, 0.5, 0
+
+
+def clips() -> tuple[Path, Path, str]:
+    """(manifest, video folder, what they are) of the real clips: the shared ones, or the shipped cuts."""
+    if (CLIPS / read_manifest(MANIFEST)[0].path).is_file():
+        return MANIFEST, CLIPS, f"the shared clips ({CLIPS})"
+    return REFERENCE / "manifest.csv", REFERENCE, f"the reference cuts shipped in {REFERENCE.relative_to(REPO)} " \
+        f"(no shared clips in {CLIPS})"
 
 
 def real_pairs(count: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """`count` consecutive grey pairs a clip from the shared clips, at `size`, as the extractor makes them."""
+    """`count` consecutive grey pairs a clip, at `size`, as the extractor makes them."""
     first, second = [], []
-    for entry in read_manifest(MANIFEST):
-        frames = gray_frames(CLIPS / entry.path, count + 1, size)
+    manifest, folder, _ = clips()
+    for entry in read_manifest(manifest):
+        frames = gray_frames(folder / entry.path, count + 1, size)
         first += frames[:-1]
         second += frames[1:]
     return np.stack(first), np.stack(second)
+
+
+def distinct_pairs(count: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, int]:
+    """`count` grey pairs at `size`, no two the same, and how many are distinct (all, unless the
+    clips run out): every consecutive pair of every clip, then the same mirrored (left-right,
+    upside down, both), then pairs 2 and 3 frames apart (larger motions) and their mirrors."""
+    manifest, folder, _ = clips()
+    videos = [gray_frames(folder / e.path, 10**6, size) for e in read_manifest(manifest)]
+    first: list[np.ndarray] = []
+    second: list[np.ndarray] = []
+    for gap in (1, 2, 3):
+        for flip in (lambda f: f, np.fliplr, np.flipud, lambda f: np.flipud(np.fliplr(f))):
+            for frames in videos:
+                for a, b in zip(frames[:-gap], frames[gap:]):
+                    if len(first) == count:
+                        return np.stack(first), np.stack(second), count
+                    first.append(np.ascontiguousarray(flip(a)))
+                    second.append(np.ascontiguousarray(flip(b)))
+    distinct = len(first)
+    index = np.arange(count) % distinct  # the clips ran out: repeats, and the report says how many are distinct
+    return np.stack(first)[index], np.stack(second)[index], distinct
 
 
 def check_kernels(device: str, shape: tuple[int, int, int]) -> dict:
@@ -208,19 +248,26 @@ def check_bandwidth(device: str, shape: tuple[int, int, int], path: str) -> dict
             "copy_gb_s": copy / 1e9, "share_of_copy": rate / copy if CUDA else None}
 
 
-def check_pipeline(device: str, size: tuple[int, int], frames: int, batch: int, workers: int,
-                   params: TVL1Params) -> dict:
-    """`flowprep extract --flow tvl1-torch` on the shared clips against the backend alone on the same frames."""
+def check_pipeline(device: str, size: tuple[int, int], frames: int | None, batch: int, workers: int,
+                   params: TVL1Params, fields: int) -> dict:
+    """`flowprep extract --flow tvl1-torch` on the real clips, listed again and again for about
+    `fields` flow fields (at least once), against the backend alone on one pass's frames."""
     flow_params = tuple(sorted(TVL1Params.__dataclass_fields__))
     names = {"lam": "lambda"}
     config = ExtractConfig(flow_method="tvl1-torch", max_frames=frames, width=size[0], height=size[1],
                            flow_params=tuple((names.get(k, k), getattr(params, k)) for k in flow_params))
+    manifest, folder, _ = clips()
+    first, second = real_pairs(frames - 1 if frames else 10**6, size)
+    passes = max(1, -(-fields // (2 * len(first))))
     with tempfile.TemporaryDirectory() as tmp:
-        run = ExtractRun(MANIFEST, CLIPS, Path(tmp) / "shards", config, workers=workers, device=device, batch=batch)
+        lines = manifest.read_text().splitlines()
+        repeated = Path(tmp) / "manifest.csv"
+        repeated.write_text("\n".join([lines[0]] + [f"{row.split(',', 1)[0]}~{copy},{row.split(',', 1)[1]}"
+                                                     for copy in range(passes) for row in lines[1:] if row]) + "\n")
+        run = ExtractRun(repeated, folder, Path(tmp) / "shards", config, workers=workers, device=device, batch=batch)
         started = time.perf_counter()
         summary = run_extract(run, interactive=False)
         seconds = time.perf_counter() - started
-    first, second = real_pairs(frames - 1, size)
     a, b = np.concatenate([first, second]), np.concatenate([second, first])  # both directions, as extracted
     backend = TorchTVL1(params, device)
     backend.codes(a[:2], b[:2], 20.0, True)  # warm-up
@@ -231,7 +278,8 @@ def check_pipeline(device: str, size: tuple[int, int], frames: int, batch: int, 
     sync(device)
     alone = len(a) / (time.perf_counter() - t0)
     rate = 2 * summary.pairs / seconds
-    return {"ok": not summary.failures and summary.pairs == len(first), "pairs": summary.pairs,
+    return {"ok": not summary.failures and summary.pairs == passes * len(first), "pairs": summary.pairs,
+            "passes": passes, "seconds_run": seconds,
             "videos": summary.extracted, "failed": len(summary.failures), "pipeline_fields_per_s": rate,
             "backend_fields_per_s": alone, "ratio": rate / alone, "batch": batch, "workers": run.n_workers,
             "path": summary.flow_paths}
@@ -243,7 +291,6 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "out" / "check_gpu", help="folder for check_gpu.json")
     parser.add_argument("--batches", help="comma-separated batch sizes for the rates (default by device)")
     args = parser.parse_args()
-    require_shared_data()
     torch.set_num_threads(min(2, os.cpu_count() or 1) if not CUDA else torch.get_num_threads())
     device = "cuda:0" if CUDA else "cpu"
     sizes = Sizes(CUDA, args.smoke)
@@ -265,8 +312,10 @@ def main() -> int:
         print(f"no GPU found (torch.cuda.is_available() is false): every check on the CPU at small sizes, the "
               f"kernels through Triton's interpreter; torch {torch.__version__}, Triton {triton.__version__}", flush=True)
     started = time.perf_counter()
+    source = clips()[2]
+    results.data["clips"] = source
     first, second = real_pairs(sizes.pairs, sizes.frame)
-    print(f"{len(first)} real pairs at {sizes.frame[0]}x{sizes.frame[1]}", flush=True)
+    print(f"{len(first)} real pairs at {sizes.frame[0]}x{sizes.frame[1]} from {source}", flush=True)
     checks: dict = {}
 
     def run(name: str, fn, *fn_args) -> dict:
@@ -290,11 +339,15 @@ def main() -> int:
     path = flow.get("path", "eager") if CUDA else "eager"  # on the CPU the interpreter's speed means nothing
     run("bandwidth", check_bandwidth, device, sizes.state, path)
     points = []
+    many, other, distinct = distinct_pairs(max(sizes.batches), sizes.frame)  # a batch never holds a pair twice
+    print(f"batches of up to {len(many)} pairs, {distinct} of them distinct", flush=True)
     for batch in sizes.batches:
         kernels = "auto" if CUDA else "eager"
         try:
-            point = measure_backend(device, kernels, batch, first, second, sizes.point_seconds) if sizes.params == \
-                TVL1Params() else _measure_small(device, batch, first, second, sizes.params)
+            point = measure_backend(device, kernels, batch, many[:batch], other[:batch], sizes.point_seconds) \
+                if sizes.params == TVL1Params() else _measure_small(device, batch, many[:batch], other[:batch],
+                                                                   sizes.params)
+            point["distinct_pairs"] = min(batch, distinct)
         except Exception as exc:  # noqa: BLE001  a batch that fails is a result too
             point = {"kernels": kernels, "batch": batch, "error": f"{type(exc).__name__}: {exc}"[:300]}
             if CUDA:
@@ -304,12 +357,14 @@ def main() -> int:
                 checks["bandwidth"].get("copy_gb_s", float("nan")) * 1e9)
         points.append(point)
         results.put(device, "backend", points)
-        print(f"batch {batch}: " + (f"{point['fields_per_s']:.2f} fields/s ({point['path']})" if "fields_per_s" in point
+        print(f"batch {batch}: " + (f"{point['fields_per_s']:.2f} fields/s ({point['path']}), slowest pair "
+                                    f"{point.get('slowest_pair_iterations')} iterations, median "
+                                    f"{point.get('median_pair_iterations')}" if "fields_per_s" in point
                                     else point["error"]), flush=True)
     best = max((p for p in points if "fields_per_s" in p), key=lambda p: p["fields_per_s"], default={"batch": 2})
     workers = max(1, (os.cpu_count() or 1) - 2) if CUDA else 2
     pipeline = run("pipeline", check_pipeline, device, sizes.frame, sizes.pipeline_frames,
-                   best["batch"] if CUDA else 8, workers, sizes.params)
+                   best["batch"] if CUDA else 8, workers, sizes.params, sizes.pipeline_fields)
     if "pipeline_fields_per_s" in pipeline:
         results.put(device, "pipeline", {k: v for k, v in pipeline.items() if k not in ("ok", "seconds")})
     results.put(device, "path", flow.get("path"))
@@ -325,15 +380,19 @@ def main() -> int:
 
 def _measure_small(device: str, batch: int, first: np.ndarray, second: np.ndarray, params: TVL1Params) -> dict:
     """fields/s with the smoke test's parameters (measure_backend uses the defaults)."""
-    backend = TorchTVL1(params, device)
+    stats: dict = {}
+    backend = TorchTVL1(params, device, stats=stats)
     a, b = batch_of(first, second, batch)
     backend.codes(a, b, 20.0, True)
+    per_pair = sorted(int(v) for v in stats["pair_iterations"].tolist())
+    backend.solver = replace(backend.solver, stats=None)
     times = []
     for _ in range(2):
         t0 = time.perf_counter()
         backend.codes(a, b, 20.0, True)
         times.append(time.perf_counter() - t0)
-    return {"kernels": "auto", "path": backend.path, "batch": batch, "fields_per_s": batch / statistics.median(times)}
+    return {"kernels": "auto", "path": backend.path, "batch": batch, "fields_per_s": batch / statistics.median(times),
+            "slowest_pair_iterations": per_pair[-1], "median_pair_iterations": per_pair[len(per_pair) // 2]}
 
 
 def merge_into(path: Path, data: dict) -> None:

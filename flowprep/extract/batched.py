@@ -8,7 +8,8 @@ forward and backward directions together, mean-subtracted and quantised there (a
 bytes to copy back). Threads, not processes: decoding, resizing and JPEG encoding run in OpenCV
 with the GIL released, and the batcher gets the frames without copying them between processes.
 A job keeps two windows in flight, so it decodes the next window while the device computes this
-one; windows are sized so that the threads' windows fill a batch twice over.
+one; windows are sized so that one window of every thread fills a batch (`window_pairs`): one
+batch computes while the next is queued.
 
 The first batch of a frame size holds what the device's free memory holds (at most `batch`); a
 CUDA out-of-memory error halves the batch (logged once) and the batch is computed in halves, each
@@ -200,8 +201,11 @@ class FlowBatcher:
 
 
 def window_pairs(max_fields: int, workers: int) -> int:
-    """Pairs per window: the workers' windows, two in flight each, fill one batch twice over."""
-    return max(1, math.ceil(max_fields / (2 * 2 * workers)))
+    """Pairs per window (2 fields a pair: both directions): one window of every worker fills a
+    batch. In steady state a job has one window queued while its previous one computes (it waits
+    for that one before it decodes the next), so a batch holds one window of each: windows of
+    max_fields / (2 x workers) fields, as this was until issue 27, gave batches of max_fields / 2."""
+    return max(1, math.ceil(max_fields / (2 * workers)))
 
 
 def device_outcomes(videos: Iterable[tuple[ManifestEntry, Path]], config: ExtractConfig, staging_dir: Path, device: str,

@@ -31,8 +31,10 @@ operations run instead. Tested on the CPU through Triton's interpreter (TRITON_I
 """
 from __future__ import annotations
 
+import functools
 from collections import Counter
 
+import numpy as np
 import torch
 import triton
 import triton.language as tl
@@ -42,8 +44,10 @@ MEDIAN_BLOCK = 256  # 25 values a pixel live in registers: fewer pixels a progra
 GRID_Y_MAX = 65535  # CUDA's limit on a grid's second dimension (pairs a launch)
 GRID_X_MAX = 2**31 - 1
 
-# kernel launches by kernel, since the process started: what tests and the benchmark count
+# kernel launches by kernel, since the process started, and the rows of their grids (a row: one
+# pair's programs): what tests and the benchmark count
 LAUNCHES: Counter = Counter()
+ROWS: Counter = Counter()
 _LAUNCHING = [False]  # true while a kernel launches (the interpreter's own tensor copies are not the method's)
 
 
@@ -63,6 +67,7 @@ def launch_plan(pairs: int, area: int, block: int) -> list[tuple[int, tuple[int,
 def _launch(kernel, name: str, pairs: int, area: int, block: int, *args, **meta) -> None:
     for first, grid in launch_plan(pairs, area, block):
         LAUNCHES[name] += 1
+        ROWS[name] += grid[1]
         _LAUNCHING[0] = True
         try:
             kernel[grid](*args, first, BLOCK=block, **meta)
@@ -77,17 +82,25 @@ def _pair_base(first_pair, area):
 
 
 # the frame size and the first pair are not specialised on: one compiled kernel for every batch
+@triton.jit
+def _live_pair(pairs_ptr, first_pair):
+    """This program's pair: its row of the grid is an entry of the list of pairs still iterating."""
+    return tl.load(pairs_ptr + tl.program_id(1) + first_pair)
+
+
 @triton.jit(do_not_specialize=["height", "width", "first_pair"])
 def _flow_kernel(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, i1wx_ptr, i1wy_ptr, grad_ptr, rho_ptr,
-                 active_ptr, error_ptr, height, width, l_t, theta, grad_eps, first_pair, BLOCK: tl.constexpr):
-    pair = tl.program_id(1) + first_pair
+                 active_ptr, error_ptr, pairs_ptr, height, width, l_t, theta, grad_eps, first_pair,
+                 BLOCK: tl.constexpr):
+    pair = _live_pair(pairs_ptr, first_pair)
+    if tl.load(active_ptr + pair) == 0:
+        return  # a stopped pair: nothing loaded, nothing stored
     area = height.to(tl.int64) * width
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    live = tl.load(active_ptr + pair) != 0
-    mask = (offs < area) & live
+    mask = offs < area
     x = offs % width
     y = offs // width
-    at = _pair_base(first_pair, area) + offs
+    at = pair.to(tl.int64) * area + offs
     left = mask & (x > 0)
     up = mask & (y > 0)
     u1 = tl.load(u1_ptr + at, mask=mask, other=0.0)
@@ -110,21 +123,25 @@ def _flow_kernel(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, i1wx_ptr, i
     tl.store(u1_ptr + at, n1, mask=mask)
     tl.store(u2_ptr + at, n2, mask=mask)
     d = tl.where(mask, (n1 - u1) * (n1 - u1) + (n2 - u2) * (n2 - u2), 0.0)
-    tl.atomic_add(error_ptr + pair, tl.sum(d, axis=0), mask=live)
+    tl.atomic_add(error_ptr + pair, tl.sum(d, axis=0))
 
 
 @triton.jit(do_not_specialize=["height", "width", "first_pair"])
 def _dual_kernel(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, active_ptr, next_active_ptr, error_ptr,
-                 next_error_ptr, iterations_ptr, height, width, taut, scaled_epsilon, first_pair,
+                 next_error_ptr, iterations_ptr, pairs_ptr, height, width, taut, scaled_epsilon, first_pair,
                  BLOCK: tl.constexpr):
-    pair = tl.program_id(1) + first_pair
+    pair = _live_pair(pairs_ptr, first_pair)
+    if tl.load(active_ptr + pair) == 0:
+        # a stopped pair: its first program only clears the flag the next iteration reads (the
+        # flags alternate: the other one was set two iterations ago), and nothing is loaded
+        tl.store(next_active_ptr + pair, tl.zeros((), tl.int8), mask=tl.program_id(0) == 0)
+        return
     area = height.to(tl.int64) * width
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    live = tl.load(active_ptr + pair) != 0
-    mask = (offs < area) & live
+    mask = offs < area
     x = offs % width
     y = offs // width
-    at = _pair_base(first_pair, area) + offs
+    at = pair.to(tl.int64) * area + offs
     right = mask & (x < width - 1)
     down = mask & (y < height - 1)
     # forward differences of the new flow, 0 in the last column and row
@@ -144,9 +161,9 @@ def _dual_kernel(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, active_ptr,
     # ended), and no program of this kernel reads the next flag or the next error sum
     if tl.program_id(0) == 0:
         error = tl.load(error_ptr + pair)
-        tl.store(next_active_ptr + pair, (live & (error > scaled_epsilon)).to(tl.int8))
+        tl.store(next_active_ptr + pair, (error > scaled_epsilon).to(tl.int8))
         tl.store(next_error_ptr + pair, 0.0)
-        tl.store(iterations_ptr + pair, tl.load(iterations_ptr + pair) + live.to(tl.int32))
+        tl.store(iterations_ptr + pair, tl.load(iterations_ptr + pair) + 1)
 
 
 class PairFlags:
@@ -161,25 +178,48 @@ class PairFlags:
         self.error = [torch.zeros(pairs, dtype=torch.float32, device=device) for _ in range(2)]
         self.iterations = torch.zeros(pairs, dtype=torch.int32, device=device)
         self.parity = 0
+        # the pairs the iterations' grid covers (int32, on the device): all at first, then those
+        # the host last saw iterating (`keep_only`); a pair the list still holds after it stopped
+        # costs its programs two loads
+        self.pairs = all_pairs(pairs, device)
 
     @property
     def current(self) -> torch.Tensor:
         """The flags the next iteration reads (int8, 1: still iterating)."""
         return self.active[self.parity]
 
+    def keep_only(self, live: np.ndarray) -> None:
+        """Cover only the pairs of `live` ((pairs,) flags the host read; a stopped pair stays
+        stopped, so the list only shrinks): one small copy when it shrinks, none otherwise."""
+        indices = np.flatnonzero(live).astype(np.int32)
+        if 0 < len(indices) < len(self.pairs):
+            host = torch.from_numpy(indices)
+            if self.pairs.device.type == "cuda":
+                host = host.pin_memory()
+            self.pairs = host.to(self.pairs.device, non_blocking=True)
+
+
+@functools.lru_cache(maxsize=64)
+def all_pairs(pairs: int, device: torch.device) -> torch.Tensor:
+    """0 .. pairs - 1 (int32) on `device`: the first list of every warping, built once per batch size;
+    never written to."""
+    return torch.arange(pairs, dtype=torch.int32, device=device)
+
 
 def fused_iteration(state: dict[str, torch.Tensor], params, flags: PairFlags, scaled_epsilon: float) -> None:
     """`tvl1_torch.inner_iteration` for gamma = 0, in place on `state`, in two launches: the
     pairs of `flags.current` iterate, and the flags the next iteration reads are written."""
     u1 = state["u1"]
-    n, height, width = u1.shape
+    _, height, width = u1.shape
+    n = len(flags.pairs)  # the grid covers the pairs the host last saw iterating
     p = flags.parity
     _launch(_flow_kernel, "flow", n, height * width, BLOCK, u1, state["u2"], state["p11"], state["p12"], state["p21"],
             state["p22"], state["i1wx"], state["i1wy"], state["grad"], state["rho_c"], flags.active[p],
-            flags.error[p], height, width, params.lam * params.theta, params.theta, torch.finfo(torch.float32).eps)
+            flags.error[p], flags.pairs, height, width, params.lam * params.theta, params.theta,
+            torch.finfo(torch.float32).eps)
     _launch(_dual_kernel, "dual", n, height * width, BLOCK, u1, state["u2"], state["p11"], state["p12"], state["p21"],
             state["p22"], flags.active[p], flags.active[1 - p], flags.error[p], flags.error[1 - p], flags.iterations,
-            height, width, params.tau / params.theta, scaled_epsilon)
+            flags.pairs, height, width, params.tau / params.theta, scaled_epsilon)
     flags.parity = 1 - p
 
 
@@ -358,7 +398,11 @@ def median5(u1: torch.Tensor, u2: torch.Tensor, active: torch.Tensor) -> tuple[t
 
 # --- the coarse levels: a whole warping in one launch ---------------------------------------------
 COARSE_AREA = 64 * 80  # levels of at most this many pixels (the four coarsest at 340x256) run this way
-COARSE_BLOCK = 1024
+# a program walks its pair in blocks of 512 pixels with 8 warps: 128 registers a thread and no spill
+# for sm_90 (ptxas -v; tests/flowprep/test_gpu_paths.py). Blocks of 1024 with 4 warps needed 255
+# and spilt 304 bytes; 1024 with 8, 238 registers (one program an SM)
+COARSE_BLOCK = 512
+COARSE_WARPS = 8
 
 
 @triton.jit(do_not_specialize=["height", "width", "outer", "inner", "first_pair"])
@@ -465,6 +509,7 @@ def coarse_warping(state: dict[str, torch.Tensor], params, iterations: torch.Ten
                 u1, state["u2"], state["p11"], state["p12"], state["p21"], state["p22"], state["i1wx"], state["i1wy"],
                 state["grad"], state["rho_c"], m1, m2, iterations, height, width, params.lam * params.theta,
                 params.theta, torch.finfo(torch.float32).eps, params.tau / params.theta, scaled_epsilon,
-                params.outer_iterations, params.inner_iterations, first, MEDIAN=median, BLOCK=COARSE_BLOCK)
+                params.outer_iterations, params.inner_iterations, first, MEDIAN=median, BLOCK=COARSE_BLOCK,
+                num_warps=COARSE_WARPS)
         finally:
             _LAUNCHING[0] = False

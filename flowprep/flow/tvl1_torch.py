@@ -25,6 +25,7 @@ device, which is not the tensors' on cuda:1 and up unless set.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
@@ -93,7 +94,20 @@ def pyramid_sizes(height: int, width: int, params: TVL1Params) -> list[tuple[int
 
 
 def _linear_taps(src: int, dst: int, scale: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """cv::resize's bilinear taps along one axis: source index pairs and the weight of the second."""
+    """cv::resize's bilinear taps along one axis: source index pairs and the weight of the second.
+    They depend on the sizes only, and every batch of a frame size resizes between the same sizes:
+    built once per axis and device (some 18 operations each, which per batch outnumbered the
+    launches of the iterations themselves), then reused; never written to."""
+    return _cached_taps(int(src), int(dst), float(scale), torch.device(device))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_taps(src: int, dst: int, scale: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    with torch.inference_mode(False):  # built under inference_mode, they could not be used where autograd records
+        return _taps(src, dst, scale, device)
+
+
+def _taps(src: int, dst: int, scale: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     pos = (torch.arange(dst, dtype=torch.float64, device=device) + 0.5) * scale - 0.5
     first = torch.floor(pos)
     weight = (pos - first).float()
@@ -115,6 +129,14 @@ def resize_linear(x: torch.Tensor, size: tuple[int, int], scale: tuple[float, fl
     y0, y1, wy = _linear_taps(h, size[0], sy, x.device)
     rows = x[:, :, x0] + (x[:, :, x1] - x[:, :, x0]) * wx  # horizontal pass first, as OpenCV does
     return rows[:, y0, :] + (rows[:, y1, :] - rows[:, y0, :]) * wy[:, None]
+
+
+@functools.lru_cache(maxsize=64)
+def _pixel_grid(height: int, width: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pixels' y and x coordinates, (H, W) each: shape-only, built once per level and reused."""
+    with torch.inference_mode(False):
+        return torch.meshgrid(torch.arange(height, device=device, dtype=dtype),
+                              torch.arange(width, device=device, dtype=dtype), indexing="ij")
 
 
 # --- finite differences with OpenCV's boundaries ---------------------------------------------------
@@ -149,8 +171,7 @@ def median_filter(x: torch.Tensor, size: int) -> torch.Tensor:
 def warp(images: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor) -> torch.Tensor:
     """cv::remap(..., INTER_CUBIC) with a zero border of (N, C, H, W) images at (x + u1, y + u2)."""
     n, _, h, w = images.shape
-    ys, xs = torch.meshgrid(torch.arange(h, device=u1.device, dtype=u1.dtype),
-                            torch.arange(w, device=u1.device, dtype=u1.dtype), indexing="ij")
+    ys, xs = _pixel_grid(h, w, u1.device, u1.dtype)
     # normalised so that -1 and 1 are the centres of the first and last pixels (align_corners)
     grid = torch.stack([(xs + u1) * (2.0 / max(w - 1, 1)) - 1.0, (ys + u2) * (2.0 / max(h - 1, 1)) - 1.0], dim=-1)
     return F.grid_sample(images, grid, mode="bicubic", padding_mode="zeros", align_corners=True)
@@ -242,7 +263,9 @@ class Solver:
     # if given, counts what the iterations cost: "pixel_iterations" (pixels of the pairs
     # iterating, summed over iterations, on the device), "median_pixels" (pixels median-filtered)
     # and, by level ("levels", (h, w) -> the same two and "sequential_iterations": iterations the
-    # loop ran, whatever the batch, which is what a launch-bound device pays)
+    # loop ran, whatever the batch, which is what a launch-bound device pays), and
+    # "pair_iterations": (N,) the iterations each pair ran, all levels and warpings (the slowest
+    # pair bounds a batch)
     stats: dict | None = None
     fused: bool = False
     # with `fused`: a level of at most tvl1_kernels.COARSE_AREA pixels runs each warping in one
@@ -267,6 +290,7 @@ def _solve_eager(state: dict[str, torch.Tensor], params: TVL1Params, solver: Sol
     work = {k: v for k, v in state.items()}  # the pairs still iterating
     index = torch.arange(n, device=state["u1"].device)
     active = torch.ones(n, dtype=torch.bool, device=index.device)
+    per_pair = torch.zeros(n, dtype=torch.int32, device=index.device) if solver.stats is not None else None
     count = 0
     try:
         for _ in range(params.outer_iterations):
@@ -274,8 +298,9 @@ def _solve_eager(state: dict[str, torch.Tensor], params: TVL1Params, solver: Sol
             if params.median_filtering > 1 and solver.stats is not None:
                 _count(solver, level, "median_pixels", active.sum() * area)
             for _ in range(params.inner_iterations):
-                if solver.stats is not None:
+                if per_pair is not None:
                     _count(solver, level, "pixel_iterations", active.sum() * area)
+                    per_pair[index] += active.to(torch.int32)
                 error = solver.iteration(work, params, active)
                 active = active & (error > scaled_epsilon)
                 count += 1
@@ -287,6 +312,8 @@ def _solve_eager(state: dict[str, torch.Tensor], params: TVL1Params, solver: Sol
         _scatter(state, work, index)
     finally:
         _count(solver, level, "sequential_iterations", count)
+        if per_pair is not None:
+            _count_pairs(solver, per_pair)
 
 
 class ConvergenceWatch:
@@ -318,9 +345,11 @@ class ConvergenceWatch:
 
 
 def _solve_fused(state: dict[str, torch.Tensor], params: TVL1Params, solver: Solver) -> None:
-    """All pairs stay in the batch (no compaction: a stopped pair's programs return at once), the
-    flags on the device (tvl1_kernels.PairFlags); two launches an iteration, a copy of the flags
-    to the host every `check_every`, the median's launch every outer iteration."""
+    """All pairs stay in the batch (no compaction), the flags on the device
+    (tvl1_kernels.PairFlags); two launches an iteration, a copy of the flags to the host every
+    `check_every`, the median's launch every outer iteration. A stopped pair's programs return
+    before loading anything, and from the next look on (the host's flags are a window old) the
+    iterations' grid leaves it out."""
     from flowprep.flow.tvl1_kernels import COARSE_AREA, PairFlags, coarse_warping
 
     u1 = state["u1"]
@@ -332,6 +361,7 @@ def _solve_fused(state: dict[str, torch.Tensor], params: TVL1Params, solver: Sol
         if solver.stats is not None:
             _count(solver, level, "pixel_iterations", iterations.sum() * area)
             _count(solver, level, "sequential_iterations", int(iterations.max()))  # (a wait: counting only)
+            _count_pairs(solver, iterations)
         return
     flags = PairFlags(n, u1.device)
     watch = ConvergenceWatch(u1.device)
@@ -347,6 +377,8 @@ def _solve_fused(state: dict[str, torch.Tensor], params: TVL1Params, solver: Sol
             if count % solver.check_every == 0:
                 if watch.converged():
                     break
+                if watch.host is not None:  # the flags of a window ago: the grid drops the pairs stopped by then
+                    flags.keep_only(watch.host.numpy())
                 watch.post(flags.current)
         else:
             continue
@@ -354,6 +386,7 @@ def _solve_fused(state: dict[str, torch.Tensor], params: TVL1Params, solver: Sol
     if solver.stats is not None:
         _count(solver, level, "pixel_iterations", flags.iterations.sum() * area)
         _count(solver, level, "sequential_iterations", count)
+        _count_pairs(solver, flags.iterations)
 
 
 def fused_median_step(state: dict[str, torch.Tensor], params: TVL1Params, flags) -> None:
@@ -375,6 +408,12 @@ def _count(solver: Solver, level: tuple[int, int], name: str, step) -> None:
         for counts in (solver.stats, solver.stats.setdefault("levels", {}).setdefault(level, {})):
             total = counts.get(name)
             counts[name] = step if total is None else total + step
+
+
+def _count_pairs(solver: Solver, iterations: torch.Tensor) -> None:
+    """Add a warping's iterations of each pair, (N,) on the device, to the batch's."""
+    total = solver.stats.get("pair_iterations")
+    solver.stats["pair_iterations"] = iterations.clone() if total is None else total + iterations
 
 
 def _scatter(state: dict[str, torch.Tensor], work: dict[str, torch.Tensor], index: torch.Tensor) -> None:
@@ -407,10 +446,8 @@ def solve_scale(i0: torch.Tensor, i1: torch.Tensor, u: dict[str, torch.Tensor], 
                 solver: Solver) -> None:
     """OpenCV's procOneScale for a batch: `warps` warpings of I1 towards I0, each iterated to
     convergence; the dual variables start at zero and carry over between warpings."""
-    zeros = torch.zeros_like(i0)
-    state = {**u, "p11": zeros.clone(), "p12": zeros.clone(), "p21": zeros.clone(), "p22": zeros.clone()}
-    if params.gamma:
-        state["p31"], state["p32"] = zeros.clone(), zeros.clone()
+    duals = ("p11", "p12", "p21", "p22") + (("p31", "p32") if params.gamma else ())
+    state = {**u, **{k: torch.zeros_like(i0) for k in duals}}  # one fill each (a zero field and clones: one more)
     i1x, i1y = centered_gradient(i1)
     images = torch.stack([i1, i1x, i1y], dim=1)
     for _ in range(params.warps):
@@ -429,21 +466,30 @@ def tvl1(first: torch.Tensor, second: torch.Tensor, params: TVL1Params, solver: 
     n, h, w = first.shape
     sizes = pyramid_sizes(h, w, params)
     step = params.scale_step
-    i0s, i1s = [first.float()], [second.float()]
+    # both frames of every pair resized together, (2N, H, W) (a resize's operations per level, not
+    # two); the first N are the first frames, each half a contiguous view
+    pyramid = [torch.cat([first, second]).float()]
     for size in sizes[1:]:
-        i0s.append(resize_linear(i0s[-1], size, (1 / step, 1 / step)))
-        i1s.append(resize_linear(i1s[-1], size, (1 / step, 1 / step)))
-    coarse = torch.zeros(n, *sizes[-1], dtype=torch.float32, device=first.device)
-    u = {"u1": coarse, "u2": coarse.clone()}
-    if params.gamma:
-        u["u3"] = coarse.clone()
+        pyramid.append(resize_linear(pyramid[-1], size, (1 / step, 1 / step)))
+    u = {k: torch.zeros(n, *sizes[-1], dtype=torch.float32, device=first.device)
+         for k in ("u1", "u2", "u3")[:3 if params.gamma else 2]}
     for level in range(len(sizes) - 1, -1, -1):
-        solve_scale(i0s[level], i1s[level], u, params, solver)
+        solve_scale(pyramid[level][:n], pyramid[level][n:], u, params, solver)
         if level == 0:
             break
-        # the flow of the next finer level: resized, and its displacements scaled (u3 is not)
-        u = {k: resize_linear(v, sizes[level - 1]) * (1 / step if k != "u3" else 1.0) for k, v in u.items()}
+        u = _finer_flow(u, sizes[level - 1], step)
     return torch.stack([u["u1"], u["u2"]], dim=1)
+
+
+def _finer_flow(u: dict[str, torch.Tensor], size: tuple[int, int], step: float) -> dict[str, torch.Tensor]:
+    """The flow of the next finer level: resized, and its displacements scaled (u3 is not); u1 and
+    u2 resized together ((2, N, h, w): each a contiguous view)."""
+    n = u["u1"].shape[0]
+    both = (resize_linear(torch.cat([u["u1"], u["u2"]]), size) * (1 / step)).view(2, n, *size)
+    finer = {"u1": both[0], "u2": both[1]}
+    if "u3" in u:
+        finer["u3"] = resize_linear(u["u3"], size)
+    return finer
 
 
 # --- the backend ----------------------------------------------------------------------------------

@@ -186,3 +186,34 @@ def test_a_stop_while_the_jobs_wait_for_room_in_staging_ends_them(videos, tmp_pa
     done = subprocess.run([sys.executable, "-c", STOP_WHILE_STAGING_IS_FULL, str(manifest), str(tmp_path / "staging")],
                           capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.returncode == 0 and done.stdout.startswith("stopped after"), done.stderr[-1000:]
+
+
+class BatchSizes(TorchTVL1):
+    """tvl1-torch on the CPU, noting the fields of every batch it computes."""
+
+    def __init__(self, **params) -> None:
+        super().__init__(TVL1Params(**params))
+        self.sizes: list[int] = []
+
+    def codes(self, first, second, bound, mean_subtraction):
+        self.sizes.append(len(first))
+        return super().codes(first, second, bound, mean_subtraction)
+
+
+def test_steady_state_batches_are_full(tmp_path):
+    """Each thread has one window queued while its previous one computes, so in steady state a
+    batch holds one window of every thread: windows of max_fields / workers fields fill it (before
+    issue 27 they held half that, and every batch of this run held 8 fields of 16)."""
+    slow = {name: (dx // 2, dy // 2) for name, (dx, dy) in MOTIONS.items()}  # 33 frames stay in the picture
+    manifest = make_videos(tmp_path / "videos", slow, frames=33)
+    videos = [(e, manifest.parent / e.path) for e in read_manifest(manifest)]
+    # the flow is the bound (as a GPU is, with 16 cores decoding): 4 frames are decoded and staged
+    # long before a batch is computed
+    backend = BatchSizes(nscales=2, warps=1, outer_iterations=2, inner_iterations=10)
+    (tmp_path / "staging").mkdir()
+    config = ExtractConfig(flow_method="tvl1-torch", flow_params=tuple(FAST.items()), width=64, height=48)
+    outcomes = list(device_outcomes(videos, config, tmp_path / "staging", "cpu", workers=2, max_fields=16,
+                                    backend=backend))
+    assert not [o for o in outcomes if o.error] and sum(backend.sizes) == 4 * 32 * 2
+    steady = sorted(backend.sizes[2:-2])  # not the first batches, nor the videos' last windows
+    assert steady[len(steady) // 2] == 16, backend.sizes

@@ -230,7 +230,12 @@ def test_element_offsets_are_64_bit(tmp_path):
 # the interpreter runs what a GPU would reject (a scalar cast, a store under an `if`): compile the
 # kernels for a GPU (sm_90) with Triton's real compiler, which needs no GPU
 COMPILE_FOR_A_GPU = """
+import pathlib
+import re
+import subprocess
+import tempfile
 import triton
+from triton.backends.nvidia.compiler import get_ptxas
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from flowprep.flow import tvl1_kernels as k
@@ -240,20 +245,29 @@ def sig(kernel, types, constexprs):
     return ASTSource(fn=kernel, signature={n: ("constexpr" if n in constexprs else types[n]) for n in names}, constexprs={(names.index(n),): v for n, v in constexprs.items()})
 P = "*fp32"
 flow_types = {n: P for n in k._flow_kernel.arg_names}
-flow_types.update(active_ptr="*i8", error_ptr=P, height="i32", width="i32", l_t="fp32", theta="fp32", grad_eps="fp32", first_pair="i32")
+flow_types.update(active_ptr="*i8", error_ptr=P, pairs_ptr="*i32", height="i32", width="i32", l_t="fp32", theta="fp32", grad_eps="fp32", first_pair="i32")
 dual_types = {n: P for n in k._dual_kernel.arg_names}
-dual_types.update(active_ptr="*i8", next_active_ptr="*i8", iterations_ptr="*i32", height="i32", width="i32", taut="fp32", scaled_epsilon="fp32", first_pair="i32")
+dual_types.update(active_ptr="*i8", next_active_ptr="*i8", iterations_ptr="*i32", pairs_ptr="*i32", height="i32", width="i32", taut="fp32", scaled_epsilon="fp32", first_pair="i32")
 med_types = {n: P for n in k._median5_kernel.arg_names}
 med_types.update(active_ptr="*i8", height="i32", width="i32", first_pair="i32")
 coarse_types = {n: P for n in k._coarse_warping_kernel.arg_names}
 coarse_types.update(iterations_ptr="*i32", height="i32", width="i32", l_t="fp32", theta="fp32", grad_eps="fp32",
                     taut="fp32", scaled_epsilon="fp32", outer="i32", inner="i32", first_pair="i32")
-for kernel, types, constexprs in ((k._flow_kernel, flow_types, {"BLOCK": 1024}), (k._dual_kernel, dual_types, {"BLOCK": 1024}),
-                                  (k._median5_kernel, med_types, {"BLOCK": 256}),
-                                  (k._coarse_warping_kernel, coarse_types, {"MEDIAN": True, "BLOCK": 1024})):
+for kernel, types, constexprs, warps in ((k._flow_kernel, flow_types, {"BLOCK": k.BLOCK}, 4),
+                                         (k._dual_kernel, dual_types, {"BLOCK": k.BLOCK}, 4),
+                                         (k._median5_kernel, med_types, {"BLOCK": k.MEDIAN_BLOCK}, 4),
+                                         (k._coarse_warping_kernel, coarse_types, {"MEDIAN": True, "BLOCK": k.COARSE_BLOCK},
+                                          k.COARSE_WARPS)):
     src = sig(kernel, types, constexprs)
-    c = triton.compile(src, target=target)
-    print(kernel.fn.__name__, "compiled:", len(c.asm["cubin"]), "bytes cubin;", "n_regs", getattr(c, "n_regs", None), "shared", c.metadata.shared)
+    c = triton.compile(src, target=target, options={"num_warps": warps})  # as the launch compiles it
+    # registers and spills: what the driver would report (n_regs, n_spills) is read here from ptxas -v
+    ptx = pathlib.Path(tempfile.mkdtemp()) / "kernel.ptx"
+    ptx.write_text(c.asm["ptx"])
+    log = subprocess.run([get_ptxas(90).path, "-v", "--gpu-name", "sm_90a", str(ptx), "-o", str(ptx.with_suffix(".cubin"))],
+                         capture_output=True, text=True, check=True).stderr
+    registers = int(re.search(r"Used (\\d+) registers", log).group(1))
+    spilt = int(re.search(r"(\\d+) bytes spill stores", log).group(1))
+    print(kernel.fn.__name__, registers, spilt)
 """
 
 
@@ -268,8 +282,12 @@ def test_the_kernels_compile_for_a_gpu(tmp_path):
     if "ptxas" in result.stderr and result.returncode:  # a Triton wheel without its CUDA tools
         pytest.skip("Triton's ptxas is not available here")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert [line.split()[0] for line in result.stdout.splitlines()] == ["_flow_kernel", "_dual_kernel",
-                                                                        "_median5_kernel", "_coarse_warping_kernel"]
+    kernels = {line.split()[0]: [int(v) for v in line.split()[1:]] for line in result.stdout.splitlines()}
+    assert list(kernels) == ["_flow_kernel", "_dual_kernel", "_median5_kernel", "_coarse_warping_kernel"]
+    # no kernel spills registers to memory (the coarse one, before issue 27: 255 registers and 308
+    # bytes of spill stores with blocks of 1024 and 4 warps: two programs an SM, latency-bound)
+    assert all(spilt == 0 for _, spilt in kernels.values()), kernels
+    assert kernels["_coarse_warping_kernel"][0] <= 128, kernels
 
 
 # --- 5. the compile path's fallback fires ----------------------------------------------------------
@@ -373,3 +391,148 @@ def test_coarse_levels_run_a_warping_in_one_launch(tmp_path):
     difference, launches = interpreted(tmp_path, COARSE).strip().split(" ", 1)
     assert float(difference) < 1e-3, difference
     assert launches == "{'coarse': 4}", launches  # 2 levels x 2 warpings, no per-iteration launch
+
+
+# --- what a whole batch costs, not only its iterations -----------------------------------------------
+BATCH = """
+import collections
+import json
+import numpy as np
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from flowprep.flow import tvl1_kernels
+from flowprep.flow.tvl1_torch import TorchTVL1, TVL1Params
+
+FREE = {torch.ops.aten.empty, torch.ops.aten.empty_like, torch.ops.aten.empty_strided, torch.ops.aten.lift_fresh}
+
+class Operations(TorchDispatchMode):
+    # every PyTorch operation of the batch outside the kernels: on CUDA each is a launch or a copy
+    count = collections.Counter()
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not tvl1_kernels.launching() and not func.is_view and func.overloadpacket not in FREE:
+            Operations.count[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))
+
+rng = np.random.default_rng(0)
+a, b = (rng.integers(0, 256, (2, 64, 96), dtype=np.uint8) for _ in range(2))
+# levels 64x96 (two launches an iteration), 45x67 and 31x47 (coarse: a warping a launch)
+params = TVL1Params(nscales=3, warps=2, outer_iterations=1, inner_iterations=2)
+backend = TorchTVL1(params, kernels="triton", check_every=5)
+backend.codes(a, b, 20.0, True)  # the first batch of a size may build what later batches reuse
+tvl1_kernels.LAUNCHES.clear()
+with Operations():
+    backend.codes(a, b, 20.0, True)
+print(json.dumps({"operations": sum(Operations.count.values()), "launches": dict(tvl1_kernels.LAUNCHES),
+                  "top": dict(Operations.count.most_common(8))}))
+"""
+
+
+def test_a_whole_batch_costs_few_operations_outside_its_kernels(tmp_path):
+    """Every PyTorch operation and kernel launch of one whole batch (3 levels, 2 warpings each),
+    the pyramid, warpings, flags and quantisation included. Before issue 27: 568 operations, 288 of
+    them rebuilding resize_linear's taps for sizes that never change; 218 since (taps and pixel
+    grids cached per size, both frames and both flow components resized together)."""
+    batch = json.loads(interpreted(tmp_path, BATCH))
+    assert batch["launches"] == {"coarse": 4, "median": 2, "flow": 4, "dual": 4}, batch
+    assert batch["operations"] <= 220, batch
+
+
+# --- a stopped pair costs nothing ------------------------------------------------------------------
+STOPPED = """
+import json
+from collections import Counter
+import numpy as np
+import torch
+from triton.runtime import interpreter
+from flowprep.flow import tvl1_kernels
+from flowprep.flow.tvl1_kernels import PairFlags, fused_iteration
+from flowprep.flow.tvl1_torch import Solver, TVL1Params, fused_median_step, solve_warping
+
+accesses = Counter()  # (kernel launch, grid row, "load" or "store") -> how many
+launch = [0]
+for name in ("create_masked_load", "create_masked_store"):
+    def counted(self, *args, _real=getattr(interpreter.InterpreterBuilder, name), _kind=name[14:], **kwargs):
+        accesses[(launch[0], int(self.grid_idx[1]), _kind)] += 1
+        return _real(self, *args, **kwargs)
+    setattr(interpreter.InterpreterBuilder, name, counted)
+
+torch.manual_seed(0)
+state = {k: torch.randn(3, 12, 16) for k in ("u1", "u2", "i1wx", "i1wy", "rho_c")}
+state.update({k: torch.randn(3, 12, 16) for k in ("p11", "p12", "p21", "p22")})
+state["grad"] = state["i1wx"] ** 2 + state["i1wy"] ** 2
+for k in state:
+    state[k][1] = float("nan")  # pair 1 has stopped: whatever its memory holds, nothing reads or writes it
+before = {k: v.clone() for k, v in state.items()}
+params = TVL1Params()
+flags = PairFlags(3, torch.device("cpu"))
+flags.active[0][1] = 0
+fused_iteration(state, params, flags, 0.0)  # all three rows in the grid
+stopped_row = {kind: sum(v for (_, row, k), v in accesses.items() if row == 1 and k == kind) for kind in ("load", "store")}
+live_row = {kind: sum(v for (_, row, k), v in accesses.items() if row == 0 and k == kind) for kind in ("load", "store")}
+untouched = all(torch.equal(state[k][1].isnan(), before[k][1].isnan()) and bool(state[k][1].isnan().all()) for k in state)
+next_flags = flags.current.tolist()
+# the host knows pair 1 stopped: the grid covers pairs 0 and 2 only
+flags.keep_only(np.array([1, 0, 1], dtype=np.int8))
+tvl1_kernels.ROWS.clear()
+fused_iteration(state, params, flags, 0.0)
+rows = dict(tvl1_kernels.ROWS)
+untouched = untouched and all(bool(state[k][1].isnan().all()) for k in state)
+# a warping whose pair 0 stops at once (its flow already a fixed point) and pair 1 goes on: the
+# grid shrinks one window after pair 0 stopped
+state = {k: torch.zeros(2, 12, 16) for k in ("u1", "u2", "i1wx", "i1wy", "rho_c", "p11", "p12", "p21", "p22")}
+state["i1wx"][1], state["rho_c"][1] = 1.0, torch.randn(12, 16)
+state["grad"] = state["i1wx"] ** 2 + state["i1wy"] ** 2
+tvl1_kernels.ROWS.clear(); tvl1_kernels.LAUNCHES.clear()
+solve_warping(state, TVL1Params(outer_iterations=1, inner_iterations=20, epsilon=1e-9, median_filtering=1),
+              Solver(5, fused_iteration, fused_median_step, fused=True))
+print(json.dumps({"stopped_row": stopped_row, "live_row": live_row, "untouched": untouched, "next": next_flags,
+                  "rows": rows, "warping": {"launches": dict(tvl1_kernels.LAUNCHES), "rows": dict(tvl1_kernels.ROWS)}}))
+"""
+
+
+def test_a_stopped_pair_loads_nothing_and_leaves_the_grid(tmp_path):
+    """A stopped pair's programs read its index and its flag and return (before issue 27 they
+    issued every masked load and store of the kernels: 28 loads and 9 stores a row here, as many
+    as a live pair's); once the
+    host has seen it stopped, the iterations' grid leaves it out."""
+    result = json.loads(interpreted(tmp_path, STOPPED))
+    assert result["stopped_row"] == {"load": 4, "store": 1}, result  # index + flag, twice; the next flag cleared
+    assert result["live_row"]["load"] > 20, result
+    assert result["untouched"] and result["next"] == [1, 0, 1], result
+    assert result["rows"] == {"flow": 2, "dual": 2}, result
+    # 20 iterations: 5 with both pairs, the flags posted at 5 are read at 10, then pair 1 alone
+    assert result["warping"]["launches"] == {"flow": 20, "dual": 20}, result
+    assert result["warping"]["rows"] == {"flow": 30, "dual": 30}, result
+
+
+# --- make check-gpu from a plain checkout --------------------------------------------------------------
+DISTINCT = """
+import hashlib
+from check_gpu import distinct_pairs
+first, second, distinct = distinct_pairs(1024, (340, 256))
+print(len({hashlib.sha1(a.tobytes() + b.tobytes()).hexdigest() for a, b in zip(first, second)}), distinct)
+"""
+
+
+def test_check_gpu_runs_from_a_checkout_without_shared_data(tmp_path):
+    """benchmarks/check_gpu.py --smoke where ../shared is absent (FLOWPREP_SHARED_DATA at an empty
+    folder): the reference cuts shipped in the repository stand in (before issue 27 it stopped
+    with "benchmark needs the reference data"), and a batch of 1,024 holds 1,024 distinct pairs."""
+    pytest.importorskip("triton", reason="Triton is not installed")
+    empty = tmp_path / "no_shared"
+    empty.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "benchmarks")]),
+           "PYTHONWARNINGS": "ignore", "FLOWPREP_SHARED_DATA": str(empty)}
+    env.pop("TRITON_INTERPRET", None)
+    result = subprocess.run([sys.executable, "benchmarks/check_gpu.py", "--smoke", "--out", str(tmp_path)],
+                            capture_output=True, text=True, cwd=REPO, env=env, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "from the reference cuts shipped in benchmarks/data/reference" in result.stdout, result.stdout
+    report = json.loads((tmp_path / "check_gpu.json").read_text())
+    device = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert all(c["ok"] for c in report["devices"][device]["checks"].values())
+    assert all(p["slowest_pair_iterations"] >= p["median_pair_iterations"] > 0 for p in report["devices"][device]["backend"])
+    result = subprocess.run([sys.executable, "-c", DISTINCT], capture_output=True, text=True, cwd=REPO, env=env,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["1024", "1024"], result.stdout
