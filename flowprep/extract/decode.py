@@ -170,7 +170,7 @@ def decoder_log() -> Iterator[DecoderLog]:
     damaged clip printed 774 lines there), and `complaints()` gives its lines; on leaving, any
     other line written meanwhile goes on to stderr. Off the main thread (decoding threads beside
     a device, a Dask worker's task threads) stderr is shared with concurrent decoders and nothing
-    is taken: no complaints (FFmpeg is silenced there instead: silence_ffmpeg)."""
+    is taken: no complaints (FFmpeg is silenced there instead: silenced_ffmpeg)."""
     capture, saved = None, -1
     if threading.current_thread() is threading.main_thread():
         try:
@@ -210,8 +210,18 @@ def decode_errors_reason(lines: list[str], kept: bool = False) -> str:
             f"concealed. Pass --allow-decode-errors to keep such videos")
 
 
-def silence_ffmpeg() -> None:
-    """FFmpeg's lines off the terminal in a process whose decoders run in threads (decoder_log
-    takes nothing there): OpenCV reads OPENCV_FFMPEG_LOGLEVEL (-8: quiet) when it first opens a
-    video in the process, so this must come first. A level the user set is kept."""
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+@contextmanager
+def silenced_ffmpeg(wanted: bool = True) -> Iterator[None]:
+    """Within: FFmpeg's lines off the terminal in a process whose decoders run in threads
+    (decoder_log takes nothing there): OpenCV reads OPENCV_FFMPEG_LOGLEVEL (-8: quiet) when it
+    first opens a video in the process, so this must come first. A level the user set is kept;
+    ours is taken away on leaving, so that processes started later (another run's workers, whose
+    decoder_log counts FFmpeg's complaints) do not inherit a silent FFmpeg."""
+    ours = wanted and "OPENCV_FFMPEG_LOGLEVEL" not in os.environ
+    if ours:
+        os.environ["OPENCV_FFMPEG_LOGLEVEL"] = "-8"
+    try:
+        yield
+    finally:
+        if ours:
+            os.environ.pop("OPENCV_FFMPEG_LOGLEVEL", None)

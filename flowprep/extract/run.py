@@ -21,7 +21,7 @@ from joblib import delayed
 from flowprep.extract.batched import device_outcomes, multi_device_outcomes
 from flowprep.extract.cluster import on_cluster, security
 from flowprep.extract.config import ExtractRun, part_of
-from flowprep.extract.decode import silence_ffmpeg
+from flowprep.extract.decode import silenced_ffmpeg
 from flowprep.extract.progress import Progress, format_duration
 from flowprep.extract.staged_run import (
     max_staged_bytes,
@@ -95,8 +95,11 @@ def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSumm
         flow_paths: dict[str, str] = {}  # device -> how a batched backend ran the flow, filled as devices finish
         # the jobs started (local workers at once), their staging files packed into shards as they
         # finish, every failure recorded, the jobs closed on a stop
-        packed = pack_outcomes(staging, lambda: start_jobs(run, todo, staging.dir, workers, progress.note, flow_paths),
-                               progress, config.to_json(), run.shard_size_mb * 1e6, failed_first=refused)
+        # a batched backend's videos decode in threads of this process, where decoder_log takes nothing
+        with silenced_ffmpeg(batched):
+            packed = pack_outcomes(staging, lambda: start_jobs(run, todo, staging.dir, workers, progress.note,
+                                                               flow_paths),
+                                   progress, config.to_json(), run.shard_size_mb * 1e6, failed_first=refused)
         return ExtractSummary(
             total=len(entries), skipped=len(entries) - len(pending), extracted=packed.finished,
             failures=packed.failures, frames=packed.frames, pairs=packed.pairs, flow_seconds=packed.flow_seconds,
@@ -169,7 +172,6 @@ def start_jobs(run: ExtractRun, todo: list[ManifestEntry], staging_dir: Path, wo
             return on_cluster(jobs, run.scheduler, note, tls, timeout_s=run.scheduler_timeout)
         return process_outcomes(jobs, workers)
     check_devices(run.devices)
-    silence_ffmpeg()  # its videos decode in threads of this process, where decoder_log takes nothing
     videos = [(e, run.video_root / e.path) for e in todo]
     if len(run.devices) == 1:
         return device_outcomes(videos, run.extract, staging_dir, run.devices[0], workers, run.batch_fields, note,
