@@ -93,6 +93,12 @@ def frame_sampler(info: VideoInfo, config: ExtractConfig) -> FrameSampler:
         raise VideoError(str(exc)) from None
 
 
+def frame_size(info: VideoInfo, config: ExtractConfig) -> tuple[int, int]:
+    """(width, height) the frames of a video of `info`'s size are stored at under `config`."""
+    fixed = (config.width, config.height) if config.short_side is None else None
+    return output_size(info.width, info.height, fixed, config.short_side)
+
+
 def extract_video(entry: ManifestEntry, source: Path, config: ExtractConfig, staging_dir: Path,
                   flow: FlowSubmitter | None = None, window: int = 1) -> VideoOutcome:
     """Extract one video into `staging_dir`; never raises for a bad video, returns the reason.
@@ -121,8 +127,7 @@ def _extract(entry: ManifestEntry, source: Path, config: ExtractConfig, staging_
              flow: FlowSubmitter, window: int) -> VideoOutcome:
     cap, info = open_video(source)
     sampler = frame_sampler(info, config)
-    fixed = (config.width, config.height) if config.short_side is None else None
-    size = output_size(info.width, info.height, fixed, config.short_side)
+    size = frame_size(info, config)
     with StagedVideo(staging_dir, entry.video_id, size[0], size[1], parse_codec(config.rgb_codec),
                      parse_codec(config.flow_codec), config.bound, config.to_json()) as staged:
         in_flight: deque[Future] = deque()
