@@ -176,22 +176,25 @@ class Predictor:
         self.flow_device = flow_device
 
     @classmethod
-    def load(cls, spatial: str | Path | None = None, temporal: str | Path | None = None, fusion: str | Path | None = None,
-             fusion_method: str | None = None, clips: int = DEFAULT_CLIPS, crops: str = DEFAULT_CROPS,
-             device: str = "auto", batch_size: int = 16) -> "Predictor":
-        """`spatial` and/or `temporal` run folders (or checkpoints), and how to fuse them: `fusion` a
-        `twostream fuse` folder (its `fusion_method`, by default its best), a score-fusion method's
-        name (average, weighted), or a fuse-features run (then the stream runs are not needed)."""
-        scorers = [load_scorer(run) for run in (spatial, temporal) if run is not None]
-        for scorer, want in zip(scorers, [s for s, r in (("spatial", spatial), ("temporal", temporal)) if r]):
-            if scorer.kind != want:
-                raise DataError(f"{scorer.checkpoint} is a {scorer.kind} run, given as the {want} one")
+    def load(cls, *runs: str | Path, fusion: str | Path | None = None, fusion_method: str | None = None,
+             clips: int = DEFAULT_CLIPS, crops: str = DEFAULT_CROPS, device: str = "auto",
+             batch_size: int = 16) -> "Predictor":
+        """A spatial run, a temporal run or both (run folders or checkpoints, in any order), and how
+        to fuse two: `fusion` a `twostream fuse` folder (its `fusion_method`, by default the one
+        with the best top-1 there), a score-fusion method's name (average, weighted; default
+        weighted, as `twostream fuse`), or a fuse-features run, which needs no stream run."""
+        scorers = [load_scorer(run) for run in runs]
         if fusion is not None and str(fusion) not in FUSION_METHODS and checkpoint_like(fusion):
-            return cls([load_scorer(fusion)], None, clips, crops, device, batch_size)
+            scorers.append(load_scorer(fusion))
+        kinds = [s.kind for s in scorers]
+        if "feature-fusion" in kinds and len(kinds) > 1:
+            raise DataError("a fuse-features run holds both streams: give it alone (--fusion RUN), without stream runs")
+        if len(set(kinds)) != len(kinds) or len(kinds) > 2:
+            raise DataError(f"give one spatial run, one temporal run or both; got {', '.join(kinds) or 'none'}")
         score_fusion = None
-        if len(scorers) == 2:
+        if len(kinds) == 2:
             score_fusion = fusion_of(fusion, fusion_method, scorers[0].class_names)
-        elif fusion is not None or fusion_method is not None:
+        elif kinds != ["feature-fusion"] and (fusion is not None or fusion_method is not None):
             raise DataError("a score fusion combines two streams: give a spatial and a temporal run")
         return cls(scorers, score_fusion, clips, crops, device, batch_size)
 
@@ -248,26 +251,26 @@ class Predictor:
         return Prediction(source, self.scores([decoded])[0], self.class_names, self.score_kind)
 
     def predict_files(self, paths: Iterable[str | Path], videos_per_batch: int = 8) -> Iterator[Prediction | Failure]:
-        """Each file's Prediction, or its Failure (one line why), in order; decoded and scored
-        `videos_per_batch` at a time (the network batches clips of all of them)."""
-        pending: list[tuple[str, dict[str, MemoryVideo]]] = []
+        """Each file's Prediction, or its Failure (one line why), in the order given; decoded and
+        scored `videos_per_batch` at a time (the network batches the clips of all of them)."""
+        pending: list[tuple[str, dict[str, MemoryVideo] | Failure]] = []
         for path in paths:
             try:
                 pending.append((str(path), self.decode(path)))
             except (VideoError, FlowError) as exc:
-                yield Failure(str(path), str(exc))
+                pending.append((str(path), Failure(str(path), str(exc))))
             except cv2.error as exc:
-                yield Failure(str(path), "OpenCV error: " + " ".join(str(exc).split()))
+                pending.append((str(path), Failure(str(path), "OpenCV error: " + " ".join(str(exc).split()))))
             if len(pending) == videos_per_batch:
                 yield from self._scored(pending)
                 pending = []
         yield from self._scored(pending)
 
-    def _scored(self, pending: list[tuple[str, dict[str, MemoryVideo]]]) -> list[Prediction]:
-        if not pending:
-            return []
-        scores = self.scores([videos for _, videos in pending])
-        return [Prediction(source, row, self.class_names, self.score_kind) for (source, _), row in zip(pending, scores)]
+    def _scored(self, pending: list[tuple[str, dict[str, MemoryVideo] | Failure]]) -> list[Prediction | Failure]:
+        decoded = [videos for _, videos in pending if not isinstance(videos, Failure)]
+        scores = iter(self.scores(decoded)) if decoded else iter(())
+        return [videos if isinstance(videos, Failure) else
+                Prediction(source, next(scores), self.class_names, self.score_kind) for source, videos in pending]
 
 
 def checkpoint_like(path: str | Path) -> bool:
