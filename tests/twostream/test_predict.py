@@ -173,3 +173,29 @@ def test_onnx_export_without_the_onnx_package_says_what_to_install(runs, tmp_pat
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
     code, _, err = twostream(capsys, "export", str(runs.spatial), "--format", "onnx", "--out", str(tmp_path))
     assert code == 2 and "ONNX export needs the onnx package" in err and "pip install 'twostream[onnx]'" in err
+
+
+def test_live_classifies_a_video_file_played_as_a_stream(runs, tmp_path, capsys):
+    """A window of L + 1 = 5 frames, a label every 3 frames; flow one pair a frame (forward only:
+    the temporal run reads forward stacks), the rate and latency reported and saved."""
+    path = runs.held_out["blue_down"]
+    code, out, err = twostream(capsys, "predict", str(runs.spatial), str(runs.temporal), "--live", str(path),
+                               "--every", "3", "--top", "1", "--device", "cpu", "--threads", "1", "--show", "--out",
+                               str(tmp_path))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("no display here: --show draws nothing")  # this machine has none
+    labels = [x for x in lines if x.startswith("frame ")]
+    assert [x.split(":")[0] for x in labels] == ["frame 4", "frame 7", "frame 10"]
+    assert all(re.search(r"frame \d+: blue_down \([01]\.\d+\)\s+\[\d+ ms\]$", x) for x in labels), labels
+    assert re.search(r"^12 frames in [\d.]+ s: [\d.]+ frames/s sustained, 3 label\(s\) \(one every 3 frames\); "
+                     r"latency from frame to label \d+ ms median", lines[-1]), lines[-1]
+    saved = json.loads((tmp_path / "live.json").read_text())
+    assert saved["frames"] == 12 and saved["frames_per_s"] > 0 and saved["window"] == 5
+    assert saved["flow_pairs_computed"] == 11  # one a frame after the first: never a window again
+    assert [p["top"][0]["class"] for p in saved["predictions"]] == ["blue_down"] * 3
+    capture = cv2.VideoCapture(str(tmp_path / "annotated.avi"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 12 and capture.read()[1].shape[1] > 2 * 64
+    # an unopenable source is one line
+    code, _, err = twostream(capsys, "predict", str(runs.temporal), "--live", str(tmp_path / "none.avi"))
+    assert code == 2 and "OpenCV cannot open it" in err and "Traceback" not in err
