@@ -55,7 +55,8 @@ def _split_runs(paths: tuple[Path, ...]) -> tuple[list[Path], list[Path]]:
 @click.option("--window", type=click.IntRange(min=0), default=0, show_default=True,
               help="Live: frames in the sliding window (0: what the runs' input needs, L + 1 for a flow stack).")
 @click.option("--show", is_flag=True, help="Live: draw the label and the flow in a window (where there is a display).")
-@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Live: stop after N frames.")
+@click.option("--stop-after", "max_frames", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Live: stop after N frames of the stream.")
 def predict(paths: tuple[Path, ...], fusion: str | None, fusion_method: str | None, top_k: int, clips: int | None,
             crops: str | None, fast: bool, batch_size: int, device: str, threads: int, out: Path | None,
             as_json: bool, live: str | None, every: int, window: int, show: bool, max_frames: int | None) -> int:
