@@ -19,9 +19,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from flowprep.extract.config import ExtractConfig, ImportConfig, parse_shard_settings
-from flowprep.extract.decode import VideoError, VideoInfo, iter_kept_frames, open_video
+from flowprep.extract.decode import VideoInfo, open_video
 from flowprep.extract.frames import resize, to_gray
-from flowprep.extract.video_job import both_directions, frame_sampler, frame_size
+from flowprep.extract.video_job import SampledFrames, both_directions, check_length, frame_sampler, frame_size
 from flowprep.flow.backend import BatchFlow
 from flowprep.flow.registry import get_method
 from flowprep.format.codecs import parse_codec
@@ -125,32 +125,17 @@ def add_frame(video: MemoryVideo, coder: FrameCoder, frame_bgr: np.ndarray) -> N
         video.means[direction].append(mean)
 
 
-def check_length(video: MemoryVideo, source: str, decoded: int | None = None) -> MemoryVideo:
-    if video.num_frames < 2:  # the extraction's rule and words
-        detail = "" if decoded in (None, video.num_frames) else f" after sampling ({decoded} decoded)"
-        raise VideoError(f"too short: {video.num_frames} frame(s){detail}; at least 2 are needed for flow: {source}")
-    return video
-
-
 def decode_video(path: str | Path, config: ExtractConfig, flow: BatchFlow) -> MemoryVideo:
     """The video file as the extraction stores it; VideoError (one line) if it cannot be."""
     cap, info = open_video(path)
-    sampler = frame_sampler(info, config)
     size = frame_size(info, config)
     coder = FrameCoder(config, size, flow)
     video = MemoryVideo(config, *size)
-    decoded = 0
-
-    def keep(index: int) -> bool:
-        nonlocal decoded
-        decoded = index + 1
-        return sampler.keep(index)
-
-    for _, frame in iter_kept_frames(cap, info, keep):
+    sampled = SampledFrames(cap, info, frame_sampler(info, config))
+    for frame in sampled:
         add_frame(video, coder, frame)
-        if sampler.done:
-            break
-    return check_length(video, str(path), decoded)
+    check_length(video.num_frames, sampled.decoded)
+    return video
 
 
 def frames_video(frames, config: ExtractConfig, flow: BatchFlow) -> MemoryVideo:
@@ -166,7 +151,8 @@ def frames_video(frames, config: ExtractConfig, flow: BatchFlow) -> MemoryVideo:
     video = MemoryVideo(config, *size)
     for frame in array:
         add_frame(video, coder, np.ascontiguousarray(frame[..., ::-1]))  # RGB -> BGR, as a decoder gives
-    return check_length(video, f"{len(array)} frames given")
+    check_length(video.num_frames, video.num_frames)
+    return video
 
 
 def video_files(paths: Iterable[str | Path]) -> list[Path]:
