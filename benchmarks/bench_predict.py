@@ -56,11 +56,14 @@ def scorer(stream: str, backbone: str) -> Scorer:
     return Scorer(stream, Path(f"(random {backbone})"), model, layout, CLASSES, EXTRACT, f"{stream} {backbone}")
 
 
+DEVICE = {"name": "cpu"}  # --device
+
+
 def predictor(backbone: str, clips: int, crops: str) -> Predictor:
     from twostream.predict.fusion import named_fusion
 
     return Predictor([scorer("spatial", backbone), scorer("temporal", backbone)], named_fusion("weighted"), clips,
-                     crops, device="cpu")
+                     crops, device=DEVICE["name"])
 
 
 def files_rate(backbone: str, videos: list[Path], clips: int, crops: str) -> dict:
@@ -103,12 +106,16 @@ def live_rate(backbone: str, stream: Path, repeats: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="auto", help="the networks' device: auto (a GPU where there is one), cpu, "
+                                                          "cuda (flow stays DIS on the CPU)")
     parser.add_argument("--default-videos", type=int, default=2, help="clips predicted with the 25 x 10 protocol")
     parser.add_argument("--live-frames", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     require_shared_data()
     torch.set_num_threads(args.threads)
+    DEVICE["name"] = "cuda" if args.device == "auto" and torch.cuda.is_available() else \
+        ("cpu" if args.device == "auto" else args.device)
     cv2.setNumThreads(1)  # DIS runs in the loop's thread, as a worker's would
     videos = video_files([CLIPS])
     files = [files_rate("resnet18", videos[:args.default_videos], 25, "ten"),
@@ -127,7 +134,7 @@ def main() -> None:
                 break
     sustaining = [r["backbone"] for r in live if r["frames_per_s"] >= TARGET_FPS]
     path = save_results("predict", {
-        "device": "cpu", "threads": args.threads, "extraction": EXTRACT.to_dict(), "flow_length": FLOW_LENGTH,
+        "device": DEVICE["name"] if DEVICE["name"] == "cpu" else torch.cuda.get_device_name(), "threads": args.threads, "extraction": EXTRACT.to_dict(), "flow_length": FLOW_LENGTH,
         "crop": CROP, "every": EVERY, "target_fps": TARGET_FPS, "files": files, "live": live,
         "live_frames": args.live_frames, "largest_sustaining": sustaining[-1] if sustaining else None})
     print(f"wrote {path}", file=sys.stderr)

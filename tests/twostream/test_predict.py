@@ -199,3 +199,36 @@ def test_live_classifies_a_video_file_played_as_a_stream(runs, tmp_path, capsys)
     # an unopenable source is one line
     code, _, err = twostream(capsys, "predict", str(runs.temporal), "--live", str(tmp_path / "none.avi"))
     assert code == 2 and "OpenCV cannot open it" in err and "Traceback" not in err
+
+
+def test_predict_fuses_as_a_fuse_folder_and_a_fuse_features_run_say(runs, tmp_path, capsys):
+    """--fusion FOLDER: the method `twostream fuse` ran (svm, learned: fitted again on the same
+    scores, so the fused scores of a video equal fuse's); --fusion RUN: a fuse-features run alone."""
+    s, t = str(runs.spatial), str(runs.temporal)
+    for run in (s, t):
+        assert twostream(capsys, "evaluate", run, "--subset", "train", "--clips", "2", "--crops", "center",
+                         "--out", run, "--loader-workers", "0", "--threads", "1")[0] == 0
+        assert twostream(capsys, "evaluate", run, "--clips", "2", "--crops", "center", "--loader-workers", "0",
+                         "--threads", "1")[0] == 0
+    fused = tmp_path / "fusion"
+    code, _, err = twostream(capsys, "fuse", s, t, "--fit-spatial", f"{s}/scores_train.npz", "--fit-temporal",
+                             f"{t}/scores_train.npz", "--method", "svm", "--method", "average", "--out", str(fused))
+    assert code == 0, err
+    predictor = Predictor.load(s, t, fusion=fused, fusion_method="svm", clips=2, crops="center", device="cpu")
+    assert predictor.fusion.name == "svm" and predictor.score_kind.startswith("linear SVM")
+    # the test videos of the extraction, predicted from their files: fuse's svm scores of them
+    from twostream.core.scores import load_scores
+
+    svm = load_scores(fused / "svm.npz")
+    index = ExtractionFolder(runs.shards).read_index()
+    for video_id, row in zip(svm.video_ids, svm.scores):
+        got = predictor.predict(runs.videos / index[video_id].label_name / f"{video_id}.avi").scores
+        np.testing.assert_allclose(got, row, atol=1e-4)
+    code, _, err = twostream(capsys, "fuse-features", "train", str(runs.shards), "--spatial", s, "--temporal", t,
+                             "--out", str(tmp_path / "mid"), "--epochs", "1", "--val-every", "0", "--loader-workers",
+                             "0", "--threads", "1")
+    assert code == 0, err
+    code, out, err = twostream(capsys, "predict", "--fusion", str(tmp_path / "mid"), str(runs.held_out["red_right"]),
+                               "--fast", "--device", "cpu", "--json")
+    assert code == 0, err
+    assert json.loads(out)[0]["label"] in CLASSES and "mid fusion of resnet18 streams" in err
