@@ -232,3 +232,13 @@ def test_predict_fuses_as_a_fuse_folder_and_a_fuse_features_run_say(runs, tmp_pa
                                "--fast", "--device", "cpu", "--json")
     assert code == 0, err
     assert json.loads(out)[0]["label"] in CLASSES and "mid fusion of resnet18 streams" in err
+    # the fusion network exports too: both streams and the head, one input of 3 + 2L channels
+    code, _, err = twostream(capsys, "export", str(tmp_path / "mid"), "--out", str(tmp_path / "mid_export"))
+    assert code == 0, err
+    x = real_inputs(runs, tmp_path / "mid")
+    assert x.shape == (10, 3 + 8, 48, 48)
+    exported = torch.jit.load(str(tmp_path / "mid_export" / "model.torchscript.pt"))
+    np.testing.assert_allclose(exported(x).detach().numpy(), load_scorer(tmp_path / "mid").model(x).detach().numpy(),
+                               atol=1e-4, rtol=0)
+    contract = json.loads((tmp_path / "mid_export" / "contract.json").read_text())
+    assert [p["kind"] for p in contract["input"]["parts"]] == ["RGB frame", "flow stack"]

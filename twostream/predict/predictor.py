@@ -154,7 +154,8 @@ class _Videos:
 
 class Predictor:
     def __init__(self, scorers: list[Scorer], fusion: ScoreFusion | None = None, clips: int = DEFAULT_CLIPS,
-                 crops: str = DEFAULT_CROPS, device: str = "auto", batch_size: int = 16, flow_device: str = "cpu") -> None:
+                 crops: str = DEFAULT_CROPS, device: str = "auto", batch_size: int = 16,
+                 flow_device: str | None = None) -> None:
         check_positive_int("clips", clips)
         check_choice("crops", crops, CROPS)
         check_positive_int("batch size", batch_size)
@@ -173,7 +174,8 @@ class Predictor:
         # one decode per distinct extraction (two runs of one extraction share it), one flow backend each
         self.extractions: dict[str, ExtractConfig] = {s.extract.to_json(): s.extract for s in scorers}
         self._flows: dict[str, BatchFlow] = {}
-        self.flow_device = flow_device
+        # a batched flow backend (tvl1-torch) computes on the networks' GPU; the OpenCV ones on the CPU
+        self.flow_device = flow_device or str(self.device.device)
 
     @classmethod
     def load(cls, *runs: str | Path, fusion: str | Path | None = None, fusion_method: str | None = None,
