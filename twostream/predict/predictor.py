@@ -166,6 +166,8 @@ class Predictor:
             if other.class_names != names:
                 raise DataError(f"{scorers[0].checkpoint} and {other.checkpoint} were trained on other classes "
                                 f"({len(names)} vs {len(other.class_names)}; first {names[:1]} vs {other.class_names[:1]})")
+        if len(scorers) == 2 and fusion is None:
+            fusion = named_fusion(DEFAULT_METHOD)
         self.scorers, self.fusion, self.clips, self.crops, self.batch_size = scorers, fusion, clips, crops, batch_size
         self.class_names = names
         self.device: Device = resolve_device(device, amp=True, channels_last=False)
