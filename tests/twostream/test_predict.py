@@ -185,15 +185,20 @@ def test_live_classifies_a_video_file_played_as_a_stream(runs, tmp_path, capsys)
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("no display here: --show draws nothing")  # this machine has none
+    # labels fall due at frames 4, 7 and 10; the networks score in a thread of their own, and a label
+    # due while they are busy is skipped (the file is read as fast as it decodes), never queued
     labels = [x for x in lines if x.startswith("frame ")]
-    assert [x.split(":")[0] for x in labels] == ["frame 4", "frame 7", "frame 10"]
+    frames = [x.split(":")[0] for x in labels]
+    assert frames[0] == "frame 4" and set(frames) <= {"frame 4", "frame 7", "frame 10"}, labels
     assert all(re.search(r"frame \d+: blue_down \([01]\.\d+\)\s+\[\d+ ms\]$", x) for x in labels), labels
-    assert re.search(r"^12 frames in [\d.]+ s: [\d.]+ frames/s sustained, 3 label\(s\) \(one every 3 frames\); "
-                     r"latency from frame to label \d+ ms median", lines[-1]), lines[-1]
+    summary = re.search(r"^12 frames in [\d.]+ s: [\d.]+ frames/s sustained, (\d) label\(s\) \(one due every 3 frames, "
+                        r"(\d) skipped while the networks were busy\); latency from frame to label \d+ ms median",
+                        lines[-1])
+    assert summary and int(summary[1]) == len(labels) and int(summary[1]) + int(summary[2]) == 3, lines[-1]
     saved = json.loads((tmp_path / "live.json").read_text())
     assert saved["frames"] == 12 and saved["frames_per_s"] > 0 and saved["window"] == 5
     assert saved["flow_pairs_computed"] == 11  # one a frame after the first: never a window again
-    assert [p["top"][0]["class"] for p in saved["predictions"]] == ["blue_down"] * 3
+    assert [p["top"][0]["class"] for p in saved["predictions"]] == ["blue_down"] * len(labels)
     capture = cv2.VideoCapture(str(tmp_path / "annotated.avi"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 12 and capture.read()[1].shape[1] > 2 * 64
     # an unopenable source is one line

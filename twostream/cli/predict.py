@@ -85,8 +85,9 @@ def predict(paths: tuple[Path, ...], fusion: str | None, fusion_method: str | No
 
         predictor = p.Predictor.load(*runs, fusion=fusion, fusion_method=fusion_method, clips=clips or 1,
                                      crops=crops or "center", device=device, batch_size=batch_size)
-        return run_live(predictor, live, every=every, window=window, show=show, out_dir=out, max_frames=max_frames,
-                        top_k=top_k, echo=click.echo)
+        run_live(predictor, live, every=every, window=window, show=show, out_dir=out, max_frames=max_frames,
+                 top_k=top_k, echo=click.echo)
+        return 0
     clips, crops = (p.FAST_CLIPS, p.FAST_CROPS) if fast else (clips or p.DEFAULT_CLIPS, crops or p.DEFAULT_CROPS)
     predictor = p.Predictor.load(*runs, fusion=fusion, fusion_method=fusion_method, clips=clips, crops=crops,
                                  device=device, batch_size=batch_size)

@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +87,40 @@ class LiveWindow:
         return dequantize(forward[-1].transpose(1, 2, 0), self.coder.config.bound) if forward else None
 
 
+class Labeller:
+    """The networks in a thread of their own, so frames (and their flow) keep coming while a window
+    is scored: torch and OpenCV release the GIL, and on 2 cores the flow and the networks each get
+    one. One window at a time: a label that falls due while the last is still computing is skipped
+    (counted), so labels never queue up behind the stream and their latency stays bounded."""
+
+    def __init__(self, predictor: Predictor, key: str) -> None:
+        self.predictor, self.key = predictor, key
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="labeller")
+        self.pending: tuple[Future, int] | None = None
+        self.skipped = 0
+
+    def _score(self, video: MemoryVideo, arrived: float) -> tuple[float, np.ndarray]:
+        scores = self.predictor.scores([{self.key: video}])[0]
+        return time.perf_counter() - arrived, scores
+
+    def due(self, video: MemoryVideo, index: int, arrived: float) -> None:
+        if self.pending is not None:
+            self.skipped += 1
+            return
+        self.pending = self.pool.submit(self._score, video, arrived), index
+
+    def done(self, wait: bool = False) -> list[tuple[int, float, np.ndarray]]:
+        """(frame, latency, scores) of the label that has come, if any."""
+        if self.pending is None or not (wait or self.pending[0].done()):
+            return []
+        (future, index), self.pending = self.pending, None
+        latency, scores = future.result()
+        return [(index, latency, scores)]
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def open_source(source: str) -> tuple[cv2.VideoCapture, float]:
     """A camera index, a file or a URL; (the capture, its stated frame rate or 0)."""
     capture = cv2.VideoCapture(int(source)) if source.isdigit() else cv2.VideoCapture(source)
@@ -108,17 +143,31 @@ class LiveRun:
     latencies: list[float] = field(default_factory=list)
     labels: list[dict] = field(default_factory=list)
 
+    def record(self, said: tuple[int, float, np.ndarray], class_names: tuple[str, ...], top_k: int, echo) -> str:
+        """Print and keep one label; the label's text for the annotated frames."""
+        index, latency, scores = said
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        top = [(class_names[i], float(scores[i])) for i in order]
+        self.latencies.append(latency)
+        self.labels.append({"frame": index, "top": [{"class": n, "score": s} for n, s in top],
+                            "latency_ms": latency * 1000})
+        echo(f"frame {index}: " + ", ".join(f"{n} ({s:.3f})" for n, s in top) + f"  [{latency * 1000:.0f} ms]")
+        return f"{top[0][0]} {top[0][1]:.2f}"
+
     def summary(self, pairs: int) -> dict:
         latencies = np.array(self.latencies) * 1000
         return {"frames": self.frames, "frames_sampled": self.kept, "seconds": self.seconds,
                 "frames_per_s": self.frames / self.seconds if self.seconds else 0.0, "labels": len(self.labels),
+                "labels_per_s": len(self.labels) / self.seconds if self.seconds else 0.0,
                 "latency_ms_median": float(np.median(latencies)) if latencies.size else None,
                 "latency_ms_max": float(latencies.max()) if latencies.size else None,
                 "flow_pairs_computed": pairs, "predictions": self.labels}
 
 
 def run_live(predictor: Predictor, source: str, every: int = 10, window: int = 0, show: bool = False,
-             out_dir: Path | None = None, max_frames: int | None = None, top_k: int = 1, echo=print) -> int:
+             out_dir: Path | None = None, max_frames: int | None = None, top_k: int = 1, echo=print) -> dict:
+    """Classify `source` as it comes (module docstring); print each label and the summary; return
+    the summary (live.json's content)."""
     if len(predictor.extractions) != 1:
         raise DataError("--live takes runs trained on one extraction (their inputs share one window)")
     config = next(iter(predictor.extractions.values()))
@@ -139,6 +188,7 @@ def run_live(predictor: Predictor, source: str, every: int = 10, window: int = 0
         echo("no display here: --show draws nothing" + (f" (the annotated video goes to {out_dir / ANNOTATED_FILE})"
                                                          if out_dir else ""))
     run, live = LiveRun(), None
+    labeller = Labeller(predictor, key)
     label = ""
     started = time.perf_counter()
     try:
@@ -158,16 +208,10 @@ def run_live(predictor: Predictor, source: str, every: int = 10, window: int = 0
                 live = LiveWindow(coder, size)
             live.add(frame)
             run.kept += 1
+            for said in labeller.done():
+                label = run.record(said, predictor.class_names, top_k, echo)
             if live.full and (run.kept - size) % every == 0:
-                scores = predictor.scores([{key: live.video()}])[0]
-                latency = time.perf_counter() - arrived
-                order = np.argsort(-scores, kind="stable")[:top_k]
-                top = [(predictor.class_names[i], float(scores[i])) for i in order]
-                label = f"{top[0][0]} {top[0][1]:.2f}"
-                run.latencies.append(latency)
-                run.labels.append({"frame": index, "top": [{"class": n, "score": s} for n, s in top],
-                                   "latency_ms": latency * 1000})
-                echo(f"frame {index}: " + ", ".join(f"{n} ({s:.3f})" for n, s in top) + f"  [{latency * 1000:.0f} ms]")
+                labeller.due(live.video(), index, arrived)
             if showing or out_dir is not None:
                 picture = annotated(live, label)
                 if out_dir is not None:
@@ -175,8 +219,11 @@ def run_live(predictor: Predictor, source: str, every: int = 10, window: int = 0
                     writer.write(picture)
                 if showing:
                     showing = shown = show_frame(picture, echo)
+        for said in labeller.done(wait=True):  # the last window's label
+            run.record(said, predictor.class_names, top_k, echo)
     finally:
         run.seconds = time.perf_counter() - started
+        labeller.close()
         capture.release()
         if writer is not None:
             writer.release()
@@ -184,16 +231,17 @@ def run_live(predictor: Predictor, source: str, every: int = 10, window: int = 0
             cv2.destroyAllWindows()
     if live is None:
         raise DataError(f"--live {source}: no frame could be read")
-    summary = run.summary(live.pairs)
+    summary = {**run.summary(live.pairs), "labels_skipped": labeller.skipped}
     latency = (f"; latency from frame to label {summary['latency_ms_median']:.0f} ms median, "
                f"{summary['latency_ms_max']:.0f} ms max" if run.latencies else f"; no label (a window is {size} frames)")
     echo(f"{run.frames} frames in {run.seconds:.2f} s: {summary['frames_per_s']:.1f} frames/s sustained, "
-         f"{len(run.labels)} label(s) (one every {every} frames){latency}")
+         f"{len(run.labels)} label(s) (one due every {every} frames, {labeller.skipped} skipped while the networks "
+         f"were busy){latency}")
+    summary = {"source": source, "method": predictor.describe, "window": size, "every": every, **summary}
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out_dir / LIVE_FILE, {"source": source, "method": predictor.describe, "window": size,
-                                                "every": every, **summary})
-    return 0
+        write_json_atomic(out_dir / LIVE_FILE, summary)
+    return summary
 
 
 def annotated(live: LiveWindow, label: str) -> np.ndarray:
