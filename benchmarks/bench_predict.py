@@ -11,7 +11,7 @@ cores). Everything is the predictor's own code (twostream.predict), timed from t
    real videos of 2-10 s) with ResNet-18 streams, at the paper's protocol (25 clips x 10 crops,
    on the first `--default-videos` clips: it takes tens of seconds a video on a CPU) and at the
    fast one (3 clips x the centre crop, `predict --fast`, all of them). Decoding and flow included.
-2. Live: a UCF101 clip at 340x256 played as a stream (its frames looped to `--live-frames`),
+2. Live: a UCF101 clip at 340x256 played as a stream (its frames looped to `--live-frames`, Motion JPEG),
    `run_live` with a window of L + 1 = 11 frames and a label every 25 frames (one a second at
    25 frames/s): the frames/s sustained (frames read over the wall time, flow of one new pair a
    frame, networks and all) and the latency from a window's newest frame to its label, for
@@ -77,14 +77,15 @@ def files_rate(backbone: str, videos: list[Path], clips: int, crops: str) -> dic
 
 
 def live_stream(out: Path, frames: int) -> Path:
-    """A UCF101 clip at 340x256, looped to `frames` frames (a lossless .avi the stream reads)."""
+    """A UCF101 clip at 340x256, looped to `frames` frames, as Motion JPEG (a webcam's usual format;
+    FFV1, the demo's lossless codec, takes as long to decode as DIS takes to compute a field)."""
     source = next(p for p in video_files([CLIPS / "ucf101"]))
     capture = cv2.VideoCapture(str(source))
     clip = []
     while (read := capture.read())[0]:
         clip.append(resize(read[1], (340, 256)))
     looped = [clip[i % len(clip)] for i in range(frames)]
-    return write_video(out, looped, 25.0)
+    return write_video(out, looped, 25.0, fourcc="MJPG")
 
 
 def live_rate(backbone: str, stream: Path, repeats: int) -> dict:
