@@ -98,6 +98,8 @@ def export(scorer: Scorer, fmt: str, out_dir: Path) -> tuple[Path, Path]:
         if fmt == "torchscript":
             with warnings.catch_warnings():  # torch says TorchScript is deprecated; it is what C++ and mobile load
                 warnings.simplefilter("ignore", FutureWarning)
+                # the fusion model checks its input's channels in Python: fixed by the contract, as traced
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 torch.jit.trace(model, example).save(str(tmp))
         else:
             torch.onnx.export(model, (example,), str(tmp), dynamo=False, input_names=["input"],
