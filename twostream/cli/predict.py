@@ -49,9 +49,9 @@ def _split_runs(paths: tuple[Path, ...]) -> tuple[list[Path], list[Path]]:
 @click.option("--json", "as_json", is_flag=True, help="Print the predictions as JSON.")
 @click.option("--live", metavar="SOURCE", default=None,
               help="Classify a stream as it comes: a camera index (0), a video file played as a stream, or an "
-                   "RTSP/HTTP URL OpenCV opens; then the PATHS are the runs only.")
+                   "RTSP/HTTP URL OpenCV opens; then only the runs are given.")
 @click.option("--every", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Live: a prediction every N frames.")
+              help="Live: a label due every N frames (skipped while the networks still score the last).")
 @click.option("--window", type=click.IntRange(min=0), default=0, show_default=True,
               help="Live: frames in the sliding window (0: what the runs' input needs, L + 1 for a flow stack).")
 @click.option("--show", is_flag=True, help="Live: draw the label and the flow in a window (where there is a display).")
