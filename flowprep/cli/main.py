@@ -14,6 +14,7 @@ from flowprep.demo.data import DemoDataError
 from flowprep.extract.cluster import ClusterError
 from flowprep.extract.run import ExtractError
 from flowprep.format.codecs import CodecError
+from flowprep.format.files import NotRegularFileError
 from flowprep.format.folder import FolderError
 from flowprep.format.manifest import ManifestError
 from flowprep.format.shards import ShardFormatError
@@ -22,7 +23,7 @@ from flowprep.tools.show import ShowError
 
 # Errors that are the user's to fix; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ManifestError, ExtractError, ShardFormatError, FolderError, CodecError, RawframesError, ShowError,
-               DemoDataError, ClusterError)
+               DemoDataError, ClusterError, NotRegularFileError)
 
 
 @click.group(context_settings=CONTEXT)

@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from flowprep.format.files import check_replaceable, parse_json, read_regular_text, remove_file, write_text_atomic
 from flowprep.format.manifest import ManifestEntry, write_manifest
 
 DEMO_CONFIG_FILE = "demo_config.json"
@@ -304,7 +305,7 @@ def write_demo_dataset(out_dir: str | Path, config: DemoConfig) -> list[Manifest
     stored = out_dir / DEMO_CONFIG_FILE
     if stored.exists():
         try:
-            previous = json.loads(stored.read_text(encoding="utf-8"))
+            previous = parse_json(read_regular_text(stored))
         except (OSError, ValueError) as exc:
             raise DemoDataError(f"{stored}: unreadable ({exc}); delete it or choose another --out") from None
         current = json.loads(config.to_json())
@@ -320,7 +321,7 @@ def write_demo_dataset(out_dir: str | Path, config: DemoConfig) -> list[Manifest
         entries.append(ManifestEntry(spec.video_id, path, spec.label, f"{spec.appearance}-{spec.motion}",
                                      (("split1", split),)))
     write_manifest(out_dir / MANIFEST_FILE, entries)
-    stored.write_text(config.to_json() + "\n", encoding="utf-8")
+    write_text_atomic(stored, config.to_json() + "\n")
     return entries
 
 
@@ -329,6 +330,8 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 25.0, fourcc:
     sees exactly these pixels)."""
     h, w = frames[0].shape[:2]
     tmp = path.with_name(path.stem + ".tmp" + path.suffix)  # OpenCV picks the container by extension
+    check_replaceable(path)  # OpenCV opens the name itself: never through a link
+    remove_file(tmp)
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
     if not writer.isOpened():
         raise OSError(f"OpenCV cannot write {fourcc} video {tmp}: this OpenCV build lacks the encoder")

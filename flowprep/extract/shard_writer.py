@@ -22,6 +22,7 @@ from flowprep import __version__
 from flowprep.format import hdf5_space
 from flowprep.format.codecs import Codec
 from flowprep.format.faults import fault_point
+from flowprep.format.files import remove_file
 from flowprep.format.folder import FolderConfig, check_staged_file, staging_path, writing_path
 from flowprep.format.shards import (
     ENCODED_CHUNK,
@@ -60,7 +61,7 @@ class StagedVideo:
         self.pairs = 0
         self._items: dict[str, list[np.ndarray]] = {RGB: [], **{name: [] for name in FLOW_DIRECTIONS.values()}}
         self._means: dict[str, list[np.ndarray]] = {direction: [] for direction in FLOW_DIRECTIONS}
-        self._file = h5py.File(self.part_path, "w")
+        self._file = _create_exclusively(self.part_path)
         try:
             hdf5_space.reserve(self._file, self.part_path, 0)
             write_header(self._file, stored_config, CREATED_BY)
@@ -110,7 +111,7 @@ class StagedVideo:
 
     def discard(self) -> None:
         hdf5_space.abandon(self._file)  # after a failed write, a plain close can crash HDF5
-        self.part_path.unlink(missing_ok=True)
+        remove_file(self.part_path)
 
     def __enter__(self) -> "StagedVideo":
         return self
@@ -133,7 +134,7 @@ def pack_shard(staged: Iterable[Path], shard_path: Path, stored_config: str,
     part = writing_path(shard_path)
     video_ids = []
     staged = list(staged)
-    out = h5py.File(part, "w")
+    out = _create_exclusively(part)
     try:
         hdf5_space.reserve(out, part, sum(path.stat().st_size for path in staged))  # a copy of them: no larger
         write_header(out, stored_config, CREATED_BY)
@@ -150,7 +151,7 @@ def pack_shard(staged: Iterable[Path], shard_path: Path, stored_config: str,
         hdf5_space.release(part)
     except BaseException:
         hdf5_space.abandon(out)  # after a failed write, a plain close can crash HDF5 (a no-op if closed)
-        part.unlink(missing_ok=True)
+        remove_file(part)
         raise
     _fsync(part)
     fault_point("pack-rename")
@@ -173,6 +174,14 @@ def _copy_video(src: h5py.Group, dst: h5py.Group) -> None:
         step = max(1, COPY_BLOCK_BYTES // row_bytes)
         for start in range(0, ds.shape[0], step):
             out[start:start + step] = ds[start:start + step]
+
+
+def _create_exclusively(path: Path) -> h5py.File:
+    """A new HDF5 file at `path`: whatever is there goes first (a leftover, or a link planted in
+    its place: the link itself, never its target), then HDF5 creates it with O_EXCL, which never
+    follows a link, so nothing outside the folder is written even if one reappears."""
+    remove_file(path)
+    return h5py.File(path, "x")
 
 
 def _fsync(path: Path) -> None:

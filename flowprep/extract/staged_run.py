@@ -24,6 +24,7 @@ from joblib import Parallel
 from flowprep.extract.progress import Progress
 from flowprep.extract.shard_writer import pack_shard
 from flowprep.format.faults import DiskFullError, disk_full, fault_point, is_disk_full
+from flowprep.format.files import remove_file
 from flowprep.format.folder import (
     ExtractionFolder,
     Failure,
@@ -103,17 +104,17 @@ def open_staging(folder: ExtractionFolder) -> Staging:
     """Recover the state an earlier run left: delete partial files, index the shards, and list
     the staged videos still to pack (a staged video already in a shard was packed just before a
     kill: its copy goes)."""
-    folder.staging_dir.mkdir(exist_ok=True)
+    folder.make_staging()
     partial = folder.partial_files()
     for p in partial:
-        p.unlink()
+        remove_file(p)
     if partial:
         log.info("removed %d partial file(s) left by an interrupted run", len(partial))
     index = folder.scan_shards()
     staged = []
     for p in folder.staged_files():
         if staged_video_id(p) in index:
-            p.unlink()
+            remove_file(p)
         else:
             staged.append(p)
     folder.write_index(index.values())
@@ -156,7 +157,7 @@ class ShardPacker:
         self.folder.write_index(self.index.values())
         fault_point("staging-unlink")
         for p in self.pending:
-            p.unlink()
+            remove_file(p)
         self.note(f"packed {len(self.pending)} video(s) into {shard.name}")
         self.pending, self.pending_bytes = [], 0
 

@@ -32,6 +32,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -40,7 +41,18 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import h5py
 
-from flowprep.format.files import read_json_file, write_text_atomic
+from flowprep.format.files import (
+    NotRegularFileError,
+    is_real_folder,
+    open_for_writing,
+    open_lock_file,
+    parse_json,
+    read_json_file,
+    read_regular_text,
+    real_folder,
+    remove_file,
+    write_text_atomic,
+)
 from flowprep.format.manifest import SPLIT_VALUES
 from flowprep.format.safe_paths import check_label_name, check_shard_name, check_video_id, escaped, shown
 from flowprep.format.shards import (
@@ -361,8 +373,11 @@ def index_entry_problem(entry: IndexEntry, passed: set | None = None) -> str | N
 class ExtractionFolder:
     """One extraction folder: its paths, its config, index and failures, and a run's lock."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, within: Path | None = None) -> None:
         self.root = Path(root)
+        # a part's folder lies inside the whole extraction's (`within`): the folders between them
+        # are the tool's own and must be real folders, never links to elsewhere (see `lock`)
+        self.within = within
 
     config_path = property(lambda self: self.root / EXTRACTION_CONFIG_FILE)
     index_path = property(lambda self: self.root / INDEX_FILE)
@@ -372,7 +387,7 @@ class ExtractionFolder:
     # --- parts --------------------------------------------------------------------------------------
     def part(self, part: int, num_parts: int) -> "ExtractionFolder":
         """The folder of part `part` (0-based) of an extraction split into `num_parts`."""
-        return ExtractionFolder(self.root / PARTS_DIR / f"part-{part:05d}-of-{num_parts:05d}")
+        return ExtractionFolder(self.root / PARTS_DIR / f"part-{part:05d}-of-{num_parts:05d}", within=self.root)
 
     def parts(self) -> list[tuple[int, int, "ExtractionFolder"]]:
         """(part, num_parts, folder) of every part folder, in order."""
@@ -425,12 +440,17 @@ class ExtractionFolder:
 
     def partial_files(self) -> list[Path]:
         """Leftovers of an interrupted run: `.part` shards and staging files."""
-        return [p for folder in (self.root, self.staging_dir) if folder.is_dir()
+        return [p for folder in (self.root, self.staging_dir) if is_real_folder(folder)
                 for p in sorted(folder.glob(f"*{WRITING_SUFFIX}"))]
 
     def staged_files(self) -> list[Path]:
         """Finished videos of a run in progress, not yet packed into a shard."""
-        return sorted(self.staging_dir.glob(f"*{SHARD_SUFFIX}")) if self.staging_dir.is_dir() else []
+        return sorted(self.staging_dir.glob(f"*{SHARD_SUFFIX}")) if is_real_folder(self.staging_dir) else []
+
+    def make_staging(self) -> Path:
+        """The staging folder, created if absent; NotRegularFileError if it is a link (a run would
+        write and delete staging files in the folder it points to) or not a folder."""
+        return real_folder(self.staging_dir)
 
     def unfinished(self) -> list[str]:
         """Why the dataset this folder holds may not be whole yet, one line each: a run still
@@ -453,9 +473,12 @@ class ExtractionFolder:
 
     def in_use(self) -> bool:
         """A run holds this folder's lock now (see `lock`)."""
-        try:
-            fd = os.open(self.root / LOCK_FILE, os.O_RDONLY)
+        try:  # never through a link, never waiting on a FIFO
+            fd = os.open(self.root / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:  # no run has ever locked it, or it cannot be read: nothing says a run is on
+            return False
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)  # a FIFO or a device planted under the lock's name: no run locks that
             return False
         try:
             return _flock_within(fd, fcntl.LOCK_SH, 0.0) is False
@@ -499,13 +522,14 @@ class ExtractionFolder:
                 self.write_config(kind, settings.to_dict())
                 return
             tmp = self.config_path.with_name(f"{EXTRACTION_CONFIG_FILE}.{os.getpid()}.tmp")
-            tmp.write_text(_config_text(FolderConfig(kind, settings.to_dict())), encoding="utf-8")
+            with open_for_writing(tmp, binary=False) as fh:
+                fh.write(_config_text(FolderConfig(kind, settings.to_dict())))
             try:
-                os.link(tmp, self.config_path)
+                os.link(tmp, self.config_path)  # link(2) never follows a link at its new name
             except FileExistsError:
                 pass
             finally:
-                tmp.unlink()
+                remove_file(tmp)
         except OSError as exc:
             raise FolderError(f"cannot write the output folder {self.root}: {exc.strerror or exc}") from None
         self.check_config(kind, settings)
@@ -515,13 +539,15 @@ class ExtractionFolder:
         The stored settings are read back by their owner (`type(settings).from_dict`), so settings
         added to flowprep since the folder was made compare as their defaults."""
         try:
-            stored = FolderConfig.parse(json.loads(self.config_path.read_text(encoding="utf-8")))
+            stored = FolderConfig.parse(parse_json(read_regular_text(self.config_path)))
             if stored.kind == kind:
                 stored = replace(stored, settings=type(settings).from_dict(stored.settings).to_dict())
         except ConfigVersionError as exc:
             raise FolderError(f"{self.root} holds extraction config format version {exc.version!r}, this flowprep "
                               f"writes {CONFIG_FORMAT_VERSION}; pass --overwrite to start afresh, or choose "
                               f"another --out") from None
+        except NotRegularFileError:
+            raise
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             why = "nested too deeply" if isinstance(exc, RecursionError) else exc
             raise FolderError(f"{self.config_path} is unreadable ({why}); pass --overwrite to start this folder "
@@ -543,11 +569,12 @@ class ExtractionFolder:
 
     def clear(self) -> None:
         """Delete what flowprep wrote in the folder (and nothing else), for --overwrite."""
-        for p in self.shard_paths() + self.partial_files():
-            p.unlink()
-        for p in (self.config_path, self.index_path, self.failures_path):
-            p.unlink(missing_ok=True)
-        shutil.rmtree(self.staging_dir, ignore_errors=True)
+        for p in self.shard_paths() + self.partial_files() + [self.config_path, self.index_path, self.failures_path]:
+            remove_file(p)  # a link goes itself, never what it points to
+        if is_real_folder(self.staging_dir):
+            shutil.rmtree(self.staging_dir, ignore_errors=True)
+        else:
+            remove_file(self.staging_dir)
 
     # --- index.json -------------------------------------------------------------------------------
     def read_index(self) -> dict[str, IndexEntry]:
@@ -628,11 +655,14 @@ class ExtractionFolder:
         return self.read_own_failures() + [f for _, _, part in self.parts() for f in part.read_own_failures()]
 
     def read_own_failures(self) -> list[Failure]:
-        if not self.failures_path.exists():
-            return []
         try:
-            records = [json.loads(line) for line in self.failures_path.read_text(encoding="utf-8").splitlines()
-                       if line.strip()]
+            text = read_regular_text(self.failures_path)
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as exc:
+            raise ShardFormatError(f"{self.failures_path}: unreadable failures file: {exc}") from None
+        try:
+            records = [parse_json(line) for line in text.splitlines() if line.strip()]
             # a folder from elsewhere may hold anything: its records reach the terminal escaped
             return [Failure(escaped(str(r["video_id"])), escaped(str(r["path"])), escaped(str(r["reason"])))
                     for r in records]
@@ -652,6 +682,9 @@ class ExtractionFolder:
         into it, from another shell or another cluster job, is refused with a FolderError instead of
         the two overwriting each other's staging files. The lock dies with the process, so a killed run
         never blocks the next one; its file, LOCK_FILE, stays and means nothing when unlocked."""
+        if self.within is not None:  # a part: OUT/parts and its own folder are the tool's, never links
+            real_folder(self.root.parent)
+            real_folder(self.root)
         with folder_lock(self.root):
             yield
 
@@ -664,7 +697,9 @@ def folder_lock(root: Path, error: type[Exception] = FolderError,
     holds it, `error` in one line (a training run raises its own: its command's error type)."""
     try:
         root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_lock_file(root / LOCK_FILE)
+    except NotRegularFileError as exc:
+        raise error(str(exc)) from None
     except OSError as exc:
         raise error(f"cannot write the output folder {root}: {exc.strerror or exc}") from None
     try:

@@ -12,6 +12,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from flowprep.format.files import NotRegularFileError, open_regular, replacing
 from flowprep.format.safe_paths import MAX_ID_LENGTH, check_label_name, check_video_id, has_control, shown  # noqa: F401
 
 REQUIRED_COLUMNS = ("video_id", "path", "label")
@@ -58,11 +59,11 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
     """Read and validate a manifest CSV; raise ManifestError naming the line of the first problem."""
     path = Path(path)
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
+        with open_regular(path, binary=False, newline="", encoding="utf-8-sig") as fh:  # a FIFO never hangs it
             rows = list(csv.reader(fh))
     except FileNotFoundError:
         raise ManifestError(f"manifest {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, NotRegularFileError) as exc:
         raise ManifestError(f"manifest {path} cannot be read: {exc}") from None
     if not rows:
         raise ManifestError(f"manifest {path} is empty: expected a header row {','.join(REQUIRED_COLUMNS)}")
@@ -142,11 +143,9 @@ def write_manifest(path: str | Path, entries: list[ManifestEntry]) -> None:
     """Write entries as a manifest CSV (header from the split columns of the first entry)."""
     split_names = [name for name, _ in entries[0].splits] if entries else []
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with replacing(path, binary=False, newline="") as fh:  # only over a regular file, never through a link
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["video_id", "path", "label", "label_name", *split_names])
         for e in entries:
             splits = e.splits_dict
             writer.writerow([e.video_id, e.path, e.label, e.label_name, *(splits[s] for s in split_names)])
-    tmp.replace(path)

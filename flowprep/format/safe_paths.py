@@ -121,6 +121,24 @@ def check_inside(root: Path, *paths: Path, error: type[Exception] = UnsafePathEr
                                   f"{root}; nothing was written: the paths a command writes stay inside its --out")
 
 
+def overlap_problem(out: Path, given: Path, what: str) -> str | None:
+    """Why a command may not write into `out` beside its input folder `given` (`what` names it,
+    e.g. "the extraction"), or None: `out` is that folder, lies inside it, or contains it (after
+    symlinks), so the command's files (config.json, a checkpoint) would replace or mix with the
+    input's own (an extraction's config.json overwritten by a training run's)."""
+    real_out, real_given = Path(out).resolve(), Path(given).resolve()
+    if real_out == real_given:
+        how = "is"
+    elif real_given in real_out.parents:
+        how = "lies inside"
+    elif real_out in real_given.parents:
+        how = "contains"
+    else:
+        return None
+    return (f"--out {shown(str(out))} {how} {what} {shown(str(given))}: its files would be overwritten or "
+            f"mixed with this command's; choose an --out outside it")
+
+
 def outside_root(root: Path, path: Path) -> Path | None:
     """Where `path` (under `root`, maybe through symlinks) really is, if that is outside `root`; else None."""
     real = Path(path).resolve()

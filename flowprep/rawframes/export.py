@@ -27,10 +27,11 @@ from joblib import Parallel, delayed
 
 from flowprep.extract.config import stored_flow
 from flowprep.format.codecs import CodecError
+from flowprep.format.files import open_for_writing, write_text_atomic
 from flowprep.format.folder import ExtractionFolder, Failure, FolderConfig, IndexEntry, writing_path
 from flowprep.format.manifest import validate_video_id
 from flowprep.format.quantize import quantize
-from flowprep.format.safe_paths import check_inside
+from flowprep.format.safe_paths import check_inside, overlap_problem
 from flowprep.format.shards import ShardFormatError, VideoReader, open_shard, video_reader
 from flowprep.rawframes.layout import (
     FLOW_KINDS,
@@ -119,6 +120,9 @@ def export_rawframes(extraction_dir: str | Path, out_dir: str | Path, video_ids:
     failures and left out; the others go on.
     """
     extraction_dir, out_dir = Path(extraction_dir), Path(out_dir)
+    problem = overlap_problem(out_dir, extraction_dir, "the extraction")
+    if problem:  # video folders and lists written among (or over) the shards, index.json and config.json
+        raise RawframesError(problem)
     folder = ExtractionFolder(extraction_dir)
     index = folder.read_index()  # ids and shard names checked there: names from a folder are input
     entries = videos_to_export(index, video_ids, extraction_dir)
@@ -252,7 +256,8 @@ def _write_video(video: VideoReader, folder: Path, config: ExportConfig) -> tupl
 
     def write(name: str, data: bytes) -> None:
         nonlocal files, size
-        (folder / name).write_bytes(data)
+        with open_for_writing(folder / name) as fh:  # never through a link planted in the folder
+            fh.write(data)
         files += 1
         size += len(data)
 
@@ -306,9 +311,7 @@ def write_annotation_lists(out_dir: Path, prefix: str, entries: list[IndexEntry]
     check_inside(out_dir, *(out_dir / name for name in groups), error=RawframesError)
     for name, lines in sorted(groups.items()):
         path = out_dir / name
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, "".join(line + "\n" for line in lines))
         paths.append(path)
     return paths
 

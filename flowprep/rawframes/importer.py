@@ -38,10 +38,11 @@ from flowprep.extract.staged_run import max_staged_bytes, pack_outcomes, process
 from flowprep.extract.video_job import VideoOutcome
 from flowprep.format.codecs import CodecError, parse_codec
 from flowprep.format.faults import disk_full, is_disk_full
+from flowprep.format.files import NotRegularFileError, read_regular_bytes
 from flowprep.format.folder import ExtractionFolder, Failure, staging_path, writing_path
 from flowprep.format.manifest import ManifestEntry, read_manifest, validate_video_id
 from flowprep.format.quantize import DEFAULT_BOUND, LEVELS, dequantize
-from flowprep.format.safe_paths import check_inside, check_label_name
+from flowprep.format.safe_paths import check_inside, check_label_name, overlap_problem
 from flowprep.format.shards import VideoAttrs
 from flowprep.rawframes.annotations import entries_from_annotations, expand_annotations
 from flowprep.rawframes.layout import BACKWARD_X, RawframesError, is_frame_dir, plan_frames, scan_frame_dir
@@ -197,7 +198,11 @@ def approximate_backward(forward_codes: np.ndarray, bound: float) -> np.ndarray:
 
 
 def _read(path: Path, color: bool, size: tuple[int, int] | None) -> np.ndarray:
-    image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE)
+    try:  # a FIFO or device named like an image is refused, never waited on
+        data = np.frombuffer(read_regular_bytes(path), np.uint8)
+    except NotRegularFileError as exc:
+        raise RawframesError(str(exc)) from None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE) if data.size else None
     if image is None:
         raise RawframesError(f"{path}: does not decode as an image")
     if size is not None and (image.shape[1], image.shape[0]) != size:
@@ -272,6 +277,9 @@ def find_sources(run: ImportRun, record: ExportRecord | None) -> tuple[list[Impo
     """The videos to import and where their labels and splits come from (said in the summary)."""
     if not run.root.is_dir():
         raise RawframesError(f"rawframes tree {run.root} is not a folder")
+    problem = overlap_problem(run.out_dir, run.root, "the rawframes tree")
+    if problem:  # the shards would be written among the frame folders, and scanned as one next time
+        raise RawframesError(problem)
     if run.manifest is not None:
         return sources_from_manifest(read_manifest(run.manifest), run.root), f"manifest {run.manifest}"
     if run.annotations:

@@ -103,12 +103,13 @@ def inspect_path(path: str | Path) -> dict:
         config = None if not folder.config_path.exists() else {"unreadable": str(exc)}
     else:  # a shard of another extraction dropped into the folder is refused, naming it
         folder.check_shards([p.relative_to(path).as_posix() for p in folder.dataset_shards()], stored)
+    index_problem = None
     try:
         indexed: int | None = len(folder.read_index())
-    except ShardFormatError:
-        indexed = None
+    except ShardFormatError as exc:  # the shards are still counted: they are the truth
+        indexed, index_problem = None, str(exc)
     summary = {"path": str(path), "kind": "extraction", "config": config, **_combine(shards),
-               "indexed_videos": indexed,
+               "indexed_videos": indexed, "index_problem": index_problem,
                "failures": [asdict(f) for f in folder.read_failures()]}
     return summary
 
@@ -194,7 +195,8 @@ def format_summary(s: dict) -> list[str]:
         lines.append(f"shards: {len(s['shards'])}")
         lines += [f"  {x['name']}: {x['videos']} videos, {_size(x['file_bytes'])}" for x in s["shards"]]
     lines += [
-        f"videos: {s['videos']}" + (f" (index lists {s['indexed_videos']})"
+        f"videos: {s['videos']}" + (f" (index unreadable: {s['index_problem']})" if s.get("index_problem") else
+                                    f" (index lists {s['indexed_videos']})"
                                     if s.get("kind") == "extraction" and s.get("indexed_videos") != s["videos"] else ""),
         f"frames: {s['frames']} RGB, {s['flow_fields_per_direction']} flow fields per direction",
         f"bytes on disk: {_size(b['on_disk'])}; {_size(b['per_frame'])} per frame (RGB + flow both ways), "

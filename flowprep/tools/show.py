@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from flowprep.format.files import write_bytes_atomic, write_with
 from flowprep.format.shards import open_shard, video_reader
 from flowprep.tools.flow_viz import compose, frame_row, legend_size, wheel_legend
 from flowprep.tools.inspection import find_video
@@ -85,12 +86,15 @@ def render(config: ShowConfig) -> tuple[list[np.ndarray], list[int]]:
 def write_picture(images: list[np.ndarray], out: Path, gif_fps: float) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".png":
-        if not cv2.imwrite(str(out), cv2.cvtColor(images[0], cv2.COLOR_RGB2BGR)):
-            raise OSError(f"cannot write {out}")
+        ok, data = cv2.imencode(".png", cv2.cvtColor(images[0], cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise OSError(f"cannot encode {out}")
+        write_bytes_atomic(out, data.tobytes())  # only over a regular file, never through a link
         return
     from PIL import Image  # Pillow comes with matplotlib; only GIFs need it
     frames = [Image.fromarray(image) for image in images]
-    frames[0].save(out, save_all=True, append_images=frames[1:], duration=int(round(1000 / gif_fps)), loop=0)
+    write_with(out, lambda fh: frames[0].save(fh, format="GIF", save_all=True, append_images=frames[1:],
+                                              duration=int(round(1000 / gif_fps)), loop=0))
 
 
 def show(config: ShowConfig) -> list[int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from flowprep.cli.support import CONTEXT, VERBOSE, configure_logging, run_click
+from flowprep.format.files import NotRegularFileError
 from flowprep.format.shards import ShardFormatError
 from twostream.cli import feature_fusion, predict, score_fusion, streams
 from twostream.core.errors import CheckpointError, DataError, ModelError, TrainError
@@ -17,7 +18,7 @@ from twostream.score_fusion.report_data import ReportError
 
 # Errors that are the user's to fix; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ShardFormatError, ScoresError, DataError, ModelError, CheckpointError, TrainError, FusionError,
-               ReportError)
+               ReportError, NotRegularFileError)
 
 
 @click.group(context_settings=CONTEXT)

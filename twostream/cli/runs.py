@@ -11,11 +11,11 @@ Torch-free on purpose: `twostream --help` and a bad path must answer without imp
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from flowprep.format.files import parse_json, read_regular_text
 from twostream.core.run_folder import CHECKPOINT_FILE, METRICS_FILE, RUN_CONFIG_FILE, scores_file
 
 
@@ -36,7 +36,7 @@ def checkpoint_of(run: Path, what: str = "RUN") -> Path:
 def recorded_config(checkpoint: Path) -> dict:
     """The run's config.json beside the checkpoint ({} if there is none, or it is not a config)."""
     try:
-        data = json.loads((checkpoint.parent / RUN_CONFIG_FILE).read_text(encoding="utf-8"))
+        data = parse_json(read_regular_text(checkpoint.parent / RUN_CONFIG_FILE))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from flowprep.format.faults import fault_point
+from flowprep.format.files import NotRegularFileError, check_replaceable, open_for_writing, open_regular
 from twostream.core.config import TrainConfig
 from twostream.core.errors import CheckpointError
 
@@ -61,10 +62,12 @@ STREAM_CHECKPOINT_FORMAT = CheckpointFormat(STREAM_FORMAT, STREAM_FORMAT_VERSION
 def save_checkpoint(path: str | Path, state: dict[str, Any], kind: CheckpointFormat = STREAM_CHECKPOINT_FORMAT) -> None:
     """Write `state` (plus format and version) to `path` atomically: a kill leaves the old file or the new."""
     path = Path(path)
+    check_replaceable(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": kind.tag, "format_version": kind.version, **state}, tmp)
-    fault_point("checkpoint-write")
-    with open(tmp, "rb") as fh:
+    with open_for_writing(tmp) as fh:  # never through a link planted in the run folder
+        torch.save({"format": kind.tag, "format_version": kind.version, **state}, fh)
+        fh.flush()
+        fault_point("checkpoint-write")
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     fault_point("checkpoint-saved")
@@ -74,9 +77,12 @@ def read_checkpoint(path: str | Path, kind: CheckpointFormat) -> dict[str, Any]:
     """Read a checkpoint of `kind` on the CPU, without running pickled code; configs parsed; errors name the file."""
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path) as fh:  # a FIFO named checkpoint.pt never hangs the reader
+            state = torch.load(fh, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} not found") from None
+    except NotRegularFileError as exc:
+        raise CheckpointError(str(exc)) from None
     except (OSError, RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated?): "
                               f"{' '.join(str(exc).split())[:200]}") from None

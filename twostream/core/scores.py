@@ -11,11 +11,12 @@ Fusion is a pure function of two such files aligned by video id.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from flowprep.format.files import open_regular, parse_json, write_with
 
 SCORES_FORMAT_VERSION = 1
 
@@ -74,24 +75,23 @@ def check_finite(path: Path, scores: VideoScores) -> None:
 
 def save_scores(path: str | Path, scores: VideoScores) -> None:
     """Write atomically (temporary file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(
-        tmp,
+    write_with(Path(path), lambda fh: np.savez(
+        fh,
         video_ids=np.asarray(scores.video_ids, dtype=str),
         labels=np.asarray(scores.labels, dtype=np.int64),
         scores=np.asarray(scores.scores, dtype=np.float32),
         class_names=np.asarray(scores.class_names, dtype=str),
         meta=np.asarray(json.dumps({**scores.meta, "scores_format_version": SCORES_FORMAT_VERSION})),
-    )
-    os.replace(tmp, path)
+    ))
 
 
 def load_scores(path: str | Path) -> VideoScores:
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
+        with open_regular(path) as fh, np.load(fh, allow_pickle=False) as data:
+            meta = parse_json(str(data["meta"]))
+            if not isinstance(meta, dict):
+                raise ScoresError(f"{path}: its metadata is not a JSON object")
             version = meta.get("scores_format_version")
             if version != SCORES_FORMAT_VERSION:
                 raise ScoresError(f"{path}: scores format version {version!r}, this code reads {SCORES_FORMAT_VERSION}")

@@ -35,8 +35,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
-from flowprep.format.files import write_text_atomic
+from flowprep.format.files import remove_file, write_text_atomic
 from flowprep.format.folder import LOCK_FILE, IndexEntry, folder_lock
+from flowprep.format.safe_paths import overlap_problem
 from flowprep.format.signals import Deferred, deferred
 from twostream.core.checkpoint import check_compatible, load_optimizer_state
 from twostream.core.config import ResumableConfig
@@ -83,6 +84,17 @@ def resume_state(config: ResumableConfig, resume: bool, load: Callable[[Path], d
     return state
 
 
+def check_out_apart(config: ResumableConfig) -> None:
+    """TrainError, one line, if the run's --out is, lies inside or contains one of its inputs: the
+    extraction (whose config.json a run's would replace) or, for a fusion head, a stream's run."""
+    inputs = [(Path(config.shards), "the extraction")] + [
+        (Path(getattr(config, k)).parent, f"the {k} run") for k in ("spatial", "temporal") if hasattr(config, k)]
+    for given, what in inputs:
+        problem = overlap_problem(Path(config.out), given, what)
+        if problem:
+            raise TrainError(problem)
+
+
 @contextmanager
 def locked_run(config: ResumableConfig) -> Iterator[None]:
     """Hold the run folder's lock for a whole run (creating the folder): a second `train` into the
@@ -99,7 +111,7 @@ def locked_run(config: ResumableConfig) -> Iterator[None]:
     except BaseException:
         # a run refused before it wrote anything leaves no folder behind (the lock made it)
         if created and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
-            (run_dir / LOCK_FILE).unlink()
+            remove_file(run_dir / LOCK_FILE)
             run_dir.rmdir()
         raise
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from flowprep.format.files import open_for_writing, parse_json, read_regular_text, write_text_atomic
 from twostream.core.run_folder import METRICS_FILE
 
 REQUIRED_KEYS = ("epoch", "phase", "loss", "accuracy")  # what every reader needs; lr may be absent (older logs)
@@ -26,17 +27,15 @@ class MetricsLog:
         its checkpoint redoes that epoch, and must not log it twice."""
         kept = []
         if completed_epochs and self.path.exists():
-            kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
+            kept = [line for line in read_regular_text(self.path).splitlines()
                     if line.strip() and json.loads(line)["epoch"] <= completed_epochs]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        tmp.replace(self.path)
+        write_text_atomic(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, epoch: int, phase: str, loss: float, accuracy: float, lr: float, samples_per_s: float,
               time: float) -> None:
         record = {"epoch": epoch, "phase": phase, "loss": float(loss), "accuracy": float(accuracy), "lr": float(lr),
                   "samples_per_s": float(samples_per_s), "time": float(time)}
-        with open(self.path, "a", encoding="utf-8") as fh:
+        with open_for_writing(self.path, binary=False, append=True) as fh:
             fh.write(json.dumps(record) + "\n")
 
     @staticmethod
@@ -45,10 +44,10 @@ class MetricsLog:
         any name), in file order, each checked and with epoch an int, phase a str, and loss,
         accuracy and lr (None when absent) floats. Blank lines are skipped."""
         try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
+            lines = read_regular_text(Path(path)).splitlines()
         except FileNotFoundError:
             raise MetricsLogError(f"{path}: metrics file not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError) as exc:
             raise MetricsLogError(f"{path}: unreadable metrics file: {exc}") from None
         return [_record(line, f"{path} line {lineno}") for lineno, line in enumerate(lines, start=1) if line.strip()]
 
@@ -56,7 +55,7 @@ class MetricsLog:
 def _record(line: str, where: str) -> dict:
     """One line as a record; a MetricsLogError starting with `where` if it is not one."""
     try:
-        record = json.loads(line)
+        record = parse_json(line)
     except ValueError as exc:
         raise MetricsLogError(f"{where}: not JSON ({exc})") from None
     if not isinstance(record, dict):

@@ -30,6 +30,7 @@ from twostream.data.extraction import (
 from twostream.engine.fit_loop import (
     CheckpointWriter,
     Learner,
+    check_out_apart,
     fit_data,
     fit_epochs,
     locked_run,
@@ -91,6 +92,7 @@ def _optimizer(model: TwoStreamModel, config: FusionTrainConfig) -> torch.optim.
 
 def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: bool | None = None) -> dict:
     """Train (or continue training) as `config` says; return the last epoch's metrics."""
+    check_out_apart(config)
     device = setup_device(config)
     extraction = open_extraction(config.shards)
     with locked_run(config):  # the run folder is this run's until it ends

@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from flowprep.format.files import write_with
 from twostream.score_fusion.report_data import CurvePoint
 
 DPI = 100
@@ -41,7 +42,7 @@ def plot_confusion(matrix: np.ndarray, class_names: tuple[str, ...], title: str,
     ax.set_ylabel("true class")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path)
+    write_with(path, lambda fh: fig.savefig(fh, format="png"))  # never through a link
     return path
 
 
@@ -60,7 +61,7 @@ def plot_per_class(class_names: tuple[str, ...], accuracies: dict[str, np.ndarra
     ax.set_title(title, pad=24)
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(accuracies), fontsize=8, frameon=False)
     fig.tight_layout()
-    fig.savefig(path)
+    write_with(path, lambda fh: fig.savefig(fh, format="png"))  # never through a link
     return path
 
 
@@ -84,5 +85,5 @@ def plot_curves(points: list[CurvePoint], title: str, path: Path) -> Path:
             ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path)
+    write_with(path, lambda fh: fig.savefig(fh, format="png"))  # never through a link
     return path

@@ -28,6 +28,7 @@ import torch
 import torchvision
 from torch import nn
 
+from flowprep.format.files import open_regular
 from twostream.core.backbones import TIMM_PREFIX, family_of
 from twostream.core.errors import ModelError
 
@@ -352,7 +353,8 @@ def _state_from_file(path: str) -> dict[str, torch.Tensor]:
 
             obj = load_file(path, device="cpu")
         else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            with open_regular(path) as fh:
+                obj = torch.load(fh, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ModelError(f"pretrained weights file {path} not found") from None
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:

@@ -27,6 +27,7 @@ from twostream.data.extraction import (
 from twostream.engine.fit_loop import (
     CheckpointWriter,
     Learner,
+    check_out_apart,
     fit_data,
     fit_epochs,
     locked_run,
@@ -84,6 +85,7 @@ def _identity(config: TrainConfig, extraction: ExtractedDataset) -> dict:
 
 def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = None) -> dict:
     """Train (or continue training) as `config` says; return the last epoch's metrics."""
+    check_out_apart(config)
     device = setup_device(config)
     extraction = open_extraction(config.shards)
     if config.clip:  # recorded in the run's config: evaluation checks its shards against it
