@@ -19,7 +19,7 @@ TRAIN_PER_CLASS = 4
 # crops of 48 leave ResNet-18 a 2x2 last feature map: batch norm statistics need more than one value
 TRAIN_OPTIONS = {"crop_size": 48, "flow_length": 4, "batch_size": 4, "lr": 0.01, "dropout": 0.0, "epochs": 14,
                  "val_every": 0, "workers": 0, "threads": 1, "schedule": "cosine"}
-STREAM_OPTIONS = {"spatial": {"color_jitter": 0.0}, "temporal": {"epochs": 16, "lr": 0.03}}
+STREAM_OPTIONS = {"spatial": {"color_jitter": 0.0, "epochs": 8}, "temporal": {"epochs": 16, "lr": 0.03}}
 
 
 @dataclass(frozen=True)
