@@ -46,7 +46,7 @@ EXTRACT = ExtractConfig(flow_method="dis", width=340, height=256)
 CLASSES = tuple(f"class {k}" for k in range(101))
 FLOW_LENGTH, CROP, EVERY, TARGET_FPS = 10, 224, 25, 25.0
 # in order of network work; the live measurement stops at the first below TARGET_FPS
-LIVE_BACKBONES = ("timm:efficientnet_lite0", "resnet18", "resnet34", "resnet50")
+LIVE_BACKBONES = ("timm:efficientnet_lite0", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg16")
 
 
 def scorer(stream: str, backbone: str) -> Scorer:
