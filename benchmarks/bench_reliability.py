@@ -8,21 +8,24 @@ counted by kind (tests/support/reliability/ holds the scenarios; `make test` run
   while replaced, the staging files' removal) and at 3 times, each followed by the same command:
   the result must verify and equal an uninterrupted run's, byte for byte (PNG codecs: lossless);
 - a disk that fills up mid-run (a small tmpfs, or RLIMIT_FSIZE where none can be mounted);
-- a Dask worker killed mid-video; a device out of memory (simulated on the CPU); training on a
+- a Dask worker killed mid-video; a Dask scheduler address that says nothing, answers HTTP or
+  garbage (one line within --scheduler-timeout); a device out of memory (simulated on the CPU); training on a
   folder whose extraction (or one of whose parts) is still running;
 - kill -9 of training and of feature-fusion training at their config and checkpoint writes, and
   of one torchrun rank: the checkpoint must load, and the same command (--resume) must end with
   the uninterrupted run's weights;
 - damaged shards (truncated, corrupt header, corrupt frames, another format version, missing):
   verify names each, train and evaluate refuse in one line naming it;
-- bad videos, bad manifests, bad arguments;
+- bad videos (one damaged mid-stream: FFmpeg reports it), bad manifests, bad arguments;
 - tampered folders (tests/support/reliability/tampered.py): ids and shard names that leave the
   folder, HDF5 links, a FIFO as a shard, a shard of another extraction, JSON nested 100,000 deep,
   config values of the wrong type, control characters in ids, video symlinks out of the root,
   checkpoints whose tensors do not fit their config: one line each, nothing outside --out changed.
 - signals (issue 19): SIGTERM and SIGINT to an extraction's main process and to its process group
   (one line, 143/130, no worker alive once the lock is free, the same command ends equal to an
-  uninterrupted run), and to training and feature-fusion training mid-epoch (a checkpoint at the
+  uninterrupted run), to extract, export-rawframes and import-rawframes while their workers still
+  import (one line, no worker's traceback), to `manifest check --workers 1000` (capped, no worker
+  left), and to training and feature-fusion training mid-epoch (a checkpoint at the
   next batch boundary within 30 s; --resume ends with the uninterrupted run's weights);
 - concurrent training runs: a second `train` / `fuse-features train` into a running one's --out;
 - scale of resume: a 20,000-video resume with 6,000 staged videos reaches its first new video in
@@ -64,6 +67,8 @@ def main() -> None:
         add(r.disk_full(reference, work / "disk"))
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
             add(r.dask_worker_kill(work / "dask", cluster.scheduler_address))
+        for kind in r.SCHEDULER_IMPOSTORS:  # issue 30: an address that is not a Dask scheduler
+            add(r.scheduler_impostor(reference.manifest, work / "impostor", kind))
         add(r.device_out_of_memory(work / "oom"))
         add(r.training_during_extraction(work / "running"))
 
@@ -82,6 +87,12 @@ def main() -> None:
         signalled = r.signal_reference(work / "signals")
         for name, to in (("SIGTERM", "main"), ("SIGTERM", "group"), ("SIGINT", "main"), ("SIGINT", "group")):
             add(r.extraction_signal(signalled, work / "signals", name, to))
+        # issue 30: Ctrl-C while the workers still import; a stopped manifest check's pool
+        early = r.early_reference(work / "early")
+        for name in r.EARLY_COMMANDS:
+            for after in (0.05, 0.15, 0.5):
+                add(r.early_group_sigint(early, name, after))
+        add(r.stopped_manifest_check(work / "early"))
         for fusion in (None, streams):
             reference_weights = baseline / ("fusion" if fusion else "stream") / "checkpoint.pt"
             for name, to, workers in (("SIGTERM", "main", 0), ("SIGTERM", "group", 2), ("SIGINT", "group", 0)):

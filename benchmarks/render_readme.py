@@ -224,7 +224,8 @@ def reliability(data: dict) -> str:
 
 def demo(data: dict) -> str:
     """The table `make demo` printed, from its report folder's table.json."""
-    best_single = max(r["top1"] for r in data["rows"] if r["kind"] == "stream")
+    from twostream.score_fusion.report_data import TableRow, fusion_sentence
+
     best = next(r for r in data["rows"] if r["name"] == data["best"])
     rows = [[f"**{r['name']}**" if r is best else r["name"], r["kind"], f"{100 * r['top1']:.1f}",
              f"{100 * r['mean_class_accuracy']:.1f}"] for r in data["rows"]]
@@ -235,8 +236,7 @@ def demo(data: dict) -> str:
         timing = (f" That run took {t['seconds'] // 60} min {t['seconds'] % 60} s, {start}, installation excluded, "
                   f"on {t['cores']} cores ({t['date']}; `{DEMO_TIMING.relative_to(REPO)}`).")
     return (_table(["method", "kind", "top-1 %", "mean class %"], rows)
-            + f"\n\n{best['videos']} test videos; the best fusion, {best['name']}, is "
-              f"{100 * (best['top1'] - best_single):+.1f} points over the best single stream. "
+            + f"\n\n{best['videos']} test videos. {fusion_sentence([TableRow(**r) for r in data['rows']])} "
               f"From `make demo` (`{DEMO_TABLE.relative_to(REPO)}`).{timing}")
 
 

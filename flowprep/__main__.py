@@ -1,3 +1,3 @@
-from flowprep.cli.main import main
+from flowprep.cli.launch import flowprep
 
-main()
+flowprep()

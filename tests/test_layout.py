@@ -208,3 +208,21 @@ def test_no_import_cycle(package):
     """No module imports, even lazily, a module that imports it back: each reads on its own, and a
     folder's modules stack in floors."""
     assert import_cycles(module_graph(package)) == []
+
+
+# The one JSON reader (issue 30, item 9): every JSON document the tools read goes through
+# flowprep.format.files.parse_json, which turns a document nested 100,000 deep into one line
+# (json's parser recurses once per level) and checks the document's type where the caller says.
+JSON_READER = "flowprep/format/files.py"
+
+
+def test_every_json_document_is_read_through_the_one_reader():
+    calls = []
+    for package in ("flowprep", "twostream"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (isinstance(node, ast.Attribute) and node.attr in ("load", "loads")
+                        and isinstance(node.value, ast.Name) and node.value.id == "json"):
+                    calls.append(f"{path.relative_to(REPO).as_posix()}:{node.lineno}")
+    assert [c for c in calls if not c.startswith(JSON_READER + ":")] == []
+    assert len(calls) == 1, calls  # the reader itself: the check would pass vacuously if it missed it

@@ -1,6 +1,7 @@
 """A sample of issue 19's scenarios (tests/support/reliability/signals.py), on every `make test`:
 SIGTERM to an extraction and to training (mid-epoch checkpoint, resumed to the same weights),
-two training runs into one folder, and the resume check at scale. `make bench-reliability` runs
+two training runs into one folder, the resume check at scale, and Ctrl-C while an extraction's or
+an export's workers still import. `make bench-reliability` runs
 the whole sweep."""
 from __future__ import annotations
 
@@ -40,6 +41,21 @@ def reference(tmp_path_factory) -> r.Reference:
 @pytest.mark.parametrize("name,to", [("SIGTERM", "main"), ("SIGTERM", "group"), ("SIGINT", "group")])
 def test_a_signal_stops_an_extraction_with_its_workers_and_the_same_command_resumes_it(reference, tmp_path, name, to):
     held(s.extraction_signal(reference, tmp_path, name, to))
+
+
+@pytest.fixture(scope="module")
+def early(reference, tmp_path_factory) -> dict[str, list[str]]:
+    return s.early_commands(tmp_path_factory.mktemp("early"), reference.manifest, reference.out)
+
+
+# issue 30: the workers' KeyboardInterrupt tracebacks while they still imported (19-47 lines)
+@pytest.mark.parametrize("name", ["extract", "export-rawframes"])
+def test_ctrl_c_while_the_workers_still_import_prints_one_line(early, name):
+    held(s.early_group_sigint(early, name))
+
+
+def test_a_stopped_manifest_check_has_at_most_a_worker_a_core_and_ends_them(tmp_path):
+    held(s.stopped_manifest_check(tmp_path))
 
 
 @pytest.fixture(scope="module")

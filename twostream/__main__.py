@@ -1,3 +1,3 @@
-from twostream.cli.main import main
+from flowprep.cli.launch import twostream
 
-main()
+twostream()

@@ -28,6 +28,7 @@ from flowprep.extract.config import (
     DEFAULT_RGB_CODEC,
     DEFAULT_SHORT_SIDE,
     DEVICE_HELP,
+    SCHEDULER_TIMEOUT_S,
     ExtractConfig,
     ExtractRun,
 )
@@ -111,17 +112,22 @@ def parse_flow_params(method: str, pairs: tuple[str, ...]) -> dict[str, object]:
               help="With a tls:// scheduler: this client's certificate.")
 @click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
               help="With a tls:// scheduler: this client's private key.")
+@click.option("--scheduler-timeout", type=click.FloatRange(min=0, min_open=True, max=1e6), default=SCHEDULER_TIMEOUT_S,
+              show_default=True, metavar="SECONDS",
+              help="With --scheduler: how long to wait for the scheduler to accept the connection and answer.")
 @click.option("--shard-size-mb", type=click.FloatRange(min=0, min_open=True), default=1024.0, show_default=True,
               help="Target size of one shard file.")
 @click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP)
 @click.option("--follow-symlinks", is_flag=True,
               help="Read videos that are symlinks to files outside the video root (by default each is a failure).")
+@click.option("--allow-decode-errors", is_flag=True,
+              help="Keep videos whose decoder reports damaged data, with a warning (by default each is a failure).")
 def extract(manifest: Path, video_root: Path | None, out_dir: Path, flow_method: str, flow_params: tuple[str, ...],
             size: tuple[int, int] | None, short_side: int | None, fps: float | None, stride: int, max_frames: int | None,
             bound: float, mean_subtraction: bool, rgb_codec: str, flow_codec: str, workers: int, device: str,
             batch: int, num_parts: int, part: int, scheduler: str | None, tls_ca_file: Path | None,
-            tls_cert: Path | None, tls_key: Path | None, shard_size_mb: float, overwrite: bool,
-            follow_symlinks: bool) -> int:
+            tls_cert: Path | None, tls_key: Path | None, scheduler_timeout: float, shard_size_mb: float,
+            overwrite: bool, follow_symlinks: bool, allow_decode_errors: bool) -> int:
     """Extract RGB frames and forward/backward flow of every video in a manifest into shards.
 
     Re-running the same command resumes: finished videos are skipped. Videos that cannot be
@@ -148,7 +154,8 @@ def extract(manifest: Path, video_root: Path | None, out_dir: Path, flow_method:
             video_root=video_root if video_root is not None else manifest.parent,
             out_dir=out_dir, extract=config, workers=workers, shard_size_mb=shard_size_mb, overwrite=overwrite,
             device=resolve_device(device, flow_method), batch=batch, num_parts=num_parts, part=part, scheduler=scheduler,
-            tls_ca_file=tls_ca_file, tls_cert=tls_cert, tls_key=tls_key, follow_symlinks=follow_symlinks,
+            tls_ca_file=tls_ca_file, tls_cert=tls_cert, tls_key=tls_key, scheduler_timeout=scheduler_timeout,
+            follow_symlinks=follow_symlinks, allow_decode_errors=allow_decode_errors,
         )
     except ValueError as exc:  # the config's own validation: a usage error
         raise click.UsageError(str(exc)) from None

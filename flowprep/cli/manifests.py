@@ -108,11 +108,11 @@ def kinetics(csv_files: tuple[Path, ...], out: Path, path_template: str | None) 
 @click.argument("manifest_path", metavar="MANIFEST", type=click.Path(path_type=Path))
 @click.option("--video-root", type=click.Path(path_type=Path), default=None,
               help="Folder the manifest's paths are relative to. Default: the manifest's folder.")
-@click.option("--full", is_flag=True, help="Decode every frame (finds truncated files; slow) instead of the first.")
+@click.option("--full", is_flag=True, help="Decode every frame (finds truncated and damaged files; slow) instead of the first.")
 @workers_option(1)
 @JSON_OPTION
 def check(manifest_path: Path, video_root: Path | None, full: bool, workers: int, as_json: bool) -> int:
-    """Report missing and unreadable videos of MANIFEST before a long extraction. Exit 3 if any."""
+    """Report missing, unreadable and damaged videos of MANIFEST before a long extraction. Exit 3 if any."""
     root = video_root if video_root is not None else manifest_path.parent
     report = check_manifest(CheckConfig(manifest_path, root, full, workers))
     if as_json:
@@ -121,7 +121,7 @@ def check(manifest_path: Path, video_root: Path | None, full: bool, workers: int
         for p in report.problems:
             click.echo(f"{p.kind}: {p.video_id}: {p.reason}")
         click.echo(f"{report.total} videos: {report.total - len(report.problems)} ok, {report.count('missing')} missing, "
-                   f"{report.count('unreadable')} unreadable (video root {root})")
+                   f"{report.count('unreadable')} unreadable, {report.count('damaged')} damaged (video root {root})")
         if report.count("missing"):
             click.echo(missing_hint(root, video_root is not None))
     return EXIT_OK if report.ok else EXIT_SOME_FAILED

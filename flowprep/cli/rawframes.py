@@ -76,10 +76,13 @@ def export_rawframes_command(extraction: Path, out: Path, video_ids: tuple[str, 
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="Parallel processes (0 = all cores).")
 @click.option("--shard-size-mb", type=click.FloatRange(min=0, min_open=True), default=1024.0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Discard an earlier import (or extraction) in --out.")
+@click.option("--follow-symlinks", is_flag=True,
+              help="Read frame folders and images that are symlinks to files outside the tree (by default each "
+                   "such video is a failure).")
 def import_rawframes_command(tree: Path, out_dir: Path, manifest: Path | None, annotations: tuple[str, ...],
                              bound: float | None, backward: str | None, mean_subtracted: bool | None,
                              fps: float | None, rgb_codec: str, flow_codec: str, workers: int, shard_size_mb: float,
-                             overwrite: bool) -> int:
+                             overwrite: bool, follow_symlinks: bool) -> int:
     """Pack an existing rawframes tree into shards without recomputing flow.
 
     Reads denseflow's and mmaction2's trees: img_NNNNN frames with flow_x_/flow_y_NNNNN or
@@ -88,7 +91,8 @@ def import_rawframes_command(tree: Path, out_dir: Path, manifest: Path | None, a
     try:
         config = ImportConfig(bound=bound, backward_flow=backward, mean_subtracted=mean_subtracted, fps=fps,
                               rgb_codec=rgb_codec, flow_codec=flow_codec)
-        run = ImportRun(tree, out_dir, config, manifest, workers, shard_size_mb, overwrite, tuple(annotations))
+        run = ImportRun(tree, out_dir, config, manifest, workers, shard_size_mb, overwrite, tuple(annotations),
+                        follow_symlinks)
     except ValueError as exc:
         raise usage_error(exc) from None
     summary = import_rawframes(run)

@@ -30,6 +30,15 @@ VERBOSE = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 DEVICE_DEFAULT = "auto"  # a GPU when there is one (and the work can use it), else the CPU
 
 
+def _subcommand_path(ctx: click.Context) -> str:
+    """The command's words after the program's name: 'manifest folder', not only 'folder'."""
+    names = []
+    while ctx.parent is not None:
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    return " ".join(reversed(names))
+
+
 def workers_option(default: int, help: str = "Parallel processes (0 = all cores).") -> Callable:
     return click.option("--workers", type=click.IntRange(min=0), default=default, show_default=True, help=help)
 
@@ -125,7 +134,7 @@ def _report(exc: BaseException, prog: str, user_errors: tuple[type[BaseException
         return stop.status if stop is not None else EXIT_INTERRUPTED
     if isinstance(exc, click.exceptions.UsageError):
         ctx = exc.ctx
-        hint = f" (see '{prog} {ctx.info_name} --help')" if ctx is not None and ctx.parent is not None else ""
+        hint = f" (see '{prog} {_subcommand_path(ctx)} --help')" if ctx is not None and ctx.parent is not None else ""
         message = exc.format_message()
         if isinstance(exc, click.exceptions.NoSuchOption) and ctx is not None:
             new = (renamed or {}).get((ctx.info_name, exc.option_name))

@@ -73,7 +73,8 @@ def _parse_frames(ctx: click.Context, param: click.Parameter, value: str | None)
 @click.option("--gif-frames", "max_frames", type=click.IntRange(min=1), default=100, show_default=True,
               help="Frames of a GIF, at most (evenly spaced).")
 @click.option("--max-flow", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Magnitude (px) drawn fully saturated. Default: the largest shown.")
+              help="Magnitude (px) drawn fully saturated; faster motion is drawn darker. Default: the 99th "
+                   "percentile of the magnitudes shown (the typical motion, not the few fastest pixels).")
 @click.option("--restore-means/--as-stored", "restore_mean", default=True, show_default=True,
               help="Show flow with its subtracted mean vector added back (the motion in the video), or as stored "
                    "(what the temporal stream sees).")

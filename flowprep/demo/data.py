@@ -308,7 +308,7 @@ def write_demo_dataset(out_dir: str | Path, config: DemoConfig) -> list[Manifest
             previous = parse_json(read_regular_text(stored))
         except (OSError, ValueError) as exc:
             raise DemoDataError(f"{stored}: unreadable ({exc}); delete it or choose another --out") from None
-        current = json.loads(config.to_json())
+        current = parse_json(config.to_json(), dict)
         changed = [f"{k}: {previous.get(k)!r} -> {current[k]!r}" for k in current if previous.get(k) != current[k]]
         if changed:
             raise DemoDataError(f"{out_dir} holds demo data made with another config ({'; '.join(changed)}); "

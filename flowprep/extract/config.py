@@ -20,6 +20,7 @@ from typing import Any
 
 from flowprep.flow.registry import FLOW_METHODS, get_method
 from flowprep.format.codecs import parse_codec
+from flowprep.format.files import parse_json
 from flowprep.format.quantize import DEFAULT_BOUND
 
 # Measured by `make bench-codecs` and `make bench-train` (README, "Choice of codecs"): JPEG keeps
@@ -37,6 +38,7 @@ DEFAULT_SHORT_SIDE = 256
 TSN_SIZE = (340, 256)  # width, height
 ORIGIN = "rawframes"  # ImportConfig's marker in the config a shard stores
 BACKWARD_MODES = ("files", "negate")
+SCHEDULER_TIMEOUT_S = 30.0  # --scheduler-timeout: distributed's own default for a connection
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ class ExtractConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "ExtractConfig":
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(parse_json(text, dict))
 
 
 @dataclass(frozen=True)
@@ -138,9 +140,13 @@ class ExtractRun:
     tls_ca_file: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    scheduler_timeout: float = SCHEDULER_TIMEOUT_S  # to connect to the scheduler and read its handshake
     # read videos that resolve outside the video root (a symlink in it to elsewhere); by default
     # each is a failures record. Not part of the extraction config: it decides what is read, not how.
     follow_symlinks: bool = False
+    # keep a video whose decoder reports damage, with a warning (in its shard and the run's output);
+    # by default each is a failures record. Not part of the extraction config: it decides what is kept.
+    allow_decode_errors: bool = False
 
     def __post_init__(self) -> None:
         check_run_options(self.workers, self.shard_size_mb)
@@ -154,6 +160,8 @@ class ExtractRun:
             if get_method(self.extract.flow_method).batched:
                 raise ValueError(f"--scheduler runs per-video jobs of the CPU backends; for {self.extract.flow_method} "
                                  f"on several machines use --num-parts and --part, one GPU each")
+        if not (isinstance(self.scheduler_timeout, (int, float)) and 0 < self.scheduler_timeout < float("inf")):
+            raise ValueError(f"scheduler timeout must be a positive number of seconds, got {self.scheduler_timeout!r}")
         given = [p is not None for p in (self.tls_ca_file, self.tls_cert, self.tls_key)]
         if any(given) and not (self.scheduler or "").startswith("tls://"):
             raise ValueError("--tls-ca-file, --tls-cert and --tls-key go with a tls:// --scheduler")
@@ -194,7 +202,9 @@ class ExtractRun:
             "num_parts": self.num_parts,
             "part": self.part,
             "scheduler": self.scheduler,
+            "scheduler_timeout": self.scheduler_timeout,
             "follow_symlinks": self.follow_symlinks,
+            "allow_decode_errors": self.allow_decode_errors,
             "extract": self.extract.to_dict(),
         }
 
@@ -291,9 +301,7 @@ def parse_settings(kind: str, settings: dict[str, Any]) -> ExtractConfig | Impor
 
 def parse_shard_settings(text: str) -> ExtractConfig | ImportConfig:
     """The config a shard stores (its `extract_config` attribute): imported shards say their origin."""
-    data = json.loads(text)
-    if not isinstance(data, dict):
-        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    data = parse_json(text, dict)
     return parse_settings("import" if data.get("origin") == ORIGIN else "extract", data)
 
 

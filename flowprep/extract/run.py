@@ -21,6 +21,7 @@ from joblib import delayed
 from flowprep.extract.batched import device_outcomes, multi_device_outcomes
 from flowprep.extract.cluster import on_cluster, security
 from flowprep.extract.config import ExtractRun, part_of
+from flowprep.extract.decode import silence_ffmpeg
 from flowprep.extract.progress import Progress, format_duration
 from flowprep.extract.staged_run import (
     max_staged_bytes,
@@ -162,12 +163,13 @@ def start_jobs(run: ExtractRun, todo: list[ManifestEntry], staging_dir: Path, wo
     max_staged = max_staged_bytes(run.shard_size_mb * 1e6)
     if not get_method(run.extract.flow_method).batched:
         jobs = [delayed(when_room)(extract_video, staging_dir, max_staged, e, run.video_root / e.path, run.extract,
-                                   staging_dir, owner=os.getpid()) for e in todo]
+                                   staging_dir, None, 1, run.allow_decode_errors, owner=os.getpid()) for e in todo]
         if run.scheduler is not None:
             tls = security(run.scheduler, run.tls_ca_file, run.tls_cert, run.tls_key)
-            return on_cluster(jobs, run.scheduler, note, tls)
+            return on_cluster(jobs, run.scheduler, note, tls, timeout_s=run.scheduler_timeout)
         return process_outcomes(jobs, workers)
     check_devices(run.devices)
+    silence_ffmpeg()  # its videos decode in threads of this process, where decoder_log takes nothing
     videos = [(e, run.video_root / e.path) for e in todo]
     if len(run.devices) == 1:
         return device_outcomes(videos, run.extract, staging_dir, run.devices[0], workers, run.batch_fields, note,

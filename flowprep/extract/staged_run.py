@@ -35,7 +35,7 @@ from flowprep.format.folder import (
     staged_video_id,
 )
 from flowprep.format.shards import SHARD_SUFFIX
-from flowprep.format.signals import Stop, deferred, leave_stops_to, received
+from flowprep.format.signals import Stop, deferred, leave_stops_to, received, workers_start_ignoring_sigint
 
 log = logging.getLogger("flowprep")
 
@@ -121,11 +121,22 @@ def open_staging(folder: ExtractionFolder) -> Staging:
     return Staging(folder, index, staged)
 
 
+# A shard is also closed, below its target size, once its first video has waited this long: with
+# shards of 1 GB a small dataset would otherwise stay in staging/ until the run's end, where no reader
+# sees it (training on a running extraction uses the packed videos). The wait doubles after each
+# shard closed so, so a long run adds a few small shards (about log2 of its length in these units)
+# rather than one a minute. Packing stays the one way into a shard: readers never see staging files,
+# which the packer deletes, and a killed run resumes as before.
+FIRST_PACK_WAIT_S = 60.0
+
+
 class ShardPacker:
-    """Collects finished staging files and packs them into shards of about `target_bytes`."""
+    """Collects finished staging files and packs them into shards of about `target_bytes`, or of
+    what has waited `pack_wait_s` (FIRST_PACK_WAIT_S, doubling; None: size only)."""
 
     def __init__(self, folder: ExtractionFolder, stored_config: str, target_bytes: float, index: dict[str, IndexEntry],
-                 note: Callable[[str], None] = log.info) -> None:
+                 note: Callable[[str], None] = log.info, pack_wait_s: float | None = FIRST_PACK_WAIT_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.folder = folder
         self.note = note
         self.stored_config = stored_config  # what each shard stores as its config (JSON)
@@ -136,12 +147,21 @@ class ShardPacker:
         self.index = index
         self.pending: list[Path] = []
         self.pending_bytes = 0
+        self.pack_wait_s, self.clock = pack_wait_s, clock
+        self.first_pending_at = 0.0  # when the first of `pending` came
 
     def add(self, staged: Path) -> None:
+        if not self.pending:
+            self.first_pending_at = self.clock()
         self.pending.append(staged)
         self.pending_bytes += staged.stat().st_size
         if self.pending_bytes >= self.target_bytes:
             self.flush()
+        elif self.pack_wait_s is not None and self.clock() - self.first_pending_at >= self.pack_wait_s:
+            self.note(f"closing a shard below its target size: its first video waited {self.pack_wait_s:.0f} s "
+                      f"(so that readers see the finished videos; the next waits twice as long)")
+            self.flush()
+            self.pack_wait_s *= 2
 
     def flush(self) -> None:
         if not self.pending:
@@ -249,7 +269,27 @@ def process_outcomes(jobs: list, workers: int) -> Iterator[StagedOutcome]:
     # one video a task (batch_size=1): a task of several videos returns none of their outcomes until
     # the last is done, so the first ones' staging files could not be packed while the later ones
     # wait for room in staging (wait_for_room) -- a deadlock once staging is full
+    workers_start_ignoring_sigint()  # a Ctrl-C while they import is the run's to act on
     return Parallel(n_jobs=min(workers, max(1, len(jobs))), batch_size=1, return_as="generator_unordered")(jobs)
+
+
+@contextmanager
+def worker_pool(jobs: list, workers: int) -> Iterator[Iterator[Any]]:
+    """process_outcomes for a command that stages nothing (export-rawframes, manifest check):
+    within, the outcomes, each as its job finishes; left early (a stop, an error), the workers
+    are ended then, before the command's one line, as pack_outcomes ends an extraction's. A
+    stopped `manifest check --workers 1000` left 145 workers alive for minutes (issue 30)."""
+    with deferred() as stop:  # a stop while the pool starts waits for a handle to close it with
+        outcomes = process_outcomes(jobs, workers)
+    try:
+        if stop.requested:
+            raise stop.stop()
+        yield outcomes
+    except BaseException:
+        outcomes.close()  # joblib's abort: the worker processes killed
+        let_queue_feeders_end()
+        raise
+    outcomes.close()
 
 
 FEEDER_PATIENCE_S = 2.0  # how long a stopped run waits for the job queues' feeder threads to end
@@ -316,6 +356,8 @@ def pack_outcomes(staging: Staging, start: Callable[[], Iterator[StagedOutcome]]
                 folder.write_failures(result.failures)
                 continue
             result.count(outcome)
+            if getattr(outcome, "warning", ""):  # kept despite a problem (extract --allow-decode-errors)
+                progress.note(f"warning: {outcome.video_id}: {outcome.warning}")
             if on_success is not None:
                 on_success(outcome)
             pack(outcome.staged)

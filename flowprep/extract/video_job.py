@@ -22,7 +22,14 @@ import cv2
 import numpy as np
 
 from flowprep.extract.config import ExtractConfig
-from flowprep.extract.decode import VideoError, VideoInfo, iter_kept_frames, open_video
+from flowprep.extract.decode import (
+    VideoError,
+    VideoInfo,
+    decode_errors_reason,
+    decoder_log,
+    iter_kept_frames,
+    open_video,
+)
 from flowprep.extract.frames import FrameSampler, output_size, resize, to_gray
 from flowprep.extract.shard_writer import StagedVideo
 from flowprep.flow.backend import BatchFlow, FlowError
@@ -43,6 +50,7 @@ class VideoOutcome:
     pairs: int = 0
     flow_seconds: float = 0.0  # time spent inside the flow backend (in the job's own process)
     seconds: float = 0.0  # wall time of the whole job
+    warning: str = ""  # kept despite a problem (--allow-decode-errors: the decoder's complaint)
 
 
 class FlowSubmitter(Protocol):
@@ -125,16 +133,18 @@ def frame_size(info: VideoInfo, config: ExtractConfig) -> tuple[int, int]:
 
 
 def extract_video(entry: ManifestEntry, source: Path, config: ExtractConfig, staging_dir: Path,
-                  flow: FlowSubmitter | None = None, window: int = 1) -> VideoOutcome:
+                  flow: FlowSubmitter | None = None, window: int = 1, allow_decode_errors: bool = False) -> VideoOutcome:
     """Extract one video into `staging_dir`; never raises for a bad video, returns the reason.
-    Without `flow` (a worker process), the config's backend computes flow here, one pair at a time."""
+    Without `flow` (a worker process), the config's backend computes flow here, one pair at a time.
+    A video whose decoder reports damage (decode.decoder_log) fails, unless `allow_decode_errors`:
+    then it is kept, with the decoder's complaint in its outcome's `warning` (and its shard)."""
     cv2.setNumThreads(1)  # one core per worker: parallelism comes from processes or threads
     quiet_hdf5_after_disk_full()
     started = time.perf_counter()
     try:
         if flow is None:
             flow = InlineFlow(_flow_for(config), config.bound, config.mean_subtraction)
-        return _extract(entry, source, config, staging_dir, started, flow, window)
+        return _extract(entry, source, config, staging_dir, started, flow, window, allow_decode_errors)
     except (VideoError, FlowError) as exc:
         reason = str(exc)
     except cv2.error as exc:
@@ -149,49 +159,55 @@ def extract_video(entry: ManifestEntry, source: Path, config: ExtractConfig, sta
 
 
 def _extract(entry: ManifestEntry, source: Path, config: ExtractConfig, staging_dir: Path, started: float,
-             flow: FlowSubmitter, window: int) -> VideoOutcome:
-    cap, info = open_video(source)
-    sampler = frame_sampler(info, config)
-    size = frame_size(info, config)
-    with StagedVideo(staging_dir, entry.video_id, size[0], size[1], parse_codec(config.rgb_codec),
-                     parse_codec(config.flow_codec), config.bound, config.to_json()) as staged:
-        in_flight: deque[Future] = deque()
-        prevs: list[np.ndarray] = []
-        nexts: list[np.ndarray] = []
-        prev_gray = None
-        sampled = SampledFrames(cap, info, sampler)
-        for frame in sampled:
-            frame = resize(frame, size)
-            gray = to_gray(frame)
-            staged.add_frame(frame)
-            if prev_gray is not None:
-                prevs.append(prev_gray)
-                nexts.append(gray)
-            prev_gray = gray
-            if len(prevs) == window:
+             flow: FlowSubmitter, window: int, allow_decode_errors: bool) -> VideoOutcome:
+    with decoder_log() as decoder:  # FFmpeg's lines off the terminal, and counted
+        cap, info = open_video(source)
+        sampler = frame_sampler(info, config)
+        size = frame_size(info, config)
+        with StagedVideo(staging_dir, entry.video_id, size[0], size[1], parse_codec(config.rgb_codec),
+                         parse_codec(config.flow_codec), config.bound, config.to_json()) as staged:
+            in_flight: deque[Future] = deque()
+            prevs: list[np.ndarray] = []
+            nexts: list[np.ndarray] = []
+            prev_gray = None
+            sampled = SampledFrames(cap, info, sampler)
+            for frame in sampled:
+                frame = resize(frame, size)
+                gray = to_gray(frame)
+                staged.add_frame(frame)
+                if prev_gray is not None:
+                    prevs.append(prev_gray)
+                    nexts.append(gray)
+                prev_gray = gray
+                if len(prevs) == window:
+                    in_flight.append(flow.submit(*both_directions(prevs, nexts)))
+                    prevs, nexts = [], []
+                    while len(in_flight) > 1:  # decode the next window while this one computes
+                        stage_flow(staged, *in_flight.popleft().result())
+            if prevs:
                 in_flight.append(flow.submit(*both_directions(prevs, nexts)))
-                prevs, nexts = [], []
-                while len(in_flight) > 1:  # decode the next window while this one computes
-                    stage_flow(staged, *in_flight.popleft().result())
-        if prevs:
-            in_flight.append(flow.submit(*both_directions(prevs, nexts)))
-        while in_flight:
-            stage_flow(staged, *in_flight.popleft().result())
-        check_length(staged.frames, sampled.decoded)
-        attrs = VideoAttrs(
-            label=entry.label,
-            label_name=entry.label_name,
-            splits=json.dumps(entry.splits_dict, sort_keys=True),
-            source_path=entry.path,
-            source_width=info.width,
-            source_height=info.height,
-            fps_source=info.fps,
-            fps_sampled=sampler.output_fps(info.fps),
-            width=size[0],
-            height=size[1],
-            num_frames=staged.frames,
-            mean_subtracted=config.mean_subtraction,
-        )
-        path = staged.commit(attrs)
-    return VideoOutcome(entry.video_id, str(source), path, None, staged.frames, staged.pairs,
-                        getattr(flow, "seconds", 0.0), time.perf_counter() - started)
+            while in_flight:
+                stage_flow(staged, *in_flight.popleft().result())
+            check_length(staged.frames, sampled.decoded)
+            complaints = decoder.complaints()
+            if complaints and not allow_decode_errors:
+                raise VideoError(decode_errors_reason(complaints))
+            warning = decode_errors_reason(complaints, kept=True) if complaints else ""
+            attrs = VideoAttrs(
+                label=entry.label,
+                label_name=entry.label_name,
+                splits=json.dumps(entry.splits_dict, sort_keys=True),
+                source_path=entry.path,
+                source_width=info.width,
+                source_height=info.height,
+                fps_source=info.fps,
+                fps_sampled=sampler.output_fps(info.fps),
+                width=size[0],
+                height=size[1],
+                num_frames=staged.frames,
+                mean_subtracted=config.mean_subtraction,
+                decode_warning=warning,
+            )
+            path = staged.commit(attrs)
+        return VideoOutcome(entry.video_id, str(source), path, None, staged.frames, staged.pairs,
+                            getattr(flow, "seconds", 0.0), time.perf_counter() - started, warning)

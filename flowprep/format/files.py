@@ -209,13 +209,25 @@ def write_with(path: Path, write: Callable[[IO], Any]) -> None:
         write(fh)
 
 
-def parse_json(text: str) -> Any:
-    """The JSON document in `text`; ValueError, one line, if it is not JSON or nested too deeply
-    (json's parser recurses once per level: a hostile file nests 100,000 deep)."""
+def parse_json(text: str | bytes, kind: type | None = None) -> Any:
+    """The JSON document in `text` (of type `kind`, e.g. dict, where given): the one JSON reader
+    of both packages (tests/test_layout.py holds every other module to it). ValueError, one line,
+    if it is not JSON, nested too deeply (json's parser recurses once per level: a hostile file
+    nests 100,000 deep) or of another type."""
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+    if kind is not None and not isinstance(data, kind):
+        raise ValueError(f"expected a JSON {_JSON_NAMES.get(kind, kind.__name__)}, got {_json_name(data)}")
+    return data
+
+
+_JSON_NAMES = {dict: "object", list: "array", str: "string", float: "number", int: "integer", bool: "true/false"}
+
+
+def _json_name(value: Any) -> str:
+    return "null" if value is None else _JSON_NAMES.get(type(value), type(value).__name__)
 
 
 def read_json_file(path: Path, error: type[Exception], missing: str, what: str) -> Any:

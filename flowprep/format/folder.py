@@ -53,6 +53,7 @@ from flowprep.format.files import (
     remove_file,
     write_text_atomic,
 )
+from flowprep.format.limits import MAX_FRAMES, integer_problem, label_problem
 from flowprep.format.manifest import SPLIT_VALUES
 from flowprep.format.safe_paths import check_label_name, check_shard_name, check_video_id, escaped, shown
 from flowprep.format.shards import (
@@ -291,7 +292,7 @@ def shard_config_problem(f: h5py.File, config: FolderConfig) -> str | None:
     extraction config it stores must be the folder's (`same_settings`), of the same kind of run."""
     text = f.attrs.get(ATTR_EXTRACT_CONFIG)
     try:
-        stored = json.loads(text.decode() if isinstance(text, bytes) else text)
+        stored = parse_json(text.decode() if isinstance(text, bytes) else text)
     except (ValueError, TypeError, RecursionError) as exc:
         why = "nested too deeply" if isinstance(exc, RecursionError) else " ".join(str(exc).split())[:160]
         return f"its stored extraction config does not parse ({why})"
@@ -342,9 +343,9 @@ def index_entry_problem(entry: IndexEntry, passed: set | None = None) -> str | N
     if problem:
         return problem
     where = f"video {entry.video_id!r}"
-    for name, value in (("label", entry.label), ("num_frames", entry.num_frames)):
-        if type(value) is not int or value < 0:
-            return f"{where}: {name} {shown(value)} is not a non-negative integer"
+    for problem in (label_problem(entry.label), integer_problem("num_frames", entry.num_frames, 0, MAX_FRAMES)):
+        if problem:
+            return f"{where}: {problem}"
     if ("shard", entry.shard) not in passed:
         problem = check_shard_name(entry.shard)
         if problem is None and not SHARD_NAME.match(entry.shard):

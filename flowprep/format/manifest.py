@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from flowprep.format.files import NotRegularFileError, open_regular, replacing
+from flowprep.format.limits import MAX_CLASSES, label_problem
 from flowprep.format.safe_paths import MAX_ID_LENGTH, check_label_name, check_video_id, has_control, shown  # noqa: F401
 
 REQUIRED_COLUMNS = ("video_id", "path", "label")
@@ -108,6 +109,9 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
             label = -1
         if label < 0:
             raise ManifestError(f"{where}: label {cell['label']!r} is not a non-negative integer")
+        if label_problem(label):  # before it reaches a shard's attribute or sizes a classifier
+            raise ManifestError(f"{where}: label {cell['label'].strip()} is above {MAX_CLASSES - 1:,}, the largest "
+                                f"class index accepted; labels are 0-based class indices")
         splits = []
         for name in split_cols:
             if cell[name] not in SPLIT_VALUES:

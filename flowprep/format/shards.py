@@ -32,8 +32,8 @@ way a stack of consecutive fields is one h5py call.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields
+import errno
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -42,8 +42,10 @@ import h5py
 import numpy as np
 
 from flowprep.format.codecs import Codec, parse_codec
+from flowprep.format.files import parse_json
+from flowprep.format.limits import MAX_FRAMES, MAX_SIDE, integer_problem, label_problem
 from flowprep.format.quantize import dequantize
-from flowprep.format.safe_paths import check_video_id, regular_file_problem
+from flowprep.format.safe_paths import check_video_id, regular_file_problem, shown
 
 FORMAT_NAME = "flowprep-shard"
 SHARD_FORMAT_VERSION = 1  # the shard files' own version; config.json and index.json have theirs (format/folder.py)
@@ -91,10 +93,13 @@ class VideoAttrs:
     height: int
     num_frames: int
     mean_subtracted: bool
+    # the decoder's complaint about a video kept with `extract --allow-decode-errors` ('': none);
+    # optional: shards written before it read as ''
+    decode_warning: str = ""
 
     @property
     def splits_dict(self) -> dict[str, str]:
-        return json.loads(self.splits)
+        return parse_json(self.splits, dict)
 
     @property
     def num_pairs(self) -> int:
@@ -106,7 +111,8 @@ class VideoAttrs:
 
     @classmethod
     def read(cls, group: h5py.Group) -> "VideoAttrs":
-        return cls(**{f.name: cls.read_field(group, f.name) for f in fields(cls)})
+        return cls(**{f.name: cls.read_field(group, f.name) for f in fields(cls)
+                      if f.name in group.attrs or f.default is MISSING})
 
     @classmethod
     def read_field(cls, group: h5py.Group, name: str):
@@ -186,6 +192,9 @@ def open_shard(path: str | Path) -> h5py.File:
     except FileNotFoundError:
         raise ShardFormatError(f"{path}: shard file not found") from None
     except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE) or "errno = 24," in str(exc) or "errno = 23," in str(exc):
+            raise OSError(errno.EMFILE, f"cannot open {path}: too many open files (this process may have "
+                                        f"{_open_file_limit()}; raise it with `ulimit -n`)") from None
         raise ShardFormatError(f"{path}: not a readable HDF5 file (corrupt or truncated?): {exc}") from None
     try:
         check_header(f)
@@ -193,6 +202,13 @@ def open_shard(path: str | Path) -> h5py.File:
         f.close()
         raise
     return f
+
+
+def _open_file_limit() -> str:
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return "unlimited open files" if soft == resource.RLIM_INFINITY else f"{soft} open files at most"
 
 
 def stored_extract_config(f: h5py.File) -> str:
@@ -301,6 +317,58 @@ def append_means(group: h5py.Group, direction: str, means: list[np.ndarray]) -> 
 
 
 # --- video level: reading ---------------------------------------------------------------------
+def stored_number_problems(group: h5py.Group, attrs: VideoAttrs) -> list[str]:
+    """Why the numbers a video group states cannot be trusted, one line each (none: []), checked
+    before any of them sizes an allocation or an index: its label, frame count and size within
+    limits, each dataset holding as many items as the frame count says, raw items of the stated
+    size, bounds positive. Reads shapes and attributes only, never the data."""
+    problems = [p for p in (label_problem(attrs.label), integer_problem("num_frames", attrs.num_frames, 1, MAX_FRAMES),
+                            integer_problem("width", attrs.width, 1, MAX_SIDE),
+                            integer_problem("height", attrs.height, 1, MAX_SIDE)) if p]
+    if problems:
+        return problems  # the checks below take these numbers as given
+    t, h, w = attrs.num_frames, attrs.height, attrs.width
+    expected = {RGB: t, **{name: t - 1 for name in FLOW_DIRECTIONS.values()},
+                **{name + MEAN_SUFFIX: t - 1 for name in FLOW_DIRECTIONS.values()}}
+    for name, n in expected.items():
+        if name not in group:
+            problems.append(f"lacks dataset {name!r}")
+            continue
+        try:
+            count = group[name].shape[0] if name.endswith(MEAN_SUFFIX) else item_count(group, name)
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            problems.append(f"{name} is unreadable: {exc!r}")
+            continue
+        if count != n:
+            problems.append(f"{name} holds {count} entries, expected {n} for {t} frames (incomplete)")
+    for name in FLOW_DIRECTIONS.values():
+        if name + MEAN_SUFFIX in group and group[name + MEAN_SUFFIX].shape[1:] != (2,):
+            problems.append(f"{name + MEAN_SUFFIX} has shape {group[name + MEAN_SUFFIX].shape}, expected (T-1, 2)")
+        bound = group[name].attrs.get(ATTR_BOUND) if name in group else 1.0
+        bound = bound.item() if isinstance(bound, np.generic) else bound  # named as a plain number
+        if not isinstance(bound, (int, float)) or not np.isfinite(bound) or not bound > 0:
+            problems.append(f"{name} has bound {shown(bound)}; expected a positive number")
+    for name in (RGB, *FLOW_DIRECTIONS.values()):
+        if name in group and not is_encoded(group[name]) and group[name].shape[1:] != item_shape(name, h, w):
+            problems.append(f"{name} stores {group[name].shape[1:]} arrays, expected {item_shape(name, h, w)}")
+    return problems
+
+
+def offsets_problem(offsets: np.ndarray, data_length: int) -> str | None:
+    """Why an encoded stream's offsets cannot cut its data into images, or None: they start at 0
+    or above, rise strictly (every image at least one byte: equal offsets made an empty image
+    that OpenCV's decoder refuses with a traceback) and end within the data."""
+    if offsets.ndim != 1 or len(offsets) < 1 or offsets.dtype.kind not in "iu":
+        return f"offsets of shape {offsets.shape} and type {offsets.dtype}, expected N+1 integers"
+    if offsets[0] < 0 or offsets[-1] > data_length:
+        return f"offsets run from {offsets[0]} to {offsets[-1]}, outside its {data_length} bytes"
+    steps = np.diff(offsets)
+    if len(steps) and steps.min() <= 0:
+        i = int(np.argmax(steps <= 0))
+        return f"offsets {i} and {i + 1} are {offsets[i]} and {offsets[i + 1]}: an image of {steps[i]} bytes"
+    return None
+
+
 class VideoReader:
     """Frames and flow of one video in an open shard. Indices are 0-based sampled frames.
 
@@ -321,6 +389,9 @@ class VideoReader:
         self._flow = {direction: group[name] for direction, name in FLOW_DIRECTIONS.items()}
         self.rgb_codec = parse_codec(self._rgb.attrs[ATTR_CODEC])
         self.flow_codec = parse_codec(self._flow["forward"].attrs[ATTR_CODEC])
+        problems = stored_number_problems(group, self.attrs)
+        if problems:
+            raise ShardFormatError(f"{group.file.filename}: video {self.video_id!r}: {problems[0]}")
         self.bound = float(self._flow["forward"].attrs[ATTR_BOUND])
         self._means: dict[str, np.ndarray] = {}
         self._offsets: dict[str, np.ndarray] = {}  # encoded streams' offsets, read on first use
@@ -341,7 +412,11 @@ class VideoReader:
         """The image files of items lo..hi-1 of an encoded stream, read in one slice."""
         offsets = self._offsets.get(ds.name)
         if offsets is None:
-            offsets = self._offsets[ds.name] = self.group[ds.name + OFFSETS_SUFFIX][()]
+            offsets = self.group[ds.name + OFFSETS_SUFFIX][()]  # its length checked: the stream's item count
+            problem = offsets_problem(offsets, ds.shape[0])
+            if problem:
+                raise ShardFormatError(f"{self.group.file.filename}: video {self.video_id!r}: {ds.name}: {problem}")
+            self._offsets[ds.name] = offsets
         if not 0 <= lo < hi <= len(offsets) - 1:
             raise IndexError(f"items {lo}..{hi - 1} of {ds.name}, which holds {len(offsets) - 1}")
         block = ds[offsets[lo]:offsets[hi]]

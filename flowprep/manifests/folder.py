@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from flowprep.format.manifest import ManifestEntry, ManifestError, validate_video_id
+from flowprep.format.safe_paths import check_label_name, shown
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv")
 SPLIT_COLUMN = "split1"
@@ -96,13 +97,17 @@ def build_folder_manifest(per_class: dict[str, list[str]], test_fraction: float,
     ids = video_ids(paths)
     entries, seen = [], {}
     for label, cls in enumerate(classes):
+        problem = check_label_name(cls)  # the class folder's name becomes the label's name
+        if problem:
+            raise ManifestError(f"class folder {shown(cls)}: {problem}; rename the folder")
         for path in sorted(per_class[cls]):
             vid = ids[path]
             problem = validate_video_id(vid)
-            if problem:
-                raise ManifestError(f"{path}: {problem}")
+            if problem:  # a file name is input too: shown escaped, never raw
+                raise ManifestError(f"{shown(path)}: {problem}")
             if vid in seen:
-                raise ManifestError(f"{seen[vid]} and {path} both get video id {vid!r}; rename one of them")
+                raise ManifestError(f"{shown(seen[vid])} and {shown(path)} both get video id {shown(vid)}; rename one "
+                                    f"of them")
             seen[vid] = path
             entries.append(ManifestEntry(vid, path, label, cls, ((SPLIT_COLUMN, parts[path]),)))
     return entries

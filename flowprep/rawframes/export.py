@@ -17,22 +17,25 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import delayed
 
-from flowprep.extract.config import stored_flow
+from flowprep.extract.config import stored_flow, worker_count
+from flowprep.extract.staged_run import worker_pool
 from flowprep.format.codecs import CodecError
 from flowprep.format.files import open_for_writing, write_text_atomic
-from flowprep.format.folder import ExtractionFolder, Failure, FolderConfig, IndexEntry, writing_path
+from flowprep.format.folder import ExtractionFolder, Failure, FolderConfig, IndexEntry, folder_lock, writing_path
 from flowprep.format.manifest import validate_video_id
 from flowprep.format.quantize import quantize
 from flowprep.format.safe_paths import check_inside, overlap_problem
 from flowprep.format.shards import ShardFormatError, VideoReader, open_shard, video_reader
+from flowprep.format.signals import leave_stops_to
 from flowprep.rawframes.layout import (
     FLOW_KINDS,
     IMAGE_FORMATS,
@@ -43,7 +46,7 @@ from flowprep.rawframes.layout import (
     check_frame_dir,
     frame_name,
 )
-from flowprep.rawframes.record import EXPORT_RECORD, write_export_record
+from flowprep.rawframes.record import EXPORT_RECORD, read_export_record, resume_problem, write_export_record
 
 log = logging.getLogger("flowprep")
 
@@ -134,7 +137,22 @@ def export_rawframes(extraction_dir: str | Path, out_dir: str | Path, video_ids:
         folder.check_shards(sorted({e.shard for e in entries}))
     prefix = config.list_prefix or _default_prefix(extraction_dir)
     log.info("export config: %s", json.dumps(asdict(config), sort_keys=True))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # one export at a time into a tree: two at once wrote each other's videos in two formats
+    with folder_lock(out_dir, RawframesError, holder="another export"):
+        return _export_locked(extraction_dir, out_dir, index, entries, dirs, prefix, config)
+
+
+def _export_locked(extraction_dir: Path, out_dir: Path, index: dict[str, IndexEntry],
+                   entries: list[IndexEntry], dirs: dict[str, str], prefix: str, config: ExportConfig) -> ExportSummary:
+    """export_rawframes in its locked tree: the options checked against (and recorded before) any
+    video, the videos, the lists, the final record."""
+    previous = read_export_record(out_dir)
+    record = export_record(extraction_dir, config, list(previous.annotation_lists) if previous else [], entries)
+    if previous is not None and not config.overwrite:
+        problem = resume_problem(out_dir, previous, record)
+        if problem:
+            raise RawframesError(problem)
+    write_export_record(out_dir, record)  # a stopped export leaves its options for the next run to check
 
     summary = ExportSummary()
     todo = []
@@ -143,20 +161,21 @@ def export_rawframes(extraction_dir: str | Path, out_dir: str | Path, video_ids:
             summary.skipped.append(e.video_id)
         else:
             todo.append(e)
-    n_jobs = -1 if config.workers == 0 else min(config.workers, max(1, len(todo)))
-    results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-        delayed(export_video)(extraction_dir / e.shard, e.video_id, out_dir, config, dirs[e.video_id]) for e in todo)
-    for result in results:
-        if result.error:
-            summary.failures.append(Failure(result.video_id, str(extraction_dir / index[result.video_id].shard), result.error))
-        else:
-            summary.exported.append(result.video_id)
-            summary.files += result.files
-            summary.bytes += result.bytes
+    jobs = [delayed(export_video)(extraction_dir / e.shard, e.video_id, out_dir, config, dirs[e.video_id],
+                                  owner=os.getpid()) for e in todo]
+    with worker_pool(jobs, worker_count(config.workers)) as results:  # capped at a process a core
+        for result in results:
+            if result.error:
+                summary.failures.append(Failure(result.video_id, str(extraction_dir / index[result.video_id].shard),
+                                                result.error))
+            else:
+                summary.exported.append(result.video_id)
+                summary.files += result.files
+                summary.bytes += result.bytes
     done = [e for e in entries if e.video_id in set(summary.exported) | set(summary.skipped)]
     summary.lists = write_annotation_lists(out_dir, prefix, done, dirs)
     # written last, naming the lists: a tree with a record is complete for what it lists
-    write_record(extraction_dir, out_dir, config, summary.lists, done)
+    write_export_record(out_dir, export_record(extraction_dir, config, [p.name for p in summary.lists], done))
     return summary
 
 
@@ -176,8 +195,10 @@ def frame_dir(entry: IndexEntry, layout: str) -> str:
     return path
 
 
-def write_record(extraction_dir: Path, out_dir: Path, config: ExportConfig, lists: list[Path],
-                      entries: list[IndexEntry]) -> None:
+def export_record(extraction_dir: Path, config: ExportConfig, lists: list[str],
+                  entries: list[IndexEntry]) -> dict:
+    """The tree's record (flowprep.rawframes.record) of an export of `entries` with `config`,
+    naming the annotation lists `lists`."""
     try:
         source: FolderConfig | None = ExtractionFolder(extraction_dir).read_config()
     except ShardFormatError:
@@ -196,9 +217,9 @@ def write_record(extraction_dir: Path, out_dir: Path, config: ExportConfig, list
               "bound": bound,
               "flow_mean_subtracted": mean,
               "layout": config.layout,
-              "annotation_lists": [p.name for p in lists],
+              "annotation_lists": lists,
               "label_names": {str(label): name for label, name in sorted({(e.label, e.label_name) for e in entries})}}
-    write_export_record(out_dir, record)
+    return record
 
 
 def videos_to_export(index: dict[str, IndexEntry], video_ids: list[str] | None, where: Path) -> list[IndexEntry]:
@@ -215,9 +236,12 @@ def videos_to_export(index: dict[str, IndexEntry], video_ids: list[str] | None, 
 
 
 def export_video(shard_path: Path, video_id: str, out_dir: Path, config: ExportConfig,
-                 relative_dir: str | None = None) -> VideoExport:
+                 relative_dir: str | None = None, owner: int | None = None) -> VideoExport:
     """Write one video's folder (OUT/`relative_dir`, default OUT/<video_id>); never raises for a
-    damaged shard, returns the reason instead."""
+    damaged shard, returns the reason instead. `owner`: the pid of the export's main process,
+    which acts on stop signals for its worker processes."""
+    if owner is not None:
+        leave_stops_to(owner)
     cv2.setNumThreads(1)  # one core per worker: parallelism comes from processes
     final, part = video_paths(out_dir, relative_dir or video_id)
     try:

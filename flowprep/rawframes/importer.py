@@ -25,6 +25,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from pathlib import Path
 
 import cv2
@@ -38,14 +39,14 @@ from flowprep.extract.staged_run import max_staged_bytes, pack_outcomes, process
 from flowprep.extract.video_job import VideoOutcome
 from flowprep.format.codecs import CodecError, parse_codec
 from flowprep.format.faults import disk_full, is_disk_full
-from flowprep.format.files import NotRegularFileError, read_regular_bytes
+from flowprep.format.files import NotRegularFileError, parse_json, read_regular_bytes
 from flowprep.format.folder import ExtractionFolder, Failure, staging_path, writing_path
 from flowprep.format.manifest import ManifestEntry, read_manifest, validate_video_id
 from flowprep.format.quantize import DEFAULT_BOUND, LEVELS, dequantize
-from flowprep.format.safe_paths import check_inside, check_label_name, overlap_problem
+from flowprep.format.safe_paths import RootGuard, check_inside, check_label_name, overlap_problem
 from flowprep.format.shards import VideoAttrs
 from flowprep.rawframes.annotations import entries_from_annotations, expand_annotations
-from flowprep.rawframes.layout import BACKWARD_X, RawframesError, is_frame_dir, plan_frames, scan_frame_dir
+from flowprep.rawframes.layout import BACKWARD_X, FramePlan, RawframesError, is_frame_dir, plan_frames, scan_frame_dir
 from flowprep.rawframes.record import EXPORT_RECORD, ExportRecord, read_export_record
 
 log = logging.getLogger("flowprep")
@@ -65,6 +66,9 @@ class ImportRun:
     overwrite: bool = False
     # mmaction2 annotation lists (paths, or patterns with {part} and {n}: flowprep.rawframes.annotations)
     annotations: tuple[str, ...] = ()
+    # read frame folders and images that resolve outside the tree (symlinks to elsewhere); by
+    # default each such video is a failures record, as `flowprep extract --follow-symlinks`
+    follow_symlinks: bool = False
 
     def __post_init__(self) -> None:
         check_run_options(self.workers, self.shard_size_mb)
@@ -101,6 +105,7 @@ class ImportSummary:
     labels_from: str = ""  # where labels and splits came from
     told: str = ""  # where the bound and mean subtraction came from
     dropped: list[str] = field(default_factory=list)  # "video: images" of videos that lost some
+    unlisted: list[str] = field(default_factory=list)  # frame folders of the tree in no list read (left out)
 
     @property
     def ok(self) -> bool:
@@ -112,10 +117,14 @@ class ImportSummary:
                     else "approximated from the forward flow (no backward files)")
         dropped = [f"dropped: {len(self.dropped)} video(s) had as many flow fields as frames; the last field of "
                    f"each has no frame after it (e.g. {self.dropped[0]})"] if self.dropped else []
+        unlisted = [f"left out: {len(self.unlisted)} video folder(s) of the tree are in none of these lists (a "
+                    f"split that is neither train nor test, e.g. 'unused', is in no list), e.g. {self.unlisted[0]}; "
+                    f"give --manifest naming them to import them too"] if self.unlisted else []
         return [
             f"videos: {self.total} found, {self.imported} imported now, {self.skipped} already done, "
             f"{len(self.failures)} failed",
             f"labels and splits: {self.labels_from}",
+            *unlisted,
             f"frames: {self.frames} in {format_duration(self.seconds)}",
             f"assumed: flow quantised with bound {c.bound:g} px, mean {'' if c.mean_subtracted else 'not '}subtracted"
             f"{f' ({self.told})' if self.told else ''}; backward flow {backward}",
@@ -202,7 +211,13 @@ def _read(path: Path, color: bool, size: tuple[int, int] | None) -> np.ndarray:
         data = np.frombuffer(read_regular_bytes(path), np.uint8)
     except NotRegularFileError as exc:
         raise RawframesError(str(exc)) from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE) if data.size else None
+    if not data.size:
+        raise RawframesError(f"{path}: an empty file (0 bytes), not an image")
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE)
+    except cv2.error as exc:  # some damaged files make OpenCV's decoders raise rather than return None
+        raise RawframesError(f"{path}: does not decode as an image (OpenCV: {' '.join(str(exc).split())[-160:]})") \
+            from None
     if image is None:
         raise RawframesError(f"{path}: does not decode as an image")
     if size is not None and (image.shape[1], image.shape[0]) != size:
@@ -210,15 +225,17 @@ def _read(path: Path, color: bool, size: tuple[int, int] | None) -> np.ndarray:
     return image
 
 
-def import_video(source: ImportSource, config_json: str, staging_dir: Path) -> VideoOutcome:
-    """Pack one frame folder into a staging file; never raises for bad input, returns the reason."""
+def import_video(source: ImportSource, config_json: str, staging_dir: Path, root: Path | None = None) -> VideoOutcome:
+    """Pack one frame folder into a staging file; never raises for bad input, returns the reason.
+    `root`: the tree, outside which no image may resolve (None: --follow-symlinks)."""
     cv2.setNumThreads(1)  # one core per worker: parallelism comes from processes
     started = time.perf_counter()
     entry, folder = source.entry, source.frame_dir
     if folder is None:
         return VideoOutcome(entry.video_id, entry.path, None, f"no frame folder {entry.path!r} under the tree's root")
     try:
-        return _import(entry, folder, ImportConfig.from_dict(json.loads(config_json)), config_json, staging_dir, started)
+        config = ImportConfig.from_dict(parse_json(config_json, dict))
+        return _import(entry, folder, config, config_json, staging_dir, started, root)
     except (RawframesError, CodecError) as exc:
         reason = str(exc)
     except OSError as exc:
@@ -229,8 +246,10 @@ def import_video(source: ImportSource, config_json: str, staging_dir: Path) -> V
 
 
 def _import(entry: ManifestEntry, folder: Path, config: ImportConfig, config_json: str, staging_dir: Path,
-            started: float) -> VideoOutcome:
+            started: float, root: Path | None) -> VideoOutcome:
     plan = plan_frames(scan_frame_dir(folder), config.backward_flow == "files", str(folder))
+    if root is not None:
+        check_images_inside(root, folder, plan)
     first = _read(folder / plan.frames[0], color=True, size=None)
     size = (first.shape[1], first.shape[0])
     no_mean = np.zeros(2, np.float32)  # the means subtracted before quantisation, if any, are unknown
@@ -257,7 +276,34 @@ def _import(entry: ManifestEntry, folder: Path, config: ImportConfig, config_jso
         )
         path = staged.commit(attrs)
     return ImportOutcome(entry.video_id, str(folder), path, None, staged.frames, staged.pairs, 0.0,
-                         time.perf_counter() - started, plan.dropped)
+                         time.perf_counter() - started, dropped=plan.dropped)
+
+
+def check_images_inside(root: Path, folder: Path, plan: FramePlan) -> None:
+    """A RawframesError naming the first image of the video that is a symlink to a file outside
+    the tree: a tree is read as it stands, and a link in it is no way to read elsewhere."""
+    guard = RootGuard(root)
+    for name in chain(plan.frames, *plan.forward, *plan.backward):
+        real = guard.outside(folder / name)
+        if real is not None:
+            raise RawframesError(f"{folder / name} is a symlink to {real!r}, outside the rawframes tree {str(root)!r}; "
+                                 f"pass --follow-symlinks to allow it")
+
+
+def outside_tree(sources: list[ImportSource], root: Path) -> tuple[list[ImportSource], list[VideoOutcome]]:
+    """Split the videos into those whose frame folder lies in the tree and the failures of those
+    whose folder (or class folder) is a symlink to elsewhere, as extract does for videos."""
+    guard = RootGuard(root)
+    kept, refused = [], []
+    for s in sources:
+        real = None if s.frame_dir is None else guard.outside(s.frame_dir)
+        if real is None:
+            kept.append(s)
+        else:
+            refused.append(VideoOutcome(s.entry.video_id, str(s.frame_dir), None,
+                                        f"{str(s.frame_dir)!r} is a symlink to {real!r}, outside the rawframes tree "
+                                        f"{str(root)!r}; pass --follow-symlinks to allow it"))
+    return kept, refused
 
 
 def _read_field(folder: Path, names: tuple[str, str], size: tuple[int, int]) -> np.ndarray:
@@ -297,6 +343,21 @@ def find_sources(run: ImportRun, record: ExportRecord | None) -> tuple[list[Impo
                      else "none (a flat tree without lists: every label 0, no splits)")
 
 
+def unlisted_folders(run: ImportRun, record: ExportRecord | None, sources: list[ImportSource]) -> list[str]:
+    """The frame folders of a flowprep export's tree (flat or class layout) that none of the lists
+    its record names lists, read with no --manifest or --annotations: the videos whose split is
+    neither train nor test ('unused') in every column. A round trip left 5 of 11 videos out with
+    no word (issue 30). Relative paths, sorted; [] for any other import."""
+    if run.manifest is not None or run.annotations or record is None or not record.annotation_lists:
+        return []
+    try:
+        in_tree = sources_from_tree(run.root)
+    except RawframesError:  # a tree that is not one layout: its lists are all there is to go by
+        return []
+    listed = {s.frame_dir.resolve() for s in sources if s.frame_dir is not None}
+    return sorted(s.entry.path for s in in_tree if s.frame_dir is not None and s.frame_dir.resolve() not in listed)
+
+
 def resolve_config(config: ImportConfig, record: ExportRecord | None) -> tuple[ImportConfig, str]:
     """Bound and mean subtraction as told, else as the export record says, else the defaults."""
     told = []
@@ -330,6 +391,13 @@ def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportS
     started = time.perf_counter()
     record = read_export_record(run.root) if run.root.is_dir() else None
     sources, labels_from = find_sources(run, record)
+    unlisted = unlisted_folders(run, record, sources)
+    if unlisted:
+        log.warning("%d video folder(s) of %s are in no annotation list %s names (e.g. %s): not imported",
+                    len(unlisted), run.root, EXPORT_RECORD, unlisted[0])
+    refused: list[VideoOutcome] = []
+    if not run.follow_symlinks:
+        sources, refused = outside_tree(sources, run.root)
     config, told = resolve_config(run.config, record)
     if config.backward_flow is None:
         config = replace(config, backward_flow=resolve_backward(sources))
@@ -338,8 +406,8 @@ def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportS
     check_out_paths(folder, sources)
     with staged_run(folder, "import", config, run.overwrite) as staging:
         todo = [s for s in sources if not staging.done(s.entry.video_id)]
-        summary = ImportSummary(total=len(sources), config=config, skipped=len(sources) - len(todo),
-                                labels_from=labels_from, told=told)
+        summary = ImportSummary(total=len(sources) + len(refused), config=config, skipped=len(sources) - len(todo),
+                                labels_from=labels_from, told=told, unlisted=unlisted)
         log.info("import config: %s", config_json)
         log.info("%d videos in %s: %d already done, %d to import; labels and splits: %s", len(sources), run.root,
                  summary.skipped, len(todo), labels_from)
@@ -354,11 +422,12 @@ def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportS
         # as extract's jobs: each waits while staging is full (its disk use bounded by the shard size), and
         # worker processes leave a Ctrl-C to this process, which ends them before it lets go of the lock
         max_staged = max_staged_bytes(run.shard_size_mb * 1e6)
-        jobs = [delayed(when_room)(import_video, staging.dir, max_staged, s, config_json, staging.dir,
+        root = None if run.follow_symlinks else run.root
+        jobs = [delayed(when_room)(import_video, staging.dir, max_staged, s, config_json, staging.dir, root,
                                    owner=os.getpid()) for s in todo]
         result = pack_outcomes(staging, lambda: process_outcomes(jobs, run.n_workers),
-                               Progress(len(jobs), interactive=interactive), config_json, run.shard_size_mb * 1e6,
-                               on_success=count)
+                               Progress(len(jobs) + len(refused), interactive=interactive), config_json,
+                               run.shard_size_mb * 1e6, failed_first=refused, on_success=count)
         summary.failures = result.failures
         summary.shards, summary.bytes_on_disk = result.shards, result.bytes_on_disk
         summary.seconds = time.perf_counter() - started

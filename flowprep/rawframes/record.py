@@ -6,6 +6,10 @@
      "layout": "flat" | "class", "annotation_lists": ["x_train_split_1_rawframes.txt", ...],
      "label_names": {"0": "ApplyEyeMakeup", ...}}
 
+An export writes the record twice: first, before any video, with the lists of an earlier run (none
+for a new tree), so that a stopped export leaves its options behind and the same command resumes
+only with the same (`resume_problem`); then, last, naming the lists of this run.
+
 source_config is the source folder's config.json as it stands (built and parsed by its owner,
 flowprep.format.folder.FolderConfig). Trees written before "bound", "layout", "annotation_lists"
 and "label_names" existed are still read: the bound from source_config, the lists by their
@@ -18,12 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flowprep.format.files import write_text_atomic
-from flowprep.format.folder import FolderConfig
+from flowprep.format.files import parse_json, read_regular_text, write_text_atomic
+from flowprep.format.folder import FolderConfig, settings_differences
 from flowprep.rawframes.layout import RawframesError
 
 EXPORT_RECORD = "flowprep_export.json"
 LIST_GLOB = "*_rawframes.txt"  # mmaction2's annotation list names, as export writes them
+# what decides the files of a tree, with the value a record written before the option existed
+# stands for: the export options of `export` (ExportConfig's), then the record's own fields
+CONTENT_OPTIONS = {"image_format": "jpg", "jpeg_quality": 95, "backward": True, "restore_mean": False,
+                   "layout": "flat"}
+CONTENT_FIELDS = ("bound", "flow_mean_subtracted")
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,26 @@ class ExportRecord:
     mean_subtracted: bool | None
     annotation_lists: tuple[str, ...]  # file names in the tree's root
     label_names: dict[int, str] = field(default_factory=dict)
+    content: dict[str, Any] = field(default_factory=dict)  # what decides the files (content_of)
+
+
+def content_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The options and fields of a record (as written) that decide what the tree's files hold."""
+    options = record.get("export") if isinstance(record.get("export"), dict) else {}
+    return {**{k: options.get(k, default) for k, default in CONTENT_OPTIONS.items()},
+            **{k: record.get(k) for k in CONTENT_FIELDS}}
+
+
+def resume_problem(tree: Path, previous: ExportRecord, record: dict[str, Any]) -> str | None:
+    """Why an export with `record` (as it would be written) cannot add to `tree`, whose record is
+    `previous`: another image format, restored means or layout would mix two kinds of video in
+    one tree, which a record can describe only one of (and an import would read wrongly). None
+    when it can."""
+    differences = settings_differences(previous.content, content_of(record))
+    if not differences:
+        return None
+    return (f"{tree} was exported with other options ({'; '.join(differences)}); use the same options to "
+            f"resume, another --out, or --overwrite to rewrite its videos")
 
 
 def write_export_record(out_dir: Path, record: dict[str, Any]) -> None:
@@ -45,9 +74,7 @@ def read_export_record(tree: Path) -> ExportRecord | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        data = parse_json(read_regular_text(path), dict)
         bound = data.get("bound")
         if bound is None and data.get("source_config") is not None:  # a tree exported before "bound" was recorded
             bound = FolderConfig.parse(data["source_config"]).settings.get("bound")
@@ -65,9 +92,10 @@ def read_export_record(tree: Path) -> ExportRecord | None:
         if not isinstance(names, dict) or not all(isinstance(v, str) for v in names.values()):
             raise ValueError(f"label_names {names!r} is not a mapping of labels to names")
         label_names = {int(k): v for k, v in names.items()}
+        content = content_of(data)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise RawframesError(f"{path}: not a readable export record: {exc}") from None
-    return ExportRecord(None if bound is None else float(bound), mean, tuple(lists), label_names)
+    return ExportRecord(None if bound is None else float(bound), mean, tuple(lists), label_names, content)
 
 
 def _plain_name(name: str) -> bool:

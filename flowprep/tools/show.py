@@ -1,8 +1,9 @@
 """`flowprep show`: a video's RGB frames beside their forward and backward flow, in the Middlebury
 colour coding with its legend (flowprep.tools.flow_viz), as a PNG grid or an animated GIF.
 
-One normalising magnitude serves every panel of a picture (the largest magnitude shown, unless
-given), so colours compare across frames and directions; the legend states it.
+One normalising magnitude serves every panel of a picture (unless given, a high percentile of the
+magnitudes shown: `colour_scale`), so colours compare across frames and directions; the legend
+states it.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ class ShowConfig:
     frames: tuple[int, ...] | None = None  # explicit frame indices (each t shows flow t -> t+1)
     num_frames: int = 4  # evenly spaced rows of a PNG when `frames` is None
     max_frames: int = 100  # GIF length limit
-    max_flow: float | None = None  # normalising magnitude in px; None: the largest shown
+    max_flow: float | None = None  # normalising magnitude in px; None: colour_scale's percentile
     restore_mean: bool = False  # show flow with its subtracted mean vector added back
     gif_fps: float = 8.0
 
@@ -66,6 +67,24 @@ def pick_frames(num_pairs: int, config: ShowConfig) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, num_pairs - 1, count)})
 
 
+# The default scale: a high percentile of the magnitudes shown, not their maximum. A few pixels of
+# much faster motion (a flow error at a border, a fast small object) would otherwise set the scale
+# and leave the typical motion pastel or white; what exceeds it is drawn darker, past the legend's edge.
+SCALE_PERCENTILE = 99.0
+
+
+def colour_scale(fields: list[np.ndarray], max_flow: float | None = None) -> float:
+    """The magnitude (px) drawn fully saturated: `max_flow` if given, else the SCALE_PERCENTILE-th
+    percentile of the magnitudes of `fields` ((H, W, 2) arrays), else their largest, else 1."""
+    if max_flow:
+        return float(max_flow)
+    magnitudes = np.concatenate([np.hypot(f[..., 0], f[..., 1]).ravel() for f in fields])
+    scale = float(np.percentile(magnitudes, SCALE_PERCENTILE))
+    if scale <= 0:  # almost nothing moves: the few pixels that do set the scale
+        scale = float(magnitudes.max())
+    return scale if scale > 0 else 1.0
+
+
 def render(config: ShowConfig) -> tuple[list[np.ndarray], list[int]]:
     """The picture (one image) or the GIF's frames, RGB uint8, and the frame indices drawn."""
     shard = find_video(config.path, config.video_id)
@@ -74,8 +93,7 @@ def render(config: ShowConfig) -> tuple[list[np.ndarray], list[int]]:
         indices = pick_frames(video.num_frames - 1, config)
         panels = [(t, video.rgb(t), video.flow("forward", t, config.restore_mean),
                    video.flow("backward", t, config.restore_mean)) for t in indices]
-    peak = max(float(np.hypot(fl[..., 0], fl[..., 1]).max()) for _, _, fw, bw in panels for fl in (fw, bw))
-    max_flow = config.max_flow or (peak if peak > 0 else 1.0)
+    max_flow = colour_scale([fl for _, _, fw, bw in panels for fl in (fw, bw)], config.max_flow)
     legend = wheel_legend(legend_size(panels[0][1].shape[0]), max_flow)
     rows = [frame_row(t, rgb, fw, bw, max_flow) for t, rgb, fw, bw in panels]
     if config.gif:

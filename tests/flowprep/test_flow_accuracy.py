@@ -43,3 +43,16 @@ def test_read_flo_rejects_other_files(tmp_path):
     bad.write_bytes(b"JUNK" + bytes(16))
     with pytest.raises(ValueError, match="not a Middlebury .flo file"):
         read_flo(bad)
+
+
+def test_endpoint_error_leaves_out_pixels_of_unknown_true_flow(tmp_path):
+    """Middlebury and KITTI mark unknown ground truth with components above 1e9 (issue 30, item
+    14): counted, zero flow scored ~1e9 px on such a file; only the known pixels count now."""
+    truth = np.zeros((4, 6, 2), np.float32)
+    truth[..., 0] = 3.0
+    truth[0, :, :] = 1e10  # a row of unknown flow, as Middlebury writes it
+    path = tmp_path / "gt.flo"
+    path.write_bytes(b"PIEH" + np.array([6, 4], np.int32).tobytes() + truth.tobytes())
+    assert endpoint_error(np.zeros((4, 6, 2), np.float32), read_flo(path)) == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="unknown"):
+        endpoint_error(np.zeros((1, 1, 2), np.float32), np.full((1, 1, 2), 1e10, np.float32))

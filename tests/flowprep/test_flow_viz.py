@@ -138,3 +138,22 @@ def test_show_refuses_bad_requests_in_one_line(extraction, tmp_path, capsys, arg
     args = [str(tmp_path / a) if a.startswith("x.") else a for a in args]
     status, _, err = run_cli(capsys, "show", extraction, "--video", "right", *args)
     assert status == 2 and err.count("\n") == 1 and message in err
+
+
+def test_the_default_scale_shows_the_typical_motion_not_the_fastest_pixels():
+    """Most pixels move 2 px right, 0.2 % of them 30 px (as a flow error at a border does): the
+    default scale is the typical motion, so it is drawn saturated red; scaled to the largest, as
+    before, the same motion was a pale pink. --max-flow still sets the scale."""
+    from flowprep.tools.show import colour_scale
+
+    flow = np.zeros((100, 100, 2), np.float32)
+    flow[..., 0] = 2.0
+    flow[0, :20, 0] = 30.0
+    scale = colour_scale([flow])
+    assert scale == pytest.approx(2.0)
+    typical = flow_to_rgb(flow, scale)[50, 50]
+    assert tuple(typical) == EXPECTED["right"]  # full saturation
+    pale = flow_to_rgb(flow, float(np.hypot(flow[..., 0], flow[..., 1]).max()))[50, 50]
+    assert pale.min() > 200  # what scaling to the maximum drew: nearly white
+    assert colour_scale([flow], 5.0) == 5.0
+    assert colour_scale([np.zeros((4, 4, 2))]) == 1.0

@@ -202,3 +202,21 @@ def test_a_fusion_head_into_the_extraction_or_a_streams_run_is_refused_before_an
     assert "is the extraction" in one_line_error(capsys, *common, "--out", str(folder))
     assert "is the spatial run" in one_line_error(capsys, *common, "--out", str(runs / "spatial"))
     assert (folder / "config.json").read_bytes() == config_before
+
+
+def test_an_image_that_is_a_fifo_is_a_failure_of_its_video_not_a_hang(finished, tmp_path):
+    """import-rawframes with a FIFO named like a frame (before: the import hung for ever)."""
+    _, source = finished
+    tree = tmp_path / "tree"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    subprocess.run([sys.executable, "-m", "flowprep", "export-rawframes", str(source), "--out", str(tree)],
+                   check=True, capture_output=True, timeout=120, env=env)
+    frame = tree / "right" / "img_00001.jpg"
+    frame.unlink()
+    os.mkfifo(frame)
+    done = subprocess.run([sys.executable, "-m", "flowprep", "import-rawframes", str(tree), "--out",
+                           str(tmp_path / "imported"), "--workers", "1"], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr
+    failures = (tmp_path / "imported" / "failures.jsonl").read_text()
+    assert "img_00001.jpg" in failures and "FIFO" in failures, failures

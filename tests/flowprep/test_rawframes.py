@@ -111,15 +111,65 @@ def test_export_options_and_resume(jpeg_extraction, tmp_path, capsys):
     status, stdout, _ = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out, "--video", "left",
                                 "--no-backward", "--workers", "1", "--list-prefix", "mini")
     assert status == 0 and "1 exported, 0 already in the tree" in stdout
-    assert sorted(p.name for p in out.iterdir()) == ["flowprep_export.json", "left", "mini_val_split_1_rawframes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [".flowprep.lock", "flowprep_export.json", "left",
+                                                     "mini_val_split_1_rawframes.txt"]
     record = json.loads((out / "flowprep_export.json").read_text())
     assert record["flow_mean_subtracted"] is True and record["source_config"]["extract"]["bound"] == 20.0
     assert not list((out / "left").glob("backward_*"))
     status, stdout, _ = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out, "--workers", "1",
-                                "--list-prefix", "mini")
+                                "--list-prefix", "mini", "--no-backward")
     assert status == 0 and "2 exported, 1 already in the tree" in stdout
     status, _, err = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out, "--video", "nobody")
     assert status == 2 and "no video 'nobody' in the index" in err and err.count("\n") == 1
+
+
+# issue 30: a stopped export resumed with --format png or --restore-means mixed two kinds of video
+# in one tree, whose record claimed one; two exports into one --out both ran
+@pytest.mark.parametrize("changed,why", [(["--format", "png"], "image_format: 'jpg' -> 'png'"),
+                                         (["--restore-means"], "restore_mean: False -> True"),
+                                         (["--layout", "class"], "layout: 'flat' -> 'class'")])
+def test_an_export_resumed_with_other_options_is_refused_in_one_line(jpeg_extraction, tmp_path, capsys, changed, why):
+    out = tmp_path / "rawframes"
+    export_rawframes(jpeg_extraction, out, ["left"], ExportConfig())
+    (out / "flowprep_export.json").unlink()
+    # stopped after its first video: a record with its options is there before any video is written
+    status, _, _ = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out, "--video", "left")
+    assert status == 0
+    status, stdout, err = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out, *changed)
+    assert status == 2 and err.count("\n") == 1 and why in err and "use the same options to resume" in err, err
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["left"]  # nothing written
+    status, stdout, _ = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out, *changed, "--overwrite")
+    assert status == 0 and "3 exported, 0 already" in stdout  # every video rewritten
+    record = json.loads((out / "flowprep_export.json").read_text())
+    assert record["export"]["image_format"] == ("png" if "png" in changed else "jpg")
+
+
+def test_an_export_is_stopped_in_the_tree_before_any_video_and_resumes(jpeg_extraction, tmp_path, monkeypatch):
+    """The record of a stopped export holds its options: written before the first video."""
+    import flowprep.rawframes.export as export
+
+    out = tmp_path / "rawframes"
+
+    def stopped(*args, **kwargs):
+        assert json.loads((out / "flowprep_export.json").read_text())["export"]["image_format"] == "png"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "export_video", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        export_rawframes(jpeg_extraction, out, None, ExportConfig(image_format="png", workers=1))
+    monkeypatch.undo()
+    with pytest.raises(RawframesError, match="image_format: 'png' -> 'jpg'"):
+        export_rawframes(jpeg_extraction, out, None, ExportConfig(workers=1))
+
+
+def test_a_second_export_into_a_tree_in_use_is_refused(jpeg_extraction, tmp_path, capsys):
+    from flowprep.format.folder import folder_lock
+
+    out = tmp_path / "rawframes"
+    with folder_lock(out):  # an export running in another process holds the tree
+        status, _, err = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out)
+    assert status == 2 and err.count("\n") == 1 and "in use by another export" in err and str(out) in err
+    assert not any(p.is_dir() for p in out.iterdir())
 
 
 def test_export_with_restored_means_adds_the_mean_vector_back(jpeg_extraction, tmp_path):
@@ -517,3 +567,58 @@ def test_import_staging_stays_under_its_bound_with_a_slow_packer(denseflow_tree,
     assert summary.ok and summary.imported == 12
     limit = staged_run_module.max_staged_bytes(shard_mb * 1e6) + 2 * sampled.largest
     assert sampled.most <= limit, f"{sampled.most} bytes staged at once, bound {limit} (largest video {sampled.largest})"
+
+
+# --- issue 30: damaged images, symlinks out of the tree, videos in no list ----------------------------
+def test_empty_and_damaged_images_are_failures_of_their_video_in_the_workers(denseflow_tree, tmp_path):
+    import struct
+
+    from tests.support.reliability.common import FLOWPREP, run
+
+    (denseflow_tree / "class_down" / "v_down" / "img_00003.jpg").write_bytes(b"")
+    # a BMP header claiming 60000 x 60000 pixels: OpenCV's decoder raises (cv2.error) rather than
+    # returning None; it was a worker's traceback that ended the whole import
+    header = bytearray(cv2.imencode(".bmp", np.zeros((4, 4), np.uint8))[1].tobytes())
+    header[18:26] = struct.pack("<ii", 60000, 60000)
+    (denseflow_tree / "class_left" / "v_left" / "flow_x_00002.jpg").write_bytes(bytes(header))
+    done = run([*FLOWPREP, "import-rawframes", denseflow_tree, "--out", tmp_path / "imported", "--workers", "2"])
+    assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "1 imported now" in done.stdout and "2 failed" in done.stdout
+    reasons = {f.video_id: f.reason for f in ExtractionFolder(tmp_path / "imported").read_failures()}
+    assert reasons["v_down"].endswith("img_00003.jpg: an empty file (0 bytes), not an image")
+    assert "flow_x_00002.jpg: does not decode as an image" in reasons["v_left"]
+
+
+def test_frame_folders_and_images_linked_out_of_the_tree_need_follow_symlinks(jpeg_extraction, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    export_rawframes(jpeg_extraction, elsewhere, config=ExportConfig(backward=False))
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "right").symlink_to(elsewhere / "right", target_is_directory=True)  # a whole video elsewhere
+    shutil.copytree(elsewhere / "down", tree / "down")
+    (tree / "down" / "img_00002.jpg").unlink()
+    (tree / "down" / "img_00002.jpg").symlink_to(elsewhere / "down" / "img_00002.jpg")  # one image elsewhere
+    shutil.copytree(elsewhere / "left", tree / "left")
+    status, stdout, _ = run_cli(capsys, "import-rawframes", tree, "--out", tmp_path / "refused", "--workers", "1")
+    assert status == 3 and "3 found, 1 imported now" in stdout and "2 failed" in stdout
+    reasons = {f.video_id: f.reason for f in ExtractionFolder(tmp_path / "refused").read_failures()}
+    assert "outside the rawframes tree" in reasons["right"] and "pass --follow-symlinks" in reasons["right"]
+    assert "img_00002.jpg is a symlink to" in reasons["down"] and "pass --follow-symlinks" in reasons["down"]
+    status, stdout, _ = run_cli(capsys, "import-rawframes", tree, "--out", tmp_path / "followed", "--workers", "1",
+                                "--follow-symlinks")
+    assert status == 0 and "3 imported now" in stdout
+
+
+def test_a_round_trip_says_how_many_videos_no_list_holds_and_why(tmp_path, capsys):
+    manifest = make_videos(tmp_path / "videos", MOTIONS)
+    rows = manifest.read_text().splitlines()
+    # 'down' in neither train nor test: in no annotation list
+    manifest.write_text("\n".join(r.rsplit(",", 1)[0] + ",unused" if r.startswith("down,") else r for r in rows) + "\n")
+    extraction = extract(manifest, tmp_path / "extracted")
+    status, _, err = run_cli(capsys, "export-rawframes", extraction, "--out", tmp_path / "tree", "--workers", "1")
+    assert status == 0, err
+    status, stdout, _ = run_cli(capsys, "import-rawframes", tmp_path / "tree", "--out", tmp_path / "back",
+                                "--workers", "1")
+    assert status == 0 and "2 found, 2 imported now" in stdout
+    assert "left out: 1 video folder(s) of the tree are in none of these lists" in stdout and "'unused'" in stdout \
+        and "e.g. down" in stdout, stdout

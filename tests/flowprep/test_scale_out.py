@@ -16,7 +16,7 @@ from flowprep.format.folder import ExtractionFolder, FolderError
 from flowprep.format.shards import ShardFormatError, open_shard, video_reader
 from flowprep.tools.verify import verify_path
 from tests.support.extraction import make_videos, run_cli
-from tests.support.reliability import dask_worker_kill
+from tests.support.reliability import assert_held, dask_worker_kill, scheduler_impostor
 
 MOTIONS = {f"m{i}": v for i, v in enumerate([(2, 0), (0, 2), (-2, 0), (0, -2), (1, 1), (-1, 1), (2, -1), (-2, 2)])}
 
@@ -152,3 +152,18 @@ def test_a_tls_scheduler_takes_the_certificates_given(manifest, certificate, tmp
         assert status == 2 and err.count("\n") == 1 and "needs all three of --tls-ca-file, --tls-cert and --tls-key" in err
     status, _, err = run_cli(capsys, *args[:-2], "--scheduler", "tcp://127.0.0.1:9", "--tls-ca-file", cert)
     assert status == 2 and "go with a tls:// --scheduler" in err
+
+
+# issue 30: a silent listener or an HTTP server hung extract for over 200 s; garbage gave an
+# ArrayMemoryError (3.07 EiB) traceback
+# issue 30: a silent listener (an HTTP server is one until it is sent a request) hung extract for over
+# 200 s; garbage gave an ArrayMemoryError (3.07 EiB); make bench-reliability runs all the kinds
+@pytest.mark.parametrize("kind", ["silent", "garbage"])
+def test_a_scheduler_address_that_is_not_dask_is_one_line_naming_it_within_the_timeout(manifest, tmp_path, kind):
+    assert_held(scheduler_impostor(manifest, tmp_path, kind))
+
+
+def test_the_handshake_check_passes_a_real_scheduler(cluster):
+    from flowprep.extract.cluster import check_handshake
+
+    check_handshake(cluster.scheduler_address, 5.0)

@@ -17,7 +17,7 @@ CLASSES = {"red_right": ((0.35, 0.35, 1.0), (2, 0)), "blue_down": ((1.0, 0.35, 0
 WIDTH, HEIGHT, FRAMES = 64, 64, 12
 TRAIN_PER_CLASS = 4
 # crops of 48 leave ResNet-18 a 2x2 last feature map: batch norm statistics need more than one value
-TRAIN_OPTIONS = {"crop_size": 48, "flow_length": 4, "batch_size": 4, "lr": 0.01, "dropout": 0.0, "epochs": 14,
+TRAIN_OPTIONS = {"crop_size": 48, "flow_length": 4, "batch_size": 4, "lr": 0.01, "dropout": 0.0, "epochs": 14, "holdout": 0.0,
                  "val_every": 0, "workers": 0, "threads": 1, "schedule": "cosine"}
 STREAM_OPTIONS = {"spatial": {"color_jitter": 0.0, "epochs": 8}, "temporal": {"epochs": 16, "lr": 0.03}}
 

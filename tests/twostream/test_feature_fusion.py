@@ -365,7 +365,7 @@ def test_bad_input_is_one_line(capsys, shards, streams, fused, tmp_path):
         capsys, *base, "--spatial", spatial, "--temporal", temporal, *out, "--method", "attention", "--hidden", "0")
     assert "the spatial stream was trained on split 'split1', not 'split2'" in one_line_error(
         capsys, *base, "--spatial", spatial, "--temporal", temporal, *out, "--split", "split2")
-    assert "--subset val: the streams held out no training videos of split 'split1' (holdout 0.0)" in one_line_error(
+    assert "--subset val: the streams held out no training videos of split 'split1' (holdout 0.2)" in one_line_error(
         capsys, *base, "--spatial", spatial, "--temporal", temporal, *out, "--subset", "val")
     runs, _ = fused
     assert "already holds a run" in one_line_error(
@@ -376,3 +376,19 @@ def test_bad_input_is_one_line(capsys, shards, streams, fused, tmp_path):
         "--val-every", "0")
     assert "is a stream checkpoint of 'twostream train'; 'fuse-features evaluate' takes" in one_line_error(
         capsys, "fuse-features", "evaluate", spatial, "--extraction", str(shards))
+
+
+def test_fuse_features_train_writes_tensorboard_events_with_its_metrics(fused):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from twostream.engine.metrics_log import SCALARS, TENSORBOARD_DIR, MetricsLog
+
+    runs, _ = fused
+    events = EventAccumulator(str(runs / "mid" / TENSORBOARD_DIR))
+    events.Reload()
+    logged = MetricsLog.read(runs / "mid" / "metrics.jsonl")
+    assert logged
+    for record in logged:
+        for name in SCALARS:
+            (value,) = [e.value for e in events.Scalars(f"{record['phase']}/{name}") if e.step == record["epoch"]]
+            assert value == pytest.approx(record[name], rel=1e-6)

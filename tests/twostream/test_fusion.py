@@ -195,14 +195,31 @@ def test_streams_are_aligned_by_video_id():
     np.testing.assert_allclose(pair.temporal.scores, t.astype(np.float32))
 
 
+def test_each_score_file_must_hold_the_stream_of_its_place():
+    """`twostream fuse runs/sp runs/sp` and swapped runs were fused with exit 0 before (issue 30,
+    item 10): the files record their stream, and fusion names and weights the streams by place."""
+    rng = np.random.default_rng(6)
+    s, t, y = factorial(rng, 10)
+    spatial, temporal = scores_of(s, y), scores_of(t, y, stream="temporal")
+    for pair, expected in (((spatial, spatial), "both hold spatial scores"), ((temporal, spatial), "swapped"),
+                           ((spatial, scores_of(t, y)), "both hold spatial"),
+                           ((temporal, scores_of(t, y, stream="clip")), "holds temporal scores, given as the spatial")):
+        with pytest.raises(FusionError, match=expected):
+            pair_streams(*pair, "runs/a.npz", "runs/b.npz")
+    pair_streams(spatial, temporal)
+    pair_streams(spatial, scores_of(t, y, stream="clip"))  # another kind of stream may stand in
+    unrecorded = VideoScores(spatial.video_ids, spatial.labels, t.astype(np.float32), spatial.class_names)
+    pair_streams(spatial, unrecorded)  # an older file that does not say
+
+
 def test_mismatched_streams_are_refused_naming_both_files():
     rng = np.random.default_rng(5)
     s, t, y = factorial(rng, 10)
     spatial = scores_of(s, y)
     cases = {
-        "different videos": scores_of(t, y, prefix="w"),
-        "classes vs": scores_of(t[:, :6], y % 6),
-        "disagree on the labels": scores_of(t, (y + 1) % C),
+        "different videos": scores_of(t, y, prefix="w", stream="temporal"),
+        "classes vs": scores_of(t[:, :6], y % 6, stream="temporal"),
+        "disagree on the labels": scores_of(t, (y + 1) % C, stream="temporal"),
         "more than once": VideoScores(np.array(["v0000"] * 10), y, t.astype(np.float32), spatial.class_names),
         "class 0 is": VideoScores(spatial.video_ids, y, t.astype(np.float32), ("x",) + spatial.class_names[1:]),
     }

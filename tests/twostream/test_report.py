@@ -178,3 +178,84 @@ def test_best_row_prefers_top1_then_mean_class_then_the_earlier_row():
             TableRow("c", "fusion", "", 8, 0.5, 0.6)]
     assert best_row(rows).name == "b"
     assert best_row(rows + [TableRow("d", "extra", "", 8, 0.6, 0.1)]).name == "d"
+
+
+# --- the pictures answer (issue 26): checked by what they draw ---------------------------------------
+def test_a_confusion_matrix_for_each_stream_and_the_best_fusion(capsys, tmp_path, inputs):
+    fused = tmp_path / "average.npz"
+    save_scores(fused, scores_from([0, 0, 0, 1, 1, 2, 0, 3], "average"))  # 7/8: beats both streams, is the best row
+    code, _, err = twostream(capsys, "report", str(inputs["spatial"]), str(inputs["temporal"]), "--fused", str(fused),
+                             "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    page = (tmp_path / "r" / "report.md").read_text()
+    for title, file in (("average (best)", "confusion.png"), ("spatial (stream)", "confusion_spatial.png"),
+                        ("temporal (stream)", "confusion_temporal.png")):
+        assert f"## Confusion matrix: {title}\n\n![Confusion matrix: {title}]({file})" in page
+        assert is_png(tmp_path / "r" / file)
+
+
+def test_per_class_bars_give_counts_and_show_zeros():
+    from twostream.engine.metrics import confusion_matrix
+    from twostream.score_fusion.report_plots import ZERO_MARK, per_class_figure
+
+    labels = np.array(LABELS)
+    never_fence = [0, 0, 0, 1, 1, 2, 2, 0]  # class 3 (fence) never right: 0 %
+    matrices = {name: confusion_matrix(labels, np.array(pred), 4) for name, pred in
+                (("spatial", SPATIAL_PRED), ("temporal", TEMPORAL_PRED), ("average", never_fence))}
+    ax = per_class_figure(CLASSES, matrices, "t").axes[0]
+    bars = {name: container for name, container in zip(matrices, ax.containers)}
+    assert [b.get_height() for b in bars["spatial"]] == pytest.approx([2 / 3, 1, 1 / 2, 1])
+    zero = bars["average"][3]
+    assert zero.get_height() == ZERO_MARK > 0 and zero.get_hatch() == "////"  # a zero is drawn, not a gap
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["brush (3)", "comb (2)", "dive (2)", "fence (1)"]
+    counts = [t.get_text() for t in ax.texts]
+    assert counts == ["2", "2", "1", "1", "1", "1", "2", "1", "3", "2", "2", "0"]  # right videos, bar by bar
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["spatial", "temporal", "average"]
+    assert not any(h.get_hatch() for h in ax.get_legend().legend_handles)  # a row's colour, not its 0 % stub
+
+
+def test_curves_name_clip_accuracy_and_the_validation_videos_and_draw_one_learning_rate():
+    from twostream.score_fusion.report_data import CurvePoint
+    from twostream.score_fusion.report_plots import curves_figure
+
+    points = [CurvePoint(e, "train", 1.0 / e, 0.2 * e, 0.01) for e in (1, 2, 3)]
+    points += [CurvePoint(e, "val", 1.5 / e, 0.1 * e, 0.01, "held-out") for e in (1, 2, 3)]
+    fig = curves_figure(points, "spatial stream")
+    loss, accuracy, lr = fig.axes
+    assert "clip accuracy" in accuracy.get_ylabel()
+    assert [t.get_text() for t in accuracy.get_legend().get_texts()] == ["train (running, its sampled clips)",
+                                                                        "validation (held-out videos)"]
+    assert len(lr.lines) == 1 and lr.get_legend() is None  # the schedule, not a train and a val line
+    assert list(lr.lines[0].get_xdata()) == [1, 2, 3]
+    assert "per video" in fig._suptitle.get_text()
+
+
+def test_the_page_says_when_fusion_does_not_help():
+    from twostream.score_fusion.report_data import fusion_sentence
+
+    spatial = TableRow("spatial", "stream", "s", 8, 0.75, 0.7)
+    temporal = TableRow("temporal", "stream", "t", 8, 0.5, 0.5)
+    worse = TableRow("average", "fusion", "a", 8, 0.625, 0.6)
+    assert fusion_sentence([spatial, temporal, worse]) == (
+        "Fusion does not help here: the best single stream, spatial (75.0 %), beats every fusion; the best, average, "
+        "is 12.5 points lower.")
+    tie = TableRow("average", "fusion", "a", 8, 0.75, 0.6)
+    assert "ties the best single stream, spatial, at 75.0 %" in fusion_sentence([spatial, temporal, tie])
+    better = TableRow("svm", "fusion", "v", 8, 1.0, 1.0)
+    assert fusion_sentence([spatial, temporal, better]) == (
+        "The best fusion, svm, is +25.0 points over the best single stream, spatial.")
+
+
+def test_an_old_run_that_validated_on_its_test_videos_is_named_so(tmp_path):
+    """Metrics written before val lines named their videos: a run of that time with holdout 0
+    validated on its test videos (config.json has no val_on_test), and the report says so."""
+    from twostream.score_fusion.report_data import validated_on_test
+
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(metrics_lines(2))
+    (run / "config.json").write_text(json.dumps({"holdout": 0.0, "val_every": 1, "stream": "spatial"}))
+    assert {p.subset for p in read_curve(run / "metrics.jsonl") if p.phase == "val"} == {"test"}
+    assert "validated on the test videos during training" in validated_on_test("spatial", read_curve(run / "metrics.jsonl"))
+    (run / "config.json").write_text(json.dumps({"holdout": 0.25, "val_every": 1}))  # held out: not the test set
+    assert validated_on_test("spatial", read_curve(run / "metrics.jsonl")) is None

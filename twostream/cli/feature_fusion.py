@@ -47,15 +47,16 @@ def fuse_features() -> None:
                      flip_help="Random horizontal flip of both (flow x negated).")
 @click.option("--color-jitter", type=float, default=0.0, show_default=True, help="Jitter of the RGB frame.")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@opt.train_batch_size
 @click.option("--lr", type=float, default=0.01, show_default=True, help="The head's learning rate.")
 @click.option("--stream-lr-scale", type=float, default=0.1, show_default=True,
               help="--joint: the streams' learning rate as a fraction of --lr.")
 @opt.schedule_options(lr_steps_help="Epochs after which 'step' multiplies lr by --gamma. Default: at 5/8 and 7/8 of "
                                     "the run.")
 @opt.validation_options(val_every_help="Validate every N epochs (and after the last) on the streams' held-out videos "
-                                       "when the head learns from their training videos, else on the test videos; "
-                                       "0: never.")
+                                       "when the head learns from their training videos (else none, or the test videos with "
+                                       "--val-on-test); 0: never.")
+@opt.tensorboard_option
 @opt.run_options
 @opt.resume
 def train_command(resume: bool, **options) -> int:

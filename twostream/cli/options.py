@@ -52,7 +52,9 @@ def build_config(cls, **values):
 # EXTRACTION, the folder 'flowprep extract' (or import-rawframes) wrote, is the positional argument
 # of the commands that read one (train, fuse-features train, like flowprep's export-rawframes);
 # the commands that read a run take RUN and find the extraction in its config.json (--extraction).
-extraction = click.argument("shards", metavar="EXTRACTION", type=click.Path(path_type=Path, file_okay=False))
+# stored absolute in the run's config.json, so that 'evaluate RUN' finds it from any working directory
+extraction = click.argument("shards", metavar="EXTRACTION", type=click.Path(path_type=Path, file_okay=False),
+                            callback=lambda ctx, param, value: value.absolute())
 split = click.option("--split", default="split1", show_default=True,
                      help="Split column of the manifest (index.json): which videos are train and test.")
 run_out = out_folder_option("Run folder: checkpoint.pt, metrics.jsonl, config.json.", dest="out")
@@ -119,6 +121,18 @@ def schedule_options(lr_steps_help: str) -> Callable:
     )
 
 
+train_batch_size = click.option(
+    "--batch-size", type=click.IntRange(min=1), default=None,
+    help="Samples per optimisation step (a process's, under torchrun). Default: 32, halved down to 8 while an "
+         "epoch of the training videos would have fewer than 8 steps (the log says which).")
+
+
+tensorboard_option = click.option(
+    "--tensorboard/--no-tensorboard", default=None,
+    help="Also write RUN/tensorboard/ event files with metrics.jsonl's scalars (tensorboard --logdir RUN). "
+         "Default: when the tensorboard package is installed (pip install 'twostream[tensorboard]').")
+
+
 def validation_options(val_every_help: str) -> Callable:
     """--val-every to --val-batch-size: validation during training."""
     return options(
@@ -126,6 +140,9 @@ def validation_options(val_every_help: str) -> Callable:
         click.option("--val-clips", type=click.IntRange(min=1), default=5, show_default=True),
         click.option("--val-crops", type=click.Choice(CROPS), default="center", show_default=True),
         click.option("--val-batch-size", type=click.IntRange(min=1), default=32, show_default=True),
+        click.option("--val-on-test", is_flag=True,
+                     help="When no training video is held out, validate on the split's test videos (the report then "
+                          "says that the run was watched on its test set); without it there is no validation."),
     )
 
 
@@ -136,8 +153,13 @@ def run_training(fit: Callable, config, resume: bool) -> int:
     except KeyboardInterrupt as exc:  # the generic message says "run the same command again"; a run needs --resume
         if isinstance(exc, Stop) and exc.message:  # the loop saved a checkpoint and says so (flowprep.format.signals)
             raise
-        click.echo(f"twostream: interrupted; continue from {Path(config.out) / 'checkpoint.pt'} with the same "
-                   f"command plus --resume", err=True)
+        checkpoint = Path(config.out) / "checkpoint.pt"
+        if checkpoint.is_file():
+            click.echo(f"twostream: interrupted; continue from {checkpoint} with the same command plus --resume",
+                       err=True)
+        else:  # stopped while starting: no epoch began, so there is nothing to resume from
+            click.echo(f"twostream: interrupted before the first checkpoint; nothing was saved in {config.out}: run "
+                       f"the same command again to start it", err=True)
         sys.exit(exc.status if isinstance(exc, Stop) else EXIT_INTERRUPTED)
     # deferred: torch takes seconds to import, and --help needs none of it
     from twostream.core.world import current
@@ -146,7 +168,8 @@ def run_training(fit: Callable, config, resume: bool) -> int:
     if not current().main:  # under torchrun the main process prints for all
         return 0
     if "val" in metrics:
-        click.echo(f"validation ({config.val_clips} clips x {config.val_crops} crop): "
+        click.echo(f"validation on the {metrics['val'].get('subset', 'held-out')} videos ({config.val_clips} clips x "
+                   f"{config.val_crops} crop): "
                    + "; ".join(metric_lines(metrics["val"])))
     click.echo(f"checkpoint: {Path(config.out) / CHECKPOINT_FILE}")
     return 0

@@ -6,7 +6,7 @@ import click
 from flowprep.cli.support import CONTEXT
 from twostream.cli import options as opt
 from twostream.core.backbones import choices_text
-from twostream.core.config import FLOW_STACKS, STREAM_DEFAULTS, STREAMS, TrainConfig
+from twostream.core.config import DEFAULT_HOLDOUT, FLOW_STACKS, STREAM_DEFAULTS, STREAMS, TrainConfig
 
 
 def _defaults(name: str) -> str:
@@ -18,9 +18,10 @@ def _defaults(name: str) -> str:
 @opt.run_out
 @click.option("--stream", type=click.Choice(STREAMS), default="spatial", show_default=True)
 @opt.split
-@click.option("--holdout", type=float, default=0.0, show_default=True,
-              help="Share of each class's training videos kept out of training: validation runs on them, and "
-                   "'evaluate --subset val' scores them for fusion.")
+@click.option("--holdout", type=float, default=DEFAULT_HOLDOUT, show_default=True,
+              help="Share of each class's training videos kept out of training (seeded, per class): validation "
+                   "runs on them, and 'evaluate --subset val' scores them for fusion; 0 trains on all of them (and "
+                   "validates on nothing, or with --val-on-test on the test videos).")
 @click.option("--backbone", default="resnet18", show_default=True, metavar="NAME",
               help=f"The stream's network: {choices_text()}.")
 @click.option("--pretrained", default=None, metavar="FILE|URL",
@@ -52,12 +53,13 @@ def _defaults(name: str) -> str:
               help=f"Brightness/contrast/saturation jitter, RGB only. Default: {_defaults('color_jitter')}.")
 @click.option("--dropout", type=float, default=None, help=f"Before the classifier. Default: {_defaults('dropout')}.")
 @click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@opt.train_batch_size
 @click.option("--lr", type=float, default=None, help=f"Learning rate. Default: {_defaults('lr')}.")
 @opt.schedule_options(lr_steps_help="Epochs after which 'step' multiplies lr by --gamma. Default: the paper's, at 5/8 "
                                     "and 7/8 of the run.")
-@opt.validation_options(val_every_help="Validate on the split's test videos every N epochs (and after the last); "
-                                       "0: never.")
+@opt.validation_options(val_every_help="Validate on the held-out training videos every N epochs (and after the "
+                                       "last); 0: never.")
+@opt.tensorboard_option
 @opt.run_options
 @opt.resume
 def train(resume: bool, **options) -> int:

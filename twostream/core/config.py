@@ -14,6 +14,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from flowprep.format.files import parse_json
 from twostream.core.backbones import VIDEO_BACKBONES, family_of, is_video
 
 STREAMS = ("spatial", "temporal")
@@ -31,6 +32,9 @@ STREAM_DEFAULTS = {
     "spatial": {"dropout": 0.5, "lr": 0.001, "color_jitter": 0.2},
     "temporal": {"dropout": 0.9, "lr": 0.005, "color_jitter": 0.0},
 }
+# The share of each class's training videos held out for validation when no --holdout is given: the
+# index's splits have train and test parts only, and validating on test would choose on the test set.
+DEFAULT_HOLDOUT = 0.2
 # The paper divides the learning rate by 10 after 50K and 70K of 80K iterations.
 PAPER_STEP_FRACTIONS = (50 / 80, 70 / 80)
 
@@ -108,7 +112,7 @@ class JsonConfig:
 
     @classmethod
     def from_json(cls, text: str):
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(parse_json(text, dict))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,6 +140,9 @@ class RunOptions(JsonConfig):
 
 
 RUN_OPTIONS = tuple(f.name for f in fields(RunOptions))
+# None asks for a default that depends on the data: the trainer resolves it when a run starts (a
+# resumed run keeps its own), and the stored config holds the value used
+RESOLVED_AT_START = frozenset({"batch_size"})
 
 
 class ResumableConfig(RunOptions):
@@ -146,9 +153,11 @@ class ResumableConfig(RunOptions):
         return {k: v for k, v in self.to_dict().items() if k not in RUN_FIELDS}
 
     def differences(self, other: "ResumableConfig") -> list[str]:
-        """`key: theirs -> ours` for every learning field that differs."""
+        """`key: theirs -> ours` for every learning field that differs (a field resolved when the run
+        starts, asked for as None, takes the stored run's value: twostream.engine.fit_loop)."""
         mine, theirs = self.learning_fields(), other.learning_fields()
-        return [f"{k}: {theirs[k]!r} -> {mine[k]!r}" for k in mine if mine[k] != theirs[k]]
+        return [f"{k}: {theirs[k]!r} -> {mine[k]!r}" for k in mine
+                if mine[k] != theirs[k] and not (k in RESOLVED_AT_START and mine[k] is None)]
 
 
 @dataclass(frozen=True)
@@ -157,7 +166,7 @@ class TrainConfig(ResumableConfig):
     out: str  # run folder: checkpoint.pt, metrics.jsonl, config.json
     stream: str = "spatial"
     split: str = "split1"  # trains on the videos whose index entry says splits[split] == "train"
-    holdout: float = 0.0  # share of each class's training videos kept out of training, for validation and fusion
+    holdout: float = DEFAULT_HOLDOUT  # share of each class's training videos kept out of training, for validation and fusion
     # input
     flow_length: int = 10  # L flow fields per temporal input: 2L channels
     flow_stack: str = "forward"
@@ -183,7 +192,7 @@ class TrainConfig(ResumableConfig):
     dropout: float | None = None
     # optimisation
     epochs: int = 30
-    batch_size: int = 32
+    batch_size: int | None = None  # None: twostream.core.schedule.default_batch_size of the training videos
     lr: float | None = None
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -191,12 +200,15 @@ class TrainConfig(ResumableConfig):
     lr_steps: tuple[int, ...] | None = None  # epochs after which the step schedule multiplies lr by gamma
     gamma: float = 0.1
     seed: int = 0
-    # validation during training, with a fast protocol, on the held-out videos (--holdout) or else
-    # on the split's test videos
+    # validation during training, with a fast protocol, on the held-out videos (--holdout); on the
+    # split's test videos only when asked (val_on_test: a run without the field validated on them
+    # when it held out nothing)
     val_every: int = 1  # epochs; 0 = never
     val_clips: int = 5
     val_crops: str = "center"
     val_batch_size: int = 32
+    val_on_test: bool = False
+    tensorboard: bool | None = None  # RUN/tensorboard event files; None: when the package is installed
     # how the run executes: RunOptions
 
     def __post_init__(self) -> None:
@@ -237,7 +249,8 @@ class TrainConfig(ResumableConfig):
         check(self.stream == "spatial" or self.color_jitter == 0.0,
                f"colour jitter applies to RGB frames only; the temporal stream takes 0, got {self.color_jitter!r}")
         check_positive_int("epochs", self.epochs)
-        check_positive_int("batch size", self.batch_size)
+        if self.batch_size is not None:
+            check_positive_int("batch size", self.batch_size)
         check_fit_fields(self)
 
     @property
@@ -247,7 +260,8 @@ class TrainConfig(ResumableConfig):
         return 2 if self.clip else 2 * self.flow_length
 
 
-RUN_FIELDS = frozenset({"shards", "out", *RUN_OPTIONS, "val_every", "val_clips", "val_crops", "val_batch_size"})
+RUN_FIELDS = frozenset({"shards", "out", *RUN_OPTIONS, "val_every", "val_clips", "val_crops", "val_batch_size",
+                        "val_on_test", "tensorboard"})
 
 
 @dataclass(frozen=True)

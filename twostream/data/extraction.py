@@ -31,12 +31,22 @@ class ExtractedDataset:
         return len(self.class_names)
 
 
+# the largest label a dataset with few classes may have (a subset of a large dataset keeps its
+# labels); beyond it, and beyond 10 outputs a class, the labels are not class indices
+SPARSE_LABELS_ALLOWED = 1000
+
+
 def class_names(index: dict[str, IndexEntry]) -> tuple[str, ...]:
     """Names of classes 0..max label over the whole index (all splits, so train and test agree)."""
     names: dict[int, str] = {}
     for entry in sorted(index.values(), key=lambda e: e.video_id):
         names.setdefault(entry.label, entry.label_name)
-    return tuple(names.get(k, f"class{k}") for k in range(max(names) + 1))
+    outputs = max(names) + 1
+    if outputs > max(SPARSE_LABELS_ALLOWED, 10 * len(names)):  # the classifier gets an output per label up to the largest
+        raise DataError(f"labels run up to {max(names):,} but only {len(names):,} classes have videos: a model would "
+                        f"get {outputs:,} outputs; labels are 0-based class indices, so number the classes 0..N-1 "
+                        f"in the manifest")
+    return tuple(names.get(k, f"class{k}") for k in range(outputs))
 
 
 def open_extraction(root: str | Path) -> ExtractedDataset:
@@ -109,7 +119,8 @@ def part_videos(extraction: ExtractedDataset, split: str, part: str, holdout: fl
     if part == "train":
         return trained
     if not held:
-        raise DataError(f"no held-out videos in split {split!r}: the run was trained with holdout {holdout} "
+        few = ", which keeps none of so few videos a class" if holdout else ""
+        raise DataError(f"no held-out videos in split {split!r}: the run was trained with holdout {holdout}{few} "
                         f"(train with --holdout FRACTION to keep validation videos out of training)")
     return held
 

@@ -26,7 +26,7 @@ import logging
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -44,13 +44,14 @@ from twostream.core.config import ResumableConfig
 from twostream.core.device import Device
 from twostream.core.errors import TrainError
 from twostream.core.run_folder import CHECKPOINT_FILE, RUN_CONFIG_FILE
-from twostream.core.schedule import learning_rate
+from twostream.core.schedule import MIN_STEPS_PER_EPOCH, default_batch_size, learning_rate
 from twostream.core.world import current
 from twostream.data.datasets import Augment, EvalClips, Layout, TrainClips, eval_loader, set_epoch, train_loader
+from twostream.data.extraction import ExtractedDataset, videos_in_split
 from twostream.data.store import ShardStore
 from twostream.engine.loops import EpochTotals, Stopped, predict_all, train_one_epoch
 from twostream.engine.metrics import summarize
-from twostream.engine.metrics_log import MetricsLog
+from twostream.engine.metrics_log import HELD_OUT, MetricsLog, TensorBoardMissing, tensorboard_writer
 
 log = logging.getLogger("twostream")
 
@@ -110,7 +111,7 @@ def locked_run(config: ResumableConfig) -> Iterator[None]:
             yield
     except BaseException:
         # a run refused before it wrote anything leaves no folder behind (the lock made it)
-        if created and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
+        if created and run_dir.is_dir() and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
             remove_file(run_dir / LOCK_FILE)
             run_dir.rmdir()
         raise
@@ -146,6 +147,34 @@ class FitData:
     val: EvalClips | None = None
     val_batches: DataLoader | None = None
     val_labels: np.ndarray | None = None
+    val_subset: str = HELD_OUT  # metrics_log's name of the validation videos
+
+
+def resolve_batch_size(config: ResumableConfig, state: dict | None, videos: int, processes: int) -> ResumableConfig:
+    """`config` with its batch size decided: as given; a resumed run's own; or the default for
+    `videos` training videos shared by `processes` (twostream.core.schedule.default_batch_size),
+    which gives a small training set several optimisation steps an epoch."""
+    if config.batch_size is not None:
+        if config.batch_size * processes > videos:
+            log.warning("batch size %d exceeds the %d training videos: each epoch is one step on all of them; "
+                        "leave --batch-size out for a batch size that gives several steps an epoch (%d here)",
+                        config.batch_size, videos, default_batch_size(videos // processes))
+        return config
+    if state is not None:
+        return replace(config, batch_size=state["config"].batch_size)
+    size = default_batch_size(videos // processes)
+    log.info("batch size %d: the default for %d training videos (32, halved down to 8 while an epoch has fewer "
+             "than %d steps); --batch-size sets it", size, videos, MIN_STEPS_PER_EPOCH)
+    return replace(config, batch_size=size)
+
+
+def videos_for_val_on_test(extraction: ExtractedDataset, split: str) -> list[IndexEntry]:
+    """The split's test videos as validation videos (--val-on-test), said loudly: whatever is chosen
+    or tuned by watching them is chosen on the test set."""
+    videos = videos_in_split(extraction, split, "test")
+    log.warning("validating on the %d test videos of %s (--val-on-test): the validation figures are test figures, "
+                "and anything chosen by them is chosen on the test set", len(videos), split)
+    return videos
 
 
 @dataclass(frozen=True)
@@ -157,7 +186,7 @@ class CheckpointWriter:
 
 
 def fit_data(config: ResumableConfig, spec: Layout, root: Path, train_videos: list[IndexEntry],
-             val_videos: list[IndexEntry], device: Device) -> FitData:
+             val_videos: list[IndexEntry], device: Device, val_subset: str = HELD_OUT) -> FitData:
     """The loaders of a run of `config` on the shards under `root`: its training videos sampled and
     augmented as `config` says, and the validation videos (none: no validation) under its fast
     protocol. Under torchrun each process loads its share (`config.batch_size` a process)."""
@@ -169,7 +198,7 @@ def fit_data(config: ResumableConfig, spec: Layout, root: Path, train_videos: li
         return FitData(train)
     val_data = EvalClips(ShardStore(root), val_videos, spec, config.val_clips, config.val_crops)
     return FitData(train, val_data, eval_loader(val_data, config.val_batch_size, config.workers, pin, world),
-                   np.array([e.label for e in val_videos], dtype=np.int64))
+                   np.array([e.label for e in val_videos], dtype=np.int64), val_subset)
 
 
 def fit_epochs(config: ResumableConfig, learner: Learner, data: FitData, device: Device, writer: CheckpointWriter, *,
@@ -206,8 +235,13 @@ def fit_epochs(config: ResumableConfig, learner: Learner, data: FitData, device:
             log.info("resuming %s after epoch %d of %d", run_dir / CHECKPOINT_FILE, start_epoch, config.epochs)
     if world.main:
         metrics_log.restart(start_epoch)
-    log.info("%d process(es): batch %d a process, %d in all, learning rate %g (not scaled with the processes)",
-             world.size, config.batch_size, config.batch_size * world.size, config.lr)
+        try:
+            metrics_log.tensorboard = tensorboard_writer(run_dir, config.tensorboard, start_epoch)
+        except TensorBoardMissing as exc:
+            raise TrainError(str(exc)) from None
+    log.info("%d process(es): batch %d a process, %d in all, learning rate %g (not scaled with the processes); %d "
+             "optimisation steps an epoch", world.size, config.batch_size, config.batch_size * world.size, config.lr,
+             len(loader))
     trained = model
     if world.distributed:
         from torch.nn.parallel import DistributedDataParallel
@@ -285,13 +319,16 @@ def fit_epochs(config: ResumableConfig, learner: Learner, data: FitData, device:
                 val, _ = summarize(scores, val_data.video_index, val_labels)
                 val_rate = len(val_data) / seconds if seconds else 0.0
                 if world.main:
-                    metrics_log.write(epoch + 1, "val", val["clip_loss"], val["clip_top1"], lr, val_rate, elapsed())
-                last_metrics["val"] = {**val, "samples_per_s": val_rate}
-                message += f"; val clip accuracy {val['clip_top1']:.3f}, video {val['video_top1']:.3f}"
+                    metrics_log.write(epoch + 1, "val", val["clip_loss"], val["clip_top1"], lr, val_rate, elapsed(),
+                                      data.val_subset)
+                last_metrics["val"] = {**val, "samples_per_s": val_rate, "subset": data.val_subset}
+                message += f"; val ({data.val_subset} videos) clip accuracy {val['clip_top1']:.3f}, " \
+                           f"video {val['video_top1']:.3f}"
             if world.main:
                 writer.save(run_dir / CHECKPOINT_FILE, checkpoint(epoch + 1))
             world.barrier()  # no process runs ahead of the checkpoint that a resume would start from
             log.info("%s; checkpoint %s", message, run_dir / CHECKPOINT_FILE)
+    metrics_log.close()
     if start_epoch >= config.epochs:
         log.info("%s already completed its %d epochs", run_dir, config.epochs)
     return last_metrics

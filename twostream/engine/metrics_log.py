@@ -4,9 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from flowprep.format.files import open_for_writing, parse_json, read_regular_text, write_text_atomic
+from flowprep.format.files import open_for_writing, parse_json, read_regular_text, real_folder, write_text_atomic
 from twostream.core.run_folder import METRICS_FILE
 
+# which videos a "val" record was measured on (its "subset"; records written before it was kept lack it)
+HELD_OUT = "held-out"  # training videos kept out of training (train --holdout)
+ON_TEST = "test"  # the split's test videos (--val-on-test)
 REQUIRED_KEYS = ("epoch", "phase", "loss", "accuracy")  # what every reader needs; lr may be absent (older logs)
 
 
@@ -15,12 +18,38 @@ class MetricsLogError(ValueError):
     file (and the line) in one line."""
 
 
+TENSORBOARD_DIR = "tensorboard"  # RUN/tensorboard/: event files with the scalars of metrics.jsonl
+SCALARS = ("loss", "accuracy", "lr", "samples_per_s", "time")  # a record's numbers, as TensorBoard tags PHASE/NAME
+
+
+class TensorBoardMissing(RuntimeError):
+    """--tensorboard asked for, and the tensorboard package is not installed."""
+
+
+def tensorboard_writer(run_dir: Path, wanted: bool | None, completed_epochs: int):
+    """A SummaryWriter into RUN/tensorboard, or None: `wanted` None means when tensorboard is
+    installed. A resumed run purges the steps after its completed epochs, as restart() does the lines."""
+    if wanted is False:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # deferred: an optional extra
+    except ImportError:
+        if wanted:
+            raise TensorBoardMissing("--tensorboard needs the tensorboard package: pip install 'twostream[tensorboard]' "
+                                     "(or pip install tensorboard)") from None
+        return None
+    folder = real_folder(Path(run_dir) / TENSORBOARD_DIR)  # never a link to a folder elsewhere
+    return SummaryWriter(str(folder), purge_step=completed_epochs + 1 if completed_epochs else None)
+
+
 class MetricsLog:
     """RUN/metrics.jsonl: one object per epoch and phase,
-    {"epoch", "phase": "train"|"val", "loss", "accuracy" (clip top-1, 0..1), "lr", "samples_per_s", "time"}."""
+    {"epoch", "phase": "train"|"val", "loss", "accuracy" (clip top-1, 0..1), "lr", "samples_per_s", "time"},
+    and on "val" records "subset": HELD_OUT or ON_TEST, the videos validated on."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, tensorboard=None) -> None:
         self.path = Path(run_dir) / METRICS_FILE
+        self.tensorboard = tensorboard  # a SummaryWriter (tensorboard_writer) that gets every record's SCALARS
 
     def restart(self, completed_epochs: int) -> None:
         """Keep only the lines of completed epochs: a run killed after logging an epoch but before
@@ -28,15 +57,25 @@ class MetricsLog:
         kept = []
         if completed_epochs and self.path.exists():
             kept = [line for line in read_regular_text(self.path).splitlines()
-                    if line.strip() and json.loads(line)["epoch"] <= completed_epochs]
+                    if line.strip() and parse_json(line, dict)["epoch"] <= completed_epochs]
         write_text_atomic(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, epoch: int, phase: str, loss: float, accuracy: float, lr: float, samples_per_s: float,
-              time: float) -> None:
+              time: float, subset: str | None = None) -> None:
         record = {"epoch": epoch, "phase": phase, "loss": float(loss), "accuracy": float(accuracy), "lr": float(lr),
                   "samples_per_s": float(samples_per_s), "time": float(time)}
+        if subset is not None:
+            record["subset"] = subset
         with open_for_writing(self.path, binary=False, append=True) as fh:
             fh.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            for name in SCALARS:
+                self.tensorboard.add_scalar(f"{phase}/{name}", record[name], epoch)
+            self.tensorboard.flush()  # a TensorBoard already open sees each epoch as it ends
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
     @staticmethod
     def read(path: str | Path) -> list[dict]:

@@ -42,7 +42,7 @@ class FusionTrainConfig(ResumableConfig):
     color_jitter: float = 0.0
     # optimisation (SGD, the trainer's schedules)
     epochs: int = 10
-    batch_size: int = 32
+    batch_size: int | None = None  # None: twostream.core.schedule.default_batch_size of the videos it learns from
     lr: float = 0.01  # the head's
     stream_lr_scale: float = 0.1  # joint: the streams' learning rate as a fraction of lr
     momentum: float = 0.9
@@ -52,11 +52,13 @@ class FusionTrainConfig(ResumableConfig):
     gamma: float = 0.1
     seed: int = 0
     # validation during training, on the streams' held-out videos (when the head learns from
-    # their training videos and they held some out), else on the split's test videos
+    # their training videos and they held some out); on the split's test videos only when asked
     val_every: int = 1
     val_clips: int = 5
     val_crops: str = "center"
     val_batch_size: int = 32
+    val_on_test: bool = False
+    tensorboard: bool | None = None  # RUN/tensorboard event files; None: when the package is installed
     # how the run executes: RunOptions
 
     def __post_init__(self) -> None:
@@ -69,7 +71,8 @@ class FusionTrainConfig(ResumableConfig):
         check_positive_int("segments", self.segments)
         check(0.0 <= self.color_jitter < 1.0, f"colour jitter must be in [0, 1), got {self.color_jitter!r}")
         check_positive_int("epochs", self.epochs)
-        check_positive_int("batch size", self.batch_size)
+        if self.batch_size is not None:
+            check_positive_int("batch size", self.batch_size)
         check(self.lr > 0, f"learning rate must be positive, got {self.lr!r}")
         check(0.0 < self.stream_lr_scale <= 1.0, f"stream lr scale must be in (0, 1], got {self.stream_lr_scale!r}")
         check_fit_fields(self)

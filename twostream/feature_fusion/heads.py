@@ -8,6 +8,8 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from flowprep.format.files import parse_json
+
 
 @dataclass(frozen=True)
 class Head:
@@ -72,4 +74,4 @@ class HeadSpec:
 
     @classmethod
     def from_json(cls, text: str) -> HeadSpec:
-        return cls(**json.loads(text))
+        return cls(**parse_json(text, dict))

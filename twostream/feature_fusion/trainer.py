@@ -34,9 +34,12 @@ from twostream.engine.fit_loop import (
     fit_data,
     fit_epochs,
     locked_run,
+    resolve_batch_size,
     resume_state,
     start_run_dir,
+    videos_for_val_on_test,
 )
+from twostream.engine.metrics_log import HELD_OUT, ON_TEST
 from twostream.feature_fusion.checkpoint import (
     build_two_stream,
     load_fusion_checkpoint,
@@ -73,9 +76,14 @@ def fusion_videos(extraction: ExtractedDataset, config: FusionTrainConfig, spati
     if not config.val_every:
         return fit, [], "none"
     if config.part == "train" and held["spatial"]:
-        return fit, held["spatial"], "held out"
+        return fit, held["spatial"], HELD_OUT
+    if not config.val_on_test:
+        log.warning("no validation: %s; --val-on-test validates on the test videos (choosing on them)",
+                    "the head learns from the videos the streams held out" if config.part == "val" else
+                    f"the streams held out no training video (holdout {spatial.holdout})")
+        return fit, [], "none"
     try:
-        return fit, videos_in_split(extraction, config.split, "test"), "test"
+        return fit, videos_for_val_on_test(extraction, config.split), ON_TEST
     except DataError as exc:
         log.warning("no validation: %s", exc)
         return fit, [], "none"
@@ -109,12 +117,13 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
         if val_videos:
             check_stack_length(val_videos, temporal.flow_length, "validation")
 
+        config = resolve_batch_size(config, state, len(fit_videos), device.world.size)
         start_run_dir(config)
         log.info("%s fusion (%s) of %s and %s on %s %s: %d %s videos, %d validation videos (%s), %d classes; device %s",
                  config.method, "streams fine-tuned jointly" if config.joint else "streams frozen", config.spatial,
                  config.temporal, extraction.root, config.split, len(fit_videos), config.part, len(val_videos), val_kind,
                  extraction.num_classes, device.device)
-        if config.part == "train" and val_kind == "held out" and not config.joint:
+        if config.part == "train" and val_kind == HELD_OUT and not config.joint:
             log.info("the head learns from the streams' own training videos, on which they are overconfident; "
                      "--subset val trains it on the %d videos they held out", len(val_videos))
 
@@ -136,5 +145,6 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
                     "class_names": list(extraction.class_names), "extract_config": extraction.config.to_json()}
         # fine-tuned with a mid head, the streams' own classifiers get no gradient
         learner = Learner(model, optimizer, scaler, unused_parameters=config.joint and not config.head.entry.uses_logits)
-        return fit_epochs(config, learner, fit_data(config, pair, extraction.root, fit_videos, val_videos, device), device,
+        return fit_epochs(config, learner, fit_data(config, pair, extraction.root, fit_videos, val_videos, device,
+                                                             val_kind), device,
                           CheckpointWriter(identity, save_fusion_checkpoint), state=state, interactive=interactive)

@@ -113,8 +113,30 @@ def align_scores(reference: VideoScores, other: VideoScores, reference_name: str
     return aligned
 
 
+def stream_order_problem(spatial: VideoScores, temporal: VideoScores, spatial_name: str, temporal_name: str) -> str | None:
+    """Why two score files are not a (spatial, temporal) pair in that order, or None: each file
+    records the stream it scores (its meta's "stream"; older files may not), and fusion's weights
+    (1:1.5) and its report name the streams by position. Streams of other kinds (a clip stream, a
+    learned-motion stream) may stand in either place; the same stream twice may not."""
+    recorded = (spatial.meta.get("stream"), temporal.meta.get("stream"))
+    if recorded == ("temporal", "spatial"):
+        return (f"{spatial_name} holds temporal scores and {temporal_name} spatial ones: the runs are swapped; "
+                f"give the spatial run first")
+    if recorded[0] is not None and recorded[0] == recorded[1]:
+        return (f"{spatial_name} and {temporal_name} both hold {recorded[0]} scores: fusion takes two different "
+                f"streams, the spatial run first and the temporal run second")
+    for position, stream, name in (("spatial", recorded[0], spatial_name), ("temporal", recorded[1], temporal_name)):
+        other = "temporal" if position == "spatial" else "spatial"
+        if stream == other:
+            return f"{name} holds {other} scores, given as the {position} stream's; the spatial run goes first"
+    return None
+
+
 def pair_streams(spatial: VideoScores, temporal: VideoScores,
                  spatial_name: str = "spatial scores", temporal_name: str = "temporal scores") -> StreamPair:
+    problem = stream_order_problem(spatial, temporal, spatial_name, temporal_name)
+    if problem:
+        raise FusionError(problem)
     return StreamPair(spatial, align_scores(spatial, temporal, spatial_name, temporal_name))
 
 

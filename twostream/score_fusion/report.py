@@ -3,8 +3,9 @@
     OUT/report.md            the page: table, figures, sources (embeds the PNGs below)
     OUT/table.txt, table.json  top-1 and mean class accuracy of every row
     OUT/confusion.png        confusion matrix of the best row
-    OUT/per_class.png        per-class accuracy: spatial, temporal and the best row
-    OUT/curves_<name>.png    loss / accuracy / learning rate per epoch, from each metrics.jsonl
+    OUT/confusion_<name>.png that of each stream and of the best fusion (when another row is best)
+    OUT/per_class.png        per-class accuracy of every row, with counts
+    OUT/curves_<name>.png    loss / clip accuracy / learning rate per epoch, from each metrics.jsonl
 
 Rows: the spatial and temporal streams, the fused score files (`twostream fuse`), and any extra
 score files (e.g. feature-level fusion) under names of their own. All must score the same test
@@ -13,12 +14,13 @@ videos with the same classes.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from flowprep.format.files import write_json_atomic, write_text_atomic
+from flowprep.format.files import parse_json, read_regular_text, write_json_atomic, write_text_atomic
+from twostream.core.run_folder import RUN_CONFIG_FILE
 from twostream.core.scores import VideoScores, load_scores
-from twostream.engine.metrics import confusion_matrix, per_class_accuracy
+from twostream.engine.metrics import confusion_matrix
 from twostream.engine.metrics_log import MetricsLog, MetricsLogError
 from twostream.score_fusion.methods import align_scores
 from twostream.score_fusion.report_data import (
@@ -30,7 +32,9 @@ from twostream.score_fusion.report_data import (
     curve_points,
     format_text_table,
     markdown_page,
+    old_run_val_subset,
     table_row,
+    validated_on_test,
 )
 from twostream.score_fusion.report_plots import plot_confusion, plot_curves, plot_per_class
 from twostream.score_fusion.run import read_fused_files
@@ -88,19 +92,28 @@ def build_report(config: ReportConfig) -> list[TableRow]:
     out = config.out_dir
     out.mkdir(parents=True, exist_ok=True)
 
-    best_scores = by_name[best.name]
-    classes = best_scores.class_names
-    matrix = confusion_matrix(best_scores.labels, best_scores.predictions(), best_scores.num_classes)
-    figures = [PageFigure(f"Confusion matrix: {best.name}", plot_confusion(
-        matrix, classes, f"{best.name}: top-1 {100 * best.top1:.1f}%", out / "confusion.png").name)]
-    compared = list(dict.fromkeys(["spatial", "temporal", best.name]))
-    per_class = {name: per_class_accuracy(by_name[name].labels, by_name[name].predictions(), len(classes)) for name in compared}
+    classes = by_name[best.name].class_names
+    matrices = {name: confusion_matrix(scores.labels, scores.predictions(), scores.num_classes)
+                for name, scores in by_name.items()}
+    fused = [r for r in table if r.kind != "stream"]
+    best_fusion = best_row(fused) if fused else None
+    # the best row (confusion.png, as before), each stream, and the best fusion if another row is best
+    shown = [best] + [r for r in table if r.kind == "stream" and r is not best]
+    if best_fusion is not None and best_fusion is not best:
+        shown.append(best_fusion)
+    figures = []
+    for row in shown:
+        role = "best" if row is best else ("best fusion" if row is best_fusion else row.kind)
+        file = "confusion.png" if row is best else f"confusion_{row.name}.png"
+        figures.append(PageFigure(f"Confusion matrix: {row.name} ({role})", plot_confusion(
+            matrices[row.name], classes, f"{row.name}: top-1 {100 * row.top1:.1f}% ({role})", out / file).name))
     figures.append(PageFigure("Per-class accuracy", plot_per_class(
-        classes, per_class, "per-class accuracy on the test videos", out / "per_class.png").name))
+        classes, matrices, "per-class video accuracy on the test videos", out / "per_class.png").name))
     for name, points in curves:
         figures.append(PageFigure(f"Training curves: {name}", plot_curves(points, f"{name} stream", out / f"curves_{name}.png").name))
 
     notes = [] if curves else ["No training metrics were given (twostream report --curves NAME=metrics.jsonl), so no curves."]
+    notes += [note for note in (validated_on_test(name, points) for name, points in curves) if note]
     write_text_atomic(out / "report.md", markdown_page(config.title, table, figures, notes))
     write_text_atomic(out / "table.txt", format_text_table(table) + "\n")
     write_json_atomic(out / "table.json", {"title": config.title, "best": best.name, "rows": [r.to_dict() for r in table]})
@@ -108,10 +121,18 @@ def build_report(config: ReportConfig) -> list[TableRow]:
 
 
 def read_curve(path: Path) -> list[CurvePoint]:
-    """The training curve in the metrics file at `path` (metrics_log.MetricsLog's format)."""
+    """The training curve in the metrics file at `path` (metrics_log.MetricsLog's format). Validation
+    records written before they named their videos get them from the run's config.json beside the
+    file, where that tells (old_run_val_subset)."""
     try:
         records = MetricsLog.read(path)
     except MetricsLogError as exc:
         raise ReportError(str(exc)) from None
-    return curve_points(records, str(path))
+    points = curve_points(records, str(path))
+    try:
+        config = parse_json(read_regular_text(Path(path).parent / RUN_CONFIG_FILE))
+    except (OSError, ValueError):  # no run folder around the file, or not a config: nothing to add
+        return points
+    subset = old_run_val_subset(config) if isinstance(config, dict) else None
+    return [replace(p, subset=subset) if p.phase == "val" and p.subset is None else p for p in points]
 

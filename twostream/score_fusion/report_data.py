@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from twostream.core.scores import VideoScores
 from twostream.engine.metrics import mean_class_accuracy, top1_accuracy
+from twostream.engine.metrics_log import ON_TEST
 
 ROW_KINDS = ("stream", "fusion", "extra")
 
@@ -77,6 +78,7 @@ class CurvePoint:
     loss: float
     accuracy: float
     lr: float | None = None
+    subset: str | None = None  # a val point's videos (metrics_log.HELD_OUT or ON_TEST); None: not recorded
 
 
 def curve_points(records: list[dict], source: str) -> list[CurvePoint]:
@@ -84,11 +86,48 @@ def curve_points(records: list[dict], source: str) -> list[CurvePoint]:
     each line). A resumed run may log an epoch again: the last record of an (epoch, phase) wins."""
     points: dict[tuple[int, str], CurvePoint] = {}
     for record in records:
-        point = CurvePoint(record["epoch"], record["phase"], record["loss"], record["accuracy"], record["lr"])
+        subset = record.get("subset")
+        point = CurvePoint(record["epoch"], record["phase"], record["loss"], record["accuracy"], record["lr"],
+                           None if subset is None else str(subset))
         points[(point.epoch, point.phase)] = point
     if not points:
         raise ReportError(f"{source}: no metrics records")
     return sorted(points.values(), key=lambda p: (p.phase, p.epoch))
+
+
+def old_run_val_subset(config: dict) -> str | None:
+    """The videos a run validated on, from its config.json, for metrics written before val records
+    named them: a run made before --val-on-test existed (no such key) that held nothing out
+    validated on its test videos; otherwise the config does not tell (None)."""
+    if "val_on_test" not in config and config.get("holdout") == 0 and config.get("val_every", 1):
+        return ON_TEST
+    return None
+
+
+def validated_on_test(name: str, points: list[CurvePoint]) -> str | None:
+    """The report's note on a run that validated on its test videos (--val-on-test), if it did."""
+    if any(p.subset == ON_TEST for p in points):
+        return (f"{name} was validated on the test videos during training (--val-on-test): whatever was chosen by "
+                f"watching its validation figures was chosen on the test set, so its test accuracy is optimistic.")
+    return None
+
+
+def fusion_sentence(rows: list[TableRow]) -> str:
+    """Whether fusing helped, in words: the best fusion (or extra row) against the best single
+    stream, by top-1; a tie or a loss is said as such, not as "+0.0 points"."""
+    streams = [r for r in rows if r.kind == "stream"]
+    fused = [r for r in rows if r.kind != "stream"]
+    if not streams or not fused:
+        return "No fusion to compare with the streams."
+    stream, fusion = best_row(streams), best_row(fused)
+    gain = 100 * (fusion.top1 - stream.top1)
+    if round(gain, 1) > 0:
+        return f"The best fusion, {fusion.name}, is +{gain:.1f} points over the best single stream, {stream.name}."
+    if round(gain, 1) == 0:
+        return (f"Fusion does not help here: the best fusion, {fusion.name}, ties the best single stream, "
+                f"{stream.name}, at {_percent(stream.top1)} %.")
+    return (f"Fusion does not help here: the best single stream, {stream.name} ({_percent(stream.top1)} %), beats "
+            f"every fusion; the best, {fusion.name}, is {-gain:.1f} points lower.")
 
 
 # --- the page ----------------------------------------------------------------------------------
@@ -100,13 +139,10 @@ class PageFigure:
 
 def markdown_page(title: str, rows: list[TableRow], figures: list[PageFigure], notes: list[str]) -> str:
     best = best_row(rows)
-    streams = [r for r in rows if r.kind == "stream"]
     lines = [f"# {title}", ""]
-    if streams:
-        best_stream = max(streams, key=lambda r: r.top1)
-        gain = best.top1 - best_stream.top1
-        lines += [f"Best: **{best.name}**, top-1 {_percent(best.top1)} % on {best.videos} test videos "
-                  f"({'+' if gain >= 0 else ''}{100 * gain:.1f} points over the best single stream, {best_stream.name}).", ""]
+    if any(r.kind == "stream" for r in rows):
+        lines += [f"Best: **{best.name}**, top-1 {_percent(best.top1)} % on {best.videos} test videos. "
+                  f"{fusion_sentence(rows)}", ""]
     lines += ["## Accuracy", "", format_markdown_table(rows), "",
               "Top-1: share of test videos whose highest score is the true class. Mean class: the average "
               "over classes of each class's top-1. Computed by `twostream report` from these score files:", ""]

@@ -31,6 +31,7 @@ from torch import nn
 from flowprep.format.files import open_regular
 from twostream.core.backbones import TIMM_PREFIX, family_of
 from twostream.core.errors import ModelError
+from twostream.streams.state_mapping import IGNORED_SUFFIX, MappingError, map_state
 
 log = logging.getLogger("twostream")
 _CONVS = (nn.Conv2d, nn.Conv3d)
@@ -301,12 +302,17 @@ def inflate_state(state_2d: dict[str, torch.Tensor], body: nn.Module, backbone: 
 
 def _load_backbone_state(body: nn.Module, state: dict[str, torch.Tensor], head: set[str], backbone: str,
                          origin: str) -> None:
-    state = {k: v for k, v in state.items() if k not in head}
+    try:  # names that are not the model's own are mapped when that is unambiguous (state_mapping)
+        mapping = map_state(state, body.state_dict(), frozenset(head))
+    except MappingError as exc:
+        raise ModelError(f"{origin} does not fit {backbone}: {exc}") from None
+    log.info("%s into %s: %s", origin, backbone, mapping.how)
     try:
-        result = body.load_state_dict(state, strict=False)
+        result = body.load_state_dict(mapping.state, strict=False)
     except RuntimeError as exc:  # shape mismatches
         detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
         raise ModelError(f"{origin} does not fit {backbone}: {' '.join(detail.split())[:300]}") from None
+    result.missing_keys[:] = [k for k in result.missing_keys if not k.endswith(IGNORED_SUFFIX)]
     if result.missing_keys or result.unexpected_keys:
         raise ModelError(f"{origin} does not fit {backbone}: {len(result.missing_keys)} missing parameter(s) "
                          f"{result.missing_keys[:3]}, {len(result.unexpected_keys)} unexpected "
@@ -343,6 +349,11 @@ def _state_dict_of(obj, origin: str) -> dict[str, torch.Tensor]:
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ModelError(f"{origin}: expected a state dict (parameter name -> tensor) of an RGB backbone")
+    for name, tensor in obj.items():  # else the first step's loss is NaN, blamed on the learning rate
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ModelError(f"{origin}: tensor {name!r} holds {bad} value(s) that are not finite numbers (NaN or "
+                             f"infinite): the weights file is damaged")
     return {k.removeprefix("module."): v for k, v in obj.items()}  # saved from DataParallel
 
 

@@ -31,31 +31,38 @@ from twostream.engine.fit_loop import (
     fit_data,
     fit_epochs,
     locked_run,
+    resolve_batch_size,
     resume_state,
     start_run_dir,
+    videos_for_val_on_test,
 )
+from twostream.engine.metrics_log import HELD_OUT, ON_TEST
 from twostream.streams.models import build_model, describe, pretrained_state
 
 log = logging.getLogger("twostream")
 
 
-def _validation_videos(config: TrainConfig, extraction: ExtractedDataset, held_out: list) -> list:
-    """The held-out training videos if any, else the split's test videos (or none)."""
+def _validation_videos(config: TrainConfig, extraction: ExtractedDataset, held_out: list) -> tuple[list, str]:
+    """(validation videos, what they are): the held-out training videos; with none held out, the
+    split's test videos if --val-on-test asks for them, else none."""
     if not config.val_every:
-        return []
+        return [], HELD_OUT
     if held_out:
-        videos = held_out
+        videos, subset = held_out, HELD_OUT
+    elif not config.val_on_test:
+        log.warning("no validation: %s; pass --holdout F to validate on held-out training videos (or, knowingly, "
+                    "--val-on-test to validate on the test videos)",
+                    f"--holdout {config.holdout} holds out no video (too few per class)" if config.holdout
+                    else "--holdout 0 trains on every training video")
+        return [], HELD_OUT
     else:
-        if config.holdout:
-            log.warning("--holdout %g holds out no video (too few per class); validating on the test videos",
-                        config.holdout)
         try:
-            videos = videos_in_split(extraction, config.split, "test")
+            videos, subset = videos_for_val_on_test(extraction, config.split), ON_TEST
         except DataError as exc:
             log.warning("no validation: %s", exc)
-            return []
+            return [], HELD_OUT
     check_input_length(videos, input_layout(config), "validation")
-    return videos
+    return videos, subset
 
 
 def _build(config: TrainConfig, num_classes: int, device: Device, rgb_state: dict | None, origin: str,
@@ -93,24 +100,23 @@ def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = No
     check_crop_size(extraction, config.crop_size)
     train_videos, held_out = split_holdout(videos_in_split(extraction, config.split, "train"), config.holdout, config.seed)
     check_input_length(train_videos, input_layout(config), "training")
-    val_videos = _validation_videos(config, extraction, held_out)
+    val_videos, val_subset = _validation_videos(config, extraction, held_out)
     # a resumed run has its weights in the checkpoint; a new one reads its pretrained file now,
     # before anything is written
     rgb_state, origin = (None, "") if resume else pretrained_state(config.backbone, config.pretrained, config.weights)
     with locked_run(config):  # the run folder is this run's until it ends
         state = resume_state(config, resume, load_checkpoint, config.stream, extraction.class_names)
+        config = resolve_batch_size(config, state, len(train_videos), device.world.size)
         start_run_dir(config)
         log.info("%s stream on %s %s: %d training videos, %d validation videos (%s), %d classes; device %s",
                  config.stream, extraction.root, config.split, len(train_videos), len(val_videos),
-                 "held out" if held_out else "test", extraction.num_classes, device.device)
-        if len(train_videos) < config.batch_size:
-            log.warning("batch size %d exceeds the %d training videos: each epoch is one batch of all of them",
-                        config.batch_size, len(train_videos))
+                 "none" if not val_videos else f"held out of training, --holdout {config.holdout}"
+                 if val_subset == HELD_OUT else "the test videos, --val-on-test", extraction.num_classes, device.device)
 
         model, optimizer, scaler = _build(config, extraction.num_classes, device, rgb_state, origin, state is None)
         if state is not None:
             load_weights(model, state["model"], Path(config.out) / CHECKPOINT_FILE)
-        data = fit_data(config, input_layout(config), extraction.root, train_videos, val_videos, device)
+        data = fit_data(config, input_layout(config), extraction.root, train_videos, val_videos, device, val_subset)
         return fit_epochs(config, Learner(model, optimizer, scaler), data, device,
                           CheckpointWriter(_identity(config, extraction), save_checkpoint), state=state,
                           interactive=interactive)

@@ -42,20 +42,28 @@ from tests.support.reliability.common import (  # noqa: F401
 from tests.support.reliability.damage import DAMAGE, damage, damaged_shards  # noqa: F401
 from tests.support.reliability.extraction import (  # noqa: F401
     EXTRACTION_POINTS,
+    SCHEDULER_IMPOSTORS,
     TIMED_KILLS,
+    Impostor,
     SmallDevice,
     dask_worker_kill,
     device_out_of_memory,
     disk_full,
     extraction_kill,
+    scheduler_impostor,
 )
 from tests.support.reliability.signals import (  # noqa: F401
+    EARLY_COMMANDS,
     concurrent_training,
+    early_commands,
+    early_group_sigint,
+    early_reference,
     extraction_signal,
     first_new_video_after_resume,
     scale_of_resume,
     signal_reference,
     staging_bound_run,
+    stopped_manifest_check,
     torchrun_signal,
     training_signal,
 )

@@ -26,6 +26,14 @@ def make_bad_videos(root: Path) -> dict[str, tuple[str, str]]:
     write_video(root / "whole.avi", moving_square_frames(30, SIZE[0], SIZE[1], 24, velocity=(1, 0)), fourcc="MJPG")
     data = (root / "whole.avi").read_bytes()
     (root / "truncated.avi").write_bytes(data[: len(data) // 2])
+    # MPEG-4 part 2 (UCF101's codec) with 2,000 random bytes over its middle: every frame but a
+    # few decodes, with no error from OpenCV; FFmpeg's decoder reports the damage (issue 30)
+    write_video(root / "mpeg4.avi", moving_square_frames(60, 160, 120, 32, velocity=(1, 0)), fourcc="FMP4")
+    data = bytearray((root / "mpeg4.avi").read_bytes())
+    middle = len(data) // 2
+    data[middle - 1000:middle + 1000] = np.random.default_rng(0).bytes(2000)
+    (root / "damaged.avi").write_bytes(bytes(data))
+    (root / "mpeg4.avi").unlink()
     (root / "text.avi").write_text("this is not a video\n" * 100)
     with wave.open(str(root / "audio.wav"), "wb") as w:
         w.setnchannels(1)
@@ -42,7 +50,9 @@ def make_bad_videos(root: Path) -> dict[str, tuple[str, str]]:
     odd.parent.mkdir(exist_ok=True)
     write_video(odd, good)
     return {"zero bytes": ("zero.avi", "failure"), "random bytes": ("random.avi", "failure"),
-            "truncated mid-stream": ("truncated.avi", "failure"), "text renamed .avi": ("text.avi", "failure"),
+            "truncated mid-stream": ("truncated.avi", "failure"),
+            "random bytes over the middle of an MPEG-4 stream": ("damaged.avi", "failure"),
+            "text renamed .avi": ("text.avi", "failure"),
             "audio only": ("audio_only.mp4", "failure"), "one frame": ("one_frame.avi", "failure"),
             "8K resolution": ("huge_8k.avi", "extracted"), "variable frame rate": ("variable_rate.mp4", "extracted"),
             "rotated (phone) video": ("rotated.mp4", "extracted"),

@@ -1,12 +1,14 @@
 """Faults injected into extraction: kill -9 at named moments and at times, a full disk, a Dask worker
-killed, a device out of memory."""
+killed, a Dask scheduler address that is not one, a device out of memory."""
 from __future__ import annotations
 
 import os
 import resource
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -156,6 +158,69 @@ def dask_worker_kill(work: Path, scheduler_address: str) -> Record:
     return Record("Dask worker killed during extraction", "SIGKILL of one of 2 workers mid-video", held,
                   f"extracted {len(extracted)} of 6, failures {summary.failures if summary else 'run raised'}",
                   videos_lost=6 - len(extracted))
+
+
+class Impostor:
+    """A TCP server on 127.0.0.1 that is not a Dask scheduler: it accepts every connection and then
+    says nothing ('silent'), answers what it is sent as an HTTP server would ('http': the
+    dashboard's port, say), or sends random bytes ('garbage'); closed with its `with` block, and it
+    holds each connection at most `hold_s` (it ends by itself)."""
+
+    def __init__(self, kind: str, hold_s: float = 10.0) -> None:
+        self.kind, self.hold_s = kind, hold_s
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(hold_s)
+        self.address = f"tcp://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:  # closed, or nobody came within hold_s
+            return
+        with conn:
+            conn.settimeout(self.hold_s)
+            try:
+                if self.kind == "garbage":
+                    conn.sendall(np.random.default_rng(0).bytes(4096))
+                elif self.kind == "http":
+                    if conn.recv(4096):  # an HTTP server answers a request, never speaks first
+                        conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                while conn.recv(4096):  # then holds the connection, reading, until the client leaves
+                    pass
+            except (socket.timeout, OSError):
+                pass
+
+    def __enter__(self) -> "Impostor":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.listener.close()
+        self.thread.join(timeout=self.hold_s + 1)
+
+
+SCHEDULER_IMPOSTORS = ("silent", "http", "garbage")
+IMPOSTOR_TIMEOUT_S = 1.0
+
+
+def scheduler_impostor(manifest: Path, work: Path, kind: str) -> Record:
+    """`extract --scheduler` at an Impostor of `kind` with --scheduler-timeout 1: exit 2 and one
+    line naming the address, within seconds (issue 30: a silent listener or an HTTP server hung
+    extract for over 200 s; garbage gave an ArrayMemoryError of 3.07 EiB), nothing written."""
+    out = work / f"impostor_{kind}"
+    shutil.rmtree(out, ignore_errors=True)
+    with Impostor(kind) as impostor:
+        started = time.monotonic()
+        done = run([*FLOWPREP, "extract", "--manifest", manifest, "--out", out, "--flow", "farneback", "--scheduler",
+                    impostor.address, "--scheduler-timeout", str(IMPOSTOR_TIMEOUT_S)], timeout=120)
+        seconds = time.monotonic() - started
+    lines = [line for line in done.stderr.splitlines() if " WARNING " not in line and " INFO " not in line]
+    why = "did not answer within" if kind != "garbage" else "answered, but not as a Dask scheduler"
+    held = done.returncode == 2 and len(lines) == 1 and why in lines[0] and impostor.address in lines[0] \
+        and seconds < 30 and not any((out / "staging").glob("*.h5"))
+    return Record("bad argument", f"a Dask scheduler address that is {kind}", held,
+                  f"exit {done.returncode} after {seconds:.1f} s: {(lines[-1] if lines else '')[-140:]!r}")
 
 
 class SmallDevice:

@@ -379,3 +379,112 @@ def torchrun_signal(shards: Path, work: Path) -> Record:
     return Record("signals", what, held, f"exit {proc.returncode} after {seconds:.1f} s; checkpoint in epoch "
                   f"{state['epoch'] + 1} after batch {batches}; --resume: exit {again.returncode}, the "
                   f"uninterrupted run's weights: {same}")
+
+
+EARLY_COMMANDS = ("extract", "export-rawframes", "import-rawframes")
+
+
+def early_commands(root: Path, manifest: Path, extraction: Path) -> dict[str, list[str]]:
+    """The command lines of EARLY_COMMANDS: an extraction of `manifest`, an export of `extraction`,
+    an import of ROOT/tree (early_reference makes it), each into its own folder under `root`."""
+    from tests.support.reliability.common import FLOWPREP
+
+    return {"extract": [str(c) for c in extract_command(manifest, root / "extract_out", lossless=False)],
+            "export-rawframes": [*map(str, FLOWPREP), "export-rawframes", str(extraction), "--format", "png",
+                                 "--workers", "2", "--out", str(root / "exported")],
+            "import-rawframes": [*map(str, FLOWPREP), "import-rawframes", str(root / "tree"), "--out",
+                                 str(root / "imported"), "--workers", "2"]}
+
+
+def early_reference(root: Path) -> dict[str, list[str]]:
+    """early_commands on a small dataset, with their inputs made here: an extraction and its
+    export (PNG, so that its import has work to do)."""
+    manifest = make_dataset(root / "videos", videos=2)  # one a worker: they are stopped while they import
+    commands = early_commands(root, manifest, root / "extracted")
+    tree = [*commands["export-rawframes"][:-1], str(root / "tree")]
+    for command in (extract_command(manifest, root / "extracted", lossless=False), tree):
+        done = run(command)
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr[-2000:])
+    return commands
+
+
+def _outputs(command: list[str]) -> Path:
+    return Path(command[command.index("--out") + 1])
+
+
+def early_group_sigint(commands: dict[str, list[str]], name: str, after: float = 0.15) -> Record:
+    """Ctrl-C (SIGINT to the process group) `after` seconds after `name`'s worker processes appear,
+    while they are still importing (a SIGINT sooner than ~0.05 s, before Python set its handler,
+    ended them silently): exit 130 with the one line, and no KeyboardInterrupt traceback from a
+    worker (they start with SIGINT ignored: signals.workers_start_ignoring_sigint); no process of
+    the run is left."""
+    what = f"SIGINT to {name}'s process group {after:.2f} s after its workers started"
+    out = _outputs(commands[name])
+    shutil.rmtree(out, ignore_errors=True)
+    proc = subprocess.Popen(commands[name], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=_sigint_default)
+    stderr: list[str] = []
+    reader = threading.Thread(target=lambda: stderr.append(proc.stderr.read()), daemon=True)
+    reader.start()
+    seen: list[int] = []
+    try:
+        def workers_started() -> bool:
+            seen[:] = [p for p in _descendants(proc.pid) if b"popen_loky" in _cmdline(p)]
+            return bool(seen)
+
+        started = wait_until(workers_started, proc, timeout=120)
+        if not started:
+            return Record("signals", what, False, f"no worker started (exit {proc.poll()})")
+        time.sleep(after)
+        os.killpg(proc.pid, signal.SIGINT)
+        status = proc.wait(timeout=GRACE_S)
+        gone = wait_until(lambda: not any(_alive(p) for p in seen), timeout=10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    reader.join(timeout=10)
+    err = "".join(stderr)
+    lines = [line for line in err.splitlines() if line.strip() and " INFO " not in line and " WARNING " not in line]
+    held = status == 130 and len(lines) == 1 and "interrupted" in lines[0] and "KeyboardInterrupt" not in err \
+        and gone
+    return Record("signals", what, held, f"exit {status}; {len(lines)} line(s) besides the log, the last "
+                  f"{(lines[-1] if lines else '')[-100:]!r}; workers ended: {gone}")
+
+
+def stopped_manifest_check(work: Path, asked: int = 1000) -> Record:
+    """`manifest check --workers 1000 --full`, SIGTERM to its main process once its workers run:
+    at most one worker a core (as an extraction's), exit 143 with one line, and none of its
+    workers alive after it (issue 30: 215 processes, 145 of them alive 3 minutes after SIGTERM)."""
+    from flowprep.extract.staged_run import available_cores
+    from tests.support.reliability.common import FLOWPREP
+
+    what = f"SIGTERM to manifest check --workers {asked}"
+    manifest = make_dataset(work / "check_videos", videos=24)
+    cmd = [*map(str, FLOWPREP), "manifest", "check", str(manifest), "--full", "--workers", str(asked)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    most: list[int] = []
+    try:
+        def count() -> bool:
+            workers = [p for p in _descendants(proc.pid) if b"popen_loky" in _cmdline(p)]
+            most.extend(workers)
+            return len(set(most)) >= min(asked, available_cores())
+
+        wait_until(count, proc, timeout=120)
+        time.sleep(0.3)
+        count()
+        if proc.poll() is not None:
+            return Record("signals", what, False, f"the check ended before the signal: exit {proc.returncode}")
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=GRACE_S)
+        gone = wait_until(lambda: not any(_alive(p) for p in set(most)), timeout=5)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    one, last = _one_stop_line(err, "terminated")
+    workers = len(set(most))
+    held = proc.returncode == 143 and one and workers <= available_cores() and gone
+    return Record("signals", what, held, f"{workers} worker process(es) on {available_cores()} core(s); exit "
+                  f"{proc.returncode}: {last[-100:]!r}; workers ended with it: {gone}")
