@@ -80,6 +80,11 @@ FUSE_ARGS ?=
 # than INPUT (scores already computed from this checkpoint); delete OUTPUT to compute it again
 fresh = test $(1) -nt $(2) ||
 
+# make predict-demo (the end of make demo): classify the demo's first held-out test video from its file
+# with the trained runs and the best score fusion of make fuse (twostream predict, README "Your own
+# videos"), with the fast protocol (3 clips x the centre crop: a few seconds).
+DEMO_PREDICT_ARGS ?= --fast --top 3 --threads 2
+
 # make demo-3d: what a clip stream sees that a frame cannot (docs/training.md, clip streams). Its own
 # small demo set (48x48 frames, 16 a video: a 3D network on the CPU needs tiny clips), the 2D spatial
 # and temporal streams (ResNet-18, as make demo trains them) and a clip-RGB stream (tiny3d, 8 frames
@@ -132,7 +137,7 @@ DEMOMOTION_FUSIONS := spatial+temporal:spatial:temporal spatial+learned-flow:spa
 	spatial+dynamic-image:spatial:dynamic-image temporal+dynamic-image:temporal:dynamic-image
 DEMOMOTION_REPORT := $(DEMO3D_RUNS)/motion-report
 
-.PHONY: install test demo demo-3d demo-attention demo-motion extract-flow train evaluate fuse-features fuse manifests clean \
+.PHONY: install test demo demo-3d demo-attention demo-motion predict-demo bench-predict extract-flow train evaluate fuse-features fuse manifests clean \
 	bench-extract bench-codecs bench-flow-params bench-train bench-gpu-flow check-gpu gpu-session bench-scale bench-reliability readme-figures
 
 install: $(STAMP)
@@ -164,6 +169,7 @@ demo: $(STAMP)
 		$(MAKE) --no-print-directory evaluate STREAM=$(s) EVAL_SUBSET=$(p) &&)) true
 	$(MAKE) --no-print-directory fuse-features
 	$(MAKE) --no-print-directory fuse
+	$(MAKE) --no-print-directory predict-demo
 	@read start how < $(DEMO_RUNS)/.started && printf '{"seconds": %d, "start": "%s", "cores": %d, "date": "%s"}\n' \
 		$$(( $$(date +%s) - start )) $$how $$(nproc) $$(date +%F) > $(DEMO_RUNS)/report/timing.json
 
@@ -262,6 +268,12 @@ fuse: $(STAMP)
 		$(foreach m,$(FEATURE_FUSION_METHODS),$(if $(wildcard $(FUSE_RUNS)/$(m)/scores_test.npz),--fused $(FUSE_RUNS)/$(m)/scores_test.npz)) \
 		--out $(REPORT_OUT)
 
+predict-demo: $(STAMP)
+	@set -- $$(awk -F, 'NR > 1 && $$5 == "test" {print $$2, $$4; exit}' $(DEMO_DATA)/manifest.csv) && \
+	echo "twostream predict on a held-out test video, $$1 (its class: $$2):" && \
+	$(TWOSTREAM) predict $(DEMO_RUNS)/spatial $(DEMO_RUNS)/temporal --fusion $(FUSE_OUT) $(DEMO_DATA)/$$1 \
+		$(DEMO_PREDICT_ARGS)
+
 # The shipped UCF101 / HMDB51 manifests, rebuilt from the official split lists (data_manifests/README.md)
 manifests: $(STAMP)
 	$(FLOWPREP) manifest ucf101 --splits-dir $(SHARED_DATA)/splits/ucf101 --out data_manifests/ucf101.csv
@@ -277,6 +289,10 @@ bench-codecs: $(STAMP)
 
 bench-flow-params: $(STAMP)
 	$(PY) benchmarks/bench_flow_params.py
+
+# twostream predict's videos/s (files, two protocols) and --live's frames/s and latency (README, "Your own videos")
+bench-predict: $(STAMP)
+	$(PY) benchmarks/bench_predict.py
 
 bench-train: $(STAMP)
 	$(PY) benchmarks/bench_train.py --repeats 5

@@ -314,19 +314,32 @@ def demo_motion(data: dict) -> str:
             + _source(cost, "make demo-motion"))
 
 
+def predict(data: dict) -> str:
+    """twostream predict on files (two protocols) and --live on a 340x256 stream, per backbone."""
+    rows = [[f"files, {r['clips']} clips x {r['crops']}", "resnet18", f"{r['videos_per_s']:.3f} videos/s "
+             f"({r['seconds'] / r['videos']:.1f} s a video, {r['videos']} videos)", ""] for r in data["files"]]
+    rows += [[f"live, a label due every {data['every']} frames", r["backbone"],
+              f"{r['frames_per_s']:.1f} frames/s, {r['labels_per_s']:.2f} labels/s", f"{r['latency_ms_median']:.0f} ms"]
+             for r in data["live"]]
+    best = data["largest_sustaining"] or "none"
+    return _table(["what", "streams' backbone", "rate", "frame-to-label latency"], rows) \
+        + f"\n\nThe largest backbone that sustains {data['target_fps']:g} frames/s live with a label a second: " \
+        f"**{best}** " \
+        f"({data['device']}, {data['threads']} torch threads, live {data['live_threads']}; DIS at 340x256, L={data['flow_length']}, " \
+        f"{data['crop']} crops)." + _source(data, "make bench-predict")
+
+
 DEMO_TABLE = REPO / "out" / "demo" / "runs" / "report" / "table.json"
 DEMOMOTION_TABLE = REPO / "out" / "demo3d" / "runs" / "motion-report" / "table.json"
 DEMO3D_TABLE = REPO / "out" / "demo3d" / "runs" / "report" / "table.json"
 DEMO_TIMING = DEMO_TABLE.with_name("timing.json")
 RENDERERS = {name: (RESULTS_DIR / f"{name}.json", fn) for name, fn in
              {"flow_params": flow_params, "codecs": codecs, "extract": extract, "train": train,
-              "gpu_flow": gpu_flow, "scale": scale, "reliability": reliability}.items()}
+              "gpu_flow": gpu_flow, "scale": scale, "reliability": reliability, "predict": predict}.items()}
 RENDERERS["train_models"] = (RESULTS_DIR / "train.json", train_models)
 RENDERERS["demo"] = (DEMO_TABLE, demo)
 RENDERERS["demo_3d"] = (DEMO3D_TABLE, demo_3d)
 RENDERERS["demo_attention"] = (DEMO_ATTENTION_TABLES["ResNet-18"], demo_attention)
-
-
 RENDERERS["demo_motion"] = (DEMOMOTION_TABLE, demo_motion)
 # pages beside the README that hold a block too (the block's name: the renderer above)
 PAGES = (REPO / "README.md", REPO / "docs" / "training.md")

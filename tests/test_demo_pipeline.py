@@ -4,6 +4,7 @@ score fusion, report."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -37,6 +38,13 @@ def test_reduced_demo_runs_end_to_end_and_reports_every_method(tmp_path):
     assert "svm" in (report / "report.md").read_text()
     # the printed table is the report's
     assert "<- best" in result.stdout
+    # and it ends by classifying a held-out test video from its file: a class name of the demo, first
+    said = re.search(r"held-out test video, (\S+) \(its class: (\S+)\):\nvideo .*\n(\S+)\s+(\S+) \(([\d.]+)\)",
+                     result.stdout)
+    assert said, result.stdout[-2000:]
+    path, true_class, video, predicted, score = said.groups()
+    classes = {row.split(",")[3] for row in (demo / "data" / "manifest.csv").read_text().splitlines()[1:]}
+    assert video.endswith(path) and true_class in classes and predicted in classes and 0 <= float(score)
 
     # run again: every step resumes or is idempotent, nothing is retrained
     again = subprocess.run(args, capture_output=True, text=True, timeout=900)

@@ -27,6 +27,7 @@ SHRINK = {
     ("twostream", "evaluate"): ["--clips", "3", "--loader-workers", "0", "--threads", "1"],
     ("twostream", "fuse"): [],
     ("twostream", "report"): [],
+    ("twostream", "predict"): ["--fast", "--threads", "1"],
 }
 MAINS = {"flowprep": flowprep_main, "twostream": twostream_main}
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -62,10 +63,12 @@ def run(capsys, argv: list[str]) -> tuple[int, str, str]:
 def test_the_readme_own_videos_commands_run_as_written(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     class_folders(tmp_path / "videos")
+    (tmp_path / "new_video.mp4").write_bytes((tmp_path / "videos" / "down" / "down_0.avi").read_bytes())
     commands = readme_commands()
     assert [c[:2] for c in commands] == [["flowprep", "manifest"], ["flowprep", "manifest"], ["flowprep", "extract"],
                                          ["twostream", "train"], ["twostream", "train"], ["twostream", "evaluate"],
-                                         ["twostream", "evaluate"], ["twostream", "fuse"], ["twostream", "report"]]
+                                         ["twostream", "evaluate"], ["twostream", "fuse"], ["twostream", "report"],
+                                         ["twostream", "predict"]]
     outputs = []
     for argv in commands:
         code, out, err = run(capsys, argv)
@@ -77,6 +80,7 @@ def test_the_readme_own_videos_commands_run_as_written(tmp_path, monkeypatch, ca
     names = [r["name"] for r in table["rows"]]
     assert names[:2] == ["spatial", "temporal"] and "average" in names and "weighted" in names
     assert (tmp_path / "runs" / "report" / "curves_spatial.png").is_file()  # the runs' metrics, found by report
+    assert re.search(r"^new_video\.mp4\s+(right|down) \(", outputs[9], flags=re.M), outputs[9]  # a class name
 
 
 def test_a_manifest_written_away_from_its_videos_says_which_flag(tmp_path, capsys):

@@ -16,6 +16,9 @@ Scores and fusion:
     VideoScores, save_scores(path, scores), load_scores(path)     the files `twostream fuse` reads
     fuse_scores(spatial, temporal, method="weighted", ratio=(1, 1.5), fit=None) -> VideoScores
     FUSION_METHODS                                                 the methods' names
+Trained runs (twostream train, fuse, fuse-features train) on new videos:
+    Predictor.load(RUN, [RUN], fusion=None, clips=25, crops="ten") -> .predict(video file or frames) -> Prediction
+    load_run(RUN) -> the run's network (weights loaded), input layout, class names, extraction settings
 
 The import name is `twostream` (the folder twostream/), not `train`: a script of yours named
 train.py no longer hides the package.
@@ -43,12 +46,16 @@ from twostream.feature_fusion.heads import HEADS as FUSION_HEADS
 from twostream.feature_fusion.heads import REGISTRY as HEAD_REGISTRY
 from twostream.feature_fusion.heads import HeadSpec
 from twostream.feature_fusion.model import TwoStreamModel
+from twostream.predict.predictor import Prediction, Predictor
+from twostream.predict.predictor import load_scorer as load_run
 from twostream.score_fusion.methods import FUSION_METHODS, FusionParams, fit_and_fuse, pair_streams
 from twostream.streams.models import build_model as _build_model
 
 __all__ = [
     "FUSION_HEADS",
     "FUSION_METHODS",
+    "Prediction",
+    "Predictor",
     "SpatialFrames",
     "StreamDataset",
     "TemporalStacks",
@@ -57,6 +64,7 @@ __all__ = [
     "build_model",
     "evaluate_videos",
     "fuse_scores",
+    "load_run",
     "load_scores",
     "normalise",
     "save_scores",

@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Iterator, Protocol
 
 import cv2
 import numpy as np
@@ -101,6 +101,37 @@ def frame_sampler(info: VideoInfo, config: ExtractConfig) -> FrameSampler:
         raise VideoError(str(exc)) from None
 
 
+class SampledFrames:
+    """The BGR frames of an open video that `sampler` keeps, in order, up to its max frames;
+    `decoded` counts the frames decoded so far (kept or not)."""
+
+    def __init__(self, cap: cv2.VideoCapture, info: VideoInfo, sampler: FrameSampler) -> None:
+        self.cap, self.info, self.sampler, self.decoded = cap, info, sampler, 0
+
+    def _keep(self, index: int) -> bool:
+        self.decoded = index + 1
+        return self.sampler.keep(index)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for _, frame in iter_kept_frames(self.cap, self.info, self._keep):
+            yield frame
+            if self.sampler.done:
+                break
+
+
+def check_length(frames: int, decoded: int) -> None:
+    """VideoError unless a video gave the two frames one flow field needs."""
+    if frames < 2:
+        detail = "" if frames == decoded else f" after sampling ({decoded} decoded)"
+        raise VideoError(f"too short: {frames} frame(s){detail}; at least 2 are needed for flow")
+
+
+def frame_size(info: VideoInfo, config: ExtractConfig) -> tuple[int, int]:
+    """(width, height) the frames of a video of `info`'s size are stored at under `config`."""
+    fixed = (config.width, config.height) if config.short_side is None else None
+    return output_size(info.width, info.height, fixed, config.short_side)
+
+
 def extract_video(entry: ManifestEntry, source: Path, config: ExtractConfig, staging_dir: Path,
                   flow: FlowSubmitter | None = None, window: int = 1, allow_decode_errors: bool = False) -> VideoOutcome:
     """Extract one video into `staging_dir`; never raises for a bad video, returns the reason.
@@ -132,22 +163,15 @@ def _extract(entry: ManifestEntry, source: Path, config: ExtractConfig, staging_
     with decoder_log() as decoder:  # FFmpeg's lines off the terminal, and counted
         cap, info = open_video(source)
         sampler = frame_sampler(info, config)
-        fixed = (config.width, config.height) if config.short_side is None else None
-        size = output_size(info.width, info.height, fixed, config.short_side)
+        size = frame_size(info, config)
         with StagedVideo(staging_dir, entry.video_id, size[0], size[1], parse_codec(config.rgb_codec),
                          parse_codec(config.flow_codec), config.bound, config.to_json()) as staged:
             in_flight: deque[Future] = deque()
             prevs: list[np.ndarray] = []
             nexts: list[np.ndarray] = []
             prev_gray = None
-            decoded = 0
-
-            def keep(index: int) -> bool:
-                nonlocal decoded
-                decoded = index + 1
-                return sampler.keep(index)
-
-            for _, frame in iter_kept_frames(cap, info, keep):
+            sampled = SampledFrames(cap, info, sampler)
+            for frame in sampled:
                 frame = resize(frame, size)
                 gray = to_gray(frame)
                 staged.add_frame(frame)
@@ -160,15 +184,11 @@ def _extract(entry: ManifestEntry, source: Path, config: ExtractConfig, staging_
                     prevs, nexts = [], []
                     while len(in_flight) > 1:  # decode the next window while this one computes
                         stage_flow(staged, *in_flight.popleft().result())
-                if sampler.done:
-                    break
             if prevs:
                 in_flight.append(flow.submit(*both_directions(prevs, nexts)))
             while in_flight:
                 stage_flow(staged, *in_flight.popleft().result())
-            if staged.frames < 2:
-                detail = "" if staged.frames == decoded else f" after sampling ({decoded} decoded)"
-                raise VideoError(f"too short: {staged.frames} frame(s){detail}; at least 2 are needed for flow")
+            check_length(staged.frames, sampled.decoded)
             complaints = decoder.complaints()
             if complaints and not allow_decode_errors:
                 raise VideoError(decode_errors_reason(complaints))

@@ -286,6 +286,17 @@ def encode_flow(codec: Codec, planes: np.ndarray) -> np.ndarray:
     return codec.encode(planes.reshape(-1, planes.shape[-1])) if codec.encoded else planes
 
 
+def decode_rgb(codec: Codec, stored: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of what `encode_rgb` stored: the inverse up to the codec's loss, so
+    encoding then decoding gives exactly the frame a reader of the shard sees."""
+    return cv2.cvtColor(codec.decode(stored, grayscale=False), cv2.COLOR_BGR2RGB) if codec.encoded else stored
+
+
+def decode_flow(codec: Codec, stored: np.ndarray, height: int, width: int) -> np.ndarray:
+    """uint8 planes (2, H, W) of what `encode_flow` stored (the inverse up to the codec's loss)."""
+    return codec.decode(stored, grayscale=True).reshape(2, height, width) if codec.encoded else stored
+
+
 def append_items(group: h5py.Group, name: str, codec: Codec, items: list[np.ndarray]) -> None:
     """Append stored items (from `encode_rgb` / `encode_flow`) to stream `name`, in one write."""
     if not items:
@@ -417,10 +428,7 @@ class VideoReader:
 
     def rgb(self, index: int) -> np.ndarray:
         """(H, W, 3) uint8 RGB frame."""
-        stored = self.stored_rgb(index)
-        if self.rgb_codec.encoded:
-            return cv2.cvtColor(self.rgb_codec.decode(stored, grayscale=False), cv2.COLOR_BGR2RGB)
-        return stored
+        return decode_rgb(self.rgb_codec, self.stored_rgb(index))
 
     def flow_planes(self, fields: Sequence[tuple[str, int]], box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """Quantised flow of several fields as uint8 planes (2L, h, w): x0, y0, x1, y1, ...
@@ -440,8 +448,8 @@ class VideoReader:
             if self.flow_codec.encoded:
                 stored = self._encoded(ds, lo, hi)
                 for k, i in slots:
-                    image = self.flow_codec.decode(stored[i - lo], grayscale=True)
-                    out[k] = image.reshape(2, self.height, self.width)[:, top:top + h, left:left + w]
+                    planes = decode_flow(self.flow_codec, stored[i - lo], self.height, self.width)
+                    out[k] = planes[:, top:top + h, left:left + w]
             else:
                 block = ds[lo:hi, :, top:top + h, left:left + w]
                 for k, i in slots:

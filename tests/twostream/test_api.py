@@ -147,7 +147,7 @@ def docs_blocks() -> list[str]:
 def test_the_loop_in_docs_api_md_runs_as_written(tmp_path, monkeypatch):
     """docs/api.md's loop and its fusion lines, exactly as written, on a tiny real extraction where
     they look for it (out/demo/shards: 112x112 frames, as the demo's)."""
-    loop, fusion = docs_blocks()
+    loop, fusion = docs_blocks()[:2]
     monkeypatch.chdir(tmp_path)
     videos = [moving_video(f"train{i}", i % 2, seed=i, width=112, height=112) for i in range(4)]
     videos += [moving_video(f"test{i}", i % 2, seed=10 + i, width=112, height=112, splits={"split1": "test"})

@@ -10,7 +10,7 @@ import click
 from flowprep.cli.support import CONTEXT, VERBOSE, configure_logging, run_click
 from flowprep.format.files import NotRegularFileError
 from flowprep.format.shards import ShardFormatError
-from twostream.cli import feature_fusion, score_fusion, streams
+from twostream.cli import feature_fusion, predict, score_fusion, streams
 from twostream.core.errors import CheckpointError, DataError, ModelError, TrainError
 from twostream.core.scores import ScoresError
 from twostream.score_fusion.methods import FusionError
@@ -24,12 +24,12 @@ USER_ERRORS = (ShardFormatError, ScoresError, DataError, ModelError, CheckpointE
 @click.group(context_settings=CONTEXT)
 @VERBOSE
 def cli(verbose: bool) -> None:
-    """Two-stream action recognition on flowprep shards: train, evaluate, fuse, report."""
+    """Two-stream action recognition on flowprep shards: train, evaluate, fuse, report; predict new videos."""
     configure_logging(verbose)
 
 
 for command in (streams.train, streams.evaluate_command, score_fusion.fuse, score_fusion.report,
-                feature_fusion.fuse_features):
+                feature_fusion.fuse_features, predict.predict, predict.export_command):
     cli.add_command(command)
 
 

@@ -139,12 +139,17 @@ def run_fuse(config: FuseConfig) -> FuseResult:
 
 
 
-def read_fused_files(folder: Path) -> list[tuple[str, Path]]:
-    """(method, fused score file) of each method in a `twostream fuse` output folder."""
+def read_results(folder: Path) -> dict:
+    """A `twostream fuse` output folder's fusion.json, its format checked."""
     path = Path(folder) / RESULTS_FILE
     data = read_json_file(path, FusionError, f"not found; is {folder} a `twostream fuse` output folder?",
                           "fusion results")
     if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT or data.get("format_version") != RESULTS_VERSION:
         version = data.get("format_version") if isinstance(data, dict) else None
         raise FusionError(f"{path}: not fusion results of format version {RESULTS_VERSION} (got version {version!r})")
-    return [(m["name"], Path(folder) / m["file"]) for m in data["methods"]]
+    return data
+
+
+def read_fused_files(folder: Path) -> list[tuple[str, Path]]:
+    """(method, fused score file) of each method in a `twostream fuse` output folder."""
+    return [(m["name"], Path(folder) / m["file"]) for m in read_results(folder)["methods"]]
