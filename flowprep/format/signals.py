@@ -92,9 +92,16 @@ def _redeliver(unraisable) -> None:
     as a traceback after the run's one line (seen in 2 of 8 group SIGINTs to an extraction)."""
     exc = unraisable.exc_value
     if isinstance(exc, KeyboardInterrupt):
-        _thread.interrupt_main(exc.signum if isinstance(exc, Stop) else signal.SIGINT)
+        # from another thread, a moment later: interrupt_main called here can run the handler at
+        # once, inside this hook, which then drops the Stop again and prints it (seen: a stopped
+        # `manifest check` printed 'Stop:' and finished with exit 0)
+        signum = exc.signum if isinstance(exc, Stop) else signal.SIGINT
+        threading.Timer(REDELIVER_DELAY_S, _thread.interrupt_main, args=(signum,)).start()
         return
     _previous_hook(unraisable)
+
+
+REDELIVER_DELAY_S = 0.01  # long enough for the hook to have returned
 
 
 class Deferred:
