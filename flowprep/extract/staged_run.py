@@ -285,6 +285,8 @@ def worker_pool(jobs: list, workers: int) -> Iterator[Iterator[Any]]:
         if stop.requested:
             raise stop.stop()
         yield outcomes
+        if received() is not None:  # a stop dropped on the way (in a finaliser) still ends the command as one
+            raise Stop(received())
     except BaseException:
         outcomes.close()  # joblib's abort: the worker processes killed
         let_queue_feeders_end()
