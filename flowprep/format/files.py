@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import io
 import json
 import os
 import stat
@@ -242,8 +241,3 @@ def read_json_file(path: Path, error: type[Exception], missing: str, what: str) 
         raise error(f"{path}: unreadable {what}: {str(exc).removeprefix(str(path) + ' ')}") from None
     except (OSError, ValueError) as exc:
         raise error(f"{path}: unreadable {what}: {exc}") from None
-
-
-def text_stream(data: bytes, encoding: str = "utf-8", **options: Any) -> io.TextIOWrapper:
-    """`data` as a text file object (for csv readers of a file read with `read_regular_bytes`)."""
-    return io.TextIOWrapper(io.BytesIO(data), encoding=encoding, **options)

@@ -14,6 +14,8 @@ import re
 import stat
 from pathlib import Path
 
+from flowprep.format.files import kind_of
+
 MAX_ID_LENGTH = 200
 MAX_LABEL_NAME_LENGTH = 200
 # C0 and C1 controls and DEL (ESC sequences, newlines: forged log lines, terminal control), the
@@ -97,10 +99,7 @@ def regular_file_problem(path: Path) -> str | None:
         return f"cannot be examined: {exc.strerror or exc}"
     if stat.S_ISREG(mode):
         return None
-    kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
-            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
-            else "not a regular file")
-    return f"is {kind}, not a regular file; a shard is a regular HDF5 file"
+    return f"is {kind_of(mode)}, not a regular file; a shard is a regular HDF5 file"
 
 
 def inside(root: Path, path: Path) -> bool:
