@@ -40,7 +40,8 @@ from common import CLIPS, REPO, require_shared_data, save_results
 
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.run import run_extract
-from flowprep.format.folder import ExtractionFolder, IndexEntry
+from flowprep.format.folder import ExtractionFolder
+from flowprep.format.folder_index import IndexEntry
 from flowprep.format.manifest import read_manifest, write_manifest
 
 MANIFEST = REPO / "data_manifests" / "shared_clips.csv"

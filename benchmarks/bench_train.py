@@ -50,7 +50,8 @@ from flowprep.extract.config import DEFAULT_FLOW_CODEC, ExtractConfig, ExtractRu
 from flowprep.extract.run import run_extract
 from flowprep.extract.shard_writer import StagedVideo, pack_shard
 from flowprep.format.codecs import parse_codec
-from flowprep.format.folder import ExtractionFolder, IndexEntry, scan_shard
+from flowprep.format.folder import ExtractionFolder
+from flowprep.format.folder_index import IndexEntry, scan_shard
 from flowprep.format.shards import VIDEOS_GROUP, iter_videos, open_shard, stored_bytes
 from flowprep.rawframes.export import ExportConfig, export_rawframes
 from flowprep.rawframes.layout import FLOW_KINDS, IMG, frame_name

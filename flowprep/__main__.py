@@ -1,3 +1,10 @@
-from flowprep.cli.launch import flowprep
+"""`flowprep` (the console script, setup.cfg) and `python -m flowprep`."""
+from runkit.launch import launch
 
-flowprep()
+
+def main() -> None:
+    launch("flowprep.cli.main", "flowprep")
+
+
+if __name__ == "__main__":
+    main()

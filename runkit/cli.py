@@ -1,33 +1,25 @@
-"""Running a click command group the way every command of this project behaves:
-one-line errors naming the bad value, no tracebacks for anything the user can fix, and exit
-statuses that scripts can rely on."""
+"""How every command of both tools ends: a click command group run so that errors are one line
+naming the bad value, no tracebacks for anything the user can fix, and exit statuses that scripts
+can rely on (the options both commands share: runkit.options)."""
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
-from pathlib import Path
 
 import click
 
-from flowprep.format.codecs import CodecError, parse_codec
-from flowprep.format.faults import quiet_hdf5_after_disk_full
-from flowprep.format.signals import Stop, install, received
+from runkit.faults import quiet_hdf5_after_disk_full
+from runkit.signals import Stop, install, received
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # the environment's (disk full, permissions)
 EXIT_USAGE = 2  # bad option or bad input
 EXIT_SOME_FAILED = 3  # finished, but some items failed (e.g. videos in failures.jsonl)
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C)
-EXIT_TERMINATED = 143  # SIGTERM (kill, a scheduler's time limit): flowprep.format.signals
+EXIT_TERMINATED = 143  # SIGTERM (kill, a scheduler's time limit): runkit.signals
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 VERBOSE = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-
-# The options both commands (flowprep and twostream) share, defined once so that a name means one
-# thing everywhere (docs/cli.md has the whole vocabulary). `--workers` is always processes with
-# 0 = all cores; the DataLoader's worker processes (0 = none) are `--loader-workers`.
-DEVICE_DEFAULT = "auto"  # a GPU when there is one (and the work can use it), else the CPU
 
 
 def _subcommand_path(ctx: click.Context) -> str:
@@ -37,37 +29,6 @@ def _subcommand_path(ctx: click.Context) -> str:
         names.append(ctx.info_name)
         ctx = ctx.parent
     return " ".join(reversed(names))
-
-
-def workers_option(default: int, help: str = "Parallel processes (0 = all cores).") -> Callable:
-    return click.option("--workers", type=click.IntRange(min=0), default=default, show_default=True, help=help)
-
-
-def loader_workers_option(default: int = 2) -> Callable:
-    return click.option("--loader-workers", "workers", type=click.IntRange(min=0), default=default,
-                        show_default=True, help="DataLoader worker processes (0: load in the main process).")
-
-
-def device_option(help: str) -> Callable:
-    return click.option("--device", default=DEVICE_DEFAULT, show_default=True, help=help)
-
-
-def out_folder_option(help: str, dest: str = "out_dir", required: bool = True) -> Callable:
-    """--out: the folder a command writes into (only `manifest *` and `show`, which write one named
-    file, take --out FILE)."""
-    return click.option("--out", dest, required=required, default=None,
-                        type=click.Path(path_type=Path, file_okay=False), help=help)
-
-
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-OVERWRITE_HELP = "Discard an earlier extraction in --out made with another config."
-
-
-def missing_hint(root: Path, given: bool) -> str:
-    """What to do when videos are not found: a manifest's paths are relative to the video root."""
-    how = "--video-root" if given else "by default the manifest's folder"
-    return (f"hint: the manifest's paths are looked up under {root} ({how}); if the videos are elsewhere, "
-            f"pass --video-root ROOT, the folder the paths are relative to")
 
 
 def configure_logging(verbose: bool) -> None:
@@ -81,31 +42,11 @@ def usage_error(exc: ValueError) -> click.UsageError:
     return click.UsageError(str(exc))
 
 
-def check_codec(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """Callback of the codec options: the codec in its normal form, or a one-line error naming it."""
-    try:
-        return str(parse_codec(value))
-    except CodecError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def parse_size(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        w, h = (int(v) for v in value.lower().split("x"))
-        if w > 0 and h > 0:
-            return w, h
-    except ValueError:
-        pass
-    raise click.BadParameter(f"expected WIDTHxHEIGHT with positive integers, e.g. 340x256; got {value!r}")
-
-
 def run_click(group: click.Group, prog: str, user_errors: tuple[type[BaseException], ...],
               argv: list[str] | None = None, renamed: dict[tuple[str, str], str] | None = None) -> None:
     """Run `group` and exit with its status; errors of the types in `user_errors` (and usage
     errors, and OSError) become `prog: error: <message>` on one line; SIGINT and SIGTERM end with
-    one line and 130 or 143 (flowprep.format.signals). `renamed` maps (command, old option) to what
+    one line and 130 or 143 (runkit.signals). `renamed` maps (command, old option) to what
     replaced it, so that an old script is told the new name."""
     quiet_hdf5_after_disk_full()
     install()

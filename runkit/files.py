@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from flowprep.format.faults import fault_point
+from runkit.faults import fault_point
 
 
 class NotRegularFileError(ValueError):

@@ -1,7 +1,10 @@
 """The commands' entry points, before anything heavy is imported: OpenCV, torch and numpy map
 large shared libraries when imported, and under a low address-space limit (`ulimit -v`, a
 cluster's memory cap) that fails with an ImportError or MemoryError traceback from deep inside a
-library. Here it is one line naming the cause. (Only the standard library is imported here.)"""
+library. Here it is one line naming the cause. (Only the standard library is imported here.)
+
+Each tool names its own command module: `main()` of flowprep/__main__.py and twostream/__main__.py,
+the console scripts' entry points (setup.cfg), call `launch` with it."""
 from __future__ import annotations
 
 import importlib
@@ -29,10 +32,3 @@ def _low_memory_limit() -> str | None:
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     return None if soft == resource.RLIM_INFINITY else f"{soft / 2**20:,.0f} MiB"
 
-
-def flowprep() -> None:
-    launch("flowprep.cli.main", "flowprep")
-
-
-def twostream() -> None:
-    launch("twostream.cli.main", "twostream")

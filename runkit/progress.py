@@ -1,14 +1,11 @@
 """Progress on the console: a one-line bar redrawn in place on a terminal, plain log lines
 otherwise (logs, CI, nohup). `ProgressBar` is the one implementation both commands draw with:
-`Progress` here counts an extraction's videos, twostream.core.progress an epoch's batches."""
+flowprep.extract.progress counts an extraction's videos, twostream.core.progress an epoch's batches."""
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from typing import TextIO
-
-log = logging.getLogger("flowprep")
 
 
 def format_duration(seconds: float) -> str:
@@ -33,6 +30,10 @@ class ProgressBar:
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
+    def eta(self, done: int) -> float | None:
+        """Seconds left at the pace so far, after `done` of `total` steps (None before the first)."""
+        return self.elapsed / done * (self.total - done) if done else None
+
     def draw(self, done: int, status: str) -> None:
         """The bar after `done` of `total` steps, followed by `status`, in place of the previous one."""
         filled = int(self.width * done / max(1, self.total))
@@ -47,50 +48,3 @@ class ProgressBar:
         if self.interactive:
             self.stream.write("\n")
             self.stream.flush()
-
-
-class Progress(ProgressBar):
-    """Counts finished videos and frame pairs; reports rate and ETA."""
-
-    def __init__(self, total: int, stream: TextIO | None = None, interactive: bool | None = None) -> None:
-        super().__init__(total, 30, stream, interactive)
-        self.done = 0
-        self.failed = 0
-        self.pairs = 0
-
-    @property
-    def pairs_per_second(self) -> float:
-        return self.pairs / self.elapsed if self.elapsed > 0 else 0.0
-
-    def eta(self) -> float | None:
-        if not self.done:
-            return None
-        return self.elapsed / self.done * (self.total - self.done)
-
-    def note(self, message: str) -> None:
-        """A log line that does not tear the bar: printed above it on a terminal."""
-        if self.interactive:
-            self.print_above(message)
-            self.draw(self.done, self._status())
-        else:
-            log.info(message)
-
-    def update(self, video_id: str, pairs: int, error: str | None) -> None:
-        self.done += 1
-        self.pairs += pairs
-        if error:
-            self.failed += 1
-        if self.interactive:
-            if error:  # failures stay visible above the bar
-                self.print_above(f"failed {video_id}: {error}")
-            self.draw(self.done, self._status())
-        elif error:
-            log.warning("[%s] failed %s: %s", self._status(), video_id, error)
-        else:
-            log.info("[%s] done %s (%d pairs)", self._status(), video_id, pairs)
-
-    def _status(self) -> str:
-        eta = self.eta()
-        return (f"{self.done}/{self.total} videos, {self.pairs_per_second:.2f} pairs/s, "
-                f"ETA {format_duration(eta) if eta is not None else '?'}"
-                + (f", {self.failed} failed" if self.failed else ""))

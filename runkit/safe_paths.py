@@ -1,11 +1,11 @@
-"""Names that come from files, and the paths they become: the one rule for each.
+"""Text read from files as it may be shown, and the paths a command may write: the one rule for each.
 
-A folder of shards is input, not a trusted file: it may come from another lab, a download, a
-tarball. Every name read from one (a video id in index.json or a shard, a shard name, a label
-name) is checked here before it becomes a path or reaches a terminal or a log, and every path
-that `export-rawframes` or `import-rawframes` writes or deletes is checked to lie inside its
---out, after symlinks, before anything is touched. Refusals are one line that shows the bad
-name with `shown` (control characters escaped), never raw.
+A folder a command reads is input, not a trusted file: it may come from another lab, a download,
+a tarball. Every name read from one reaches a terminal or a log only through `shown` or `escaped`
+(control characters escaped, never raw; the rules for the names an extraction folder holds are
+flowprep.format.names'), and every path that `export-rawframes` or `import-rawframes` writes or
+deletes is checked to lie inside its --out, after symlinks, before anything is touched; a
+command's --out may not overlap its input (`overlap_problem`).
 """
 from __future__ import annotations
 
@@ -14,16 +14,9 @@ import re
 import stat
 from pathlib import Path
 
-from flowprep.format.files import kind_of
-
-MAX_ID_LENGTH = 200
-MAX_LABEL_NAME_LENGTH = 200
 # C0 and C1 controls and DEL (ESC sequences, newlines: forged log lines, terminal control), the
 # Unicode line and paragraph separators, and the bidirectional overrides (text shown reordered)
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-ID_RULE = (f"a video id is 1-{MAX_ID_LENGTH} characters, not '.' or '..', with no '/', '\\' "
-           "or control characters")
-SHARD_NAME_RULE = "a shard is named by a plain file name inside the folder (no '/', '\\', '..', not absolute)"
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 class UnsafePathError(ValueError):
@@ -38,68 +31,11 @@ def shown(name: object) -> str:
 
 def escaped(text: str) -> str:
     """`text` with every control character written as its escape (ESC as \\x1b): safe to print."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    return CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def has_control(text: str) -> bool:
-    return _CONTROL.search(text) is not None
-
-
-_NOT_IN_ID = re.compile(r"[/\\" + _CONTROL.pattern[1:])
-
-
-def check_video_id(video_id: object) -> str | None:
-    """Why `video_id` cannot name a video (a shard's group, a frame folder, a log line), or None:
-    the rule manifests, index.json and shards all follow."""
-    if (type(video_id) is str and 0 < len(video_id) <= MAX_ID_LENGTH and video_id not in (".", "..")
-            and _NOT_IN_ID.search(video_id) is None):
-        return None  # the common case in one regex: index.json of Kinetics holds 240,000 ids
-    if not isinstance(video_id, str):
-        return f"video_id {shown(video_id)} is not a string"
-    if not video_id:
-        return "video_id is empty"
-    if video_id in (".", "..") or any(c in video_id for c in "/\\"):
-        return f"video_id {shown(video_id)} may not be '.' or '..' or contain '/' or '\\' ({ID_RULE})"
-    if has_control(video_id):
-        return f"video_id {shown(video_id)} contains control characters ({ID_RULE})"
-    if len(video_id) > MAX_ID_LENGTH:
-        return f"video_id {shown(video_id)} is longer than {MAX_ID_LENGTH} characters"
-    return None
-
-
-def check_label_name(name: object) -> str | None:
-    """Why a class name cannot be shown in logs and reports, or None."""
-    if not isinstance(name, str):
-        return f"label_name {shown(name)} is not a string"
-    if has_control(name):
-        return f"label_name {shown(name)} contains control characters"
-    if len(name) > MAX_LABEL_NAME_LENGTH:
-        return f"label_name {shown(name)} is longer than {MAX_LABEL_NAME_LENGTH} characters"
-    return None
-
-
-def check_shard_name(name: object) -> str | None:
-    """Why `name` cannot name a shard file of a folder (as its own index.json names it), or None."""
-    if not isinstance(name, str) or not name:
-        return f"shard name {shown(name)} is not a file name ({SHARD_NAME_RULE})"
-    if (name in (".", "..") or any(c in name for c in "/\\") or os.path.isabs(name) or has_control(name)
-            or len(name) > 255):
-        return f"shard name {shown(name)} is not a plain file name ({SHARD_NAME_RULE})"
-    return None
-
-
-def regular_file_problem(path: Path) -> str | None:
-    """Why `path` cannot be opened as a shard without risk, or None: only a regular file (or a
-    symlink to one) is opened, so a FIFO cannot hang a reader and a device or folder is refused."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return None  # the opener says "not found" in its own words
-    except OSError as exc:
-        return f"cannot be examined: {exc.strerror or exc}"
-    if stat.S_ISREG(mode):
-        return None
-    return f"is {kind_of(mode)}, not a regular file; a shard is a regular HDF5 file"
+    return CONTROL.search(text) is not None
 
 
 def inside(root: Path, path: Path) -> bool:

@@ -113,7 +113,7 @@ def test_a_class_folder_with_control_characters_is_refused_escaped(tmp_path, cap
 @pytest.mark.parametrize("command", ["flowprep", "twostream"])
 def test_a_memory_limit_too_low_for_the_libraries_is_one_line(command):
     """Under `ulimit -v` of 256 MiB, OpenCV's shared library cannot even be mapped: before, an
-    ImportError traceback from inside cv2; now one line naming the limit (flowprep.cli.launch)."""
+    ImportError traceback from inside cv2; now one line naming the limit (runkit.launch)."""
     def limited():
         resource.setrlimit(resource.RLIMIT_AS, (256 * 2**20, resource.getrlimit(resource.RLIMIT_AS)[1]))
 

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from flowprep.extract.config import ExtractConfig
-from flowprep.format.folder import ExtractionFolder, FolderConfig, FolderError
+from flowprep.format.folder import ExtractionFolder, FolderError
+from flowprep.format.folder_config import FolderConfig
 from flowprep.tools.inspection import inspect_path
 from flowprep.tools.verify import verify_path
 from tests.support.synthetic import indexed_video, write_extraction

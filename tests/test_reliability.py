@@ -98,7 +98,7 @@ def test_every_bad_manifest_and_argument_is_one_line_naming_it(tmp_path):
 def test_a_full_disk_is_one_line_naming_the_file_whoever_reports_it(cause, expected):
     from pathlib import Path
 
-    from flowprep.format.faults import disk_full, is_disk_full
+    from runkit.faults import disk_full, is_disk_full
 
     error = disk_full(Path("/data/out"), cause if isinstance(cause, OSError) else OSError(str(cause)))
     assert str(error).startswith(expected) and "\n" not in str(error) and is_disk_full(error)

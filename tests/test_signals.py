@@ -37,7 +37,7 @@ def reference(tmp_path_factory) -> r.Reference:
 
 
 # to the group: a worker process that acted on the signal itself printed a line after the run's
-# one line (flowprep/format/signals.py, leave_stops_to and _redeliver)
+# one line (runkit/signals.py, leave_stops_to and _redeliver)
 @pytest.mark.parametrize("name,to", [("SIGTERM", "main"), ("SIGTERM", "group"), ("SIGINT", "group")])
 def test_a_signal_stops_an_extraction_with_its_workers_and_the_same_command_resumes_it(reference, tmp_path, name, to):
     held(s.extraction_signal(reference, tmp_path, name, to))

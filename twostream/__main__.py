@@ -1,3 +1,10 @@
-from flowprep.cli.launch import twostream
+"""`twostream` (the console script, setup.cfg) and `python -m twostream`."""
+from runkit.launch import launch
 
-twostream()
+
+def main() -> None:
+    launch("twostream.cli.main", "twostream")
+
+
+if __name__ == "__main__":
+    main()

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from flowprep.cli.support import CONTEXT, parse_size
+from flowprep.cli.support import parse_size
 from flowprep.demo.data import MANIFEST_FILE, DemoConfig, write_demo_dataset
+from runkit.cli import CONTEXT
 
 log = logging.getLogger(__name__)
 

@@ -8,20 +8,7 @@ from pathlib import Path
 
 import click
 
-from flowprep.cli.support import (
-    CONTEXT,
-    DEVICE_DEFAULT,
-    EXIT_OK,
-    EXIT_SOME_FAILED,
-    JSON_OPTION,
-    OVERWRITE_HELP,
-    check_codec,
-    device_option,
-    missing_hint,
-    out_folder_option,
-    parse_size,
-    workers_option,
-)
+from flowprep.cli.support import JSON_OPTION, OVERWRITE_HELP, check_codec, missing_hint, parse_size
 from flowprep.extract.config import (
     DEFAULT_BATCH,
     DEFAULT_FLOW_CODEC,
@@ -37,6 +24,8 @@ from flowprep.flow.registry import FLOW_METHODS, get_method
 from flowprep.format.codecs import CODEC_HELP
 from flowprep.format.folder import ExtractionFolder
 from flowprep.format.shards import ShardFormatError
+from runkit.cli import CONTEXT, EXIT_OK, EXIT_SOME_FAILED
+from runkit.options import DEVICE_DEFAULT, device_option, out_folder_option, workers_option
 
 
 def resolve_device(device: str, flow_method: str) -> str:

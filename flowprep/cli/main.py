@@ -9,17 +9,17 @@ from __future__ import annotations
 import click
 
 from flowprep.cli import demo, extract, manifests, rawframes, tools
-from flowprep.cli.support import CONTEXT, VERBOSE, configure_logging, run_click
 from flowprep.demo.data import DemoDataError
 from flowprep.extract.cluster import ClusterError
 from flowprep.extract.run import ExtractError
 from flowprep.format.codecs import CodecError
-from flowprep.format.files import NotRegularFileError
 from flowprep.format.folder import FolderError
 from flowprep.format.manifest import ManifestError
 from flowprep.format.shards import ShardFormatError
 from flowprep.rawframes.layout import RawframesError
 from flowprep.tools.show import ShowError
+from runkit.cli import CONTEXT, VERBOSE, configure_logging, run_click
+from runkit.files import NotRegularFileError
 
 # Errors that are the user's to fix; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ManifestError, ExtractError, ShardFormatError, FolderError, CodecError, RawframesError, ShowError,

@@ -7,20 +7,14 @@ from pathlib import Path
 
 import click
 
-from flowprep.cli.support import (
-    CONTEXT,
-    EXIT_OK,
-    EXIT_SOME_FAILED,
-    JSON_OPTION,
-    missing_hint,
-    usage_error,
-    workers_option,
-)
+from flowprep.cli.support import JSON_OPTION, missing_hint
 from flowprep.format.manifest import ManifestEntry, write_manifest
 from flowprep.manifests.check import CheckConfig, check_manifest
 from flowprep.manifests.folder import VIDEO_EXTENSIONS, FolderManifestConfig, folder_manifest, path_prefix
 from flowprep.manifests.kinetics import DEFAULT_TEMPLATE, check_template, kinetics_manifest
 from flowprep.manifests.official import hmdb51_manifest, split_counts, ucf101_manifest
+from runkit.cli import CONTEXT, EXIT_OK, EXIT_SOME_FAILED, usage_error
+from runkit.options import workers_option
 
 
 def _write(entries: list[ManifestEntry], out: Path) -> None:

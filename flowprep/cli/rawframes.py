@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
-from flowprep.cli.support import CONTEXT, EXIT_OK, EXIT_SOME_FAILED, check_codec, usage_error
+from flowprep.cli.support import check_codec
 from flowprep.extract.config import DEFAULT_FLOW_CODEC, DEFAULT_RGB_CODEC
 from flowprep.format.codecs import CODEC_HELP
 from flowprep.format.folder import ExtractionFolder
 from flowprep.rawframes.export import LAYOUTS, ExportConfig, export_rawframes
 from flowprep.rawframes.importer import ImportConfig, ImportRun, import_rawframes
+from runkit.cli import CONTEXT, EXIT_OK, EXIT_SOME_FAILED, usage_error
 
 
 @click.command("export-rawframes", context_settings=CONTEXT)

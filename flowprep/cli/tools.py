@@ -8,10 +8,11 @@ from pathlib import Path
 
 import click
 
-from flowprep.cli.support import CONTEXT, EXIT_OK, EXIT_SOME_FAILED, JSON_OPTION, usage_error
+from flowprep.cli.support import JSON_OPTION
 from flowprep.tools.inspection import format_summary, format_video, inspect_path, inspect_video
 from flowprep.tools.show import ShowConfig, show
 from flowprep.tools.verify import verify_path
+from runkit.cli import CONTEXT, EXIT_OK, EXIT_SOME_FAILED, usage_error
 
 
 @click.command("inspect", context_settings=CONTEXT)

@@ -29,8 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from flowprep.format.files import check_replaceable, parse_json, read_regular_text, remove_file, write_text_atomic
 from flowprep.format.manifest import ManifestEntry, write_manifest
+from runkit.files import check_replaceable, parse_json, read_regular_text, remove_file, write_text_atomic
 
 DEMO_CONFIG_FILE = "demo_config.json"
 MANIFEST_FILE = "manifest.csv"

@@ -20,8 +20,8 @@ from typing import Any
 
 from flowprep.flow.registry import FLOW_METHODS, get_method
 from flowprep.format.codecs import parse_codec
-from flowprep.format.files import parse_json
 from flowprep.format.quantize import DEFAULT_BOUND
+from runkit.files import parse_json
 
 # Measured by `make bench-codecs` and `make bench-train` (README, "Choice of codecs"): JPEG keeps
 # frames 5-10x smaller than lossless storage. Flow fields are smooth: at quality 80 a field takes

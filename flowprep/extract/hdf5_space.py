@@ -19,7 +19,7 @@ import resource
 import shutil
 from pathlib import Path
 
-from flowprep.format.faults import DISK_FULL, disk_full
+from runkit.faults import DISK_FULL, disk_full
 
 FALLOC_FL_KEEP_SIZE = 1
 METADATA_MARGIN = 128 << 10  # room for HDF5's own writes (chunk indexes, heaps, the superblock) per reserve

@@ -22,7 +22,7 @@ from flowprep.extract.batched import device_outcomes, multi_device_outcomes
 from flowprep.extract.cluster import on_cluster, security
 from flowprep.extract.config import ExtractRun, part_of
 from flowprep.extract.decode import silenced_ffmpeg
-from flowprep.extract.progress import Progress, format_duration
+from flowprep.extract.progress import Progress
 from flowprep.extract.staged_run import (
     max_staged_bytes,
     pack_outcomes,
@@ -35,7 +35,8 @@ from flowprep.extract.video_job import VideoOutcome, extract_video
 from flowprep.flow.registry import get_method
 from flowprep.format.folder import ExtractionFolder, Failure
 from flowprep.format.manifest import ManifestEntry, read_manifest
-from flowprep.format.safe_paths import RootGuard
+from runkit.progress import format_duration
+from runkit.safe_paths import RootGuard
 
 log = logging.getLogger("flowprep")
 

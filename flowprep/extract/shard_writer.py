@@ -19,11 +19,10 @@ import h5py
 import numpy as np
 
 from flowprep import __version__
-from flowprep.format import hdf5_space
+from flowprep.extract import hdf5_space
 from flowprep.format.codecs import Codec
-from flowprep.format.faults import fault_point
-from flowprep.format.files import remove_file
-from flowprep.format.folder import FolderConfig, check_staged_file, staging_path, writing_path
+from flowprep.format.folder import check_staged_file, staging_path, writing_path
+from flowprep.format.folder_config import FolderConfig
 from flowprep.format.shards import (
     ENCODED_CHUNK,
     FLOW_DIRECTIONS,
@@ -37,6 +36,8 @@ from flowprep.format.shards import (
     encode_rgb,
     write_header,
 )
+from runkit.faults import fault_point
+from runkit.files import remove_file
 
 CREATED_BY = f"flowprep {__version__}"
 

@@ -23,19 +23,13 @@ from joblib import Parallel
 
 from flowprep.extract.progress import Progress
 from flowprep.extract.shard_writer import pack_shard
-from flowprep.format.faults import DiskFullError, disk_full, fault_point, is_disk_full
-from flowprep.format.files import remove_file
-from flowprep.format.folder import (
-    ExtractionFolder,
-    Failure,
-    FolderConfig,
-    IndexEntry,
-    RunSettings,
-    scan_shard,
-    staged_video_id,
-)
+from flowprep.format.folder import ExtractionFolder, Failure, staged_video_id
+from flowprep.format.folder_config import FolderConfig, RunSettings
+from flowprep.format.folder_index import IndexEntry, scan_shard
 from flowprep.format.shards import SHARD_SUFFIX
-from flowprep.format.signals import Stop, deferred, leave_stops_to, received, workers_start_ignoring_sigint
+from runkit.faults import DiskFullError, disk_full, fault_point, is_disk_full
+from runkit.files import remove_file
+from runkit.signals import Stop, deferred, leave_stops_to, received, workers_start_ignoring_sigint
 
 log = logging.getLogger("flowprep")
 

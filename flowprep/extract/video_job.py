@@ -35,9 +35,9 @@ from flowprep.extract.shard_writer import StagedVideo
 from flowprep.flow.backend import BatchFlow, FlowError
 from flowprep.flow.registry import get_method
 from flowprep.format.codecs import parse_codec
-from flowprep.format.faults import disk_full, is_disk_full, quiet_hdf5_after_disk_full
 from flowprep.format.manifest import ManifestEntry
 from flowprep.format.shards import VideoAttrs
+from runkit.faults import disk_full, is_disk_full, quiet_hdf5_after_disk_full
 
 
 @dataclass(frozen=True)

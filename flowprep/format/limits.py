@@ -4,7 +4,7 @@ an index: a shard from elsewhere claiming a width of 10^6 or 10^10 offsets would
 for terabytes, and a label of 10^12 would build a classifier with 10^12 outputs."""
 from __future__ import annotations
 
-from flowprep.format.safe_paths import shown
+from runkit.safe_paths import shown
 
 MAX_CLASSES = 100_000  # labels 0..99,999: ImageNet-21k has 21,841 classes, Kinetics-700 700
 MAX_FRAMES = 10_000_000  # sampled frames of one video: 92 hours at 30 frames/s

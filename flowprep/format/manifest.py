@@ -12,9 +12,10 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from flowprep.format.files import NotRegularFileError, open_regular, replacing
 from flowprep.format.limits import MAX_CLASSES, label_problem
-from flowprep.format.safe_paths import MAX_ID_LENGTH, check_label_name, check_video_id, has_control, shown  # noqa: F401
+from flowprep.format.names import MAX_ID_LENGTH, check_label_name, check_video_id
+from runkit.files import NotRegularFileError, open_regular, replacing
+from runkit.safe_paths import has_control, shown  # noqa: F401
 
 REQUIRED_COLUMNS = ("video_id", "path", "label")
 SPLIT_VALUES = ("train", "test", "unused")
@@ -39,7 +40,7 @@ class ManifestEntry:
 
 def validate_video_id(video_id: str) -> str | None:
     """Return why `video_id` cannot name a video in a shard, or None if it can: the one rule for
-    ids (flowprep.format.safe_paths), which the extraction folder's readers apply too."""
+    ids (flowprep.format.names), which the extraction folder's readers apply too."""
     return check_video_id(video_id)
 
 

@@ -33,6 +33,8 @@ way a stack of consecutive fields is one h5py call.
 from __future__ import annotations
 
 import errno
+import os
+import stat
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -42,13 +44,14 @@ import h5py
 import numpy as np
 
 from flowprep.format.codecs import Codec, parse_codec
-from flowprep.format.files import parse_json
 from flowprep.format.limits import MAX_FRAMES, MAX_SIDE, integer_problem, label_problem
+from flowprep.format.names import check_video_id
 from flowprep.format.quantize import dequantize
-from flowprep.format.safe_paths import check_video_id, regular_file_problem, shown
+from runkit.files import kind_of, parse_json
+from runkit.safe_paths import shown
 
 FORMAT_NAME = "flowprep-shard"
-SHARD_FORMAT_VERSION = 1  # the shard files' own version; config.json and index.json have theirs (format/folder.py)
+SHARD_FORMAT_VERSION = 1  # the shard files' own version; config.json and index.json have theirs (format/folder_config.py, format/folder_index.py)
 
 # file attributes
 ATTR_FORMAT = "format"
@@ -179,6 +182,20 @@ def member(parent: h5py.Group, name: str) -> h5py.Group | h5py.Dataset:
         where = f"{parent.name.rstrip('/')}/{name}"
         raise ShardFormatError(f"{parent.file.filename}: {where!r} is {kind}; links in a shard are never followed")
     return parent[name]
+
+
+def regular_file_problem(path: Path) -> str | None:
+    """Why `path` cannot be opened as a shard without risk, or None: only a regular file (or a
+    symlink to one) is opened, so a FIFO cannot hang a reader and a device or folder is refused."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None  # the opener says "not found" in its own words
+    except OSError as exc:
+        return f"cannot be examined: {exc.strerror or exc}"
+    if stat.S_ISREG(mode):
+        return None
+    return f"is {kind_of(mode)}, not a regular file; a shard is a regular HDF5 file"
 
 
 def open_shard(path: str | Path) -> h5py.File:

@@ -16,7 +16,7 @@ from flowprep.extract.config import worker_count
 from flowprep.extract.decode import VideoError, decode_errors_reason, decoder_log, iter_frames, open_video
 from flowprep.extract.staged_run import worker_pool
 from flowprep.format.manifest import read_manifest
-from flowprep.format.signals import leave_stops_to
+from runkit.signals import leave_stops_to
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from flowprep.format.manifest import ManifestEntry, ManifestError, validate_video_id
-from flowprep.format.safe_paths import check_label_name, shown
+from flowprep.format.names import check_label_name
+from runkit.safe_paths import shown
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv")
 SPLIT_COLUMN = "split1"

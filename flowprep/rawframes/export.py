@@ -29,13 +29,12 @@ from joblib import delayed
 from flowprep.extract.config import stored_flow, worker_count
 from flowprep.extract.staged_run import worker_pool
 from flowprep.format.codecs import CodecError
-from flowprep.format.files import open_for_writing, write_text_atomic
-from flowprep.format.folder import ExtractionFolder, Failure, FolderConfig, IndexEntry, folder_lock, writing_path
+from flowprep.format.folder import ExtractionFolder, Failure, writing_path
+from flowprep.format.folder_config import FolderConfig
+from flowprep.format.folder_index import IndexEntry
 from flowprep.format.manifest import validate_video_id
 from flowprep.format.quantize import quantize
-from flowprep.format.safe_paths import check_inside, overlap_problem
 from flowprep.format.shards import ShardFormatError, VideoReader, open_shard, video_reader
-from flowprep.format.signals import leave_stops_to
 from flowprep.rawframes.layout import (
     FLOW_KINDS,
     IMAGE_FORMATS,
@@ -47,6 +46,10 @@ from flowprep.rawframes.layout import (
     frame_name,
 )
 from flowprep.rawframes.record import EXPORT_RECORD, read_export_record, resume_problem, write_export_record
+from runkit.files import open_for_writing, write_text_atomic
+from runkit.lock import folder_lock
+from runkit.safe_paths import check_inside, overlap_problem
+from runkit.signals import leave_stops_to
 
 log = logging.getLogger("flowprep")
 

@@ -33,21 +33,23 @@ import numpy as np
 from joblib import delayed
 
 from flowprep.extract.config import ImportConfig, check_run_options, worker_count
-from flowprep.extract.progress import Progress, format_duration
+from flowprep.extract.progress import Progress
 from flowprep.extract.shard_writer import StagedVideo
 from flowprep.extract.staged_run import max_staged_bytes, pack_outcomes, process_outcomes, staged_run, when_room
 from flowprep.extract.video_job import VideoOutcome
 from flowprep.format.codecs import CodecError, parse_codec
-from flowprep.format.faults import disk_full, is_disk_full
-from flowprep.format.files import NotRegularFileError, parse_json, read_regular_bytes
 from flowprep.format.folder import ExtractionFolder, Failure, staging_path, writing_path
 from flowprep.format.manifest import ManifestEntry, read_manifest, validate_video_id
+from flowprep.format.names import check_label_name
 from flowprep.format.quantize import DEFAULT_BOUND, LEVELS, dequantize
-from flowprep.format.safe_paths import RootGuard, check_inside, check_label_name, overlap_problem
 from flowprep.format.shards import VideoAttrs
 from flowprep.rawframes.annotations import entries_from_annotations, expand_annotations
 from flowprep.rawframes.layout import BACKWARD_X, FramePlan, RawframesError, is_frame_dir, plan_frames, scan_frame_dir
 from flowprep.rawframes.record import EXPORT_RECORD, ExportRecord, read_export_record
+from runkit.faults import disk_full, is_disk_full
+from runkit.files import NotRegularFileError, parse_json, read_regular_bytes
+from runkit.progress import format_duration
+from runkit.safe_paths import RootGuard, check_inside, overlap_problem
 
 log = logging.getLogger("flowprep")
 

@@ -11,7 +11,7 @@ for a new tree), so that a stopped export leaves its options behind and the same
 only with the same (`resume_problem`); then, last, naming the lists of this run.
 
 source_config is the source folder's config.json as it stands (built and parsed by its owner,
-flowprep.format.folder.FolderConfig). Trees written before "bound", "layout", "annotation_lists"
+flowprep.format.folder_config.FolderConfig). Trees written before "bound", "layout", "annotation_lists"
 and "label_names" existed are still read: the bound from source_config, the lists by their
 mmaction2 names in the tree's root.
 """
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flowprep.format.files import parse_json, read_regular_text, write_text_atomic
-from flowprep.format.folder import FolderConfig, settings_differences
+from flowprep.format.folder_config import FolderConfig, settings_differences
 from flowprep.rawframes.layout import RawframesError
+from runkit.files import parse_json, read_regular_text, write_text_atomic
 
 EXPORT_RECORD = "flowprep_export.json"
 LIST_GLOB = "*_rawframes.txt"  # mmaction2's annotation list names, as export writes them

@@ -14,8 +14,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from flowprep.format.files import parse_json
-from flowprep.format.folder import EXTRACTION_CONFIG_FILE, ExtractionFolder
+from flowprep.format.folder import ExtractionFolder
+from flowprep.format.folder_config import EXTRACTION_CONFIG_FILE
 from flowprep.format.quantize import LEVELS
 from flowprep.format.shards import (
     FLOW_DIRECTIONS,
@@ -30,6 +30,7 @@ from flowprep.format.shards import (
     stored_flow_bytes,
     video_reader,
 )
+from runkit.files import parse_json
 
 MAX_LISTED = 10  # classes and failures shown in the text summary (--json has them all)
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from flowprep.format.files import write_bytes_atomic, write_with
 from flowprep.format.shards import open_shard, video_reader
 from flowprep.tools.flow_viz import compose, frame_row, legend_size, wheel_legend
 from flowprep.tools.inspection import find_video
+from runkit.files import write_bytes_atomic, write_with
 
 FORMATS = (".png", ".gif")
 

@@ -20,7 +20,8 @@ import h5py
 
 from flowprep.extract.config import parse_settings, parse_shard_settings
 from flowprep.format.codecs import CodecError
-from flowprep.format.folder import ExtractionFolder, FolderConfig, shard_config_problem
+from flowprep.format.folder import ExtractionFolder
+from flowprep.format.folder_config import FolderConfig, shard_config_problem
 from flowprep.format.shards import (
     FLOW_DIRECTIONS,
     RGB,

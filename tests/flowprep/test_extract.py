@@ -18,16 +18,17 @@ import numpy as np
 import pytest
 from joblib import delayed
 
-import flowprep.format.folder as folder_module
-import flowprep.format.signals as signals
+import runkit.lock as lock_module
+import runkit.signals as signals
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.decode import VideoError, VideoInfo
 from flowprep.extract.progress import Progress
 from flowprep.extract.run import run_extract
 from flowprep.extract.staged_run import Staging, pack_outcomes, process_outcomes
 from flowprep.extract.video_job import VideoOutcome, frame_sampler
-from flowprep.format.folder import LOCK_FILE, ExtractionFolder, FolderError
+from flowprep.format.folder import ExtractionFolder, FolderError
 from flowprep.format.shards import open_shard, video_reader
+from runkit.lock import LOCK_FILE
 from tests.support.videos import moving_square_frames, square_box, write_video
 
 MOTIONS = {"right": (2, 0), "down": (0, 2), "left": (-3, 0)}
@@ -241,7 +242,7 @@ def test_a_file_system_without_locks_runs_with_a_warning(tmp_path, monkeypatch, 
     that nothing keeps a second run out."""
     def no_locks(fd, operation):
         raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
-    monkeypatch.setattr(folder_module.fcntl, "flock", no_locks)
+    monkeypatch.setattr(lock_module.fcntl, "flock", no_locks)
     folder = ExtractionFolder(tmp_path / "out")
     with caplog.at_level(logging.WARNING, logger="flowprep"), folder.lock():
         assert not folder.in_use()

@@ -1,4 +1,4 @@
-"""Writing HDF5 on a disk that may fill up (flowprep/format/hdf5_space.py): space is reserved
+"""Writing HDF5 on a disk that may fill up (flowprep/extract/hdf5_space.py): space is reserved
 before HDF5 writes and given back after, a file-size limit or a full disk is a DiskFullError
 before any write fails, and a discarded file is closed without a byte more written to it."""
 from __future__ import annotations
@@ -11,8 +11,8 @@ import h5py
 import numpy as np
 import pytest
 
-from flowprep.format import hdf5_space
-from flowprep.format.faults import DiskFullError
+from flowprep.extract import hdf5_space
+from runkit.faults import DiskFullError
 
 
 def allocated(path) -> int:

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from flowprep.extract.config import DEFAULT_FLOW_CODEC, DEFAULT_RGB_CODEC
-from flowprep.format.folder import INDEX_FILE, ExtractionFolder
+from flowprep.format.folder import ExtractionFolder
+from flowprep.format.folder_index import INDEX_FILE
 from flowprep.tools.inspection import inspect_path, inspect_video
 from flowprep.tools.verify import verify_path
 from tests.support.extraction import FRAMES, extract, make_videos, run_cli

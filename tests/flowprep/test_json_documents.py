@@ -1,15 +1,15 @@
 """JSON nested 100,000 deep, or of another type, wherever the tools read JSON (issue 30, item 9):
 a run's config.json, an export's flowprep_export.json, a scores file's metadata. Before, each ended
 in a RecursionError traceback; now one line naming the file, through the one reader
-(flowprep.format.files.parse_json; tests/test_layout.py holds every module to it)."""
+(runkit.files.parse_json; tests/test_layout.py holds every module to it)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from flowprep.format.files import parse_json
 from flowprep.rawframes.layout import RawframesError
 from flowprep.rawframes.record import EXPORT_RECORD, read_export_record
+from runkit.files import parse_json
 from tests.support.reliability.tampered import nested
 from twostream.cli.runs import recorded_config
 from twostream.core.scores import ScoresError, load_scores

@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from flowprep.format.files import NotRegularFileError, open_for_writing, open_regular, write_text_atomic
-from flowprep.format.safe_paths import overlap_problem
+from runkit.files import NotRegularFileError, open_for_writing, open_regular, write_text_atomic
+from runkit.safe_paths import overlap_problem
 from tests.conftest import REPO
 from tests.support.extraction import HEIGHT, WIDTH, extract, make_videos, run_cli
 

@@ -163,7 +163,7 @@ def test_an_export_is_stopped_in_the_tree_before_any_video_and_resumes(jpeg_extr
 
 
 def test_a_second_export_into_a_tree_in_use_is_refused(jpeg_extraction, tmp_path, capsys):
-    from flowprep.format.folder import folder_lock
+    from runkit.lock import folder_lock
 
     out = tmp_path / "rawframes"
     with folder_lock(out):  # an export running in another process holds the tree

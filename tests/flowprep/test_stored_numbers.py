@@ -12,7 +12,8 @@ import h5py
 import numpy as np
 import pytest
 
-from flowprep.format.folder import ExtractionFolder, IndexEntry
+from flowprep.format.folder import ExtractionFolder
+from flowprep.format.folder_index import IndexEntry
 from flowprep.format.manifest import ManifestError, read_manifest
 from flowprep.format.shards import ShardFormatError, open_shard, video_reader
 from tests.support.extraction import extract, make_videos, run_cli

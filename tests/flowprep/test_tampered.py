@@ -16,10 +16,11 @@ from flowprep.extract.config import ExtractConfig
 from flowprep.extract.staged_run import ShardPacker
 from flowprep.format.folder import ExtractionFolder, staged_video_id, staging_path
 from flowprep.format.manifest import ManifestError, read_manifest
-from flowprep.format.safe_paths import RootGuard, check_video_id
+from flowprep.format.names import check_video_id
 from flowprep.format.shards import ShardFormatError, open_shard, video_reader
 from flowprep.rawframes.export import export_rawframes
 from flowprep.rawframes.layout import RawframesError
+from runkit.safe_paths import RootGuard
 from tests.support.reliability import tampered
 from tests.support.synthetic import moving_video, write_extraction, write_staged
 from twostream.core.errors import CheckpointError

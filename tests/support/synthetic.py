@@ -20,7 +20,8 @@ import numpy as np
 from flowprep.extract.config import ExtractConfig
 from flowprep.extract.shard_writer import StagedVideo, pack_shard
 from flowprep.format.codecs import parse_codec
-from flowprep.format.folder import ExtractionFolder, scan_shard
+from flowprep.format.folder import ExtractionFolder
+from flowprep.format.folder_index import scan_shard
 from flowprep.format.quantize import quantize
 from flowprep.format.shards import VideoAttrs
 

@@ -126,7 +126,7 @@ def real_inputs(runs, run) -> torch.Tensor:
     """The network inputs of a held-out video under the 10 crops, as the protocol feeds them."""
     from torch.utils.data import DataLoader
 
-    from flowprep.format.folder import IndexEntry
+    from flowprep.format.folder_index import IndexEntry
     from twostream.core.device import resolve_device
     from twostream.data.datasets import EvalClips
     from twostream.engine.loops import model_input

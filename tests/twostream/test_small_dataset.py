@@ -108,7 +108,8 @@ def test_training_during_an_extraction_uses_the_videos_finished_so_far(tmp_path,
     the run holds the folder's lock, and `inspect` counts the finished videos still in staging."""
     from flowprep.extract.config import ExtractConfig
     from flowprep.extract.staged_run import ShardPacker
-    from flowprep.format.folder import ExtractionFolder, folder_lock
+    from flowprep.format.folder import ExtractionFolder
+    from runkit.lock import folder_lock
     from tests.support.extraction import run_cli
     from tests.support.synthetic import write_staged
 

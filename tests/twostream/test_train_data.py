@@ -156,7 +156,7 @@ def test_flip_in_training_negates_x_flow(tmp_path):
 
 
 def test_holdout_is_stratified_stable_and_never_takes_a_whole_class(indexed):
-    from flowprep.format.folder import IndexEntry
+    from flowprep.format.folder_index import IndexEntry
     from twostream.data.extraction import split_holdout
 
     videos = [IndexEntry(f"v{c}_{i}", "s.h5", c, f"c{c}", 10, {"split1": "train"}) for c in range(3) for i in range(8)]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-import flowprep.format.signals as signals
+import runkit.signals as signals
 from tests.support.reliability.common import wait_until
 from tests.support.reliability.training import same_tensors
 from tests.support.synthetic import indexed_video, moving_video, write_extraction

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from flowprep.cli.support import CONTEXT, device_option
+from runkit.cli import CONTEXT
+from runkit.options import device_option
 from twostream.cli import options as opt
 from twostream.cli import runs
 from twostream.core.config import EvalConfig

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import click
 
-from flowprep.cli.support import CONTEXT, VERBOSE, configure_logging, run_click
-from flowprep.format.files import NotRegularFileError
 from flowprep.format.shards import ShardFormatError
+from runkit.cli import CONTEXT, VERBOSE, configure_logging, run_click
+from runkit.files import NotRegularFileError
 from twostream.cli import feature_fusion, predict, score_fusion, streams
 from twostream.core.errors import CheckpointError, DataError, ModelError, TrainError
 from twostream.core.scores import ScoresError

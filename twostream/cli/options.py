@@ -14,8 +14,9 @@ from typing import Callable
 
 import click
 
-from flowprep.cli.support import EXIT_INTERRUPTED, device_option, loader_workers_option, out_folder_option
-from flowprep.format.signals import Stop
+from runkit.cli import EXIT_INTERRUPTED
+from runkit.options import device_option, loader_workers_option, out_folder_option
+from runkit.signals import Stop
 from twostream.cli.runs import checkpoint_of, extraction_of, split_of
 from twostream.core.config import CROPS, DEVICE_HELP, PARTS, SCHEDULES, EvalConfig
 from twostream.core.run_folder import CHECKPOINT_FILE, scores_file
@@ -151,7 +152,7 @@ def run_training(fit: Callable, config, resume: bool) -> int:
     try:
         metrics = fit(config, resume=resume)
     except KeyboardInterrupt as exc:  # the generic message says "run the same command again"; a run needs --resume
-        if isinstance(exc, Stop) and exc.message:  # the loop saved a checkpoint and says so (flowprep.format.signals)
+        if isinstance(exc, Stop) and exc.message:  # the loop saved a checkpoint and says so (runkit.signals)
             raise
         checkpoint = Path(config.out) / "checkpoint.pt"
         if checkpoint.is_file():

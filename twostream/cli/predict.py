@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from flowprep.cli.support import CONTEXT, EXIT_SOME_FAILED, device_option, out_folder_option
+from runkit.cli import CONTEXT, EXIT_SOME_FAILED
+from runkit.options import device_option, out_folder_option
 from twostream.core.config import CROPS, DEVICE_HELP
 
 FAST_HELP = "3 clips x the centre crop: about 80x less network work than the paper's 25 x 10."

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from flowprep.format.files import parse_json, read_regular_text
+from runkit.files import parse_json, read_regular_text
 from twostream.core.run_folder import CHECKPOINT_FILE, METRICS_FILE, RUN_CONFIG_FILE, scores_file
 
 

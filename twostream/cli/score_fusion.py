@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from flowprep.cli.support import CONTEXT, out_folder_option
+from runkit.cli import CONTEXT
+from runkit.options import out_folder_option
 from twostream.cli.runs import curves_of, fit_scores_of, scores_of
 from twostream.score_fusion.methods import FUSION_METHODS, FusionParams
 from twostream.score_fusion.report_data import format_text_table

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from flowprep.cli.support import CONTEXT
+from runkit.cli import CONTEXT
 from twostream.cli import options as opt
 from twostream.core.backbones import choices_text
 from twostream.core.config import DEFAULT_HOLDOUT, FLOW_STACKS, STREAM_DEFAULTS, STREAMS, TrainConfig

@@ -34,8 +34,8 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from flowprep.format.faults import fault_point
-from flowprep.format.files import NotRegularFileError, check_replaceable, open_for_writing, open_regular
+from runkit.faults import fault_point
+from runkit.files import NotRegularFileError, check_replaceable, open_for_writing, open_regular
 from twostream.core.config import TrainConfig
 from twostream.core.errors import CheckpointError
 

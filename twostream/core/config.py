@@ -14,7 +14,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from flowprep.format.files import parse_json
+from runkit.files import parse_json
 from twostream.core.backbones import IMAGE_BACKBONES, VIDEO_BACKBONES, family_of, is_video
 
 STREAMS = ("spatial", "temporal", "dynamic-image", "learned-flow")

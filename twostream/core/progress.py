@@ -1,13 +1,12 @@
-"""An epoch's progress: flowprep's bar (flowprep.extract.progress) over its batches on a terminal;
+"""An epoch's progress: runkit's bar (runkit.progress) over its batches on a terminal;
 a few log lines otherwise (logs, CI, nohup)."""
 from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
 from typing import TextIO
 
-from flowprep.extract.progress import ProgressBar
+from runkit.progress import ProgressBar, format_duration
 
 log = logging.getLogger("twostream")
 
@@ -30,11 +29,11 @@ class EpochProgress(ProgressBar):
         now = time.perf_counter()
         elapsed = now - self.started
         rate = self.samples / elapsed if elapsed > 0 else 0.0
-        eta = elapsed / self.batches * (self.total - self.batches)
+        eta = self.eta(self.batches)
         shown = " ".join(f"{k} {v:.4f}" for k, v in values.items())
         self.status = f"{self.title} {self.batches}/{self.total} {shown} {rate:.1f} samples/s"
         if self.interactive:
-            self.draw(self.batches, f"{self.status} ETA {timedelta(seconds=int(eta))}")
+            self.draw(self.batches, f"{self.status} ETA {format_duration(eta)}")
         elif now - self.last_log >= LOG_EVERY_S and self.batches < self.total:
             self.last_log = now
-            log.info("%s ETA %s", self.status, timedelta(seconds=int(eta)))
+            log.info("%s ETA %s", self.status, format_duration(eta))

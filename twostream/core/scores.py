@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flowprep.format.files import open_regular, parse_json, write_with
+from runkit.files import open_regular, parse_json, write_with
 
 SCORES_FORMAT_VERSION = 1
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flowprep.format.folder import IndexEntry
+from flowprep.format.folder_index import IndexEntry
 from twostream.core.errors import DataError
 from twostream.data.clips import InputSpec, Video
 from twostream.data.extraction import check_stack_length

@@ -17,9 +17,9 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 from flowprep.format.codecs import CodecError
-from flowprep.format.folder import IndexEntry
+from flowprep.format.folder_index import IndexEntry
 from flowprep.format.shards import ShardFormatError
-from flowprep.format.signals import ignore_in_worker
+from runkit.signals import ignore_in_worker
 from twostream.core.errors import DataError
 from twostream.core.world import ONE, World, rank_share
 from twostream.data.clips import Video

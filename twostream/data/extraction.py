@@ -10,7 +10,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from flowprep.format.folder import ExtractionFolder, FolderConfig, IndexEntry
+from flowprep.format.folder import ExtractionFolder
+from flowprep.format.folder_config import FolderConfig
+from flowprep.format.folder_index import IndexEntry
 from flowprep.format.shards import iter_video_groups, video_size
 from twostream.core.errors import DataError
 from twostream.data.sampling import is_short

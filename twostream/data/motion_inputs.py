@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flowprep.format.folder import IndexEntry
+from flowprep.format.folder_index import IndexEntry
 from twostream.core.config import WINDOW_STREAMS
 from twostream.data.clip_sampling import ClipSpec, check_clip_length, check_input_length, input_layout
 from twostream.data.clips import Video

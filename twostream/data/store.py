@@ -19,7 +19,7 @@ from pathlib import Path
 
 import h5py
 
-from flowprep.format.folder import IndexEntry
+from flowprep.format.folder_index import IndexEntry
 from flowprep.format.shards import VideoReader, open_shard, video_reader
 
 MAX_OPEN_SHARDS = 64

@@ -11,11 +11,11 @@ learning rate is a function of the epoch and every random draw of epoch e is see
 so the resumed run computes what the uninterrupted one would have.
 
 SIGTERM (a scheduler's time limit, `kill`) and SIGINT (Ctrl-C) stop a run at the next batch
-boundary with a mid-epoch checkpoint (flowprep.format.signals): it also holds the batches done in the
+boundary with a mid-epoch checkpoint (runkit.signals): it also holds the batches done in the
 epoch, what they added up to, and torch's random state there (dropout). The epoch's batch order is
 a function of (seed, epoch) and each sample's augmentation of (seed, epoch, sample), so the resumed
 run skips the batches done and sees, from the next one on, what the uninterrupted run would have.
-The run folder is locked for the whole run (RUN/.flowprep.lock, flowprep.format.folder): a second
+The run folder is locked for the whole run (RUN/.flowprep.lock, runkit.lock): a second
 run into it is refused.
 """
 from __future__ import annotations
@@ -35,10 +35,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
-from flowprep.format.files import remove_file, write_text_atomic
-from flowprep.format.folder import LOCK_FILE, IndexEntry, folder_lock
-from flowprep.format.safe_paths import overlap_problem
-from flowprep.format.signals import Deferred, deferred
+from flowprep.format.folder_index import IndexEntry
+from runkit.files import remove_file, write_text_atomic
+from runkit.lock import LOCK_FILE, folder_lock
+from runkit.safe_paths import overlap_problem
+from runkit.signals import Deferred, deferred
 from twostream.core.checkpoint import check_compatible, load_optimizer_state
 from twostream.core.config import ResumableConfig
 from twostream.core.device import Device

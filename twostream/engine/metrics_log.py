@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from flowprep.format.files import open_for_writing, parse_json, read_regular_text, real_folder, write_text_atomic
+from runkit.files import open_for_writing, parse_json, read_regular_text, real_folder, write_text_atomic
 from twostream.core.run_folder import METRICS_FILE
 
 # which videos a "val" record was measured on (its "subset"; records written before it was kept lack it)

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 from torch import nn
 
-from flowprep.format.folder import IndexEntry
+from flowprep.format.folder_index import IndexEntry
 from twostream.core.checkpoint import check_compatible, load_weights
 from twostream.core.config import EvalConfig
 from twostream.core.device import Device, setup_device

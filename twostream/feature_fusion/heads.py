@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from flowprep.format.files import parse_json
+from runkit.files import parse_json
 
 
 @dataclass(frozen=True)

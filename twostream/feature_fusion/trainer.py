@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from flowprep.format.folder import IndexEntry
+from flowprep.format.folder_index import IndexEntry
 from twostream.core.checkpoint import load_weights
 from twostream.core.config import TrainConfig
 from twostream.core.device import setup_device

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flowprep.format.files import write_text_atomic
+from runkit.files import write_text_atomic
 from twostream.core.errors import DataError
 from twostream.data.clip_sampling import ClipSpec
 from twostream.data.paired import PairSpec

@@ -27,9 +27,9 @@ import numpy as np
 from flowprep.extract.decode import VideoInfo
 from flowprep.extract.frames import FrameSampler
 from flowprep.extract.video_job import frame_size
-from flowprep.format.files import write_json_atomic
 from flowprep.format.quantize import dequantize
 from flowprep.tools.flow_viz import flow_to_rgb, hstack, labelled
+from runkit.files import write_json_atomic
 from twostream.core.errors import DataError
 from twostream.data.clip_sampling import ClipSpec, clip_span
 from twostream.data.paired import PairSpec

@@ -25,7 +25,8 @@ from torch.utils.data import DataLoader
 from flowprep.extract.config import ExtractConfig
 from flowprep.extract.decode import VideoError
 from flowprep.flow.backend import BatchFlow, FlowError
-from flowprep.format.folder import ExtractionFolder, IndexEntry
+from flowprep.format.folder import ExtractionFolder
+from flowprep.format.folder_index import IndexEntry
 from flowprep.format.shards import ShardFormatError
 from twostream.core.checkpoint import load_checkpoint, load_weights
 from twostream.core.config import CROPS, check_choice, check_positive_int

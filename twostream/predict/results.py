@@ -7,7 +7,7 @@ import csv
 import io
 from pathlib import Path
 
-from flowprep.format.files import write_json_atomic, write_text_atomic
+from runkit.files import write_json_atomic, write_text_atomic
 from twostream.predict.predictor import Failure, Prediction
 
 JSON_FILE, CSV_FILE = "predictions.json", "predictions.csv"

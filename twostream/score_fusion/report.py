@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from flowprep.format.files import parse_json, read_regular_text, write_json_atomic, write_text_atomic
+from runkit.files import parse_json, read_regular_text, write_json_atomic, write_text_atomic
 from twostream.core.run_folder import RUN_CONFIG_FILE
 from twostream.core.scores import VideoScores, load_scores
 from twostream.engine.metrics import confusion_matrix

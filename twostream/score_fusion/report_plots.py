@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from flowprep.format.files import write_with
+from runkit.files import write_with
 from twostream.score_fusion.report_data import CurvePoint
 
 DPI = 100

@@ -10,7 +10,7 @@ import logging
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from flowprep.format.files import read_json_file, write_json_atomic
+from runkit.files import read_json_file, write_json_atomic
 from twostream.core.scores import load_scores, save_scores
 from twostream.score_fusion.methods import (
     FUSION_METHODS,

@@ -31,7 +31,7 @@ import torch
 import torchvision
 from torch import nn
 
-from flowprep.format.files import open_regular
+from runkit.files import open_regular
 from twostream.core.backbones import TIMM_PREFIX, family_of
 from twostream.core.errors import ModelError
 from twostream.streams.motion import motion_pooled

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from flowprep.format.folder import LOCK_FILE
+from runkit.lock import LOCK_FILE
 from tests.support.reliability.common import (
     Record,
     Reference,
