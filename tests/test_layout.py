@@ -1,6 +1,9 @@
-"""The architecture as the folders show it: every import between subpackages points downward
-(CLI -> features -> engine -> data/core -> the file formats), and twostream reads flowprep only
-through its formats (and the command-line conventions both CLIs share)."""
+"""The architecture as the folders show it. Three packages: runkit (what every run of a command
+needs), flowprep (extraction) and twostream (training); between them, the imports PACKAGES allows
+and no other: runkit imports neither tool, flowprep imports runkit (never twostream), twostream
+imports runkit and reads flowprep through its on-disk contract, flowprep.format. Inside a package
+every import between subpackages points downward (CLI -> features -> engine -> data/core -> the
+file formats), and no module imports one that imports it back."""
 from __future__ import annotations
 
 import ast
@@ -11,8 +14,29 @@ import pytest
 
 from tests.conftest import REPO
 
+ROOTS = ("runkit", "flowprep", "twostream")
+# What each package may import from the other two (a prefix of the imported module's name).
+PACKAGES = {
+    "runkit": (),
+    "flowprep": ("runkit",),
+    "twostream": ("runkit", "flowprep.format"),
+}
+# Where twostream computes exactly what flowprep computes, it calls flowprep's own code, never a
+# copy: predicting a new video decodes, samples, resizes and computes its flow as the extraction
+# the runs were trained on did (and draws its flow pictures for --live --show); the learned-flow
+# stem is tvl1-torch's own iterations as a network layer. These are the only reads of flowprep
+# past its formats, each named by the subpackage that makes it.
+COMPUTES_AS_FLOWPREP = {
+    "twostream.predict": ("flowprep.extract.decode", "flowprep.extract.frames", "flowprep.extract.video_job",
+                          "flowprep.extract.config", "flowprep.flow", "flowprep.manifests.folder",
+                          "flowprep.tools.flow_viz"),
+    "twostream.streams": ("flowprep.flow.tvl1_layer",),
+}
+
 # Each subpackage's layer: a module may import from its own subpackage and from lower layers only.
 LAYERS = {
+    # runkit is one flat subpackage: its modules import each other, never the tools
+    "runkit": 0,
     "flowprep.format": 0,
     "flowprep.flow": 1,
     "flowprep.extract": 2,
@@ -30,16 +54,6 @@ LAYERS = {
     # score fusion, beside the command line
     "twostream.api": 7,
 }
-# What twostream may take from flowprep: the formats, and how every command of the project behaves
-# (its errors and exit statuses; its progress bar), and the learned TV-L1 layer (tvl1-torch's
-# iterations as a network layer: the learned-flow stream's first layer).
-TRAIN_MAY_IMPORT = ("flowprep.format", "flowprep.cli.support", "flowprep.extract.progress", "flowprep.flow.tvl1_layer")
-# Predicting a new video must compute its input exactly as the extraction the runs were trained on
-# did: twostream.predict alone also calls flowprep's decoding, sampling, resizing and flow (and its
-# flow pictures, for --live --show), never a copy of them.
-PREDICT_MAY_IMPORT = ("flowprep.extract.decode", "flowprep.extract.frames", "flowprep.extract.video_job",
-                      "flowprep.extract.config", "flowprep.flow", "flowprep.manifests.folder",
-                      "flowprep.tools.flow_viz")
 
 
 def subpackage(module: str) -> str | None:
@@ -47,7 +61,7 @@ def subpackage(module: str) -> str | None:
 
 
 def imports(path: Path, module: str) -> list[str]:
-    """The flowprep/twostream modules that `module` (the file at `path`) imports, anywhere in it
+    """The runkit/flowprep/twostream modules that `module` (the file at `path`) imports, anywhere in it
     (lazy imports in functions too), relative imports resolved against its own package."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = module.split(".")[:-1]  # a module's package; `x.__init__`'s is x
@@ -63,33 +77,29 @@ def imports(path: Path, module: str) -> list[str]:
                 found += [".".join(base + [alias.name]) for alias in node.names]
         elif isinstance(node, ast.Import):
             found += [alias.name for alias in node.names]
-    return [m for m in found if m.split(".")[0] in ("flowprep", "twostream")]
+    return [m for m in found if m.split(".")[0] in ROOTS]
 
 
 def layering_problems(module: str, targets: list[str]) -> list[str]:
-    """The imports of `module` that break the layering: upward within a package, flowprep reading
-    twostream at all (flowprep is usable without the trainer), twostream reading flowprep past
-    its formats and CLI conventions."""
-    own = subpackage(module)
+    """The imports of `module` that break the layering: into another package past what PACKAGES
+    allows it (or COMPUTES_AS_FLOWPREP, for those subpackages), upward within its own package."""
+    root, own = module.split(".")[0], subpackage(module)
     problems = []
     for target in targets:
-        if module.startswith("flowprep.") and target.split(".")[0] == "twostream":
-            problems.append(f"{target} (flowprep never imports twostream)")
-            continue
         other = subpackage(target)
-        if own is None or other is None or other == own:
-            continue
-        allowed = TRAIN_MAY_IMPORT + (PREDICT_MAY_IMPORT if own == "twostream.predict" else ())
-        if own.startswith("twostream.") and other.startswith("flowprep.") and not target.startswith(allowed):
-            problems.append(f"{target} (twostream reads flowprep through {', '.join(TRAIN_MAY_IMPORT)} only)")
-        elif own.split(".")[0] == other.split(".")[0] and LAYERS[other] >= LAYERS[own]:
+        if target.split(".")[0] != root:
+            allowed = PACKAGES[root] + COMPUTES_AS_FLOWPREP.get(own, ())
+            if not any(target == a or target.startswith(a + ".") for a in allowed):
+                reads = f"imports {', '.join(PACKAGES[root])} only" if PACKAGES[root] else "imports neither tool"
+                problems.append(f"{target} ({root} {reads})")
+        elif own is not None and other is not None and other != own and LAYERS[other] >= LAYERS[own]:
             problems.append(f"{target} (layer {LAYERS[other]} from layer {LAYERS[own]})")
     return problems
 
 
 def modules() -> list[tuple[str, Path]]:
     found = []
-    for package in ("flowprep", "twostream"):
+    for package in ROOTS:
         for path in sorted((REPO / package).rglob("*.py")):
             found.append((".".join(path.relative_to(REPO).with_suffix("").parts), path))
     return found
@@ -108,7 +118,7 @@ def test_imports_point_downward(module, path):
 
 def test_the_checker_sees_relative_lazy_and_cross_package_imports(tmp_path):
     """The rules above hold only if the checker sees every kind of import: relative ones
-    resolved, those inside functions, and flowprep importing twostream in any form."""
+    resolved, those inside functions, and imports between the packages in any form."""
     source = tmp_path / "m.py"
     source.write_text("from . import codecs\nfrom ..cli.main import cli\nfrom .. import tools\n"
                       "def later():\n    import twostream.api\n    from twostream import core\n")
@@ -117,20 +127,35 @@ def test_the_checker_sees_relative_lazy_and_cross_package_imports(tmp_path):
                              "twostream.api"]
     assert sorted(layering_problems("flowprep.format.m", found)) == [
         "flowprep.cli.main (layer 4 from layer 0)", "flowprep.tools (layer 3 from layer 0)",
-        "twostream (flowprep never imports twostream)", "twostream.api (flowprep never imports twostream)"]
+        "twostream (flowprep imports runkit only)", "twostream.api (flowprep imports runkit only)"]
     # the top-level modules too (flowprep/__main__.py has no subpackage)
-    assert layering_problems("flowprep.__main__", ["twostream.cli.main"]) == [
-        "twostream.cli.main (flowprep never imports twostream)"]
+    assert layering_problems("flowprep.__main__", ["twostream.cli.main", "runkit.launch"]) == [
+        "twostream.cli.main (flowprep imports runkit only)"]
+
+
+def test_each_package_reads_the_others_only_as_allowed():
+    assert layering_problems("runkit.cli", ["flowprep.format.codecs", "twostream.core.errors", "runkit.signals"]) == [
+        "flowprep.format.codecs (runkit imports neither tool)",
+        "twostream.core.errors (runkit imports neither tool)"]
+    # twostream reads flowprep through its formats (a prefix of a module's name, not of any string)
+    assert layering_problems("twostream.data.store", ["flowprep.format.shards", "runkit.files", "flowprep.formats",
+                                                      "flowprep.extract.progress", "flowprep.cli.support"]) == [
+        "flowprep.formats (twostream imports runkit, flowprep.format only)",
+        "flowprep.extract.progress (twostream imports runkit, flowprep.format only)",
+        "flowprep.cli.support (twostream imports runkit, flowprep.format only)"]
+    # predicting a new video computes its input with flowprep's own functions, and nothing more
+    assert layering_problems("twostream.predict.video_input", ["flowprep.extract.decode", "flowprep.cli.main"]) == [
+        "flowprep.cli.main (twostream imports runkit, flowprep.format only)"]
 
 
 def readme_layout() -> dict[str, str]:
-    """The README's layout block, as {"flowprep/extract": its text, "twostream": its own lines, ...}."""
+    """The README's layout block, as {"flowprep/extract": its text, "runkit": its own lines, ...}."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
     block = text.split("## Repository layout", 1)[1].split("```", 2)[1]
     chunks: dict[str, str] = {}
     key = None
     for line in block.splitlines():
-        package = re.match(r"^(flowprep|twostream)/", line)
+        package = re.match(r"^(runkit|flowprep|twostream)/", line)
         sub = re.match(r"^  (\w+)/\s", line)
         if package:
             key = root = package.group(1)
@@ -204,7 +229,7 @@ def test_the_cycle_finder_finds_cycles_and_only_cycles():
     assert import_cycles({"a": {"b"}, "b": set(), "c": {"a", "b"}}) == []
 
 
-@pytest.mark.parametrize("package", ["flowprep", "twostream"])
+@pytest.mark.parametrize("package", ROOTS)
 def test_no_import_cycle(package):
     """No module imports, even lazily, a module that imports it back: each reads on its own, and a
     folder's modules stack in floors."""
@@ -212,14 +237,14 @@ def test_no_import_cycle(package):
 
 
 # The one JSON reader (issue 30, item 9): every JSON document the tools read goes through
-# flowprep.format.files.parse_json, which turns a document nested 100,000 deep into one line
+# runkit.files.parse_json, which turns a document nested 100,000 deep into one line
 # (json's parser recurses once per level) and checks the document's type where the caller says.
-JSON_READER = "flowprep/format/files.py"
+JSON_READER = "runkit/files.py"
 
 
 def test_every_json_document_is_read_through_the_one_reader():
     calls = []
-    for package in ("flowprep", "twostream"):
+    for package in ROOTS:
         for path in sorted((REPO / package).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if (isinstance(node, ast.Attribute) and node.attr in ("load", "loads")
