@@ -18,7 +18,7 @@ import traceback
 from collections import Counter
 from pathlib import Path
 
-ENV = "FLOWPREP_FAULT"
+ENV = "FLOWPREP_FAULT"  # its name from before runkit, kept: the reliability suite and scripts set it
 _reached: Counter = Counter()
 
 

@@ -17,7 +17,7 @@ from typing import Iterator
 
 from runkit.files import NotRegularFileError, open_lock_file
 
-log = logging.getLogger("flowprep")
+log = logging.getLogger("flowprep")  # the logger its warning has always used, training runs too
 
 # A file, not the folder itself, carries the lock: on NFS, flock reaches the server (and so the
 # other nodes) only for a regular file open for writing; a directory's lock stays on its node.
