@@ -1,7 +1,8 @@
 """The architecture as the folders show it. Three packages: runkit (what every run of a command
 needs), flowprep (extraction) and twostream (training); between them, the imports PACKAGES allows
 and no other: runkit imports neither tool, flowprep imports runkit (never twostream), twostream
-imports runkit and reads flowprep through its on-disk contract, flowprep.format. Inside a package
+imports runkit and reads flowprep through its on-disk contract, flowprep.format, and its one public
+surface, flowprep.api (what twostream computes exactly as flowprep does). Inside a package
 every import between subpackages points downward (CLI -> features -> engine -> data/core -> the
 file formats), and no module imports one that imports it back."""
 from __future__ import annotations
@@ -15,22 +16,14 @@ import pytest
 from tests.conftest import REPO
 
 ROOTS = ("runkit", "flowprep", "twostream")
-# What each package may import from the other two (a prefix of the imported module's name).
+# What each package may import from the other two (a prefix of the imported module's name). There is
+# no exception to it: where twostream computes exactly what flowprep computes (a new video's input
+# for predict, the learned-flow stem), it imports flowprep's own code from flowprep.api, the names
+# flowprep offers other packages, and nothing else of flowprep past its formats.
 PACKAGES = {
     "runkit": (),
     "flowprep": ("runkit",),
-    "twostream": ("runkit", "flowprep.format"),
-}
-# Where twostream computes exactly what flowprep computes, it calls flowprep's own code, never a
-# copy: predicting a new video decodes, samples, resizes and computes its flow as the extraction
-# the runs were trained on did (and draws its flow pictures for --live --show); the learned-flow
-# stem is tvl1-torch's own iterations as a network layer. These are the only reads of flowprep
-# past its formats, each named by the subpackage that makes it.
-COMPUTES_AS_FLOWPREP = {
-    "twostream.predict": ("flowprep.extract.decode", "flowprep.extract.frames", "flowprep.extract.video_job",
-                          "flowprep.extract.config", "flowprep.flow", "flowprep.manifests.folder",
-                          "flowprep.tools.flow_viz"),
-    "twostream.streams": ("flowprep.flow.tvl1_layer",),
+    "twostream": ("runkit", "flowprep.format", "flowprep.api"),
 }
 
 # Each subpackage's layer: a module may import from its own subpackage and from lower layers only.
@@ -42,6 +35,8 @@ LAYERS = {
     "flowprep.extract": 2,
     "flowprep.manifests": 3, "flowprep.rawframes": 3, "flowprep.tools": 3, "flowprep.demo": 3,
     "flowprep.cli": 4,
+    # flowprep's public surface for other packages (twostream): over extract, flow, manifests, tools
+    "flowprep.api": 4,
     "twostream.core": 1,
     "twostream.data": 2,
     "twostream.engine": 3,
@@ -82,14 +77,13 @@ def imports(path: Path, module: str) -> list[str]:
 
 def layering_problems(module: str, targets: list[str]) -> list[str]:
     """The imports of `module` that break the layering: into another package past what PACKAGES
-    allows it (or COMPUTES_AS_FLOWPREP, for those subpackages), upward within its own package."""
+    allows it, upward within its own package."""
     root, own = module.split(".")[0], subpackage(module)
     problems = []
     for target in targets:
         other = subpackage(target)
         if target.split(".")[0] != root:
-            allowed = PACKAGES[root] + COMPUTES_AS_FLOWPREP.get(own, ())
-            if not any(target == a or target.startswith(a + ".") for a in allowed):
+            if not any(target == a or target.startswith(a + ".") for a in PACKAGES[root]):
                 reads = f"imports {', '.join(PACKAGES[root])} only" if PACKAGES[root] else "imports neither tool"
                 problems.append(f"{target} ({root} {reads})")
         elif own is not None and other is not None and other != own and LAYERS[other] >= LAYERS[own]:
@@ -137,15 +131,23 @@ def test_each_package_reads_the_others_only_as_allowed():
     assert layering_problems("runkit.cli", ["flowprep.format.codecs", "twostream.core.errors", "runkit.signals"]) == [
         "flowprep.format.codecs (runkit imports neither tool)",
         "twostream.core.errors (runkit imports neither tool)"]
-    # twostream reads flowprep through its formats (a prefix of a module's name, not of any string)
-    assert layering_problems("twostream.data.store", ["flowprep.format.shards", "runkit.files", "flowprep.formats",
-                                                      "flowprep.extract.progress", "flowprep.cli.support"]) == [
-        "flowprep.formats (twostream imports runkit, flowprep.format only)",
-        "flowprep.extract.progress (twostream imports runkit, flowprep.format only)",
-        "flowprep.cli.support (twostream imports runkit, flowprep.format only)"]
-    # predicting a new video computes its input with flowprep's own functions, and nothing more
-    assert layering_problems("twostream.predict.video_input", ["flowprep.extract.decode", "flowprep.cli.main"]) == [
-        "flowprep.cli.main (twostream imports runkit, flowprep.format only)"]
+    # twostream reads flowprep through its formats and flowprep.api (a prefix of a module's name, not of
+    # any string), never flowprep's inside, even for a subpackage that computes as flowprep does
+    only = "(twostream imports runkit, flowprep.format, flowprep.api only)"
+    assert layering_problems("twostream.data.store", ["flowprep.format.shards", "runkit.files", "flowprep.api",
+                                                      "flowprep.formats", "flowprep.apis", "flowprep.extract.progress",
+                                                      "flowprep.cli.support"]) == [
+        f"flowprep.formats {only}", f"flowprep.apis {only}", f"flowprep.extract.progress {only}",
+        f"flowprep.cli.support {only}"]
+    assert layering_problems("twostream.predict.video_input", ["flowprep.api", "flowprep.extract.decode",
+                                                               "flowprep.flow.registry"]) == [
+        f"flowprep.extract.decode {only}", f"flowprep.flow.registry {only}"]
+    assert layering_problems("twostream.streams.motion_models", ["flowprep.flow.tvl1_layer"]) == [
+        f"flowprep.flow.tvl1_layer {only}"]
+    # flowprep.api sits above what it offers, beside the CLI: it imports neither the CLI nor twostream
+    assert layering_problems("flowprep.api", ["flowprep.extract.decode", "flowprep.tools.flow_viz", "flowprep.cli.main",
+                                              "twostream.core.errors"]) == [
+        "flowprep.cli.main (layer 4 from layer 4)", "twostream.core.errors (flowprep imports runkit only)"]
 
 
 def readme_layout() -> dict[str, str]:

@@ -24,11 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from flowprep.extract.decode import VideoInfo
-from flowprep.extract.frames import FrameSampler
-from flowprep.extract.video_job import frame_size
+from flowprep.api import FrameSampler, VideoInfo, flow_to_rgb, frame_size, hstack, labelled
 from flowprep.format.quantize import dequantize
-from flowprep.tools.flow_viz import flow_to_rgb, hstack, labelled
 from runkit.files import write_json_atomic
 from twostream.core.errors import DataError
 from twostream.data.clip_sampling import ClipSpec, clip_span

@@ -22,9 +22,7 @@ import numpy as np
 from torch import nn
 from torch.utils.data import DataLoader
 
-from flowprep.extract.config import ExtractConfig
-from flowprep.extract.decode import VideoError
-from flowprep.flow.backend import BatchFlow, FlowError
+from flowprep.api import BatchFlow, ExtractConfig, FlowError, VideoError
 from flowprep.format.folder import ExtractionFolder
 from flowprep.format.folder_index import IndexEntry
 from flowprep.format.shards import ShardFormatError

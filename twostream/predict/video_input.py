@@ -2,7 +2,7 @@
 quantised and put through the shards' codecs exactly as `flowprep extract` did for the extraction
 the runs were trained on (its ExtractConfig, stored in every checkpoint), then held in memory.
 
-Every step is flowprep's own function (decoding and sampling: flowprep.extract.decode,
+Every step is flowprep's own function, imported from flowprep.api (decoding and sampling: flowprep.extract.decode,
 frames, video_job; flow: the flow registry's batch entry point, which also subtracts the mean
 and quantises; the codecs: flowprep.format.shards's encode/decode pairs), called in the order
 `video_job._extract` calls them, so a video predicted from its file gets the frames and flow
@@ -18,15 +18,25 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from flowprep.extract.config import ExtractConfig, ImportConfig, parse_shard_settings
-from flowprep.extract.decode import VideoInfo, open_video
-from flowprep.extract.frames import resize, to_gray
-from flowprep.extract.video_job import SampledFrames, both_directions, check_length, frame_sampler, frame_size
-from flowprep.flow.backend import BatchFlow
-from flowprep.flow.registry import get_method
+from flowprep.api import (
+    VIDEO_EXTENSIONS,
+    BatchFlow,
+    ExtractConfig,
+    ImportConfig,
+    SampledFrames,
+    VideoInfo,
+    both_directions,
+    check_length,
+    frame_sampler,
+    frame_size,
+    get_method,
+    open_video,
+    parse_shard_settings,
+    resize,
+    to_gray,
+)
 from flowprep.format.codecs import parse_codec
 from flowprep.format.shards import FLOW_DIRECTIONS, decode_flow, decode_rgb, encode_flow, encode_rgb
-from flowprep.manifests.folder import VIDEO_EXTENSIONS
 from twostream.core.errors import DataError
 
 DIRECTIONS = tuple(FLOW_DIRECTIONS)  # forward, backward

@@ -1,0 +1,39 @@
+"""flowprep's one public surface for other packages: what twostream calls to compute exactly what
+the extraction computed, never a copy of it.
+
+twostream reads extraction folders through flowprep.format (the on-disk contract). Two of its parts
+must also compute as flowprep does: `twostream predict` gives a new video the input the runs were
+trained on (decoded, sampled, resized, flowed as the extraction did, from the ExtractConfig a
+checkpoint stores; its flow pictures drawn as `flowprep show` draws them), and the learned-flow
+stream's stem is tvl1-torch's own iterations as a network layer. Those names, and no others, are
+listed here; outside flowprep.format this is the only flowprep module twostream may import
+(tests/test_layout.py holds it to that), so flowprep's inside can move without breaking twostream.
+Importing it imports torch (the layer).
+"""
+from __future__ import annotations
+
+from flowprep.extract.config import ExtractConfig, ImportConfig, parse_shard_settings
+from flowprep.extract.decode import VideoError, VideoInfo, open_video
+from flowprep.extract.frames import FrameSampler, resize, to_gray
+from flowprep.extract.video_job import SampledFrames, both_directions, check_length, frame_sampler, frame_size
+from flowprep.flow.backend import BatchFlow, FlowError
+from flowprep.flow.registry import get_method
+from flowprep.flow.tvl1_layer import TVL1Layer
+from flowprep.manifests.folder import VIDEO_EXTENSIONS
+from flowprep.tools.flow_viz import flow_to_rgb, hstack, labelled
+
+__all__ = [
+    # the extraction's settings, as a checkpoint stores them
+    "ExtractConfig", "ImportConfig", "parse_shard_settings",
+    # a video decoded, its frames sampled and resized as a shard's were
+    "VideoError", "VideoInfo", "open_video", "FrameSampler", "resize", "to_gray",
+    "SampledFrames", "both_directions", "check_length", "frame_sampler", "frame_size",
+    # the flow of those frames, by the extraction's method
+    "BatchFlow", "FlowError", "get_method",
+    # the files `twostream predict` takes as videos in a folder
+    "VIDEO_EXTENSIONS",
+    # flow pictures (predict --live)
+    "flow_to_rgb", "hstack", "labelled",
+    # the learned-flow stream's stem
+    "TVL1Layer",
+]
