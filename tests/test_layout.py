@@ -130,7 +130,7 @@ def architecture_layout() -> dict[str, str]:
     chunks: dict[str, str] = {}
     key = None
     for line in block.splitlines():
-        package = re.match(r"^(flowprep|twostream)/", line)
+        package = re.match(r"^(runkit|flowprep|twostream)/", line)
         sub = re.match(r"^  (\w+)/\s", line)
         if package:
             key = root = package.group(1)
