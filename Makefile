@@ -10,7 +10,7 @@ SHARED_DATA ?= ../shared/data
 
 # The embedded default: the demo dataset (docs/demo.md), 2 colours x 4 motions = 8 classes,
 # generated from a seed on first use. make extract-flow and make train without arguments work on
-# it; make demo runs everything. Sizes are chosen for a 2-core CPU (README, "The demo").
+# it; make demo runs everything. Sizes are chosen for a 2-core CPU (docs/demo.md, "What make demo runs").
 DEMO ?= out/demo
 DEMO_SEED ?= 0
 DEMO_VIDEOS_PER_CLASS ?= 24
@@ -157,7 +157,7 @@ test: $(STAMP)
 # of the training videos (which the learned score fusions are fitted on), train and evaluate the
 # feature-level fusions, fuse the scores, report, print the table.
 # Every step resumes or is idempotent: run it again after an interruption. Its wall time (install
-# excluded) goes to DEMO_RUNS/report/timing.json, which make readme-figures puts in the README.
+# excluded) goes to DEMO_RUNS/report/timing.json, which make readme-figures puts in the README's table.
 demo: $(STAMP)
 	@mkdir -p $(DEMO_RUNS) && echo $$(date +%s) $$(test -d $(DEMO)/shards && echo resumed || echo from-scratch) \
 		> $(DEMO_RUNS)/.started
@@ -279,8 +279,9 @@ manifests: $(STAMP)
 	$(FLOWPREP) manifest ucf101 --splits-dir $(SHARED_DATA)/splits/ucf101 --out data_manifests/ucf101.csv
 	$(FLOWPREP) manifest hmdb51 --splits-dir $(SHARED_DATA)/splits/hmdb51 --out data_manifests/hmdb51.csv
 
-# Benchmarks (README, each section names its own); make readme-figures puts their saved results
-# (benchmarks/results/*.json) and the demo's table into README.md.
+# Benchmarks (docs/benchmarks.md, each section names its own); make readme-figures puts their saved
+# results (benchmarks/results/*.json) into docs/benchmarks.md and docs/reliability.md, and the demos'
+# tables into README.md and docs/demo.md.
 bench-extract: $(STAMP)
 	$(PY) benchmarks/bench_extract.py
 
@@ -290,7 +291,7 @@ bench-codecs: $(STAMP)
 bench-flow-params: $(STAMP)
 	$(PY) benchmarks/bench_flow_params.py
 
-# twostream predict's videos/s (files, two protocols) and --live's frames/s and latency (README, "Your own videos")
+# twostream predict's videos/s (files, two protocols) and --live's frames/s and latency (docs/benchmarks.md, "Predicting new videos")
 bench-predict: $(STAMP)
 	$(PY) benchmarks/bench_predict.py
 

@@ -20,7 +20,7 @@ resized to 340x256 and converted to grey as the extractor does; a batch repeats 
 Each point: one untimed batch (compilation, memory), then timed batches until 3 are done or
 `--point-seconds` have passed; the rate is fields over time, synchronised with the device.
 Results go to benchmarks/results/gpu_flow.json after every point, so a run cut short keeps what
-it measured; `make readme-figures` puts them in the README.
+it measured; `make readme-figures` puts them in docs/benchmarks.md.
 """
 from __future__ import annotations
 

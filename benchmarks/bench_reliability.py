@@ -30,7 +30,7 @@ counted by kind (tests/support/reliability/ holds the scenarios; `make test` run
 - concurrent training runs: a second `train` / `fuse-features train` into a running one's --out;
 - scale of resume: a 20,000-video resume with 6,000 staged videos reaches its first new video in
   seconds; staging stays bounded with small shards and a slow packer.
-Writes benchmarks/results/reliability.json; `make readme-figures` puts the counts in the README.
+Writes benchmarks/results/reliability.json; `make readme-figures` puts the counts in docs/reliability.md.
 """
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ Triton's interpreter), prints its fields/s and says that no GPU was found. Needs
 opencv-python (contrib not needed), h5py and, for the kernels, Triton; nothing is installed.
 
 Results: --out/check_gpu.json; with a GPU also merged into benchmarks/results/gpu_flow.json (the
-same document as bench_gpu_flow.py's), which `make readme-figures` puts in the README. Exit
+same document as bench_gpu_flow.py's), which `make readme-figures` puts in docs/benchmarks.md. Exit
 status 1 when a check fails.
 """
 from __future__ import annotations

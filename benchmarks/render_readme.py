@@ -1,10 +1,12 @@
-"""Put the benchmark figures into README.md, so none is typed by hand.
+"""Put the benchmark figures into README.md and the docs pages, so none is typed by hand.
 
     make readme-figures
 
-Reads benchmarks/results/<name>.json (written by the bench-* targets) and the demo's report
-(out/demo/runs/report/table.json, written by `make demo`), and replaces the text between
-`<!-- BEGIN <name> -->` and `<!-- END <name> -->` in README.md with a table.
+Reads benchmarks/results/<name>.json (written by the bench-* targets) and the demos' reports
+(out/demo/runs/report/table.json, written by `make demo`, and those of make demo-*), and replaces
+the text between `<!-- BEGIN <name> -->` and `<!-- END <name> -->` with a table, on every page of
+PAGES that holds that block: the demo's table in README.md, the benchmarks in docs/benchmarks.md,
+the reliability counts in docs/reliability.md, the other demos in docs/demo.md and docs/training.md.
 """
 from __future__ import annotations
 
@@ -341,31 +343,41 @@ RENDERERS["demo"] = (DEMO_TABLE, demo)
 RENDERERS["demo_3d"] = (DEMO3D_TABLE, demo_3d)
 RENDERERS["demo_attention"] = (DEMO_ATTENTION_TABLES["ResNet-18"], demo_attention)
 RENDERERS["demo_motion"] = (DEMOMOTION_TABLE, demo_motion)
-# pages beside the README that hold a block too (the block's name: the renderer above)
-PAGES = (REPO / "README.md", REPO / "docs" / "training.md")
+# the pages that hold blocks (a block's name: its renderer above); every block is on one page at least
+DOCS = REPO / "docs"
+PAGES = (REPO / "README.md", DOCS / "benchmarks.md", DOCS / "reliability.md", DOCS / "demo.md", DOCS / "training.md")
 
 
 def main() -> None:
+    found = set()
     for page in PAGES:
-        render_page(page)
+        found |= render_page(page)
+    for name in RENDERERS.keys() - found:
+        print(f"no page holds a <!-- BEGIN {name} --> ... <!-- END {name} --> block", file=sys.stderr)
 
 
-def render_page(readme) -> None:
-    text = readme.read_text(encoding="utf-8")
+def block_pattern(name: str) -> re.Pattern:
+    # the block between the markers may be empty (a fresh page) or hold an earlier table
+    return re.compile(rf"(<!-- BEGIN {name} -->\n)(?:.*?\n)?(<!-- END {name} -->)", re.S)
+
+
+def render_page(page) -> set[str]:
+    """Render every block `page` holds; returns their names."""
+    text = page.read_text(encoding="utf-8")
+    found = set()
     for name, (path, render) in RENDERERS.items():
-        # the block between the markers may be empty (a fresh README) or hold an earlier table
-        pattern = re.compile(rf"(<!-- BEGIN {name} -->\n)(?:.*?\n)?(<!-- END {name} -->)", re.S)
+        pattern = block_pattern(name)
         if not pattern.search(text):
-            if readme.name == "README.md":
-                print(f"README.md has no <!-- BEGIN {name} --> ... <!-- END {name} --> block", file=sys.stderr)
             continue
+        found.add(name)
         if not path.exists():
             print(f"no {path}; run its command first", file=sys.stderr)
             continue
         table = render(json.loads(path.read_text()))
         text = pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text)
-    readme.write_text(text, encoding="utf-8")
-    print(f"updated {readme}")
+    page.write_text(text, encoding="utf-8")
+    print(f"updated {page}")
+    return found
 
 
 if __name__ == "__main__":

@@ -150,9 +150,9 @@ def test_each_package_reads_the_others_only_as_allowed():
         "flowprep.cli.main (layer 4 from layer 4)", "twostream.core.errors (flowprep imports runkit only)"]
 
 
-def readme_layout() -> dict[str, str]:
-    """The README's layout block, as {"flowprep/extract": its text, "runkit": its own lines, ...}."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+def architecture_layout() -> dict[str, str]:
+    """docs/architecture.md's layout block, as {"flowprep/extract": its text, "runkit": its own lines, ...}."""
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
     block = text.split("## Repository layout", 1)[1].split("```", 2)[1]
     chunks: dict[str, str] = {}
     key = None
@@ -172,10 +172,10 @@ def readme_layout() -> dict[str, str]:
     return chunks
 
 
-def test_the_readme_layout_names_every_module():
-    """The README's layout section is where a newcomer looks first: every module is named there,
-    under its own subpackage."""
-    chunks = readme_layout()
+def test_the_architecture_page_names_every_module():
+    """docs/architecture.md's layout section (linked from the README) is where a newcomer looks for
+    a module: every module is named there, under its own subpackage."""
+    chunks = architecture_layout()
     missing = []
     for module, path in modules():
         parts = path.relative_to(REPO).parts
@@ -184,7 +184,7 @@ def test_the_readme_layout_names_every_module():
         key = "/".join(parts[:2]) if len(parts) > 2 else parts[0]
         if not re.search(rf"(?<![\w.]){re.escape(path.stem)}(?!\w)", chunks.get(key, "")):
             missing.append(module)
-    assert missing == [], "README.md's layout section does not name these modules"
+    assert missing == [], "docs/architecture.md's layout section does not name these modules"
 
 
 def module_graph(package: str) -> dict[str, set[str]]:

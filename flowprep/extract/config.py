@@ -23,7 +23,7 @@ from flowprep.format.codecs import parse_codec
 from flowprep.format.quantize import DEFAULT_BOUND
 from runkit.files import parse_json
 
-# Measured by `make bench-codecs` and `make bench-train` (README, "Choice of codecs"): JPEG keeps
+# Measured by `make bench-codecs` and `make bench-train` (docs/benchmarks.md, "Choice of codecs"): JPEG keeps
 # frames 5-10x smaller than lossless storage. Flow fields are smooth: at quality 80 a field takes
 # half the space of quality 95 (denseflow's), the mean error is 0.026 px (a sixth of one
 # quantisation step; TV-L1's own error is ~3 px), and the temporal stream's loader, which spends

@@ -10,7 +10,7 @@ from flowprep.flow.backend import Param
 # the coarsest level is 0.08x the input and the error drops to 3.2 px, and real 340x256 video
 # runs faster than with OpenCV's defaults, as the solver converges sooner from a better coarse
 # estimate. From that start, 3 warpings per level instead of 5 give the same error, a third
-# faster. `make bench-flow-params` measures these (README, "Choosing the TV-L1 defaults").
+# faster. `make bench-flow-params` measures these (docs/benchmarks.md, "Choosing the TV-L1 defaults").
 TVL1_PARAMS = (
     Param("tau", float, 0.25, "time step of the numerical scheme"),
     Param("lambda", float, 0.15, "weight of the data term (smaller = smoother flow)"),

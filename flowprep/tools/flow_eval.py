@@ -1,7 +1,7 @@
 """Accuracy of a flow backend against ground truth: Middlebury .flo files and endpoint error.
 
 Used by the test that holds the TV-L1 default to its accuracy target and by
-`make bench-flow-params`, which measured the default (README, "Choosing the TV-L1 defaults").
+`make bench-flow-params`, which measured the default (docs/benchmarks.md, "Choosing the TV-L1 defaults").
 """
 from __future__ import annotations
 

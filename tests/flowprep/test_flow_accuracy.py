@@ -16,7 +16,7 @@ def chairs(shared_data):
 
 @pytest.mark.slow
 def test_default_tvl1_reaches_epe_5_on_flyingchairs(flyingchairs_tvl1):
-    # OpenCV's own TV-L1 defaults give 6.4 px here (README, "Choosing the TV-L1 defaults")
+    # OpenCV's own TV-L1 defaults give 6.4 px here (docs/benchmarks.md, "Choosing the TV-L1 defaults")
     pairs, epe = flyingchairs_tvl1
     assert len(pairs) == 9
     assert epe <= 5.0

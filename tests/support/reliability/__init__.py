@@ -1,7 +1,7 @@
 """The reliability scenarios: faults injected into real runs, and bad input of every kind, each
-checked against what DESIGN.md section 7 and the README promise. tests/test_reliability.py runs a
+checked against what docs/reliability.md promises. tests/test_reliability.py runs a
 sample of them; `make bench-reliability` (benchmarks/bench_reliability.py) runs them all and puts
-the counts in the README.
+the counts in docs/reliability.md.
 
 Every scenario returns a `Record`: its kind, what was done, whether the promise held, and, where
 it failed, why. Nothing here skips a check: a scenario that cannot run on this machine (no

@@ -150,7 +150,7 @@ def assert_held(records: list[Record] | Record) -> None:
 
 
 def summary(records: list[Record]) -> dict:
-    """Counts by kind, for the README's table."""
+    """Counts by kind, for docs/reliability.md's table."""
     kinds: dict[str, dict] = {}
     for r in records:
         k = kinds.setdefault(r.kind, {"tried": 0, "held": 0, "videos_lost": 0, "checkpoints_unloadable": 0})
