@@ -65,7 +65,7 @@ class Trainer:
         result = train_one_epoch(self.model, torch.nn.CrossEntropyLoss(), self.optimizer, self.loader, self.device,
                                  self.device.scaler(), self.epoch, interactive=False)
         self.epoch += 1
-        return result["samples"] / result["seconds"]
+        return result.samples_per_s
 
 
 def flow_seconds_per_video(shards: Path, videos: int) -> dict[str, float]:

@@ -228,7 +228,7 @@ def training_rate(folder: Path, entries: list[IndexEntry], stream: str, num_clas
     for epoch in range(2):  # the first warms up (worker start, allocator, kernels)
         set_epoch(loader, epoch)
         result = train_one_epoch(model, criterion, optimizer, loader, device, device.scaler(), epoch, interactive=False)
-        rates.append(result["samples"] / result["seconds"])
+        rates.append(result.samples_per_s)
     peak = (torch.cuda.max_memory_allocated(device.device) if device.device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # Linux: kB
     return {"samples_per_s": rates[-1], "batch_size": batch, "device": str(device.device),

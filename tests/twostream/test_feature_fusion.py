@@ -157,7 +157,7 @@ def test_mixed_precision_path_trains_the_head(method):
     optimizer = torch.optim.SGD(model.head.parameters(), lr=0.01)
     result = train_one_epoch(model, torch.nn.CrossEntropyLoss(), optimizer, [batch], device, device.scaler(), 1,
                              interactive=False)
-    assert result["samples"] == 2 and np.isfinite(result["loss"])
+    assert result.samples == 2 and np.isfinite(result.loss)
     scores, _ = predict_clips(model, [batch[:2]], device, "val", interactive=False)
     assert scores.shape == (2, 5)
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-5)
@@ -225,8 +225,8 @@ def fusion_config(shards, streams, out, **options) -> FusionTrainConfig:
 def fused(shards, streams, tmp_path_factory, learning_seed):
     """Every head on the frozen streams (motion: the parameter-free one)."""
     runs = tmp_path_factory.mktemp("fused")
-    metrics = {m: fit_fusion(fusion_config(shards, streams, runs / m, method=m, seed=learning_seed), interactive=False)
-               for m in FUSED}
+    metrics = {m: fit_fusion(fusion_config(shards, streams, runs / m, method=m, seed=learning_seed),
+                             interactive=False).metrics for m in FUSED}
     return runs, metrics
 
 
@@ -293,7 +293,7 @@ def test_frozen_streams_stay_unchanged_and_joint_ones_move(shards, streams, fuse
     # frozen: every weight and batch norm statistic as trained; the head learned
     assert moved(runs / "mid") == {"spatial": [], "temporal": []}
     joint = fit_fusion(fusion_config(shards, streams, tmp_path / "joint", method="mid", joint=True, epochs=1),
-                       interactive=False)
+                       interactive=False).metrics
     assert np.isfinite(joint["train"]["loss"])
     changed = moved(tmp_path / "joint")
     for name in ("spatial", "temporal"):

@@ -62,7 +62,7 @@ def eval_config(run, shards, out, **options) -> EvalConfig:
 @pytest.fixture(scope="module")
 def spatial_run(shards, tmp_path_factory, learning_seed):
     run = tmp_path_factory.mktemp("runs") / "spatial"
-    metrics = fit(tiny(shards, run, seed=learning_seed), interactive=False)
+    metrics = fit(tiny(shards, run, seed=learning_seed), interactive=False).metrics
     return run, metrics
 
 
@@ -88,7 +88,7 @@ def test_spatial_stream_learns_the_training_set_and_scores_round_trip(spatial_ru
 
 @pytest.mark.slow
 def test_temporal_stream_learns_the_training_set(shards, tmp_path, learning_seed):
-    metrics = fit(tiny(shards, tmp_path / "temporal", stream="temporal", seed=learning_seed), interactive=False)
+    metrics = fit(tiny(shards, tmp_path / "temporal", stream="temporal", seed=learning_seed), interactive=False).metrics
     assert metrics["train"]["accuracy"] == 1.0
     result, scores = evaluate(eval_config(tmp_path / "temporal", shards, tmp_path / "t.npz", part="train",
                                           crops="center"), interactive=False)
@@ -268,7 +268,7 @@ def test_short_videos_train_under_the_padding_rule(tmp_path):
     shards = write_extraction(tmp_path / "ex", videos)
     config = TrainConfig(shards=str(shards), out=str(tmp_path / "run"), stream="temporal", flow_length=6, crop_size=32,
                          epochs=1, batch_size=2, workers=0, threads=1, val_every=0)
-    assert fit(config, interactive=False)["train"]["accuracy"] >= 0.0
+    assert fit(config, interactive=False).metrics["train"]["accuracy"] >= 0.0
 
 
 @pytest.mark.slow
@@ -315,7 +315,7 @@ def test_mixed_precision_path_trains_and_predicts():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     result = train_one_epoch(model, torch.nn.CrossEntropyLoss(), optimizer, batches, device, device.scaler(), 1,
                              interactive=False)
-    assert result["samples"] == 2 and np.isfinite(result["loss"])
+    assert result.samples == 2 and np.isfinite(result.loss)
     scores, _ = predict_clips(model, [codes(3, 10, 4, 32, 32)], device, "val", interactive=False)
     assert scores.shape == (3, 3) and scores.dtype == np.float32
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-5)

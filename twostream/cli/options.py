@@ -149,7 +149,7 @@ def validation_options(val_every_help: str) -> Callable:
 def run_training(fit: Callable, config, resume: bool) -> int:
     """The body of a train command: fit, then print the validation metrics and the checkpoint."""
     try:
-        metrics = fit(config, resume=resume)
+        metrics = fit(config, resume=resume).metrics
     except KeyboardInterrupt as exc:  # the generic message says "run the same command again"; a run needs --resume
         if isinstance(exc, Stop) and exc.message:  # the loop saved a checkpoint and says so (flowprep.format.signals)
             raise

@@ -29,6 +29,7 @@ from twostream.data.extraction import (
 )
 from twostream.engine.fit_loop import (
     CheckpointWriter,
+    FitResult,
     Learner,
     check_out_apart,
     fit_data,
@@ -98,8 +99,9 @@ def _optimizer(model: TwoStreamModel, config: FusionTrainConfig) -> torch.optim.
     return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
-def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: bool | None = None) -> dict:
-    """Train (or continue training) as `config` says; return the last epoch's metrics."""
+def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: bool | None = None) -> FitResult:
+    """Train (or continue training) as `config` says; return what the run has done (its last epoch's
+    metrics among it)."""
     check_out_apart(config)
     device = setup_device(config)
     extraction = open_extraction(config.shards)

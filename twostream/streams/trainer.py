@@ -27,6 +27,7 @@ from twostream.data.extraction import (
 from twostream.data.motion_inputs import check_stream_length, stream_layout
 from twostream.engine.fit_loop import (
     CheckpointWriter,
+    FitResult,
     Learner,
     check_out_apart,
     fit_data,
@@ -92,8 +93,9 @@ def _identity(config: TrainConfig, extraction: ExtractedDataset) -> dict:
             "class_names": list(extraction.class_names), "extract_config": extraction.config.to_json()}
 
 
-def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = None) -> dict:
-    """Train (or continue training) as `config` says; return the last epoch's metrics."""
+def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = None) -> FitResult:
+    """Train (or continue training) as `config` says; return what the run has done (its last epoch's
+    metrics among it)."""
     check_out_apart(config)
     device = setup_device(config)
     extraction = open_extraction(config.shards)
