@@ -39,8 +39,9 @@ from twostream.engine.fit_loop import (
     videos_for_val_on_test,
 )
 from twostream.engine.metrics_log import HELD_OUT, ON_TEST
-from twostream.streams.models import describe, pretrained_state
+from twostream.streams.models import describe
 from twostream.streams.motion_models import build_stream_model
+from twostream.streams.pretrained import pretrained_state
 
 log = logging.getLogger("twostream")
 
