@@ -1,18 +1,25 @@
 """Folders written before config.json and index.json had format versions of their own (until
 issue 20 both stored the shards' version, 1) are read as they are by every reader: inspect,
-verify, a resumed run and the trainer; and what a run writes now is those files byte for byte."""
+verify, a resumed run and the trainer; and what a run writes now is those files byte for byte.
+Training runs whose configs name the extraction `shards` and the subset `part` (before issue 31)
+still evaluate and resume."""
 from __future__ import annotations
 
 import json
 
 import pytest
+import torch
 
 from flowprep.extract.config import ExtractConfig
 from flowprep.format.folder import ExtractionFolder, FolderConfig, FolderError
 from flowprep.tools.inspection import inspect_path
 from flowprep.tools.verify import verify_path
-from tests.support.synthetic import indexed_video, write_extraction
+from tests.support.synthetic import indexed_video, moving_video, write_extraction
+from tests.support.twostream_cli import twostream
+from twostream.core.config import TrainConfig
 from twostream.data.extraction import open_extraction
+from twostream.feature_fusion.config import FusionTrainConfig
+from twostream.streams.trainer import fit
 
 
 def config_as_written_before(settings: dict) -> str:
@@ -64,3 +71,40 @@ def test_a_run_writes_the_files_as_before(old_folder):
     folder.write_index(folder.read_index().values())
     assert (out / "config.json").read_bytes() == config_before
     assert (out / "index.json").read_bytes() == index_before
+
+
+def as_written_before_the_renames(config: dict) -> dict:
+    """A run config's dict as it was stored before issue 31 (the extraction `shards`, the subset `part`)."""
+    before = {"extraction": "shards", "subset": "part"}
+    return {before.get(k, k): v for k, v in config.items()}
+
+
+def test_a_run_whose_config_names_the_extraction_shards_evaluates_and_resumes(tmp_path, capsys):
+    videos = [moving_video(f"train{i}", i % 2, seed=i, width=40, height=32) for i in range(4)]
+    videos += [moving_video(f"test{i}", i % 2, seed=9 + i, width=40, height=32, splits={"split1": "test"})
+               for i in range(2)]
+    extraction, run = write_extraction(tmp_path / "ex", videos), tmp_path / "run"
+    config = TrainConfig(extraction=str(extraction), out=str(run), crop_size=32, epochs=1, batch_size=2, holdout=0.0,
+                         val_every=0, workers=0, threads=1)
+    fit(config, interactive=False)
+    old = as_written_before_the_renames(config.to_dict())
+    assert "shards" in old and "extraction" not in old
+    (run / "config.json").write_text(json.dumps(old, indent=1, sort_keys=True))
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    torch.save({**state, "config": json.dumps(old, sort_keys=True)}, run / "checkpoint.pt")
+
+    assert TrainConfig.from_dict(old) == config
+    # evaluate finds the extraction in the old config.json and loads the old checkpoint
+    code, out, err = twostream(capsys, "evaluate", str(run), "--clips", "2", "--crops", "center", "--loader-workers",
+                               "0", "--threads", "1")
+    assert code == 0, err
+    assert f"2 test videos of split1 in {extraction}" in out
+    # the old checkpoint's config is the same run's: resuming it is not refused
+    assert fit(config, resume=True, interactive=False).trained == 0
+
+
+def test_a_fusion_run_config_with_the_old_names_loads():
+    config = FusionTrainConfig(spatial="s.pt", temporal="t.pt", extraction="ex", out="o", subset="val")
+    old = as_written_before_the_renames(config.to_dict())
+    assert {"shards", "part"} <= set(old)
+    assert FusionTrainConfig.from_json(json.dumps(old)) == config

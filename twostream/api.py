@@ -35,9 +35,9 @@ from torch.utils.data import DataLoader
 from twostream.core.config import CROPS
 from twostream.core.device import resolve_device
 from twostream.core.errors import DataError
-from twostream.core.scores import VideoScores, load_scores, save_scores
+from twostream.core.scores import EXTRACTION_KEY, SUBSET_KEY, VideoScores, load_scores, save_scores
 from twostream.data.datasets import EvalClips
-from twostream.data.extraction import check_stack_length, part_videos
+from twostream.data.extraction import check_stack_length, subset_videos
 from twostream.data.mapstyle import SpatialFrames, StreamDataset, TemporalStacks, normalise
 from twostream.data.store import ShardStore
 from twostream.engine.loops import predict_clips
@@ -104,7 +104,7 @@ def evaluate_videos(model: nn.Module, data: StreamDataset, subset: str = "test",
         raise DataError(f"crops must be one of {', '.join(CROPS)}; got {crops!r}")
     if not isinstance(clips, int) or clips < 1:
         raise DataError(f"clips must be a positive integer, got {clips!r}")
-    videos = part_videos(data.extraction, data.split, subset, data.holdout, data.seed or 0)
+    videos = subset_videos(data.extraction, data.split, subset, data.holdout, data.seed or 0)
     if data.stream == "temporal":
         check_stack_length(videos, data.spec.flow_length, subset)
     where = next(model.parameters()).device if device is None else torch.device(device)
@@ -117,7 +117,7 @@ def evaluate_videos(model: nn.Module, data: StreamDataset, subset: str = "test",
     metrics, video_scores = summarize(clip_scores, items.video_index, labels)
     return VideoScores(np.array([e.video_id for e in videos], dtype=str), labels, video_scores.astype(np.float32),
                        tuple(data.class_names),
-                       meta={"stream": data.stream, "split": data.split, "part": subset, "shards": str(data.folder),
+                       meta={"stream": data.stream, "split": data.split, SUBSET_KEY: subset, EXTRACTION_KEY: str(data.folder),
                              "protocol": {"clips": clips, "crops": crops}, "metrics": metrics})
 
 

@@ -113,10 +113,10 @@ def test_subsets_and_bad_arguments(shards):
 
 def test_evaluate_videos_is_twostream_evaluate(shards, tmp_path):
     """The protocol as a function gives the scores `twostream evaluate` writes for the same model."""
-    config = TrainConfig(shards=str(shards), out=str(tmp_path / "run"), crop_size=40, epochs=1, batch_size=3,
+    config = TrainConfig(extraction=str(shards), out=str(tmp_path / "run"), crop_size=40, epochs=1, batch_size=3,
                          lr=0.01, val_every=0, workers=0, threads=1)
     fit(config, interactive=False)
-    _, written = evaluate(EvalConfig(checkpoint=str(tmp_path / "run" / "checkpoint.pt"), shards=str(shards),
+    _, written = evaluate(EvalConfig(checkpoint=str(tmp_path / "run" / "checkpoint.pt"), extraction=str(shards),
                                      out=str(tmp_path / "s.npz"), clips=3, crops="ten", workers=0, threads=1),
                           interactive=False)
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")

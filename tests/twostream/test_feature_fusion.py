@@ -207,7 +207,7 @@ def streams(shards, tmp_path_factory, learning_seed):
     recover what its logits lack (test_the_streams_learned_their_factor says which stream)."""
     runs = tmp_path_factory.mktemp("streams")
     for stream in ("spatial", "temporal"):
-        fit_stream(TrainConfig(**fast(shards=str(shards), out=str(runs / stream), stream=stream, flow_length=2, crop_size=48,
+        fit_stream(TrainConfig(**fast(extraction=str(shards), out=str(runs / stream), stream=stream, flow_length=2, crop_size=48,
                                epochs=24, batch_size=4, lr=0.01, schedule="cosine", dropout=0.0, val_every=0,
                                seed=learning_seed)),
             interactive=False)
@@ -216,7 +216,7 @@ def streams(shards, tmp_path_factory, learning_seed):
 
 def fusion_config(shards, streams, out, **options) -> FusionTrainConfig:
     spatial, temporal = streams
-    base = fast(spatial=str(spatial), temporal=str(temporal), shards=str(shards), out=str(out), epochs=6, batch_size=4,
+    base = fast(spatial=str(spatial), temporal=str(temporal), extraction=str(shards), out=str(out), epochs=6, batch_size=4,
                 lr=0.05, dropout=0.0, schedule="cosine", val_every=0)
     return FusionTrainConfig(**{**base, **options})
 
@@ -235,7 +235,7 @@ def video_accuracy(config: EvalConfig, evaluate_fn) -> float:
 
 
 def eval_config(checkpoint, shards, out, **options) -> EvalConfig:
-    return EvalConfig(**fast(checkpoint=str(checkpoint), shards=str(shards), out=str(out), clips=3, crops="center",
+    return EvalConfig(**fast(checkpoint=str(checkpoint), extraction=str(shards), out=str(out), clips=3, crops="center",
                              **options))
 
 
@@ -245,7 +245,7 @@ def test_the_streams_learned_their_factor(shards, streams, tmp_path):
     factor = {"spatial": lambda label: {label - label % 2, label - label % 2 + 1},
               "temporal": lambda label: {label % 2, label % 2 + 2}}
     for (stream, classes), checkpoint in zip(factor.items(), streams):
-        _, scores = evaluate(eval_config(checkpoint, shards, tmp_path / f"{stream}.npz", part="train"), interactive=False)
+        _, scores = evaluate(eval_config(checkpoint, shards, tmp_path / f"{stream}.npz", subset="train"), interactive=False)
         top2 = [set(np.argsort(-row)[:2].tolist()) for row in scores.scores]
         assert top2 == [classes(int(label)) for label in scores.labels], stream
 
@@ -253,12 +253,12 @@ def test_the_streams_learned_their_factor(shards, streams, tmp_path):
 def test_fusion_of_complementary_streams_beats_both(shards, streams, fused, tmp_path):
     runs, metrics = fused
     # on the training videos, with the test protocol: each stream can tell at most half the classes
-    stream_acc = [video_accuracy(eval_config(s, shards, tmp_path / f"{i}.npz", part="train"), evaluate)
+    stream_acc = [video_accuracy(eval_config(s, shards, tmp_path / f"{i}.npz", subset="train"), evaluate)
                   for i, s in enumerate(streams)]
     assert max(stream_acc) <= 0.5
     for method in FUSED:
         accuracy = video_accuracy(eval_config(runs / method / "checkpoint.pt", shards, tmp_path / f"{method}.npz",
-                                              part="train"), evaluate_fusion)
+                                              subset="train"), evaluate_fusion)
         assert accuracy > max(stream_acc) and accuracy >= 0.75, (method, accuracy, stream_acc)
         assert metrics[method]["train"]["accuracy"] > max(stream_acc)
 

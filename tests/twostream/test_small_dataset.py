@@ -74,7 +74,7 @@ def test_validating_on_test_is_an_explicit_recorded_choice(small_set, tmp_path, 
 
 
 def test_a_run_config_written_before_val_on_test_still_loads():
-    old = TrainConfig(shards="s", out="o", holdout=0.0).to_dict()
+    old = TrainConfig(extraction="s", out="o", holdout=0.0).to_dict()
     del old["val_on_test"]
     assert TrainConfig.from_dict(old).val_on_test is False
 
@@ -164,7 +164,7 @@ def test_a_run_records_its_extraction_absolute_so_evaluate_finds_it_from_elsewhe
                                                                                    caplog, monkeypatch):
     monkeypatch.chdir(small_set.parent)
     train(capsys, caplog, small_set.name, "--out", str(tmp_path / "run"), "--val-every", "0")
-    assert json.loads((tmp_path / "run" / RUN_CONFIG_FILE).read_text())["shards"] == str(small_set)
+    assert json.loads((tmp_path / "run" / RUN_CONFIG_FILE).read_text())["extraction"] == str(small_set)
     monkeypatch.chdir(tmp_path)
     code, out, err = twostream(capsys, "evaluate", str(tmp_path / "run"), "--clips", "1", "--crops", "center",
                                "--loader-workers", "0", "--threads", "1")

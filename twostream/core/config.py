@@ -25,7 +25,7 @@ FLOW_STACKS = ("forward", "bidirectional")  # twostream.data.sampling says what 
 SCHEDULES = ("step", "cosine")
 CROPS = ("ten", "center", "three")  # test crops: 4 corners + centre and their flips; the centre only; three
 # squares along the longer side (left, centre, right: the I3D/SlowFast test practice for clips)
-PARTS = ("test", "train", "val")  # evaluate's choices; val = the training videos held out by --holdout
+SUBSETS = ("test", "train", "val")  # evaluate's choices; val = the training videos held out by --holdout
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 DEVICE_HELP = "auto, cpu, cuda or cuda:N"
 
@@ -100,6 +100,16 @@ def check_fit_fields(config: Any) -> None:
     config.check_run_options()
 
 
+# config keys stored under another name before (issue 31): read under today's, so that the
+# config.json and checkpoints of older runs still load
+RENAMED_KEYS = {"shards": "extraction", "part": "subset"}
+
+
+def renamed(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored config dict with its keys as today's configs name them (RENAMED_KEYS)."""
+    return {RENAMED_KEYS.get(k, k): v for k, v in data.items()}
+
+
 class JsonConfig:
     """to_json / from_json for the frozen dataclasses below (tuples travel as JSON lists)."""
 
@@ -112,6 +122,7 @@ class JsonConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
         known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        data = renamed(data)
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown {cls.__name__} keys: {', '.join(sorted(unknown))}")
@@ -170,7 +181,7 @@ class ResumableConfig(RunOptions):
 
 @dataclass(frozen=True)
 class TrainConfig(ResumableConfig):
-    shards: str  # extraction folder (flowprep extract --out)
+    extraction: str  # extraction folder (flowprep extract --out)
     out: str  # run folder: checkpoint.pt, metrics.jsonl, config.json
     stream: str = "spatial"
     split: str = "split1"  # trains on the videos whose index entry says splits[split] == "train"
@@ -284,17 +295,17 @@ class TrainConfig(ResumableConfig):
         return 2 * self.flow_length if self.motion_attention else 0
 
 
-RUN_FIELDS = frozenset({"shards", "out", *RUN_OPTIONS, "val_every", "val_clips", "val_crops", "val_batch_size",
+RUN_FIELDS = frozenset({"extraction", "out", *RUN_OPTIONS, "val_every", "val_clips", "val_crops", "val_batch_size",
                         "val_on_test", "tensorboard"})
 
 
 @dataclass(frozen=True)
 class EvalConfig(RunOptions):
     checkpoint: str
-    shards: str
+    extraction: str  # extraction folder
     out: str  # per-video scores file (.npz)
     split: str = "split1"
-    part: str = "test"  # which videos of the split: test, train (those trained on), val (held out by --holdout)
+    subset: str = "test"  # which videos of the split: test, train (those trained on), val (held out by --holdout)
     clips: int = 25  # frames or stacks per video, uniformly spaced
     crops: str = "ten"
     stream: str | None = None  # if given, the checkpoint must be of this stream
@@ -303,7 +314,7 @@ class EvalConfig(RunOptions):
 
     def __post_init__(self) -> None:
         check_split(self.split)
-        check_choice("part", self.part, PARTS)
+        check_choice("subset", self.subset, SUBSETS)
         check_positive_int("clips", self.clips)
         check_choice("crops", self.crops, CROPS)
         if self.stream is not None:

@@ -33,7 +33,7 @@ from twostream.data.extraction import (
     check_crop_size,
     check_stack_length,
     open_extraction,
-    part_videos,
+    subset_videos,
 )
 from twostream.data.store import ShardStore
 
@@ -64,7 +64,7 @@ class StreamDataset(Dataset):
         self.spec = InputSpec(self.stream, flow_length, flow_stack, not restore_means, crop_size)
         check_crop_size(self.extraction, crop_size)
         # the held-out videos are chosen by a hash of (seed, id), as the trainer chooses them
-        self.videos = part_videos(self.extraction, split, subset, holdout, seed or 0)
+        self.videos = subset_videos(self.extraction, split, subset, holdout, seed or 0)
         if self.stream == "temporal":
             check_stack_length(self.videos, flow_length, subset)
         self._clips = TrainClips(ShardStore(self.extraction.root), self.videos, self.spec,

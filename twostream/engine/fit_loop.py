@@ -88,7 +88,7 @@ def resume_state(config: ResumableConfig, resume: bool, load: Callable[[Path], d
 def check_out_apart(config: ResumableConfig) -> None:
     """TrainError, one line, if the run's --out is, lies inside or contains one of its inputs: the
     extraction (whose config.json a run's would replace) or, for a fusion head, a stream's run."""
-    inputs = [(Path(config.shards), "the extraction")] + [
+    inputs = [(Path(config.extraction), "the extraction")] + [
         (Path(getattr(config, k)).parent, f"the {k} run") for k in ("spatial", "temporal") if hasattr(config, k)]
     for given, what in inputs:
         problem = overlap_problem(Path(config.out), given, what)

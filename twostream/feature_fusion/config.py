@@ -19,19 +19,19 @@ from twostream.core.config import (
 )
 from twostream.feature_fusion.heads import HEADS, REGISTRY, HeadSpec
 
-FIT_PARTS = ("train", "val")  # the streams' training videos, or those they held out (--holdout)
+FIT_SUBSETS = ("train", "val")  # the streams' training videos, or those they held out (--holdout)
 
 
 @dataclass(frozen=True)
 class FusionTrainConfig(ResumableConfig):
     spatial: str  # the spatial stream's checkpoint (twostream train)
     temporal: str  # the temporal stream's checkpoint
-    shards: str
+    extraction: str  # extraction folder
     out: str  # run folder: checkpoint.pt, metrics.jsonl, config.json
     method: str = "mid"
     joint: bool = False  # fine-tune the streams with the head; else they are frozen
     split: str = "split1"  # must be the split both streams were trained on
-    part: str = "train"  # which training-split videos the head learns from
+    subset: str = "train"  # which training-split videos the head learns from
     # head
     hidden: int | None = None  # None: the head's default (heads.REGISTRY)
     dropout: float = 0.5
@@ -64,7 +64,7 @@ class FusionTrainConfig(ResumableConfig):
     def __post_init__(self) -> None:
         check_choice("fusion method", self.method, HEADS)
         check_split(self.split)
-        check_choice("part", self.part, FIT_PARTS)
+        check_choice("subset", self.subset, FIT_SUBSETS)
         if self.hidden is None:
             object.__setattr__(self, "hidden", REGISTRY[self.method].default_hidden)
         HeadSpec(self.method, self.hidden, self.dropout)  # validates hidden and dropout

@@ -23,8 +23,8 @@ from twostream.data.extraction import (
     check_crop_size,
     check_stack_length,
     open_extraction,
-    part_videos,
     split_holdout,
+    subset_videos,
     videos_in_split,
 )
 from twostream.engine.fit_loop import (
@@ -70,17 +70,17 @@ def fusion_videos(extraction: ExtractedDataset, config: FusionTrainConfig, spati
         raise TrainError(f"the streams held out different training videos (spatial: holdout {spatial.holdout} seed "
                          f"{spatial.seed}, {len(held['spatial'])} videos; temporal: holdout {temporal.holdout} seed "
                          f"{temporal.seed}, {len(held['temporal'])} videos); train both with the same --holdout and --seed")
-    if config.part == "val" and not held["spatial"]:
+    if config.subset == "val" and not held["spatial"]:
         raise TrainError(f"--subset val: the streams held out no training videos of split {config.split!r} (holdout "
                          f"{spatial.holdout}); train them with --holdout FRACTION, or fit the head with --subset train")
-    fit = part_videos(extraction, config.split, config.part, spatial.holdout, spatial.seed)
+    fit = subset_videos(extraction, config.split, config.subset, spatial.holdout, spatial.seed)
     if not config.val_every:
         return fit, [], "none"
-    if config.part == "train" and held["spatial"]:
+    if config.subset == "train" and held["spatial"]:
         return fit, held["spatial"], HELD_OUT
     if not config.val_on_test:
         log.warning("no validation: %s; --val-on-test validates on the test videos (choosing on them)",
-                    "the head learns from the videos the streams held out" if config.part == "val" else
+                    "the head learns from the videos the streams held out" if config.subset == "val" else
                     f"the streams held out no training video (holdout {spatial.holdout})")
         return fit, [], "none"
     try:
@@ -104,7 +104,7 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
     metrics among it)."""
     check_out_apart(config)
     device = setup_device(config)
-    extraction = open_extraction(config.shards)
+    extraction = open_extraction(config.extraction)
     with locked_run(config):  # the run folder is this run's until it ends
         state = resume_state(config, resume, load_fusion_checkpoint, None, extraction.class_names)
         if state is None:
@@ -123,9 +123,9 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
         start_run_dir(config)
         log.info("%s fusion (%s) of %s and %s on %s %s: %d %s videos, %d validation videos (%s), %d classes; device %s",
                  config.method, "streams fine-tuned jointly" if config.joint else "streams frozen", config.spatial,
-                 config.temporal, extraction.root, config.split, len(fit_videos), config.part, len(val_videos), val_kind,
+                 config.temporal, extraction.root, config.split, len(fit_videos), config.subset, len(val_videos), val_kind,
                  extraction.num_classes, device.device)
-        if config.part == "train" and val_kind == HELD_OUT and not config.joint:
+        if config.subset == "train" and val_kind == HELD_OUT and not config.joint:
             log.info("the head learns from the streams' own training videos, on which they are overconfident; "
                      "--subset val trains it on the %d videos they held out", len(val_videos))
 

@@ -82,11 +82,11 @@ def run_class_names(state: dict, path: Path) -> tuple[str, ...]:
     if isinstance(stored, (list, tuple)) and len(stored) == count and all(isinstance(n, str) for n in stored):
         return tuple(stored)
     names, whence = tuple(f"class {k}" for k in range(count)), "'class N'"
-    shards = getattr(state.get("config"), "shards", None)
+    extraction = getattr(state.get("config"), "extraction", None)
     try:
-        found = index_class_names(ExtractionFolder(Path(shards)).read_index()) if shards else ()
+        found = index_class_names(ExtractionFolder(Path(extraction)).read_index()) if extraction else ()
         if len(found) == count:
-            names, whence = found, f"those of its extraction {shards}"
+            names, whence = found, f"those of its extraction {extraction}"
     except (OSError, ValueError, TypeError, ShardFormatError):  # an extraction folder that is gone or damaged: the fallback
         pass
     log.warning("%s records no class names (a run from before they were stored); using %s", path, whence)

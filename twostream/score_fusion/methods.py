@@ -5,7 +5,7 @@ Every method is a registry entry with one signature:
     Fitted.predict(spatial, temporal) -> (N, C) fused scores; argmax is the prediction
 The fit arrays are scores of *training-split* videos, needed only by the methods that learn
 (`needs_fit`); the others ignore them. Use scores of videos the streams were not trained on
-(a validation part held out from stream training): on their own training videos the streams are
+(a validation subset held out from stream training): on their own training videos the streams are
 overconfident, and a learned fusion would learn to trust whichever stream memorised them best.
 
 Methods (docs/fusion.md):

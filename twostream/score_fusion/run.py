@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from flowprep.format.files import read_json_file, write_json_atomic
-from twostream.core.scores import load_scores, save_scores
+from twostream.core.scores import SUBSET_KEY, load_scores, save_scores
 from twostream.score_fusion.methods import (
     FUSION_METHODS,
     FusionError,
@@ -92,15 +92,15 @@ def load_pair(spatial: Path, temporal: Path) -> StreamPair:
 
 def overfit_warnings(fit: StreamPair, test: StreamPair) -> list[str]:
     """Fit scores of a stream's own training videos teach fusion its overconfidence. The scores
-    file says which part it scored (evaluate's --subset); without that, a large accuracy gap with
+    file says which subset it scored (evaluate's --subset); without that, a large accuracy gap with
     near-perfect fit accuracy gives it away. Held-out ('val') scores never warn: on a few dozen
     videos their accuracy scatters by 10 points or more."""
     out = []
     for stream in ("spatial", "temporal"):
         fit_scores = getattr(fit, stream)
         fit_acc, test_acc = fit_scores.accuracy(), getattr(test, stream).accuracy()
-        part = fit_scores.meta.get("part")
-        if part == "train" or (part is None and fit_acc >= 0.9 and fit_acc - test_acc > OVERFIT_GAP):
+        subset = fit_scores.meta.get(SUBSET_KEY)
+        if subset == "train" or (subset is None and fit_acc >= 0.9 and fit_acc - test_acc > OVERFIT_GAP):
             out.append(f"the {stream} stream is {100 * fit_acc:.0f}% accurate on the fit videos but {100 * test_acc:.0f}% "
                        f"on the test videos: were the fit scores computed on its own training videos? Learned fusion "
                        f"then learns its overconfidence; use videos held out from stream training")

@@ -99,7 +99,7 @@ def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = No
     metrics among it)."""
     check_out_apart(config)
     device = setup_device(config)
-    extraction = open_extraction(config.shards)
+    extraction = open_extraction(config.extraction)
     if config.clip:  # recorded in the run's config: evaluation checks its shards against it
         config = dataclasses.replace(config, frames=frame_sampling(extraction.config.settings, extraction.config.kind))
     check_crop_size(extraction, config.crop_size)
