@@ -36,11 +36,11 @@ from twostream.core.config import CROPS
 from twostream.core.device import resolve_device
 from twostream.core.errors import DataError
 from twostream.core.scores import EXTRACTION_KEY, SUBSET_KEY, VideoScores, load_scores, save_scores
-from twostream.data.datasets import EvalClips
+from twostream.data.datasets import EvalSamples
 from twostream.data.extraction import check_stack_length, subset_videos
 from twostream.data.mapstyle import SpatialFrames, StreamDataset, TemporalStacks, normalise
 from twostream.data.store import ShardStore
-from twostream.engine.loops import predict_clips
+from twostream.engine.loops import predict_samples
 from twostream.engine.metrics import summarize
 from twostream.feature_fusion.heads import HEADS as FUSION_HEADS
 from twostream.feature_fusion.heads import REGISTRY as HEAD_REGISTRY
@@ -110,11 +110,11 @@ def evaluate_videos(model: nn.Module, data: StreamDataset, subset: str = "test",
     where = next(model.parameters()).device if device is None else torch.device(device)
     dev = resolve_device(str(where), amp=False, channels_last=False)
     model.to(dev.device)
-    items = EvalClips(ShardStore(data.folder), videos, data.spec, clips, crops)
+    items = EvalSamples(ShardStore(data.folder), videos, data.spec, clips, crops)
     loader = DataLoader(items, batch_size=batch_size, num_workers=workers)
-    clip_scores, _ = predict_clips(model, loader, dev, f"evaluate {data.split} {subset}", interactive=False)
+    sample_scores, _ = predict_samples(model, loader, dev, f"evaluate {data.split} {subset}", interactive=False)
     labels = np.array([e.label for e in videos], dtype=np.int64)
-    metrics, video_scores = summarize(clip_scores, items.video_index, labels)
+    metrics, video_scores = summarize(sample_scores, items.video_index, labels)
     return VideoScores(np.array([e.video_id for e in videos], dtype=str), labels, video_scores.astype(np.float32),
                        tuple(data.class_names),
                        meta={"stream": data.stream, "split": data.split, SUBSET_KEY: subset, EXTRACTION_KEY: str(data.folder),

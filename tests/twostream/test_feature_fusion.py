@@ -15,10 +15,10 @@ from tests.support.twostream_cli import one_line_error, twostream
 from twostream.core.config import EvalConfig, TrainConfig
 from twostream.core.run_folder import METRICS_FILE
 from twostream.core.scores import load_scores
-from twostream.data.clips import InputSpec
-from twostream.data.datasets import Augment, EvalClips, TrainClips
+from twostream.data.datasets import Augment, EvalSamples, TrainSamples
 from twostream.data.extraction import open_extraction
 from twostream.data.paired import PairSpec, anchor_frame
+from twostream.data.samples import InputSpec
 from twostream.data.store import ShardStore
 from twostream.feature_fusion import trainer as fusion_trainer
 from twostream.feature_fusion.checkpoint import load_fusion_checkpoint
@@ -83,7 +83,7 @@ def test_paired_items_share_box_and_flip_in_training_and_test(tmp_path):
     shards = write_extraction(tmp_path / "ex", [coordinate_video()])
     entry = open_extraction(shards).index["coords"]
     pair = PairSpec(InputSpec("spatial", 2, "bidirectional", True, 24), InputSpec("temporal", 2, "bidirectional", True, 24))
-    train = TrainClips(ShardStore(shards), [entry], pair, Augment(), segments=1, seed=0)
+    train = TrainSamples(ShardStore(shards), [entry], pair, Augment(), segments=1, seed=0)
     flips, lefts = set(), set()
     for epoch in range(12):
         codes, affine, label = train[(epoch, 0)]
@@ -97,7 +97,7 @@ def test_paired_items_share_box_and_flip_in_training_and_test(tmp_path):
         assert affine[0, 0, 0] > 0.01 and affine[0, 0, 3] < 0.01
     assert flips == {False, True} and len(lefts) > 2  # random flips, random boxes
 
-    test = EvalClips(ShardStore(shards), [entry], pair, clips=3, crops="ten")
+    test = EvalSamples(ShardStore(shards), [entry], pair, clips=3, crops="ten")
     assert len(test) == 3  # positions of the stack: 9 frames, L=2 -> 7
     for j, position in enumerate([1, 3, 5]):
         codes, _, _, video = test[j]
@@ -148,7 +148,7 @@ def test_attention_weights_sum_to_one_and_weigh_the_streams_logits():
 def test_mixed_precision_path_trains_the_head(method):
     """The CUDA path (autocast, channels_last), run with bfloat16 autocast on the CPU (no GPU here)."""
     from twostream.core.device import Device
-    from twostream.engine.loops import predict_clips, train_one_epoch
+    from twostream.engine.loops import predict_samples, train_one_epoch
 
     model = two_stream(method).to(memory_format=torch.channels_last)
     device = Device(torch.device("cpu"), torch.bfloat16, channels_last=True)
@@ -158,7 +158,7 @@ def test_mixed_precision_path_trains_the_head(method):
     result = train_one_epoch(model, torch.nn.CrossEntropyLoss(), optimizer, [batch], device, device.scaler(), 1,
                              interactive=False)
     assert result.samples == 2 and np.isfinite(result.loss)
-    scores, _ = predict_clips(model, [batch[:2]], device, "val", interactive=False)
+    scores, _ = predict_samples(model, [batch[:2]], device, "val", interactive=False)
     assert scores.shape == (2, 5)
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-5)
 

@@ -300,7 +300,7 @@ def test_sigkilled_training_resumes_with_the_same_command(shards, tmp_path):
 def test_mixed_precision_path_trains_and_predicts():
     """The CUDA path's autocast branch, run with bfloat16 autocast on the CPU (no GPU here)."""
     from twostream.core.device import Device
-    from twostream.engine.loops import predict_clips, train_one_epoch
+    from twostream.engine.loops import predict_samples, train_one_epoch
     from twostream.streams.models import build_model
 
     torch.manual_seed(0)
@@ -316,6 +316,6 @@ def test_mixed_precision_path_trains_and_predicts():
     result = train_one_epoch(model, torch.nn.CrossEntropyLoss(), optimizer, batches, device, device.scaler(), 1,
                              interactive=False)
     assert result.samples == 2 and np.isfinite(result.loss)
-    scores, _ = predict_clips(model, [codes(3, 10, 4, 32, 32)], device, "val", interactive=False)
+    scores, _ = predict_samples(model, [codes(3, 10, 4, 32, 32)], device, "val", interactive=False)
     assert scores.shape == (3, 3) and scores.dtype == np.float32
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-5)

@@ -46,7 +46,7 @@ from twostream.core.errors import TrainError
 from twostream.core.run_folder import CHECKPOINT_FILE, RUN_CONFIG_FILE
 from twostream.core.schedule import MIN_STEPS_PER_EPOCH, default_batch_size, learning_rate
 from twostream.core.world import World, current
-from twostream.data.datasets import Augment, EvalClips, Layout, TrainClips, eval_loader, set_epoch, train_loader
+from twostream.data.datasets import Augment, EvalSamples, Layout, TrainSamples, eval_loader, set_epoch, train_loader
 from twostream.data.extraction import ExtractedDataset, videos_in_split
 from twostream.data.store import ShardStore
 from twostream.engine.loops import EpochResult, EpochTotals, Stopped, predict_all, train_one_epoch
@@ -144,7 +144,7 @@ class FitData:
     """The loader of the training batches, and the validation clips with their loader and labels
     (all None: no validation)."""
     train: DataLoader
-    val: EvalClips | None = None
+    val: EvalSamples | None = None
     val_batches: DataLoader | None = None
     val_labels: np.ndarray | None = None
     val_subset: str = HELD_OUT  # metrics_log's name of the validation videos
@@ -191,12 +191,12 @@ def fit_data(config: ResumableConfig, spec: Layout, root: Path, train_videos: li
     augmented as `config` says, and the validation videos (none: no validation) under its fast
     protocol. Under torchrun each process loads its share (`config.batch_size` a process)."""
     pin, world = device.device.type == "cuda", device.world
-    train_data = TrainClips(ShardStore(root), train_videos, spec,
+    train_data = TrainSamples(ShardStore(root), train_videos, spec,
                             Augment(config.multiscale_crop, config.flip, config.color_jitter), config.segments, config.seed)
     train = train_loader(train_data, config.batch_size, config.workers, config.seed, pin, world)
     if not val_videos:
         return FitData(train)
-    val_data = EvalClips(ShardStore(root), val_videos, spec, config.val_clips, config.val_crops)
+    val_data = EvalSamples(ShardStore(root), val_videos, spec, config.val_clips, config.val_crops)
     return FitData(train, val_data, eval_loader(val_data, config.val_batch_size, config.workers, pin, world),
                    np.array([e.label for e in val_videos], dtype=np.int64), val_subset)
 

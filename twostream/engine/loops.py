@@ -37,8 +37,8 @@ def model_input(x: torch.Tensor, affine: torch.Tensor, device: Device) -> torch.
 
 
 def consensus_logits(model: nn.Module, x: torch.Tensor, segments: int) -> torch.Tensor:
-    """(B * K, C, H, W) -> (B, classes): logits of each sample's K segment clips averaged (TSN's
-    consensus; K=1 is the single-clip case)."""
+    """(B * K, C, H, W) -> (B, classes): logits of each sample's K segment inputs averaged
+    (TSN's consensus; K=1 is the single-input case)."""
     return model(x).view(x.shape[0] // segments, segments, -1).mean(dim=1)
 
 
@@ -132,9 +132,9 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
 
 
 @torch.no_grad()
-def predict_clips(model: nn.Module, loader: DataLoader, device: Device, title: str,
+def predict_samples(model: nn.Module, loader: DataLoader, device: Device, title: str,
                   interactive: bool | None = None, stop: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, float]:
-    """Softmax scores of every clip (its crops' softmax averaged), in loader order: (N, classes),
+    """Softmax scores of every sample (its crops' softmax averaged), in loader order: (N, classes),
     and the seconds it took. `stop` is asked after every batch: when it says so, Stopped."""
     model.eval()
     progress = EpochProgress(title, len(loader), interactive=interactive)
@@ -158,10 +158,10 @@ def predict_clips(model: nn.Module, loader: DataLoader, device: Device, title: s
 
 def predict_all(model: nn.Module, loader: DataLoader, device: Device, count: int, title: str,
                 interactive: bool | None = None, stop: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, float]:
-    """`predict_clips` of all `count` items of a dataset, in item order, in every process: each
+    """`predict_samples` of all `count` items of a dataset, in item order, in every process: each
     process scores its share (the loader's sampler lists it) and the shares are gathered; the
     items that padded a share are scored twice, and kept once."""
-    scores, seconds = predict_clips(model, loader, device, title, interactive, stop)
+    scores, seconds = predict_samples(model, loader, device, title, interactive, stop)
     world = device.world
     if not world.distributed:
         return scores, seconds

@@ -18,7 +18,7 @@ from twostream.core.checkpoint import check_compatible, load_weights
 from twostream.core.config import EvalConfig
 from twostream.core.device import Device, setup_device
 from twostream.core.scores import EXTRACTION_KEY, SUBSET_KEY, VideoScores, save_scores
-from twostream.data.datasets import EvalClips, Layout, eval_loader
+from twostream.data.datasets import EvalSamples, Layout, eval_loader
 from twostream.data.extraction import ExtractedDataset, check_crop_size, open_extraction
 from twostream.data.store import ShardStore
 from twostream.engine.loops import predict_all
@@ -62,12 +62,12 @@ def score_videos(config: EvalConfig, evaluation: Evaluation, model: nn.Module, v
     device, state, spec, root = evaluation.device, evaluation.state, evaluation.layout, evaluation.extraction.root
     load_weights(model, state["model"], config.checkpoint)
     device.place(model)
-    data = EvalClips(ShardStore(root), videos, spec, config.clips, config.crops)
+    data = EvalSamples(ShardStore(root), videos, spec, config.clips, config.crops)
     loader = eval_loader(data, config.batch_size, config.workers, device.device.type == "cuda", device.world)
-    clip_scores, seconds = predict_all(model, loader, device, len(data), f"evaluate {config.split} {config.subset}",
+    sample_scores, seconds = predict_all(model, loader, device, len(data), f"evaluate {config.split} {config.subset}",
                                        interactive)
     labels = np.array([e.label for e in videos], dtype=np.int64)
-    metrics, video_scores = summarize(clip_scores, data.video_index, labels)
+    metrics, video_scores = summarize(sample_scores, data.video_index, labels)
     metrics["clips_per_s"] = len(data) / seconds if seconds else 0.0
 
     scores = VideoScores(

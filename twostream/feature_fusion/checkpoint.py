@@ -29,8 +29,8 @@ from twostream.core.checkpoint import (
 )
 from twostream.core.config import TrainConfig
 from twostream.core.errors import TrainError
-from twostream.data.clips import InputSpec
 from twostream.data.paired import PairSpec
+from twostream.data.samples import InputSpec
 from twostream.feature_fusion.config import FusionTrainConfig
 from twostream.feature_fusion.heads import HeadSpec
 from twostream.feature_fusion.model import TwoStreamModel

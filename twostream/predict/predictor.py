@@ -6,8 +6,8 @@ fuse-features run, in one call, and score video files or frames with the streams
 
 A video's input is computed as the extraction the runs were trained on computed it
 (twostream.predict.video_input: the settings each checkpoint stores); the protocol is evaluate's
-(`clips` positions uniformly spaced x `crops`, softmax averaged: twostream.data.datasets.EvalClips
-and twostream.engine.loops.predict_clips, the same code); two streams' scores are combined by a
+(`clips` positions uniformly spaced x `crops`, softmax averaged: twostream.data.datasets.EvalSamples
+and twostream.engine.loops.predict_samples, the same code); two streams' scores are combined by a
 score fusion (twostream.predict.fusion), `twostream fuse`'s default weighted mean unless told.
 """
 from __future__ import annotations
@@ -33,9 +33,9 @@ from twostream.core.device import Device, resolve_device
 from twostream.core.errors import CheckpointError, DataError
 from twostream.core.run_folder import CHECKPOINT_FILE
 from twostream.data.clip_sampling import input_layout
-from twostream.data.datasets import EvalClips, Layout
+from twostream.data.datasets import EvalSamples, Layout
 from twostream.data.extraction import class_names as index_class_names
-from twostream.engine.loops import predict_clips
+from twostream.engine.loops import predict_samples
 from twostream.engine.metrics import video_scores
 from twostream.feature_fusion.checkpoint import build_two_stream, load_fusion_checkpoint, pair_spec
 from twostream.predict.fusion import DEFAULT_METHOD, ScoreFusion, folder_fusion, named_fusion
@@ -143,7 +143,7 @@ class Failure:
 
 
 class _Videos:
-    """The datasets' video source (EvalClips reads `source.video(entry)`) over videos in memory."""
+    """The datasets' video source (EvalSamples reads `source.video(entry)`) over videos in memory."""
 
     def __init__(self, videos: list[MemoryVideo]) -> None:
         self.videos = videos
@@ -239,10 +239,10 @@ class Predictor:
     def scorer_scores(self, scorer: Scorer, videos: list[MemoryVideo], clips: int | None = None,
                       crops: str | None = None) -> np.ndarray:
         entries = [IndexEntry(str(i), "(in memory)", 0, "", v.num_frames, {}) for i, v in enumerate(videos)]
-        items = EvalClips(_Videos(videos), entries, scorer.layout, clips or self.clips, crops or self.crops)
+        items = EvalSamples(_Videos(videos), entries, scorer.layout, clips or self.clips, crops or self.crops)
         loader = DataLoader(items, batch_size=self.batch_size, num_workers=0)
-        clip_scores, _ = predict_clips(scorer.model, loader, self.device, f"predict {scorer.kind}", interactive=False)
-        return video_scores(items.video_index, clip_scores, len(videos))
+        sample_scores, _ = predict_samples(scorer.model, loader, self.device, f"predict {scorer.kind}", interactive=False)
+        return video_scores(items.video_index, sample_scores, len(videos))
 
     # --- the calls ------------------------------------------------------------------------------
     def predict(self, video) -> Prediction:
