@@ -1,8 +1,8 @@
 """Folders written before config.json and index.json had format versions of their own (until
 issue 20 both stored the shards' version, 1) are read as they are by every reader: inspect,
 verify, a resumed run and the trainer; and what a run writes now is those files byte for byte.
-Training runs whose configs name the extraction `shards` and the subset `part` (before issue 31)
-still evaluate and resume."""
+Training runs whose configs name the extraction `shards`, the subset `part` and a fusion head
+`method` (before issue 31) still evaluate and resume."""
 from __future__ import annotations
 
 import json
@@ -19,6 +19,7 @@ from tests.support.twostream_cli import twostream
 from twostream.core.config import TrainConfig
 from twostream.data.extraction import open_extraction
 from twostream.feature_fusion.config import FusionTrainConfig
+from twostream.feature_fusion.heads import HeadSpec
 from twostream.streams.trainer import fit
 
 
@@ -74,8 +75,9 @@ def test_a_run_writes_the_files_as_before(old_folder):
 
 
 def as_written_before_the_renames(config: dict) -> dict:
-    """A run config's dict as it was stored before issue 31 (the extraction `shards`, the subset `part`)."""
-    before = {"extraction": "shards", "subset": "part"}
+    """A run config's dict as it was stored before issue 31 (the extraction `shards`, the subset
+    `part`, the fusion head `method`)."""
+    before = {"extraction": "shards", "subset": "part", "head": "method"}
     return {before.get(k, k): v for k, v in config.items()}
 
 
@@ -104,7 +106,12 @@ def test_a_run_whose_config_names_the_extraction_shards_evaluates_and_resumes(tm
 
 
 def test_a_fusion_run_config_with_the_old_names_loads():
-    config = FusionTrainConfig(spatial="s.pt", temporal="t.pt", extraction="ex", out="o", subset="val")
+    config = FusionTrainConfig(spatial="s.pt", temporal="t.pt", extraction="ex", out="o", subset="val",
+                               head="attention")
     old = as_written_before_the_renames(config.to_dict())
-    assert {"shards", "part"} <= set(old)
+    assert {"shards", "part", "method"} <= set(old)
     assert FusionTrainConfig.from_json(json.dumps(old)) == config
+    # a fusion checkpoint's "head" entry, as it was written
+    old_head = as_written_before_the_renames(json.loads(config.head_spec.to_json()))
+    assert old_head == {"method": "attention", "hidden": 128, "dropout": 0.5}
+    assert HeadSpec.from_json(json.dumps(old_head)) == config.head_spec

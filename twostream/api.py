@@ -15,7 +15,7 @@ The test protocol:
 Scores and fusion:
     VideoScores, save_scores(path, scores), load_scores(path)     the files `twostream fuse` reads
     fuse_scores(spatial, temporal, method="weighted", ratio=(1, 1.5), fit=None) -> VideoScores
-    FUSION_METHODS                                                 the methods' names
+    FUSION_METHODS                                                 the methods' names (the fusion rules)
 Trained runs (twostream train, fuse, fuse-features train) on new videos:
     Predictor.load(RUN, [RUN], fusion=None, clips=25, crops="ten") -> .predict(video file or frames) -> Prediction
     load_run(RUN) -> the run's network (weights loaded), input layout, class names, extraction settings
@@ -48,7 +48,8 @@ from twostream.feature_fusion.heads import HeadSpec
 from twostream.feature_fusion.model import TwoStreamModel
 from twostream.predict.predictor import Prediction, Predictor
 from twostream.predict.predictor import load_scorer as load_run
-from twostream.score_fusion.methods import FUSION_METHODS, FusionParams, fit_and_fuse, pair_streams
+from twostream.score_fusion.rules import FUSION_RULES as FUSION_METHODS  # the API says method, as the CLI does
+from twostream.score_fusion.rules import FusionParams, fit_and_fuse, pair_streams
 from twostream.streams.models import build_model as _build_model
 
 __all__ = [

@@ -225,7 +225,7 @@ def fusion_config(shards, streams, out, **options) -> FusionTrainConfig:
 def fused(shards, streams, tmp_path_factory, learning_seed):
     """Every head on the frozen streams (motion: the parameter-free one)."""
     runs = tmp_path_factory.mktemp("fused")
-    metrics = {m: fit_fusion(fusion_config(shards, streams, runs / m, method=m, seed=learning_seed),
+    metrics = {m: fit_fusion(fusion_config(shards, streams, runs / m, head=m, seed=learning_seed),
                              interactive=False).metrics for m in FUSED}
     return runs, metrics
 
@@ -269,10 +269,10 @@ def test_runs_log_metrics_and_store_every_config(shards, streams, fused, learnin
     assert [r["epoch"] for r in lines] == list(range(1, 7)) and all(set(r) == METRIC_KEYS for r in lines)
     assert lines[-1]["loss"] < lines[0]["loss"]
     state = load_fusion_checkpoint(runs / "attention" / "checkpoint.pt")
-    assert state["config"] == fusion_config(shards, streams, runs / "attention", method="attention", seed=learning_seed)
+    assert state["config"] == fusion_config(shards, streams, runs / "attention", head="attention", seed=learning_seed)
     assert state["head"] == HeadSpec("attention", 128, 0.0) and state["epoch"] == 6
     assert state["spatial_config"].stream == "spatial" and state["temporal_config"].flow_length == 2
-    assert json.loads((runs / "attention" / "config.json").read_text())["method"] == "attention"
+    assert json.loads((runs / "attention" / "config.json").read_text())["head"] == "attention"
 
 
 def stream_weights(path):
@@ -292,7 +292,7 @@ def test_frozen_streams_stay_unchanged_and_joint_ones_move(shards, streams, fuse
 
     # frozen: every weight and batch norm statistic as trained; the head learned
     assert moved(runs / "mid") == {"spatial": [], "temporal": []}
-    joint = fit_fusion(fusion_config(shards, streams, tmp_path / "joint", method="mid", joint=True, epochs=1),
+    joint = fit_fusion(fusion_config(shards, streams, tmp_path / "joint", head="mid", joint=True, epochs=1),
                        interactive=False).metrics
     assert np.isfinite(joint["train"]["loss"])
     changed = moved(tmp_path / "joint")
@@ -307,7 +307,7 @@ class Killed(BaseException):
 
 @pytest.mark.parametrize("method", ["attention", "motion", "cross-attention"])  # motion with hidden 8: the learned one
 def test_a_resumed_fusion_run_equals_an_uninterrupted_one(shards, streams, tmp_path, monkeypatch, method):
-    options = dict(method=method, epochs=2, hidden=8, dropout=0.3, segments=2, color_jitter=0.2, schedule="step",
+    options = dict(head=method, epochs=2, hidden=8, dropout=0.3, segments=2, color_jitter=0.2, schedule="step",
                    lr_steps=(1,))
     fit_fusion(fusion_config(shards, streams, tmp_path / "straight", **options), interactive=False)
     real_save = fusion_trainer.save_fusion_checkpoint

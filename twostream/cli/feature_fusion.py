@@ -34,7 +34,7 @@ def fuse_features() -> None:
 @click.option("--temporal", required=True, type=STREAM_RUN, callback=_checkpoint,
               help="The temporal stream's run folder or its checkpoint.pt.")
 @opt.run_out
-@click.option("--method", type=click.Choice(HEADS), default="mid", show_default=True,
+@click.option("--method", "head", type=click.Choice(HEADS), default="mid", show_default=True,
               help="; ".join(f"{h.name}: {h.description}" for h in HEAD_REGISTRY.values()) + ".")
 @click.option("--joint", is_flag=True,
               help="Fine-tune both streams with the head (at --stream-lr-scale x --lr); default: streams frozen.")

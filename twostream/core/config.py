@@ -102,7 +102,7 @@ def check_fit_fields(config: Any) -> None:
 
 # config keys stored under another name before (issue 31): read under today's, so that the
 # config.json and checkpoints of older runs still load
-RENAMED_KEYS = {"shards": "extraction", "part": "subset"}
+RENAMED_KEYS = {"shards": "extraction", "part": "subset", "method": "head"}
 
 
 def renamed(data: dict[str, Any]) -> dict[str, Any]:

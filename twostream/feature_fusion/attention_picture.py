@@ -54,8 +54,8 @@ def show_attention(config: EvalConfig, video_id: str, out: Path) -> list[int]:
         config, load_fusion_checkpoint, None, lambda state: pair_spec(state["spatial_config"], state["temporal_config"]))
     state, extraction = evaluation.state, evaluation.extraction
     head = state["head"]
-    if head.method != "motion":
-        raise DataError(f"{config.checkpoint} is a {head.method} fusion run; only the motion head weighs places "
+    if head.head != "motion":
+        raise DataError(f"{config.checkpoint} is a {head.head} fusion run; only the motion head weighs places "
                         f"(fuse-features train --method motion)")
     entry = extraction.index.get(video_id)
     if entry is None:

@@ -5,7 +5,7 @@ A fusion checkpoint is written atomically (checkpoint.save_checkpoint) and read 
     format          "twostream-fusion-checkpoint"
     format_version  2 (version 1: the attention head fused raw logits)
     config          FusionTrainConfig as JSON
-    head            HeadSpec as JSON (method, hidden units, dropout)
+    head            HeadSpec as JSON (head, hidden units, dropout; "method" before issue 31)
     spatial_config, temporal_config   the streams' TrainConfigs as JSON: they rebuild the streams
     num_classes, class_names, extract_config
     epoch, elapsed, model (the whole TwoStreamModel: streams and head), optimizer, scaler, metrics

@@ -122,7 +122,7 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
         config = resolve_batch_size(config, state, len(fit_videos), device.world.size)
         start_run_dir(config)
         log.info("%s fusion (%s) of %s and %s on %s %s: %d %s videos, %d validation videos (%s), %d classes; device %s",
-                 config.method, "streams fine-tuned jointly" if config.joint else "streams frozen", config.spatial,
+                 config.head, "streams fine-tuned jointly" if config.joint else "streams frozen", config.spatial,
                  config.temporal, extraction.root, config.split, len(fit_videos), config.subset, len(val_videos), val_kind,
                  extraction.num_classes, device.device)
         if config.subset == "train" and val_kind == HELD_OUT and not config.joint:
@@ -130,7 +130,7 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
                      "--subset val trains it on the %d videos they held out", len(val_videos))
 
         torch.manual_seed(config.seed)  # the head's initial weights are the seed's
-        model = build_two_stream(spatial, temporal, extraction.num_classes, config.head, config.joint)
+        model = build_two_stream(spatial, temporal, extraction.num_classes, config.head_spec, config.joint)
         if state is None:
             load_weights(model.spatial, spatial_weights, config.spatial, "spatial stream")
             load_weights(model.temporal, temporal_weights, config.temporal, "temporal stream")
@@ -139,14 +139,14 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
         device.place(model)
         optimizer, scaler = _optimizer(model, config), device.scaler()
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        log.info("%s head: %.2fM trainable parameters of %.1fM", config.method, trainable / 1e6,
+        log.info("%s head: %.2fM trainable parameters of %.1fM", config.head, trainable / 1e6,
                  sum(p.numel() for p in model.parameters()) / 1e6)
 
-        identity = {"config": config.to_json(), "head": config.head.to_json(), "spatial_config": spatial.to_json(),
+        identity = {"config": config.to_json(), "head": config.head_spec.to_json(), "spatial_config": spatial.to_json(),
                     "temporal_config": temporal.to_json(), "num_classes": extraction.num_classes,
                     "class_names": list(extraction.class_names), "extract_config": extraction.config.to_json()}
         # fine-tuned with a mid head, the streams' own classifiers get no gradient
-        learner = Learner(model, optimizer, scaler, unused_parameters=config.joint and not config.head.entry.uses_logits)
+        learner = Learner(model, optimizer, scaler, unused_parameters=config.joint and not config.head_spec.entry.uses_logits)
         return fit_epochs(config, learner, fit_data(config, pair, extraction.root, fit_videos, val_videos, device,
                                                              val_kind), device,
                           CheckpointWriter(identity, save_fusion_checkpoint), state=state, interactive=interactive)

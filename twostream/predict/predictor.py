@@ -38,9 +38,9 @@ from twostream.data.extraction import class_names as index_class_names
 from twostream.engine.loops import predict_samples
 from twostream.engine.metrics import video_scores
 from twostream.feature_fusion.checkpoint import build_two_stream, load_fusion_checkpoint, pair_spec
-from twostream.predict.fusion import DEFAULT_METHOD, ScoreFusion, folder_fusion, named_fusion
+from twostream.predict.fusion import DEFAULT_RULE, ScoreFusion, folder_fusion, named_fusion
 from twostream.predict.video_input import MemoryVideo, decode_video, extraction_settings, flow_backend, frames_video
-from twostream.score_fusion.methods import FUSION_METHODS, FusionError
+from twostream.score_fusion.rules import FUSION_RULES, FusionError
 from twostream.streams.models import build_model
 
 log = logging.getLogger("twostream")
@@ -167,7 +167,7 @@ class Predictor:
                 raise DataError(f"{scorers[0].checkpoint} and {other.checkpoint} were trained on other classes "
                                 f"({len(names)} vs {len(other.class_names)}; first {names[:1]} vs {other.class_names[:1]})")
         if len(scorers) == 2 and fusion is None:
-            fusion = named_fusion(DEFAULT_METHOD)
+            fusion = named_fusion(DEFAULT_RULE)
         self.scorers, self.fusion, self.clips, self.crops, self.batch_size = scorers, fusion, clips, crops, batch_size
         self.class_names = names
         self.device: Device = resolve_device(device, amp=True, channels_last=False)
@@ -188,7 +188,7 @@ class Predictor:
         with the best top-1 there), a score-fusion method's name (average, weighted; default
         weighted, as `twostream fuse`), or a fuse-features run, which needs no stream run."""
         scorers = [load_scorer(run) for run in runs]
-        if fusion is not None and str(fusion) not in FUSION_METHODS and checkpoint_like(fusion):
+        if fusion is not None and str(fusion) not in FUSION_RULES and checkpoint_like(fusion):
             scorers.append(load_scorer(fusion))
         kinds = [s.kind for s in scorers]
         if "feature-fusion" in kinds and len(kinds) > 1:
@@ -287,12 +287,12 @@ def fusion_of(fusion: str | Path | None, method: str | None, class_names: tuple[
     fuse's default."""
     try:
         if fusion is None:
-            return named_fusion(method or DEFAULT_METHOD)
-        if str(fusion) in FUSION_METHODS:
+            return named_fusion(method or DEFAULT_RULE)
+        if str(fusion) in FUSION_RULES:
             return named_fusion(str(fusion))
         if not Path(fusion).is_dir():
             raise FusionError(f"--fusion {fusion}: expected a 'twostream fuse' folder, a fuse-features run or a "
-                              f"method ({', '.join(FUSION_METHODS)})")
+                              f"method ({', '.join(FUSION_RULES)})")
         return folder_fusion(Path(fusion), method, class_names)
     except FusionError as exc:
         raise DataError(str(exc)) from None
