@@ -67,11 +67,11 @@ def resume_state(config: ResumableConfig, resume: bool, load: Callable[[Path], d
                  class_names: tuple[str, ...]) -> dict | None:
     """Check the run folder against `resume`; return the checkpoint to resume from, if any: read by
     `load`, its config the same as `config` but for RUN_FIELDS, of `stream` (None: any) and `class_names`."""
-    run_dir = Path(config.out)
-    path = run_dir / CHECKPOINT_FILE
+    run_folder = Path(config.out)
+    path = run_folder / CHECKPOINT_FILE
     if not resume:
         if path.exists():
-            raise TrainError(f"{run_dir} already holds a run ({path}); pass --resume to continue it, "
+            raise TrainError(f"{run_folder} already holds a run ({path}); pass --resume to continue it, "
                              f"or choose another --out")
         return None
     if not path.exists():
@@ -104,29 +104,29 @@ def locked_run(config: ResumableConfig) -> Iterator[None]:
     if int(os.environ.get("RANK", "0")) != 0:
         yield
         return
-    run_dir = Path(config.out)
-    created = not run_dir.exists()
+    run_folder = Path(config.out)
+    created = not run_folder.exists()
     try:
-        with folder_lock(run_dir, TrainError, "another training run"):
+        with folder_lock(run_folder, TrainError, "another training run"):
             yield
     except BaseException:
         # a run refused before it wrote anything leaves no folder behind (the lock made it)
-        if created and run_dir.is_dir() and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
-            remove_file(run_dir / LOCK_FILE)
-            run_dir.rmdir()
+        if created and run_folder.is_dir() and [p.name for p in run_folder.iterdir()] == [LOCK_FILE]:
+            remove_file(run_folder / LOCK_FILE)
+            run_folder.rmdir()
         raise
 
 
-def start_run_dir(config: ResumableConfig) -> None:
+def start_run_folder(config: ResumableConfig) -> None:
     """Create the run folder `config.out` and write its config.json."""
-    run_dir = Path(config.out)
+    run_folder = Path(config.out)
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise TrainError(f"cannot create the run folder {run_dir}: {exc.strerror or exc}") from None
+        raise TrainError(f"cannot create the run folder {run_folder}: {exc.strerror or exc}") from None
     log.info("config: %s", config.to_json())
     if current().main:  # in a run of several processes, the main one writes
-        write_text_atomic(run_dir / RUN_CONFIG_FILE, json.dumps(config.to_dict(), indent=1, sort_keys=True))
+        write_text_atomic(run_folder / RUN_CONFIG_FILE, json.dumps(config.to_dict(), indent=1, sort_keys=True))
 
 
 @dataclass(frozen=True)
@@ -268,7 +268,7 @@ def fit_epochs(config: ResumableConfig, learner: Learner, data: FitData, device:
             log.info("%s; checkpoint %s", message, run.checkpoint_path)
     run.metrics_log.close()
     if start.epoch >= config.epochs:
-        log.info("%s already completed its %d epochs", run.run_dir, config.epochs)
+        log.info("%s already completed its %d epochs", run.run_folder, config.epochs)
     return FitResult(max(start.epoch, config.epochs), max(config.epochs - start.epoch, 0), run.metrics)
 
 
@@ -281,9 +281,9 @@ class _Run:
                  writer: CheckpointWriter, interactive: bool | None) -> None:
         self.config, self.learner, self.data, self.device, self.writer = config, learner, data, device, writer
         self.interactive, self.world = interactive, device.world
-        self.run_dir = Path(config.out)
-        self.checkpoint_path = self.run_dir / CHECKPOINT_FILE
-        self.metrics_log = MetricsLog(self.run_dir)
+        self.run_folder = Path(config.out)
+        self.checkpoint_path = self.run_folder / CHECKPOINT_FILE
+        self.metrics_log = MetricsLog(self.run_folder)
         self.criterion = nn.CrossEntropyLoss()
         self.trained: nn.Module = learner.model
         self.signals: Deferred | None = None
@@ -298,7 +298,7 @@ class _Run:
         if self.world.main:
             self.metrics_log.restart(start.epoch)
             try:
-                self.metrics_log.tensorboard = tensorboard_writer(self.run_dir, self.config.tensorboard, start.epoch)
+                self.metrics_log.tensorboard = tensorboard_writer(self.run_folder, self.config.tensorboard, start.epoch)
             except TensorBoardMissing as exc:
                 raise TrainError(str(exc)) from None
         config = self.config

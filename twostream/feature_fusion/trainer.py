@@ -37,7 +37,7 @@ from twostream.engine.fit_loop import (
     locked_run,
     resolve_batch_size,
     resume_state,
-    start_run_dir,
+    start_run_folder,
     videos_for_val_on_test,
 )
 from twostream.engine.metrics_log import HELD_OUT, ON_TEST
@@ -120,7 +120,7 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
             check_stack_length(val_videos, temporal.flow_length, "validation")
 
         config = resolve_batch_size(config, state, len(fit_videos), device.world.size)
-        start_run_dir(config)
+        start_run_folder(config)
         log.info("%s fusion (%s) of %s and %s on %s %s: %d %s videos, %d validation videos (%s), %d classes; device %s",
                  config.head, "streams fine-tuned jointly" if config.joint else "streams frozen", config.spatial,
                  config.temporal, extraction.root, config.split, len(fit_videos), config.subset, len(val_videos), val_kind,

@@ -35,7 +35,7 @@ from twostream.engine.fit_loop import (
     locked_run,
     resolve_batch_size,
     resume_state,
-    start_run_dir,
+    start_run_folder,
     videos_for_val_on_test,
 )
 from twostream.engine.metrics_log import HELD_OUT, ON_TEST
@@ -112,7 +112,7 @@ def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = No
     with locked_run(config):  # the run folder is this run's until it ends
         state = resume_state(config, resume, load_checkpoint, config.stream, extraction.class_names)
         config = resolve_batch_size(config, state, len(train_videos), device.world.size)
-        start_run_dir(config)
+        start_run_folder(config)
         log.info("%s stream on %s %s: %d training videos, %d validation videos (%s), %d classes; device %s",
                  config.stream, extraction.root, config.split, len(train_videos), len(val_videos),
                  "none" if not val_videos else f"held out of training, --holdout {config.holdout}"
