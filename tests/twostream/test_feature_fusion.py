@@ -272,7 +272,7 @@ def test_runs_log_metrics_and_store_every_config(shards, streams, fused, learnin
     assert state["config"] == fusion_config(shards, streams, runs / "attention", head="attention", seed=learning_seed)
     assert state["head"] == HeadSpec("attention", 128, 0.0) and state["epoch"] == 6
     assert state["spatial_config"].stream == "spatial" and state["temporal_config"].flow_length == 2
-    assert json.loads((runs / "attention" / "config.json").read_text())["head"] == "attention"
+    assert json.loads((runs / "attention" / "config.json").read_text())["method"] == "attention"
 
 
 def stream_weights(path):

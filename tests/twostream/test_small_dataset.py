@@ -164,7 +164,7 @@ def test_a_run_records_its_extraction_absolute_so_evaluate_finds_it_from_elsewhe
                                                                                    caplog, monkeypatch):
     monkeypatch.chdir(small_set.parent)
     train(capsys, caplog, small_set.name, "--out", str(tmp_path / "run"), "--val-every", "0")
-    assert json.loads((tmp_path / "run" / RUN_CONFIG_FILE).read_text())["extraction"] == str(small_set)
+    assert json.loads((tmp_path / "run" / RUN_CONFIG_FILE).read_text())["shards"] == str(small_set)
     monkeypatch.chdir(tmp_path)
     code, out, err = twostream(capsys, "evaluate", str(tmp_path / "run"), "--clips", "1", "--crops", "center",
                                "--loader-workers", "0", "--threads", "1")

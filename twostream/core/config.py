@@ -100,21 +100,33 @@ def check_fit_fields(config: Any) -> None:
     config.check_run_options()
 
 
-# config keys stored under another name before (issue 31): read under today's, so that the
-# config.json and checkpoints of older runs still load
+# The config files' key -> the field that holds it, where the two differ: issue 31 renamed the
+# fields, not the file formats. Read one way by `renamed` and written back the other by `stored`, so
+# that config.json, checkpoints and scores files keep the keys they have always had.
 RENAMED_KEYS = {"shards": "extraction", "part": "subset", "method": "head"}
+STORED_KEYS = {field: key for key, field in RENAMED_KEYS.items()}
 
 
 def renamed(data: dict[str, Any]) -> dict[str, Any]:
-    """A stored config dict with its keys as today's configs name them (RENAMED_KEYS)."""
+    """A stored config dict with its keys as the configs' fields name them (RENAMED_KEYS)."""
     return {RENAMED_KEYS.get(k, k): v for k, v in data.items()}
 
 
+def stored(data: dict[str, Any]) -> dict[str, Any]:
+    """A dict of config fields with its keys as the files store them: the inverse of `renamed`."""
+    return {STORED_KEYS.get(k, k): v for k, v in data.items()}
+
+
 class JsonConfig:
-    """to_json / from_json for the frozen dataclasses below (tuples travel as JSON lists)."""
+    """to_json / from_json for the frozen dataclasses below (tuples travel as JSON lists), in the
+    stored form: keys as the files name them (`stored`), in field order."""
+
+    def field_values(self) -> dict[str, Any]:
+        """The fields by their names in the code, in the order the stored dict gives them."""
+        return asdict(self)  # type: ignore[call-overload]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
+        return stored(self.field_values())
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -145,8 +157,8 @@ class RunOptions(JsonConfig):
     amp: bool = True  # automatic mixed precision, on CUDA only
     channels_last: bool = True  # on CUDA only
 
-    def to_dict(self) -> dict[str, Any]:
-        data = super().to_dict()
+    def field_values(self) -> dict[str, Any]:
+        data = super().field_values()
         # the config's own fields first, these last, where they were before this base held them (a
         # base's fields come first in asdict): the dicts stored in scores files keep their order
         return {**{k: v for k, v in data.items() if k not in RUN_OPTIONS}, **{k: data[k] for k in RUN_OPTIONS}}
@@ -168,8 +180,9 @@ class ResumableConfig(RunOptions):
     """A training run's config: on resume, the stored one must match it but for RUN_FIELDS."""
 
     def learning_fields(self) -> dict[str, Any]:
-        """The fields that decide what the run learns (compared on resume)."""
-        return {k: v for k, v in self.to_dict().items() if k not in RUN_FIELDS}
+        """The fields that decide what the run learns (compared on resume), under their stored
+        names, as the message of a refused resume names them."""
+        return stored({k: v for k, v in self.field_values().items() if k not in RUN_FIELDS})
 
     def differences(self, other: "ResumableConfig") -> list[str]:
         """`key: theirs -> ours` for every learning field that differs (a field resolved when the run

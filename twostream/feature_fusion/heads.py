@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from flowprep.format.files import parse_json
-from twostream.core.config import renamed
+from twostream.core.config import renamed, stored
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class HeadSpec:
         return self.entry.label(self) if self.entry.label else self.head
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(stored(asdict(self)), sort_keys=True)  # its "method" as checkpoints store it
 
     @classmethod
     def from_json(cls, text: str) -> HeadSpec:
