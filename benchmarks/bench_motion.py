@@ -34,7 +34,7 @@ from common import save_results
 from flowprep.flow.registry import make_flow
 from twostream.core.config import TrainConfig
 from twostream.core.device import resolve_device
-from twostream.data.datasets import Augment, TrainClips, set_epoch, train_loader
+from twostream.data.datasets import Augment, TrainSamples, set_epoch, train_loader
 from twostream.data.extraction import open_extraction, videos_in_split
 from twostream.data.motion_inputs import stream_layout
 from twostream.data.store import ShardStore
@@ -51,7 +51,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, shards: Path) -> None:
         extraction = open_extraction(shards)
         entries = videos_in_split(extraction, config.split, "train")
-        data = TrainClips(ShardStore(shards), entries, stream_layout(config),
+        data = TrainSamples(ShardStore(shards), entries, stream_layout(config),
                           Augment(config.multiscale_crop, config.flip, config.color_jitter), 1, config.seed)
         self.loader = train_loader(data, config.batch_size, 0, config.seed, False)
         torch.manual_seed(0)
@@ -65,7 +65,7 @@ class Trainer:
         result = train_one_epoch(self.model, torch.nn.CrossEntropyLoss(), self.optimizer, self.loader, self.device,
                                  self.device.scaler(), self.epoch, interactive=False)
         self.epoch += 1
-        return result["samples"] / result["seconds"]
+        return result.samples_per_s
 
 
 def flow_seconds_per_video(shards: Path, videos: int) -> dict[str, float]:

@@ -36,7 +36,7 @@ from common import CLIPS, require_shared_data, save_results
 from flowprep.demo.data import write_video
 from flowprep.extract.config import ExtractConfig
 from flowprep.extract.frames import resize
-from twostream.data.clips import InputSpec
+from twostream.data.samples import InputSpec
 from twostream.predict.live import run_live
 from twostream.predict.predictor import FAST_CLIPS, FAST_CROPS, Predictor, Scorer
 from twostream.predict.video_input import video_files

@@ -12,7 +12,7 @@
    codes, each encoded once from the lossless ones, as extraction would have encoded them. So
    every source holds the same data, compressed once; none decodes a re-compressed copy.
 3. Temporal-stream loader throughput (L=10 forward stacks, random 224 crops and flips, batch 16,
-   2 DataLoader workers: the trainer's own TrainClips and loader) from each shard folder and from
+   2 DataLoader workers: the trainer's own TrainSamples and loader) from each shard folder and from
    the JPEG tree, which is read by the same dataset through a source that opens the tree's files
    (cv2.imread per file, as mmaction2's RawFrameDecode does). Warm page cache (every file read
    once first); the sources take turns, `--repeats` times; medians and their ratio, measured in
@@ -57,8 +57,8 @@ from flowprep.rawframes.export import ExportConfig, export_rawframes
 from flowprep.rawframes.layout import FLOW_KINDS, IMG, frame_name
 from twostream.core.device import resolve_device
 from twostream.data.clip_sampling import ClipSpec
-from twostream.data.clips import InputSpec
-from twostream.data.datasets import Augment, TrainClips, set_epoch, train_loader
+from twostream.data.datasets import Augment, TrainSamples, set_epoch, train_loader
+from twostream.data.samples import InputSpec
 from twostream.data.store import ShardStore
 from twostream.engine.loops import train_one_epoch
 from twostream.streams.models import build_model
@@ -189,9 +189,9 @@ class TreeSource:
 
 # --- measurements -----------------------------------------------------------------------------
 def loader_rate(source, entries: list[IndexEntry], epoch: int) -> float:
-    """Temporal samples per second through TrainClips + the trainer's loader."""
+    """Temporal samples per second through TrainSamples + the trainer's loader."""
     spec = InputSpec("temporal", LENGTH, "forward", True, CROP)
-    data = TrainClips(source, entries, spec, Augment(), segments=1, seed=epoch)
+    data = TrainSamples(source, entries, spec, Augment(), segments=1, seed=epoch)
     loader = train_loader(data, BATCH, WORKERS, seed=epoch, pin_memory=False)
     set_epoch(loader, epoch)
     batches = iter(loader)
@@ -215,7 +215,7 @@ def training_rate(folder: Path, entries: list[IndexEntry], stream: str, num_clas
     device = resolve_device("auto", amp=True, channels_last=True)
     batch = 32 if device.device.type == "cuda" else 8
     spec = ClipSpec(stream, clip, 1, crop) if clip else InputSpec(stream, LENGTH, "forward", True, crop)
-    data = TrainClips(ShardStore(folder), entries, spec, Augment(color_jitter=0.2 if stream == "spatial" else 0.0),
+    data = TrainSamples(ShardStore(folder), entries, spec, Augment(color_jitter=0.2 if stream == "spatial" else 0.0),
                       segments=1, seed=0)
     loader = train_loader(data, batch, WORKERS, seed=0, pin_memory=device.device.type == "cuda")
     torch.manual_seed(0)
@@ -229,7 +229,7 @@ def training_rate(folder: Path, entries: list[IndexEntry], stream: str, num_clas
     for epoch in range(2):  # the first warms up (worker start, allocator, kernels)
         set_epoch(loader, epoch)
         result = train_one_epoch(model, criterion, optimizer, loader, device, device.scaler(), epoch, interactive=False)
-        rates.append(result["samples"] / result["seconds"])
+        rates.append(result.samples_per_s)
     peak = (torch.cuda.max_memory_allocated(device.device) if device.device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # Linux: kB
     return {"samples_per_s": rates[-1], "batch_size": batch, "device": str(device.device),

@@ -15,7 +15,7 @@ The test protocol:
 Scores and fusion:
     VideoScores, save_scores(path, scores), load_scores(path)     the files `twostream fuse` reads
     fuse_scores(spatial, temporal, method="weighted", ratio=(1, 1.5), fit=None) -> VideoScores
-    FUSION_METHODS                                                 the methods' names
+    FUSION_METHODS                                                 the methods' names (the fusion rules)
 Trained runs (twostream train, fuse, fuse-features train) on new videos:
     Predictor.load(RUN, [RUN], fusion=None, clips=25, crops="ten") -> .predict(video file or frames) -> Prediction
     load_run(RUN) -> the run's network (weights loaded), input layout, class names, extraction settings
@@ -35,12 +35,12 @@ from torch.utils.data import DataLoader
 from twostream.core.config import CROPS
 from twostream.core.device import resolve_device
 from twostream.core.errors import DataError
-from twostream.core.scores import VideoScores, load_scores, save_scores
-from twostream.data.datasets import EvalClips
-from twostream.data.extraction import check_stack_length, part_videos
+from twostream.core.scores import EXTRACTION_KEY, SUBSET_KEY, VideoScores, load_scores, save_scores
+from twostream.data.datasets import EvalSamples
+from twostream.data.extraction import check_stack_length, subset_videos
 from twostream.data.mapstyle import SpatialFrames, StreamDataset, TemporalStacks, normalise
 from twostream.data.store import ShardStore
-from twostream.engine.loops import predict_clips
+from twostream.engine.loops import predict_samples
 from twostream.engine.metrics import summarize
 from twostream.feature_fusion.heads import HEADS as FUSION_HEADS
 from twostream.feature_fusion.heads import REGISTRY as HEAD_REGISTRY
@@ -48,7 +48,8 @@ from twostream.feature_fusion.heads import HeadSpec
 from twostream.feature_fusion.model import TwoStreamModel
 from twostream.predict.predictor import Prediction, Predictor
 from twostream.predict.predictor import load_scorer as load_run
-from twostream.score_fusion.methods import FUSION_METHODS, FusionParams, fit_and_fuse, pair_streams
+from twostream.score_fusion.rules import FUSION_RULES as FUSION_METHODS  # the API says method, as the CLI does
+from twostream.score_fusion.rules import FusionParams, fit_and_fuse, pair_streams
 from twostream.streams.models import build_model as _build_model
 
 __all__ = [
@@ -104,20 +105,20 @@ def evaluate_videos(model: nn.Module, data: StreamDataset, subset: str = "test",
         raise DataError(f"crops must be one of {', '.join(CROPS)}; got {crops!r}")
     if not isinstance(clips, int) or clips < 1:
         raise DataError(f"clips must be a positive integer, got {clips!r}")
-    videos = part_videos(data.extraction, data.split, subset, data.holdout, data.seed or 0)
+    videos = subset_videos(data.extraction, data.split, subset, data.holdout, data.seed or 0)
     if data.stream == "temporal":
         check_stack_length(videos, data.spec.flow_length, subset)
     where = next(model.parameters()).device if device is None else torch.device(device)
     dev = resolve_device(str(where), amp=False, channels_last=False)
     model.to(dev.device)
-    items = EvalClips(ShardStore(data.folder), videos, data.spec, clips, crops)
+    items = EvalSamples(ShardStore(data.folder), videos, data.spec, clips, crops)
     loader = DataLoader(items, batch_size=batch_size, num_workers=workers)
-    clip_scores, _ = predict_clips(model, loader, dev, f"evaluate {data.split} {subset}", interactive=False)
+    sample_scores, _ = predict_samples(model, loader, dev, f"evaluate {data.split} {subset}", interactive=False)
     labels = np.array([e.label for e in videos], dtype=np.int64)
-    metrics, video_scores = summarize(clip_scores, items.video_index, labels)
+    metrics, video_scores = summarize(sample_scores, items.video_index, labels)
     return VideoScores(np.array([e.video_id for e in videos], dtype=str), labels, video_scores.astype(np.float32),
                        tuple(data.class_names),
-                       meta={"stream": data.stream, "split": data.split, "part": subset, "shards": str(data.folder),
+                       meta={"stream": data.stream, "split": data.split, SUBSET_KEY: subset, EXTRACTION_KEY: str(data.folder),
                              "protocol": {"clips": clips, "crops": crops}, "metrics": metrics})
 
 

@@ -133,7 +133,7 @@ def factor_streams_dataset(root: Path) -> tuple[Path, tuple[Path, Path]]:
     for stream in ("spatial", "temporal"):
         out = root / stream
         if not (out / "checkpoint.pt").exists():
-            fit(TrainConfig(shards=str(shards), out=str(out), stream=stream, flow_length=4, crop_size=48, epochs=1,
+            fit(TrainConfig(extraction=str(shards), out=str(out), stream=stream, flow_length=4, crop_size=48, epochs=1,
                             batch_size=4, val_every=0, workers=0, threads=1), interactive=False)
         streams.append(out / "checkpoint.pt")
     return shards, (streams[0], streams[1])

@@ -70,7 +70,7 @@ def train_runs(root: Path, seed: int = 0, **settings) -> TinyRuns:
     runs = {}
     for stream in ("spatial", "temporal"):
         runs[stream] = root / "runs" / stream
-        fit(TrainConfig(shards=str(shards), out=str(runs[stream]), stream=stream, seed=seed,
+        fit(TrainConfig(extraction=str(shards), out=str(runs[stream]), stream=stream, seed=seed,
                         **{**TRAIN_OPTIONS, **STREAM_OPTIONS[stream]}),
             interactive=False)
     return TinyRuns(root / "videos", manifest, shards, runs["spatial"], runs["temporal"], held_out)

@@ -26,8 +26,8 @@ from twostream.core.checkpoint import load_checkpoint
 from twostream.core.config import EvalConfig, TrainConfig
 from twostream.core.device import resolve_device
 from twostream.core.errors import DataError
-from twostream.data.clips import InputSpec
-from twostream.data.datasets import Augment, TrainClips
+from twostream.data.datasets import Augment, TrainSamples
+from twostream.data.samples import InputSpec
 from twostream.data.store import ShardStore
 from twostream.engine.loops import model_input
 from twostream.streams.evaluator import evaluate
@@ -64,7 +64,7 @@ def test_items_are_what_the_trainer_feeds_its_model(shards):
     """With a seed, ds[i] in epoch e is the trainer's item (e, i) after its on-device normalisation."""
     data = SpatialFrames(shards, crop_size=40, color_jitter=0.2, seed=3)
     data.set_epoch(5)
-    trainer = TrainClips(ShardStore(shards), data.videos, InputSpec("spatial", 10, "forward", True, 40),
+    trainer = TrainSamples(ShardStore(shards), data.videos, InputSpec("spatial", 10, "forward", True, 40),
                          Augment(False, True, 0.2), segments=1, seed=3)
     codes, affine, label = trainer[(5, 2)]
     expected = model_input(codes, affine, resolve_device("cpu", False, False))[0]
@@ -82,7 +82,7 @@ def test_without_a_seed_every_access_draws_anew(shards):
 
 
 def test_a_shuffling_loader_and_a_distributed_sampler_take_it(shards):
-    """DataLoader(shuffle=True) and DistributedSampler call ds[int]: TrainClips took (epoch, index)
+    """DataLoader(shuffle=True) and DistributedSampler call ds[int]: TrainSamples took (epoch, index)
     pairs and failed with 'cannot unpack non-iterable int object'."""
     data = SpatialFrames(shards, crop_size=32)
     labels = [int(y) for _, ys in DataLoader(data, batch_size=4, shuffle=True, num_workers=2) for y in ys]
@@ -113,10 +113,10 @@ def test_subsets_and_bad_arguments(shards):
 
 def test_evaluate_videos_is_twostream_evaluate(shards, tmp_path):
     """The protocol as a function gives the scores `twostream evaluate` writes for the same model."""
-    config = TrainConfig(shards=str(shards), out=str(tmp_path / "run"), crop_size=40, epochs=1, batch_size=3,
+    config = TrainConfig(extraction=str(shards), out=str(tmp_path / "run"), crop_size=40, epochs=1, batch_size=3,
                          lr=0.01, val_every=0, workers=0, threads=1)
     fit(config, interactive=False)
-    _, written = evaluate(EvalConfig(checkpoint=str(tmp_path / "run" / "checkpoint.pt"), shards=str(shards),
+    _, written = evaluate(EvalConfig(checkpoint=str(tmp_path / "run" / "checkpoint.pt"), extraction=str(shards),
                                      out=str(tmp_path / "s.npz"), clips=3, crops="ten", workers=0, threads=1),
                           interactive=False)
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")

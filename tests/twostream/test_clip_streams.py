@@ -91,12 +91,12 @@ def test_frame_sampling_words():
 
 def test_clip_options_are_checked_in_one_line():
     with pytest.raises(ValueError, match="--clip 8 makes a 3D stream: the backbone must be a video network"):
-        TrainConfig(shards="s", out="o", clip=8)
+        TrainConfig(extraction="s", out="o", clip=8)
     with pytest.raises(ValueError, match="r3d_18 is a video network: give --clip T"):
-        TrainConfig(shards="s", out="o", backbone="r3d_18")
+        TrainConfig(extraction="s", out="o", backbone="r3d_18")
     with pytest.raises(ValueError, match="--no-mean-subtraction is not available for clip streams"):
-        TrainConfig(shards="s", out="o", stream="temporal", backbone="tiny3d", clip=4, mean_subtraction=False)
-    assert TrainConfig(shards="s", out="o", stream="temporal", backbone="tiny3d", clip=4).in_channels == 2
+        TrainConfig(extraction="s", out="o", stream="temporal", backbone="tiny3d", clip=4, mean_subtraction=False)
+    assert TrainConfig(extraction="s", out="o", stream="temporal", backbone="tiny3d", clip=4).in_channels == 2
 
 
 # --- a 3D RGB stream on the demo data -------------------------------------------------------------

@@ -15,10 +15,10 @@ from tests.support.twostream_cli import one_line_error, twostream
 from twostream.core.config import EvalConfig, TrainConfig
 from twostream.core.run_folder import METRICS_FILE
 from twostream.core.scores import load_scores
-from twostream.data.clips import InputSpec
-from twostream.data.datasets import Augment, EvalClips, TrainClips
+from twostream.data.datasets import Augment, EvalSamples, TrainSamples
 from twostream.data.extraction import open_extraction
 from twostream.data.paired import PairSpec, anchor_frame
+from twostream.data.samples import InputSpec
 from twostream.data.store import ShardStore
 from twostream.feature_fusion import trainer as fusion_trainer
 from twostream.feature_fusion.checkpoint import load_fusion_checkpoint
@@ -83,7 +83,7 @@ def test_paired_items_share_box_and_flip_in_training_and_test(tmp_path):
     shards = write_extraction(tmp_path / "ex", [coordinate_video()])
     entry = open_extraction(shards).index["coords"]
     pair = PairSpec(InputSpec("spatial", 2, "bidirectional", True, 24), InputSpec("temporal", 2, "bidirectional", True, 24))
-    train = TrainClips(ShardStore(shards), [entry], pair, Augment(), segments=1, seed=0)
+    train = TrainSamples(ShardStore(shards), [entry], pair, Augment(), segments=1, seed=0)
     flips, lefts = set(), set()
     for epoch in range(12):
         codes, affine, label = train[(epoch, 0)]
@@ -97,7 +97,7 @@ def test_paired_items_share_box_and_flip_in_training_and_test(tmp_path):
         assert affine[0, 0, 0] > 0.01 and affine[0, 0, 3] < 0.01
     assert flips == {False, True} and len(lefts) > 2  # random flips, random boxes
 
-    test = EvalClips(ShardStore(shards), [entry], pair, clips=3, crops="ten")
+    test = EvalSamples(ShardStore(shards), [entry], pair, clips=3, crops="ten")
     assert len(test) == 3  # positions of the stack: 9 frames, L=2 -> 7
     for j, position in enumerate([1, 3, 5]):
         codes, _, _, video = test[j]
@@ -148,7 +148,7 @@ def test_attention_weights_sum_to_one_and_weigh_the_streams_logits():
 def test_mixed_precision_path_trains_the_head(method):
     """The CUDA path (autocast, channels_last), run with bfloat16 autocast on the CPU (no GPU here)."""
     from twostream.core.device import Device
-    from twostream.engine.loops import predict_clips, train_one_epoch
+    from twostream.engine.loops import predict_samples, train_one_epoch
 
     model = two_stream(method).to(memory_format=torch.channels_last)
     device = Device(torch.device("cpu"), torch.bfloat16, channels_last=True)
@@ -157,8 +157,8 @@ def test_mixed_precision_path_trains_the_head(method):
     optimizer = torch.optim.SGD(model.head.parameters(), lr=0.01)
     result = train_one_epoch(model, torch.nn.CrossEntropyLoss(), optimizer, [batch], device, device.scaler(), 1,
                              interactive=False)
-    assert result["samples"] == 2 and np.isfinite(result["loss"])
-    scores, _ = predict_clips(model, [batch[:2]], device, "val", interactive=False)
+    assert result.samples == 2 and np.isfinite(result.loss)
+    scores, _ = predict_samples(model, [batch[:2]], device, "val", interactive=False)
     assert scores.shape == (2, 5)
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-5)
 
@@ -207,7 +207,7 @@ def streams(shards, tmp_path_factory, learning_seed):
     recover what its logits lack (test_the_streams_learned_their_factor says which stream)."""
     runs = tmp_path_factory.mktemp("streams")
     for stream in ("spatial", "temporal"):
-        fit_stream(TrainConfig(**fast(shards=str(shards), out=str(runs / stream), stream=stream, flow_length=2, crop_size=48,
+        fit_stream(TrainConfig(**fast(extraction=str(shards), out=str(runs / stream), stream=stream, flow_length=2, crop_size=48,
                                epochs=24, batch_size=4, lr=0.01, schedule="cosine", dropout=0.0, val_every=0,
                                seed=learning_seed)),
             interactive=False)
@@ -216,7 +216,7 @@ def streams(shards, tmp_path_factory, learning_seed):
 
 def fusion_config(shards, streams, out, **options) -> FusionTrainConfig:
     spatial, temporal = streams
-    base = fast(spatial=str(spatial), temporal=str(temporal), shards=str(shards), out=str(out), epochs=6, batch_size=4,
+    base = fast(spatial=str(spatial), temporal=str(temporal), extraction=str(shards), out=str(out), epochs=6, batch_size=4,
                 lr=0.05, dropout=0.0, schedule="cosine", val_every=0)
     return FusionTrainConfig(**{**base, **options})
 
@@ -225,8 +225,8 @@ def fusion_config(shards, streams, out, **options) -> FusionTrainConfig:
 def fused(shards, streams, tmp_path_factory, learning_seed):
     """Every head on the frozen streams (motion: the parameter-free one)."""
     runs = tmp_path_factory.mktemp("fused")
-    metrics = {m: fit_fusion(fusion_config(shards, streams, runs / m, method=m, seed=learning_seed), interactive=False)
-               for m in FUSED}
+    metrics = {m: fit_fusion(fusion_config(shards, streams, runs / m, head=m, seed=learning_seed),
+                             interactive=False).metrics for m in FUSED}
     return runs, metrics
 
 
@@ -235,7 +235,7 @@ def video_accuracy(config: EvalConfig, evaluate_fn) -> float:
 
 
 def eval_config(checkpoint, shards, out, **options) -> EvalConfig:
-    return EvalConfig(**fast(checkpoint=str(checkpoint), shards=str(shards), out=str(out), clips=3, crops="center",
+    return EvalConfig(**fast(checkpoint=str(checkpoint), extraction=str(shards), out=str(out), clips=3, crops="center",
                              **options))
 
 
@@ -245,7 +245,7 @@ def test_the_streams_learned_their_factor(shards, streams, tmp_path):
     factor = {"spatial": lambda label: {label - label % 2, label - label % 2 + 1},
               "temporal": lambda label: {label % 2, label % 2 + 2}}
     for (stream, classes), checkpoint in zip(factor.items(), streams):
-        _, scores = evaluate(eval_config(checkpoint, shards, tmp_path / f"{stream}.npz", part="train"), interactive=False)
+        _, scores = evaluate(eval_config(checkpoint, shards, tmp_path / f"{stream}.npz", subset="train"), interactive=False)
         top2 = [set(np.argsort(-row)[:2].tolist()) for row in scores.scores]
         assert top2 == [classes(int(label)) for label in scores.labels], stream
 
@@ -253,12 +253,12 @@ def test_the_streams_learned_their_factor(shards, streams, tmp_path):
 def test_fusion_of_complementary_streams_beats_both(shards, streams, fused, tmp_path):
     runs, metrics = fused
     # on the training videos, with the test protocol: each stream can tell at most half the classes
-    stream_acc = [video_accuracy(eval_config(s, shards, tmp_path / f"{i}.npz", part="train"), evaluate)
+    stream_acc = [video_accuracy(eval_config(s, shards, tmp_path / f"{i}.npz", subset="train"), evaluate)
                   for i, s in enumerate(streams)]
     assert max(stream_acc) <= 0.5
     for method in FUSED:
         accuracy = video_accuracy(eval_config(runs / method / "checkpoint.pt", shards, tmp_path / f"{method}.npz",
-                                              part="train"), evaluate_fusion)
+                                              subset="train"), evaluate_fusion)
         assert accuracy > max(stream_acc) and accuracy >= 0.75, (method, accuracy, stream_acc)
         assert metrics[method]["train"]["accuracy"] > max(stream_acc)
 
@@ -269,7 +269,7 @@ def test_runs_log_metrics_and_store_every_config(shards, streams, fused, learnin
     assert [r["epoch"] for r in lines] == list(range(1, 7)) and all(set(r) == METRIC_KEYS for r in lines)
     assert lines[-1]["loss"] < lines[0]["loss"]
     state = load_fusion_checkpoint(runs / "attention" / "checkpoint.pt")
-    assert state["config"] == fusion_config(shards, streams, runs / "attention", method="attention", seed=learning_seed)
+    assert state["config"] == fusion_config(shards, streams, runs / "attention", head="attention", seed=learning_seed)
     assert state["head"] == HeadSpec("attention", 128, 0.0) and state["epoch"] == 6
     assert state["spatial_config"].stream == "spatial" and state["temporal_config"].flow_length == 2
     assert json.loads((runs / "attention" / "config.json").read_text())["method"] == "attention"
@@ -292,8 +292,8 @@ def test_frozen_streams_stay_unchanged_and_joint_ones_move(shards, streams, fuse
 
     # frozen: every weight and batch norm statistic as trained; the head learned
     assert moved(runs / "mid") == {"spatial": [], "temporal": []}
-    joint = fit_fusion(fusion_config(shards, streams, tmp_path / "joint", method="mid", joint=True, epochs=1),
-                       interactive=False)
+    joint = fit_fusion(fusion_config(shards, streams, tmp_path / "joint", head="mid", joint=True, epochs=1),
+                       interactive=False).metrics
     assert np.isfinite(joint["train"]["loss"])
     changed = moved(tmp_path / "joint")
     for name in ("spatial", "temporal"):
@@ -307,7 +307,7 @@ class Killed(BaseException):
 
 @pytest.mark.parametrize("method", ["attention", "motion", "cross-attention"])  # motion with hidden 8: the learned one
 def test_a_resumed_fusion_run_equals_an_uninterrupted_one(shards, streams, tmp_path, monkeypatch, method):
-    options = dict(method=method, epochs=2, hidden=8, dropout=0.3, segments=2, color_jitter=0.2, schedule="step",
+    options = dict(head=method, epochs=2, hidden=8, dropout=0.3, segments=2, color_jitter=0.2, schedule="step",
                    lr_steps=(1,))
     fit_fusion(fusion_config(shards, streams, tmp_path / "straight", **options), interactive=False)
     real_save = fusion_trainer.save_fusion_checkpoint

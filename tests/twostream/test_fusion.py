@@ -10,13 +10,13 @@ from hypothesis import strategies as st
 
 from tests.support.twostream_cli import twostream
 from twostream.core.scores import VideoScores, load_scores, save_scores
-from twostream.score_fusion.methods import (
-    FUSION_METHODS,
+from twostream.score_fusion.rules import (
+    FUSION_RULES,
     FusionError,
     FusionParams,
     choose_temporal_share,
     fit_and_fuse,
-    get_fusion_method,
+    get_fusion_rule,
     pair_streams,
     stacked_l2,
     weighted_average,
@@ -80,7 +80,7 @@ def accuracy(scores: VideoScores) -> float:
     return float((scores.scores.argmax(axis=1) == scores.labels).mean())
 
 
-@pytest.mark.parametrize("method", list(FUSION_METHODS))
+@pytest.mark.parametrize("method", list(FUSION_RULES))
 @pytest.mark.parametrize("make", [halves, factorial], ids=["halves", "factorial"])
 def test_every_method_beats_both_streams_when_they_are_complementary(method, make):
     rng = np.random.default_rng(1)
@@ -161,7 +161,7 @@ def test_a_class_missing_from_the_fit_scores_is_never_predicted():
 
 def test_learned_methods_refuse_to_run_without_fit_scores():
     test = pair_of(*factorial(np.random.default_rng(0), 20))
-    for name, method in FUSION_METHODS.items():
+    for name, method in FUSION_RULES.items():
         if method.needs_fit:
             with pytest.raises(FusionError, match="learns from scores of training-split videos"):
                 fit_and_fuse(name, test, None, FusionParams())
@@ -171,8 +171,8 @@ def test_learned_methods_refuse_to_run_without_fit_scores():
 
 def test_unknown_method_lists_the_choices():
     with pytest.raises(FusionError) as info:
-        get_fusion_method("max")
-    assert "'max'" in str(info.value) and all(name in str(info.value) for name in FUSION_METHODS)
+        get_fusion_rule("max")
+    assert "'max'" in str(info.value) and all(name in str(info.value) for name in FUSION_RULES)
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -256,7 +256,7 @@ def test_fuse_command_writes_fused_scores_and_results(capsys, tmp_path, score_fi
                                 "--fit-temporal", str(score_files["temporal_val"]), "--out", str(out))
     assert code == 0
     results = json.loads((out / "fusion.json").read_text())
-    assert [m["name"] for m in results["methods"]] == list(FUSION_METHODS)
+    assert [m["name"] for m in results["methods"]] == list(FUSION_RULES)
     assert results["skipped"] == [] and results["warnings"] == []
     spatial = load_scores(score_files["spatial_test"])
     assert results["streams"][0]["top1"] == pytest.approx(accuracy(spatial))

@@ -183,12 +183,12 @@ def test_show_draws_where_the_motion_head_looks(tmp_path, capsys):
     shards = write_extraction(tmp_path / "ex", [square_video("right", 0, 1), square_video("left", 1, -1)])
     streams = {}
     for stream in ("spatial", "temporal"):
-        config = TrainConfig(shards=str(shards), out=str(tmp_path / stream), stream=stream, flow_length=2,
+        config = TrainConfig(extraction=str(shards), out=str(tmp_path / stream), stream=stream, flow_length=2,
                              crop_size=SIDE, epochs=1, batch_size=2, val_every=0, workers=0, threads=1)
         fit_stream(config, interactive=False)
         streams[stream] = str(tmp_path / stream / "checkpoint.pt")
-    fit_fusion(FusionTrainConfig(spatial=streams["spatial"], temporal=streams["temporal"], shards=str(shards),
-                                 out=str(tmp_path / "motion"), method="motion", epochs=1, batch_size=2, val_every=0,
+    fit_fusion(FusionTrainConfig(spatial=streams["spatial"], temporal=streams["temporal"], extraction=str(shards),
+                                 out=str(tmp_path / "motion"), head="motion", epochs=1, batch_size=2, val_every=0,
                                  workers=0, threads=1), interactive=False)
     out = tmp_path / "pictures" / "right.png"
     code, printed, err = twostream(capsys, "fuse-features", "show", str(tmp_path / "motion"), "--video", "right",
@@ -215,8 +215,8 @@ def test_show_draws_where_the_motion_head_looks(tmp_path, capsys):
         capsys, "fuse-features", "show", str(tmp_path / "motion"), "--video", "right", "--out", str(tmp_path / "right.gif"))
     code, _, err = twostream(capsys, "fuse-features", "show", str(tmp_path / "motion"), "--video", "up", "--out", str(out))
     assert code != 0 and err.strip().endswith(f"no video 'up' in {shards}") and "Traceback" not in err
-    fit_fusion(FusionTrainConfig(spatial=streams["spatial"], temporal=streams["temporal"], shards=str(shards),
-                                 out=str(tmp_path / "mid"), method="mid", epochs=1, batch_size=2, val_every=0,
+    fit_fusion(FusionTrainConfig(spatial=streams["spatial"], temporal=streams["temporal"], extraction=str(shards),
+                                 out=str(tmp_path / "mid"), head="mid", epochs=1, batch_size=2, val_every=0,
                                  workers=0, threads=1), interactive=False)
     code, _, err = twostream(capsys, "fuse-features", "show", str(tmp_path / "mid"), "--video", "right", "--out", str(out))
     assert code != 0 and "is a mid fusion run; only the motion head weighs places" in err and len(err.strip().splitlines()) == 1

@@ -66,12 +66,12 @@ def test_the_dynamic_image_is_rescaled_to_the_image_range():
 
 def test_window_streams_are_checked_in_one_line():
     with pytest.raises(ValueError, match="dynamic-image stream takes a window of --clip T frames"):
-        TrainConfig(shards="s", out="o", stream="dynamic-image")
+        TrainConfig(extraction="s", out="o", stream="dynamic-image")
     with pytest.raises(ValueError, match="learned-flow stream takes a 2D backbone"):
-        TrainConfig(shards="s", out="o", stream="learned-flow", clip=4, backbone="tiny3d")
+        TrainConfig(extraction="s", out="o", stream="learned-flow", clip=4, backbone="tiny3d")
     with pytest.raises(ValueError, match="the dynamic-image stream takes 0"):
-        TrainConfig(shards="s", out="o", stream="dynamic-image", clip=4, color_jitter=0.2)
-    config = TrainConfig(shards="s", out="o", stream="learned-flow", clip=4)
+        TrainConfig(extraction="s", out="o", stream="dynamic-image", clip=4, color_jitter=0.2)
+    config = TrainConfig(extraction="s", out="o", stream="learned-flow", clip=4)
     assert config.in_channels == 3 and config.lr == 0.005 and config.color_jitter == 0.0
 
 

@@ -128,14 +128,14 @@ def real_inputs(runs, run) -> torch.Tensor:
 
     from flowprep.format.folder_index import IndexEntry
     from twostream.core.device import resolve_device
-    from twostream.data.datasets import EvalClips
+    from twostream.data.datasets import EvalSamples
     from twostream.engine.loops import model_input
     from twostream.predict.predictor import _Videos
 
     predictor = Predictor.load(run, device="cpu")
     scorer = predictor.scorers[0]
     video = predictor.decode(runs.held_out["blue_down"])[scorer.extract.to_json()]
-    items = EvalClips(_Videos([video]), [IndexEntry("0", "", 0, "", video.num_frames, {})], scorer.layout, 1, "ten")
+    items = EvalSamples(_Videos([video]), [IndexEntry("0", "", 0, "", video.num_frames, {})], scorer.layout, 1, "ten")
     codes, affine, *_ = next(iter(DataLoader(items, batch_size=1)))
     return model_input(codes.flatten(0, 1), affine.flatten(0, 1), resolve_device("cpu", False, False))
 

@@ -74,7 +74,7 @@ def test_validating_on_test_is_an_explicit_recorded_choice(small_set, tmp_path, 
 
 
 def test_a_run_config_written_before_val_on_test_still_loads():
-    old = TrainConfig(shards="s", out="o", holdout=0.0).to_dict()
+    old = TrainConfig(extraction="s", out="o", holdout=0.0).to_dict()
     del old["val_on_test"]
     assert TrainConfig.from_dict(old).val_on_test is False
 

@@ -13,9 +13,9 @@ import torch
 from flowprep.format.shards import ShardFormatError
 from tests.support.synthetic import BWD_X, BWD_Y, FWD_X, FWD_Y, indexed_video, moving_video, write_extraction
 from twostream.core.device import resolve_device
-from twostream.data.clips import InputSpec, read_clip
-from twostream.data.datasets import Augment, EvalClips, TrainClips, eval_loader, set_epoch, train_loader
+from twostream.data.datasets import Augment, EvalSamples, TrainSamples, eval_loader, set_epoch, train_loader
 from twostream.data.extraction import DataError, check_crop_size, check_stack_length, open_extraction, videos_in_split
+from twostream.data.samples import InputSpec, read_sample
 from twostream.data.store import ShardStore
 from twostream.engine.loops import model_input
 
@@ -49,12 +49,12 @@ def entry(extraction_dir, video_id):
 def test_forward_stack_channels_are_interleaved_x_y_of_consecutive_fields(indexed):
     store = ShardStore(indexed)
     e = entry(indexed, "long")
-    planes, means = read_clip(store.video(e), spec(), e.num_frames, 7)
+    planes, means = read_sample(store.video(e), spec(), e.num_frames, 7)
     assert planes.shape == (8, 32, 40) and means is None
     assert planes[:, 0, 0].tolist() == [FWD_X + 7, FWD_Y + 7, FWD_X + 8, FWD_Y + 8, FWD_X + 9, FWD_Y + 9,
                                         FWD_X + 10, FWD_Y + 10]
     # the network input interleaves them: x7, y7, x8, y8, ...
-    x = network_input(EvalClips(store, [e], spec(), clips=1, crops="center")[0]) * 20.0
+    x = network_input(EvalSamples(store, [e], spec(), clips=1, crops="center")[0]) * 20.0
     codes13 = [c for t in range(13, 17) for c in (FWD_X + t, FWD_Y + t)]  # the one test clip is at position 13
     np.testing.assert_allclose(x[:, 0, 0], np.array(codes13) * STEP - 20.0, atol=1e-4)
 
@@ -62,7 +62,7 @@ def test_forward_stack_channels_are_interleaved_x_y_of_consecutive_fields(indexe
 def test_bidirectional_stack_channels(indexed):
     store = ShardStore(indexed)
     e = entry(indexed, "long")
-    planes, _ = read_clip(store.video(e), spec(stack="bidirectional"), e.num_frames, 7)
+    planes, _ = read_sample(store.video(e), spec(stack="bidirectional"), e.num_frames, 7)
     # tau = 9: backward fields 7, 8 then forward fields 9, 10
     assert planes[:, 5, 5].tolist() == [BWD_X + 7, BWD_Y + 7, BWD_X + 8, BWD_Y + 8, FWD_X + 9, FWD_Y + 9,
                                         FWD_X + 10, FWD_Y + 10]
@@ -71,23 +71,23 @@ def test_bidirectional_stack_channels(indexed):
 def test_short_video_stack_is_edge_padded_not_an_index_error(indexed):
     store = ShardStore(indexed)
     e = entry(indexed, "short")  # 5 frames, 4 fields, L=10
-    planes, _ = read_clip(store.video(e), spec(length=10), e.num_frames, 0)
+    planes, _ = read_sample(store.video(e), spec(length=10), e.num_frames, 0)
     assert planes[0::2, 0, 0].tolist() == [FWD_X + i for i in [0, 0, 0, 0, 1, 2, 3, 3, 3, 3]]
 
 
 def test_spatial_clip_is_the_frame_at_the_position(indexed):
     store = ShardStore(indexed)
     e = entry(indexed, "long")
-    rgb, _ = read_clip(store.video(e), spec("spatial"), e.num_frames, 13)
+    rgb, _ = read_sample(store.video(e), spec("spatial"), e.num_frames, 13)
     assert rgb.shape == (32, 40, 3) and np.all(rgb == 130)
 
 
 def test_mean_subtraction_off_puts_the_stored_means_back(indexed):
     store = ShardStore(indexed)
     e = entry(indexed, "long")
-    _, means = read_clip(store.video(e), spec(mean_subtraction=False), e.num_frames, 5)
+    _, means = read_sample(store.video(e), spec(mean_subtraction=False), e.num_frames, 5)
     np.testing.assert_allclose(means, [[0.1 * t, -0.1 * t] for t in range(5, 9)], atol=1e-6)
-    data = EvalClips(store, [e], spec(mean_subtraction=False, crop=24), clips=1, crops="center")
+    data = EvalSamples(store, [e], spec(mean_subtraction=False, crop=24), clips=1, crops="center")
     x = network_input(data[0]) * 20.0  # pixels; the one clip is at position 13 of 26
     np.testing.assert_allclose(x[0, 0, 0], (FWD_X + 13) * STEP - 20.0 + 0.1 * 13, atol=1e-4)
     np.testing.assert_allclose(x[1, 0, 0], (FWD_Y + 13) * STEP - 20.0 - 0.1 * 13, atol=1e-4)
@@ -96,7 +96,7 @@ def test_mean_subtraction_off_puts_the_stored_means_back(indexed):
 def test_train_items_have_segment_shape_and_depend_only_on_seed_epoch_and_index(indexed):
     ex = open_extraction(indexed)
     videos = videos_in_split(ex, "split1", "train")
-    data = TrainClips(ShardStore(indexed), videos, spec(length=4, crop=24), Augment(multiscale_crop=True), segments=3,
+    data = TrainSamples(ShardStore(indexed), videos, spec(length=4, crop=24), Augment(multiscale_crop=True), segments=3,
                       seed=7)
     x, affine, label = data[(0, 0)]
     assert x.shape == (3, 8, 24, 24) and x.dtype == torch.uint8 and label == videos[0].label
@@ -111,7 +111,7 @@ def test_loader_with_two_workers_matches_the_main_process(indexed):
     s = spec("spatial", crop=24)
 
     def epoch_batches(workers):
-        data = TrainClips(ShardStore(indexed), videos, s, Augment(color_jitter=0.2), segments=2, seed=3)
+        data = TrainSamples(ShardStore(indexed), videos, s, Augment(color_jitter=0.2), segments=2, seed=3)
         loader = train_loader(data, batch_size=2, workers=workers, seed=3, pin_memory=False)
         out = []
         for epoch in (0, 1):
@@ -130,7 +130,7 @@ def test_loader_with_two_workers_matches_the_main_process(indexed):
 def test_eval_clips_give_every_crop_of_uniform_positions(indexed):
     ex = open_extraction(indexed)
     videos = videos_in_split(ex, "split1", "train")
-    data = EvalClips(ShardStore(indexed), videos, spec("spatial", crop=24), clips=4, crops="ten")
+    data = EvalSamples(ShardStore(indexed), videos, spec("spatial", crop=24), clips=4, crops="ten")
     assert len(data) == 8 and data.video_index.tolist() == [0] * 4 + [1] * 4
     x, _, label, v = data[5]
     assert x.shape == (10, 3, 24, 24) and v == 1 and label == videos[1].label
@@ -146,7 +146,7 @@ def test_flip_in_training_negates_x_flow(tmp_path):
     video.forward[..., 0] = np.uint8(128 + round(4 / STEP))
     video.forward[..., 1] = 128
     ex = write_extraction(tmp_path / "ex", [video])
-    data = TrainClips(ShardStore(ex), [entry(ex, "right")], spec(length=2, crop=24), Augment(), segments=1, seed=0)
+    data = TrainSamples(ShardStore(ex), [entry(ex, "right")], spec(length=2, crop=24), Augment(), segments=1, seed=0)
     signs = set()
     for epoch in range(12):
         x = network_input(data[(epoch, 0)]) * 20.0
@@ -224,5 +224,5 @@ def test_moving_videos_have_the_declared_motion(tmp_path):
     store = ShardStore(ex)
     for name, sign in (("down", 1), ("up", -1)):
         e = entry(ex, name)
-        x = network_input(EvalClips(store, [e], spec(length=2, crop=24), 1, "center")[0]) * 20
+        x = network_input(EvalSamples(store, [e], spec(length=2, crop=24), 1, "center")[0]) * 20
         assert abs(np.median(x[1::2]) - sign * 8) < 0.5 and abs(np.median(x[0::2])) < 0.5

@@ -47,7 +47,7 @@ def shards(tmp_path_factory):
 
 def tiny(shards, out, **options) -> TrainConfig:
     # crops of 48 leave resnet18 a 2x2 last feature map: batch norm statistics need more than one value
-    base = dict(shards=str(shards), out=str(out), flow_length=2, crop_size=48, epochs=14, batch_size=4, lr=0.01,
+    base = dict(extraction=str(shards), out=str(out), flow_length=2, crop_size=48, epochs=14, batch_size=4, lr=0.01,
                 schedule="cosine", dropout=0.0, color_jitter=0.0, val_every=0, workers=0, threads=1)
     if options.get("stream") == "temporal":
         base.pop("color_jitter")
@@ -55,14 +55,14 @@ def tiny(shards, out, **options) -> TrainConfig:
 
 
 def eval_config(run, shards, out, **options) -> EvalConfig:
-    return EvalConfig(**{"checkpoint": str(run / "checkpoint.pt"), "shards": str(shards), "out": str(out),
+    return EvalConfig(**{"checkpoint": str(run / "checkpoint.pt"), "extraction": str(shards), "out": str(out),
                          "clips": 3, "workers": 0, "threads": 1, **options})
 
 
 @pytest.fixture(scope="module")
 def spatial_run(shards, tmp_path_factory, learning_seed):
     run = tmp_path_factory.mktemp("runs") / "spatial"
-    metrics = fit(tiny(shards, run, seed=learning_seed), interactive=False)
+    metrics = fit(tiny(shards, run, seed=learning_seed), interactive=False).metrics
     return run, metrics
 
 
@@ -74,7 +74,7 @@ def test_spatial_stream_learns_the_training_set_and_scores_round_trip(spatial_ru
     assert [r["epoch"] for r in lines] == list(range(1, 15)) and all(set(r) == METRIC_KEYS for r in lines)
     assert lines[-1]["loss"] < lines[0]["loss"] / 5 and lines[-1]["time"] > lines[0]["time"] > 0
 
-    result, scores = evaluate(eval_config(run, shards, tmp_path / "s.npz", part="train"), interactive=False)
+    result, scores = evaluate(eval_config(run, shards, tmp_path / "s.npz", subset="train"), interactive=False)
     assert result["video_top1"] == 1.0 and result["clip_top1"] == 1.0 and result["mean_class_accuracy"] == 1.0
     loaded = load_scores(tmp_path / "s.npz")
     assert loaded.video_ids.tolist() == ["train0", "train1", "train2", "train3"]
@@ -88,9 +88,9 @@ def test_spatial_stream_learns_the_training_set_and_scores_round_trip(spatial_ru
 
 @pytest.mark.slow
 def test_temporal_stream_learns_the_training_set(shards, tmp_path, learning_seed):
-    metrics = fit(tiny(shards, tmp_path / "temporal", stream="temporal", seed=learning_seed), interactive=False)
+    metrics = fit(tiny(shards, tmp_path / "temporal", stream="temporal", seed=learning_seed), interactive=False).metrics
     assert metrics["train"]["accuracy"] == 1.0
-    result, scores = evaluate(eval_config(tmp_path / "temporal", shards, tmp_path / "t.npz", part="train",
+    result, scores = evaluate(eval_config(tmp_path / "temporal", shards, tmp_path / "t.npz", subset="train",
                                           crops="center"), interactive=False)
     assert result["video_top1"] == 1.0
     assert scores.meta["stream"] == "temporal"
@@ -142,9 +142,9 @@ def test_resumed_run_equals_an_uninterrupted_one(shards, tmp_path, monkeypatch):
         (1, "train"), (1, "val"), (2, "train"), (2, "val"), (3, "train"), (3, "val")]
 
     # the held-out videos are what `evaluate --part val` scores, and `--part train` the others
-    _, held = evaluate(eval_config(tmp_path / "resumed", shards, tmp_path / "val.npz", part="val", crops="center"),
+    _, held = evaluate(eval_config(tmp_path / "resumed", shards, tmp_path / "val.npz", subset="val", crops="center"),
                        interactive=False)
-    _, trained = evaluate(eval_config(tmp_path / "resumed", shards, tmp_path / "tr.npz", part="train", crops="center"),
+    _, trained = evaluate(eval_config(tmp_path / "resumed", shards, tmp_path / "tr.npz", subset="train", crops="center"),
                           interactive=False)
     assert len(held.video_ids) == 2 and sorted(held.labels.tolist()) == [0, 1]
     assert sorted(held.video_ids.tolist() + trained.video_ids.tolist()) == ["train0", "train1", "train2", "train3"]
@@ -266,9 +266,9 @@ def test_evaluate_command_prints_metrics_and_writes_scores(capsys, spatial_run, 
 def test_short_videos_train_under_the_padding_rule(tmp_path):
     videos = [indexed_video("long", 12, label=0), indexed_video("short", 4, label=1)]  # 40x32
     shards = write_extraction(tmp_path / "ex", videos)
-    config = TrainConfig(shards=str(shards), out=str(tmp_path / "run"), stream="temporal", flow_length=6, crop_size=32,
+    config = TrainConfig(extraction=str(shards), out=str(tmp_path / "run"), stream="temporal", flow_length=6, crop_size=32,
                          epochs=1, batch_size=2, workers=0, threads=1, val_every=0)
-    assert fit(config, interactive=False)["train"]["accuracy"] >= 0.0
+    assert fit(config, interactive=False).metrics["train"]["accuracy"] >= 0.0
 
 
 @pytest.mark.slow
@@ -300,7 +300,7 @@ def test_sigkilled_training_resumes_with_the_same_command(shards, tmp_path):
 def test_mixed_precision_path_trains_and_predicts():
     """The CUDA path's autocast branch, run with bfloat16 autocast on the CPU (no GPU here)."""
     from twostream.core.device import Device
-    from twostream.engine.loops import predict_clips, train_one_epoch
+    from twostream.engine.loops import predict_samples, train_one_epoch
     from twostream.streams.models import build_model
 
     torch.manual_seed(0)
@@ -315,7 +315,7 @@ def test_mixed_precision_path_trains_and_predicts():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     result = train_one_epoch(model, torch.nn.CrossEntropyLoss(), optimizer, batches, device, device.scaler(), 1,
                              interactive=False)
-    assert result["samples"] == 2 and np.isfinite(result["loss"])
-    scores, _ = predict_clips(model, [codes(3, 10, 4, 32, 32)], device, "val", interactive=False)
+    assert result.samples == 2 and np.isfinite(result.loss)
+    scores, _ = predict_samples(model, [codes(3, 10, 4, 32, 32)], device, "val", interactive=False)
     assert scores.shape == (3, 3) and scores.dtype == np.float32
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-5)

@@ -12,17 +12,11 @@ import torch
 import torchvision
 
 from twostream.core.backbones import IMAGE_BACKBONES, VIDEO_BACKBONES, family_of
-from twostream.streams.models import (
-    FAMILIES,
-    ModelError,
-    build_model,
-    cross_modality_weight,
-    first_conv_path,
-    get_family,
-    inflate_weight,
-    pretrained_state,
-    torchvision_weights,
-)
+from twostream.core.errors import ModelError
+from twostream.streams.backbone_state import cross_modality_weight, inflate_weight
+from twostream.streams.families import FAMILIES, get_family
+from twostream.streams.models import build_model, first_conv_path
+from twostream.streams.pretrained import pretrained_state, torchvision_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -196,11 +196,11 @@ def test_video_scores_average_clips_and_metrics_count_right():
 
 
 def test_step_schedule_is_the_papers_tenfold_drops():
-    config = TrainConfig(shards="s", out="o", epochs=80, lr=0.01)
+    config = TrainConfig(extraction="s", out="o", epochs=80, lr=0.01)
     assert config.lr_steps == (50, 70)
     assert [learning_rate(config, e) for e in (0, 49, 50, 69, 70, 79)] == pytest.approx(
         [0.01, 0.01, 0.001, 0.001, 0.0001, 0.0001])
-    cosine = TrainConfig(shards="s", out="o", epochs=10, lr=0.1, schedule="cosine")
+    cosine = TrainConfig(extraction="s", out="o", epochs=10, lr=0.1, schedule="cosine")
     assert learning_rate(cosine, 0) == pytest.approx(0.1) and learning_rate(cosine, 5) == pytest.approx(0.05)
 
 
@@ -216,13 +216,13 @@ def test_step_schedule_is_the_papers_tenfold_drops():
 ])
 def test_bad_config_values_are_named(options, message):
     with pytest.raises(ValueError) as info:
-        TrainConfig(shards="s", out="o", **options)
+        TrainConfig(extraction="s", out="o", **options)
     assert message in str(info.value)
 
 
 def test_stream_defaults_are_resolved_and_stored():
-    spatial = TrainConfig(shards="s", out="o")
-    temporal = TrainConfig(shards="s", out="o", stream="temporal")
+    spatial = TrainConfig(extraction="s", out="o")
+    temporal = TrainConfig(extraction="s", out="o", stream="temporal")
     assert (spatial.dropout, temporal.dropout) == (0.5, 0.9)  # the paper's 0.9 for the temporal net
     assert temporal.color_jitter == 0.0 and temporal.in_channels == 20
     assert TrainConfig.from_json(temporal.to_json()) == temporal
@@ -238,7 +238,7 @@ def test_the_run_options_are_declared_once_and_stored_last():
 
     assert RUN_OPTIONS == ("workers", "device", "threads", "amp", "channels_last")
     assert set(RUN_OPTIONS) <= RUN_FIELDS  # a resumed run may change them
-    for config in (TrainConfig(shards="s", out="o"), EvalConfig("c", "s", "o"),
+    for config in (TrainConfig(extraction="s", out="o"), EvalConfig("c", "s", "o"),
                    FusionTrainConfig("a", "b", "s", "o")):
         assert isinstance(config, RunOptions)
         assert not set(RUN_OPTIONS) & set(type(config).__annotations__)  # not restated

@@ -10,7 +10,7 @@ from runkit.options import device_option
 from twostream.cli import options as opt
 from twostream.cli import runs
 from twostream.core.config import EvalConfig
-from twostream.feature_fusion.config import FIT_PARTS, FusionTrainConfig
+from twostream.feature_fusion.config import FIT_SUBSETS, FusionTrainConfig
 from twostream.feature_fusion.heads import DEFAULT_HIDDEN, HEADS
 from twostream.feature_fusion.heads import REGISTRY as HEAD_REGISTRY
 
@@ -35,12 +35,12 @@ def fuse_features() -> None:
 @click.option("--temporal", required=True, type=STREAM_RUN, callback=_checkpoint,
               help="The temporal stream's run folder or its checkpoint.pt.")
 @opt.run_out
-@click.option("--method", type=click.Choice(HEADS), default="mid", show_default=True,
+@click.option("--method", "head", type=click.Choice(HEADS), default="mid", show_default=True,
               help="; ".join(f"{h.name}: {h.description}" for h in HEAD_REGISTRY.values()) + ".")
 @click.option("--joint", is_flag=True,
               help="Fine-tune both streams with the head (at --stream-lr-scale x --lr); default: streams frozen.")
 @opt.split
-@click.option("--subset", "part", type=click.Choice(FIT_PARTS), default="train", show_default=True,
+@click.option("--subset", type=click.Choice(FIT_SUBSETS), default="train", show_default=True,
               help="Videos the head learns from: the streams' training videos, or those they held out (train --holdout).")
 @click.option("--hidden", type=click.IntRange(min=0), default=None,
               help=f"Hidden units of the head (0: linear, mid only; motion: 0 weighs places by the flow's "
@@ -111,7 +111,7 @@ def show_command(run: Path, video_id: str, out: Path, extraction: Path | None, r
     if out.suffix.lower() != ".png":
         raise click.BadParameter(f"must end in .png, got {out.name!r}", param_hint="'--out'")
     checkpoint = runs.checkpoint_of(run)
-    config = opt.build_config(EvalConfig, checkpoint=checkpoint, shards=runs.extraction_of(checkpoint, extraction),
+    config = opt.build_config(EvalConfig, checkpoint=checkpoint, extraction=runs.extraction_of(checkpoint, extraction),
                               split=runs.split_of(checkpoint, None), out=out, clips=rows, crops="center",
                               device=device, workers=0)
     from twostream.feature_fusion.attention_picture import show_attention

@@ -13,8 +13,8 @@ from runkit.files import NotRegularFileError
 from twostream.cli import feature_fusion, predict, score_fusion, streams
 from twostream.core.errors import CheckpointError, DataError, ModelError, TrainError
 from twostream.core.scores import ScoresError
-from twostream.score_fusion.methods import FusionError
 from twostream.score_fusion.report_data import ReportError
+from twostream.score_fusion.rules import FusionError
 
 # Errors that are the user's to fix; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ShardFormatError, ScoresError, DataError, ModelError, CheckpointError, TrainError, FusionError,

@@ -18,7 +18,7 @@ from runkit.cli import EXIT_INTERRUPTED
 from runkit.options import device_option, loader_workers_option, out_folder_option
 from runkit.signals import Stop
 from twostream.cli.runs import checkpoint_of, extraction_of, split_of
-from twostream.core.config import CROPS, DEVICE_HELP, PARTS, SCHEDULES, EvalConfig
+from twostream.core.config import CROPS, DEVICE_HELP, SCHEDULES, SUBSETS, EvalConfig
 from twostream.core.run_folder import CHECKPOINT_FILE, scores_file
 
 
@@ -54,7 +54,7 @@ def build_config(cls, **values):
 # of the commands that read one (train, fuse-features train, like flowprep's export-rawframes);
 # the commands that read a run take RUN and find the extraction in its config.json (--extraction).
 # stored absolute in the run's config.json, so that 'evaluate RUN' finds it from any working directory
-extraction = click.argument("shards", metavar="EXTRACTION", type=click.Path(path_type=Path, file_okay=False),
+extraction = click.argument("extraction", metavar="EXTRACTION", type=click.Path(path_type=Path, file_okay=False),
                             callback=lambda ctx, param, value: value.absolute())
 split = click.option("--split", default="split1", show_default=True,
                      help="Split column of the manifest (index.json): which videos are train and test.")
@@ -81,7 +81,7 @@ def evaluation_options(subset_help: str, clips_help: str) -> Callable:
                      help="Extraction folder. Default: the one the run was trained on (RUN/config.json)."),
         click.option("--split", default=None,
                      help="Split column of the manifest (index.json). Default: the run's (RUN/config.json)."),
-        click.option("--subset", "part", type=click.Choice(PARTS), default="test", show_default=True,
+        click.option("--subset", type=click.Choice(SUBSETS), default="test", show_default=True,
                      help=subset_help),
         out_folder_option("Folder of the scores file scores_SUBSET.npz. Default: RUN.", dest="out", required=False),
         click.option("--clips", type=click.IntRange(min=1), default=25, show_default=True, help=clips_help),
@@ -150,7 +150,7 @@ def validation_options(val_every_help: str) -> Callable:
 def run_training(fit: Callable, config, resume: bool) -> int:
     """The body of a train command: fit, then print the validation metrics and the checkpoint."""
     try:
-        metrics = fit(config, resume=resume)
+        metrics = fit(config, resume=resume).metrics
     except KeyboardInterrupt as exc:  # the generic message says "run the same command again"; a run needs --resume
         if isinstance(exc, Stop) and exc.message:  # the loop saved a checkpoint and says so (runkit.signals)
             raise
@@ -176,14 +176,14 @@ def run_training(fit: Callable, config, resume: bool) -> int:
     return 0
 
 
-def evaluation_config(run: Path, extraction: Path | None, split: str | None, out: Path | None, part: str,
+def evaluation_config(run: Path, extraction: Path | None, split: str | None, out: Path | None, subset: str,
                       **values) -> EvalConfig:
     """An evaluate command's config: RUN (a run folder or its checkpoint.pt), the extraction and split
     from the run's config.json unless given, the scores written to OUT/scores_SUBSET.npz (OUT: RUN)."""
     checkpoint = checkpoint_of(run)
     folder = checkpoint.parent if out is None else out
-    config = build_config(EvalConfig, checkpoint=checkpoint, shards=extraction_of(checkpoint, extraction),
-                          split=split_of(checkpoint, split), out=folder / scores_file(part), part=part, **values)
+    config = build_config(EvalConfig, checkpoint=checkpoint, extraction=extraction_of(checkpoint, extraction),
+                          split=split_of(checkpoint, split), out=folder / scores_file(subset), subset=subset, **values)
     folder.mkdir(parents=True, exist_ok=True)
     return config
 
@@ -198,7 +198,7 @@ def report_evaluation(config: EvalConfig, metrics: dict, scores, as_json: bool, 
     if as_json:
         click.echo(json.dumps({**metrics, "videos": len(scores.video_ids), "scores": config.out}, indent=1))
     else:
-        click.echo(f"{title}{len(scores.video_ids)} {config.part} videos of {config.split} in {config.shards}, "
+        click.echo(f"{title}{len(scores.video_ids)} {config.subset} videos of {config.split} in {config.extraction}, "
                    f"{config.clips} clips x {config.crops} crops:")
         for line in metric_lines(metrics):
             click.echo("  " + line)

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from runkit.files import parse_json, read_regular_text
+from twostream.core.config import renamed
 from twostream.core.run_folder import CHECKPOINT_FILE, METRICS_FILE, RUN_CONFIG_FILE, scores_file
 
 
@@ -39,14 +40,14 @@ def recorded_config(checkpoint: Path) -> dict:
         data = parse_json(read_regular_text(checkpoint.parent / RUN_CONFIG_FILE))
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+    return renamed(data) if isinstance(data, dict) else {}  # an older run's keys too
 
 
 def extraction_of(checkpoint: Path, given: Path | None) -> Path:
     """--extraction if given, else the extraction folder the run was trained on (its config.json)."""
     if given is not None:
         return given
-    recorded = recorded_config(checkpoint).get("shards")
+    recorded = recorded_config(checkpoint).get("extraction")
     if not isinstance(recorded, str) or not recorded:
         raise click.UsageError(f"{checkpoint.parent / RUN_CONFIG_FILE} does not say which extraction the run was "
                                f"trained on; pass --extraction DIR")

@@ -9,8 +9,8 @@ import click
 from runkit.cli import CONTEXT
 from runkit.options import out_folder_option
 from twostream.cli.runs import curves_of, fit_scores_of, scores_of
-from twostream.score_fusion.methods import FUSION_METHODS, FusionParams
 from twostream.score_fusion.report_data import format_text_table
+from twostream.score_fusion.rules import FUSION_RULES, FusionParams
 from twostream.score_fusion.run import RESULTS_FILE, FuseConfig, run_fuse
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def parse_named_paths(ctx: click.Context, param: click.Parameter, values: tuple[
               help="Spatial scores of training-split videos held out from stream training; the learned methods fit "
                    "on them. Default: RUN_SPATIAL/scores_val.npz when both runs have one.")
 @click.option("--fit-temporal", type=SCORE_FILE, default=None, help="Temporal scores of the same training-split videos.")
-@click.option("--method", "methods", multiple=True, type=click.Choice(list(FUSION_METHODS)),
+@click.option("--method", "rules", multiple=True, type=click.Choice(list(FUSION_RULES)),
               help="Fusion method; repeatable. Default: every method the inputs allow (the learned ones need --fit-*).")
 @click.option("--ratio", "weights", default="1:1.5", show_default=True, callback=parse_ratio, metavar="S:T",
               help="Spatial:temporal weights of the 'weighted' method.")
@@ -56,7 +56,7 @@ def parse_named_paths(ctx: click.Context, param: click.Parameter, values: tuple[
 @click.option("--logreg-c", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Inverse regularisation of the logistic regression.")
 @out_folder_option("Output folder: <method>.npz and fusion.json.")
-def fuse(spatial: Path, temporal: Path, fit_spatial: Path | None, fit_temporal: Path | None, methods: tuple[str, ...],
+def fuse(spatial: Path, temporal: Path, fit_spatial: Path | None, fit_temporal: Path | None, rules: tuple[str, ...],
          weights: tuple[float, float], weight_steps: int, svm_c: float, logreg_c: float, out_dir: Path) -> int:
     """Fuse the two streams' per-video scores; write OUT/<method>.npz and OUT/fusion.json.
 
@@ -67,7 +67,7 @@ def fuse(spatial: Path, temporal: Path, fit_spatial: Path | None, fit_temporal: 
         fit_spatial, fit_temporal = fit_scores_of(spatial, temporal) or (None, None)
     spatial, temporal = scores_of(spatial, "test", "RUN_SPATIAL"), scores_of(temporal, "test", "RUN_TEMPORAL")
     config = FuseConfig(spatial=spatial, temporal=temporal, out_dir=out_dir, fit_spatial=fit_spatial,
-                        fit_temporal=fit_temporal, methods=methods,
+                        fit_temporal=fit_temporal, rules=rules,
                         params=FusionParams(weights=weights, weight_steps=weight_steps, svm_c=svm_c, logreg_c=logreg_c))
     log.info("fuse config: %s", config.to_dict())
     result = run_fuse(config)

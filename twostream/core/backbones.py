@@ -8,7 +8,7 @@ Three kinds of name:
 - a torchvision video model (`VIDEO_BACKBONES`): a 3D stream on a clip (`--clip T`) of RGB
   frames (3 x T x H x W) or of flow fields (2 x T x H x W).
 The family says how a network of that name is built and cut into a feature body
-(`twostream.streams.models.FAMILIES`, keyed by these family names). A torchvision model of a known
+(`twostream.streams.families.FAMILIES`, keyed by these family names). A torchvision model of a known
 family (vgg19, wide_resnet50_2, ...) is one line away; the tests build every family in both streams.
 """
 from __future__ import annotations

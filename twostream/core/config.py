@@ -25,7 +25,7 @@ FLOW_STACKS = ("forward", "bidirectional")  # twostream.data.sampling says what 
 SCHEDULES = ("step", "cosine")
 CROPS = ("ten", "center", "three")  # test crops: 4 corners + centre and their flips; the centre only; three
 # squares along the longer side (left, centre, right: the I3D/SlowFast test practice for clips)
-PARTS = ("test", "train", "val")  # evaluate's choices; val = the training videos held out by --holdout
+SUBSETS = ("test", "train", "val")  # evaluate's choices; val = the training videos held out by --holdout
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 DEVICE_HELP = "auto, cpu, cuda or cuda:N"
 
@@ -100,11 +100,33 @@ def check_fit_fields(config: Any) -> None:
     config.check_run_options()
 
 
+# The config files' key -> the field that holds it, where the two differ: issue 31 renamed the
+# fields, not the file formats. Read one way by `renamed` and written back the other by `stored`, so
+# that config.json, checkpoints and scores files keep the keys they have always had.
+RENAMED_KEYS = {"shards": "extraction", "part": "subset", "method": "head"}
+STORED_KEYS = {field: key for key, field in RENAMED_KEYS.items()}
+
+
+def renamed(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored config dict with its keys as the configs' fields name them (RENAMED_KEYS)."""
+    return {RENAMED_KEYS.get(k, k): v for k, v in data.items()}
+
+
+def stored(data: dict[str, Any]) -> dict[str, Any]:
+    """A dict of config fields with its keys as the files store them: the inverse of `renamed`."""
+    return {STORED_KEYS.get(k, k): v for k, v in data.items()}
+
+
 class JsonConfig:
-    """to_json / from_json for the frozen dataclasses below (tuples travel as JSON lists)."""
+    """to_json / from_json for the frozen dataclasses below (tuples travel as JSON lists), in the
+    stored form: keys as the files name them (`stored`), in field order."""
+
+    def field_values(self) -> dict[str, Any]:
+        """The fields by their names in the code, in the order the stored dict gives them."""
+        return asdict(self)  # type: ignore[call-overload]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
+        return stored(self.field_values())
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -112,6 +134,7 @@ class JsonConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
         known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        data = renamed(data)
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown {cls.__name__} keys: {', '.join(sorted(unknown))}")
@@ -134,8 +157,8 @@ class RunOptions(JsonConfig):
     amp: bool = True  # automatic mixed precision, on CUDA only
     channels_last: bool = True  # on CUDA only
 
-    def to_dict(self) -> dict[str, Any]:
-        data = super().to_dict()
+    def field_values(self) -> dict[str, Any]:
+        data = super().field_values()
         # the config's own fields first, these last, where they were before this base held them (a
         # base's fields come first in asdict): the dicts stored in scores files keep their order
         return {**{k: v for k, v in data.items() if k not in RUN_OPTIONS}, **{k: data[k] for k in RUN_OPTIONS}}
@@ -157,8 +180,9 @@ class ResumableConfig(RunOptions):
     """A training run's config: on resume, the stored one must match it but for RUN_FIELDS."""
 
     def learning_fields(self) -> dict[str, Any]:
-        """The fields that decide what the run learns (compared on resume)."""
-        return {k: v for k, v in self.to_dict().items() if k not in RUN_FIELDS}
+        """The fields that decide what the run learns (compared on resume), under their stored
+        names, as the message of a refused resume names them."""
+        return stored({k: v for k, v in self.field_values().items() if k not in RUN_FIELDS})
 
     def differences(self, other: "ResumableConfig") -> list[str]:
         """`key: theirs -> ours` for every learning field that differs (a field resolved when the run
@@ -170,7 +194,7 @@ class ResumableConfig(RunOptions):
 
 @dataclass(frozen=True)
 class TrainConfig(ResumableConfig):
-    shards: str  # extraction folder (flowprep extract --out)
+    extraction: str  # extraction folder (flowprep extract --out)
     out: str  # run folder: checkpoint.pt, metrics.jsonl, config.json
     stream: str = "spatial"
     split: str = "split1"  # trains on the videos whose index entry says splits[split] == "train"
@@ -284,17 +308,17 @@ class TrainConfig(ResumableConfig):
         return 2 * self.flow_length if self.motion_attention else 0
 
 
-RUN_FIELDS = frozenset({"shards", "out", *RUN_OPTIONS, "val_every", "val_clips", "val_crops", "val_batch_size",
+RUN_FIELDS = frozenset({"extraction", "out", *RUN_OPTIONS, "val_every", "val_clips", "val_crops", "val_batch_size",
                         "val_on_test", "tensorboard"})
 
 
 @dataclass(frozen=True)
 class EvalConfig(RunOptions):
     checkpoint: str
-    shards: str
+    extraction: str  # extraction folder
     out: str  # per-video scores file (.npz)
     split: str = "split1"
-    part: str = "test"  # which videos of the split: test, train (those trained on), val (held out by --holdout)
+    subset: str = "test"  # which videos of the split: test, train (those trained on), val (held out by --holdout)
     clips: int = 25  # frames or stacks per video, uniformly spaced
     crops: str = "ten"
     stream: str | None = None  # if given, the checkpoint must be of this stream
@@ -303,7 +327,7 @@ class EvalConfig(RunOptions):
 
     def __post_init__(self) -> None:
         check_split(self.split)
-        check_choice("part", self.part, PARTS)
+        check_choice("subset", self.subset, SUBSETS)
         check_positive_int("clips", self.clips)
         check_choice("crops", self.crops, CROPS)
         if self.stream is not None:

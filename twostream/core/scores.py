@@ -19,6 +19,9 @@ import numpy as np
 from runkit.files import open_regular, parse_json, write_with
 
 SCORES_FORMAT_VERSION = 1
+# meta's keys for the subset of the split that was scored (test, train, val) and the extraction
+# folder: the format's names since version 1 (the code says subset and extraction)
+SUBSET_KEY, EXTRACTION_KEY = "part", "shards"
 
 
 class ScoresError(ValueError):

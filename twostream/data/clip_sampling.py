@@ -28,9 +28,9 @@ import numpy as np
 
 from flowprep.format.folder_index import IndexEntry
 from twostream.core.errors import DataError
-from twostream.data.clips import InputSpec, Video
 from twostream.data.extraction import check_stack_length
 from twostream.data.paired import PairSpec
+from twostream.data.samples import InputSpec, Video
 from twostream.data.transforms import (
     CropBox,
     flow_affine,

@@ -1,5 +1,6 @@
-"""Torch datasets over a list of videos: training clips (random sampling, augmented) and test clips
-(uniform positions x fixed crops), and the loaders that batch them.
+"""Torch datasets over a list of videos: training samples (random sampling, augmented) and test
+samples (uniform positions x fixed crops), and the loaders that batch them. A sample is one network
+input (a frame, a flow stack, a 3D clip of T frames, or a pair of them), read through a Layout.
 
 Randomness is a function of (seed, epoch, video): the sampler hands each item its epoch, and the
 item draws positions, crop, flip and jitter from a generator seeded with (seed, epoch, index).
@@ -22,7 +23,7 @@ from flowprep.format.shards import ShardFormatError
 from runkit.signals import ignore_in_worker
 from twostream.core.errors import DataError
 from twostream.core.world import ONE, World, rank_share
-from twostream.data.clips import Video
+from twostream.data.samples import Video
 from twostream.data.sampling import segment_positions, uniform_positions
 from twostream.data.transforms import CropBox, eval_crops, jitter_factors, multiscale_corner_box, random_crop_box
 
@@ -35,7 +36,7 @@ class Source(Protocol):
 
 
 class Layout(Protocol):
-    """What one network input is made of: `clips.InputSpec` (one stream) or `paired.PairSpec`
+    """What one network input is made of: `samples.InputSpec` (one stream) or `paired.PairSpec`
     (an RGB frame and the flow stack at the same position, channels concatenated). A raw input
     is whatever `read_raw` returns; `to_input` turns it into uint8 planes and their (2, C) affine."""
 
@@ -78,9 +79,9 @@ class EpochSampler(Sampler):
         return len(rank_share(self.size, self.world))
 
 
-class TrainClips(Dataset):
+class TrainSamples(Dataset):
     """Item (epoch, i) -> (uint8 tensor (K, C, S, S), float32 (K, 2, C) scale and shift, label):
-    K segment clips of video i, all with the same crop, flip and jitter (TSN's group augmentation;
+    K segment samples of video i, all with the same crop, flip and jitter (TSN's group augmentation;
     K=1 is the paper's sampling). `engine.model_input` turns the pair into the network input."""
 
     def __init__(self, source: Source, entries: list[IndexEntry], spec: Layout, augment: Augment,
@@ -105,14 +106,14 @@ class TrainClips(Dataset):
         jitter = jitter_factors(self.augment.color_jitter, rng) if self.augment.color_jitter else None
         with readable(entry):
             raws = [self.spec.read_raw(video, entry.num_frames, p, box) for p in positions]
-        clips = [self.spec.to_input(raw, bound, flip, jitter) for raw in raws]
-        return _stacked(clips) + (entry.label,)
+        samples = [self.spec.to_input(raw, bound, flip, jitter) for raw in raws]
+        return _stacked(samples) + (entry.label,)
 
 
-class EvalClips(Dataset):
+class EvalSamples(Dataset):
     """Item j -> (uint8 tensor (n_crops, C, S, S), float32 (n_crops, 2, C) scale and shift, label,
-    video number): one of `clips` uniformly spaced positions of a video, under every crop of the
-    protocol."""
+    video number): one of `clips` uniformly spaced positions of a video (the test protocol's
+    clips, `--clips`), under every crop of the protocol."""
 
     def __init__(self, source: Source, entries: list[IndexEntry], spec: Layout, clips: int, crops: str) -> None:
         self.source, self.entries, self.spec, self.crops = source, entries, spec, crops
@@ -155,12 +156,12 @@ def readable(entry: IndexEntry) -> Iterator[None]:
 
 def _stacked(inputs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
     planes, affines = zip(*inputs)
-    # one clip (the usual case) needs no copy: a new leading axis is a view
+    # one sample (the usual case) needs no copy: a new leading axis is a view
     stacked = planes[0][None] if len(planes) == 1 else np.stack(planes)
     return torch.from_numpy(stacked), torch.from_numpy(np.stack(affines))
 
 
-def train_loader(dataset: TrainClips, batch_size: int, workers: int, seed: int, pin_memory: bool,
+def train_loader(dataset: TrainSamples, batch_size: int, workers: int, seed: int, pin_memory: bool,
                  world: World = ONE) -> DataLoader:
     """Full batches only, so batch statistics never come from a handful of samples; a split
     smaller than one batch gives one batch of all its videos. `batch_size` is per process."""
@@ -170,7 +171,7 @@ def train_loader(dataset: TrainClips, batch_size: int, workers: int, seed: int, 
                       persistent_workers=workers > 0, generator=_own_generator(seed), worker_init_fn=ignore_in_worker)
 
 
-def eval_loader(dataset: EvalClips, batch_size: int, workers: int, pin_memory: bool, world: World = ONE) -> DataLoader:
+def eval_loader(dataset: EvalSamples, batch_size: int, workers: int, pin_memory: bool, world: World = ONE) -> DataLoader:
     """The items in order; in a run of several processes, this process's share (its `sampler`
     lists which: `twostream.engine.loops.predict_all` puts the shares back together)."""
     return DataLoader(dataset, batch_size=batch_size, sampler=rank_share(len(dataset), world), num_workers=workers,

@@ -76,17 +76,17 @@ def open_extraction(root: str | Path) -> ExtractedDataset:
     return ExtractedDataset(root, index, config, names, min(sides))
 
 
-def videos_in_split(extraction: ExtractedDataset, split: str, part: str) -> list[IndexEntry]:
-    """The videos with splits[split] == part, sorted by id; an error if there are none."""
+def videos_in_split(extraction: ExtractedDataset, split: str, subset: str) -> list[IndexEntry]:
+    """The videos with splits[split] == subset (train or test), sorted by id; an error if there are none."""
     entries = extraction.index.values()
     available = sorted({name for e in entries for name in e.splits})
     if split not in available:
         raise DataError(f"split {split!r} is not in {extraction.root}/index.json; "
                         f"splits there: {', '.join(available) or 'none (the manifest had no split columns)'}")
-    selected = sorted((e for e in entries if e.in_split(split, part)), key=lambda e: e.video_id)
+    selected = sorted((e for e in entries if e.in_split(split, subset)), key=lambda e: e.video_id)
     if not selected:
         counts = Counter(e.splits.get(split, "absent") for e in entries)
-        raise DataError(f"split {split!r} selects no {part} videos in {extraction.root} "
+        raise DataError(f"split {split!r} selects no {subset} videos in {extraction.root} "
                         f"({', '.join(f'{n} {k}' for k, n in sorted(counts.items()))})")
     return selected
 
@@ -112,13 +112,13 @@ def split_holdout(entries: list[IndexEntry], fraction: float, seed: int) -> tupl
     return [e for e in entries if e.video_id not in held], [e for e in entries if e.video_id in held]
 
 
-def part_videos(extraction: ExtractedDataset, split: str, part: str, holdout: float, seed: int) -> list[IndexEntry]:
-    """The videos of `part`: 'test', 'train' (the training videos a run with this holdout trains
+def subset_videos(extraction: ExtractedDataset, split: str, subset: str, holdout: float, seed: int) -> list[IndexEntry]:
+    """The videos of `subset`: 'test', 'train' (the training videos a run with this holdout trains
     on) or 'val' (those it holds out)."""
-    if part == "test":
+    if subset == "test":
         return videos_in_split(extraction, split, "test")
     trained, held = split_holdout(videos_in_split(extraction, split, "train"), holdout, seed)
-    if part == "train":
+    if subset == "train":
         return trained
     if not held:
         few = ", which keeps none of so few videos a class" if holdout else ""

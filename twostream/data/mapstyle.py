@@ -1,7 +1,7 @@
 """Map-style datasets for your own training loop: `ds[i]` is one video's training input, a
 normalised float32 tensor (C, S, S), and its label, drawn as `twostream train` draws it.
 
-The trainer's own dataset (`datasets.TrainClips`) takes `(epoch, index)` keys from its
+The trainer's own dataset (`datasets.TrainSamples`) takes `(epoch, index)` keys from its
 `EpochSampler`, which makes a run reproducible whatever the number of workers, but `ds[0]` and
 `DataLoader(ds, shuffle=True)` do not work with it. These classes wrap it with integer keys:
 
@@ -26,15 +26,15 @@ import torch
 from torch.utils.data import Dataset
 
 from twostream.core.errors import DataError
-from twostream.data.clips import InputSpec
-from twostream.data.datasets import Augment, TrainClips
+from twostream.data.datasets import Augment, TrainSamples
 from twostream.data.extraction import (
     ExtractedDataset,
     check_crop_size,
     check_stack_length,
     open_extraction,
-    part_videos,
+    subset_videos,
 )
+from twostream.data.samples import InputSpec
 from twostream.data.store import ShardStore
 
 SUBSETS = ("train", "test", "val")  # val: the training videos held out by `holdout` (as evaluate --subset val)
@@ -64,10 +64,10 @@ class StreamDataset(Dataset):
         self.spec = InputSpec(self.stream, flow_length, flow_stack, not restore_means, crop_size)
         check_crop_size(self.extraction, crop_size)
         # the held-out videos are chosen by a hash of (seed, id), as the trainer chooses them
-        self.videos = part_videos(self.extraction, split, subset, holdout, seed or 0)
+        self.videos = subset_videos(self.extraction, split, subset, holdout, seed or 0)
         if self.stream == "temporal":
             check_stack_length(self.videos, flow_length, subset)
-        self._clips = TrainClips(ShardStore(self.extraction.root), self.videos, self.spec,
+        self._samples = TrainSamples(ShardStore(self.extraction.root), self.videos, self.spec,
                                  Augment(multiscale_crop, flip, color_jitter), segments=1, seed=seed or 0)
 
     @property
@@ -100,7 +100,7 @@ class StreamDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         i = range(len(self.videos))[int(index)]  # an IndexError, naming nothing odd, past the end
         key = self.epoch if self.seed is not None else secrets.randbits(62)
-        codes, affine, label = self._clips[(key, i)]
+        codes, affine, label = self._samples[(key, i)]
         return normalise(codes[0], affine[0]), label
 
     def __repr__(self) -> str:

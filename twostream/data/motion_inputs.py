@@ -20,8 +20,8 @@ import numpy as np
 from flowprep.format.folder_index import IndexEntry
 from twostream.core.config import WINDOW_STREAMS
 from twostream.data.clip_sampling import ClipSpec, check_clip_length, check_input_length, input_layout
-from twostream.data.clips import Video
 from twostream.data.dynamic_images import dynamic_image
+from twostream.data.samples import Video
 from twostream.data.transforms import CropBox, channels_first, hflip_planes, resize_image, rgb_affine
 
 

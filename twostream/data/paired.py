@@ -6,7 +6,7 @@ p + L/2 for a bidirectional one (the frame between its backward and forward halv
 to the same crop box and flipped together (the flow's x negated, as for the temporal stream
 alone), so the two halves of a fused input always show the same pixels.
 
-`PairSpec` is a `datasets.Layout`: `TrainClips` and `EvalClips` sample pairs with their own
+`PairSpec` is a `datasets.Layout`: `TrainSamples` and `EvalSamples` sample pairs with their own
 positions, boxes, flips and test crops. A pair's planes are the RGB planes followed by the 2L flow
 planes, with the affine of each half, so `engine.model_input` normalises both halves, each its own
 way, in one step; `twostream.feature_fusion.model.TwoStreamModel` splits the channels again.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twostream.data.clips import InputSpec, Video
+from twostream.data.samples import InputSpec, Video
 from twostream.data.sampling import stack_fields
 from twostream.data.transforms import CropBox
 

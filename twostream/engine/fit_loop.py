@@ -26,7 +26,7 @@ import logging
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -46,11 +46,11 @@ from twostream.core.device import Device
 from twostream.core.errors import TrainError
 from twostream.core.run_folder import CHECKPOINT_FILE, RUN_CONFIG_FILE
 from twostream.core.schedule import MIN_STEPS_PER_EPOCH, default_batch_size, learning_rate
-from twostream.core.world import current
-from twostream.data.datasets import Augment, EvalClips, Layout, TrainClips, eval_loader, set_epoch, train_loader
+from twostream.core.world import World, current
+from twostream.data.datasets import Augment, EvalSamples, Layout, TrainSamples, eval_loader, set_epoch, train_loader
 from twostream.data.extraction import ExtractedDataset, videos_in_split
 from twostream.data.store import ShardStore
-from twostream.engine.loops import EpochTotals, Stopped, predict_all, train_one_epoch
+from twostream.engine.loops import EpochResult, EpochTotals, Stopped, predict_all, train_one_epoch
 from twostream.engine.metrics import summarize
 from twostream.engine.metrics_log import HELD_OUT, MetricsLog, TensorBoardMissing, tensorboard_writer
 
@@ -68,11 +68,11 @@ def resume_state(config: ResumableConfig, resume: bool, load: Callable[[Path], d
                  class_names: tuple[str, ...]) -> dict | None:
     """Check the run folder against `resume`; return the checkpoint to resume from, if any: read by
     `load`, its config the same as `config` but for RUN_FIELDS, of `stream` (None: any) and `class_names`."""
-    run_dir = Path(config.out)
-    path = run_dir / CHECKPOINT_FILE
+    run_folder = Path(config.out)
+    path = run_folder / CHECKPOINT_FILE
     if not resume:
         if path.exists():
-            raise TrainError(f"{run_dir} already holds a run ({path}); pass --resume to continue it, "
+            raise TrainError(f"{run_folder} already holds a run ({path}); pass --resume to continue it, "
                              f"or choose another --out")
         return None
     if not path.exists():
@@ -89,7 +89,7 @@ def resume_state(config: ResumableConfig, resume: bool, load: Callable[[Path], d
 def check_out_apart(config: ResumableConfig) -> None:
     """TrainError, one line, if the run's --out is, lies inside or contains one of its inputs: the
     extraction (whose config.json a run's would replace) or, for a fusion head, a stream's run."""
-    inputs = [(Path(config.shards), "the extraction")] + [
+    inputs = [(Path(config.extraction), "the extraction")] + [
         (Path(getattr(config, k)).parent, f"the {k} run") for k in ("spatial", "temporal") if hasattr(config, k)]
     for given, what in inputs:
         problem = overlap_problem(Path(config.out), given, what)
@@ -105,29 +105,29 @@ def locked_run(config: ResumableConfig) -> Iterator[None]:
     if int(os.environ.get("RANK", "0")) != 0:
         yield
         return
-    run_dir = Path(config.out)
-    created = not run_dir.exists()
+    run_folder = Path(config.out)
+    created = not run_folder.exists()
     try:
-        with folder_lock(run_dir, TrainError, "another training run"):
+        with folder_lock(run_folder, TrainError, "another training run"):
             yield
     except BaseException:
         # a run refused before it wrote anything leaves no folder behind (the lock made it)
-        if created and run_dir.is_dir() and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
-            remove_file(run_dir / LOCK_FILE)
-            run_dir.rmdir()
+        if created and run_folder.is_dir() and [p.name for p in run_folder.iterdir()] == [LOCK_FILE]:
+            remove_file(run_folder / LOCK_FILE)
+            run_folder.rmdir()
         raise
 
 
-def start_run_dir(config: ResumableConfig) -> None:
+def start_run_folder(config: ResumableConfig) -> None:
     """Create the run folder `config.out` and write its config.json."""
-    run_dir = Path(config.out)
+    run_folder = Path(config.out)
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise TrainError(f"cannot create the run folder {run_dir}: {exc.strerror or exc}") from None
+        raise TrainError(f"cannot create the run folder {run_folder}: {exc.strerror or exc}") from None
     log.info("config: %s", config.to_json())
     if current().main:  # in a run of several processes, the main one writes
-        write_text_atomic(run_dir / RUN_CONFIG_FILE, json.dumps(config.to_dict(), indent=1, sort_keys=True))
+        write_text_atomic(run_folder / RUN_CONFIG_FILE, json.dumps(config.to_dict(), indent=1, sort_keys=True))
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ class FitData:
     """The loader of the training batches, and the validation clips with their loader and labels
     (all None: no validation)."""
     train: DataLoader
-    val: EvalClips | None = None
+    val: EvalSamples | None = None
     val_batches: DataLoader | None = None
     val_labels: np.ndarray | None = None
     val_subset: str = HELD_OUT  # metrics_log's name of the validation videos
@@ -192,20 +192,61 @@ def fit_data(config: ResumableConfig, spec: Layout, root: Path, train_videos: li
     augmented as `config` says, and the validation videos (none: no validation) under its fast
     protocol. Under torchrun each process loads its share (`config.batch_size` a process)."""
     pin, world = device.device.type == "cuda", device.world
-    train_data = TrainClips(ShardStore(root), train_videos, spec,
+    train_data = TrainSamples(ShardStore(root), train_videos, spec,
                             Augment(config.multiscale_crop, config.flip, config.color_jitter), config.segments, config.seed)
     train = train_loader(train_data, config.batch_size, config.workers, config.seed, pin, world)
     if not val_videos:
         return FitData(train)
-    val_data = EvalClips(ShardStore(root), val_videos, spec, config.val_clips, config.val_crops)
+    val_data = EvalSamples(ShardStore(root), val_videos, spec, config.val_clips, config.val_crops)
     return FitData(train, val_data, eval_loader(val_data, config.val_batch_size, config.workers, pin, world),
                    np.array([e.label for e in val_videos], dtype=np.int64), val_subset)
 
 
+@dataclass(frozen=True)
+class FitResult:
+    """What a run has done when `fit_epochs` returns: `epochs` completed, `trained` of them by this
+    call (0: the run had completed them before), and the last epoch's `metrics`, as its checkpoint
+    stores them ("train", and "val" when the epoch was validated)."""
+    epochs: int
+    trained: int
+    metrics: dict
+
+
+@dataclass(frozen=True)
+class Restored:
+    """Where a run starts: the epochs done, the seconds they took and the last one's metrics; and,
+    stopped mid-epoch, what the next epoch's batches added up to and torch's random state there."""
+    epoch: int = 0
+    elapsed: float = 0.0
+    metrics: dict = field(default_factory=dict)
+    totals: EpochTotals = field(default_factory=EpochTotals)
+    rng: dict | None = None
+
+
+def restore(state: dict | None, learner: Learner, world: World, path: Path, epochs: int) -> Restored:
+    """The progress of the checkpoint `state` (at `path`; None: a new run), its optimizer and scaler
+    state restored into `learner` (the model's weights the caller has loaded)."""
+    if state is None:
+        return Restored()
+    load_optimizer_state(learner.optimizer, state["optimizer"], path)
+    if state["scaler"] and learner.scaler.is_enabled():
+        learner.scaler.load_state_dict(state["scaler"])
+    # under torchrun each process resumes its own share's figures (those of the process of its rank)
+    shares = state.get("epoch_totals_of_processes") or []
+    own = shares[world.rank] if len(shares) == world.size else state.get("epoch_totals")
+    restored = Restored(state["epoch"], state["elapsed"], state["metrics"], EpochTotals.from_dict(own),
+                        state.get("rng"))
+    if restored.totals.batches:
+        log.info("resuming %s in epoch %d of %d after its batch %d", path, restored.epoch + 1, epochs,
+                 restored.totals.batches)
+    else:
+        log.info("resuming %s after epoch %d of %d", path, restored.epoch, epochs)
+    return restored
+
+
 def fit_epochs(config: ResumableConfig, learner: Learner, data: FitData, device: Device, writer: CheckpointWriter, *,
-               state: dict | None, interactive: bool | None) -> dict:
-    """Train the epochs of `config` not yet done, in the run folder `config.out`; return the last
-    epoch's metrics.
+               state: dict | None, interactive: bool | None) -> FitResult:
+    """Train the epochs of `config` not yet done, in the run folder `config.out`.
 
     `state`: the checkpoint resumed from (optimizer, scaler and progress are restored here; the
     model's weights the caller has loaded). After every epoch `writer` saves the checkpoint.
@@ -213,126 +254,163 @@ def fit_epochs(config: ResumableConfig, learner: Learner, data: FitData, device:
     Under torchrun every process trains its share of each epoch's samples (`config.batch_size`
     a process) through DistributedDataParallel, which averages the gradients; the main process
     alone logs, writes metrics.jsonl and the checkpoint."""
-    model, optimizer, scaler = learner.model, learner.optimizer, learner.scaler
-    loader, val_data, val_batches, val_labels = data.train, data.val, data.val_batches, data.val_labels
-    run_dir = Path(config.out)
-    world = device.world
-    metrics_log = MetricsLog(run_dir)
-    start_epoch, elapsed_before, last_metrics = 0, 0.0, {}
-    resumed, rng = EpochTotals(), None
-    if state is not None:
-        load_optimizer_state(optimizer, state["optimizer"], run_dir / CHECKPOINT_FILE)
-        if state["scaler"] and scaler.is_enabled():
-            scaler.load_state_dict(state["scaler"])
-        start_epoch, elapsed_before, last_metrics = state["epoch"], state["elapsed"], state["metrics"]
-        # under torchrun each process resumes its own share's figures (those of the process of its rank)
-        shares = state.get("epoch_totals_of_processes") or []
-        own = shares[world.rank] if len(shares) == world.size else state.get("epoch_totals")
-        resumed, rng = EpochTotals.from_dict(own), state.get("rng")
-        if resumed.batches:
-            log.info("resuming %s in epoch %d of %d after its batch %d", run_dir / CHECKPOINT_FILE, start_epoch + 1,
-                     config.epochs, resumed.batches)
+    run = _Run(config, learner, data, device, writer, interactive)
+    start = restore(state, learner, device.world, run.checkpoint_path, config.epochs)
+    run.start(start)
+    with deferred() as signals:
+        run.signals, run.stop = signals, _stop_check(signals, device.world)
+        for epoch in range(start.epoch, config.epochs):
+            first = epoch == start.epoch  # a resumed run may start inside it
+            train = run.one_epoch(epoch, start.totals if first else EpochTotals(), start.rng if first else None)
+            message = run.record_training(epoch, train)
+            if run.validates(epoch):
+                message += run.validate(epoch, train.totals)
+            run.save(epoch + 1)
+            log.info("%s; checkpoint %s", message, run.checkpoint_path)
+    run.metrics_log.close()
+    if start.epoch >= config.epochs:
+        log.info("%s already completed its %d epochs", run.run_folder, config.epochs)
+    return FitResult(max(start.epoch, config.epochs), max(config.epochs - start.epoch, 0), run.metrics)
+
+
+class _Run:
+    """A run between its start and its last epoch: the steps of `fit_epochs` and what they share
+    (the model as trained, DistributedDataParallel's under torchrun; the metrics log; the clock;
+    the last epoch's metrics, which every checkpoint stores)."""
+
+    def __init__(self, config: ResumableConfig, learner: Learner, data: FitData, device: Device,
+                 writer: CheckpointWriter, interactive: bool | None) -> None:
+        self.config, self.learner, self.data, self.device, self.writer = config, learner, data, device, writer
+        self.interactive, self.world = interactive, device.world
+        self.run_folder = Path(config.out)
+        self.checkpoint_path = self.run_folder / CHECKPOINT_FILE
+        self.metrics_log = MetricsLog(self.run_folder)
+        self.criterion = nn.CrossEntropyLoss()
+        self.trained: nn.Module = learner.model
+        self.signals: Deferred | None = None
+        self.stop: Callable[[], bool] = lambda: False
+        self.metrics: dict = {}
+        self.elapsed_before, self.started = 0.0, time.perf_counter()
+
+    def start(self, start: Restored) -> None:
+        """Open the metrics log (and TensorBoard's) at the epoch the run starts from, wrap the model
+        for torchrun, start the clock."""
+        self.metrics, self.elapsed_before = start.metrics, start.elapsed
+        if self.world.main:
+            self.metrics_log.restart(start.epoch)
+            try:
+                self.metrics_log.tensorboard = tensorboard_writer(self.run_folder, self.config.tensorboard, start.epoch)
+            except TensorBoardMissing as exc:
+                raise TrainError(str(exc)) from None
+        config = self.config
+        log.info("%d process(es): batch %d a process, %d in all, learning rate %g (not scaled with the processes); "
+                 "%d optimisation steps an epoch", self.world.size, config.batch_size,
+                 config.batch_size * self.world.size, config.lr, len(self.data.train))
+        self.trained = _distributed(self.learner, self.device)
+        self.started = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.started
+
+    def one_epoch(self, epoch: int, totals: EpochTotals, rng: dict | None) -> EpochResult:
+        """Train epoch `epoch` (from 0) on its batches after those `totals` counts (a resumed
+        epoch, `rng` the random state where it stopped); its figures over every process's samples."""
+        torch.manual_seed(epoch_seed(self.config.seed, epoch))
+        if totals.batches and rng is not None:  # where the interrupted run's random stream was
+            _set_rng_state(rng, self.device)
+        lr = learning_rate(self.config, epoch)
+        # a group may scale the schedule's rate (feature_fusion.trainer: streams fine-tuned slower than the
+        # head); the stream trainer's group has no lr_scale, so its stored optimizer state stays as it was
+        for group in self.learner.optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_scale", 1.0)
+        loader = self.data.train
+        set_epoch(loader, epoch)
+        if totals.batches >= len(loader):  # stopped during validation: the epoch's training is done
+            train = EpochResult.of(totals)
         else:
-            log.info("resuming %s after epoch %d of %d", run_dir / CHECKPOINT_FILE, start_epoch, config.epochs)
-    if world.main:
-        metrics_log.restart(start_epoch)
+            batches = _skipping(loader, totals.batches) if totals.batches else loader
+            train = train_one_epoch(self.trained, self.criterion, self.learner.optimizer, batches, self.device,
+                                    self.learner.scaler, epoch + 1, self.interactive, totals=totals, stop=self.stop)
+            if train.stopped:
+                raise self.stopped(epoch, train.totals, f"after batch {train.totals.batches} of {len(loader)}")
+        return _over_processes(train, self.world)
+
+    def record_training(self, epoch: int, train: EpochResult) -> str:
+        """Log the epoch's training figures (metrics.jsonl; the checkpoint's metrics); its line's start."""
+        lr = learning_rate(self.config, epoch)
+        if self.world.main:
+            self.metrics_log.write(epoch + 1, "train", train.loss, train.accuracy, lr, train.samples_per_s,
+                                   self.elapsed())
+        self.metrics = {"train": {"loss": train.loss, "accuracy": train.accuracy, "samples_per_s": train.samples_per_s}}
+        return f"epoch {epoch + 1}/{self.config.epochs} lr {lr:.3g}: train loss {train.loss:.4f} " \
+               f"accuracy {train.accuracy:.3f} ({train.samples_per_s:.1f} samples/s)"
+
+    def validates(self, epoch: int) -> bool:
+        """Is epoch `epoch` (from 0) validated: every --val-every epochs, and the last."""
+        config = self.config
+        return self.data.val_batches is not None and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs)
+
+    def validate(self, epoch: int, totals: EpochTotals) -> str:
+        """Score the validation clips after epoch `epoch` (from 0), whose training `totals` a stop
+        here saves; log the figures; the part of the epoch's line that says them."""
+        data = self.data
         try:
-            metrics_log.tensorboard = tensorboard_writer(run_dir, config.tensorboard, start_epoch)
-        except TensorBoardMissing as exc:
-            raise TrainError(str(exc)) from None
-    log.info("%d process(es): batch %d a process, %d in all, learning rate %g (not scaled with the processes); %d "
-             "optimisation steps an epoch", world.size, config.batch_size, config.batch_size * world.size, config.lr,
-             len(loader))
-    trained = model
-    if world.distributed:
-        from torch.nn.parallel import DistributedDataParallel
+            scores, seconds = predict_all(self.learner.model, data.val_batches, self.device, len(data.val),
+                                          f"epoch {epoch + 1} val", self.interactive, self.stop)
+        except Stopped:
+            raise self.stopped(epoch, totals, "during validation") from None
+        val, _ = summarize(scores, data.val.video_index, data.val_labels)
+        rate = len(data.val) / seconds if seconds else 0.0
+        if self.world.main:
+            self.metrics_log.write(epoch + 1, "val", val["clip_loss"], val["clip_top1"],
+                                   learning_rate(self.config, epoch), rate, self.elapsed(), data.val_subset)
+        self.metrics["val"] = {**val, "samples_per_s": rate, "subset": data.val_subset}
+        return f"; val ({data.val_subset} videos) clip accuracy {val['clip_top1']:.3f}, video {val['video_top1']:.3f}"
 
-        ids = [device.device.index] if device.device.type == "cuda" else None
-        trained = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=learner.unused_parameters)
-
-    criterion = nn.CrossEntropyLoss()
-    started = time.perf_counter()
-
-    def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - started
-
-    def checkpoint(epoch: int, totals: list[EpochTotals] | None = None) -> dict:
+    def checkpoint(self, epoch: int, totals: list[EpochTotals] | None = None) -> dict:
         """The checkpoint after `epoch` completed epochs (and, mid-epoch, every process's `totals`
         of the next, in rank order)."""
-        progress = {"epoch": epoch, "elapsed": elapsed()}
+        learner = self.learner
+        progress = {"epoch": epoch, "elapsed": self.elapsed()}
         if totals is not None:
             progress.update(epoch_totals=totals[0].to_dict(), epoch_totals_of_processes=[t.to_dict() for t in totals],
-                            rng=_rng_state(device))
-        return {**writer.identity, **progress, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict() if scaler.is_enabled() else {}, "metrics": last_metrics}
+                            rng=_rng_state(self.device))
+        return {**self.writer.identity, **progress, "model": learner.model.state_dict(),
+                "optimizer": learner.optimizer.state_dict(),
+                "scaler": learner.scaler.state_dict() if learner.scaler.is_enabled() else {}, "metrics": self.metrics}
 
-    with deferred() as signals:
-        stop = _stop_check(signals, world)
+    def save(self, epoch: int, totals: list[EpochTotals] | None = None) -> None:
+        """The main process writes the checkpoint; no process runs ahead of the checkpoint that a
+        resume would start from."""
+        if self.world.main:
+            self.writer.save(self.checkpoint_path, self.checkpoint(epoch, totals))
+        self.world.barrier()
 
-        def stopped(epoch: int, totals: EpochTotals, where: str) -> BaseException:
-            """Save the mid-epoch checkpoint; the Stop that ends the run, saying so in one line."""
-            every = world.gather(totals)  # all processes take part; the main one saves
-            if world.main:
-                writer.save(run_dir / CHECKPOINT_FILE, checkpoint(epoch, every))
-            world.barrier()
-            return signals.stop(f"stopped by {signals.name} in epoch {epoch + 1} of {config.epochs} {where}; "
-                                f"checkpoint {run_dir / CHECKPOINT_FILE} saved: run the same command with --resume "
-                                f"to continue")
+    def stopped(self, epoch: int, totals: EpochTotals, where: str) -> BaseException:
+        """Save the mid-epoch checkpoint; the Stop that ends the run, saying so in one line."""
+        self.save(epoch, self.world.gather(totals))  # all processes take part; the main one saves
+        return self.signals.stop(f"stopped by {self.signals.name} in epoch {epoch + 1} of {self.config.epochs} "
+                                 f"{where}; checkpoint {self.checkpoint_path} saved: run the same command with "
+                                 f"--resume to continue")
 
-        for epoch in range(start_epoch, config.epochs):
-            totals = resumed if epoch == start_epoch else EpochTotals()
-            torch.manual_seed(epoch_seed(config.seed, epoch))
-            if totals.batches and rng is not None:  # where the interrupted run's random stream was
-                _set_rng_state(rng, device)
-            lr = learning_rate(config, epoch)
-            # a group may scale the schedule's rate (feature_fusion.trainer: streams fine-tuned slower than the
-            # head); the stream trainer's group has no lr_scale, so its stored optimizer state stays as it was
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group.get("lr_scale", 1.0)
-            set_epoch(loader, epoch)
-            if totals.batches >= len(loader):  # stopped during validation: the epoch's training is done
-                seen = max(totals.samples, 1)
-                train = {"loss": totals.loss_sum / seen, "accuracy": totals.correct / seen, "samples": totals.samples,
-                         "seconds": totals.seconds, "stopped": False, "totals": totals}
-            else:
-                batches = _skipping(loader, totals.batches) if totals.batches else loader
-                train = train_one_epoch(trained, criterion, optimizer, batches, device, scaler, epoch + 1, interactive,
-                                        totals=totals, stop=stop)
-                if train["stopped"]:
-                    raise stopped(epoch, train["totals"], f"after batch {train['totals'].batches} of {len(loader)}")
-            totals = train["totals"]
-            if world.distributed:  # the epoch's loss and accuracy over every process's samples
-                loss_sum, correct, samples = world.sum([train["loss"] * train["samples"],
-                                                        train["accuracy"] * train["samples"], train["samples"]])
-                train = {**train, "loss": loss_sum / samples, "accuracy": correct / samples, "samples": samples}
-            train_rate = train["samples"] / train["seconds"] if train["seconds"] else 0.0
-            if world.main:
-                metrics_log.write(epoch + 1, "train", train["loss"], train["accuracy"], lr, train_rate, elapsed())
-            last_metrics = {"train": {"loss": train["loss"], "accuracy": train["accuracy"], "samples_per_s": train_rate}}
-            message = f"epoch {epoch + 1}/{config.epochs} lr {lr:.3g}: train loss {train['loss']:.4f} " \
-                      f"accuracy {train['accuracy']:.3f} ({train_rate:.1f} samples/s)"
-            if val_batches is not None and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
-                try:
-                    scores, seconds = predict_all(model, val_batches, device, len(val_data), f"epoch {epoch + 1} val",
-                                                  interactive, stop)
-                except Stopped:
-                    raise stopped(epoch, totals, "during validation") from None
-                val, _ = summarize(scores, val_data.video_index, val_labels)
-                val_rate = len(val_data) / seconds if seconds else 0.0
-                if world.main:
-                    metrics_log.write(epoch + 1, "val", val["clip_loss"], val["clip_top1"], lr, val_rate, elapsed(),
-                                      data.val_subset)
-                last_metrics["val"] = {**val, "samples_per_s": val_rate, "subset": data.val_subset}
-                message += f"; val ({data.val_subset} videos) clip accuracy {val['clip_top1']:.3f}, " \
-                           f"video {val['video_top1']:.3f}"
-            if world.main:
-                writer.save(run_dir / CHECKPOINT_FILE, checkpoint(epoch + 1))
-            world.barrier()  # no process runs ahead of the checkpoint that a resume would start from
-            log.info("%s; checkpoint %s", message, run_dir / CHECKPOINT_FILE)
-    metrics_log.close()
-    if start_epoch >= config.epochs:
-        log.info("%s already completed its %d epochs", run_dir, config.epochs)
-    return last_metrics
+
+def _distributed(learner: Learner, device: Device) -> nn.Module:
+    """The model as trained: under torchrun, wrapped by DistributedDataParallel."""
+    if not device.world.distributed:
+        return learner.model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.device.index] if device.device.type == "cuda" else None
+    return DistributedDataParallel(learner.model, device_ids=ids, find_unused_parameters=learner.unused_parameters)
+
+
+def _over_processes(train: EpochResult, world: World) -> EpochResult:
+    """Under torchrun, the epoch's loss and accuracy over every process's samples."""
+    if not world.distributed:
+        return train
+    loss_sum, correct, samples = world.sum([train.loss * train.samples, train.accuracy * train.samples,
+                                            train.samples])
+    return replace(train, loss=loss_sum / samples, accuracy=correct / samples, samples=samples)
 
 
 def _stop_check(signals: Deferred, world) -> Callable[[], bool]:

@@ -37,8 +37,8 @@ def model_input(x: torch.Tensor, affine: torch.Tensor, device: Device) -> torch.
 
 
 def consensus_logits(model: nn.Module, x: torch.Tensor, segments: int) -> torch.Tensor:
-    """(B * K, C, H, W) -> (B, classes): logits of each sample's K segment clips averaged (TSN's
-    consensus; K=1 is the single-clip case)."""
+    """(B * K, C, H, W) -> (B, classes): logits of each sample's K segment inputs averaged
+    (TSN's consensus; K=1 is the single-input case)."""
     return model(x).view(x.shape[0] // segments, segments, -1).mean(dim=1)
 
 
@@ -60,6 +60,28 @@ class EpochTotals:
         return cls(**{k: type(getattr(cls(), k))(v) for k, v in (stored or {}).items() if k in cls.__dataclass_fields__})
 
 
+@dataclass(frozen=True)
+class EpochResult:
+    """What `train_one_epoch` did: loss and clip accuracy (means over its samples), samples and
+    seconds; `totals`, which they come from (a mid-epoch checkpoint keeps them); `stopped`: a stop
+    ended the epoch before its last batch."""
+    loss: float
+    accuracy: float
+    samples: int
+    seconds: float
+    totals: EpochTotals
+    stopped: bool = False
+
+    @classmethod
+    def of(cls, totals: EpochTotals, stopped: bool = False) -> EpochResult:
+        seen = max(totals.samples, 1)
+        return cls(totals.loss_sum / seen, totals.correct / seen, totals.samples, totals.seconds, totals, stopped)
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.seconds if self.seconds else 0.0
+
+
 class Stopped(Exception):
     """A stop was asked for (twostream.engine.fit_loop: a signal) and the loop reached a batch boundary."""
 
@@ -67,12 +89,12 @@ class Stopped(Exception):
 def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader,
                     device: Device, scaler: torch.amp.GradScaler, epoch: int,
                     interactive: bool | None = None, totals: EpochTotals | None = None,
-                    stop: Callable[[], bool] = lambda: False) -> dict[str, float]:
-    """Returns loss and clip accuracy (means over samples), samples and seconds, and `totals`.
+                    stop: Callable[[], bool] = lambda: False) -> EpochResult:
+    """Train on `loader`'s batches once.
 
     `totals`: what the epoch's batches before `loader`'s did (a resumed epoch: `loader` skips
     them); the epoch's figures count them too. `stop` is asked after every batch: when it says
-    so, the epoch ends there, with "stopped" True and `totals` saying how far it got."""
+    so, the epoch ends there, the result `stopped` and its `totals` saying how far it got."""
     model.train()
     totals = EpochTotals(**(totals or EpochTotals()).to_dict())
     progress = EpochProgress(f"epoch {epoch} train", totals.batches + len(loader), interactive=interactive)
@@ -106,15 +128,13 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     finally:
         progress.close()
     totals.seconds += time.perf_counter() - started
-    seen = max(totals.samples, 1)
-    return {"loss": totals.loss_sum / seen, "accuracy": totals.correct / seen, "samples": totals.samples,
-            "seconds": totals.seconds, "stopped": stopped, "totals": totals}
+    return EpochResult.of(totals, stopped)
 
 
 @torch.no_grad()
-def predict_clips(model: nn.Module, loader: DataLoader, device: Device, title: str,
+def predict_samples(model: nn.Module, loader: DataLoader, device: Device, title: str,
                   interactive: bool | None = None, stop: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, float]:
-    """Softmax scores of every clip (its crops' softmax averaged), in loader order: (N, classes),
+    """Softmax scores of every sample (its crops' softmax averaged), in loader order: (N, classes),
     and the seconds it took. `stop` is asked after every batch: when it says so, Stopped."""
     model.eval()
     progress = EpochProgress(title, len(loader), interactive=interactive)
@@ -138,10 +158,10 @@ def predict_clips(model: nn.Module, loader: DataLoader, device: Device, title: s
 
 def predict_all(model: nn.Module, loader: DataLoader, device: Device, count: int, title: str,
                 interactive: bool | None = None, stop: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, float]:
-    """`predict_clips` of all `count` items of a dataset, in item order, in every process: each
+    """`predict_samples` of all `count` items of a dataset, in item order, in every process: each
     process scores its share (the loader's sampler lists it) and the shares are gathered; the
     items that padded a share are scored twice, and kept once."""
-    scores, seconds = predict_clips(model, loader, device, title, interactive, stop)
+    scores, seconds = predict_samples(model, loader, device, title, interactive, stop)
     world = device.world
     if not world.distributed:
         return scores, seconds

@@ -26,7 +26,7 @@ class TensorBoardMissing(RuntimeError):
     """--tensorboard asked for, and the tensorboard package is not installed."""
 
 
-def tensorboard_writer(run_dir: Path, wanted: bool | None, completed_epochs: int):
+def tensorboard_writer(run_folder: Path, wanted: bool | None, completed_epochs: int):
     """A SummaryWriter into RUN/tensorboard, or None: `wanted` None means when tensorboard is
     installed. A resumed run purges the steps after its completed epochs, as restart() does the lines."""
     if wanted is False:
@@ -38,7 +38,7 @@ def tensorboard_writer(run_dir: Path, wanted: bool | None, completed_epochs: int
             raise TensorBoardMissing("--tensorboard needs the tensorboard package: pip install 'twostream[tensorboard]' "
                                      "(or pip install tensorboard)") from None
         return None
-    folder = real_folder(Path(run_dir) / TENSORBOARD_DIR)  # never a link to a folder elsewhere
+    folder = real_folder(Path(run_folder) / TENSORBOARD_DIR)  # never a link to a folder elsewhere
     return SummaryWriter(str(folder), purge_step=completed_epochs + 1 if completed_epochs else None)
 
 
@@ -47,8 +47,8 @@ class MetricsLog:
     {"epoch", "phase": "train"|"val", "loss", "accuracy" (clip top-1, 0..1), "lr", "samples_per_s", "time"},
     and on "val" records "subset": HELD_OUT or ON_TEST, the videos validated on."""
 
-    def __init__(self, run_dir: Path, tensorboard=None) -> None:
-        self.path = Path(run_dir) / METRICS_FILE
+    def __init__(self, run_folder: Path, tensorboard=None) -> None:
+        self.path = Path(run_folder) / METRICS_FILE
         self.tensorboard = tensorboard  # a SummaryWriter (tensorboard_writer) that gets every record's SCALARS
 
     def restart(self, completed_epochs: int) -> None:

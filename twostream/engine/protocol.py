@@ -17,8 +17,8 @@ from flowprep.format.folder_index import IndexEntry
 from twostream.core.checkpoint import check_compatible, load_weights
 from twostream.core.config import EvalConfig
 from twostream.core.device import Device, setup_device
-from twostream.core.scores import VideoScores, save_scores
-from twostream.data.datasets import EvalClips, Layout, eval_loader
+from twostream.core.scores import EXTRACTION_KEY, SUBSET_KEY, VideoScores, save_scores
+from twostream.data.datasets import EvalSamples, Layout, eval_loader
 from twostream.data.extraction import ExtractedDataset, check_crop_size, open_extraction
 from twostream.data.store import ShardStore
 from twostream.engine.loops import predict_all
@@ -43,7 +43,7 @@ def open_evaluation(config: EvalConfig, load: Callable[[str], dict], stream: str
     classes), the shards, and the input `layout` makes of the checkpoint, its crop size checked."""
     device = setup_device(config)
     state = load(config.checkpoint)
-    extraction = open_extraction(config.shards)
+    extraction = open_extraction(config.extraction)
     check_compatible(config.checkpoint, state, stream, extraction.class_names)
     spec = layout(state)
     check_crop_size(extraction, spec.crop_size)
@@ -62,12 +62,12 @@ def score_videos(config: EvalConfig, evaluation: Evaluation, model: nn.Module, v
     device, state, spec, root = evaluation.device, evaluation.state, evaluation.layout, evaluation.extraction.root
     load_weights(model, state["model"], config.checkpoint)
     device.place(model)
-    data = EvalClips(ShardStore(root), videos, spec, config.clips, config.crops)
+    data = EvalSamples(ShardStore(root), videos, spec, config.clips, config.crops)
     loader = eval_loader(data, config.batch_size, config.workers, device.device.type == "cuda", device.world)
-    clip_scores, seconds = predict_all(model, loader, device, len(data), f"evaluate {config.split} {config.part}",
+    sample_scores, seconds = predict_all(model, loader, device, len(data), f"evaluate {config.split} {config.subset}",
                                        interactive)
     labels = np.array([e.label for e in videos], dtype=np.int64)
-    metrics, video_scores = summarize(clip_scores, data.video_index, labels)
+    metrics, video_scores = summarize(sample_scores, data.video_index, labels)
     metrics["clips_per_s"] = len(data) / seconds if seconds else 0.0
 
     scores = VideoScores(
@@ -76,7 +76,7 @@ def score_videos(config: EvalConfig, evaluation: Evaluation, model: nn.Module, v
         scores=video_scores,
         class_names=tuple(state["class_names"]),
         meta={**about, "checkpoint": str(config.checkpoint), "epoch": state["epoch"], "split": config.split,
-              "part": config.part, "shards": str(root), "protocol": {"clips": config.clips, "crops": config.crops},
+              SUBSET_KEY: config.subset, EXTRACTION_KEY: str(root), "protocol": {"clips": config.clips, "crops": config.crops},
               "metrics": metrics, "evaluate_config": config.to_dict(), **configs},
     )
     if device.world.main:  # one file, from every process's share

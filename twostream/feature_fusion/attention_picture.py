@@ -16,7 +16,7 @@ import torch
 from twostream.core.checkpoint import load_weights
 from twostream.core.config import EvalConfig
 from twostream.core.errors import DataError
-from twostream.data.datasets import EvalClips
+from twostream.data.datasets import EvalSamples
 from twostream.data.store import ShardStore
 from twostream.engine.loops import model_input
 from twostream.engine.protocol import open_evaluation
@@ -54,8 +54,8 @@ def show_attention(config: EvalConfig, video_id: str, out: Path) -> list[int]:
         config, load_fusion_checkpoint, None, lambda state: pair_spec(state["spatial_config"], state["temporal_config"]))
     state, extraction = evaluation.state, evaluation.extraction
     head = state["head"]
-    if head.method != "motion":
-        raise DataError(f"{config.checkpoint} is a {head.method} fusion run; only the motion head weighs places "
+    if head.head != "motion":
+        raise DataError(f"{config.checkpoint} is a {head.head} fusion run; only the motion head weighs places "
                         f"(fuse-features train --method motion)")
     entry = extraction.index.get(video_id)
     if entry is None:
@@ -65,7 +65,7 @@ def show_attention(config: EvalConfig, video_id: str, out: Path) -> list[int]:
     load_weights(model, state["model"], config.checkpoint)
     evaluation.device.place(model)
     model.eval()
-    items = EvalClips(ShardStore(extraction.root), [entry], evaluation.layout, config.clips, "center")
+    items = EvalSamples(ShardStore(extraction.root), [entry], evaluation.layout, config.clips, "center")
     codes, affine = (torch.stack([items[j][k][0] for j in range(len(items))]) for k in (0, 1))
     weights = model.motion_attention(model_input(codes, affine, evaluation.device)).float().cpu().numpy()
     positions = [position for _, position in items.items]

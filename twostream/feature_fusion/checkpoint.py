@@ -5,7 +5,7 @@ A fusion checkpoint is written atomically (checkpoint.save_checkpoint) and read 
     format          "twostream-fusion-checkpoint"
     format_version  2 (version 1: the attention head fused raw logits)
     config          FusionTrainConfig as JSON
-    head            HeadSpec as JSON (method, hidden units, dropout)
+    head            HeadSpec as JSON (head, hidden units, dropout; "method" before issue 31)
     spatial_config, temporal_config   the streams' TrainConfigs as JSON: they rebuild the streams
     num_classes, class_names, extract_config
     epoch, elapsed, model (the whole TwoStreamModel: streams and head), optimizer, scaler, metrics
@@ -29,8 +29,8 @@ from twostream.core.checkpoint import (
 )
 from twostream.core.config import TrainConfig
 from twostream.core.errors import TrainError
-from twostream.data.clips import InputSpec
 from twostream.data.paired import PairSpec
+from twostream.data.samples import InputSpec
 from twostream.feature_fusion.config import FusionTrainConfig
 from twostream.feature_fusion.heads import HeadSpec
 from twostream.feature_fusion.model import TwoStreamModel

@@ -2,7 +2,7 @@
 
 Validated on construction (a bad value raises ValueError naming it and what is accepted), logged
 at start, stored as JSON in every fusion checkpoint and in RUN/config.json. The head's hidden
-size depends on the method and is resolved here, so the stored config states every value used.
+size depends on the head and is resolved here, so the stored config states every value used.
 `fuse-features evaluate` uses `config.EvalConfig` (its `stream` stays None).
 """
 from __future__ import annotations
@@ -19,19 +19,19 @@ from twostream.core.config import (
 )
 from twostream.feature_fusion.heads import HEADS, REGISTRY, HeadSpec
 
-FIT_PARTS = ("train", "val")  # the streams' training videos, or those they held out (--holdout)
+FIT_SUBSETS = ("train", "val")  # the streams' training videos, or those they held out (--holdout)
 
 
 @dataclass(frozen=True)
 class FusionTrainConfig(ResumableConfig):
     spatial: str  # the spatial stream's checkpoint (twostream train)
     temporal: str  # the temporal stream's checkpoint
-    shards: str
+    extraction: str  # extraction folder
     out: str  # run folder: checkpoint.pt, metrics.jsonl, config.json
-    method: str = "mid"
+    head: str = "mid"  # the fusion head (fuse-features train --method; heads.REGISTRY)
     joint: bool = False  # fine-tune the streams with the head; else they are frozen
     split: str = "split1"  # must be the split both streams were trained on
-    part: str = "train"  # which training-split videos the head learns from
+    subset: str = "train"  # which training-split videos the head learns from
     # head
     hidden: int | None = None  # None: the head's default (heads.REGISTRY)
     dropout: float = 0.5
@@ -62,12 +62,12 @@ class FusionTrainConfig(ResumableConfig):
     # how the run executes: RunOptions
 
     def __post_init__(self) -> None:
-        check_choice("fusion method", self.method, HEADS)
+        check_choice("fusion method", self.head, HEADS)
         check_split(self.split)
-        check_choice("part", self.part, FIT_PARTS)
+        check_choice("subset", self.subset, FIT_SUBSETS)
         if self.hidden is None:
-            object.__setattr__(self, "hidden", REGISTRY[self.method].default_hidden)
-        HeadSpec(self.method, self.hidden, self.dropout)  # validates hidden and dropout
+            object.__setattr__(self, "hidden", REGISTRY[self.head].default_hidden)
+        HeadSpec(self.head, self.hidden, self.dropout)  # validates hidden and dropout
         check_positive_int("segments", self.segments)
         check(0.0 <= self.color_jitter < 1.0, f"colour jitter must be in [0, 1), got {self.color_jitter!r}")
         check_positive_int("epochs", self.epochs)
@@ -78,10 +78,10 @@ class FusionTrainConfig(ResumableConfig):
         check_fit_fields(self)
 
     @property
-    def head(self) -> HeadSpec:
-        return HeadSpec(self.method, self.hidden, self.dropout)
+    def head_spec(self) -> HeadSpec:
+        return HeadSpec(self.head, self.hidden, self.dropout)
 
     @property
     def name(self) -> str:
-        """The method as reports name it: mid, attention, mid-joint, attention-joint, motion-learned, ..."""
-        return self.head.name + ("-joint" if self.joint else "")
+        """The run as reports name it: mid, attention, mid-joint, attention-joint, motion-learned, ..."""
+        return self.head_spec.name + ("-joint" if self.joint else "")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from runkit.files import parse_json
+from twostream.core.config import renamed, stored
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Head:
     # the head reads the streams' last feature maps and the flow input (map_heads.StreamMaps), not
     # their pooled features; `build` then gets the maps' channels
     uses_maps: bool = False
-    # (spec) -> the name reports give a run of it, where its variants differ (default: the method)
+    # (spec) -> the name reports give a run of it, where its variants differ (default: the head's name)
     label: Callable | None = None
 
 
@@ -72,32 +73,32 @@ DEFAULT_HIDDEN = {name: h.default_hidden for name, h in REGISTRY.items()}
 
 @dataclass(frozen=True)
 class HeadSpec:
-    method: str
+    head: str  # its name in the registry (fuse-features train --method)
     hidden: int  # units of the hidden layer; 0: none
     dropout: float  # on the concatenated features (and on the hidden layer)
 
     def __post_init__(self) -> None:
-        if self.method not in REGISTRY:
-            raise ValueError(f"fusion method must be one of {', '.join(HEADS)}; got {self.method!r}")
-        needs_hidden = REGISTRY[self.method].needs_hidden
+        if self.head not in REGISTRY:
+            raise ValueError(f"fusion method must be one of {', '.join(HEADS)}; got {self.head!r}")
+        needs_hidden = REGISTRY[self.head].needs_hidden
         if not (isinstance(self.hidden, int) and self.hidden >= 0) or (needs_hidden and self.hidden == 0):
             accepted = "a positive integer" if needs_hidden else "a non-negative integer (0: linear)"
-            raise ValueError(f"hidden units of the {self.method} head must be {accepted}, got {self.hidden!r}")
+            raise ValueError(f"hidden units of the {self.head} head must be {accepted}, got {self.hidden!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"head dropout must be in [0, 1), got {self.dropout!r}")
 
     @property
     def entry(self) -> Head:
-        return REGISTRY[self.method]
+        return REGISTRY[self.head]
 
     @property
     def name(self) -> str:
         """The head as reports name it (motion or motion-learned, ...)."""
-        return self.entry.label(self) if self.entry.label else self.method
+        return self.entry.label(self) if self.entry.label else self.head
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(stored(asdict(self)), sort_keys=True)  # its "method" as checkpoints store it
 
     @classmethod
     def from_json(cls, text: str) -> HeadSpec:
-        return cls(**parse_json(text, dict))
+        return cls(**renamed(parse_json(text, dict)))  # an older checkpoint's "method" is the head

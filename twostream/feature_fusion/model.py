@@ -87,12 +87,12 @@ class TwoStreamModel(nn.Module):
     def fusion_weights(self, x: torch.Tensor) -> torch.Tensor:
         """The attention head's (N, 2) spatial and temporal weights of each input."""
         if not isinstance(self.head, AttentionHead):
-            raise ValueError(f"only the attention head weighs the streams; this model's head is {self.head_spec.method}")
+            raise ValueError(f"only the attention head weighs the streams; this model's head is {self.head_spec.head}")
         return self.head.weights(*self._streams(x)[:2])
 
     @torch.no_grad()
     def motion_attention(self, x: torch.Tensor) -> torch.Tensor:
         """The motion head's (N, h, w) weights of the spatial feature map's positions (each sums to 1)."""
         if not isinstance(self.head, MotionHead):
-            raise ValueError(f"only the motion head weighs places; this model's head is {self.head_spec.method}")
+            raise ValueError(f"only the motion head weighs places; this model's head is {self.head_spec.head}")
         return self.head.weights(self._maps(x))

@@ -23,12 +23,13 @@ from twostream.data.extraction import (
     check_crop_size,
     check_stack_length,
     open_extraction,
-    part_videos,
     split_holdout,
+    subset_videos,
     videos_in_split,
 )
 from twostream.engine.fit_loop import (
     CheckpointWriter,
+    FitResult,
     Learner,
     check_out_apart,
     fit_data,
@@ -36,7 +37,7 @@ from twostream.engine.fit_loop import (
     locked_run,
     resolve_batch_size,
     resume_state,
-    start_run_dir,
+    start_run_folder,
     videos_for_val_on_test,
 )
 from twostream.engine.metrics_log import HELD_OUT, ON_TEST
@@ -69,17 +70,17 @@ def fusion_videos(extraction: ExtractedDataset, config: FusionTrainConfig, spati
         raise TrainError(f"the streams held out different training videos (spatial: holdout {spatial.holdout} seed "
                          f"{spatial.seed}, {len(held['spatial'])} videos; temporal: holdout {temporal.holdout} seed "
                          f"{temporal.seed}, {len(held['temporal'])} videos); train both with the same --holdout and --seed")
-    if config.part == "val" and not held["spatial"]:
+    if config.subset == "val" and not held["spatial"]:
         raise TrainError(f"--subset val: the streams held out no training videos of split {config.split!r} (holdout "
                          f"{spatial.holdout}); train them with --holdout FRACTION, or fit the head with --subset train")
-    fit = part_videos(extraction, config.split, config.part, spatial.holdout, spatial.seed)
+    fit = subset_videos(extraction, config.split, config.subset, spatial.holdout, spatial.seed)
     if not config.val_every:
         return fit, [], "none"
-    if config.part == "train" and held["spatial"]:
+    if config.subset == "train" and held["spatial"]:
         return fit, held["spatial"], HELD_OUT
     if not config.val_on_test:
         log.warning("no validation: %s; --val-on-test validates on the test videos (choosing on them)",
-                    "the head learns from the videos the streams held out" if config.part == "val" else
+                    "the head learns from the videos the streams held out" if config.subset == "val" else
                     f"the streams held out no training video (holdout {spatial.holdout})")
         return fit, [], "none"
     try:
@@ -98,11 +99,12 @@ def _optimizer(model: TwoStreamModel, config: FusionTrainConfig) -> torch.optim.
     return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
-def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: bool | None = None) -> dict:
-    """Train (or continue training) as `config` says; return the last epoch's metrics."""
+def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: bool | None = None) -> FitResult:
+    """Train (or continue training) as `config` says; return what the run has done (its last epoch's
+    metrics among it)."""
     check_out_apart(config)
     device = setup_device(config)
-    extraction = open_extraction(config.shards)
+    extraction = open_extraction(config.extraction)
     with locked_run(config):  # the run folder is this run's until it ends
         state = resume_state(config, resume, load_fusion_checkpoint, None, extraction.class_names)
         if state is None:
@@ -118,17 +120,17 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
             check_stack_length(val_videos, temporal.flow_length, "validation")
 
         config = resolve_batch_size(config, state, len(fit_videos), device.world.size)
-        start_run_dir(config)
+        start_run_folder(config)
         log.info("%s fusion (%s) of %s and %s on %s %s: %d %s videos, %d validation videos (%s), %d classes; device %s",
-                 config.method, "streams fine-tuned jointly" if config.joint else "streams frozen", config.spatial,
-                 config.temporal, extraction.root, config.split, len(fit_videos), config.part, len(val_videos), val_kind,
+                 config.head, "streams fine-tuned jointly" if config.joint else "streams frozen", config.spatial,
+                 config.temporal, extraction.root, config.split, len(fit_videos), config.subset, len(val_videos), val_kind,
                  extraction.num_classes, device.device)
-        if config.part == "train" and val_kind == HELD_OUT and not config.joint:
+        if config.subset == "train" and val_kind == HELD_OUT and not config.joint:
             log.info("the head learns from the streams' own training videos, on which they are overconfident; "
                      "--subset val trains it on the %d videos they held out", len(val_videos))
 
         torch.manual_seed(config.seed)  # the head's initial weights are the seed's
-        model = build_two_stream(spatial, temporal, extraction.num_classes, config.head, config.joint)
+        model = build_two_stream(spatial, temporal, extraction.num_classes, config.head_spec, config.joint)
         if state is None:
             load_weights(model.spatial, spatial_weights, config.spatial, "spatial stream")
             load_weights(model.temporal, temporal_weights, config.temporal, "temporal stream")
@@ -137,14 +139,14 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
         device.place(model)
         optimizer, scaler = _optimizer(model, config), device.scaler()
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        log.info("%s head: %.2fM trainable parameters of %.1fM", config.method, trainable / 1e6,
+        log.info("%s head: %.2fM trainable parameters of %.1fM", config.head, trainable / 1e6,
                  sum(p.numel() for p in model.parameters()) / 1e6)
 
-        identity = {"config": config.to_json(), "head": config.head.to_json(), "spatial_config": spatial.to_json(),
+        identity = {"config": config.to_json(), "head": config.head_spec.to_json(), "spatial_config": spatial.to_json(),
                     "temporal_config": temporal.to_json(), "num_classes": extraction.num_classes,
                     "class_names": list(extraction.class_names), "extract_config": extraction.config.to_json()}
         # fine-tuned with a mid head, the streams' own classifiers get no gradient
-        learner = Learner(model, optimizer, scaler, unused_parameters=config.joint and not config.head.entry.uses_logits)
+        learner = Learner(model, optimizer, scaler, unused_parameters=config.joint and not config.head_spec.entry.uses_logits)
         return fit_epochs(config, learner, fit_data(config, pair, extraction.root, fit_videos, val_videos, device,
                                                              val_kind), device,
                           CheckpointWriter(identity, save_fusion_checkpoint), state=state, interactive=interactive)

@@ -6,8 +6,8 @@ fuse-features run, in one call, and score video files or frames with the streams
 
 A video's input is computed as the extraction the runs were trained on computed it
 (twostream.predict.video_input: the settings each checkpoint stores); the protocol is evaluate's
-(`clips` positions uniformly spaced x `crops`, softmax averaged: twostream.data.datasets.EvalClips
-and twostream.engine.loops.predict_clips, the same code); two streams' scores are combined by a
+(`clips` positions uniformly spaced x `crops`, softmax averaged: twostream.data.datasets.EvalSamples
+and twostream.engine.loops.predict_samples, the same code); two streams' scores are combined by a
 score fusion (twostream.predict.fusion), `twostream fuse`'s default weighted mean unless told.
 """
 from __future__ import annotations
@@ -32,14 +32,14 @@ from twostream.core.device import Device, resolve_device
 from twostream.core.errors import CheckpointError, DataError
 from twostream.core.run_folder import CHECKPOINT_FILE
 from twostream.data.clip_sampling import input_layout
-from twostream.data.datasets import EvalClips, Layout
+from twostream.data.datasets import EvalSamples, Layout
 from twostream.data.extraction import class_names as index_class_names
-from twostream.engine.loops import predict_clips
+from twostream.engine.loops import predict_samples
 from twostream.engine.metrics import video_scores
 from twostream.feature_fusion.checkpoint import build_two_stream, load_fusion_checkpoint, pair_spec
-from twostream.predict.fusion import DEFAULT_METHOD, ScoreFusion, folder_fusion, named_fusion
+from twostream.predict.fusion import DEFAULT_RULE, ScoreFusion, folder_fusion, named_fusion
 from twostream.predict.video_input import MemoryVideo, decode_video, extraction_settings, flow_backend, frames_video
-from twostream.score_fusion.methods import FUSION_METHODS, FusionError
+from twostream.score_fusion.rules import FUSION_RULES, FusionError
 from twostream.streams.models import build_model
 
 log = logging.getLogger("twostream")
@@ -81,11 +81,11 @@ def run_class_names(state: dict, path: Path) -> tuple[str, ...]:
     if isinstance(stored, (list, tuple)) and len(stored) == count and all(isinstance(n, str) for n in stored):
         return tuple(stored)
     names, whence = tuple(f"class {k}" for k in range(count)), "'class N'"
-    shards = getattr(state.get("config"), "shards", None)
+    extraction = getattr(state.get("config"), "extraction", None)
     try:
-        found = index_class_names(ExtractionFolder(Path(shards)).read_index()) if shards else ()
+        found = index_class_names(ExtractionFolder(Path(extraction)).read_index()) if extraction else ()
         if len(found) == count:
-            names, whence = found, f"those of its extraction {shards}"
+            names, whence = found, f"those of its extraction {extraction}"
     except (OSError, ValueError, TypeError, ShardFormatError):  # an extraction folder that is gone or damaged: the fallback
         pass
     log.warning("%s records no class names (a run from before they were stored); using %s", path, whence)
@@ -142,7 +142,7 @@ class Failure:
 
 
 class _Videos:
-    """The datasets' video source (EvalClips reads `source.video(entry)`) over videos in memory."""
+    """The datasets' video source (EvalSamples reads `source.video(entry)`) over videos in memory."""
 
     def __init__(self, videos: list[MemoryVideo]) -> None:
         self.videos = videos
@@ -166,7 +166,7 @@ class Predictor:
                 raise DataError(f"{scorers[0].checkpoint} and {other.checkpoint} were trained on other classes "
                                 f"({len(names)} vs {len(other.class_names)}; first {names[:1]} vs {other.class_names[:1]})")
         if len(scorers) == 2 and fusion is None:
-            fusion = named_fusion(DEFAULT_METHOD)
+            fusion = named_fusion(DEFAULT_RULE)
         self.scorers, self.fusion, self.clips, self.crops, self.batch_size = scorers, fusion, clips, crops, batch_size
         self.class_names = names
         self.device: Device = resolve_device(device, amp=True, channels_last=False)
@@ -187,7 +187,7 @@ class Predictor:
         with the best top-1 there), a score-fusion method's name (average, weighted; default
         weighted, as `twostream fuse`), or a fuse-features run, which needs no stream run."""
         scorers = [load_scorer(run) for run in runs]
-        if fusion is not None and str(fusion) not in FUSION_METHODS and checkpoint_like(fusion):
+        if fusion is not None and str(fusion) not in FUSION_RULES and checkpoint_like(fusion):
             scorers.append(load_scorer(fusion))
         kinds = [s.kind for s in scorers]
         if "feature-fusion" in kinds and len(kinds) > 1:
@@ -238,10 +238,10 @@ class Predictor:
     def scorer_scores(self, scorer: Scorer, videos: list[MemoryVideo], clips: int | None = None,
                       crops: str | None = None) -> np.ndarray:
         entries = [IndexEntry(str(i), "(in memory)", 0, "", v.num_frames, {}) for i, v in enumerate(videos)]
-        items = EvalClips(_Videos(videos), entries, scorer.layout, clips or self.clips, crops or self.crops)
+        items = EvalSamples(_Videos(videos), entries, scorer.layout, clips or self.clips, crops or self.crops)
         loader = DataLoader(items, batch_size=self.batch_size, num_workers=0)
-        clip_scores, _ = predict_clips(scorer.model, loader, self.device, f"predict {scorer.kind}", interactive=False)
-        return video_scores(items.video_index, clip_scores, len(videos))
+        sample_scores, _ = predict_samples(scorer.model, loader, self.device, f"predict {scorer.kind}", interactive=False)
+        return video_scores(items.video_index, sample_scores, len(videos))
 
     # --- the calls ------------------------------------------------------------------------------
     def predict(self, video) -> Prediction:
@@ -286,12 +286,12 @@ def fusion_of(fusion: str | Path | None, method: str | None, class_names: tuple[
     fuse's default."""
     try:
         if fusion is None:
-            return named_fusion(method or DEFAULT_METHOD)
-        if str(fusion) in FUSION_METHODS:
+            return named_fusion(method or DEFAULT_RULE)
+        if str(fusion) in FUSION_RULES:
             return named_fusion(str(fusion))
         if not Path(fusion).is_dir():
             raise FusionError(f"--fusion {fusion}: expected a 'twostream fuse' folder, a fuse-features run or a "
-                              f"method ({', '.join(FUSION_METHODS)})")
+                              f"method ({', '.join(FUSION_RULES)})")
         return folder_fusion(Path(fusion), method, class_names)
     except FusionError as exc:
         raise DataError(str(exc)) from None

@@ -9,7 +9,7 @@ and quantises; the codecs: flowprep.format.shards's encode/decode pairs), called
 codes a shard of it holds (tests/twostream/test_predict.py compares them).
 
 `MemoryVideo` has the methods of a shard's VideoReader that the datasets read (the
-`twostream.data.clips.Video` protocol), so the test protocol runs on it unchanged.
+`twostream.data.samples.Video` protocol), so the test protocol runs on it unchanged.
 """
 from __future__ import annotations
 

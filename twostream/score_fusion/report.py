@@ -22,7 +22,6 @@ from twostream.core.run_folder import RUN_CONFIG_FILE
 from twostream.core.scores import VideoScores, load_scores
 from twostream.engine.metrics import confusion_matrix
 from twostream.engine.metrics_log import MetricsLog, MetricsLogError
-from twostream.score_fusion.methods import align_scores
 from twostream.score_fusion.report_data import (
     CurvePoint,
     PageFigure,
@@ -37,6 +36,7 @@ from twostream.score_fusion.report_data import (
     validated_on_test,
 )
 from twostream.score_fusion.report_plots import plot_confusion, plot_curves, plot_per_class
+from twostream.score_fusion.rules import align_scores
 from twostream.score_fusion.run import read_fused_files
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # row names become file names

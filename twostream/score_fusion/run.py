@@ -11,17 +11,17 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from runkit.files import read_json_file, write_json_atomic
-from twostream.core.scores import load_scores, save_scores
-from twostream.score_fusion.methods import (
-    FUSION_METHODS,
+from twostream.core.scores import SUBSET_KEY, load_scores, save_scores
+from twostream.score_fusion.report_data import TableRow, table_row
+from twostream.score_fusion.rules import (
+    FUSION_RULES,
     FusionError,
     FusionParams,
     StreamPair,
     fit_and_fuse,
-    get_fusion_method,
+    get_fusion_rule,
     pair_streams,
 )
-from twostream.score_fusion.report_data import TableRow, table_row
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +40,19 @@ class FuseConfig:
     out_dir: Path
     fit_spatial: Path | None = None
     fit_temporal: Path | None = None
-    methods: tuple[str, ...] = ()  # empty: every method the inputs allow
+    rules: tuple[str, ...] = ()  # fusion rules (fuse --method); empty: every rule the inputs allow
     params: FusionParams = field(default_factory=FusionParams)
 
     def __post_init__(self) -> None:
         if (self.fit_spatial is None) != (self.fit_temporal is None):
             given = "--fit-spatial" if self.fit_spatial is not None else "--fit-temporal"
             raise FusionError(f"give both --fit-spatial and --fit-temporal, or neither; got only {given}")
-        for name in self.methods:
-            get_fusion_method(name)
-        if len(set(self.methods)) != len(self.methods):
-            raise FusionError(f"fusion methods listed twice: {', '.join(self.methods)}")
+        for name in self.rules:
+            get_fusion_rule(name)
+        if len(set(self.rules)) != len(self.rules):
+            raise FusionError(f"fusion methods listed twice: {', '.join(self.rules)}")
         if not self.has_fit:
-            learned = [m for m in self.methods if FUSION_METHODS[m].needs_fit]
+            learned = [m for m in self.rules if FUSION_RULES[m].needs_fit]
             if learned:
                 raise FusionError(f"fusion method(s) {', '.join(learned)} learn from scores of training-split videos; "
                                   f"give --fit-spatial and --fit-temporal")
@@ -62,28 +62,29 @@ class FuseConfig:
         return self.fit_spatial is not None
 
     def selected(self) -> tuple[list[str], list[str]]:
-        """(methods to run, methods skipped because no fit scores were given)."""
-        if self.methods:
-            return list(self.methods), []
-        run = [m for m, spec in FUSION_METHODS.items() if self.has_fit or not spec.needs_fit]
-        return run, [m for m in FUSION_METHODS if m not in run]
+        """(rules to run, rules skipped because no fit scores were given)."""
+        if self.rules:
+            return list(self.rules), []
+        run = [m for m, spec in FUSION_RULES.items() if self.has_fit or not spec.needs_fit]
+        return run, [m for m in FUSION_RULES if m not in run]
 
     def to_dict(self) -> dict:
         paths = {k: None if getattr(self, k) is None else str(getattr(self, k))
                  for k in ("spatial", "temporal", "fit_spatial", "fit_temporal", "out_dir")}
-        return {**paths, "methods": list(self.methods), "params": {**asdict(self.params), "weights": list(self.params.weights)}}
+        # fusion.json says "methods", as the command line does
+        return {**paths, "methods": list(self.rules), "params": {**asdict(self.params), "weights": list(self.params.weights)}}
 
 
 @dataclass(frozen=True)
 class FuseResult:
     streams: list[TableRow]
-    methods: list[TableRow]
+    rules: list[TableRow]
     skipped: list[str]
     warnings: list[str]
 
     @property
     def rows(self) -> list[TableRow]:
-        return self.streams + self.methods
+        return self.streams + self.rules
 
 
 def load_pair(spatial: Path, temporal: Path) -> StreamPair:
@@ -92,15 +93,15 @@ def load_pair(spatial: Path, temporal: Path) -> StreamPair:
 
 def overfit_warnings(fit: StreamPair, test: StreamPair) -> list[str]:
     """Fit scores of a stream's own training videos teach fusion its overconfidence. The scores
-    file says which part it scored (evaluate's --subset); without that, a large accuracy gap with
+    file says which subset it scored (evaluate's --subset); without that, a large accuracy gap with
     near-perfect fit accuracy gives it away. Held-out ('val') scores never warn: on a few dozen
     videos their accuracy scatters by 10 points or more."""
     out = []
     for stream in ("spatial", "temporal"):
         fit_scores = getattr(fit, stream)
         fit_acc, test_acc = fit_scores.accuracy(), getattr(test, stream).accuracy()
-        part = fit_scores.meta.get("part")
-        if part == "train" or (part is None and fit_acc >= 0.9 and fit_acc - test_acc > OVERFIT_GAP):
+        subset = fit_scores.meta.get(SUBSET_KEY)
+        if subset == "train" or (subset is None and fit_acc >= 0.9 and fit_acc - test_acc > OVERFIT_GAP):
             out.append(f"the {stream} stream is {100 * fit_acc:.0f}% accurate on the fit videos but {100 * test_acc:.0f}% "
                        f"on the test videos: were the fit scores computed on its own training videos? Learned fusion "
                        f"then learns its overconfidence; use videos held out from stream training")
@@ -110,7 +111,7 @@ def overfit_warnings(fit: StreamPair, test: StreamPair) -> list[str]:
 def run_fuse(config: FuseConfig) -> FuseResult:
     test = load_pair(config.spatial, config.temporal)
     fit = load_pair(config.fit_spatial, config.fit_temporal) if config.has_fit else None
-    methods, skipped = config.selected()
+    rules, skipped = config.selected()
     warnings = overfit_warnings(fit, test) if fit is not None else []
     for w in warnings:
         log.warning(w)
@@ -120,7 +121,7 @@ def run_fuse(config: FuseConfig) -> FuseResult:
     streams = [table_row("spatial", "stream", str(config.spatial), test.spatial),
                table_row("temporal", "stream", str(config.temporal), test.temporal)]
     rows, records = [], []
-    for name in methods:
+    for name in rules:
         fused = fit_and_fuse(name, test, fit, config.params)
         fused = replace(fused, meta={**fused.meta, "inputs": inputs, "split": test.spatial.meta.get("split")})
         path = config.out_dir / f"{name}.npz"

@@ -14,7 +14,7 @@ from twostream.core.checkpoint import load_checkpoint
 from twostream.core.config import EvalConfig
 from twostream.core.scores import VideoScores
 from twostream.data.clip_sampling import check_frame_sampling
-from twostream.data.extraction import part_videos
+from twostream.data.extraction import subset_videos
 from twostream.data.motion_inputs import check_stream_length, stream_layout
 from twostream.engine.protocol import open_evaluation, score_videos
 from twostream.streams.motion_models import build_stream_model
@@ -29,12 +29,12 @@ def evaluate(config: EvalConfig, interactive: bool | None = None) -> tuple[dict[
     trained = state["config"]
     if trained.clip:
         check_frame_sampling(trained.frames, extraction.config.settings, extraction.config.kind, extraction.root)
-    videos = part_videos(extraction, config.split, config.part, trained.holdout, trained.seed)
-    check_stream_length(videos, spec, config.part)
+    videos = subset_videos(extraction, config.split, config.subset, trained.holdout, trained.seed)
+    check_stream_length(videos, spec, config.subset)
     log.info("config: %s", config.to_json())
     log.info("%s stream (%s%s, epoch %d) on %d %s videos of %s %s: %d clips x %s crops each",
              trained.stream, trained.backbone, f", clips of {trained.clip}" if trained.clip else "", state["epoch"],
-             len(videos), config.part, extraction.root, config.split, config.clips, config.crops)
+             len(videos), config.subset, extraction.root, config.split, config.clips, config.crops)
 
     model = build_stream_model(trained, state["num_classes"])
     return score_videos(config, evaluation, model, videos,

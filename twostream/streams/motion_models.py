@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from flowprep.api import TVL1Layer
-from twostream.streams.models import IMAGENET_MEAN, IMAGENET_STD, StreamModel, build_model
+from twostream.streams.families import IMAGENET_MEAN, IMAGENET_STD
+from twostream.streams.models import StreamModel, build_model
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 grey, as flowprep makes the frames it computes flow on
 FLOW_ITERATIONS = 10  # TV-L1 iterations of the layer (one warping, one scale): TVNet's and RepFlow's order

@@ -27,6 +27,7 @@ from twostream.data.extraction import (
 from twostream.data.motion_inputs import check_stream_length, stream_layout
 from twostream.engine.fit_loop import (
     CheckpointWriter,
+    FitResult,
     Learner,
     check_out_apart,
     fit_data,
@@ -34,12 +35,13 @@ from twostream.engine.fit_loop import (
     locked_run,
     resolve_batch_size,
     resume_state,
-    start_run_dir,
+    start_run_folder,
     videos_for_val_on_test,
 )
 from twostream.engine.metrics_log import HELD_OUT, ON_TEST
-from twostream.streams.models import describe, pretrained_state
+from twostream.streams.models import describe
 from twostream.streams.motion_models import build_stream_model
+from twostream.streams.pretrained import pretrained_state
 
 log = logging.getLogger("twostream")
 
@@ -92,11 +94,12 @@ def _identity(config: TrainConfig, extraction: ExtractedDataset) -> dict:
             "class_names": list(extraction.class_names), "extract_config": extraction.config.to_json()}
 
 
-def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = None) -> dict:
-    """Train (or continue training) as `config` says; return the last epoch's metrics."""
+def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = None) -> FitResult:
+    """Train (or continue training) as `config` says; return what the run has done (its last epoch's
+    metrics among it)."""
     check_out_apart(config)
     device = setup_device(config)
-    extraction = open_extraction(config.shards)
+    extraction = open_extraction(config.extraction)
     if config.clip:  # recorded in the run's config: evaluation checks its shards against it
         config = dataclasses.replace(config, frames=frame_sampling(extraction.config.settings, extraction.config.kind))
     check_crop_size(extraction, config.crop_size)
@@ -109,7 +112,7 @@ def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = No
     with locked_run(config):  # the run folder is this run's until it ends
         state = resume_state(config, resume, load_checkpoint, config.stream, extraction.class_names)
         config = resolve_batch_size(config, state, len(train_videos), device.world.size)
-        start_run_dir(config)
+        start_run_folder(config)
         log.info("%s stream on %s %s: %d training videos, %d validation videos (%s), %d classes; device %s",
                  config.stream, extraction.root, config.split, len(train_videos), len(val_videos),
                  "none" if not val_videos else f"held out of training, --holdout {config.holdout}"

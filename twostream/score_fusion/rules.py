@@ -1,14 +1,14 @@
 """Score-level fusion of the spatial and temporal streams: pure functions on per-video scores.
 
-Every method is a registry entry with one signature:
+Every fusion rule (a `--method` of `twostream fuse`) is a registry entry with one signature:
     fit(fit_spatial, fit_temporal, fit_labels, num_classes, params) -> Fitted
     Fitted.predict(spatial, temporal) -> (N, C) fused scores; argmax is the prediction
-The fit arrays are scores of *training-split* videos, needed only by the methods that learn
+The fit arrays are scores of *training-split* videos, needed only by the rules that learn
 (`needs_fit`); the others ignore them. Use scores of videos the streams were not trained on
-(a validation part held out from stream training): on their own training videos the streams are
+(a validation subset held out from stream training): on their own training videos the streams are
 overconfident, and a learned fusion would learn to trust whichever stream memorised them best.
 
-Methods (docs/fusion.md):
+Rules (docs/fusion.md):
     average        mean of the two softmax score vectors
     weighted       weighted mean with given weights (default TSN's spatial 1 : temporal 1.5)
     weighted-val   weighted mean, the temporal share picked on the fit scores (grid, best accuracy)
@@ -33,7 +33,7 @@ class FusionError(ValueError):
 
 @dataclass(frozen=True)
 class FusionParams:
-    """The settings of every method (each method reads its own)."""
+    """The settings of every rule (each rule reads its own)."""
 
     weights: tuple[float, float] = (1.0, 1.5)  # spatial, temporal: TSN's ratio for RGB + flow
     weight_steps: int = 21  # temporal shares 0, 1/20, ..., 1 tried by weighted-val
@@ -77,7 +77,7 @@ FitFn = Callable[[np.ndarray | None, np.ndarray | None, np.ndarray | None, int, 
 
 
 @dataclass(frozen=True)
-class FusionMethod:
+class FusionRule:
     name: str
     summary: str
     needs_fit: bool
@@ -140,7 +140,7 @@ def pair_streams(spatial: VideoScores, temporal: VideoScores,
     return StreamPair(spatial, align_scores(spatial, temporal, spatial_name, temporal_name))
 
 
-# --- the methods -------------------------------------------------------------------------------
+# --- the rules ---------------------------------------------------------------------------------
 def weighted_average(spatial: np.ndarray, temporal: np.ndarray, temporal_share: float) -> np.ndarray:
     return (1.0 - temporal_share) * spatial + temporal_share * temporal
 
@@ -232,34 +232,34 @@ def fit_logreg(spatial, temporal, labels, num_classes: int, params: FusionParams
                   {"C": params.logreg_c, "fit_accuracy": float(model.score(features, labels))})
 
 
-FUSION_METHODS: dict[str, FusionMethod] = {m.name: m for m in (
-    FusionMethod("average", "mean of the two streams' softmax scores", False, fit_average),
-    FusionMethod("weighted", "weighted mean with given weights (default spatial 1 : temporal 1.5)", False, fit_weighted),
-    FusionMethod("weighted-val", "weighted mean, temporal weight chosen on the fit scores", True, fit_weighted_val),
-    FusionMethod("svm", "linear SVM on stacked L2-normalised softmax scores (the paper's)", True, fit_svm),
-    FusionMethod("logreg", "logistic regression on the stacked scores (learned late fusion)", True, fit_logreg),
+FUSION_RULES: dict[str, FusionRule] = {m.name: m for m in (
+    FusionRule("average", "mean of the two streams' softmax scores", False, fit_average),
+    FusionRule("weighted", "weighted mean with given weights (default spatial 1 : temporal 1.5)", False, fit_weighted),
+    FusionRule("weighted-val", "weighted mean, temporal weight chosen on the fit scores", True, fit_weighted_val),
+    FusionRule("svm", "linear SVM on stacked L2-normalised softmax scores (the paper's)", True, fit_svm),
+    FusionRule("logreg", "logistic regression on the stacked scores (learned late fusion)", True, fit_logreg),
 )}
 
 
-def get_fusion_method(name: str) -> FusionMethod:
+def get_fusion_rule(name: str) -> FusionRule:
     try:
-        return FUSION_METHODS[name]
+        return FUSION_RULES[name]
     except KeyError:
-        raise FusionError(f"unknown fusion method {name!r}; choose one of: {', '.join(FUSION_METHODS)}") from None
+        raise FusionError(f"unknown fusion method {name!r}; choose one of: {', '.join(FUSION_RULES)}") from None
 
 
 def fit_and_fuse(name: str, test: StreamPair, fit: StreamPair | None, params: FusionParams) -> VideoScores:
-    """Fit method `name` on `fit` (when it learns) and apply it to `test`: fused per-video scores."""
-    method = get_fusion_method(name)
+    """Fit rule `name` on `fit` (when it learns) and apply it to `test`: fused per-video scores."""
+    rule = get_fusion_rule(name)
     if fit is None:
-        if method.needs_fit:
+        if rule.needs_fit:
             _require_fit_data(name, None, None, None)
-        fitted = method.fit(None, None, None, test.num_classes, params)
+        fitted = rule.fit(None, None, None, test.num_classes, params)
     else:
         if tuple(fit.spatial.class_names) != tuple(test.spatial.class_names):
             raise FusionError(f"fit and test scores have different classes: {fit.num_classes} vs {test.num_classes} "
                               f"(first names {fit.spatial.class_names[:1]} vs {test.spatial.class_names[:1]})")
-        fitted = method.fit(fit.spatial.scores.astype(np.float64), fit.temporal.scores.astype(np.float64),
+        fitted = rule.fit(fit.spatial.scores.astype(np.float64), fit.temporal.scores.astype(np.float64),
                             fit.labels.astype(np.int64), test.num_classes, params)
     fused = fitted.predict(np.asarray(test.spatial.scores, np.float64), np.asarray(test.temporal.scores, np.float64))
     meta = {"stream": "fusion", "fusion_method": name, "score_kind": fitted.score_kind, "learned": fitted.learned}

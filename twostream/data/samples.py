@@ -26,7 +26,7 @@ from twostream.data.transforms import (
 
 
 class Video(Protocol):
-    """What a clip is read from: flowprep's VideoReader, or any source with the same methods."""
+    """What a sample is read from: flowprep's VideoReader, or any source with the same methods."""
 
     bound: float
     height: int
@@ -59,12 +59,12 @@ class InputSpec:
     def positions(self, num_frames: int) -> int:
         return num_positions(self.stream, num_frames, self.flow_length)
 
-    # The clip layout the datasets read through (datasets.Layout): a raw input is what
-    # `read_clip` returns, (planes, means). `paired.PairSpec` reads both streams' inputs
+    # The sample layout the datasets read through (datasets.Layout): a raw input is what
+    # `read_sample` returns, (planes, means). `paired.PairSpec` reads both streams' inputs
     # through the same three calls.
     def read_raw(self, video: Video, num_frames: int, position: int,
                  box: CropBox | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        return read_clip(video, self, num_frames, position, box)
+        return read_sample(video, self, num_frames, position, box)
 
     def cut_raw(self, raw: tuple[np.ndarray, np.ndarray | None], box: CropBox) -> tuple[np.ndarray, np.ndarray | None]:
         return cut(raw[0], self, box), raw[1]
@@ -74,7 +74,7 @@ class InputSpec:
         return to_input(raw[0], raw[1], self, bound, flip, jitter)
 
 
-def read_clip(video: Video, spec: InputSpec, num_frames: int, position: int,
+def read_sample(video: Video, spec: InputSpec, num_frames: int, position: int,
               box: CropBox | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """The input at `position`, cut to `box` (whole if None): an RGB frame (h, w, 3), or the flow
     stack as uint8 code planes (2L, h, w) x0, y0, x1, y1, ... with, for flow with mean
@@ -99,7 +99,7 @@ def cut(raw: np.ndarray, spec: InputSpec, box: CropBox) -> np.ndarray:
 
 def to_input(cut_raw: np.ndarray, means: np.ndarray | None, spec: InputSpec, bound: float, flip: bool,
              jitter: tuple[float, float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A cut input (see `read_clip`) resized to the crop size if it differs (multi-scale crops),
+    """A cut input (see `read_sample`) resized to the crop size if it differs (multi-scale crops),
     flipped, colour-jittered (RGB): uint8 planes (C, S, S), flow channels x0, y0, x1, y1, ...,
     and the (2, C) scale and shift that normalise them (`transforms.flow_affine`/`rgb_affine`)."""
     if spec.stream == "spatial":
