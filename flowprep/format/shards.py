@@ -447,6 +447,13 @@ class VideoReader:
         """(H, W, 3) uint8 RGB frame."""
         return decode_rgb(self.rgb_codec, self.stored_rgb(index))
 
+    def stored_flow(self, direction: str, lo: int, hi: int) -> list[np.ndarray]:
+        """Fields lo..hi-1 of 'forward' or 'backward' as stored, read in one slice: their image
+        files (encoded codecs; each x above y, (2H, W) grey) for a decoder of the caller's own
+        (twostream's device decoding), or the (2, H, W) planes (raw codecs)."""
+        ds = self._flow[direction]
+        return self._encoded(ds, lo, hi) if self.flow_codec.encoded else list(ds[lo:hi])
+
     def flow_planes(self, fields: Sequence[tuple[str, int]], box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """Quantised flow of several fields as uint8 planes (2L, h, w): x0, y0, x1, y1, ...
 

@@ -6,7 +6,7 @@ import click
 from runkit.cli import CONTEXT
 from twostream.cli import options as opt
 from twostream.core.backbones import choices_text
-from twostream.core.config import DEFAULT_HOLDOUT, FLOW_STACKS, STREAM_DEFAULTS, STREAMS, TrainConfig
+from twostream.core.config import DECODE_ON, DEFAULT_HOLDOUT, FLOW_STACKS, STREAM_DEFAULTS, STREAMS, TrainConfig
 
 
 def _defaults(name: str) -> str:
@@ -66,6 +66,10 @@ def _defaults(name: str) -> str:
 @opt.validation_options(val_every_help="Validate on the held-out training videos every N epochs (and after the "
                                        "last); 0: never.")
 @opt.tensorboard_option
+@click.option("--decode-on", type=click.Choice(DECODE_ON), default="loader", show_default=True,
+              help="Where the training samples' JPEG frames and flow fields are decoded: in the loader workers, or "
+                   "batched on the model's device (a GPU's nvJPEG; spatial and temporal 2D streams, JPEG shards; "
+                   "docs/training.md).")
 @opt.run_options
 @opt.resume
 def train(resume: bool, **options) -> int:

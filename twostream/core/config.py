@@ -23,6 +23,9 @@ STREAMS = ("spatial", "temporal", "dynamic-image", "learned-flow")
 WINDOW_STREAMS = ("dynamic-image", "learned-flow")
 FLOW_STACKS = ("forward", "bidirectional")  # twostream.data.sampling says what each stacks
 SCHEDULES = ("step", "cosine")
+# where a training sample's JPEG images are decoded: in the loader workers, or batched on the
+# model's device in the training process (twostream.data.device_decode)
+DECODE_ON = ("loader", "device")
 CROPS = ("ten", "center", "three")  # test crops: 4 corners + centre and their flips; the centre only; three
 # squares along the longer side (left, centre, right: the I3D/SlowFast test practice for clips)
 SUBSETS = ("test", "train", "val")  # evaluate's choices; val = the training videos held out by --holdout
@@ -244,6 +247,8 @@ class TrainConfig(ResumableConfig):
     val_batch_size: int = 32
     val_on_test: bool = False
     tensorboard: bool | None = None  # RUN/tensorboard event files; None: when the package is installed
+    # where training samples are decoded (DECODE_ON); a run without the key decoded in the loader
+    decode_on: str = "loader"
     # how the run executes: RunOptions
 
     def __post_init__(self) -> None:
@@ -294,6 +299,12 @@ class TrainConfig(ResumableConfig):
         check_positive_int("epochs", self.epochs)
         if self.batch_size is not None:
             check_positive_int("batch size", self.batch_size)
+        check_choice("decode on", self.decode_on, DECODE_ON)
+        check(self.decode_on == "loader" or (self.stream in ("spatial", "temporal") and not self.clip
+                                             and not self.motion_attention),
+              "--decode-on device decodes the frames and flow stacks of the 2D spatial and temporal streams; "
+              f"use --decode-on loader for --stream {self.stream}"
+              + (f" --clip {self.clip}" if self.clip else "") + (" --motion-attention" if self.motion_attention else ""))
         check_fit_fields(self)
 
     @property
@@ -309,7 +320,7 @@ class TrainConfig(ResumableConfig):
 
 
 RUN_FIELDS = frozenset({"extraction", "out", *RUN_OPTIONS, "val_every", "val_clips", "val_crops", "val_batch_size",
-                        "val_on_test", "tensorboard"})
+                        "val_on_test", "tensorboard", "decode_on"})
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,15 @@ class TrainSamples(Dataset):
         return len(self.entries)
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        draw = self.draw(key)
+        with readable(draw.entry):
+            raws = [self.spec.read_raw(draw.video, draw.entry.num_frames, p, draw.box) for p in draw.positions]
+        samples = [self.spec.to_input(raw, draw.bound, draw.flip, draw.jitter) for raw in raws]
+        return _stacked(samples) + (draw.entry.label,)
+
+    def draw(self, key: tuple[int, int]) -> "Draw":
+        """Item `key`'s video and its random choices, in the order they are drawn (each item's
+        whole randomness: `data.device_decode` draws through this too, and so sees the same)."""
         epoch, i = key
         rng = np.random.default_rng([self.seed, epoch, _ITEM, i])
         entry = self.entries[i]
@@ -104,10 +113,20 @@ class TrainSamples(Dataset):
             else random_crop_box(height, width, self.spec.crop_size, rng)
         flip = self.augment.flip and bool(rng.random() < 0.5)
         jitter = jitter_factors(self.augment.color_jitter, rng) if self.augment.color_jitter else None
-        with readable(entry):
-            raws = [self.spec.read_raw(video, entry.num_frames, p, box) for p in positions]
-        samples = [self.spec.to_input(raw, bound, flip, jitter) for raw in raws]
-        return _stacked(samples) + (entry.label,)
+        return Draw(entry, video, bound, positions, box, flip, jitter)
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One training item's video and random choices: positions of its K segments, one crop box,
+    flip and jitter for all of them (`TrainSamples.draw`)."""
+    entry: IndexEntry
+    video: Video
+    bound: float
+    positions: list[int]
+    box: CropBox
+    flip: bool
+    jitter: tuple[float, float, float] | None
 
 
 class EvalSamples(Dataset):
@@ -164,10 +183,12 @@ def _stacked(inputs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor,
 def train_loader(dataset: TrainSamples, batch_size: int, workers: int, seed: int, pin_memory: bool,
                  world: World = ONE) -> DataLoader:
     """Full batches only, so batch statistics never come from a handful of samples; a split
-    smaller than one batch gives one batch of all its videos. `batch_size` is per process."""
+    smaller than one batch gives one batch of all its videos. `batch_size` is per process. A
+    dataset may batch its items its own way (its `collate`: `data.device_decode`'s stored images)."""
     sampler = EpochSampler(len(dataset), seed, world=world)
     batches = BatchSampler(sampler, batch_size, drop_last=len(sampler) >= batch_size)
     return DataLoader(dataset, batch_sampler=batches, num_workers=workers, pin_memory=pin_memory,
+                      collate_fn=getattr(dataset, "collate", None),
                       persistent_workers=workers > 0, generator=_own_generator(seed), worker_init_fn=ignore_in_worker)
 
 

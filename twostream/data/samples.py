@@ -105,7 +105,13 @@ def to_input(cut_raw: np.ndarray, means: np.ndarray | None, spec: InputSpec, bou
     if spec.stream == "spatial":
         planes = channels_first(resize_image(cut_raw, spec.crop_size))
         planes = hflip_planes(planes) if flip else planes
-        return (planes if jitter is None else jitter_codes(planes, jitter)), rgb_affine()
+        return (planes if jitter is None else jitter_codes(planes, jitter)), input_affine(spec, 3, bound, means, flip)
     planes = resize_planes(cut_raw, spec.crop_size)
     planes = hflip_flow_planes(planes) if flip else planes
-    return planes, flow_affine(planes.shape[0], bound, means, flip)
+    return planes, input_affine(spec, planes.shape[0], bound, means, flip)
+
+
+def input_affine(spec: InputSpec, channels: int, bound: float, means: np.ndarray | None, flip: bool) -> np.ndarray:
+    """The (2, C) scale and shift that normalise an input of `spec` (`transforms.rgb_affine` /
+    `flow_affine`): for the loader's decoded inputs and for `device_decode`'s stored ones alike."""
+    return rgb_affine() if spec.stream == "spatial" else flow_affine(channels, bound, means, flip)

@@ -48,6 +48,7 @@ from twostream.core.run_folder import CHECKPOINT_FILE, RUN_CONFIG_FILE
 from twostream.core.schedule import MIN_STEPS_PER_EPOCH, default_batch_size, learning_rate
 from twostream.core.world import World, current
 from twostream.data.datasets import Augment, EvalSamples, Layout, TrainSamples, eval_loader, set_epoch, train_loader
+from twostream.data.device_decode import DeviceDecoder, StoredTrainSamples
 from twostream.data.extraction import ExtractedDataset, videos_in_split
 from twostream.data.store import ShardStore
 from twostream.engine.loops import EpochResult, EpochTotals, Stopped, predict_all, train_one_epoch
@@ -149,6 +150,8 @@ class FitData:
     val_batches: DataLoader | None = None
     val_labels: np.ndarray | None = None
     val_subset: str = HELD_OUT  # metrics_log's name of the validation videos
+    # the training batches' decoder in the training process (--decode-on device); None: the loader decoded them
+    decode: Callable | None = None
 
 
 def resolve_batch_size(config: ResumableConfig, state: dict | None, videos: int, processes: int) -> ResumableConfig:
@@ -187,19 +190,25 @@ class CheckpointWriter:
 
 
 def fit_data(config: ResumableConfig, spec: Layout, root: Path, train_videos: list[IndexEntry],
-             val_videos: list[IndexEntry], device: Device, val_subset: str = HELD_OUT) -> FitData:
+             val_videos: list[IndexEntry], device: Device, val_subset: str = HELD_OUT,
+             decode_on: str = "loader") -> FitData:
     """The loaders of a run of `config` on the shards under `root`: its training videos sampled and
     augmented as `config` says, and the validation videos (none: no validation) under its fast
-    protocol. Under torchrun each process loads its share (`config.batch_size` a process)."""
+    protocol. Under torchrun each process loads its share (`config.batch_size` a process).
+    `decode_on` "device": the training batches' images are decoded in this process, on the
+    device (twostream.data.device_decode); validation decodes in the loader either way."""
     pin, world = device.device.type == "cuda", device.world
-    train_data = TrainSamples(ShardStore(root), train_videos, spec,
-                            Augment(config.multiscale_crop, config.flip, config.color_jitter), config.segments, config.seed)
+    samples, decode = TrainSamples, None
+    if decode_on == "device":
+        samples, decode = StoredTrainSamples, DeviceDecoder(spec, device.device)
+    train_data = samples(ShardStore(root), train_videos, spec,
+                         Augment(config.multiscale_crop, config.flip, config.color_jitter), config.segments, config.seed)
     train = train_loader(train_data, config.batch_size, config.workers, config.seed, pin, world)
     if not val_videos:
-        return FitData(train)
+        return FitData(train, decode=decode)
     val_data = EvalSamples(ShardStore(root), val_videos, spec, config.val_clips, config.val_crops)
     return FitData(train, val_data, eval_loader(val_data, config.val_batch_size, config.workers, pin, world),
-                   np.array([e.label for e in val_videos], dtype=np.int64), val_subset)
+                   np.array([e.label for e in val_videos], dtype=np.int64), val_subset, decode)
 
 
 @dataclass(frozen=True)
@@ -330,7 +339,8 @@ class _Run:
         else:
             batches = _skipping(loader, totals.batches) if totals.batches else loader
             train = train_one_epoch(self.trained, self.criterion, self.learner.optimizer, batches, self.device,
-                                    self.learner.scaler, epoch + 1, self.interactive, totals=totals, stop=self.stop)
+                                    self.learner.scaler, epoch + 1, self.interactive, totals=totals, stop=self.stop,
+                                    decode=self.data.decode)
             if train.stopped:
                 raise self.stopped(epoch, train.totals, f"after batch {train.totals.batches} of {len(loader)}")
         return _over_processes(train, self.world)

@@ -89,8 +89,9 @@ class Stopped(Exception):
 def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader,
                     device: Device, scaler: torch.amp.GradScaler, epoch: int,
                     interactive: bool | None = None, totals: EpochTotals | None = None,
-                    stop: Callable[[], bool] = lambda: False) -> EpochResult:
-    """Train on `loader`'s batches once.
+                    stop: Callable[[], bool] = lambda: False, decode: Callable | None = None) -> EpochResult:
+    """Train on `loader`'s batches once; `decode` (if given) turns each into (codes, affine, labels)
+    (twostream.data.device_decode: the batch's images decoded on the device).
 
     `totals`: what the epoch's batches before `loader`'s did (a resumed epoch: `loader` skips
     them); the epoch's figures count them too. `stop` is asked after every batch: when it says
@@ -102,7 +103,8 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     started = time.perf_counter()
     stopped = False
     try:
-        for codes, affine, labels in worker_errors(loader):
+        for batch in worker_errors(loader):
+            codes, affine, labels = batch if decode is None else decode(batch)
             segments = codes.shape[1]  # codes: (B, K, C, H, W)
             x = model_input(codes.flatten(0, 1), affine.flatten(0, 1), device)
             labels = labels.to(device.device, non_blocking=True)

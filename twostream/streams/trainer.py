@@ -16,6 +16,7 @@ from twostream.core.config import TrainConfig
 from twostream.core.device import Device, setup_device
 from twostream.core.run_folder import CHECKPOINT_FILE
 from twostream.data.clip_sampling import frame_sampling
+from twostream.data.device_decode import check_decodable
 from twostream.data.extraction import (
     DataError,
     ExtractedDataset,
@@ -121,7 +122,11 @@ def fit(config: TrainConfig, resume: bool = False, interactive: bool | None = No
         model, optimizer, scaler = _build(config, extraction.num_classes, device, rgb_state, origin, state is None)
         if state is not None:
             load_weights(model, state["model"], Path(config.out) / CHECKPOINT_FILE)
-        data = fit_data(config, stream_layout(config), extraction.root, train_videos, val_videos, device, val_subset)
+        if config.decode_on == "device":
+            settings = extraction.config.settings
+            check_decodable(settings["rgb_codec"], settings["flow_codec"], config.stream)
+        data = fit_data(config, stream_layout(config), extraction.root, train_videos, val_videos, device, val_subset,
+                        config.decode_on)
         return fit_epochs(config, Learner(model, optimizer, scaler), data, device,
                           CheckpointWriter(_identity(config, extraction), save_checkpoint), state=state,
                           interactive=interactive)
