@@ -19,11 +19,19 @@
    this one invocation. Then the same with a cold page cache: each source's files are evicted
    (posix_fadvise DONTNEED) before its measurement.
 4. Training samples/s and peak memory per backbone and stream, the trainer's train_one_epoch on
-   these shards (batch 8 on the CPU, 32 on a GPU): ResNet-18 (224 crops; the flow stack L=10), a
-   timm backbone (timm:convnext_tiny, 224 crops) and 3D clip streams (r3d_18 on 16-frame clips of
-   112 crops, its Kinetics protocol; tiny3d on 8-frame clips). Each measurement runs in a process of
-   its own (`--one MODEL`), so its peak resident memory (ru_maxrss; on a GPU, the peak allocated
-   device memory) is its own.
+   the shards of the default flow codec (batch 8 on the CPU, 32 on a GPU; AMP and channels_last
+   on, where they apply: CUDA): ResNet-18 (224 crops; the flow stack L=10), a timm backbone
+   (timm:convnext_tiny, 224 crops) and 3D clip streams (r3d_18 on 16-frame clips of 112 crops,
+   its Kinetics protocol; tiny3d on 8-frame clips). The 2D streams twice: their JPEGs decoded in
+   the loader workers and on the device (`twostream train --decode-on loader|device`). Each is
+   also timed on synthetic in-memory data (the loader's first batch, repeated, as many batches as
+   an epoch: the model-bound rate), and said to be loader-bound where real data reaches less than
+   90 % of it. On CUDA the GPU's mean utilisation during the epoch (torch.cuda.utilization, NVML;
+   n/a without pynvml). Each measurement runs in a process of its own (`--one MODEL`), so its
+   peak resident memory (ru_maxrss; on a GPU, the peak allocated device memory) is its own.
+
+A small setting (provisional figures in minutes on 2 cores): --repeats 1 --samples 256
+--models resnet18 --train-samples 48.
 
 Results: benchmarks/results/train.json.
 """
@@ -37,6 +45,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -58,6 +67,7 @@ from flowprep.rawframes.layout import FLOW_KINDS, IMG, frame_name
 from twostream.core.device import resolve_device
 from twostream.data.clip_sampling import ClipSpec
 from twostream.data.datasets import Augment, TrainSamples, set_epoch, train_loader
+from twostream.data.device_decode import DeviceDecoder, StoredTrainSamples
 from twostream.data.samples import InputSpec
 from twostream.data.store import ShardStore
 from twostream.engine.loops import train_one_epoch
@@ -188,7 +198,7 @@ class TreeSource:
 
 
 # --- measurements -----------------------------------------------------------------------------
-def loader_rate(source, entries: list[IndexEntry], epoch: int) -> float:
+def loader_rate(source, entries: list[IndexEntry], epoch: int, samples: int = SAMPLES) -> float:
     """Temporal samples per second through TrainSamples + the trainer's loader."""
     spec = InputSpec("temporal", LENGTH, "forward", True, CROP)
     data = TrainSamples(source, entries, spec, Augment(), segments=1, seed=epoch)
@@ -199,7 +209,7 @@ def loader_rate(source, entries: list[IndexEntry], epoch: int) -> float:
     started, seen = time.perf_counter(), 0
     for x, _, _ in batches:
         seen += x.shape[0]
-        if seen >= SAMPLES:
+        if seen >= samples:
             break
     rate = seen / (time.perf_counter() - started)
     del batches, loader
@@ -208,55 +218,138 @@ def loader_rate(source, entries: list[IndexEntry], epoch: int) -> float:
 
 # (backbone, clip frames (0: a 2D stream), crop): what step 4 measures, each as both streams
 TRAINING_MODELS = [("resnet18", 0, 224), ("timm:convnext_tiny", 0, 224), ("r3d_18", 16, 112), ("tiny3d", 8, 112)]
+DECODE_OPTIONS = ("loader", "device")  # twostream train --decode-on; 3D clip streams decode in the loader only
+LOADER_BOUND = 0.9  # real data below this share of the synthetic rate: the loader bounds training
+
+
+class Utilisation:
+    """The GPU's mean utilisation (%) over a block, sampled every 0.2 s through
+    torch.cuda.utilization (NVML, the pynvml package); `percent` None where it cannot be read."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.samples, self.percent = device, [], None
+        self._stop = threading.Event()
+        self._thread = None
+        if device.type == "cuda":
+            try:
+                torch.cuda.utilization(device)
+                self._thread = threading.Thread(target=self._sample, daemon=True)
+            except Exception:  # noqa: BLE001 (no pynvml, no NVML: said as n/a)
+                pass
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            self.samples.append(torch.cuda.utilization(self.device))
+
+    def __enter__(self) -> Utilisation:
+        if self._thread is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self.percent = statistics.mean(self.samples) if self.samples else None
+
+
+def _epochs(model, optimizer, batches, device, decode=None) -> tuple[float, float | None]:
+    """Samples/s of the second of two epochs on `batches` (the first warms up: worker start,
+    allocator, kernels, cuDNN's choices), and the GPU's mean utilisation during it."""
+    criterion = torch.nn.CrossEntropyLoss()
+    for epoch in range(2):
+        if hasattr(batches, "batch_sampler"):
+            set_epoch(batches, epoch)
+        with Utilisation(device.device) as utilisation:
+            result = train_one_epoch(model, criterion, optimizer, batches, device, device.scaler(), epoch,
+                                     interactive=False, decode=decode)
+    return result.samples_per_s, utilisation.percent
 
 
 def training_rate(folder: Path, entries: list[IndexEntry], stream: str, num_classes: int, backbone: str = "resnet18",
-                  clip: int = 0, crop: int = CROP) -> dict[str, float]:
+                  clip: int = 0, crop: int = CROP, decode_on: str = "loader", synthetic: bool = False) -> dict:
+    """Training samples/s of one backbone and stream on the shards, their images decoded as
+    `decode_on` says; with `synthetic`, also the same model's rate on in-memory data (the loader's
+    first batch, repeated: the model-bound rate, as many batches as an epoch of real data)."""
     device = resolve_device("auto", amp=True, channels_last=True)
-    batch = 32 if device.device.type == "cuda" else 8
+    cuda = device.device.type == "cuda"
+    batch = 32 if cuda else 8
     spec = ClipSpec(stream, clip, 1, crop) if clip else InputSpec(stream, LENGTH, "forward", True, crop)
-    data = TrainSamples(ShardStore(folder), entries, spec, Augment(color_jitter=0.2 if stream == "spatial" else 0.0),
-                      segments=1, seed=0)
-    loader = train_loader(data, batch, WORKERS, seed=0, pin_memory=device.device.type == "cuda")
+    augment = Augment(color_jitter=0.2 if stream == "spatial" else 0.0)
+    samples, decode = (StoredTrainSamples, DeviceDecoder(spec, device.device)) if decode_on == "device" \
+        else (TrainSamples, None)
+    data = samples(ShardStore(folder), entries, spec, augment, segments=1, seed=0)
+    loader = train_loader(data, batch, WORKERS, seed=0, pin_memory=cuda)
     torch.manual_seed(0)
     model = build_model(backbone, spec.in_channels, num_classes, 0.5, clip=clip, crop_size=crop)
     device.place(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
-    criterion = torch.nn.CrossEntropyLoss()
-    if device.device.type == "cuda":
+    if cuda:
         torch.cuda.reset_peak_memory_stats(device.device)
-    rates = []
-    for epoch in range(2):  # the first warms up (worker start, allocator, kernels)
-        set_epoch(loader, epoch)
-        result = train_one_epoch(model, criterion, optimizer, loader, device, device.scaler(), epoch, interactive=False)
-        rates.append(result.samples_per_s)
-    peak = (torch.cuda.max_memory_allocated(device.device) if device.device.type == "cuda"
+    result = {"decode_on": decode_on, "amp": str(device.amp_dtype).replace("torch.", "") if cuda else "off",
+              "channels_last": device.channels_last}
+    if synthetic:
+        set_epoch(loader, 0)
+        first = next(iter(loader))
+        first = decode(first) if decode else first
+        in_memory = [tuple(t.pin_memory() if cuda and t.device.type == "cpu" else t for t in first)] * len(loader)
+        result["synthetic_samples_per_s"], result["synthetic_gpu_utilisation"] = _epochs(model, optimizer, in_memory,
+                                                                                          device)
+    result["samples_per_s"], result["gpu_utilisation"] = _epochs(model, optimizer, loader, device, decode)
+    peak = (torch.cuda.max_memory_allocated(device.device) if cuda
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # Linux: kB
-    return {"samples_per_s": rates[-1], "batch_size": batch, "device": str(device.device),
+    return {**result, "batch_size": batch, "batches_per_epoch": len(loader), "device": str(device.device),
+            "gpu": torch.cuda.get_device_name(device.device) if cuda else None,
             "torch_threads": torch.get_num_threads(), "peak_memory_mb": peak / 1e6,
-            "peak_memory_of": "device memory allocated" if device.device.type == "cuda" else "process RSS"}
+            "peak_memory_of": "device memory allocated" if cuda else "process RSS"}
 
 
-def training_in_own_process(backbone: str, clip: int, crop: int, stream: str, threads: int) -> dict:
+def training_in_own_process(backbone: str, clip: int, crop: int, stream: str, threads: int, decode_on: str,
+                            synthetic: bool, samples: int) -> dict:
     """`training_rate` in a fresh process (its own peak memory), through `--one`."""
-    spec = json.dumps({"backbone": backbone, "clip": clip, "crop": crop, "stream": stream})
+    spec = json.dumps({"backbone": backbone, "clip": clip, "crop": crop, "stream": stream, "decode_on": decode_on,
+                       "synthetic": synthetic, "samples": samples})
     done = subprocess.run([sys.executable, __file__, "--one", spec, "--threads", str(threads)], capture_output=True,
                           text=True, check=False)
     if done.returncode != 0:
-        raise SystemExit(f"measuring {backbone} {stream} failed:\n{done.stderr[-3000:]}")
+        raise SystemExit(f"measuring {backbone} {stream} (decode on {decode_on}) failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def one_measurement(spec: str) -> None:
     """The child's side of `training_in_own_process`: print the result as one JSON line."""
     one = json.loads(spec)
-    base = WORK / f"shards_{LOSSLESS.replace(':', '')}"
+    base = training_shards()
     index = ExtractionFolder(base).read_index()
     num_classes = max(e.label for e in index.values()) + 1
     # 2D streams: every video 4 times over (each item one random frame or stack); 3D: twice (a clip costs more)
     videos = sorted(index.values(), key=lambda e: e.video_id) * (2 if one["clip"] else 4)
-    result = training_rate(base, videos, one["stream"], num_classes, one["backbone"], one["clip"], one["crop"])
+    videos = videos[:one.pop("samples")] if one.get("samples") else videos
+    result = training_rate(base, videos, one["stream"], num_classes, one["backbone"], one["clip"], one["crop"],
+                           one["decode_on"], one.pop("synthetic"))
     print(json.dumps({**one, **result}))
+
+
+def training_shards() -> Path:
+    """Step 4's shards: the extraction's default flow codec (JPEG, which --decode-on device decodes)."""
+    return WORK / f"shards_{DEFAULT_FLOW_CODEC.replace(':', '')}"
+
+
+def measure_training(models: list[tuple[str, int, int]], threads: int, samples: int) -> list[dict]:
+    """Step 4: each backbone and stream under each decode option, and on synthetic data; which bounds."""
+    training = []
+    for backbone, clip, crop in models:
+        for stream in ("spatial", "temporal"):
+            rows = [training_in_own_process(backbone, clip, crop, stream, threads, decode_on, decode_on == "loader",
+                                            samples)
+                    for decode_on in (DECODE_OPTIONS[:1] if clip else DECODE_OPTIONS)]
+            synthetic = rows[0]["synthetic_samples_per_s"]
+            for row in rows:
+                row["synthetic_samples_per_s"] = synthetic
+                row["real_to_synthetic"] = row["samples_per_s"] / synthetic
+                row["bound"] = "loader" if row["real_to_synthetic"] < LOADER_BOUND else "model"
+            training += rows
+    return training
 
 
 def main() -> None:
@@ -268,6 +361,10 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(m for m, _, _ in TRAINING_MODELS),
                         help="backbones of step 4, comma-separated (of " + ", ".join(m for m, _, _ in TRAINING_MODELS)
                              + ")")
+    parser.add_argument("--samples", type=int, default=SAMPLES,
+                        help="samples per loader measurement of step 3 (a small setting: 256)")
+    parser.add_argument("--train-samples", type=int, default=0,
+                        help="training samples per epoch of step 4 (0: every video 4 times, 3D twice; small: 48)")
     args = parser.parse_args()
     if args.one:
         logging.basicConfig(level=logging.WARNING)
@@ -297,7 +394,7 @@ def main() -> None:
         for name, (source, folder) in sources.items():
             for cache in ("warm", "cold"):
                 (warm_cache if cache == "warm" else evict_cache)(folder)
-                rates[cache][name].append(loader_rate(source, entries, epoch=r))
+                rates[cache][name].append(loader_rate(source, entries, epoch=r, samples=args.samples))
                 print(f"  repeat {r + 1}, {cache} cache: {name}: {rates[cache][name][-1]:.1f} samples/s", flush=True)
 
     storage = {"rawframes jpeg tree": tree_storage(tree)}
@@ -313,22 +410,20 @@ def main() -> None:
 
     chosen = args.models.split(",")
     models = [rows for rows in TRAINING_MODELS if rows[0] in chosen]
-    training = [training_in_own_process(backbone, clip, crop, stream, args.threads)
-                for backbone, clip, crop in models for stream in ("spatial", "temporal")]
-    for t in training:
-        print(f"  training {t['backbone']} {t['stream']}: {t['samples_per_s']:.1f} samples/s, peak "
-              f"{t['peak_memory_mb']:.0f} MB", flush=True)
+    training = measure_training(models, args.threads, args.train_samples)
 
     results = {
         "command": "make bench-train",
         "data": f"{len(index)} real clips (data_manifests/shared_clips.csv), 340x256, DIS flow, "
                 f"{sum(e.num_frames for e in index.values())} frames",
         "loader": {"stream": "temporal", "flow_length": LENGTH, "crop": CROP, "batch_size": BATCH,
-                   "workers": WORKERS, "samples_per_measurement": SAMPLES, "repeats": args.repeats,
+                   "workers": WORKERS, "samples_per_measurement": args.samples, "repeats": args.repeats,
                    "results": loader},
         "storage": storage,
-        "training_resnet18": {t["stream"]: t for t in training if t["backbone"] == "resnet18"},
+        "training_resnet18": {t["stream"]: t for t in training if t["backbone"] == "resnet18" and t["decode_on"] == "loader"},
         "training": training,
+        "training_shards": f"flow {DEFAULT_FLOW_CODEC} (the extraction default), RGB jpeg",
+        "loader_bound_below": LOADER_BOUND,
     }
     path = save_results("train", results)
 
@@ -343,8 +438,11 @@ def main() -> None:
               f"{s['flow_forward_bytes'] / 1e6:11.1f}")
     for t in training:
         shape = f"{t['clip']}-frame clips, {t['crop']} crops" if t["clip"] else f"{t['crop']} crops"
-        print(f"training {t['backbone']} {t['stream']} ({shape}): {t['samples_per_s']:.1f} samples/s, peak "
-              f"{t['peak_memory_mb']:.0f} MB {t['peak_memory_of']} (batch {t['batch_size']}, {t['device']}, "
+        gpu = "n/a" if t["gpu_utilisation"] is None else f"{t['gpu_utilisation']:.0f} %"
+        print(f"training {t['backbone']} {t['stream']} ({shape}), decode on {t['decode_on']}: {t['samples_per_s']:.1f} "
+              f"samples/s, synthetic data {t['synthetic_samples_per_s']:.1f} (x{t['real_to_synthetic']:.2f}: "
+              f"{t['bound']}-bound), GPU utilisation {gpu}, peak {t['peak_memory_mb']:.0f} MB {t['peak_memory_of']} "
+              f"(batch {t['batch_size']}, {t['device']}, AMP {t['amp']}, channels_last {t['channels_last']}, "
               f"{t['torch_threads']} torch thread(s))")
     print(f"results: {path}")
 

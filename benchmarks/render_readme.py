@@ -93,17 +93,37 @@ def train(data: dict) -> str:
 
 
 def train_models(data: dict) -> str:
-    """Training speed and peak memory per backbone and stream (bench_train.py's step 4)."""
+    """Training speed and peak memory per backbone, stream and decode option, against the same
+    model on synthetic in-memory data, and which bounds it (bench_train.py's step 4)."""
     if "training" not in data:
         return "(this results file predates the per-backbone figures: run `make bench-train`)"
-    rows = [[f"`{t['backbone']}`", t["stream"], f"{t['clip']} x {t['crop']}x{t['crop']}" if t["clip"]
-             else f"{t['crop']}x{t['crop']}", f"{t['samples_per_s']:.1f}", f"{t['peak_memory_mb']:,.0f}"]
-            for t in data["training"]]
     first = data["training"][0]
-    return (_table(["backbone", "stream", "input (clip frames x crop)", "training samples/s", "peak memory, MB"], rows)
-            + f"\n\nBatch {first['batch_size']}, {first['device']}, {first['torch_threads']} torch thread(s); peak "
-              f"memory is the {first['peak_memory_of']} of a process measuring that row alone (torch's own "
-              f"footprint included)." + _source(data, "make bench-train"))
+    if "synthetic_samples_per_s" not in first:  # a results file from before the decode options
+        rows = [[f"`{t['backbone']}`", t["stream"], _input_shape(t), f"{t['samples_per_s']:.1f}",
+                 f"{t['peak_memory_mb']:,.0f}"] for t in data["training"]]
+        return (_table(["backbone", "stream", "input (clip frames x crop)", "training samples/s", "peak memory, MB"],
+                       rows)
+                + f"\n\nBatch {first['batch_size']}, {first['device']}, {first['torch_threads']} torch thread(s); peak "
+                  f"memory is the {first['peak_memory_of']} of a process measuring that row alone (torch's own "
+                  f"footprint included)." + _source(data, "make bench-train"))
+    rows = [[f"`{t['backbone']}`", t["stream"], _input_shape(t), t["decode_on"], f"{t['samples_per_s']:.1f}",
+             f"{t['synthetic_samples_per_s']:.1f}", f"{t['real_to_synthetic']:.2f}", f"**{t['bound']}**",
+             "n/a" if t["gpu_utilisation"] is None else f"{t['gpu_utilisation']:.0f} %", f"{t['peak_memory_mb']:,.0f}"]
+            for t in data["training"]]
+    device = first["gpu"] or first["device"]
+    return (_table(["backbone", "stream", "input (clip frames x crop)", "decode on", "samples/s, real data",
+                    "samples/s, synthetic data", "real / synthetic", "bound", "GPU utilisation", "peak memory, MB"],
+                   rows)
+            + f"\n\nBatch {first['batch_size']}, {first['batches_per_epoch']} batches an epoch, {device}, AMP "
+              f"{first['amp']}, channels_last {'on' if first['channels_last'] else 'off'}, {first['torch_threads']} "
+              f"torch thread(s); shards: {data['training_shards']}. Synthetic data: the loader's first batch held in "
+              f"memory (the model-bound rate); the loader bounds a row whose real data reaches less than "
+              f"{data['loader_bound_below']:.0%} of it. Peak memory: the {first['peak_memory_of']} of a process "
+              f"measuring that row alone (torch's own footprint included)." + _source(data, "make bench-train"))
+
+
+def _input_shape(t: dict) -> str:
+    return f"{t['clip']} x {t['crop']}x{t['crop']}" if t["clip"] else f"{t['crop']}x{t['crop']}"
 
 
 def _path(point: dict) -> str:
