@@ -23,6 +23,7 @@ the 2D spatial and temporal streams (`InputSpec`); the training config refuses o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -169,6 +170,7 @@ def resize_codes(planes: torch.Tensor, size: int) -> torch.Tensor:
     return out.clamp_(0, 255).to(torch.uint8)
 
 
+@lru_cache(maxsize=64)  # a few box sizes (multi-scale crops) per run
 def _linear_taps(source: int, size: int, device: torch.device) -> tuple[torch.Tensor, ...]:
     """OpenCV's bilinear taps from `source` to `size` samples: the two source indices of each
     output sample and their weights in 1/2048 (cv::resize: float32 positions, each weight rounded
