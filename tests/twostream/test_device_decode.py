@@ -117,3 +117,21 @@ def test_a_damaged_jpeg_is_one_data_error(shards):
     damaged = type(item)([np.zeros(64, np.uint8)], item.box, item.flip, item.jitter, item.affine, item.label)
     with pytest.raises(DataError, match="a stored JPEG of this batch does not decode"):
         DeviceDecoder(spec, torch.device("cpu"))(StoredTrainSamples.collate([damaged]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@pytest.mark.parametrize("spec", [InputSpec("spatial", 1, "forward", True, 32), InputSpec("temporal", 4, "forward", True, 32)],
+                         ids=["rgb", "flow"])
+def test_gpu_decoding_is_the_loaders_but_for_nvjpegs_rounding(shards, spec):
+    """On CUDA, nvJPEG decodes: its IDCT (and chroma upsampling) is not libjpeg-turbo's, so a code
+    may differ a little; the bounds are what nvJPEG is expected to keep within (not yet checked on
+    a GPU: the first GPU session runs this, benchmarks/gpu_session.sh)."""
+    entries = sorted(open_extraction(str(shards)).index.values(), key=lambda e: e.video_id)
+    keys = [(0, i) for i in range(len(entries))]
+    codes, affine, _ = default_collate([TrainSamples(ShardStore(shards), entries, spec, Augment(), 1, 5)[k] for k in keys])
+    stored = StoredTrainSamples(ShardStore(shards), entries, spec, Augment(), 1, 5)
+    d_codes, d_affine, _ = DeviceDecoder(spec, torch.device("cuda"))(stored.collate([stored[k] for k in keys]))
+    assert d_codes.device.type == "cuda" and d_codes.shape == codes.shape
+    difference = (d_codes.cpu().int() - codes.int()).abs().float()
+    assert difference.mean() < 0.5 and difference.max() <= (3 if spec.stream == "temporal" else 16)
+    assert torch.equal(d_affine, affine)
