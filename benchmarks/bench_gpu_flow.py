@@ -44,12 +44,12 @@ from joblib import Parallel, delayed
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.run import run_extract
 from flowprep.flow.registry import make_flow
-from flowprep.flow.tvl1_torch import TorchTVL1, TVL1Params
+from flowprep.flow.tvl1.solver import TorchTVL1, TVL1Params
 from flowprep.format.manifest import read_manifest
 
 MANIFEST = REPO / "data_manifests" / "shared_clips.csv"
 SIZE = (340, 256)
-BYTES_PER_PIXEL_ITERATION = 88  # what one fused iteration reads and writes (tvl1_kernels.py)
+BYTES_PER_PIXEL_ITERATION = 88  # what one fused iteration reads and writes (flowprep/flow/tvl1/kernels.py)
 
 
 class Results:

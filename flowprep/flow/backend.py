@@ -5,7 +5,7 @@ and its two entry points, both built from a full, validated parameter dict:
 - a batch (`BatchFlow`): frames of many pairs in, (N, H, W) uint8 each, and out either their
   fields (`flow`) or the fields as flowprep stores them, mean-subtracted and quantised
   (`codes`). The OpenCV backends loop over the pairs (`PairLoop`); `tvl1-torch` computes the
-  whole batch at once on a device (`flowprep.flow.tvl1_torch`, imported only when chosen).
+  whole batch at once on a device (`flowprep.flow.tvl1.solver`, imported only when chosen).
 Factories build their algorithm objects once, inside the process that uses them: OpenCV
 algorithm objects cannot be pickled.
 

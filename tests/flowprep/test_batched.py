@@ -15,7 +15,7 @@ import torch
 from flowprep.extract.batched import FlowBatcher, device_outcomes, multi_device_outcomes
 from flowprep.extract.config import ExtractConfig
 from flowprep.extract.video_job import both_directions
-from flowprep.flow.tvl1_torch import TorchTVL1, TVL1Params
+from flowprep.flow.tvl1.solver import TorchTVL1, TVL1Params
 from flowprep.format.folder import ExtractionFolder
 from flowprep.format.manifest import read_manifest
 from flowprep.format.quantize import dequantize

@@ -5,7 +5,7 @@ The learned-flow stream (Representation Flow's idea, Piergiovanni and Ryoo 2019,
 a window of T RGB frames (N, 3, T, S, S), ImageNet-normalised as the loader gives every RGB input;
 `LearnedFlowStem` puts them back to grey levels 0..255 (tvl1-torch's input), pools them by
 `FLOW_POOL`, computes the flow of each of the T-1 consecutive pairs with
-`flowprep.flow.tvl1_layer.TVL1Layer` (its theta, lambda, tau and difference kernels trained with
+`flowprep.flow.tvl1.layer.TVL1Layer` (its theta, lambda, tau and difference kernels trained with
 the rest, at `FLOW_LR_SCALE` of the learning rate), and hands the 2(T-1) flow channels, each less
 its mean (as extraction stores flow) and batch-normalised, to a 2D backbone whose first convolution takes them (from ImageNet weights by
 cross-modality averaging, as the temporal stream's). Before training, the layer's flow is
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from flowprep.flow.tvl1_layer import TVL1Layer
+from flowprep.flow.tvl1.layer import TVL1Layer
 from twostream.streams.models import IMAGENET_MEAN, IMAGENET_STD, StreamModel, build_model
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 grey, as flowprep makes the frames it computes flow on

@@ -228,7 +228,7 @@ class SmallDevice:
     fails, with torch.OutOfMemoryError (the fault, injected on the CPU)."""
 
     def __init__(self, fields: int, **params) -> None:
-        from flowprep.flow.tvl1_torch import TorchTVL1, TVL1Params
+        from flowprep.flow.tvl1.solver import TorchTVL1, TVL1Params
 
         self.backend, self.fields, self.refused = TorchTVL1(TVL1Params(**params)), fields, 0
 
