@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from flowprep.format.codecs import CodecError, parse_codec
+from flowprep.format.codecs import Codec, CodecError, parse_codec
 from flowprep.format.faults import quiet_hdf5_after_disk_full
 from flowprep.format.signals import Stop, install, received
 
@@ -81,10 +81,11 @@ def usage_error(exc: ValueError) -> click.UsageError:
     return click.UsageError(str(exc))
 
 
-def check_codec(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """Callback of the codec options: the codec in its normal form, or a one-line error naming it."""
+def check_codec(ctx: click.Context, param: click.Parameter, value: str) -> Codec:
+    """Callback of the codec options: the codec, parsed once (the config carries it), or a one-line
+    error naming it."""
     try:
-        return str(parse_codec(value))
+        return parse_codec(value)
     except CodecError as exc:
         raise click.BadParameter(str(exc)) from None
 

@@ -40,7 +40,6 @@ from flowprep.extract.config import ExtractConfig
 from flowprep.extract.staged_run import when_room
 from flowprep.extract.video_job import VideoOutcome, extract_video
 from flowprep.flow.backend import BatchFlow, FlowError
-from flowprep.flow.registry import get_method
 from flowprep.format.manifest import ManifestEntry
 
 log = logging.getLogger("flowprep")
@@ -223,7 +222,7 @@ def device_outcomes(videos: Iterable[tuple[ManifestEntry, Path]], config: Extrac
 
     cv2.setNumThreads(1)
     if backend is None:
-        backend = get_method(config.flow_method).create_batch(config.flow_params_dict, device)
+        backend = config.flow_method.create_batch(config.flow_params_dict, device)
     batcher = FlowBatcher(backend, config.bound, config.mean_subtraction, max_fields, note, _release_for(device))
     window = window_pairs(max_fields, workers)
     log.info("%s: flow batches of up to %d fields from %d threads, %d pair(s) per window", device, max_fields,

@@ -32,7 +32,6 @@ from flowprep.extract.staged_run import (
     when_room,
 )
 from flowprep.extract.video_job import VideoOutcome, extract_video
-from flowprep.flow.registry import get_method
 from flowprep.format.folder import ExtractionFolder, Failure
 from flowprep.format.manifest import ManifestEntry, read_manifest
 from flowprep.format.safe_paths import RootGuard
@@ -86,11 +85,11 @@ def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSumm
     with staged_run(folder, "extract", config, run.overwrite) as staging:
         pending = [e for e in entries if not staging.done(e.video_id)]
         todo, refused = outside_video_root(pending, run)  # refused: failures now, not "already done"
-        batched = get_method(config.flow_method).batched
+        batched = config.flow_method.batched
         workers = run.n_workers if run.scheduler else usable_workers(run.n_workers, processes=not batched)
         log.info("config: %s", json.dumps(run.to_dict(), sort_keys=True))
         log.info("%d videos in manifest: %d already done, %d to extract with %s on %d worker(s)",
-                 len(entries), len(entries) - len(pending), len(todo), config.flow_method, workers)
+                 len(entries), len(entries) - len(pending), len(todo), config.flow_method.name, workers)
         progress = Progress(len(todo) + len(refused), interactive=interactive)
         flow_paths: dict[str, str] = {}  # device -> how a batched backend ran the flow, filled as devices finish
         # the jobs started (local workers at once), their staging files packed into shards as they
@@ -164,7 +163,7 @@ def start_jobs(run: ExtractRun, todo: list[ManifestEntry], staging_dir: Path, wo
     flow). A job waits while staging holds more than `max_staged` bytes (staged_run.when_room); `note`
     prints a line above the progress bar."""
     max_staged = max_staged_bytes(run.shard_size_mb * 1e6)
-    if not get_method(run.extract.flow_method).batched:
+    if not run.extract.flow_method.batched:
         jobs = [delayed(when_room)(extract_video, staging_dir, max_staged, e, run.video_root / e.path, run.extract,
                                    staging_dir, None, 1, run.allow_decode_errors, owner=os.getpid()) for e in todo]
         if run.scheduler is not None:

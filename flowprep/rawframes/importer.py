@@ -37,7 +37,7 @@ from flowprep.extract.progress import Progress, format_duration
 from flowprep.extract.shard_writer import StagedVideo
 from flowprep.extract.staged_run import max_staged_bytes, pack_outcomes, process_outcomes, staged_run, when_room
 from flowprep.extract.video_job import VideoOutcome
-from flowprep.format.codecs import CodecError, parse_codec
+from flowprep.format.codecs import CodecError
 from flowprep.format.faults import disk_full, is_disk_full
 from flowprep.format.files import NotRegularFileError, parse_json, read_regular_bytes
 from flowprep.format.folder import ExtractionFolder, Failure, staging_path, writing_path
@@ -253,8 +253,8 @@ def _import(entry: ManifestEntry, folder: Path, config: ImportConfig, config_jso
     first = _read(folder / plan.frames[0], color=True, size=None)
     size = (first.shape[1], first.shape[0])
     no_mean = np.zeros(2, np.float32)  # the means subtracted before quantisation, if any, are unknown
-    with StagedVideo(staging_dir, entry.video_id, size[0], size[1], parse_codec(config.rgb_codec),
-                     parse_codec(config.flow_codec), config.bound, config_json) as staged:
+    with StagedVideo(staging_dir, entry.video_id, size[0], size[1], config.rgb_codec,
+                     config.flow_codec, config.bound, config_json) as staged:
         for name in plan.frames:
             staged.add_frame(_read(folder / name, color=True, size=size))
         for i, names in enumerate(plan.forward):
