@@ -177,8 +177,7 @@ class FlowBatcher:
         if size in self._fitted:
             return
         self._fitted.add(size)
-        fit = getattr(self.backend, "fields_that_fit", None)
-        fields = fit(int(size[0]), int(size[1])) if fit is not None else None
+        fields = self.backend.fields_that_fit(int(size[0]), int(size[1]))
         if fields is not None and fields < self.max_fields:
             self.max_fields = fields
             self.note(f"free device memory holds about {fields} flow fields of {size[1]}x{size[0]}; "
@@ -187,7 +186,7 @@ class FlowBatcher:
     @property
     def path(self) -> str:
         """How the backend runs the flow (tvl1-torch: "triton", "compile" or "eager")."""
-        return str(getattr(self.backend, "path", type(self.backend).__name__))
+        return self.backend.path
 
     def cancel(self) -> None:
         """Fail every queued window and refuse new ones (an interrupted run): the jobs end soon."""
