@@ -214,7 +214,7 @@ def pipeline_rate(device: str, fields: int, frames_per_clip: int, workers: int) 
         backend.codes(a[start:start + fields], b[start:start + fields], 20.0, True)
     sync(device)
     alone = time.perf_counter() - t0
-    return {"pairs": summary.pairs, "videos": summary.extracted, "failed": len(summary.failures),
+    return {"pairs": summary.pairs, "videos": summary.finished, "failed": len(summary.failures),
             "pipeline_fields_per_s": 2 * summary.pairs / seconds, "backend_fields_per_s": 2 * pairs / alone,
             "ratio": (2 * summary.pairs / seconds) / (2 * pairs / alone), "batch": fields, "workers": run.n_workers}
 

@@ -287,7 +287,7 @@ def check_pipeline(device: str, size: tuple[int, int], frames: int | None, batch
     rate = 2 * summary.pairs / seconds
     return {"ok": not summary.failures and summary.pairs == passes * len(first), "pairs": summary.pairs,
             "passes": passes, "seconds_run": seconds,
-            "videos": summary.extracted, "failed": len(summary.failures), "pipeline_fields_per_s": rate,
+            "videos": summary.finished, "failed": len(summary.failures), "pipeline_fields_per_s": rate,
             "backend_fields_per_s": alone, "ratio": rate / alone, "batch": batch, "workers": run.n_workers,
             "path": summary.flow_paths}
 
