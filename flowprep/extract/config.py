@@ -4,10 +4,10 @@
 (sampling, size, flow method and parameters, bound, codecs). It is validated on construction,
 stored as JSON in every shard and in the folder's config.json, and compared on resume: a folder
 made with another ExtractConfig is refused. Names are resolved once, when a config is made: it
-carries the flow method's registry entry (FlowMethod) and the Codecs, and stores their names. `ExtractRun` adds what only decides how the job runs
-(paths, workers, shard size). `ImportConfig` is the same for `flowprep import-rawframes`: what
-imported shards contain and what was assumed about the tree. `parse_settings` reads either back
-from what a folder or shard stores.
+carries the flow method's registry entry (FlowMethod) and the Codecs, and stores their names.
+`ExtractRun` adds what only decides how the job runs (paths, workers, shard size).
+`ImportConfig` is the same for `flowprep import-rawframes`: what imported shards contain and what
+was assumed about the tree. `parse_settings` reads either back from what a folder or shard stores.
 """
 from __future__ import annotations
 
@@ -45,8 +45,8 @@ SCHEDULER_TIMEOUT_S = 30.0  # --scheduler-timeout: distributed's own default for
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    # the backend's registry entry; a name (the CLI's, a stored config's) is resolved here, once
-    flow_method: FlowMethod = "tvl1"  # type: ignore[assignment]
+    # the backend's registry entry; given a name (a stored config's, a test's), resolved here, once
+    flow_method: FlowMethod = "tvl1"
     # Complete, resolved parameters of the flow method as sorted (name, value) pairs, so the
     # stored config states every value used, not only the ones a user overrode.
     flow_params: tuple[tuple[str, Any], ...] = ()
@@ -60,9 +60,9 @@ class ExtractConfig:
     max_frames: int | None = None
     bound: float = DEFAULT_BOUND
     mean_subtraction: bool = True
-    # the codecs; names (`jpeg:95`) are parsed here, once
-    rgb_codec: Codec = DEFAULT_RGB_CODEC  # type: ignore[assignment]
-    flow_codec: Codec = DEFAULT_FLOW_CODEC  # type: ignore[assignment]
+    # the codecs; given names (`jpeg:95`), parsed here, once
+    rgb_codec: Codec = DEFAULT_RGB_CODEC
+    flow_codec: Codec = DEFAULT_FLOW_CODEC
 
     def __post_init__(self) -> None:
         if not isinstance(self.flow_method, FlowMethod):
@@ -280,8 +280,8 @@ class ImportConfig:
     backward_flow: str | None = None
     mean_subtracted: bool | None = None
     fps: float | None = None  # the frame rate of the frames, when the user knows it
-    rgb_codec: Codec = DEFAULT_RGB_CODEC  # type: ignore[assignment]  # names parsed here, once
-    flow_codec: Codec = DEFAULT_FLOW_CODEC  # type: ignore[assignment]
+    rgb_codec: Codec = DEFAULT_RGB_CODEC  # given names, parsed here, once
+    flow_codec: Codec = DEFAULT_FLOW_CODEC
 
     def __post_init__(self) -> None:
         if self.origin != ORIGIN:
