@@ -17,8 +17,7 @@ from flowprep.extract.decode import VideoError, VideoInfo, open_video
 from flowprep.extract.frames import FrameSampler, resize, to_gray
 from flowprep.extract.video_job import SampledFrames, both_directions, check_length, frame_sampler, frame_size
 from flowprep.flow.backend import BatchFlow, FlowError
-from flowprep.flow.registry import get_method
-from flowprep.flow.tvl1_layer import TVL1Layer
+from flowprep.flow.tvl1.layer import TVL1Layer
 from flowprep.manifests.folder import VIDEO_EXTENSIONS
 from flowprep.tools.flow_viz import flow_to_rgb, hstack, labelled
 
@@ -29,7 +28,7 @@ __all__ = [
     "VideoError", "VideoInfo", "open_video", "FrameSampler", "resize", "to_gray",
     "SampledFrames", "both_directions", "check_length", "frame_sampler", "frame_size",
     # the flow of those frames, by the extraction's method
-    "BatchFlow", "FlowError", "get_method",
+    "BatchFlow", "FlowError",
     # the files `twostream predict` takes as videos in a folder
     "VIDEO_EXTENSIONS",
     # flow pictures (predict --live)

@@ -15,7 +15,7 @@ import torch
 from flowprep.extract.batched import FlowBatcher, device_outcomes, multi_device_outcomes
 from flowprep.extract.config import ExtractConfig
 from flowprep.extract.video_job import both_directions
-from flowprep.flow.tvl1_torch import TorchTVL1, TVL1Params
+from flowprep.flow.tvl1.solver import TorchTVL1, TVL1Params
 from flowprep.format.folder import ExtractionFolder
 from flowprep.format.manifest import read_manifest
 from flowprep.format.quantize import dequantize
@@ -48,6 +48,23 @@ def test_the_batcher_merges_windows_and_keeps_frame_sizes_apart():
         assert np.abs(codes.astype(int) - expected_codes).max() <= 1
         np.testing.assert_allclose(means, expected_means, atol=1e-4)
     assert batcher.batches >= 2 and batcher.fields == 10  # two sizes: never one batch
+
+
+def test_the_batcher_runs_a_one_pair_backend_through_the_batch_protocol():
+    """Everything the batcher asks of a backend is BatchFlow's: a one-pair backend (farneback, as a
+    PairLoop) computes the same codes through it, with no device bound and its own path."""
+    from flowprep.flow.registry import FLOW_METHODS
+
+    backend = FLOW_METHODS["farneback"].create_batch()
+    assert backend.fields_that_fit(32, 40) is None
+    batcher = FlowBatcher(backend, bound=20.0, mean_subtraction=True, max_fields=4)
+    futures = [(w, batcher.submit(*w)) for w in windows(32, 40, 3, seed=0)]
+    batcher.close()
+    for (first, second), future in futures:
+        codes, means = future.result()
+        expected_codes, expected_means = backend.codes(first, second, 20.0, True)
+        assert np.array_equal(codes, expected_codes) and np.array_equal(means, expected_means)
+    assert batcher.path == "pairs" and batcher.fields == 6
 
 
 @pytest.fixture(scope="module")

@@ -36,3 +36,25 @@ def test_lossless_codecs_round_trip_exactly_and_jpeg_closely():
 def test_undecodable_bytes_raise_a_codec_error():
     with pytest.raises(CodecError, match="does not decode"):
         Codec("jpeg", 95).decode(np.frombuffer(b"not a jpeg", np.uint8), grayscale=True)
+
+
+def test_every_registered_codec_parses_its_name_stores_what_it_reads_and_is_in_the_help():
+    """A codec is one entry of the registry: each parses from its bare name to a stored form that
+    parses back to itself, stores an image and reads it back (exactly unless lossy), and its
+    syntax is in the options' help."""
+    from flowprep.format.codecs import CODEC_HELP, CODECS
+
+    gray = np.tile(np.arange(32, dtype=np.uint8) * 4, (24, 1))
+    for name, kind in CODECS.items():
+        codec = parse_codec(name)
+        assert codec.kind == name and codec.entry is kind and parse_codec(str(codec)) == codec
+        assert codec.encoded == kind.encoded and kind.syntax in CODEC_HELP
+        stored = codec.encode(gray)
+        assert stored.ndim == (1 if codec.encoded else 2)
+        restored = codec.decode(stored, grayscale=True)
+        assert np.abs(restored.astype(int) - gray).max() <= (3 if name == "jpeg" else 0), name
+
+
+def test_a_codec_of_no_registered_kind_is_refused_naming_it():
+    with pytest.raises(CodecError, match="'webp'"):
+        Codec("webp", 90)

@@ -162,6 +162,24 @@ def test_a_bad_manifest_gets_one_line_naming_the_line(tmp_path):
     assert result.stderr.strip() == f"flowprep: error: {manifest} line 3: label 'minus one' is not a non-negative integer"
 
 
+def test_the_config_carries_the_registry_entry_and_codecs_and_stores_their_names():
+    """Names are resolved once, when a config is made (from names, or from the CLI's resolved
+    objects: the same config); what is stored is the names, and reads back to the same config."""
+    import pickle
+
+    from flowprep.flow.registry import FLOW_METHODS
+    from flowprep.format.codecs import Codec, parse_codec
+
+    named = ExtractConfig(flow_method="dis", flow_params=(("preset", "fast"),), rgb_codec="PNG", flow_codec="raw:gzip")
+    assert named.flow_method is FLOW_METHODS["dis"] and isinstance(named.rgb_codec, Codec)
+    given = ExtractConfig(flow_method=FLOW_METHODS["dis"], flow_params=(("preset", "fast"),),
+                          rgb_codec=parse_codec("png"), flow_codec=parse_codec("raw:gzip:4"))
+    assert given == named and given.to_json() == named.to_json()
+    stored = named.to_dict()
+    assert (stored["flow_method"], stored["rgb_codec"], stored["flow_codec"]) == ("dis", "png:1", "raw:gzip:4")
+    assert ExtractConfig.from_json(named.to_json()) == named and pickle.loads(pickle.dumps(named)) == named
+
+
 def test_max_frames_stride_and_short_side(dataset, tmp_path):
     config = ExtractConfig(flow_method="dis", flow_params=(("preset", "ultrafast"),), width=None, height=None,
                            short_side=48, stride=2, max_frames=4, flow_codec="raw:lzf", rgb_codec="png")

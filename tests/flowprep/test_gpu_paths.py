@@ -20,7 +20,7 @@ import torch
 
 from flowprep.extract.batched import FlowBatcher, visible_device
 from flowprep.flow.backend import FlowError
-from flowprep.flow.tvl1_torch import TorchTVL1, TVL1Params, device_context, fields_for_memory, is_compile_error
+from flowprep.flow.tvl1.solver import TorchTVL1, TVL1Params, device_context, fields_for_memory, is_compile_error
 from tests.conftest import REPO
 from tests.support.videos import texture
 
@@ -120,8 +120,8 @@ from dataclasses import replace
 import cv2
 import numpy as np
 from triton.runtime.errors import OutOfResources
-from flowprep.flow import tvl1_kernels
-from flowprep.flow.tvl1_torch import TorchTVL1, TVL1Params
+from flowprep.flow.tvl1 import kernels as tvl1_kernels
+from flowprep.flow.tvl1.solver import TorchTVL1, TVL1Params
 from tests.support.videos import moving_square_frames
 
 class Keep(logging.Handler):
@@ -160,8 +160,8 @@ def test_a_kernel_that_cannot_be_built_falls_back_without_applying_an_update_twi
 NOT_A_BUILD_ERROR = """
 from dataclasses import replace
 import numpy as np
-from flowprep.flow import tvl1_kernels
-from flowprep.flow.tvl1_torch import TorchTVL1, TVL1Params
+from flowprep.flow.tvl1 import kernels as tvl1_kernels
+from flowprep.flow.tvl1.solver import TorchTVL1, TVL1Params
 
 class WrongDevice:
     # what a launch on another GPU than its tensors' raises: a bug to report, not a reason for eager
@@ -197,7 +197,7 @@ def test_which_errors_are_build_failures():
 
 # --- 4. 64-bit offsets, grids within CUDA's limits -------------------------------------------------
 def test_launch_plan_stays_within_the_grid_limits_at_any_batch():
-    from flowprep.flow.tvl1_kernels import BLOCK, GRID_Y_MAX, launch_plan
+    from flowprep.flow.tvl1.kernels import BLOCK, GRID_Y_MAX, launch_plan
 
     area = 1920 * 1080
     plan = launch_plan(200_000, area, BLOCK)  # 200,000 fields of 1080p: 4.1e11 elements, nothing allocated
@@ -211,7 +211,7 @@ OFFSETS = """
 import torch
 import triton
 import triton.language as tl
-from flowprep.flow.tvl1_kernels import _pair_base
+from flowprep.flow.tvl1.kernels import _pair_base
 
 @triton.jit
 def probe(out_ptr, first_pair, height, width):
@@ -238,7 +238,7 @@ import triton
 from triton.backends.nvidia.compiler import get_ptxas
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
-from flowprep.flow import tvl1_kernels as k
+from flowprep.flow.tvl1 import kernels as k
 target = GPUTarget("cuda", 90, 32)
 def sig(kernel, types, constexprs):
     names = kernel.arg_names
@@ -292,7 +292,7 @@ def test_the_kernels_compile_for_a_gpu(tmp_path):
 
 # --- 5. the compile path's fallback fires ----------------------------------------------------------
 def test_the_compile_path_falls_back_when_it_cannot_compile(monkeypatch):
-    from flowprep.flow import tvl1_torch
+    from flowprep.flow.tvl1 import solver as tvl1_torch
 
     def no_compiler(graph, example_inputs):
         raise RuntimeError("no C++ compiler on this machine")
@@ -310,8 +310,8 @@ def test_the_compile_path_falls_back_when_it_cannot_compile(monkeypatch):
 LAUNCHES = """
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from flowprep.flow import tvl1_kernels
-from flowprep.flow.tvl1_torch import Solver, TVL1Params, fused_median_step, solve_warping
+from flowprep.flow.tvl1 import kernels as tvl1_kernels
+from flowprep.flow.tvl1.solver import Solver, TVL1Params, fused_median_step, solve_warping
 
 FREE = {torch.ops.aten.empty, torch.ops.aten.empty_like, torch.ops.aten.empty_strided, torch.ops.aten.lift_fresh}
 
@@ -371,8 +371,8 @@ def test_check_gpu_runs_every_check(shared_data, tmp_path):
 COARSE = """
 import cv2
 import numpy as np
-from flowprep.flow import tvl1_kernels
-from flowprep.flow.tvl1_torch import TorchTVL1, TVL1Params
+from flowprep.flow.tvl1 import kernels as tvl1_kernels
+from flowprep.flow.tvl1.solver import TorchTVL1, TVL1Params
 from tests.support.videos import moving_square_frames
 
 frames = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in moving_square_frames(4, 40, 32, 10, velocity=(2, 1))]
@@ -400,8 +400,8 @@ import json
 import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from flowprep.flow import tvl1_kernels
-from flowprep.flow.tvl1_torch import TorchTVL1, TVL1Params
+from flowprep.flow.tvl1 import kernels as tvl1_kernels
+from flowprep.flow.tvl1.solver import TorchTVL1, TVL1Params
 
 FREE = {torch.ops.aten.empty, torch.ops.aten.empty_like, torch.ops.aten.empty_strided, torch.ops.aten.lift_fresh}
 
@@ -444,9 +444,9 @@ from collections import Counter
 import numpy as np
 import torch
 from triton.runtime import interpreter
-from flowprep.flow import tvl1_kernels
-from flowprep.flow.tvl1_kernels import PairFlags, fused_iteration
-from flowprep.flow.tvl1_torch import Solver, TVL1Params, fused_median_step, solve_warping
+from flowprep.flow.tvl1 import kernels as tvl1_kernels
+from flowprep.flow.tvl1.kernels import PairFlags, fused_iteration
+from flowprep.flow.tvl1.solver import Solver, TVL1Params, fused_median_step, solve_warping
 
 accesses = Counter()  # (kernel launch, grid row, "load" or "store") -> how many
 launch = [0]

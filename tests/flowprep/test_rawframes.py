@@ -189,7 +189,7 @@ def test_round_trip_is_exact_for_raw_codecs(raw_extraction, videos, tmp_path):
     back = tmp_path / "back"
     summary = import_rawframes(ImportRun(tree, back, ImportConfig(rgb_codec="raw", flow_codec="raw:lzf", mean_subtracted=True),
                                          manifest=videos, workers=1), interactive=False)
-    assert summary.ok and summary.imported == len(MOTIONS)
+    assert summary.ok and summary.finished == len(MOTIONS)
     assert compare(raw_extraction, back) == {"rgb_mean": 0.0, "rgb_max": 0.0, "flow_mean": 0.0, "flow_max": 0.0}
     index, original = ExtractionFolder(back).read_index(), ExtractionFolder(raw_extraction).read_index()
     for vid in MOTIONS:
@@ -564,7 +564,7 @@ def test_import_staging_stays_under_its_bound_with_a_slow_packer(denseflow_tree,
     shard_mb = 0.001  # smaller than one video: each is its own shard, and the bound is about a video
     with StagingSampler(ExtractionFolder(out).staging_dir) as sampled:
         summary = import_rawframes(ImportRun(tree, out, workers=2, shard_size_mb=shard_mb), interactive=False)
-    assert summary.ok and summary.imported == 12
+    assert summary.ok and summary.finished == 12
     limit = staged_run_module.max_staged_bytes(shard_mb * 1e6) + 2 * sampled.largest
     assert sampled.most <= limit, f"{sampled.most} bytes staged at once, bound {limit} (largest video {sampled.largest})"
 

@@ -47,7 +47,7 @@ def test_a_plain_tcp_scheduler_is_warned_of_once_at_run_time(tmp_path, caplog):
         with caplog.at_level(logging.WARNING, logger="flowprep"):
             summary = run_extract(ExtractRun(manifest, manifest.parent, tmp_path / "out", config,
                                              scheduler=c.scheduler_address), interactive=False)
-    assert summary.extracted == 2 and not summary.failures
+    assert summary.finished == 2 and not summary.failures
     warned = [r.getMessage() for r in caplog.records if r.name == "flowprep" and r.levelno == logging.WARNING]
     assert len(warned) == 1, warned
     assert c.scheduler_address in warned[0] and "not encrypted and not authenticated" in warned[0]

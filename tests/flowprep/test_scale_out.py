@@ -60,7 +60,7 @@ def test_the_part_of_a_video_depends_on_its_id_alone():
 def test_parts_read_as_the_single_run(manifest, single, tmp_path, capsys):
     out = tmp_path / "parts"
     summaries = [extract(manifest, out, num_parts=2, part=i) for i in range(2)]
-    assert sum(s.extracted for s in summaries) == len(MOTIONS) and all(not s.failures for s in summaries)
+    assert sum(s.finished for s in summaries) == len(MOTIONS) and all(not s.failures for s in summaries)
     assert sorted(p.name for p in (out / "parts").iterdir()) == ["part-00000-of-00002", "part-00001-of-00002"]
     assert contents(out) == contents(single)
     assert verify_path(out).ok
@@ -68,7 +68,7 @@ def test_parts_read_as_the_single_run(manifest, single, tmp_path, capsys):
     assert status == 0 and f"videos: {len(MOTIONS)}" in stdout and "parts/part-00001-of-00002/shard-00000.h5" in stdout
     # each part resumes on its own
     again = extract(manifest, out, num_parts=2, part=1)
-    assert again.extracted == 0 and again.skipped == summaries[1].total
+    assert again.finished == 0 and again.skipped == summaries[1].total
 
 
 def test_parts_that_do_not_make_one_dataset_are_refused(manifest, tmp_path):
@@ -111,7 +111,7 @@ def cluster():
 def test_a_dask_cluster_extracts_what_the_local_workers_extract(manifest, single, cluster, tmp_path):
     out = tmp_path / "dask"
     summary = extract(manifest, out, scheduler=cluster.scheduler_address)
-    assert summary.extracted == len(MOTIONS) and not summary.failures
+    assert summary.finished == len(MOTIONS) and not summary.failures
     assert contents(out) == contents(single)  # same index, same decoded frames and flow codes
 
 

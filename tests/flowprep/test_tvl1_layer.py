@@ -1,4 +1,4 @@
-"""The learned TV-L1 layer (flowprep/flow/tvl1_layer.py): its gradients (gradcheck in double
+"""The learned TV-L1 layer (flowprep/flow/tvl1/layer.py): its gradients (gradcheck in double
 precision) and, at initialisation, its flow on real frames against tvl1-torch's single-scale flow
 with the same parameters."""
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from flowprep.extract.frames import to_gray
-from flowprep.flow.tvl1_layer import TVL1Layer
-from flowprep.flow.tvl1_torch import TVL1Params, tvl1
+from flowprep.flow.tvl1.layer import TVL1Layer
+from flowprep.flow.tvl1.solver import TVL1Params, tvl1
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

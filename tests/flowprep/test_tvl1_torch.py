@@ -15,7 +15,7 @@ import torch
 
 from flowprep.extract.frames import resize, to_gray
 from flowprep.flow.registry import get_method, make_flow
-from flowprep.flow.tvl1_torch import TorchTVL1, TVL1Params, median_filter, pyramid_sizes, resize_linear, warp
+from flowprep.flow.tvl1.solver import TorchTVL1, TVL1Params, median_filter, pyramid_sizes, resize_linear, warp
 from flowprep.format.quantize import field_mean, quantize_planes
 from flowprep.tools.flow_eval import endpoint_error, read_flo
 from tests.conftest import REPO
@@ -143,8 +143,8 @@ def test_codes_quantised_on_the_device_are_the_cpu_rule():
 
 FUSED_CHECK = """
 import torch
-from flowprep.flow.tvl1_torch import TVL1Params, inner_iteration
-from flowprep.flow.tvl1_kernels import PairFlags, fused_iteration
+from flowprep.flow.tvl1.solver import TVL1Params, inner_iteration
+from flowprep.flow.tvl1.kernels import PairFlags, fused_iteration
 torch.manual_seed(0)
 state = {k: torch.randn(3, 23, 37) for k in ("u1", "u2", "p11", "p12", "p21", "p22", "i1wx", "i1wy", "rho_c")}
 state["grad"] = state["i1wx"] ** 2 + state["i1wy"] ** 2
@@ -165,8 +165,8 @@ for k in a:
 # the kernels kept the loop's state: the next flags, the next error sums zeroed, the iterations counted
 assert flags.parity == 1 and flags.active[1].tolist() == expected, flags.active[1]
 assert not flags.error[1].any() and flags.iterations.tolist() == [1, 0, 1]
-from flowprep.flow.tvl1_kernels import median5
-from flowprep.flow.tvl1_torch import median_filter
+from flowprep.flow.tvl1.kernels import median5
+from flowprep.flow.tvl1.solver import median_filter
 u, v = torch.randn(3, 13, 17), torch.randn(3, 13, 17)
 m, n = median5(u, v, active.to(torch.int8))
 for got, x in ((m, u), (n, v)):
@@ -174,7 +174,7 @@ for got, x in ((m, u), (n, v)):
     assert torch.equal(got[1], x[1])
 # the whole method on the fused kernels, pairs leaving the batch as they converge
 import numpy as np
-from flowprep.flow.tvl1_torch import TorchTVL1
+from flowprep.flow.tvl1.solver import TorchTVL1
 import cv2
 from tests.support.videos import moving_square_frames
 frames = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in moving_square_frames(3, 64, 48, 16, velocity=(2, 1))]
@@ -246,7 +246,7 @@ def median25_network() -> list[tuple[int, int]]:
 
 def test_the_median_kernel_is_batchers_network_pruned():
     """How the 113 compare-exchanges of tvl1_kernels._median25 were made: rebuilt here, line for line."""
-    source = (REPO / "flowprep" / "flow" / "tvl1_kernels.py").read_text(encoding="utf-8")
+    source = (REPO / "flowprep" / "flow" / "tvl1" / "kernels.py").read_text(encoding="utf-8")
     body = source.split("def _median25", 1)[1].split("return v12", 1)[0]
     kernel = [(int(a), int(b)) for a, b in re.findall(r"v(\d+), v(\d+) = tl\.minimum\(v\1, v\2\)", body)]
     assert len(kernel) == 113 and kernel == median25_network()

@@ -34,7 +34,7 @@ def test_the_input_computed_on_the_fly_is_what_extract_stores(runs):
     """Every video of the extraction, decoded by the predictor with the settings its runs recorded:
     the same frames, flow codes (both directions) and mean vectors as its shard, bit for bit."""
     extract = load_scorer(runs.temporal).extract
-    assert (extract.flow_method, extract.width, extract.height) == ("dis", 64, 64)  # read from the run
+    assert (extract.flow_method.name, extract.width, extract.height) == ("dis", 64, 64)  # read from the run
     flow = flow_backend(extract)
     index = ExtractionFolder(runs.shards).read_index()
     store = ShardStore(runs.shards)

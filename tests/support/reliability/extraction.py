@@ -228,9 +228,16 @@ class SmallDevice:
     fails, with torch.OutOfMemoryError (the fault, injected on the CPU)."""
 
     def __init__(self, fields: int, **params) -> None:
-        from flowprep.flow.tvl1_torch import TorchTVL1, TVL1Params
+        from flowprep.flow.tvl1.solver import TorchTVL1, TVL1Params
 
         self.backend, self.fields, self.refused = TorchTVL1(TVL1Params(**params)), fields, 0
+
+    @property
+    def path(self) -> str:
+        return self.backend.path
+
+    def fields_that_fit(self, height: int, width: int) -> None:
+        return None  # the device's room shows only as out-of-memory errors, as when CUDA's estimate is off
 
     def codes(self, first, second, bound, mean_subtraction):
         import torch

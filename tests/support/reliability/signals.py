@@ -281,7 +281,7 @@ def staging_bound_run(work: Path) -> Record:
     plus one video a worker; the run ends complete."""
     from flowprep.extract.config import ExtractConfig, ExtractRun
     from flowprep.extract.progress import Progress
-    from flowprep.extract.run import run_folder, start_jobs
+    from flowprep.extract.run import extraction_folder, start_jobs
     from flowprep.extract.staged_run import max_staged_bytes, pack_outcomes, staged_run
     from flowprep.format.folder import ExtractionFolder
     from flowprep.format.manifest import read_manifest
@@ -293,7 +293,7 @@ def staging_bound_run(work: Path) -> Record:
     config = ExtractConfig(flow_method="farneback", width=SIZE[0], height=SIZE[1])
     job = ExtractRun(manifest, manifest.parent, out, config, workers=2, shard_size_mb=0.02)
     shard_bytes = job.shard_size_mb * 1e6
-    folder = run_folder(job)
+    folder = extraction_folder(job)
     with StagingSampler(folder.staging_dir) as sampled:
         with staged_run(folder, "extract", config, False) as staging:
             todo = read_manifest(manifest)

@@ -1,5 +1,5 @@
 """The parameters of dual TV-L1 and their defaults: one declaration for its two backends, `tvl1`
-(OpenCV, tvl1.py) and `tvl1-torch` (PyTorch, tvl1_torch.py), so that both start from one set."""
+(OpenCV, methods.py) and `tvl1-torch` (PyTorch, solver.py), so that both start from one set."""
 from __future__ import annotations
 
 from flowprep.flow.backend import Param

@@ -1,4 +1,4 @@
-"""The TV-L1 inner iteration as two fused Triton kernels: what `tvl1_torch.inner_iteration` does in
+"""The TV-L1 inner iteration as two fused Triton kernels: what `solver.inner_iteration` does in
 a dozen PyTorch operations, each a pass over memory, in two passes, and nothing else a launch.
 
 Per pixel an iteration reads the flow (2 floats), the dual variables (4), the warped image's terms
@@ -16,7 +16,7 @@ iterations (`PairFlags`, two of each, alternating, because every program of a ke
 the value the previous kernel left): kernel 1 skips a converged pair and adds its squared update to
 this iteration's error sum; kernel 2 (its first program of each pair) compares that sum with the
 stopping threshold, writes the flag the next iteration reads, zeroes the next iteration's error
-sum and counts the pair's iterations. The host never waits for them (tvl1_torch.ConvergenceWatch).
+sum and counts the pair's iterations. The host never waits for them (solver.ConvergenceWatch).
 
 Offsets are 64-bit (`pair * area` passes 2^31 at about 1,000 fields of 1080p), and a launch covers
 at most 65,535 pairs (CUDA's limit on the grid's second dimension): `launch_plan` splits larger
@@ -207,7 +207,7 @@ def all_pairs(pairs: int, device: torch.device) -> torch.Tensor:
 
 
 def fused_iteration(state: dict[str, torch.Tensor], params, flags: PairFlags, scaled_epsilon: float) -> None:
-    """`tvl1_torch.inner_iteration` for gamma = 0, in place on `state`, in two launches: the
+    """`solver.inner_iteration` for gamma = 0, in place on `state`, in two launches: the
     pairs of `flags.current` iterate, and the flags the next iteration reads are written."""
     u1 = state["u1"]
     _, height, width = u1.shape

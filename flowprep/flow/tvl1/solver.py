@@ -15,7 +15,7 @@ per-pair mask (a converged pair's flow and dual variables stay as they were). Kn
 *all* pairs of the batch have converged, so that the loop can end, needs the device to report to
 the host, which stalls a GPU's queue. With PyTorch's operations the host looks every
 `check_every` iterations and drops the converged pairs from the work then; with the fused Triton
-kernels (`tvl1_kernels.py`, the default on CUDA) the flags stay on the device, a converged pair's
+kernels (`kernels.py`, the default on CUDA) the flags stay on the device, a converged pair's
 programs do nothing, and the host learns that all have stopped one window late, without waiting
 (`ConvergenceWatch`; measured: benchmarks/bench_gpu_flow.py, docs/gpu_flow.md).
 
@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from flowprep.flow.backend import check_batch
-from flowprep.flow.tvl1_params import TVL1_PARAMS
+from flowprep.flow.tvl1.params import TVL1_PARAMS
 
 log = logging.getLogger("flowprep")
 
@@ -48,7 +48,7 @@ _DEFAULTS = {_NAMES.get(p.name, p.name): p.default for p in TVL1_PARAMS}
 
 @dataclass(frozen=True)
 class TVL1Params:
-    """The parameters of OpenCV's tvl1; the defaults are tvl1_params.py's, which tvl1 takes too, so the two backends
+    """The parameters of OpenCV's tvl1; the defaults are params.py's, which tvl1 takes too, so the two backends
     start from one set."""
     tau: float = _DEFAULTS["tau"]
     lam: float = _DEFAULTS["lam"]
@@ -186,7 +186,7 @@ def threshold_step(rho: torch.Tensor, grad: torch.Tensor, l_t: float | torch.Ten
     """OpenCV's estimateV as a factor f of the warped gradient (v = u + f * grad I1w): the step to
     the data term's minimum, -rho / |grad|^2, clamped to +-l_t; 0 where the gradient vanishes.
     (The division where the gradient vanishes is by 1, its result unused: a division by 0 there
-    would give the learned layer, tvl1_layer.py, which backpropagates through this, NaN gradients;
+    would give the learned layer, layer.py, which backpropagates through this, NaN gradients;
     `l_t` may be a tensor, the layer's learnable lambda * theta.)"""
     steep = grad > torch.finfo(torch.float32).eps
     f = torch.where(steep, -rho / torch.where(steep, grad, 1.0), torch.zeros_like(rho))
@@ -202,7 +202,7 @@ def vector_norm(ux: torch.Tensor, uy: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class Differences:
     """The finite differences an iteration applies to the flow and the dual variables:
-    tvl1-torch's fixed ones by default; the learned flow layer (tvl1_layer.py) gives learnable
+    tvl1-torch's fixed ones by default; the learned flow layer (layer.py) gives learnable
     kernels and a norm whose gradient stays finite at 0."""
     gradient: Callable = forward_gradient
     divergence: Callable = divergence
@@ -254,7 +254,7 @@ def median_step(state: dict[str, torch.Tensor], params: TVL1Params, active: torc
 class Solver:
     """How the iterations run: `check_every` iterations between looks at which pairs are still
     iterating, and the kernels of one iteration: PyTorch's operations (`fused` false: the host
-    drops the converged pairs at each look, which waits for the device) or tvl1_kernels' fused
+    drops the converged pairs at each look, which waits for the device) or kernels.py's fused
     kernels (`fused`: the flags stay on the device; the look waits for nothing)."""
 
     check_every: int = 10
@@ -268,7 +268,7 @@ class Solver:
     # pair bounds a batch)
     stats: dict | None = None
     fused: bool = False
-    # with `fused`: a level of at most tvl1_kernels.COARSE_AREA pixels runs each warping in one
+    # with `fused`: a level of at most kernels.COARSE_AREA pixels runs each warping in one
     # launch (a pair a program), not two launches an iteration
     coarse: bool = False
 
@@ -346,11 +346,11 @@ class ConvergenceWatch:
 
 def _solve_fused(state: dict[str, torch.Tensor], params: TVL1Params, solver: Solver) -> None:
     """All pairs stay in the batch (no compaction), the flags on the device
-    (tvl1_kernels.PairFlags); two launches an iteration, a copy of the flags to the host every
+    (kernels.PairFlags); two launches an iteration, a copy of the flags to the host every
     `check_every`, the median's launch every outer iteration. A stopped pair's programs return
     before loading anything, and from the next look on (the host's flags are a window old) the
     iterations' grid leaves it out."""
-    from flowprep.flow.tvl1_kernels import COARSE_AREA, PairFlags, coarse_warping
+    from flowprep.flow.tvl1.kernels import COARSE_AREA, PairFlags, coarse_warping
 
     u1 = state["u1"]
     n, height, width = u1.shape
@@ -395,7 +395,7 @@ def fused_median_step(state: dict[str, torch.Tensor], params: TVL1Params, flags)
     if params.median_filtering <= 1:
         return
     if params.median_filtering == 5:
-        from flowprep.flow.tvl1_kernels import median5
+        from flowprep.flow.tvl1.kernels import median5
 
         state["u1"], state["u2"] = median5(state["u1"], state["u2"], flags.current)
         return
@@ -566,7 +566,7 @@ def solver_for(kernels: str, device: torch.device, params: TVL1Params, check_eve
         return "compile", replace(eager, iteration=torch.compile(inner_iteration, dynamic=True, backend=COMPILE_BACKEND),
                                   median=torch.compile(median_step, dynamic=True, backend=COMPILE_BACKEND))
     try:
-        from flowprep.flow.tvl1_kernels import fused_iteration
+        from flowprep.flow.tvl1.kernels import fused_iteration
     except ImportError as exc:
         log.warning("tvl1-torch: Triton is not available (%s); running PyTorch operations", exc)
         return "eager", eager

@@ -1,7 +1,7 @@
 """Dual TV-L1, the flow of the two-stream and TSN papers, as two registry entries: `tvl1`
 (OpenCV contrib, one pair at a time, computed here) and `tvl1-torch` (the same algorithm in
-PyTorch on many pairs at once, tvl1_torch.py, imported only when chosen: torch is not needed
-otherwise). Both take the parameters of tvl1_params.py."""
+PyTorch on many pairs at once, solver.py, imported only when chosen: torch is not needed
+otherwise). Both take the parameters of params.py."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 
 from flowprep.flow.backend import FlowFn, FlowMethod
-from flowprep.flow.tvl1_params import TVL1_PARAMS
+from flowprep.flow.tvl1.params import TVL1_PARAMS
 
-# OpenCV setter of each parameter (tvl1_params.py says why the defaults differ from OpenCV's)
+# OpenCV setter of each parameter (params.py says why the defaults differ from OpenCV's)
 _TVL1_SETTERS = {
     "tau": "setTau",
     "lambda": "setLambda",
@@ -48,7 +48,7 @@ TVL1 = FlowMethod(
 
 
 def _torch_tvl1(params: Mapping[str, Any], device: str = "cpu"):
-    from flowprep.flow.tvl1_torch import TorchTVL1, TVL1Params  # torch only when this backend is chosen
+    from flowprep.flow.tvl1.solver import TorchTVL1, TVL1Params  # torch only when this backend is chosen
 
     return TorchTVL1(TVL1Params.from_method(params), device)
 

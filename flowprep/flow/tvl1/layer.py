@@ -2,16 +2,16 @@
 sizes and difference kernels learnable (TVNet, Fan et al. 2018; Representation Flow, Piergiovanni and
 Ryoo 2019).
 
-The iterations are tvl1_torch's own functions, not a copy: `warp_constants` (the warping: I1 and its
+The iterations are solver.py's own functions, not a copy: `warp_constants` (the warping: I1 and its
 gradients warped by the flow so far, the data term's constants) and `inner_iteration` (thresholding,
 the flow from the dual variables' divergence, the projected dual update), given
  - theta, lambda and tau as learnable scalars (their logarithms: they stay positive; exp(log(x))
    rounds x by an ulp at most, so the equality below holds to float rounding);
  - learnable kernels for the image gradient, the flow's forward gradient and the divergence, each
-   per axis: `scale * fixed(x) + identity * x`, where `fixed` is tvl1_torch's difference
+   per axis: `scale * fixed(x) + identity * x`, where `fixed` is solver.py's difference
    (centred, forward, backward). For the two-tap forward and backward differences that spans every
    two-tap kernel; for the centred one, a two-dimensional family of the three taps. They start at
-   scale 1 and identity 0, where they compute exactly tvl1_torch's differences;
+   scale 1 and identity 0, where they compute exactly solver.py's differences;
  - a norm whose gradient stays finite where the flow's gradient is 0 (the same values).
 What it leaves out, so that the layer batches and backpropagates: the pyramid (one scale), the
 median filtering, and the stopping rule (every pair runs `iterations` iterations a warping). So at
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from flowprep.flow.tvl1_params import TVL1_PARAMS
-from flowprep.flow.tvl1_torch import (
+from flowprep.flow.tvl1.params import TVL1_PARAMS
+from flowprep.flow.tvl1.solver import (
     Differences,
     centered_gradient,
     divergence,
@@ -57,7 +57,7 @@ def _axis_pair(scale: torch.Tensor, identity: torch.Tensor, dx: torch.Tensor, dy
 
 
 def safe_norm(ux: torch.Tensor, uy: torch.Tensor) -> torch.Tensor:
-    """tvl1_torch.vector_norm's values, with a gradient of 0 (not NaN) where the vector is 0."""
+    """solver.vector_norm's values, with a gradient of 0 (not NaN) where the vector is 0."""
     squared = ux * ux + uy * uy
     nonzero = squared > 0
     return torch.where(nonzero, torch.sqrt(torch.where(nonzero, squared, 1.0)), 0.0)
