@@ -32,8 +32,9 @@ LAYERS = {
 }
 # What twostream may take from flowprep: the formats, and how every command of the project behaves
 # (its errors and exit statuses; its progress bar), and the learned TV-L1 layer (tvl1-torch's
-# iterations as a network layer: the learned-flow stream's first layer).
-TRAIN_MAY_IMPORT = ("flowprep.format", "flowprep.cli.support", "flowprep.extract.progress", "flowprep.flow.tvl1_layer")
+# iterations as a network layer: the learned-flow stream's first layer, and its parameters' declaration).
+TRAIN_MAY_IMPORT = ("flowprep.format", "flowprep.cli.support", "flowprep.extract.progress", "flowprep.flow.tvl1_layer",
+                    "flowprep.flow.tvl1_params")
 # Predicting a new video must compute its input exactly as the extraction the runs were trained on
 # did: twostream.predict alone also calls flowprep's decoding, sampling, resizing and flow (and its
 # flow pictures, for --live --show), never a copy of them.

@@ -53,7 +53,10 @@ def layer_params(overrides: dict | None = None) -> dict:
     for name, value in (overrides or {}).items():
         if name not in _LAYER:
             raise ValueError(f"unknown learned flow layer parameter {name!r}; accepted: {', '.join(_LAYER)}")
-        values[name] = _LAYER[name].check(value)
+        try:
+            values[name] = _LAYER[name].check(value)
+        except ValueError as exc:
+            raise ValueError(f"the flow layer's {exc}") from None
     for name in _POSITIVE:
         if not values[name] > 0:
             raise ValueError(f"the flow layer's {name} must be positive, got {values[name]!r}")
