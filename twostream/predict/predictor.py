@@ -193,8 +193,8 @@ class Predictor:
         if "feature-fusion" in kinds and len(kinds) > 1:
             raise DataError("a fuse-features run holds both streams: give it alone (--fusion RUN), without stream runs")
         if len(set(kinds)) != len(kinds) or len(kinds) > 2 or (len(kinds) == 2 and "spatial" not in kinds):
-            raise DataError(f"give one spatial run, one motion run (temporal, dynamic-image or learned-flow) or "
-                            f"both; got {', '.join(kinds) or 'none'}")
+            raise DataError(f"give one spatial run, one temporal run or both (the temporal one may be a dynamic-image "
+                            f"or learned-flow run); got {', '.join(kinds) or 'none'}")
         score_fusion = None
         if len(kinds) == 2:
             score_fusion = fusion_of(fusion, fusion_method, scorers[0].class_names)
