@@ -396,10 +396,15 @@ def early_commands(root: Path, manifest: Path, extraction: Path) -> dict[str, li
                                  str(root / "imported"), "--workers", "2"]}
 
 
+EARLY_VIDEOS = 48
+
+
 def early_reference(root: Path) -> dict[str, list[str]]:
     """early_commands on a small dataset, with their inputs made here: an extraction and its
     export (PNG, so that its import has work to do)."""
-    manifest = make_dataset(root / "videos", videos=2)  # one a worker: they are stopped while they import
+    # enough videos (EARLY_VIDEOS) that a Ctrl-C 0.5 s after the workers start lands before the end,
+    # also on an idle machine (of 2 videos, each command had ended first)
+    manifest = make_dataset(root / "videos", videos=EARLY_VIDEOS)
     commands = early_commands(root, manifest, root / "extracted")
     tree = [*commands["export-rawframes"][:-1], str(root / "tree")]
     for command in (extract_command(manifest, root / "extracted", lossless=False), tree):
@@ -455,6 +460,9 @@ def early_group_sigint(commands: dict[str, list[str]], name: str, after: float =
                   f"{(lines[-1] if lines else '')[-100:]!r}; workers ended: {gone}")
 
 
+CHECK_VIDEOS = 240
+
+
 def stopped_manifest_check(work: Path, asked: int = 1000) -> Record:
     """`manifest check --workers 1000 --full`, SIGTERM to its main process once its workers run:
     at most one worker a core (as an extraction's), exit 143 with one line, and none of its
@@ -463,7 +471,9 @@ def stopped_manifest_check(work: Path, asked: int = 1000) -> Record:
     from tests.support.reliability.common import FLOWPREP
 
     what = f"SIGTERM to manifest check --workers {asked}"
-    manifest = make_dataset(work / "check_videos", videos=24)
+    # enough videos that the check outlasts the signal on an idle machine (24 videos took 0.75 s in
+    # all: a SIGTERM 0.3 s after the workers came landed after the check's last line, exit 0)
+    manifest = make_dataset(work / "check_videos", videos=CHECK_VIDEOS)
     cmd = [*map(str, FLOWPREP), "manifest", "check", str(manifest), "--full", "--workers", str(asked)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     most: list[int] = []
