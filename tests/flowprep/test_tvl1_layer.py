@@ -1,6 +1,6 @@
 """The learned TV-L1 layer (flowprep/flow/tvl1/layer.py): its gradients (gradcheck in double
-precision) and, at initialisation, its flow on real frames against tvl1-torch's single-scale flow
-with the same parameters."""
+precision), at initialisation its flow on real frames against tvl1-torch's flow with the same
+parameters (one scale and a pyramid), and its parameters' checks (tvl1.params.layer_params)."""
 from __future__ import annotations
 
 import cv2
@@ -10,6 +10,7 @@ import torch
 
 from flowprep.extract.frames import to_gray
 from flowprep.flow.tvl1.layer import TVL1Layer
+from flowprep.flow.tvl1.params import layer_params
 from flowprep.flow.tvl1.solver import TVL1Params, tvl1
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -35,8 +36,26 @@ def test_layer_at_initialisation_is_tvl1_torch_single_scale(shared_data, iterati
         ours = TVL1Layer(iterations=iterations, warps=warps)(a[:, None], b[:, None])
     assert float(reference.abs().max()) > 0.1  # the frames move: the comparison is not of zeros
     # the step sizes are float32 tensors here, Python floats there: lambda * theta and tau / theta
-    # may round one ulp apart; nothing else differs
+    # may round one ulp apart; nothing else differs (the next test: with step sizes that do not round)
     assert torch.allclose(ours, reference, atol=1e-5, rtol=0), float((ours - reference).abs().max())
+
+
+@pytest.mark.parametrize("iterations,warps,nscales", [(4, 2, 1), (4, 2, 3), (3, 2, 4)])
+def test_layer_at_initialisation_is_tvl1_torch_bit_for_bit_with_its_pyramid(shared_data, iterations, warps, nscales):
+    """Step sizes whose logarithm's exponential, products and quotients are exact in float32
+    (powers of two): then the layer and tvl1-torch compute the same numbers, pyramid included."""
+    first, second = real_pair(shared_data)
+    a, b = (torch.from_numpy(x).float()[None] for x in (first, second))
+    steps = {"tau": 0.25, "lambda": 0.125, "theta": 0.5}
+    reference = tvl1(a, b, TVL1Params(tau=0.25, lam=0.125, theta=0.5, nscales=nscales, warps=warps,
+                                      outer_iterations=1, inner_iterations=iterations, epsilon=0.0,
+                                      median_filtering=1))
+    layer = TVL1Layer.from_params(layer_params({**steps, "nscales": nscales, "warps": warps,
+                                                "inner_iterations": iterations}))
+    with torch.no_grad():
+        ours = layer(a[:, None], b[:, None])
+    assert float(reference.abs().max()) > 0.5
+    assert torch.equal(ours, reference), float((ours - reference).abs().max())
 
 
 def test_layer_takes_feature_maps_channel_by_channel(shared_data):
@@ -72,3 +91,15 @@ def test_gradcheck_on_a_small_double_input():
 
     values = [p.detach().clone().requires_grad_() for p in layer.parameters()]
     assert torch.autograd.gradcheck(run, (first, second, *values), eps=1e-6, atol=1e-4, rtol=1e-3)
+
+
+def test_layer_params_are_checked_in_one_line():
+    assert layer_params()["inner_iterations"] == 10 and layer_params({"tau": "0.2"})["tau"] == 0.2
+    for overrides, message in [({"iterations": 5}, "unknown learned flow layer parameter 'iterations'; accepted: tau"),
+                               ({"warps": "two"}, "warps must be int, got 'two'"),
+                               ({"theta": 0.0}, "theta must be positive, got 0.0"),
+                               ({"nscales": 0}, "nscales must be at least 1, got 0"),
+                               ({"scale_step": 1.0}, "scale_step must be between 0 and 1, got 1.0"),
+                               ({"lr_scale": -1.0}, "lr_scale must be 0 or more")]:
+        with pytest.raises(ValueError, match=message):
+            layer_params(overrides)

@@ -163,3 +163,34 @@ def test_the_loop_in_docs_api_md_runs_as_written(tmp_path, monkeypatch):
     save_scores(tmp_path / "out" / "my_temporal_scores_test.npz", stand_in)
     exec(compile(fusion, str(DOCS), "exec"), names)  # noqa: S102
     np.testing.assert_allclose(names["fused"].scores, scores.scores, atol=1e-6)
+
+
+def test_build_model_builds_the_window_streams():
+    """build_model(stream=...) builds what `twostream train --stream NAME --clip T` trains: the
+    learned-flow network with its layer's options (on frames or feature maps), the dynamic-image
+    network as an RGB one; bad values in one line."""
+    torch.manual_seed(0)
+    clip = torch.randn(2, 3, 4, 40, 40)
+    for flow_on in ("frames", "features"):
+        model = build_model("resnet18", 3, 5, stream="learned-flow", clip=4, crop_size=40, flow_on=flow_on,
+                            flow_params={"inner_iterations": 3, "tau": 0.2, "nscales": 2}).eval()
+        with torch.no_grad():
+            assert model(clip).shape == (2, 5) and model.feature_map(clip).shape[:2] == (2, 512)
+        layer = model.body[0].flow if flow_on == "frames" else model.body.flow
+        assert layer.iterations == 3 and layer.pyramid.nscales == 2
+        assert layer.step_sizes().tau.item() == pytest.approx(0.2)
+        trained = TrainConfig(shards="s", out="o", stream="learned-flow", clip=4, crop_size=40, flow_on=flow_on,
+                              flow_layer=(("inner_iterations", 3), ("tau", 0.2), ("nscales", 2)))
+        from twostream.streams.motion_models import build_stream_model
+
+        expected = build_stream_model(trained, 5).state_dict()  # the trainer's: the same weights load
+        assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in expected.items()}
+    dynamic = build_model("resnet18", 3, 5, stream="dynamic-image", clip=4)
+    assert {k: v.shape for k, v in dynamic.state_dict().items()} == \
+        {k: v.shape for k, v in build_model("resnet18", 3, 5).state_dict().items()}
+    with pytest.raises(ValueError, match="the flow layer's warps must be at least 1, got 0"):
+        build_model("resnet18", 3, 5, stream="learned-flow", clip=4, flow_params={"warps": 0})
+    with pytest.raises(ValueError, match="stream must be one of dynamic-image, learned-flow"):
+        build_model("resnet18", 3, 5, stream="temporal", clip=4)
+    with pytest.raises(ValueError, match="--flow-on features cuts the backbone after its first stage"):
+        build_model("vgg16", 3, 5, stream="learned-flow", clip=4, flow_on="features")

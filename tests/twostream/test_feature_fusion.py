@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from flowprep.demo.data import DemoConfig
 from flowprep.format.quantize import quantize
+from tests.support.extraction import extract_demo
 from tests.support.synthetic import SynthVideo, write_extraction
 from tests.support.twostream_cli import one_line_error, twostream
+from twostream.cli.main import main as twostream_main
 from twostream.core.config import EvalConfig, TrainConfig
 from twostream.core.run_folder import METRICS_FILE
 from twostream.core.scores import load_scores
@@ -398,3 +401,73 @@ def test_fuse_features_train_writes_tensorboard_events_with_its_metrics(fused):
         for name in SCALARS:
             (value,) = [e.value for e in events.Scalars(f"{record['phase']}/{name}") if e.step == record["epoch"]]
             assert value == pytest.approx(record[name], rel=1e-6)
+
+
+# --- the streams that see motion without precomputed flow, as the motion half ------------------------
+MOTION_DEMO = DemoConfig(seed=5, videos_per_class=3, frames=8, width=48, height=48)  # 2 train, 1 test a class
+WINDOW_ARGS = ["--clip", "4", "--crop-size", "40", "--batch-size", "8", "--epochs", "1", "--val-every", "0",
+               "--loader-workers", "0", "--threads", "1", "--holdout", "0"]
+
+
+@pytest.fixture(scope="module")
+def window_runs(tmp_path_factory):
+    """A tiny real demo extraction, and a spatial, a dynamic-image and a learned-flow run (its layer
+    on feature maps, with a 2-level pyramid) trained on it for an epoch."""
+    root = tmp_path_factory.mktemp("windowfusion")
+    shards = extract_demo(root, MOTION_DEMO)
+    runs = {}
+    for stream, extra in (("spatial", ["--clip", "0"]), ("dynamic-image", []),
+                          ("learned-flow", ["--flow-on", "features", "--flow-param", "nscales=2",
+                                            "--flow-param", "pool=1"])):
+        runs[stream] = root / stream
+        args = ["train", str(shards), "--stream", stream, "--out", str(runs[stream]), *WINDOW_ARGS, *extra]
+        with pytest.raises(SystemExit) as info:
+            twostream_main([str(a) for a in args])
+        assert info.value.code == 0, stream
+    return shards, runs
+
+
+def test_window_streams_fuse_at_feature_level(window_runs, tmp_path, capsys):
+    """fuse-features takes a dynamic-image or learned-flow run as its motion half: a head trains on the
+    pairs (the window's first frame and the window) and evaluates to the usual scores file; the
+    parameter-free motion head weighs places by the learned layer's flow, and is refused in one line
+    with a dynamic image, which has none."""
+    shards, runs = window_runs
+    base = ["fuse-features", "train", str(shards), "--spatial", str(runs["spatial"]), "--loader-workers", "0",
+            "--threads", "1", "--epochs", "1", "--batch-size", "8", "--val-every", "0"]
+    for motion, method in (("dynamic-image", "mid"), ("learned-flow", "motion")):
+        out = tmp_path / f"{motion}-{method}"
+        code, _, err = twostream(capsys, *base, "--temporal", str(runs[motion]), "--method", method, "--out", str(out))
+        assert code == 0, err[-2000:]
+        state = load_fusion_checkpoint(out / "checkpoint.pt")
+        assert state["temporal_config"].stream == motion
+        code, _, err = twostream(capsys, "fuse-features", "evaluate", str(out), "--clips", "2", "--crops", "center",
+                                 "--loader-workers", "0", "--threads", "1")
+        assert code == 0, err[-2000:]
+        scores = load_scores(out / "scores_test.npz")
+        assert scores.scores.shape == (8, 8) and np.isfinite(scores.scores).all()
+    assert "a dynamic-image stream has none: give --hidden N" in one_line_error(
+        capsys, *base, "--temporal", str(runs["dynamic-image"]), "--method", "motion", "--out", str(tmp_path / "x"))
+    assert one_line_error(capsys, *base, "--temporal", str(runs["spatial"]), "--method", "mid",
+                          "--out", str(tmp_path / "y")).endswith("is a spatial stream checkpoint, not temporal")
+
+
+def test_a_learned_flow_window_pairs_with_its_first_frame(window_runs):
+    """The pair's planes: the RGB frame at the window's first index, then the window's T frames as
+    3T planes (colour-major, as the stream takes them back), each plane with its colour's affine."""
+    shards, runs = window_runs
+    from twostream.core.checkpoint import load_checkpoint
+    from twostream.feature_fusion.checkpoint import pair_spec
+
+    spatial, motion = (load_checkpoint(runs[s] / "checkpoint.pt")["config"] for s in ("spatial", "learned-flow"))
+    pair = pair_spec(spatial, motion)
+    assert pair.in_channels == (3, 12)
+    entry = open_extraction(shards).index[sorted(open_extraction(shards).index)[0]]
+    video = ShardStore(shards).video(entry)
+    raw = pair.read_raw(video, entry.num_frames, 2)
+    planes, affine = pair.to_input(raw, video.bound, flip=False)
+    assert planes.shape == (15, 40, 40) and affine.shape == (2, 15)
+    window = pair.temporal.frames.to_input(raw[1], video.bound, False)[0]  # (3, T, S, S)
+    np.testing.assert_array_equal(planes[:3], window[:, 0])  # the frame is the window's first
+    np.testing.assert_array_equal(planes[3:].reshape(3, 4, 40, 40), window)
+    np.testing.assert_array_equal(affine[:, 3:].reshape(2, 3, 4), np.repeat(affine[:, :3, None], 4, axis=2))

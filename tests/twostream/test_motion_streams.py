@@ -4,13 +4,16 @@ pooling, the loader's output on a real shard) and the dynamic-image and learned-
 through train, evaluate and fuse on a tiny demo set, with their configs checked in one line."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from flowprep.demo.data import DemoConfig
 from tests.support.extraction import extract_demo
-from tests.support.twostream_cli import twostream
+from tests.support.twostream_cli import one_line_error, twostream
+from twostream.api import build_model, load_run
 from twostream.core.config import TrainConfig
 from twostream.core.scores import load_scores
 from twostream.data.clip_sampling import ClipSpec
@@ -73,6 +76,27 @@ def test_window_streams_are_checked_in_one_line():
         TrainConfig(extraction="s", out="o", stream="dynamic-image", clip=4, color_jitter=0.2)
     config = TrainConfig(extraction="s", out="o", stream="learned-flow", clip=4)
     assert config.in_channels == 3 and config.lr == 0.005 and config.color_jitter == 0.0
+    # the layer's options: every parameter resolved and stored (a run stored without them reads as the defaults)
+    assert dict(config.flow_layer) == {"tau": 0.25, "lambda": 0.15, "theta": 0.3, "nscales": 1, "scale_step": 0.7,
+                                       "warps": 1, "inner_iterations": 10, "pool": 2, "lr_scale": 0.01}
+    assert TrainConfig.from_json(config.to_json()) == config
+    with pytest.raises(ValueError, match="--flow-on and --flow-param set the learned-flow stream's TV-L1 layer; "
+                                         "got --stream dynamic-image"):
+        TrainConfig(shards="s", out="o", stream="dynamic-image", clip=4, flow_layer=(("tau", 0.2),))
+    with pytest.raises(ValueError, match="flow on must be one of frames, features; got 'pixels'"):
+        TrainConfig(shards="s", out="o", stream="learned-flow", clip=4, flow_on="pixels")
+    with pytest.raises(ValueError, match=r"--flow-on features cuts the backbone after its first stage: a torchvision "
+                                         r"ResNet \(resnet18, .*\); got 'timm:resnet18'"):
+        TrainConfig(shards="s", out="o", stream="learned-flow", clip=4, flow_on="features", backbone="timm:resnet18")
+
+
+def test_the_layer_options_are_one_line_usage_errors(capsys, tmp_path):
+    base = ["train", str(tmp_path), "--out", str(tmp_path / "run"), "--stream", "learned-flow", "--clip", "4"]
+    assert "the flow layer's nscales must be at least 1, got 0" in one_line_error(
+        capsys, *base, "--flow-param", "nscales=0")
+    assert "unknown learned flow layer parameter 'iterations'; accepted: tau, lambda, theta" in one_line_error(
+        capsys, *base, "--flow-param", "iterations=5")
+    assert "'--flow-param': expected NAME=VALUE, got 'tau'" in one_line_error(capsys, *base, "--flow-param", "tau")
 
 
 # --- on real shards ---------------------------------------------------------------------------------
@@ -112,9 +136,11 @@ def test_both_streams_train_evaluate_and_fuse_like_the_others(shards, tmp_path, 
     """A training epoch of each (its weights move: the learned layer's too), evaluation to the
     usual scores file, and score fusion of the two runs."""
     runs = {}
+    layer_args = {"dynamic-image": [], "learned-flow": ["--flow-param", "inner_iterations=3", "--flow-param", "tau=0.2"]}
     for stream in ("dynamic-image", "learned-flow"):
         run = tmp_path / stream
-        code, _, err = twostream(capsys, "train", str(shards), "--stream", stream, "--out", str(run), *ARGS)
+        code, _, err = twostream(capsys, "train", str(shards), "--stream", stream, "--out", str(run), *ARGS,
+                                 *layer_args[stream])
         assert code == 0, err[-2000:]
         code, _, err = twostream(capsys, "evaluate", str(run), *EVAL_ARGS)
         assert code == 0, err[-2000:]
@@ -126,6 +152,14 @@ def test_both_streams_train_evaluate_and_fuse_like_the_others(shards, tmp_path, 
     theta = state["model"]["body.0.flow.log_theta"].exp()
     assert theta.item() != pytest.approx(0.3, abs=1e-7)  # the layer's step size was trained
     assert state["in_channels"] == 3
+    # the layer's options are the run's: in its config.json, and in the network predict and the API load
+    stored = json.loads((runs["learned-flow"] / "config.json").read_text())
+    assert dict(stored["flow_layer"])["inner_iterations"] == 3 and stored["flow_on"] == "frames"
+    loaded = load_run(runs["learned-flow"]).model.body[0].flow
+    assert loaded.iterations == 3 and loaded.log_theta.exp().item() == pytest.approx(theta.item())
+    api_model = build_model("resnet18", 3, 8, 0.5, 40, stream="learned-flow", clip=4,
+                            flow_params={"inner_iterations": 3, "tau": 0.2})
+    api_model.load_state_dict(state["model"])  # strict: the API builds the network the run trained
     code, _, err = twostream(capsys, "fuse", str(runs["dynamic-image"]), str(runs["learned-flow"]),
                              "--out", str(tmp_path / "fused"))
     assert code == 0, err[-2000:]

@@ -13,10 +13,12 @@ the flow from the dual variables' divergence, the projected dual update), given
    two-tap kernel; for the centred one, a two-dimensional family of the three taps. They start at
    scale 1 and identity 0, where they compute exactly solver.py's differences;
  - a norm whose gradient stays finite where the flow's gradient is 0 (the same values).
-What it leaves out, so that the layer batches and backpropagates: the pyramid (one scale), the
-median filtering, and the stopping rule (every pair runs `iterations` iterations a warping). So at
-initialisation its output is tvl1-torch's single-scale flow with `median_filtering=1`,
-`outer_iterations=1`, `inner_iterations=iterations` and `epsilon=0` (tests/flowprep/test_tvl1_layer.py).
+The pyramid is tvl1-torch's too (`nscales` levels `scale_step` apart: its sizes, its resizing, its
+finer level's flow; one scale by default). What it leaves out, so that the layer batches and
+backpropagates: the median filtering and the stopping rule (every pair runs `iterations`
+iterations a warping). So at initialisation its output is tvl1-torch's flow with the same
+`nscales`, `scale_step` and `warps`, `median_filtering=1`, `outer_iterations=1`,
+`inner_iterations=iterations` and `epsilon=0` (tests/flowprep/test_tvl1_layer.py).
 
 It runs on any (N, C, H, W) pair of inputs, each channel on its own: grey frames (C = 1, grey
 levels 0..255 as tvl1-torch takes them) or a backbone's feature maps (Representation Flow's
@@ -32,10 +34,14 @@ from torch import nn
 from flowprep.flow.tvl1.params import TVL1_PARAMS
 from flowprep.flow.tvl1.solver import (
     Differences,
+    TVL1Params,
     centered_gradient,
     divergence,
+    finer_flow,
     forward_gradient,
     inner_iteration,
+    pyramid_sizes,
+    resize_linear,
     warp_constants,
 )
 
@@ -88,21 +94,31 @@ class LearnedKernels(nn.Module):
 
 
 class TVL1Layer(nn.Module):
-    """`iterations` TV-L1 iterations in each of `warps` warpings, one scale, learnable (see the
-    module's docstring). forward(first, second): (N, C, H, W) each -> (N, 2C, H, W) flow from first
-    to second, channels x0, y0, x1, y1, ... (channel c's x and y)."""
+    """`iterations` TV-L1 iterations in each of `warps` warpings at each of `nscales` pyramid levels,
+    learnable (see the module's docstring). forward(first, second): (N, C, H, W) each -> (N, 2C, H, W)
+    flow from first to second, channels x0, y0, x1, y1, ... (channel c's x and y)."""
 
     def __init__(self, iterations: int = 10, warps: int = 1, tau: float = _DEFAULTS["tau"],
-                 lam: float = _DEFAULTS["lambda"], theta: float = _DEFAULTS["theta"]) -> None:
+                 lam: float = _DEFAULTS["lambda"], theta: float = _DEFAULTS["theta"], nscales: int = 1,
+                 scale_step: float = _DEFAULTS["scale_step"]) -> None:
         super().__init__()
         if iterations < 1 or warps < 1:
             raise ValueError(f"iterations and warps must be at least 1, got {iterations!r} and {warps!r}")
+        # the pyramid's shape, checked as tvl1-torch checks it (nscales >= 1, 0 < scale_step < 1)
+        self.pyramid = TVL1Params(nscales=nscales, scale_step=scale_step)
         self.iterations, self.warps = iterations, warps
         # learnt as logarithms: they stay positive, and a step changes them in proportion
         self.log_tau = nn.Parameter(torch.tensor(float(tau)).log())
         self.log_lam = nn.Parameter(torch.tensor(float(lam)).log())
         self.log_theta = nn.Parameter(torch.tensor(float(theta)).log())
         self.kernels = LearnedKernels()
+
+    @classmethod
+    def from_params(cls, params: dict) -> "TVL1Layer":
+        """From `tvl1_params.layer_params`' values (registry names)."""
+        return cls(iterations=params["inner_iterations"], warps=params["warps"], tau=params["tau"],
+                   lam=params["lambda"], theta=params["theta"], nscales=params["nscales"],
+                   scale_step=params["scale_step"])
 
     def step_sizes(self) -> StepSizes:
         return StepSizes(self.log_tau.exp(), self.log_lam.exp(), self.log_theta.exp())
@@ -112,14 +128,26 @@ class TVL1Layer(nn.Module):
             raise ValueError(f"expected two (N, C, H, W) inputs of one shape, got {tuple(first.shape)} and "
                              f"{tuple(second.shape)}")
         n, c, h, w = first.shape
-        i0, i1 = first.reshape(n * c, h, w), second.reshape(n * c, h, w)
-        zeros = torch.zeros_like(i0)
-        state = {name: zeros for name in ("u1", "u2", "p11", "p12", "p21", "p22")}
-        images = torch.stack([i1, *self.kernels.image_gradient(i1)], dim=1)
+        m = n * c
+        sizes = pyramid_sizes(h, w, self.pyramid)
+        step = self.pyramid.scale_step
+        # both images of every pair resized together, finest first, as tvl1-torch builds its pyramid
+        pyramid = [torch.cat([first.reshape(m, h, w), second.reshape(m, h, w)])]
+        for size in sizes[1:]:
+            pyramid.append(resize_linear(pyramid[-1], size, (1 / step, 1 / step)))
+        u = {k: first.new_zeros(m, *sizes[-1]) for k in ("u1", "u2")}
         params, ops = self.step_sizes(), self.kernels.differences()
-        every = torch.ones(n * c, dtype=torch.bool, device=i0.device)  # no pair stops early
-        for _ in range(self.warps):
-            warp_constants(state, images, i0)
-            for _ in range(self.iterations):
-                inner_iteration(state, params, every, ops)
-        return torch.stack([state["u1"], state["u2"]], dim=1).reshape(n, 2 * c, h, w)
+        every = torch.ones(m, dtype=torch.bool, device=first.device)  # no pair stops early
+        for level in range(len(sizes) - 1, -1, -1):
+            i0, i1 = pyramid[level][:m], pyramid[level][m:]
+            zeros = torch.zeros_like(i0)  # the dual variables start at zero at every level
+            state = {**u, **{name: zeros for name in ("p11", "p12", "p21", "p22")}}
+            images = torch.stack([i1, *self.kernels.image_gradient(i1)], dim=1)
+            for _ in range(self.warps):
+                warp_constants(state, images, i0)
+                for _ in range(self.iterations):
+                    inner_iteration(state, params, every, ops)
+            u = {"u1": state["u1"], "u2": state["u2"]}
+            if level:
+                u = finer_flow(u, sizes[level - 1], step)
+        return torch.stack([u["u1"], u["u2"]], dim=1).reshape(n, 2 * c, h, w)

@@ -24,3 +24,47 @@ TVL1_PARAMS = (
     Param("gamma", float, 0.0, "weight of the illumination term"),
     Param("median_filtering", int, 5, "median filter size applied to the flow (1 = off)"),
 )
+
+# The learned TV-L1 layer's (tvl1_layer.py; twostream's learned-flow stream, `train --flow-param`):
+# TV-L1's step sizes, as the layer's initial values (it learns them), and the iterations it unrolls,
+# fixed so that it batches and backpropagates. By default one warping of 10 iterations at one scale
+# (TVNet's and Representation Flow's order) on its input pooled by 2. `pool` and `lr_scale` say how
+# the stream uses the layer.
+_TVL1 = {p.name: p for p in TVL1_PARAMS}
+LAYER_PARAMS = (
+    _TVL1["tau"], _TVL1["lambda"], _TVL1["theta"],
+    Param("nscales", int, 1, "pyramid levels, coarse to fine, each scale_step the size of the next"),
+    _TVL1["scale_step"],
+    Param("warps", int, 1, "warpings per pyramid level"),
+    Param("inner_iterations", int, 10, "iterations per warping"),
+    Param("pool", int, 2, "the layer's input (frames or feature maps) average-pooled by this factor, its flow "
+                          "resized back: a quarter of the cost, twice the reach"),
+    Param("lr_scale", float, 0.01, "the layer's parameters learn at this fraction of the learning rate (0: fixed)"),
+)
+_LAYER = {p.name: p for p in LAYER_PARAMS}
+_POSITIVE = ("tau", "lambda", "theta")
+_AT_LEAST_ONE = ("nscales", "warps", "inner_iterations", "pool")
+
+
+def layer_params(overrides: dict | None = None) -> dict:
+    """Every LAYER_PARAMS value: the defaults, with `overrides` (typed values or command-line text)
+    checked; ValueError in one line naming the bad name or value and what is accepted."""
+    values = {p.name: p.default for p in LAYER_PARAMS}
+    for name, value in (overrides or {}).items():
+        if name not in _LAYER:
+            raise ValueError(f"unknown learned flow layer parameter {name!r}; accepted: {', '.join(_LAYER)}")
+        try:
+            values[name] = _LAYER[name].check(value)
+        except ValueError as exc:
+            raise ValueError(f"the flow layer's {exc}") from None
+    for name in _POSITIVE:
+        if not values[name] > 0:
+            raise ValueError(f"the flow layer's {name} must be positive, got {values[name]!r}")
+    for name in _AT_LEAST_ONE:
+        if values[name] < 1:
+            raise ValueError(f"the flow layer's {name} must be at least 1, got {values[name]!r}")
+    if not 0 < values["scale_step"] < 1:
+        raise ValueError(f"the flow layer's scale_step must be between 0 and 1, got {values['scale_step']!r}")
+    if not values["lr_scale"] >= 0:
+        raise ValueError(f"the flow layer's lr_scale must be 0 or more, got {values['lr_scale']!r}")
+    return values

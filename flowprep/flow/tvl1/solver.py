@@ -477,11 +477,11 @@ def tvl1(first: torch.Tensor, second: torch.Tensor, params: TVL1Params, solver: 
         solve_scale(pyramid[level][:n], pyramid[level][n:], u, params, solver)
         if level == 0:
             break
-        u = _finer_flow(u, sizes[level - 1], step)
+        u = finer_flow(u, sizes[level - 1], step)
     return torch.stack([u["u1"], u["u2"]], dim=1)
 
 
-def _finer_flow(u: dict[str, torch.Tensor], size: tuple[int, int], step: float) -> dict[str, torch.Tensor]:
+def finer_flow(u: dict[str, torch.Tensor], size: tuple[int, int], step: float) -> dict[str, torch.Tensor]:
     """The flow of the next finer level: resized, and its displacements scaled (u3 is not); u1 and
     u2 resized together ((2, N, h, w): each a contiguous view)."""
     n = u["u1"].shape[0]
