@@ -93,7 +93,7 @@ def build_model(backbone: str, in_channels: int, num_classes: int, dropout: floa
     if stream not in WINDOW_STREAMS or in_channels != 3:
         raise ValueError(f"stream must be one of {', '.join(WINDOW_STREAMS)} (or None), on 3 channels; got "
                          f"{stream!r} on {in_channels!r}")
-    config = TrainConfig(shards="", out="", stream=stream, backbone=backbone, clip=clip, crop_size=crop_size,
+    config = TrainConfig(extraction="", out="", stream=stream, backbone=backbone, clip=clip, crop_size=crop_size,
                          dropout=dropout, flow_on=flow_on, flow_layer=tuple((flow_params or {}).items()))
     return build_stream_model(config, num_classes)
 

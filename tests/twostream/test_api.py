@@ -179,7 +179,7 @@ def test_build_model_builds_the_window_streams():
         layer = model.body[0].flow if flow_on == "frames" else model.body.flow
         assert layer.iterations == 3 and layer.pyramid.nscales == 2
         assert layer.step_sizes().tau.item() == pytest.approx(0.2)
-        trained = TrainConfig(shards="s", out="o", stream="learned-flow", clip=4, crop_size=40, flow_on=flow_on,
+        trained = TrainConfig(extraction="s", out="o", stream="learned-flow", clip=4, crop_size=40, flow_on=flow_on,
                               flow_layer=(("inner_iterations", 3), ("tau", 0.2), ("nscales", 2)))
         from twostream.streams.motion_models import build_stream_model
 

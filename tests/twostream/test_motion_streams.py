@@ -82,12 +82,12 @@ def test_window_streams_are_checked_in_one_line():
     assert TrainConfig.from_json(config.to_json()) == config
     with pytest.raises(ValueError, match="--flow-on and --flow-param set the learned-flow stream's TV-L1 layer; "
                                          "got --stream dynamic-image"):
-        TrainConfig(shards="s", out="o", stream="dynamic-image", clip=4, flow_layer=(("tau", 0.2),))
+        TrainConfig(extraction="s", out="o", stream="dynamic-image", clip=4, flow_layer=(("tau", 0.2),))
     with pytest.raises(ValueError, match="flow on must be one of frames, features; got 'pixels'"):
-        TrainConfig(shards="s", out="o", stream="learned-flow", clip=4, flow_on="pixels")
+        TrainConfig(extraction="s", out="o", stream="learned-flow", clip=4, flow_on="pixels")
     with pytest.raises(ValueError, match=r"--flow-on features cuts the backbone after its first stage: a torchvision "
                                          r"ResNet \(resnet18, .*\); got 'timm:resnet18'"):
-        TrainConfig(shards="s", out="o", stream="learned-flow", clip=4, flow_on="features", backbone="timm:resnet18")
+        TrainConfig(extraction="s", out="o", stream="learned-flow", clip=4, flow_on="features", backbone="timm:resnet18")
 
 
 def test_the_layer_options_are_one_line_usage_errors(capsys, tmp_path):
