@@ -1,7 +1,8 @@
 """Links, FIFOs and devices planted inside a folder the tool writes (issue 30, items 1-4): every
 file the tool creates, replaces or deletes in its folders is a regular file or absent, never
 followed through a link; every reader refuses a FIFO at once instead of waiting for a writer; an
---out that overlaps its input folder is refused. Each case checks a canary outside the folder."""
+--out that overlaps its input folder is refused (twostream's runs: tests/twostream/engine/
+test_run_out_overlap.py). Each case checks a canary outside the folder."""
 from __future__ import annotations
 
 import os
@@ -169,39 +170,6 @@ def test_an_out_that_overlaps_its_input_folder_is_named(tmp_path):
     assert overlap_problem(tmp_path / "runs", extraction, "the extraction") is None
     (tmp_path / "alias").symlink_to(extraction)
     assert "is the extraction" in overlap_problem(tmp_path / "alias", extraction, "the extraction")
-
-
-def test_training_into_its_own_extraction_is_refused_and_the_folder_is_unchanged(capsys, copied):
-    from tests.support.twostream_cli import one_line_error
-
-    _, folder, _, _ = copied
-    config_before = (folder / "config.json").read_bytes()
-    listing = sorted(p.name for p in folder.iterdir())
-    line = one_line_error(capsys, "train", str(folder), "--stream", "spatial", "--out", str(folder),
-                          "--epochs", "1", "--loader-workers", "0")
-    assert "is the extraction" in line, line
-    assert (folder / "config.json").read_bytes() == config_before
-    assert sorted(p.name for p in folder.iterdir()) == listing
-    line = one_line_error(capsys, "train", str(folder), "--stream", "spatial", "--out", str(folder / "run"),
-                          "--epochs", "1", "--loader-workers", "0")
-    assert "lies inside the extraction" in line, line
-
-
-def test_a_fusion_head_into_the_extraction_or_a_streams_run_is_refused_before_anything_is_read(capsys, copied):
-    """The check comes first: the stream checkpoints here are not even checkpoints."""
-    from tests.support.twostream_cli import one_line_error
-
-    _, folder, _, _ = copied
-    runs = folder.parent / "runs"
-    for stream in ("spatial", "temporal"):
-        (runs / stream).mkdir(parents=True)
-        (runs / stream / "checkpoint.pt").write_bytes(b"not read")
-    config_before = (folder / "config.json").read_bytes()
-    common = ("fuse-features", "train", str(folder), "--spatial", str(runs / "spatial"),
-              "--temporal", str(runs / "temporal"))
-    assert "is the extraction" in one_line_error(capsys, *common, "--out", str(folder))
-    assert "is the spatial run" in one_line_error(capsys, *common, "--out", str(runs / "spatial"))
-    assert (folder / "config.json").read_bytes() == config_before
 
 
 def test_an_image_that_is_a_fifo_is_a_failure_of_its_video_not_a_hang(finished, tmp_path):

@@ -2,7 +2,8 @@
 before it sizes an allocation or an index, and a bad one is one line naming the file, the video
 and the value (before: a cv2 traceback for two equal offsets, 74.5 GiB asked for a means dataset
 of 10^10 entries, 1.82 TiB for a width of 10^6, an IndexError for 10^9 frames, a ValueError for a
-bound of 0, a label of 10^12 extracted and then a classifier of 10^12 outputs)."""
+bound of 0, a label of 10^12 extracted and then a classifier of 10^12 outputs: twostream's side in
+tests/twostream/data/test_class_labels.py)."""
 from __future__ import annotations
 
 import json
@@ -12,12 +13,10 @@ import h5py
 import numpy as np
 import pytest
 
-from flowprep.format.folder import ExtractionFolder, IndexEntry
+from flowprep.format.folder import ExtractionFolder
 from flowprep.format.manifest import ManifestError, read_manifest
 from flowprep.format.shards import ShardFormatError, open_shard, video_reader
 from tests.support.extraction import extract, make_videos, run_cli
-from twostream.core.errors import DataError
-from twostream.data.extraction import class_names
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +82,3 @@ def test_an_index_label_beyond_any_class_count_is_refused(source, tmp_path):
     (folder / "index.json").write_text(json.dumps(index))
     with pytest.raises(ShardFormatError, match="label 1000000000000 is not an integer in 0..99,999"):
         ExtractionFolder(folder).read_index()
-
-
-def test_labels_far_beyond_the_classes_seen_are_not_class_indices():
-    entry = IndexEntry("a", "shard-00000.h5", 0, "walk", 10, {"split1": "train"})
-    few = {"a": entry, "b": IndexEntry("b", "shard-00000.h5", 99_000, "run", 10, {"split1": "train"})}
-    with pytest.raises(DataError, match="labels run up to 99,000 but only 2 classes have videos"):
-        class_names(few)
-    subset = {"a": entry, "b": IndexEntry("b", "shard-00000.h5", 510, "run", 10, {"split1": "train"})}
-    assert len(class_names(subset)) == 511  # a subset of a larger dataset keeps its labels

@@ -7,7 +7,6 @@ import json
 import logging
 import re
 import shutil
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,13 +14,14 @@ import pytest
 import torch
 
 from flowprep.format.folder import ExtractionFolder
+from tests.conftest import REPO
 from tests.support.trained_runs import CLASSES, train_runs
 from tests.support.twostream_cli import twostream
 from twostream.data.store import ShardStore
 from twostream.predict.predictor import Predictor, load_scorer
 from twostream.predict.video_input import decode_video, flow_backend
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+DOCS = REPO / "docs" / "api.md"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
