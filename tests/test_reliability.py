@@ -2,7 +2,7 @@
 -9 of an extraction at moments of each kind of write, a full disk, kill -9 of training during a
 checkpoint write, training on a running extraction, damaged shards, and every bad video, manifest
 and argument. `make bench-reliability` runs the whole sweep and puts its counts in the README;
-the Dask worker and device out-of-memory scenarios run in tests/flowprep (test_scale_out,
+the Dask worker and device out-of-memory scenarios run in tests/flowprep/extract (test_scale_out,
 test_batched) as well."""
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ the flow from the dual variables' divergence, the projected dual update), given
 What it leaves out, so that the layer batches and backpropagates: the pyramid (one scale), the
 median filtering, and the stopping rule (every pair runs `iterations` iterations a warping). So at
 initialisation its output is tvl1-torch's single-scale flow with `median_filtering=1`,
-`outer_iterations=1`, `inner_iterations=iterations` and `epsilon=0` (tests/flowprep/test_tvl1_layer.py).
+`outer_iterations=1`, `inner_iterations=iterations` and `epsilon=0` (tests/flowprep/flow/test_tvl1_layer.py).
 
 It runs on any (N, C, H, W) pair of inputs, each channel on its own: grey frames (C = 1, grey
 levels 0..255 as tvl1-torch takes them) or a backbone's feature maps (Representation Flow's

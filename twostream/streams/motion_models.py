@@ -9,7 +9,7 @@ a window of T RGB frames (N, 3, T, S, S), ImageNet-normalised as the loader give
 the rest, at `FLOW_LR_SCALE` of the learning rate), and hands the 2(T-1) flow channels, each less
 its mean (as extraction stores flow) and batch-normalised, to a 2D backbone whose first convolution takes them (from ImageNet weights by
 cross-modality averaging, as the temporal stream's). Before training, the layer's flow is
-tvl1-torch's single-scale flow (tests/flowprep/test_tvl1_layer.py).
+tvl1-torch's single-scale flow (tests/flowprep/flow/test_tvl1_layer.py).
 """
 from __future__ import annotations
 
