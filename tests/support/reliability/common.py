@@ -144,8 +144,11 @@ def reference_run(root: Path, lossless: bool) -> Reference:
 
 
 def assert_held(records: list[Record] | Record) -> None:
-    """A test's assertion on scenarios: every one held, the broken ones named with their details."""
-    broken = [x for x in (records if isinstance(records, list) else [records]) if not x.held]
+    """A test's assertion on scenarios: at least one ran (an empty list checked nothing) and every
+    one held, the broken ones named with their details."""
+    records = records if isinstance(records, list) else [records]
+    assert records, "no scenario was checked: an empty list of records holds nothing"
+    broken = [x for x in records if not x.held]
     assert not broken, "; ".join(f"{x.kind}: {x.what}: {x.detail}" for x in broken)
 
 
