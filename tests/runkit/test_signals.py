@@ -14,9 +14,6 @@ from tests.support.synthetic import moving_video, write_extraction
 pytestmark = pytest.mark.slow
 
 
-held = r.assert_held
-
-
 def test_same_weights_needs_the_same_names_and_at_least_one():
     """The scenarios' weight comparison: an empty or partial state dict is not the reference's."""
     import torch
@@ -40,7 +37,7 @@ def reference(tmp_path_factory) -> r.Reference:
 # one line (flowprep/format/signals.py, leave_stops_to and _redeliver)
 @pytest.mark.parametrize("name,to", [("SIGTERM", "main"), ("SIGTERM", "group"), ("SIGINT", "group")])
 def test_a_signal_stops_an_extraction_with_its_workers_and_the_same_command_resumes_it(reference, tmp_path, name, to):
-    held(s.extraction_signal(reference, tmp_path, name, to))
+    r.assert_held(s.extraction_signal(reference, tmp_path, name, to))
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +48,7 @@ def early(reference, tmp_path_factory) -> dict[str, list[str]]:
 # issue 30: the workers' KeyboardInterrupt tracebacks while they still imported (19-47 lines)
 @pytest.mark.parametrize("name", ["extract", "export-rawframes"])
 def test_ctrl_c_while_the_workers_still_import_prints_one_line(early, name):
-    held(s.early_group_sigint(early, name))
+    r.assert_held(s.early_group_sigint(early, name))
 
 
 
@@ -70,12 +67,12 @@ def baseline(shards, tmp_path_factory):
 
 
 def test_sigterm_to_training_saves_a_mid_epoch_checkpoint_that_resumes_to_the_same_weights(shards, baseline, tmp_path):
-    held(s.training_signal(shards, tmp_path, baseline, "SIGTERM", "main"))
+    r.assert_held(s.training_signal(shards, tmp_path, baseline, "SIGTERM", "main"))
 
 
 def test_sigterm_to_training_and_its_loader_workers_saves_a_mid_epoch_checkpoint(shards, baseline, tmp_path):
-    held(s.training_signal(shards, tmp_path, baseline, "SIGTERM", "group", workers=2))
+    r.assert_held(s.training_signal(shards, tmp_path, baseline, "SIGTERM", "group", workers=2))
 
 
 def test_a_second_training_run_into_the_same_folder_is_refused_while_the_first_runs(shards, baseline, tmp_path):
-    held(s.concurrent_training(shards, tmp_path, baseline))
+    r.assert_held(s.concurrent_training(shards, tmp_path, baseline))

@@ -19,20 +19,15 @@ from flowprep.format.safe_paths import RootGuard, check_video_id
 from flowprep.format.shards import ShardFormatError, open_shard, video_reader
 from flowprep.rawframes.export import export_rawframes
 from flowprep.rawframes.layout import RawframesError
-from tests.support.reliability import tampered
+from tests.support.reliability import assert_held, tampered
 from tests.support.synthetic import moving_video, write_extraction, write_staged
-
-
-def held(records):
-    broken = [x for x in records if not x.held]
-    assert not broken, "; ".join(f"{x.kind}: {x.what}: {x.detail}" for x in broken)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["a video group named '..'", "'../victim' as an id in index.json only",
                                   "a FIFO named as a shard", "a shard of another extraction"])
 def test_a_tampered_folder_is_refused_in_one_line_and_nothing_outside_out_changes(tampered_work, kind):
-    held([tampered.tampered_folder(tampered_work, kind)])
+    assert_held([tampered.tampered_folder(tampered_work, kind)])
 
 
 @pytest.fixture
@@ -177,4 +172,4 @@ def test_a_video_symlink_out_of_the_root_is_found(tmp_path):
 
 @pytest.mark.slow
 def test_a_video_symlink_out_of_the_root_is_a_failure_unless_followed(tampered_work):
-    held(tampered.video_symlinks(tampered_work))
+    assert_held(tampered.video_symlinks(tampered_work))
