@@ -8,15 +8,14 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import subprocess
-import sys
 
 import pytest
 
 from flowprep.format.files import NotRegularFileError, open_for_writing, open_regular, write_text_atomic
 from flowprep.format.safe_paths import overlap_problem
-from tests.conftest import REPO
-from tests.support.extraction import HEIGHT, WIDTH, extract, make_videos, run_cli
+from tests.support.cli import FLOWPREP, flowprep, run
+from tests.support.extraction import extract
+from tests.support.videos import HEIGHT, WIDTH, make_videos
 
 CANARY = b"outside the folder: must never change\n"
 
@@ -44,7 +43,7 @@ def copied(finished, tmp_path):
 
 
 def extract_again(capsys, manifest, folder):
-    return run_cli(capsys, "extract", "--manifest", manifest, "--out", folder, "--flow", "farneback",
+    return flowprep(capsys, "extract", "--manifest", manifest, "--out", folder, "--flow", "farneback",
                    "--size", f"{WIDTH}x{HEIGHT}", "--workers", "1")
 
 
@@ -106,7 +105,7 @@ def test_a_file_out_replaces_only_a_regular_file(capsys, tmp_path, finished, kin
     classes = tmp_path / "videos"
     (classes / "walk").mkdir(parents=True)
     shutil.copy(manifest.parent / "right.avi", classes / "walk" / "a.avi")
-    code, _, err = run_cli(capsys, "manifest", "folder", classes, "--out", out)
+    code, _, err = flowprep(capsys, "manifest", "folder", classes, "--out", out)
     after = os.lstat(out)
     assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
     assert canary.read_bytes() == CANARY
@@ -150,10 +149,8 @@ def test_a_fifo_in_an_extraction_never_hangs_its_readers(finished, tmp_path, nam
     shutil.copytree(source, folder)
     (folder / name).unlink(missing_ok=True)
     os.mkfifo(folder / name)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     for command, expected in zip(("inspect", "verify"), FIFO_EXITS[name]):
-        done = subprocess.run([sys.executable, "-m", "flowprep", command, str(folder)], capture_output=True,
-                              text=True, timeout=60, env=env)
+        done = run([*FLOWPREP, command, folder], timeout=60)
         assert "Traceback" not in done.stderr, done.stderr
         if expected is not None:
             assert done.returncode == expected, (command, done.stdout, done.stderr)
@@ -176,15 +173,11 @@ def test_an_image_that_is_a_fifo_is_a_failure_of_its_video_not_a_hang(finished, 
     """import-rawframes with a FIFO named like a frame (before: the import hung for ever)."""
     _, source = finished
     tree = tmp_path / "tree"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    subprocess.run([sys.executable, "-m", "flowprep", "export-rawframes", str(source), "--out", str(tree)],
-                   check=True, capture_output=True, timeout=120, env=env)
+    run([*FLOWPREP, "export-rawframes", source, "--out", tree], check=True, timeout=120)
     frame = tree / "right" / "img_00001.jpg"
     frame.unlink()
     os.mkfifo(frame)
-    done = subprocess.run([sys.executable, "-m", "flowprep", "import-rawframes", str(tree), "--out",
-                           str(tmp_path / "imported"), "--workers", "1"], capture_output=True, text=True,
-                          timeout=120, env=env)
+    done = run([*FLOWPREP, "import-rawframes", tree, "--out", tmp_path / "imported", "--workers", "1"], timeout=120)
     assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr
     failures = (tmp_path / "imported" / "failures.jsonl").read_text()
     assert "img_00001.jpg" in failures and "FIFO" in failures, failures

@@ -3,8 +3,6 @@ but not the motion, and the flow the motion but not the appearance."""
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -24,12 +22,9 @@ from flowprep.demo.probe import collect, probe
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.run import run_extract
 from flowprep.format.manifest import read_manifest
+from tests.support.cli import FLOWPREP, run
 
 TINY = DemoConfig(seed=3, videos_per_class=2, frames=6, width=48, height=40)
-
-
-def flowprep(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flowprep", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_the_same_seed_gives_identical_files_and_another_seed_other_frames(tmp_path):
@@ -145,12 +140,12 @@ def test_bad_configs_are_refused_naming_the_value(kwargs, expected):
 def test_command_writes_a_manifest_and_refuses_to_mix_configs(tmp_path):
     out = tmp_path / "demo"
     args = ["make-demo-data", "--out", str(out), "--videos-per-class", "2", "--frames", "4", "--size", "40x32"]
-    result = flowprep(*args)
+    result = run([*FLOWPREP, *args])
     assert result.returncode == 0, result.stderr
     assert "16 videos (8 train, 8 test) of 8 classes (2 appearances x 4 motions)" in result.stdout
     assert read_manifest(out / "manifest.csv")[0].path == "videos/red-up-000.avi"
-    assert flowprep(*args).returncode == 0  # the same config again is fine
-    result = flowprep(*args[:-1], "48x32")
+    assert run([*FLOWPREP, *args]).returncode == 0  # the same config again is fine
+    result = run([*FLOWPREP, *args[:-1], "48x32"])
     assert result.returncode == 2
     error = result.stderr.splitlines()[-1]  # after the config log line
     assert error.startswith("flowprep: error: ") and "another config (width: 40 -> 48)" in error

@@ -21,9 +21,9 @@ from flowprep.format.manifest import read_manifest
 from flowprep.format.quantize import dequantize
 from flowprep.format.shards import open_shard, video_reader
 from tests.conftest import REPO
-from tests.support.extraction import MOTIONS, make_videos, run_cli
+from tests.support.cli import flowprep
 from tests.support.reliability import SmallDevice
-from tests.support.videos import texture
+from tests.support.videos import MOTIONS, make_videos, texture
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -97,12 +97,12 @@ def test_extract_with_tvl1_torch_on_the_cpu(tmp_path, capsys):
     out = tmp_path / "out"
     args = ["extract", "--manifest", manifest, "--out", out, "--flow", "tvl1-torch", "--device", "cpu",
             "--workers", "2", "--size", "128x96", *[a for k, v in FAST.items() for a in ("--flow-param", f"{k}={v}")]]
-    status, stdout, _ = run_cli(capsys, *args)
+    status, stdout, _ = flowprep(capsys, *args)
     assert status == 3 and f"{len(MOTIONS)} extracted now, 0 already done, 1 failed" in stdout
     assert "flow: cpu eager" in stdout  # the summary says which way the flow ran
     folder = ExtractionFolder(out)
     assert [f.video_id for f in folder.read_failures()] == ["ghost"]
-    assert run_cli(capsys, "verify", out)[0] == 0
+    assert flowprep(capsys, "verify", out)[0] == 0
     entry = folder.read_index()["right"]
     with open_shard(out / entry.shard) as f:
         video = video_reader(f, "right")
@@ -111,7 +111,7 @@ def test_extract_with_tvl1_torch_on_the_cpu(tmp_path, capsys):
     rows, cols = slice(36, 60), slice(52, 76)  # inside the square (moving 2 px right a frame)
     assert np.median(forward[rows, cols, 0]) == pytest.approx(2.0, abs=0.5)
     assert np.median(backward[rows, cols, 0]) == pytest.approx(-2.0, abs=0.5)
-    status, stdout, _ = run_cli(capsys, *args)
+    status, stdout, _ = flowprep(capsys, *args)
     assert f"0 extracted now, {len(MOTIONS)} already done, 1 failed" in stdout
 
 
@@ -121,14 +121,14 @@ def test_extract_with_tvl1_torch_on_the_cpu(tmp_path, capsys):
 ])
 def test_bad_devices_are_one_line(tmp_path, capsys, args, expected):
     manifest = make_videos(tmp_path / "videos", {"right": (2, 0)}, frames=3)
-    status, _, err = run_cli(capsys, "extract", "--manifest", manifest, "--out", tmp_path / "o", *args)
+    status, _, err = flowprep(capsys, "extract", "--manifest", manifest, "--out", tmp_path / "o", *args)
     assert status == 2 and err.count("\n") == 1 and expected in err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_asked_on_a_machine_without_it(tmp_path, capsys):
     manifest = make_videos(tmp_path / "videos", {"right": (2, 0)}, frames=3)
-    status, _, err = run_cli(capsys, "extract", "--manifest", manifest, "--out", tmp_path / "o", "--flow", "tvl1-torch",
+    status, _, err = flowprep(capsys, "extract", "--manifest", manifest, "--out", tmp_path / "o", "--flow", "tvl1-torch",
                              "--device", "cuda:1")
     assert status == 2 and err.count("\n") == 1 and "device cuda:1 asked for, but CUDA is not available here" in err
 
@@ -137,12 +137,12 @@ def test_cuda_asked_on_a_machine_without_it(tmp_path, capsys):
 def test_extract_with_tvl1_torch_on_a_gpu(tmp_path, capsys):
     manifest = make_videos(tmp_path / "videos", MOTIONS, frames=6)
     out = tmp_path / "out"
-    status, stdout, err = run_cli(capsys, "extract", "--manifest", manifest, "--out", out, "--flow", "tvl1-torch",
+    status, stdout, err = flowprep(capsys, "extract", "--manifest", manifest, "--out", out, "--flow", "tvl1-torch",
                                   "--device", "cuda", "--workers", "4", "--size", "128x96")
     assert status == 0 and f"{len(MOTIONS)} extracted now" in stdout, err
-    assert run_cli(capsys, "verify", out)[0] == 0
+    assert flowprep(capsys, "verify", out)[0] == 0
     # a run started on the GPU resumes on the CPU: the device is not part of the config
-    status, stdout, _ = run_cli(capsys, "extract", "--manifest", manifest, "--out", out, "--flow", "tvl1-torch",
+    status, stdout, _ = flowprep(capsys, "extract", "--manifest", manifest, "--out", out, "--flow", "tvl1-torch",
                                 "--device", "cpu", "--size", "128x96")
     assert status == 0 and f"0 extracted now, {len(MOTIONS)} already done" in stdout
 

@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,14 +27,11 @@ from flowprep.extract.staged_run import Staging, pack_outcomes, process_outcomes
 from flowprep.extract.video_job import VideoOutcome, frame_sampler
 from flowprep.format.folder import LOCK_FILE, ExtractionFolder, FolderError
 from flowprep.format.shards import open_shard, video_reader
+from tests.support.cli import FLOWPREP, run
 from tests.support.videos import moving_square_frames, square_box, write_video
 
 MOTIONS = {"right": (2, 0), "down": (0, 2), "left": (-3, 0)}
 FRAMES = 10
-
-
-def flowprep(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flowprep", *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +61,7 @@ def extract_args(dataset: Path, out: Path, *extra: str) -> list[str]:
 @pytest.fixture(scope="module")
 def extracted(dataset, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("out") / "extraction"
-    return out, flowprep(*extract_args(dataset, out))
+    return out, run([*FLOWPREP, *extract_args(dataset, out)])
 
 
 def test_some_failures_give_exit_status_3_and_a_summary(extracted):
@@ -119,7 +115,7 @@ def test_shards_hold_frames_and_flow_with_the_right_sign_and_size(extracted, dat
 def test_rerun_resumes_skipping_done_videos_and_retrying_failures(extracted, dataset):
     out, _ = extracted
     before = sorted(p.name for p in ExtractionFolder(out).shard_paths())
-    result = flowprep(*extract_args(dataset, out))
+    result = run([*FLOWPREP, *extract_args(dataset, out)])
     assert result.returncode == 3
     assert "0 extracted now, 3 already done, 5 failed" in result.stdout
     assert sorted(p.name for p in ExtractionFolder(out).shard_paths()) == before  # nothing rewritten, nothing duplicated
@@ -127,11 +123,11 @@ def test_rerun_resumes_skipping_done_videos_and_retrying_failures(extracted, dat
 
 def test_a_different_config_is_refused_unless_overwriting(extracted, dataset):
     out, _ = extracted
-    result = flowprep(*extract_args(dataset, out, "--bound", "10"))
+    result = run([*FLOWPREP, *extract_args(dataset, out, "--bound", "10")])
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "different config (bound: 20.0 -> 10.0)" in result.stderr and "--overwrite" in result.stderr
-    result = flowprep(*extract_args(dataset, out, "--bound", "10", "--overwrite"))
+    result = run([*FLOWPREP, *extract_args(dataset, out, "--bound", "10", "--overwrite")])
     assert result.returncode == 3 and "3 extracted now" in result.stdout
     assert json.loads((out / "config.json").read_text())["extract"]["bound"] == 10.0
 
@@ -147,7 +143,7 @@ def test_a_different_config_is_refused_unless_overwriting(extracted, dataset):
 ])
 def test_bad_arguments_get_one_line_naming_the_value(dataset, tmp_path, args, expected):
     base = ["extract", "--manifest", str(dataset / "manifest.csv"), "--out", str(tmp_path / "o")]
-    result = flowprep(*base, *args)
+    result = run([*FLOWPREP, *base, *args])
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert expected in result.stderr
@@ -156,7 +152,7 @@ def test_bad_arguments_get_one_line_naming_the_value(dataset, tmp_path, args, ex
 def test_a_bad_manifest_gets_one_line_naming_the_line(tmp_path):
     manifest = tmp_path / "m.csv"
     manifest.write_text("video_id,path,label\na,a.avi,0\nb,b.avi,minus one\n")
-    result = flowprep("extract", "--manifest", str(manifest), "--out", str(tmp_path / "o"))
+    result = run([*FLOWPREP, "extract", "--manifest", str(manifest), "--out", str(tmp_path / "o")])
     assert result.returncode == 2
     assert result.stderr.strip() == f"flowprep: error: {manifest} line 3: label 'minus one' is not a non-negative integer"
 
@@ -181,7 +177,7 @@ def test_max_frames_stride_and_short_side(dataset, tmp_path):
 def test_an_unwritable_output_folder_is_a_one_line_error(dataset, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = flowprep(*extract_args(dataset, blocker / "out"))
+    result = run([*FLOWPREP, *extract_args(dataset, blocker / "out")])
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1
 
@@ -201,14 +197,14 @@ def test_a_second_run_into_a_folder_in_use_is_refused(dataset, tmp_path):
     holds it), and runs once it is released."""
     out = tmp_path / "busy"
     with ExtractionFolder(out).lock():
-        result = flowprep(*extract_args(dataset, out))
+        result = run([*FLOWPREP, *extract_args(dataset, out)])
         assert result.returncode == 2 and "Traceback" not in result.stderr
         assert result.stderr.strip().splitlines()[-1].endswith(
             f"{out} is in use by another flowprep run; let it finish (or stop it), or choose another --out")
         assert [p.name for p in out.iterdir()] == [LOCK_FILE]  # nothing written
         assert ExtractionFolder(out).in_use()
     assert not ExtractionFolder(out).in_use()
-    assert flowprep(*extract_args(dataset, out)).returncode == 3  # the bad inputs of the dataset fail, the rest done
+    assert run([*FLOWPREP, *extract_args(dataset, out)]).returncode == 3  # the bad inputs of the dataset fail, the rest done
     assert len(ExtractionFolder(out).read_index()) == len(MOTIONS)
 
 

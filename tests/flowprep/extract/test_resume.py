@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -13,8 +12,9 @@ import pytest
 
 from flowprep.format.folder import ExtractionFolder
 from flowprep.format.shards import item_count, iter_videos, open_shard
+from tests.support.cli import FLOWPREP, run
 from tests.support.reliability.common import wait_until
-from tests.support.videos import moving_square_frames, write_video
+from tests.support.videos import make_videos
 
 N_VIDEOS, FRAMES = 6, 24
 VELOCITIES = [(1, 0), (0, 1), (-1, 0), (0, -1), (2, 1), (-2, -1)]
@@ -22,18 +22,14 @@ VELOCITIES = [(1, 0), (0, 1), (-1, 0), (0, -1), (2, 1), (-2, -1)]
 
 @pytest.fixture()
 def videos(tmp_path) -> Path:
-    rows = ["video_id,path,label"]
-    for i, velocity in enumerate(VELOCITIES[:N_VIDEOS]):
-        write_video(tmp_path / f"v{i}.avi", moving_square_frames(FRAMES, velocity=velocity, seed=i))
-        rows.append(f"v{i},v{i}.avi,{i % 3}")
-    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    make_videos(tmp_path, {f"v{i}": velocity for i, velocity in enumerate(VELOCITIES[:N_VIDEOS])}, FRAMES, classes=3)
     return tmp_path
 
 
 def command(videos: Path, out: Path) -> list[str]:
     # TV-L1 on small frames: slow enough (a few seconds a video) to be killed mid-way;
     # tiny shards so that a kill can also land while a shard is being packed.
-    return [sys.executable, "-m", "flowprep", "extract", "--manifest", str(videos / "manifest.csv"),
+    return [*FLOWPREP, "extract", "--manifest", str(videos / "manifest.csv"),
             "--out", str(out), "--flow", "tvl1", "--size", "96x72", "--workers", "2", "--shard-size-mb", "0.3"]
 
 
@@ -56,7 +52,7 @@ def test_killed_twice_then_rerun_gives_every_video_exactly_once(videos, tmp_path
     assert run_and_kill(cmd, lambda: staging.is_dir() and any(staging.glob("*.part")))
     # second kill: once at least one shard exists, mid-way through the rest
     assert run_and_kill(cmd, lambda: out.is_dir() and len(ExtractionFolder(out).shard_paths()) >= 1)
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    done = run(cmd, timeout=300)
     assert done.returncode == 0, done.stderr
 
     assert not list(out.rglob("*.part")) and not staging.exists()

@@ -11,14 +11,16 @@ import pytest
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.run import run_extract
 from flowprep.format.folder import ExtractionFolder
-from tests.support.reliability.common import FLOWPREP, SIZE, extract_command, make_dataset, run
+from tests.support.cli import FLOWPREP, run
+from tests.support.reliability.common import SIZE, VIDEOS, extract_command
+from tests.support.videos import directions, make_videos
 
 pytestmark = pytest.mark.slow
 
 
 def test_more_workers_than_cores_are_capped_with_one_warning(tmp_path):
     cores = len(os.sched_getaffinity(0))
-    manifest = make_dataset(tmp_path / "videos", videos=6)
+    manifest = make_videos(tmp_path / "videos", directions(6), frames=20, **VIDEOS)
     cmd = extract_command(manifest, tmp_path / "out", lossless=False)
     cmd[cmd.index("--workers") + 1] = str(cores + 30)
     result = run(cmd)
@@ -30,7 +32,7 @@ def test_more_workers_than_cores_are_capped_with_one_warning(tmp_path):
 
 
 def test_workers_within_the_cores_say_nothing(tmp_path):
-    manifest = make_dataset(tmp_path / "videos", videos=2)
+    manifest = make_videos(tmp_path / "videos", directions(2), frames=20, **VIDEOS)
     result = run([*FLOWPREP, "extract", "--manifest", manifest, "--out", tmp_path / "out", "--flow", "farneback",
                   "--size", f"{SIZE[0]}x{SIZE[1]}", "--workers", "1"])
     assert result.returncode == 0 and "WARNING" not in result.stderr
@@ -40,7 +42,7 @@ distributed = pytest.importorskip("distributed", reason="dask.distributed is not
 
 
 def test_a_plain_tcp_scheduler_is_warned_of_once_at_run_time(tmp_path, caplog):
-    manifest = make_dataset(tmp_path / "videos", videos=2)
+    manifest = make_videos(tmp_path / "videos", directions(2), frames=20, **VIDEOS)
     config = ExtractConfig(flow_method="farneback", width=SIZE[0], height=SIZE[1])
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as c:
         assert c.scheduler_address.startswith("tcp://")

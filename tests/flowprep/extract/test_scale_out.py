@@ -15,8 +15,9 @@ from flowprep.extract.run import ExtractError, run_extract
 from flowprep.format.folder import ExtractionFolder, FolderError
 from flowprep.format.shards import ShardFormatError, open_shard, video_reader
 from flowprep.tools.verify import verify_path
-from tests.support.extraction import make_videos, run_cli
+from tests.support.cli import flowprep
 from tests.support.reliability import assert_held, dask_worker_kill, scheduler_impostor
+from tests.support.videos import make_videos
 
 MOTIONS = {f"m{i}": v for i, v in enumerate([(2, 0), (0, 2), (-2, 0), (0, -2), (1, 1), (-1, 1), (2, -1), (-2, 2)])}
 
@@ -64,7 +65,7 @@ def test_parts_read_as_the_single_run(manifest, single, tmp_path, capsys):
     assert sorted(p.name for p in (out / "parts").iterdir()) == ["part-00000-of-00002", "part-00001-of-00002"]
     assert contents(out) == contents(single)
     assert verify_path(out).ok
-    status, stdout, _ = run_cli(capsys, "inspect", out)
+    status, stdout, _ = flowprep(capsys, "inspect", out)
     assert status == 0 and f"videos: {len(MOTIONS)}" in stdout and "parts/part-00001-of-00002/shard-00000.h5" in stdout
     # each part resumes on its own
     again = extract(manifest, out, num_parts=2, part=1)
@@ -146,11 +147,11 @@ def test_a_tls_scheduler_takes_the_certificates_given(manifest, certificate, tmp
         assert address.startswith("tls://")
         args = ["extract", "--manifest", manifest, "--out", tmp_path / "out", "--flow", "farneback", "--size", "128x96",
                 "--scheduler", address]
-        status, stdout, _ = run_cli(capsys, *args, "--tls-ca-file", cert, "--tls-cert", cert, "--tls-key", key)
+        status, stdout, _ = flowprep(capsys, *args, "--tls-ca-file", cert, "--tls-cert", cert, "--tls-key", key)
         assert status == 0 and f"{len(MOTIONS)} extracted now" in stdout
-        status, _, err = run_cli(capsys, *args[:-2], "--scheduler", address, "--tls-ca-file", cert)
+        status, _, err = flowprep(capsys, *args[:-2], "--scheduler", address, "--tls-ca-file", cert)
         assert status == 2 and err.count("\n") == 1 and "needs all three of --tls-ca-file, --tls-cert and --tls-key" in err
-    status, _, err = run_cli(capsys, *args[:-2], "--scheduler", "tcp://127.0.0.1:9", "--tls-ca-file", cert)
+    status, _, err = flowprep(capsys, *args[:-2], "--scheduler", "tcp://127.0.0.1:9", "--tls-ca-file", cert)
     assert status == 2 and "go with a tls:// --scheduler" in err
 
 

@@ -16,7 +16,9 @@ import pytest
 from flowprep.format.folder import ExtractionFolder
 from flowprep.format.manifest import ManifestError, read_manifest
 from flowprep.format.shards import ShardFormatError, open_shard, video_reader
-from tests.support.extraction import extract, make_videos, run_cli
+from tests.support.cli import flowprep
+from tests.support.extraction import extract
+from tests.support.videos import make_videos
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +61,10 @@ def test_a_number_a_shard_states_is_checked_before_it_is_used(source, tmp_path, 
         video.rgb(2)  # offsets are checked when first read
     message = str(info.value)
     assert "shard-00000.h5" in message and "'right'" in message and expected in message, message
-    code, out, err = run_cli(capsys, "verify", folder)
+    code, out, err = flowprep(capsys, "verify", folder)
     assert code == 3 and "Traceback" not in err, err
     assert expected in out + err and "right" in out + err, out + err
-    code, _, err = run_cli(capsys, "show", folder, "--video", "right", "--out", tmp_path / "right.png")
+    code, _, err = flowprep(capsys, "show", folder, "--video", "right", "--out", tmp_path / "right.png")
     assert code == 2 and expected in err and "Traceback" not in err, err
 
 

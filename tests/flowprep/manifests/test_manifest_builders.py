@@ -13,7 +13,7 @@ from flowprep.manifests.folder import build_folder_manifest, stratified_split
 from flowprep.manifests.kinetics import KineticsError, build_kinetics, check_template, parse_kinetics_csv
 from flowprep.manifests.official import SplitListError, hmdb51_manifest, read_split_files, split_counts, ucf101_manifest
 from tests.conftest import REPO
-from tests.support.extraction import run_cli
+from tests.support.cli import flowprep
 from tests.support.videos import moving_square_frames, write_video
 
 UCF101_COUNTS = {"split1": (9537, 3783), "split2": (9586, 3734), "split3": (9624, 3696)}
@@ -88,7 +88,7 @@ def test_shipped_manifests_are_what_the_builder_makes(name, build, request):
 
 
 def test_cli_builds_a_manifest_that_read_manifest_accepts(ucf_dir, tmp_path, capsys):
-    status, out, _ = run_cli(capsys, "manifest", "ucf101", "--splits-dir", ucf_dir, "--out", tmp_path / "u.csv")
+    status, out, _ = flowprep(capsys, "manifest", "ucf101", "--splits-dir", ucf_dir, "--out", tmp_path / "u.csv")
     assert status == 0
     assert "13320 videos, 101 classes" in out and "split1: 9537 train / 3783 test / 0 unused" in out
     assert len(read_manifest(tmp_path / "u.csv")) == 13320
@@ -188,7 +188,7 @@ def test_folder_cli_builds_labels_from_sorted_class_folders(tmp_path, capsys):
         for i in range(n):
             (root / cls / ("sub" if i == 0 else "") / f"clip{i}.mp4").write_bytes(b"x")
     (root / "jump" / "notes.txt").write_text("not a video")
-    status, out, _ = run_cli(capsys, "manifest", "folder", root, "--out", tmp_path / "m.csv", "--seed", "3")
+    status, out, _ = flowprep(capsys, "manifest", "folder", root, "--out", tmp_path / "m.csv", "--seed", "3")
     assert status == 0, out
     entries = read_manifest(tmp_path / "m.csv")
     assert {(e.label, e.label_name) for e in entries} == {(0, "jump"), (1, "walk")}
@@ -197,7 +197,7 @@ def test_folder_cli_builds_labels_from_sorted_class_folders(tmp_path, capsys):
         "videos/jump/clip1.mp4", "videos/jump/clip2.mp4", "videos/jump/sub/clip0.mp4"]
     # clip1 exists in both classes: ids fall back to the path so they stay unique
     assert {e.video_id for e in entries} >= {"jump__clip1", "walk__clip1"}
-    status, _, err = run_cli(capsys, "manifest", "folder", root, "--out", tmp_path / "m.csv", "--test-fraction", "1.5")
+    status, _, err = flowprep(capsys, "manifest", "folder", root, "--out", tmp_path / "m.csv", "--test-fraction", "1.5")
     assert status == 2 and "test fraction must be in [0, 1), got 1.5" in err
 
 
@@ -243,7 +243,7 @@ def test_kinetics_template_with_an_unknown_field_is_refused(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"unknown field \{youtube\}.*accepted: label, label_dir"):
         check_template("{label}/{youtube}.mp4")
     (tmp_path / "k.csv").write_text(KINETICS_CSV)
-    status, _, err = run_cli(capsys, "manifest", "kinetics", tmp_path / "k.csv", "--out", tmp_path / "m.csv",
+    status, _, err = flowprep(capsys, "manifest", "kinetics", tmp_path / "k.csv", "--out", tmp_path / "m.csv",
                              "--path-template", "{clip}.mp4")
     assert status == 2 and err.count("\n") == 1 and "unknown field {clip}" in err
 
@@ -268,14 +268,14 @@ def test_check_reports_missing_and_unreadable_videos(shared_data, tmp_path, caps
     (tmp_path / "m.csv").write_text(
         "video_id,path,label\n"
         "real,real.avi,0\ngood,good.avi,0\nnotes,notes.avi,1\nempty,empty.avi,1\nghost,ghost.avi,1\n")
-    status, out, _ = run_cli(capsys, "manifest", "check", tmp_path / "m.csv")
+    status, out, _ = flowprep(capsys, "manifest", "check", tmp_path / "m.csv")
     assert status == 3
     assert "5 videos: 2 ok, 1 missing, 2 unreadable" in out
     assert "missing: ghost: file not found" in out
     assert "unreadable: notes: not a readable video" in out and "unreadable: empty: empty file" in out
     # all well: exit 0
     (tmp_path / "ok.csv").write_text("video_id,path,label\nreal,real.avi,0\ngood,good.avi,0\n")
-    status, out, _ = run_cli(capsys, "manifest", "check", tmp_path / "ok.csv", "--full", "--json")
+    status, out, _ = flowprep(capsys, "manifest", "check", tmp_path / "ok.csv", "--full", "--json")
     assert status == 0 and '"missing": 0' in out
 
 
@@ -283,6 +283,6 @@ def test_check_finds_truncation_only_when_decoding_fully(tmp_path, capsys):
     long = write_video(tmp_path / "long.avi", moving_square_frames(60, 64, 48, velocity=(0, 0)), fourcc="MJPG")
     (tmp_path / "cut.avi").write_bytes(long.read_bytes()[: long.stat().st_size // 2])
     (tmp_path / "m.csv").write_text("video_id,path,label\ncut,cut.avi,0\n")
-    assert run_cli(capsys, "manifest", "check", tmp_path / "m.csv")[0] == 0
-    status, out, _ = run_cli(capsys, "manifest", "check", tmp_path / "m.csv", "--full")
+    assert flowprep(capsys, "manifest", "check", tmp_path / "m.csv")[0] == 0
+    status, out, _ = flowprep(capsys, "manifest", "check", tmp_path / "m.csv", "--full")
     assert status == 3 and "unreadable: cut: truncated" in out

@@ -25,9 +25,10 @@ from flowprep.rawframes.importer import ImportConfig, ImportRun, approximate_bac
 from flowprep.rawframes.layout import RawframesError, group_frame_names, parse_annotation_list, plan_frames
 from flowprep.tools.verify import verify_path
 from tests.support import rawframe_trees as trees
-from tests.support.extraction import FRAMES, extract, make_videos, run_cli
+from tests.support.cli import flowprep
+from tests.support.extraction import extract
 from tests.support.reliability.signals import StagingSampler
-from tests.support.videos import square_box
+from tests.support.videos import FRAMES, make_videos, square_box
 
 MOTIONS = {"right": (2, 0), "down": (0, 2), "left": (-2, 0)}
 
@@ -108,7 +109,7 @@ def test_export_writes_the_denseflow_tree_and_mmaction2_lists(jpeg_extraction, t
 
 def test_export_options_and_resume(jpeg_extraction, tmp_path, capsys):
     out = tmp_path / "rawframes"
-    status, stdout, _ = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out, "--video", "left",
+    status, stdout, _ = flowprep(capsys, "export-rawframes", jpeg_extraction, "--out", out, "--video", "left",
                                 "--no-backward", "--workers", "1", "--list-prefix", "mini")
     assert status == 0 and "1 exported, 0 already in the tree" in stdout
     assert sorted(p.name for p in out.iterdir()) == [".flowprep.lock", "flowprep_export.json", "left",
@@ -116,10 +117,10 @@ def test_export_options_and_resume(jpeg_extraction, tmp_path, capsys):
     record = json.loads((out / "flowprep_export.json").read_text())
     assert record["flow_mean_subtracted"] is True and record["source_config"]["extract"]["bound"] == 20.0
     assert not list((out / "left").glob("backward_*"))
-    status, stdout, _ = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out, "--workers", "1",
+    status, stdout, _ = flowprep(capsys, "export-rawframes", jpeg_extraction, "--out", out, "--workers", "1",
                                 "--list-prefix", "mini", "--no-backward")
     assert status == 0 and "2 exported, 1 already in the tree" in stdout
-    status, _, err = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out, "--video", "nobody")
+    status, _, err = flowprep(capsys, "export-rawframes", jpeg_extraction, "--out", out, "--video", "nobody")
     assert status == 2 and "no video 'nobody' in the index" in err and err.count("\n") == 1
 
 
@@ -133,12 +134,12 @@ def test_an_export_resumed_with_other_options_is_refused_in_one_line(jpeg_extrac
     export_rawframes(jpeg_extraction, out, ["left"], ExportConfig())
     (out / "flowprep_export.json").unlink()
     # stopped after its first video: a record with its options is there before any video is written
-    status, _, _ = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out, "--video", "left")
+    status, _, _ = flowprep(capsys, "export-rawframes", jpeg_extraction, "--out", out, "--video", "left")
     assert status == 0
-    status, stdout, err = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out, *changed)
+    status, stdout, err = flowprep(capsys, "export-rawframes", jpeg_extraction, "--out", out, *changed)
     assert status == 2 and err.count("\n") == 1 and why in err and "use the same options to resume" in err, err
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["left"]  # nothing written
-    status, stdout, _ = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out, *changed, "--overwrite")
+    status, stdout, _ = flowprep(capsys, "export-rawframes", jpeg_extraction, "--out", out, *changed, "--overwrite")
     assert status == 0 and "3 exported, 0 already" in stdout  # every video rewritten
     record = json.loads((out / "flowprep_export.json").read_text())
     assert record["export"]["image_format"] == ("png" if "png" in changed else "jpg")
@@ -167,7 +168,7 @@ def test_a_second_export_into_a_tree_in_use_is_refused(jpeg_extraction, tmp_path
 
     out = tmp_path / "rawframes"
     with folder_lock(out):  # an export running in another process holds the tree
-        status, _, err = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", out)
+        status, _, err = flowprep(capsys, "export-rawframes", jpeg_extraction, "--out", out)
     assert status == 2 and err.count("\n") == 1 and "in use by another export" in err and str(out) in err
     assert not any(p.is_dir() for p in out.iterdir())
 
@@ -201,7 +202,7 @@ def test_round_trip_through_jpeg_is_within_jpeg_error(jpeg_extraction, videos, t
     tree = tmp_path / "tree"
     export_rawframes(jpeg_extraction, tree)
     back = tmp_path / "back"
-    status, stdout, err = run_cli(capsys, "import-rawframes", tree, "--out", back, "--manifest", videos,
+    status, stdout, err = flowprep(capsys, "import-rawframes", tree, "--out", back, "--manifest", videos,
                                   "--mean-subtracted", "--workers", "1")
     assert status == 0, err
     assert "assumed: flow quantised with bound 20 px, mean subtracted (bound from flowprep_export.json); backward flow read from backward_flow_* files" in stdout
@@ -224,7 +225,7 @@ def denseflow_tree(jpeg_extraction, tmp_path) -> Path:
 
 def test_a_denseflow_tree_imports_with_approximated_backward_flow(denseflow_tree, tmp_path, capsys):
     out = tmp_path / "imported"
-    status, stdout, _ = run_cli(capsys, "import-rawframes", denseflow_tree, "--out", out, "--workers", "1", "--fps", "25")
+    status, stdout, _ = flowprep(capsys, "import-rawframes", denseflow_tree, "--out", out, "--workers", "1", "--fps", "25")
     assert status == 0
     assert "3 found, 3 imported now" in stdout and "approximated from the forward flow" in stdout
     index = ExtractionFolder(out).read_index()
@@ -242,7 +243,7 @@ def test_a_denseflow_tree_imports_with_approximated_backward_flow(denseflow_tree
         np.testing.assert_allclose(backward, [-2.0, 0.0], atol=0.6)
     assert verify_path(out).ok  # an ordinary extraction folder, imported config and all
     # resume: nothing left to do
-    status, stdout, _ = run_cli(capsys, "import-rawframes", denseflow_tree, "--out", out, "--workers", "1", "--fps", "25")
+    status, stdout, _ = flowprep(capsys, "import-rawframes", denseflow_tree, "--out", out, "--workers", "1", "--fps", "25")
     assert status == 0 and "0 imported now, 3 already done" in stdout
 
 
@@ -262,7 +263,7 @@ def test_damaged_frame_folders_are_failures_with_reasons(denseflow_tree, tmp_pat
     (denseflow_tree / "class_left" / "v_left" / "flow_y_00007.jpg").unlink()
     (denseflow_tree / "class_right" / "v_right" / "flow_x_00002.jpg").write_bytes(b"garbage")
     out = tmp_path / "imported"
-    status, stdout, _ = run_cli(capsys, "import-rawframes", denseflow_tree, "--out", out, "--workers", "1")
+    status, stdout, _ = flowprep(capsys, "import-rawframes", denseflow_tree, "--out", out, "--workers", "1")
     assert status == 3 and "0 imported now" in stdout
     reasons = {f.video_id: f.reason for f in ExtractionFolder(out).read_failures()}
     assert reasons["v_down"].endswith("img_NNNNN images start at img_00002; trees are numbered from 0 (denseflow) "
@@ -310,9 +311,9 @@ def test_frame_names_with_gaps_or_duplicates_are_refused():
 
 
 def test_bad_import_options_are_one_line_usage_errors(denseflow_tree, tmp_path, capsys):
-    status, _, err = run_cli(capsys, "import-rawframes", denseflow_tree, "--out", tmp_path / "o", "--bound", "0")
+    status, _, err = flowprep(capsys, "import-rawframes", denseflow_tree, "--out", tmp_path / "o", "--bound", "0")
     assert status == 2 and err.count("\n") == 1 and "0.0 is not in the range x>0" in err
-    status, _, err = run_cli(capsys, "import-rawframes", tmp_path / "nothing", "--out", tmp_path / "o")
+    status, _, err = flowprep(capsys, "import-rawframes", tmp_path / "nothing", "--out", tmp_path / "o")
     assert status == 2 and err.count("\n") == 1 and "is not a folder" in err
 
 
@@ -347,7 +348,7 @@ def test_a_denseflow_level2_tree_imports_with_labels_and_splits_from_mmaction2_l
     trees.file_lists(tmp_path / "lists", "ucf101", dirs, {m: trees.FRAMES for m in dirs}, labels, TRAIN, splits=2)
     out = tmp_path / "imported"
     pattern = str(tmp_path / "lists" / "ucf101_{part}_split_{n}_rawframes.txt")
-    status, stdout, err = run_cli(capsys, "import-rawframes", tree, "--out", out, "--annotations", pattern,
+    status, stdout, err = flowprep(capsys, "import-rawframes", tree, "--out", out, "--annotations", pattern,
                                   "--workers", "1", "--flow-codec", "png")  # lossless: the codes as they were
     assert status == 0, stdout + err
     assert "3 found, 3 imported now" in stdout and "labels and splits: 4 annotation list(s)" in stdout
@@ -372,7 +373,7 @@ def test_class_folder_trees_import_without_options(tmp_path, capsys, tool):
         for name, frames in trees.videos(TREE_MOTIONS).items():
             trees.flow_extraction_video(tree / trees.class_of(name) / trees.video_of(name), frames)
     out = tmp_path / "imported"
-    status, stdout, err = run_cli(capsys, "import-rawframes", tree, "--out", out, "--workers", "1")
+    status, stdout, err = flowprep(capsys, "import-rawframes", tree, "--out", out, "--workers", "1")
     assert status == 0, stdout + err
     index = ExtractionFolder(out).read_index()
     assert {v: (e.label_name, e.num_frames) for v, e in index.items()} == {
@@ -390,7 +391,7 @@ def test_an_mmaction2_flow_extraction_tree_imports(tmp_path, capsys):
     labels = {name: i for i, name in enumerate(sorted(TREE_MOTIONS))}
     lists = trees.file_lists(tmp_path, "mini", dirs, {m: trees.FRAMES for m in dirs}, labels, TRAIN)
     out = tmp_path / "imported"
-    status, stdout, err = run_cli(capsys, "import-rawframes", tree, "--out", out, "--workers", "1", "--flow-codec", "png",
+    status, stdout, err = flowprep(capsys, "import-rawframes", tree, "--out", out, "--workers", "1", "--flow-codec", "png",
                                   *[a for path in lists for a in ("--annotations", path)])
     assert status == 0, stdout + err
     index = ExtractionFolder(out).read_index()
@@ -411,7 +412,7 @@ def test_opencv_rgb_with_denseflow_flow_imports_and_says_what_it_drops(tmp_path,
     rgb = clip[:-1] if flows == "T" else clip
     trees.denseflow_video(tree / "Move" / "v_right", rgb, rgb_from_opencv=True, flow_frames=clip)
     out = tmp_path / "imported"
-    status, stdout, err = run_cli(capsys, "import-rawframes", tree, "--out", out, "--workers", "1")
+    status, stdout, err = flowprep(capsys, "import-rawframes", tree, "--out", out, "--workers", "1")
     assert status == 0, stdout + err
     frames = len(rgb)
     assert ExtractionFolder(out).read_index()["v_right"].num_frames == frames
@@ -427,7 +428,7 @@ def test_opencv_rgb_with_denseflow_flow_imports_and_says_what_it_drops(tmp_path,
 def test_a_flowprep_export_round_trips_with_no_options(jpeg_extraction, tmp_path, capsys, layout):
     tree = tmp_path / "tree"
     layout_options = ["--layout", layout] if layout == "class" else []  # flat: the default
-    status, _, err = run_cli(capsys, "export-rawframes", jpeg_extraction, "--out", tree, *layout_options,
+    status, _, err = flowprep(capsys, "export-rawframes", jpeg_extraction, "--out", tree, *layout_options,
                              "--workers", "1")
     assert status == 0, err
     if layout == "class":  # mmaction2's --level 2 layout: <class>/<video>/, and so in the lists
@@ -435,7 +436,7 @@ def test_a_flowprep_export_round_trips_with_no_options(jpeg_extraction, tmp_path
             "down/down", "left/left", "right/right"]
         assert (tree / "ucf_mini_val_split_1_rawframes.txt").read_text() == f"left/left {FRAMES - 1} 2\n"
     back = tmp_path / "back"
-    status, stdout, err = run_cli(capsys, "import-rawframes", tree, "--out", back, "--workers", "1")
+    status, stdout, err = flowprep(capsys, "import-rawframes", tree, "--out", back, "--workers", "1")
     assert status == 0, err
     assert "mean subtracted (bound and mean subtraction from flowprep_export.json)" in stdout
     assert "labels and splits: the annotation lists flowprep_export.json names" in stdout
@@ -450,7 +451,7 @@ def test_a_flowprep_export_round_trips_with_no_options(jpeg_extraction, tmp_path
 def test_restored_means_are_recorded_as_not_subtracted(jpeg_extraction, tmp_path, capsys):
     tree = tmp_path / "tree"
     export_rawframes(jpeg_extraction, tree, config=ExportConfig(restore_mean=True))
-    status, stdout, _ = run_cli(capsys, "import-rawframes", tree, "--out", tmp_path / "back", "--workers", "1")
+    status, stdout, _ = flowprep(capsys, "import-rawframes", tree, "--out", tmp_path / "back", "--workers", "1")
     assert status == 0 and "mean not subtracted (bound and mean subtraction from flowprep_export.json)" in stdout
 
 
@@ -458,7 +459,7 @@ def test_export_refuses_a_label_name_that_is_no_folder_name(tmp_path, capsys):
     manifest = make_videos(tmp_path / "videos", {"right": (2, 0)})
     manifest.write_text(manifest.read_text().replace(",right,train", ",../up,train"))
     extraction = extract(manifest, tmp_path / "x")
-    status, _, err = run_cli(capsys, "export-rawframes", extraction, "--out", tmp_path / "t", "--layout", "class")
+    status, _, err = flowprep(capsys, "export-rawframes", extraction, "--out", tmp_path / "t", "--layout", "class")
     assert status == 2 and err.count("\n") == 1 and "label name '../up' of right cannot be a class folder" in err
     assert not (tmp_path / "t").exists()
 
@@ -502,7 +503,7 @@ def test_annotation_lists_that_do_not_fit_are_refused(tmp_path, capsys):
     lists.mkdir()
 
     def refusal(*options: str) -> str:
-        status, _, err = run_cli(capsys, "import-rawframes", tree, "--out", tmp_path / "o", *options)
+        status, _, err = flowprep(capsys, "import-rawframes", tree, "--out", tmp_path / "o", *options)
         assert status == 2 and err.count("\n") == 1, err
         return err
 
@@ -520,7 +521,7 @@ def test_annotation_lists_that_do_not_fit_are_refused(tmp_path, capsys):
 
 
 def test_bound_help_says_denseflows_own_default(capsys):
-    _, stdout, _ = run_cli(capsys, "import-rawframes", "--help")
+    _, stdout, _ = flowprep(capsys, "import-rawframes", "--help")
     text = " ".join(stdout.split())
     assert "denseflow's -b (its own default is 32; mmaction2's build_rawframes.py passes 20)" in text
 
@@ -533,14 +534,14 @@ def test_an_older_export_record_still_reads_and_a_stated_bound_wins(jpeg_extract
         del record[key]
     (tree / "flowprep_export.json").write_text(json.dumps(record))
     out = tmp_path / "back"
-    status, stdout, err = run_cli(capsys, "import-rawframes", tree, "--out", out, "--workers", "1", "--bound", "10")
+    status, stdout, err = flowprep(capsys, "import-rawframes", tree, "--out", out, "--workers", "1", "--bound", "10")
     assert status == 0, err
     assert "bound 10 px, mean subtracted (mean subtraction from flowprep_export.json)" in stdout
     assert "--bound 10 differs from the bound 20 that flowprep_export.json records" in caplog.text
     index, original = ExtractionFolder(out).read_index(), ExtractionFolder(jpeg_extraction).read_index()
     assert {v: e.splits for v, e in index.items()} == {v: e.splits for v, e in original.items()}
     (tree / "flowprep_export.json").write_text("{not json")
-    status, _, err = run_cli(capsys, "import-rawframes", tree, "--out", tmp_path / "o2")
+    status, _, err = flowprep(capsys, "import-rawframes", tree, "--out", tmp_path / "o2")
     assert status == 2 and err.count("\n") == 1 and "flowprep_export.json: not a readable export record" in err
 
 
@@ -599,12 +600,12 @@ def test_frame_folders_and_images_linked_out_of_the_tree_need_follow_symlinks(jp
     (tree / "down" / "img_00002.jpg").unlink()
     (tree / "down" / "img_00002.jpg").symlink_to(elsewhere / "down" / "img_00002.jpg")  # one image elsewhere
     shutil.copytree(elsewhere / "left", tree / "left")
-    status, stdout, _ = run_cli(capsys, "import-rawframes", tree, "--out", tmp_path / "refused", "--workers", "1")
+    status, stdout, _ = flowprep(capsys, "import-rawframes", tree, "--out", tmp_path / "refused", "--workers", "1")
     assert status == 3 and "3 found, 1 imported now" in stdout and "2 failed" in stdout
     reasons = {f.video_id: f.reason for f in ExtractionFolder(tmp_path / "refused").read_failures()}
     assert "outside the rawframes tree" in reasons["right"] and "pass --follow-symlinks" in reasons["right"]
     assert "img_00002.jpg is a symlink to" in reasons["down"] and "pass --follow-symlinks" in reasons["down"]
-    status, stdout, _ = run_cli(capsys, "import-rawframes", tree, "--out", tmp_path / "followed", "--workers", "1",
+    status, stdout, _ = flowprep(capsys, "import-rawframes", tree, "--out", tmp_path / "followed", "--workers", "1",
                                 "--follow-symlinks")
     assert status == 0 and "3 imported now" in stdout
 
@@ -615,9 +616,9 @@ def test_a_round_trip_says_how_many_videos_no_list_holds_and_why(tmp_path, capsy
     # 'down' in neither train nor test: in no annotation list
     manifest.write_text("\n".join(r.rsplit(",", 1)[0] + ",unused" if r.startswith("down,") else r for r in rows) + "\n")
     extraction = extract(manifest, tmp_path / "extracted")
-    status, _, err = run_cli(capsys, "export-rawframes", extraction, "--out", tmp_path / "tree", "--workers", "1")
+    status, _, err = flowprep(capsys, "export-rawframes", extraction, "--out", tmp_path / "tree", "--workers", "1")
     assert status == 0, err
-    status, stdout, _ = run_cli(capsys, "import-rawframes", tmp_path / "tree", "--out", tmp_path / "back",
+    status, stdout, _ = flowprep(capsys, "import-rawframes", tmp_path / "tree", "--out", tmp_path / "back",
                                 "--workers", "1")
     assert status == 0 and "2 found, 2 imported now" in stdout
     assert "left out: 1 video folder(s) of the tree are in none of these lists" in stdout and "'unused'" in stdout \

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from flowprep.tools.flow_viz import BACKGROUND, GAP, HEADER, MARGIN, WHEEL, direction_color, flow_to_rgb, wheel_legend
-from tests.support.extraction import FRAMES, HEIGHT, MOTIONS, WIDTH, extract, make_videos, run_cli
-from tests.support.videos import square_box
+from tests.support.cli import flowprep
+from tests.support.extraction import extract
+from tests.support.videos import FRAMES, HEIGHT, MOTIONS, WIDTH, make_videos, square_box
 
 # Expected colours worked out by hand from Baker et al.'s wheel: 55 hues, ramps RY 15, YG 6,
 # GC 4, CB 11, BM 13, MR 6, looked up at angle atan2(-v, -u) / pi, position (a + 1) / 2 * 54.
@@ -101,7 +102,7 @@ def panel(image: np.ndarray, column: int) -> np.ndarray:
 def test_show_colours_a_moving_square_by_its_direction(extraction, tmp_path, capsys, name):
     t = 3
     out = tmp_path / f"{name}.png"
-    status, stdout, err = run_cli(capsys, "show", extraction, "--video", name, "--out", out, "--indices", str(t),
+    status, stdout, err = flowprep(capsys, "show", extraction, "--video", name, "--out", out, "--indices", str(t),
                                   "--max-flow", "2")
     assert status == 0, err
     image = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
@@ -123,7 +124,7 @@ def test_show_colours_a_moving_square_by_its_direction(extraction, tmp_path, cap
 
 def test_show_writes_an_animated_gif_with_one_frame_per_pair(extraction, tmp_path, capsys):
     out = tmp_path / "right.gif"
-    status, stdout, _ = run_cli(capsys, "show", extraction, "--video", "right", "--out", out)
+    status, stdout, _ = flowprep(capsys, "show", extraction, "--video", "right", "--out", out)
     assert status == 0
     with Image.open(out) as gif:
         assert gif.n_frames == FRAMES - 1
@@ -136,7 +137,7 @@ def test_show_writes_an_animated_gif_with_one_frame_per_pair(extraction, tmp_pat
 ])
 def test_show_refuses_bad_requests_in_one_line(extraction, tmp_path, capsys, args, message):
     args = [str(tmp_path / a) if a.startswith("x.") else a for a in args]
-    status, _, err = run_cli(capsys, "show", extraction, "--video", "right", *args)
+    status, _, err = flowprep(capsys, "show", extraction, "--video", "right", *args)
     assert status == 2 and err.count("\n") == 1 and message in err
 
 

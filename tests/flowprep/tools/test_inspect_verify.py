@@ -15,7 +15,9 @@ from flowprep.extract.config import DEFAULT_FLOW_CODEC, DEFAULT_RGB_CODEC
 from flowprep.format.folder import INDEX_FILE, ExtractionFolder
 from flowprep.tools.inspection import inspect_path, inspect_video
 from flowprep.tools.verify import verify_path
-from tests.support.extraction import FRAMES, extract, make_videos, run_cli
+from tests.support.cli import flowprep
+from tests.support.extraction import extract
+from tests.support.videos import FRAMES, make_videos
 
 MOTIONS = {"right": (2, 0), "down": (0, 2)}
 
@@ -79,13 +81,13 @@ def test_flow_beyond_the_bound_shows_as_clipped(tmp_path):
 
 
 def test_inspect_cli_text_and_json(extraction, capsys):
-    status, out, _ = run_cli(capsys, "inspect", extraction)
+    status, out, _ = flowprep(capsys, "inspect", extraction)
     assert status == 0
     assert "videos: 2" in out and "frames: 16 RGB, 14 flow fields per direction" in out
     assert "classes: 2 (down 1, right 1)" in out and "failures: 1" in out and "ghost: file not found" in out
-    status, out, _ = run_cli(capsys, "inspect", extraction, "--video", "down", "--json")
+    status, out, _ = flowprep(capsys, "inspect", extraction, "--video", "down", "--json")
     assert status == 0 and json.loads(out)["attrs"]["label_name"] == "down"
-    status, _, err = run_cli(capsys, "inspect", extraction, "--video", "nobody")
+    status, _, err = flowprep(capsys, "inspect", extraction, "--video", "nobody")
     assert status == 2 and "no video 'nobody' in this extraction" in err and err.count("\n") == 1
 
 
@@ -94,13 +96,13 @@ def test_verify_a_good_extraction(extraction, capsys):
     report = verify_path(extraction)
     assert report.ok and report.shards == 1 and report.videos == 2
     assert report.frames_decoded == 2 * (FRAMES + 2 * (FRAMES - 1))
-    status, out, _ = run_cli(capsys, "verify", extraction)
+    status, out, _ = flowprep(capsys, "verify", extraction)
     assert status == 0 and out.strip().endswith("all well")
     assert verify_path(shard_of(extraction), quick=True).ok
 
 
 def test_verify_a_path_that_does_not_exist_is_a_one_line_error(tmp_path, capsys):
-    status, _, err = run_cli(capsys, "verify", tmp_path / "nothing")
+    status, _, err = flowprep(capsys, "verify", tmp_path / "nothing")
     assert status == 2 and err.count("\n") == 1 and "no such extraction folder or shard" in err
 
 
@@ -117,7 +119,7 @@ def test_a_truncated_shard_is_reported_with_its_file(damaged, capsys):
     shard.write_bytes(data[: len(data) // 2])
     problem = only_problem(verify_path(damaged, quick=True))
     assert problem.startswith(str(shard)) and "not a readable HDF5 file (corrupt or truncated?)" in problem
-    status, out, _ = run_cli(capsys, "verify", damaged, "--quick")
+    status, out, _ = flowprep(capsys, "verify", damaged, "--quick")
     assert status == 3 and "1 problem(s)" in out
 
 

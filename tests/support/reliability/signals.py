@@ -22,17 +22,10 @@ import time
 from pathlib import Path
 
 from flowprep.format.folder import LOCK_FILE
-from tests.support.reliability.common import (
-    Record,
-    Reference,
-    contents,
-    extract_command,
-    make_dataset,
-    run,
-    verify_ok,
-    wait_until,
-)
+from tests.support.cli import run
+from tests.support.reliability.common import VIDEOS, Record, Reference, contents, extract_command, verify_ok, wait_until
 from tests.support.reliability.training import checkpoint_epoch, same_tensors, train_command, weights
+from tests.support.videos import directions, make_videos
 
 SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}
 GRACE_S = 30.0  # SLURM's default KillWait: SIGKILL follows SIGTERM after this long
@@ -41,7 +34,7 @@ GRACE_S = 30.0  # SLURM's default KillWait: SIGKILL follows SIGTERM after this l
 def signal_reference(root: Path) -> Reference:
     """An uninterrupted extraction of 24 videos (lossless codecs): long enough for a signal to land
     while videos are in flight."""
-    manifest = make_dataset(root / "videos", videos=24)
+    manifest = make_videos(root / "videos", directions(24), frames=20, **VIDEOS)
     out = root / "reference"
     started = time.perf_counter()
     result = run(extract_command(manifest, out, lossless=True))
@@ -287,7 +280,7 @@ def staging_bound_run(work: Path) -> Record:
     from flowprep.format.manifest import read_manifest
     from tests.support.reliability.common import SIZE
 
-    manifest = make_dataset(work / "bound_videos", videos=12)
+    manifest = make_videos(work / "bound_videos", directions(12), frames=20, **VIDEOS)
     out = work / "bound_out"
     shutil.rmtree(out, ignore_errors=True)
     config = ExtractConfig(flow_method="farneback", width=SIZE[0], height=SIZE[1])
@@ -399,7 +392,7 @@ def early_commands(root: Path, manifest: Path, extraction: Path) -> dict[str, li
 def early_reference(root: Path) -> dict[str, list[str]]:
     """early_commands on a small dataset, with their inputs made here: an extraction and its
     export (PNG, so that its import has work to do)."""
-    manifest = make_dataset(root / "videos", videos=2)  # one a worker: they are stopped while they import
+    manifest = make_videos(root / "videos", directions(2), frames=20, **VIDEOS)  # one a worker: they are stopped while they import
     commands = early_commands(root, manifest, root / "extracted")
     tree = [*commands["export-rawframes"][:-1], str(root / "tree")]
     for command in (extract_command(manifest, root / "extracted", lossless=False), tree):
@@ -463,7 +456,7 @@ def stopped_manifest_check(work: Path, asked: int = 1000) -> Record:
     from tests.support.reliability.common import FLOWPREP
 
     what = f"SIGTERM to manifest check --workers {asked}"
-    manifest = make_dataset(work / "check_videos", videos=24)
+    manifest = make_videos(work / "check_videos", directions(24), frames=20, **VIDEOS)
     cmd = [*map(str, FLOWPREP), "manifest", "check", str(manifest), "--full", "--workers", str(asked)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     most: list[int] = []

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from tests.support.cli import flowprep, twostream
 from tests.support.synthetic import moving_video, write_extraction
-from tests.support.twostream_cli import twostream
 from twostream.core.config import TrainConfig
 from twostream.core.run_folder import METRICS_FILE, RUN_CONFIG_FILE
 from twostream.score_fusion.report import read_curve
@@ -109,7 +109,6 @@ def test_training_during_an_extraction_uses_the_videos_finished_so_far(tmp_path,
     from flowprep.extract.config import ExtractConfig
     from flowprep.extract.staged_run import ShardPacker
     from flowprep.format.folder import ExtractionFolder, folder_lock
-    from tests.support.extraction import run_cli
     from tests.support.synthetic import write_staged
 
     out = tmp_path / "ex"
@@ -131,7 +130,7 @@ def test_training_during_an_extraction_uses_the_videos_finished_so_far(tmp_path,
         assert "a flowprep run is still writing into" in err and "using the 4 video(s) of 2 class(es)" in err
         assert json.loads((tmp_path / "run" / RUN_CONFIG_FILE).read_text())["epochs"] == 1
 
-        code, text, _ = run_cli(capsys, "inspect", str(out))
+        code, text, _ = flowprep(capsys, "inspect", str(out))
         assert code == 0
         assert "videos: 4" in text and "staged: 2 finished video(s) not yet packed" in text
         assert "unfinished: a flowprep run is still writing into" in text
@@ -173,7 +172,5 @@ def test_a_run_records_its_extraction_absolute_so_evaluate_finds_it_from_elsewhe
 
 
 def test_a_usage_error_points_to_the_help_of_the_command_it_came_from(capsys):
-    from tests.support.extraction import run_cli
-
-    code, _, err = run_cli(capsys, "manifest", "folder", ".", "--out", "x.csv", "--test-fraction", "1.0")
+    code, _, err = flowprep(capsys, "manifest", "folder", ".", "--out", "x.csv", "--test-fraction", "1.0")
     assert code == 2 and "(see 'flowprep manifest folder --help')" in err

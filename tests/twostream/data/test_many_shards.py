@@ -3,16 +3,13 @@ run over 2,000 shards with 2 workers trains and evaluates under an open-file lim
 from __future__ import annotations
 
 import resource
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.support.cli import TWOSTREAM, run
 from tests.support.synthetic import moving_video, write_extraction
 from twostream.data.store import ShardStore
 
-TWOSTREAM = Path(sys.executable).parent / "twostream"
 SHARDS = 2000
 
 
@@ -41,15 +38,11 @@ def limited_open_files() -> None:
 
 @pytest.mark.slow
 def test_train_and_evaluate_over_2000_shards_with_256_open_files(many, tmp_path):
-    if not TWOSTREAM.exists():
-        pytest.skip(f"the twostream entry point is not installed beside {sys.executable}")
     common = ["--loader-workers", "2", "--threads", "1"]
-    train = subprocess.run([str(TWOSTREAM), "train", str(many), *common, "--out", str(tmp_path / "run"), "--crop-size", "32",
-                            "--epochs", "1", "--batch-size", "64", "--val-every", "0"], capture_output=True, text=True,
-                           preexec_fn=limited_open_files, timeout=600)
+    train = run([*TWOSTREAM, "train", many, *common, "--out", tmp_path / "run", "--crop-size", "32", "--epochs", "1",
+                 "--batch-size", "64", "--val-every", "0"], preexec_fn=limited_open_files)
     assert train.returncode == 0, train.stderr[-3000:]
-    evaluate = subprocess.run([str(TWOSTREAM), "evaluate", str(tmp_path / "run"), *common,
-                               "--clips", "1", "--crops", "center", "--batch-size", "64"], capture_output=True, text=True,
-                              preexec_fn=limited_open_files, timeout=600)
+    evaluate = run([*TWOSTREAM, "evaluate", tmp_path / "run", *common, "--clips", "1", "--crops", "center",
+                    "--batch-size", "64"], preexec_fn=limited_open_files)
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]
     assert "200 test videos" in evaluate.stdout

@@ -6,20 +6,17 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.support import cli
 from tests.support.reliability.common import wait_until
 from tests.support.reliability.training import checkpoint_epoch, torchrun
 from tests.support.synthetic import moving_video, write_extraction
 from twostream.core.scores import load_scores
 from twostream.core.world import World, rank_share
 from twostream.data.datasets import EpochSampler
-
-TWOSTREAM = Path(sys.executable).parent / "twostream"
 
 
 def test_every_item_of_an_epoch_goes_to_one_process_and_the_shares_are_equal():
@@ -45,14 +42,12 @@ def shards(tmp_path_factory):
 
 @pytest.mark.slow
 def test_torchrun_trains_is_killed_resumes_and_scores_every_video_once(shards, tmp_path):
-    if not TWOSTREAM.exists():
-        pytest.skip(f"the twostream entry point is not installed beside {sys.executable}")
     run = tmp_path / "run"
     train = ["train", str(shards), "--out", str(run), "--crop-size", "48", "--epochs", "3",
              "--batch-size", "2", "--lr", "0.01", "--loader-workers", "0", "--threads", "1", "--val-every", "0",
              "--holdout", "0"]  # every training video trained on: evaluate --subset train scores all 24
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(torchrun(*train), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+    env = {"OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(torchrun(*train), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=cli.environment(env),
                             start_new_session=True)
     wait_until(lambda: checkpoint_epoch(run / "checkpoint.pt") >= 1, proc)
     killed = proc.poll() is None
@@ -61,7 +56,7 @@ def test_torchrun_trains_is_killed_resumes_and_scores_every_video_once(shards, t
     assert killed, "the run ended before it could be killed mid-way"
     assert 1 <= checkpoint_epoch(run / "checkpoint.pt") < 3
 
-    resumed = subprocess.run(torchrun(*train, "--resume"), capture_output=True, text=True, env=env, timeout=300)
+    resumed = cli.run(torchrun(*train, "--resume"), env=env, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert checkpoint_epoch(run / "checkpoint.pt") == 3
     lines = (run / "metrics.jsonl").read_text().splitlines()
@@ -71,11 +66,9 @@ def test_torchrun_trains_is_killed_resumes_and_scores_every_video_once(shards, t
 
     evaluate = ["evaluate", str(run / "checkpoint.pt"), "--extraction", str(shards), "--subset", "train",
                 "--clips", "3", "--crops", "center", "--loader-workers", "0", "--threads", "1"]
-    both = subprocess.run(torchrun(*evaluate, "--out", str(tmp_path / "two")), capture_output=True, text=True,
-                          env=env, timeout=300)
+    both = cli.run(torchrun(*evaluate, "--out", str(tmp_path / "two")), env=env, timeout=300)
     assert both.returncode == 0, both.stderr[-3000:]
-    one = subprocess.run([str(TWOSTREAM), *evaluate, "--out", str(tmp_path / "one")], capture_output=True,
-                         text=True, env=env, timeout=300)
+    one = cli.run([*cli.TWOSTREAM, *evaluate, "--out", str(tmp_path / "one")], env=env, timeout=300)
     assert one.returncode == 0, one.stderr[-3000:]
     two, single = load_scores(tmp_path / "two" / "scores_train.npz"), load_scores(tmp_path / "one" / "scores_train.npz")
     assert sorted(two.video_ids.tolist()) == sorted(set(two.video_ids.tolist())) == [f"train{i:02d}" for i in range(24)]

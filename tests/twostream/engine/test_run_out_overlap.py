@@ -7,8 +7,9 @@ import shutil
 
 import pytest
 
-from tests.support.extraction import extract, make_videos
-from tests.support.twostream_cli import one_line_error
+from tests.support.cli import one_line_error
+from tests.support.extraction import extract
+from tests.support.videos import make_videos
 
 
 @pytest.fixture(scope="module")

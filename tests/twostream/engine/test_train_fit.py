@@ -6,17 +6,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
 import flowprep.format.signals as signals
+from tests.support import cli
+from tests.support.cli import one_line_error, twostream
 from tests.support.reliability.common import wait_until
 from tests.support.reliability.training import same_tensors
 from tests.support.synthetic import indexed_video, moving_video, write_extraction
-from tests.support.twostream_cli import one_line_error, twostream
 from twostream.core.checkpoint import CheckpointError, load_checkpoint
 from twostream.core.config import EvalConfig, TrainConfig
 from twostream.core.run_folder import METRICS_FILE
@@ -276,7 +276,7 @@ def test_sigkilled_training_resumes_with_the_same_command(shards, tmp_path):
     """The real thing, once: `twostream train` killed (SIGKILL, whole process group, loader workers
     included) after its first checkpoint, then the same command with --resume finishes the run."""
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "twostream", "train", str(shards), "--out", str(run), "--crop-size", "32",
+    cmd = [*cli.TWOSTREAM, "train", str(shards), "--out", str(run), "--crop-size", "32",
            "--epochs", "8", "--batch-size", "2", "--loader-workers", "2", "--threads", "1", "--val-every", "0"]
     checkpoint = run / "checkpoint.pt"
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
@@ -288,7 +288,7 @@ def test_sigkilled_training_resumes_with_the_same_command(shards, tmp_path):
         proc.wait()
     killed_at = load_checkpoint(checkpoint)["epoch"]
     assert 1 <= killed_at < 8
-    done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+    done = cli.run(cmd + ["--resume"], timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"resuming {checkpoint} after epoch {killed_at} of 8" in done.stderr
     assert load_checkpoint(checkpoint)["epoch"] == 8

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from flowprep.format.quantize import quantize
+from tests.support.cli import one_line_error, twostream
 from tests.support.synthetic import SynthVideo, write_extraction
-from tests.support.twostream_cli import one_line_error, twostream
 from twostream.core.config import EvalConfig, TrainConfig
 from twostream.core.run_folder import METRICS_FILE
 from twostream.core.scores import load_scores

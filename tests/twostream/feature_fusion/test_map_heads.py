@@ -12,8 +12,8 @@ import torch
 from flowprep.demo.data import DemoConfig, draw_spec, object_geometry, render_video
 from flowprep.flow.registry import make_flow
 from flowprep.format.quantize import quantize
+from tests.support.cli import one_line_error, twostream
 from tests.support.synthetic import SynthVideo, write_extraction
-from tests.support.twostream_cli import one_line_error, twostream
 from twostream.core.config import TrainConfig
 from twostream.feature_fusion.config import FusionTrainConfig
 from twostream.feature_fusion.heads import HeadSpec

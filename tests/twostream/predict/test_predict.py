@@ -15,8 +15,8 @@ import torch
 
 from flowprep.format.folder import ExtractionFolder
 from tests.conftest import REPO
+from tests.support.cli import twostream
 from tests.support.trained_runs import CLASSES, train_runs
-from tests.support.twostream_cli import twostream
 from twostream.data.store import ShardStore
 from twostream.predict.predictor import Predictor, load_scorer
 from twostream.predict.video_input import decode_video, flow_backend

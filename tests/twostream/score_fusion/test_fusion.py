@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.twostream_cli import twostream
+from tests.support.cli import twostream
 from twostream.core.scores import VideoScores, load_scores, save_scores
 from twostream.score_fusion.methods import (
     FUSION_METHODS,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from tests.support.twostream_cli import twostream
+from tests.support.cli import twostream
 from twostream.core.scores import VideoScores, load_scores, save_scores
 from twostream.engine.metrics_log import MetricsLog, MetricsLogError
 from twostream.score_fusion.report import read_curve

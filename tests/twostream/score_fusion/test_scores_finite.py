@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.support.twostream_cli import twostream
+from tests.support.cli import twostream
 from twostream.core.scores import VideoScores, save_scores
 
 

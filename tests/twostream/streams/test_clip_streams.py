@@ -14,8 +14,8 @@ from flowprep.demo.data import DemoConfig
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.run import run_extract
 from flowprep.format.quantize import LEVELS
+from tests.support.cli import one_line_error, twostream
 from tests.support.extraction import extract_demo
-from tests.support.twostream_cli import one_line_error, twostream
 from twostream.core.config import TrainConfig
 from twostream.core.scores import load_scores
 from twostream.data.clip_sampling import ClipSpec, clip_indices, clip_positions, frame_sampling

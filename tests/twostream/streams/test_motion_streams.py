@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from flowprep.demo.data import DemoConfig
+from tests.support.cli import twostream
 from tests.support.extraction import extract_demo
-from tests.support.twostream_cli import twostream
 from twostream.core.config import TrainConfig
 from twostream.core.scores import load_scores
 from twostream.data.clip_sampling import ClipSpec
