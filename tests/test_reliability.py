@@ -10,7 +10,7 @@ import pytest
 
 from flowprep.format.folder import ExtractionFolder
 from tests.support import reliability as r
-from tests.support.synthetic import moving_video, write_extraction
+from tests.support.synthetic import two_class_videos, write_extraction
 
 pytestmark = pytest.mark.slow
 
@@ -44,9 +44,7 @@ def test_a_full_disk_stops_the_run_in_one_line_and_the_same_command_finishes_it(
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    videos = [moving_video(f"train{i}", i % 2, seed=i, width=56, height=48) for i in range(8)]
-    videos += [moving_video(f"test{i}", i % 2, seed=20 + i, width=56, height=48, splits={"split1": "test"})
-               for i in range(2)]
+    videos = two_class_videos(8, 2, test_seed=20)
     return write_extraction(tmp_path_factory.mktemp("shards"), videos, codec="jpeg:95")
 
 

@@ -13,7 +13,7 @@ import pytest
 from tests.support import cli
 from tests.support.reliability.common import wait_until
 from tests.support.reliability.training import checkpoint_epoch, torchrun
-from tests.support.synthetic import moving_video, write_extraction
+from tests.support.synthetic import two_class_videos, write_extraction
 from twostream.core.scores import load_scores
 from twostream.core.world import World, rank_share
 from twostream.data.datasets import EpochSampler
@@ -34,9 +34,7 @@ def test_every_item_of_an_epoch_goes_to_one_process_and_the_shares_are_equal():
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    videos = [moving_video(f"train{i:02d}", i % 2, seed=i, width=56, height=48) for i in range(24)]
-    videos += [moving_video(f"test{i}", i % 2, seed=50 + i, width=56, height=48, splits={"split1": "test"})
-               for i in range(5)]
+    videos = two_class_videos(24, 5, test_seed=50)
     return write_extraction(tmp_path_factory.mktemp("ddp") / "ex", videos, codec="jpeg:95")
 
 

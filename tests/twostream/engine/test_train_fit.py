@@ -16,7 +16,7 @@ from tests.support import cli
 from tests.support.cli import one_line_error, twostream
 from tests.support.reliability.common import wait_until
 from tests.support.reliability.training import same_tensors
-from tests.support.synthetic import indexed_video, moving_video, write_extraction
+from tests.support.synthetic import indexed_video, moving_video, two_class_videos, write_extraction
 from twostream.core.checkpoint import CheckpointError, load_checkpoint
 from twostream.core.config import EvalConfig, TrainConfig
 from twostream.core.run_folder import METRICS_FILE
@@ -39,9 +39,7 @@ def restore_threads():
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     """Two classes (colour and vertical motion), two training and one test video each; 56x48 frames."""
-    videos = [moving_video(f"train{i}", i % 2, seed=i, width=56, height=48) for i in range(4)]
-    videos += [moving_video(f"test{i}", i % 2, seed=10 + i, width=56, height=48, splits={"split1": "test"})
-               for i in range(2)]
+    videos = two_class_videos(4, 2, test_seed=10)
     return write_extraction(tmp_path_factory.mktemp("shards") / "ex", videos, codec="jpeg:95")
 
 
