@@ -51,6 +51,10 @@ def test_ctrl_c_while_the_workers_still_import_prints_one_line(early, name):
     r.assert_held(s.early_group_sigint(early, name))
 
 
+# issue 30: 215 processes, 145 of them alive 3 minutes after the SIGTERM
+def test_a_stopped_manifest_check_has_at_most_a_worker_a_core_and_ends_them(tmp_path):
+    r.assert_held(s.stopped_manifest_check(tmp_path))
+
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):

@@ -574,7 +574,7 @@ def test_import_staging_stays_under_its_bound_with_a_slow_packer(denseflow_tree,
 def test_empty_and_damaged_images_are_failures_of_their_video_in_the_workers(denseflow_tree, tmp_path):
     import struct
 
-    from tests.support.reliability.common import FLOWPREP, run
+    from tests.support.cli import FLOWPREP, run
 
     (denseflow_tree / "class_down" / "v_down" / "img_00003.jpg").write_bytes(b"")
     # a BMP header claiming 60000 x 60000 pixels: OpenCV's decoder raises (cv2.error) rather than

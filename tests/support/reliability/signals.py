@@ -22,8 +22,17 @@ import time
 from pathlib import Path
 
 from flowprep.format.folder import LOCK_FILE
-from tests.support.cli import run
-from tests.support.reliability.common import VIDEOS, Record, Reference, contents, extract_command, verify_ok, wait_until
+from tests.support.cli import FLOWPREP, run
+from tests.support.reliability.common import (
+    SIZE,
+    VIDEOS,
+    Record,
+    Reference,
+    contents,
+    extract_command,
+    verify_ok,
+    wait_until,
+)
 from tests.support.reliability.training import checkpoint_epoch, same_tensors, train_command, weights
 from tests.support.videos import directions, make_videos
 
@@ -218,7 +227,6 @@ def first_new_video_after_resume(root: Path, videos: int, staged: int) -> dict:
 
     from flowprep.format.folder import ExtractionFolder
     from flowprep.format.shards import VIDEOS_GROUP
-    from tests.support.reliability.common import FLOWPREP
     from tests.support.videos import moving_square_frames, write_video
 
     options = ["--flow", "farneback", "--size", "32x24", "--max-frames", "2", "--workers", "2"]
@@ -278,8 +286,6 @@ def staging_bound_run(work: Path) -> Record:
     from flowprep.extract.staged_run import max_staged_bytes, pack_outcomes, staged_run
     from flowprep.format.folder import ExtractionFolder
     from flowprep.format.manifest import read_manifest
-    from tests.support.reliability.common import SIZE
-
     manifest = make_videos(work / "bound_videos", directions(12), frames=20, **VIDEOS)
     out = work / "bound_out"
     shutil.rmtree(out, ignore_errors=True)
@@ -380,8 +386,6 @@ EARLY_COMMANDS = ("extract", "export-rawframes", "import-rawframes")
 def early_commands(root: Path, manifest: Path, extraction: Path) -> dict[str, list[str]]:
     """The command lines of EARLY_COMMANDS: an extraction of `manifest`, an export of `extraction`,
     an import of ROOT/tree (early_reference makes it), each into its own folder under `root`."""
-    from tests.support.reliability.common import FLOWPREP
-
     return {"extract": [str(c) for c in extract_command(manifest, root / "extract_out", lossless=False)],
             "export-rawframes": [*map(str, FLOWPREP), "export-rawframes", str(extraction), "--format", "png",
                                  "--workers", "2", "--out", str(root / "exported")],
@@ -389,10 +393,15 @@ def early_commands(root: Path, manifest: Path, extraction: Path) -> dict[str, li
                                  str(root / "imported"), "--workers", "2"]}
 
 
+EARLY_VIDEOS = 48
+
+
 def early_reference(root: Path) -> dict[str, list[str]]:
     """early_commands on a small dataset, with their inputs made here: an extraction and its
     export (PNG, so that its import has work to do)."""
-    manifest = make_videos(root / "videos", directions(2), frames=20, **VIDEOS)  # one a worker: they are stopped while they import
+    # enough videos (EARLY_VIDEOS) that a Ctrl-C 0.5 s after the workers start lands before the end,
+    # also on an idle machine (of 2 videos, each command had ended first)
+    manifest = make_videos(root / "videos", directions(EARLY_VIDEOS), frames=20, **VIDEOS)
     commands = early_commands(root, manifest, root / "extracted")
     tree = [*commands["export-rawframes"][:-1], str(root / "tree")]
     for command in (extract_command(manifest, root / "extracted", lossless=False), tree):
@@ -448,15 +457,18 @@ def early_group_sigint(commands: dict[str, list[str]], name: str, after: float =
                   f"{(lines[-1] if lines else '')[-100:]!r}; workers ended: {gone}")
 
 
+CHECK_VIDEOS = 240
+
+
 def stopped_manifest_check(work: Path, asked: int = 1000) -> Record:
     """`manifest check --workers 1000 --full`, SIGTERM to its main process once its workers run:
     at most one worker a core (as an extraction's), exit 143 with one line, and none of its
     workers alive after it (issue 30: 215 processes, 145 of them alive 3 minutes after SIGTERM)."""
     from flowprep.extract.staged_run import available_cores
-    from tests.support.reliability.common import FLOWPREP
-
     what = f"SIGTERM to manifest check --workers {asked}"
-    manifest = make_videos(work / "check_videos", directions(24), frames=20, **VIDEOS)
+    # enough videos that the check outlasts the signal on an idle machine (24 videos took 0.75 s in
+    # all: a SIGTERM 0.3 s after the workers came landed after the check's last line, exit 0)
+    manifest = make_videos(work / "check_videos", directions(CHECK_VIDEOS), frames=20, **VIDEOS)
     cmd = [*map(str, FLOWPREP), "manifest", "check", str(manifest), "--full", "--workers", str(asked)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     most: list[int] = []
