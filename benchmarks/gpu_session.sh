@@ -21,8 +21,8 @@ step() {  # step NAME SECONDS COMMAND...: run it with a time limit, its output i
 }
 : > "$OUT/summary.txt"
 step device 30 nvidia-smi --query-gpu=name,memory.total,clocks.max.memory,driver_version --format=csv
-step registers 200 "$PY" -m pytest -q -p no:cacheprovider tests/flowprep/test_gpu_paths.py::test_the_kernels_compile_for_a_gpu
-step gpu_tests 120 "$PY" -m pytest -q -p no:cacheprovider -k gpu tests/flowprep/test_tvl1_torch.py tests/flowprep/test_batched.py
+step registers 200 "$PY" -m pytest -q -p no:cacheprovider tests/flowprep/flow/test_gpu_paths.py::test_the_kernels_compile_for_a_gpu
+step gpu_tests 120 "$PY" -m pytest -q -p no:cacheprovider -k gpu tests/flowprep/flow/test_tvl1_torch.py tests/flowprep/extract/test_batched.py
 step check_gpu 330 "$PY" benchmarks/check_gpu.py --out "$OUT"
 step bench_train 150 "$PY" benchmarks/bench_train.py --repeats 2
 cp benchmarks/results/gpu_flow.json benchmarks/results/train.json "$OUT"/ 2>/dev/null

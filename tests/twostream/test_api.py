@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from tests.support.synthetic import moving_video, write_extraction
+from tests.support.synthetic import two_class_videos, write_extraction
 from twostream.api import (
     SpatialFrames,
     TemporalStacks,
@@ -40,9 +40,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     """Two classes, three training and one test video each; 56x48 frames of 8."""
-    videos = [moving_video(f"train{i}", i % 2, seed=i, width=56, height=48) for i in range(6)]
-    videos += [moving_video(f"test{i}", i % 2, seed=10 + i, width=56, height=48, splits={"split1": "test"})
-               for i in range(2)]
+    videos = two_class_videos(6, 2, test_seed=10)
     return write_extraction(tmp_path_factory.mktemp("api") / "ex", videos)
 
 
@@ -149,9 +147,7 @@ def test_the_loop_in_docs_api_md_runs_as_written(tmp_path, monkeypatch):
     they look for it (out/demo/shards: 112x112 frames, as the demo's)."""
     loop, fusion = docs_blocks()[:2]
     monkeypatch.chdir(tmp_path)
-    videos = [moving_video(f"train{i}", i % 2, seed=i, width=112, height=112) for i in range(4)]
-    videos += [moving_video(f"test{i}", i % 2, seed=10 + i, width=112, height=112, splits={"split1": "test"})
-               for i in range(2)]
+    videos = two_class_videos(4, 2, test_seed=10, width=112, height=112)
     write_extraction(tmp_path / "out" / "demo" / "shards", videos)
     names: dict = {}
     exec(compile(loop, str(DOCS), "exec"), names)  # noqa: S102 (the docs' own code, run as written)

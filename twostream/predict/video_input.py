@@ -6,7 +6,7 @@ Every step is flowprep's own function, imported from flowprep.api (decoding and 
 frames, video_job; flow: the flow registry's batch entry point, which also subtracts the mean
 and quantises; the codecs: flowprep.format.shards's encode/decode pairs), called in the order
 `video_job._extract` calls them, so a video predicted from its file gets the frames and flow
-codes a shard of it holds (tests/twostream/test_predict.py compares them).
+codes a shard of it holds (tests/twostream/predict/test_predict.py compares them).
 
 `MemoryVideo` has the methods of a shard's VideoReader that the datasets read (the
 `twostream.data.samples.Video` protocol), so the test protocol runs on it unchanged.

@@ -11,7 +11,7 @@ Where it runs is the config's `flow_on`:
   (tvl1-torch's input); the 2(T-1) flow channels, each less its mean (as extraction stores flow)
   and batch-normalised, go to a 2D backbone whose first convolution takes them (from ImageNet
   weights by cross-modality averaging, as the temporal stream's). Before training, the layer's flow
-  is tvl1-torch's for the same parameters (tests/flowprep/test_tvl1_layer.py).
+  is tvl1-torch's for the same parameters (tests/flowprep/flow/test_tvl1_layer.py).
 - `features` (`FeatureFlowBody`, Representation Flow's placement): a ResNet's first stage (the stem
   and layer1, ImageNet weights as they are) runs on every frame, a 1x1 convolution reduces its maps
   to `FEATURE_FLOW_CHANNELS`, the layer computes the flow of each reduced map between consecutive

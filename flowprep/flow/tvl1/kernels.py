@@ -225,7 +225,7 @@ def fused_iteration(state: dict[str, torch.Tensor], params, flags: PairFlags, sc
 
 # The median of 25 values by a sorting network: Batcher's odd-even merge sort of 32 inputs (7 of
 # them +inf), pruned to the 113 compare-exchanges that decide the 13th smallest. Generated once
-# by a script that is not in the repository; tests/flowprep/test_tvl1_torch.py rebuilds the
+# by a script that is not in the repository; tests/flowprep/flow/test_tvl1_torch.py rebuilds the
 # network (median25_network) and checks these lines against it, and the kernel against torch.median.
 @triton.jit
 def _median25(src, base, x, y, height, width, near):
@@ -399,7 +399,7 @@ def median5(u1: torch.Tensor, u2: torch.Tensor, active: torch.Tensor) -> tuple[t
 # --- the coarse levels: a whole warping in one launch ---------------------------------------------
 COARSE_AREA = 64 * 80  # levels of at most this many pixels (the four coarsest at 340x256) run this way
 # a program walks its pair in blocks of 512 pixels with 8 warps: 128 registers a thread and no spill
-# for sm_90 (ptxas -v; tests/flowprep/test_gpu_paths.py). Blocks of 1024 with 4 warps needed 255
+# for sm_90 (ptxas -v; tests/flowprep/flow/test_gpu_paths.py). Blocks of 1024 with 4 warps needed 255
 # and spilt 304 bytes; 1024 with 8, 238 registers (one program an SM)
 COARSE_BLOCK = 512
 COARSE_WARPS = 8

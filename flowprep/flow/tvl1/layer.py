@@ -18,7 +18,7 @@ finer level's flow; one scale by default). What it leaves out, so that the layer
 backpropagates: the median filtering and the stopping rule (every pair runs `iterations`
 iterations a warping). So at initialisation its output is tvl1-torch's flow with the same
 `nscales`, `scale_step` and `warps`, `median_filtering=1`, `outer_iterations=1`,
-`inner_iterations=iterations` and `epsilon=0` (tests/flowprep/test_tvl1_layer.py).
+`inner_iterations=iterations` and `epsilon=0` (tests/flowprep/flow/test_tvl1_layer.py).
 
 It runs on any (N, C, H, W) pair of inputs, each channel on its own: grey frames (C = 1, grey
 levels 0..255 as tvl1-torch takes them) or a backbone's feature maps (Representation Flow's

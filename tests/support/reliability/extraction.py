@@ -16,22 +16,21 @@ import numpy as np
 
 from flowprep.format.folder import ExtractionFolder
 from flowprep.format.shards import FLOW_DIRECTIONS, open_shard, video_reader
+from tests.support.cli import FLOWPREP, run
 from tests.support.reliability.common import (
-    FLOWPREP,
     SIZE,
+    VIDEOS,
     Record,
     Reference,
     contents,
     extract_command,
     kill_after,
     kill_by_fault,
-    make_dataset,
     one_line,
-    run,
     verify_ok,
     wait_until,
 )
-from tests.support.videos import moving_square_frames, write_video
+from tests.support.videos import directions, make_videos, moving_square_frames, write_video
 
 # The moments of an extraction a kill -9 lands on: every file a run writes, at its first and at
 # later writes (a second worker's video, a second shard).
@@ -256,7 +255,7 @@ def device_out_of_memory(work: Path) -> Record:
     from flowprep.extract.config import ExtractConfig
     from flowprep.format.manifest import read_manifest
 
-    manifest = make_dataset(work / "oom_videos", videos=4, frames=8)
+    manifest = make_videos(work / "oom_videos", directions(4), frames=8, **VIDEOS)
     videos = [(e, manifest.parent / e.path) for e in read_manifest(manifest)]
     fast = {"nscales": 3, "warps": 1}  # small frames need no deeper pyramid; the scenario is of the batching
     config = ExtractConfig(flow_method="tvl1-torch", flow_params=tuple(fast.items()), width=SIZE[0], height=SIZE[1])
