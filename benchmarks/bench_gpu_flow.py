@@ -44,12 +44,12 @@ from joblib import Parallel, delayed
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.run import run_extract
 from flowprep.flow.registry import make_flow
-from flowprep.flow.tvl1_torch import TorchTVL1, TVL1Params
+from flowprep.flow.tvl1.solver import TorchTVL1, TVL1Params
 from flowprep.format.manifest import read_manifest
 
 MANIFEST = REPO / "data_manifests" / "shared_clips.csv"
 SIZE = (340, 256)
-BYTES_PER_PIXEL_ITERATION = 88  # what one fused iteration reads and writes (tvl1_kernels.py)
+BYTES_PER_PIXEL_ITERATION = 88  # what one fused iteration reads and writes (flowprep/flow/tvl1/kernels.py)
 
 
 class Results:
@@ -214,7 +214,7 @@ def pipeline_rate(device: str, fields: int, frames_per_clip: int, workers: int) 
         backend.codes(a[start:start + fields], b[start:start + fields], 20.0, True)
     sync(device)
     alone = time.perf_counter() - t0
-    return {"pairs": summary.pairs, "videos": summary.extracted, "failed": len(summary.failures),
+    return {"pairs": summary.pairs, "videos": summary.finished, "failed": len(summary.failures),
             "pipeline_fields_per_s": 2 * summary.pairs / seconds, "backend_fields_per_s": 2 * pairs / alone,
             "ratio": (2 * summary.pairs / seconds) / (2 * pairs / alone), "batch": fields, "workers": run.n_workers}
 

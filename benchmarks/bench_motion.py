@@ -41,7 +41,9 @@ from twostream.data.store import ShardStore
 from twostream.engine.loops import train_one_epoch
 from twostream.streams.motion_models import build_stream_model
 
-STREAMS = ("spatial", "temporal", "dynamic-image", "learned-flow")
+# the runs of make demo-motion measured (RUNS/<name>), by name; learned-flow-maps is the learned-flow
+# stream with its layer on feature maps (--flow-on features)
+STREAMS = ("spatial", "temporal", "dynamic-image", "learned-flow", "learned-flow-maps")
 THREADS = 2
 
 
@@ -111,6 +113,7 @@ def main() -> None:
     streams = {s: {"samples_per_s": medians[s], "cost_vs_spatial": medians["spatial"] / medians[s],
                    "runs": [round(r, 2) for r in rates[s]],
                    "input": {"clip": configs[s].clip, "clip_stride": configs[s].clip_stride,
+                             "flow_on": configs[s].flow_on if configs[s].stream == "learned-flow" else None,
                              "flow_length": configs[s].flow_length if s == "temporal" else None,
                              "crop_size": configs[s].crop_size, "backbone": configs[s].backbone,
                              "batch_size": configs[s].batch_size}}

@@ -58,7 +58,6 @@ from common import CLIPS, REPO, machine, require_shared_data, save_results
 from flowprep.extract.config import DEFAULT_FLOW_CODEC, ExtractConfig, ExtractRun
 from flowprep.extract.run import run_extract
 from flowprep.extract.shard_writer import StagedVideo, pack_shard
-from flowprep.format.codecs import parse_codec
 from flowprep.format.folder import ExtractionFolder
 from flowprep.format.folder_index import IndexEntry, scan_shard
 from flowprep.format.shards import VIDEOS_GROUP, iter_videos, open_shard, stored_bytes
@@ -96,7 +95,7 @@ def recode(src: Path, dst: Path, flow_codec: str) -> Path:
     stored = ExtractionFolder(src).read_config()
     config = ExtractConfig.from_dict({**stored.settings, "flow_codec": flow_codec})
     config_json = config.to_json()
-    rgb_codec, codec = parse_codec(config.rgb_codec), parse_codec(flow_codec)
+    rgb_codec, codec = config.rgb_codec, config.flow_codec
     staging = dst / "staging"
     staging.mkdir(parents=True, exist_ok=True)
     staged = []

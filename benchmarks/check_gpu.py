@@ -53,7 +53,7 @@ from common import CLIPS, REPO, RESULTS_DIR, gray_frames
 from flowprep.extract.batched import FlowBatcher
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.run import run_extract
-from flowprep.flow.tvl1_torch import BYTES_PER_PIXEL, TorchTVL1, TVL1Params, inner_iteration, median_filter
+from flowprep.flow.tvl1.solver import BYTES_PER_PIXEL, TorchTVL1, TVL1Params, inner_iteration, median_filter
 from flowprep.format.manifest import read_manifest
 
 MANIFEST = REPO / "data_manifests" / "shared_clips.csv"
@@ -124,7 +124,7 @@ def distinct_pairs(count: int, size: tuple[int, int]) -> tuple[np.ndarray, np.nd
 
 def check_kernels(device: str, shape: tuple[int, int, int]) -> dict:
     """One fused iteration and the fused median against PyTorch's operations, on random state."""
-    from flowprep.flow.tvl1_kernels import PairFlags, fused_iteration, median5
+    from flowprep.flow.tvl1.kernels import PairFlags, fused_iteration, median5
 
     torch.manual_seed(0)
     n = shape[0]
@@ -165,6 +165,13 @@ class Recording:
 
     def __init__(self, backend: TorchTVL1, cap: int | None) -> None:
         self.backend, self.cap, self.attempts, self.failed = backend, cap, [], []
+
+    @property
+    def path(self) -> str:
+        return self.backend.path
+
+    def fields_that_fit(self, height: int, width: int) -> None:
+        return None  # the check is of halving after out-of-memory errors, not of the first batch's fit
 
     def codes(self, first, second, bound, mean_subtraction):
         held = (torch.cuda.memory_allocated() if CUDA else sum(r() is not None for r in self.failed))
@@ -220,7 +227,7 @@ def check_out_of_memory(device: str, first: np.ndarray, second: np.ndarray, para
 
 def check_bandwidth(device: str, shape: tuple[int, int, int], path: str) -> dict:
     """Bytes an iteration moves (88 a pixel) over its time, against a device-to-device copy."""
-    from flowprep.flow.tvl1_kernels import PairFlags, fused_iteration
+    from flowprep.flow.tvl1.kernels import PairFlags, fused_iteration
 
     n = shape[0]
     state = {k: torch.randn(shape, device=device) for k in ("u1", "u2", "p11", "p12", "p21", "p22", "i1wx", "i1wy",
@@ -280,7 +287,7 @@ def check_pipeline(device: str, size: tuple[int, int], frames: int | None, batch
     rate = 2 * summary.pairs / seconds
     return {"ok": not summary.failures and summary.pairs == passes * len(first), "pairs": summary.pairs,
             "passes": passes, "seconds_run": seconds,
-            "videos": summary.extracted, "failed": len(summary.failures), "pipeline_fields_per_s": rate,
+            "videos": summary.finished, "failed": len(summary.failures), "pipeline_fields_per_s": rate,
             "backend_fields_per_s": alone, "ratio": rate / alone, "batch": batch, "workers": run.n_workers,
             "path": summary.flow_paths}
 

@@ -21,9 +21,9 @@ step() {  # step NAME SECONDS COMMAND...: run it with a time limit, its output i
 }
 : > "$OUT/summary.txt"
 step device 30 nvidia-smi --query-gpu=name,memory.total,clocks.max.memory,driver_version --format=csv
-step registers 200 "$PY" -m pytest -q -p no:cacheprovider tests/flowprep/test_gpu_paths.py::test_the_kernels_compile_for_a_gpu
-step gpu_tests 120 "$PY" -m pytest -q -p no:cacheprovider -k gpu tests/flowprep/test_tvl1_torch.py tests/flowprep/test_batched.py \
-    tests/twostream/test_device_decode.py
+step registers 200 "$PY" -m pytest -q -p no:cacheprovider tests/flowprep/flow/test_gpu_paths.py::test_the_kernels_compile_for_a_gpu
+step gpu_tests 120 "$PY" -m pytest -q -p no:cacheprovider -k gpu tests/flowprep/flow/test_tvl1_torch.py tests/flowprep/extract/test_batched.py \
+    tests/twostream/data/test_device_decode.py
 step check_gpu 330 "$PY" benchmarks/check_gpu.py --out "$OUT"
 # ResNet-18 only, each stream decoded in the loader and on the device, against synthetic data: what fits
 step bench_train 150 "$PY" benchmarks/bench_train.py --repeats 1 --samples 512 --models resnet18

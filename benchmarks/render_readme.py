@@ -321,7 +321,8 @@ def demo_motion(data: dict) -> str:
         i = v["input"]
         if i["flow_length"]:
             return f"{i['flow_length']} stored flow fields"
-        return f"{i['clip']} frames {i['clip_stride']} apart" if i["clip"] else "1 frame"
+        on = " (layer on feature maps)" if i.get("flow_on") == "features" else ""
+        return f"{i['clip']} frames {i['clip_stride']} apart{on}" if i["clip"] else "1 frame"
 
     cost_rows = [[name, window(v), f"{v['samples_per_s']:.1f}", f"{v['cost_vs_spatial']:.2f}x"]
                  for name, v in streams.items()]

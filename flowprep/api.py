@@ -8,19 +8,23 @@ checkpoint stores; its flow pictures drawn as `flowprep show` draws them), and t
 stream's stem is tvl1-torch's own iterations as a network layer. Those names, and no others, are
 listed here; outside flowprep.format this is the only flowprep module twostream may import
 (tests/test_layout.py holds it to that), so flowprep's inside can move without breaking twostream.
-Importing it imports torch (the layer).
+Importing it does not import torch: the layer, which does, is loaded when first named.
 """
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from flowprep.extract.config import ExtractConfig, ImportConfig, parse_shard_settings
 from flowprep.extract.decode import VideoError, VideoInfo, open_video
 from flowprep.extract.frames import FrameSampler, resize, to_gray
 from flowprep.extract.video_job import SampledFrames, both_directions, check_length, frame_sampler, frame_size
 from flowprep.flow.backend import BatchFlow, FlowError
-from flowprep.flow.registry import get_method
-from flowprep.flow.tvl1_layer import TVL1Layer
+from flowprep.flow.tvl1.params import LAYER_PARAMS, layer_params
 from flowprep.manifests.folder import VIDEO_EXTENSIONS
 from flowprep.tools.flow_viz import flow_to_rgb, hstack, labelled
+
+if TYPE_CHECKING:  # at run time: __getattr__ below
+    from flowprep.flow.tvl1.layer import TVL1Layer
 
 __all__ = [
     # the extraction's settings, as a checkpoint stores them
@@ -29,11 +33,21 @@ __all__ = [
     "VideoError", "VideoInfo", "open_video", "FrameSampler", "resize", "to_gray",
     "SampledFrames", "both_directions", "check_length", "frame_sampler", "frame_size",
     # the flow of those frames, by the extraction's method
-    "BatchFlow", "FlowError", "get_method",
+    "BatchFlow", "FlowError",
     # the files `twostream predict` takes as videos in a folder
     "VIDEO_EXTENSIONS",
     # flow pictures (predict --live)
     "flow_to_rgb", "hstack", "labelled",
-    # the learned-flow stream's stem
-    "TVL1Layer",
+    # the learned-flow stream's layer, and its parameters as a run's config states them
+    "TVL1Layer", "LAYER_PARAMS", "layer_params",
 ]
+
+
+def __getattr__(name: str):
+    # the layer on first use only: it imports torch, and a run's config (which checks the layer's
+    # parameters) is read by commands that must start without it (`--help`: test_cli_vocabulary)
+    if name == "TVL1Layer":
+        from flowprep.flow.tvl1.layer import TVL1Layer
+
+        return TVL1Layer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -44,3 +44,10 @@ def flyingchairs_tvl1(shared_data):
 
     pairs = flyingchairs_pairs(shared_data / "flow_gt" / "flyingchairs")
     return pairs, average_epe("tvl1", None, pairs, workers=2)[0]
+
+
+@pytest.fixture(scope="session")
+def tampered_work(tmp_path_factory):
+    """The work folder of tests/support/reliability/tampered.py's scenarios, shared by the test files
+    that sample them (flowprep's folders, twostream's checkpoints): its base extraction is made once."""
+    return tmp_path_factory.mktemp("tampered")

@@ -121,8 +121,10 @@ def test_fuse_says_which_run_lacks_its_scores(tmp_path, capsys):
 
 def test_extract_device_auto_is_the_cpu_for_cpu_backends():
     from flowprep.cli.extract import resolve_device
+    from flowprep.flow.registry import FLOW_METHODS
 
-    assert resolve_device("auto", "tvl1") == "cpu" and resolve_device("cuda:1", "tvl1") == "cuda:1"
+    tvl1 = FLOW_METHODS["tvl1"]
+    assert resolve_device("auto", tvl1) == "cpu" and resolve_device("cuda:1", tvl1) == "cuda:1"
 
 
 def test_help_imports_no_torch():

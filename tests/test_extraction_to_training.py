@@ -9,8 +9,9 @@ import pytest
 
 from flowprep.format.folder import ExtractionFolder
 from tests.support import rawframe_trees as trees
-from tests.support.extraction import HEIGHT, MOTIONS, extract, make_videos, run_cli
-from tests.support.twostream_cli import one_line_error, twostream
+from tests.support.cli import flowprep, one_line_error, twostream
+from tests.support.extraction import extract
+from tests.support.videos import HEIGHT, MOTIONS, make_videos
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -25,9 +26,9 @@ def imported(tmp_path_factory):
 def test_an_imported_rawframes_tree_trains_and_evaluates(imported, capsys):
     extraction, root = imported
     tree, packed = root / "tree", root / "imported"
-    assert run_cli(capsys, "export-rawframes", extraction, "--out", tree, "--workers", "1")[0] == 0
+    assert flowprep(capsys, "export-rawframes", extraction, "--out", tree, "--workers", "1")[0] == 0
     # the manifest gives labels and splits; frame folders are found as TREE/<path without extension>
-    assert run_cli(capsys, "import-rawframes", tree, "--out", packed, "--bound", "20", "--workers", "1",
+    assert flowprep(capsys, "import-rawframes", tree, "--out", packed, "--bound", "20", "--workers", "1",
                    "--manifest", root / "videos" / "manifest.csv")[0] == 0
     original, again = ExtractionFolder(extraction).read_index(), ExtractionFolder(packed).read_index()
     assert {v: e.num_frames for v, e in again.items()} == {v: e.num_frames for v, e in original.items()}
@@ -47,8 +48,8 @@ def test_an_imported_rawframes_tree_trains_and_evaluates(imported, capsys):
 def test_the_crop_is_checked_against_the_imported_frames_size(imported, capsys):
     extraction, root = imported
     tree, packed = root / "tree2", root / "imported2"
-    run_cli(capsys, "export-rawframes", extraction, "--out", tree, "--workers", "1")
-    run_cli(capsys, "import-rawframes", tree, "--out", packed, "--workers", "1")
+    flowprep(capsys, "export-rawframes", extraction, "--out", tree, "--workers", "1")
+    flowprep(capsys, "import-rawframes", tree, "--out", packed, "--workers", "1")
     message = one_line_error(capsys, "train", str(packed), "--out", str(root / "too_big"), "--stream",
                              "spatial", "--crop-size", str(HEIGHT + 1), "--loader-workers", "0")
     assert f"crop size {HEIGHT + 1} is larger than the stored frames' shorter side ({HEIGHT} px" in message
@@ -60,7 +61,7 @@ def test_the_trees_users_have_import_and_train(imported, tmp_path, capsys, sourc
     labels = {name: i for i, name in enumerate(MOTIONS)}
     train = {name for name in MOTIONS if labels[name] < len(MOTIONS) / 2}
     if source == "flowprep_export":  # the class layout, read back with no options at all
-        assert run_cli(capsys, "export-rawframes", imported[0], "--out", tree, "--layout", "class", "--workers", "1")[0] == 0
+        assert flowprep(capsys, "export-rawframes", imported[0], "--out", tree, "--layout", "class", "--workers", "1")[0] == 0
     else:
         if source == "denseflow":  # build_rawframes.py --level 2: <class>/<video>/, numbered from 0
             dirs = trees.denseflow_tree(tree, MOTIONS)
@@ -71,7 +72,7 @@ def test_the_trees_users_have_import_and_train(imported, tmp_path, capsys, sourc
         trees.file_lists(tmp_path / "lists", "mini", dirs, {m: trees.FRAMES for m in dirs}, labels, train)
         options = ["--annotations", str(tmp_path / "lists" / "mini_{part}_split_{n}_rawframes.txt")]
     packed = tmp_path / "imported"
-    status, out, err = run_cli(capsys, "import-rawframes", tree, "--out", packed, "--workers", "1", *options)
+    status, out, err = flowprep(capsys, "import-rawframes", tree, "--out", packed, "--workers", "1", *options)
     assert status == 0, out + err
     index = ExtractionFolder(packed).read_index()
     assert len(index) == len(MOTIONS) and sum(e.in_split("split1", "train") for e in index.values()) == len(train)
@@ -86,7 +87,7 @@ def test_the_trees_users_have_import_and_train(imported, tmp_path, capsys, sourc
 def test_tvl1_torch_shards_train_like_any_other(tmp_path, capsys):
     manifest = make_videos(tmp_path / "videos", MOTIONS, frames=12)
     out = tmp_path / "shards"
-    status, _, err = run_cli(capsys, "extract", "--manifest", manifest, "--out", out, "--flow", "tvl1-torch",
+    status, _, err = flowprep(capsys, "extract", "--manifest", manifest, "--out", out, "--flow", "tvl1-torch",
                              "--device", "cpu", "--workers", "2", "--size", "128x96", "--flow-param", "nscales=3",
                              "--flow-param", "warps=1")
     assert status == 0, err

@@ -142,8 +142,8 @@ def test_each_package_reads_the_others_only_as_allowed():
     assert layering_problems("twostream.predict.video_input", ["flowprep.api", "flowprep.extract.decode",
                                                                "flowprep.flow.registry"]) == [
         f"flowprep.extract.decode {only}", f"flowprep.flow.registry {only}"]
-    assert layering_problems("twostream.streams.motion_models", ["flowprep.flow.tvl1_layer"]) == [
-        f"flowprep.flow.tvl1_layer {only}"]
+    assert layering_problems("twostream.streams.motion_models", ["flowprep.flow.tvl1.layer"]) == [
+        f"flowprep.flow.tvl1.layer {only}"]
     # flowprep.api sits above what it offers, beside the CLI: it imports neither the CLI nor twostream
     assert layering_problems("flowprep.api", ["flowprep.extract.decode", "flowprep.tools.flow_viz", "flowprep.cli.main",
                                               "twostream.core.errors"]) == [

@@ -16,9 +16,9 @@ import torch
 
 from flowprep.format.shards import open_shard
 from tests.conftest import REPO
-from tests.support.extraction import make_videos, run_cli
+from tests.support.cli import PYTHON, flowprep, one_line_error, run, twostream
 from tests.support.synthetic import moving_video, write_extraction
-from tests.support.twostream_cli import one_line_error, twostream
+from tests.support.videos import make_videos
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_a_class_folder_with_control_characters_is_refused_escaped(tmp_path, cap
     root = tmp_path / "videos"
     (root / bad).mkdir(parents=True)
     (root / bad / "a.avi").write_bytes((manifest.parent / "right.avi").read_bytes())
-    code, _, err = run_cli(capsys, "manifest", "folder", root, "--out", tmp_path / "m.csv")
+    code, _, err = flowprep(capsys, "manifest", "folder", root, "--out", tmp_path / "m.csv")
     assert code == 2 and "\x1b" not in err and "\u202e" not in err, repr(err)
     assert "class folder" in err and "control characters" in err, err
     assert not (tmp_path / "m.csv").exists()
@@ -117,8 +117,7 @@ def test_a_memory_limit_too_low_for_the_libraries_is_one_line(command):
     def limited():
         resource.setrlimit(resource.RLIMIT_AS, (256 * 2**20, resource.getrlimit(resource.RLIMIT_AS)[1]))
 
-    done = subprocess.run([sys.executable, "-m", command, "--help"], capture_output=True, text=True, timeout=120,
-                          preexec_fn=limited, env={**os.environ, "PYTHONPATH": str(REPO)})
+    done = run([PYTHON, "-m", command, "--help"], timeout=120, preexec_fn=limited)
     if done.returncode == 0:
         pytest.skip("this machine's libraries load within 256 MiB of address space")
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr

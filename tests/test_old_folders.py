@@ -16,8 +16,8 @@ from flowprep.format.folder import ExtractionFolder, FolderError
 from flowprep.format.folder_config import FolderConfig
 from flowprep.tools.inspection import inspect_path
 from flowprep.tools.verify import verify_path
+from tests.support.cli import twostream
 from tests.support.synthetic import indexed_video, moving_video, write_extraction
-from tests.support.twostream_cli import twostream
 from twostream.core.config import EvalConfig, TrainConfig
 from twostream.core.run_folder import scores_file
 from twostream.core.scores import load_scores

@@ -2,7 +2,7 @@
 -9 of an extraction at moments of each kind of write, a full disk, kill -9 of training during a
 checkpoint write, training on a running extraction, damaged shards, and every bad video, manifest
 and argument. `make bench-reliability` runs the whole sweep and puts its counts in docs/reliability.md;
-the Dask worker and device out-of-memory scenarios run in tests/flowprep (test_scale_out,
+the Dask worker and device out-of-memory scenarios run in tests/flowprep/extract (test_scale_out,
 test_batched) as well."""
 from __future__ import annotations
 
@@ -10,12 +10,18 @@ import pytest
 
 from flowprep.format.folder import ExtractionFolder
 from tests.support import reliability as r
-from tests.support.synthetic import moving_video, write_extraction
+from tests.support.synthetic import two_class_videos, write_extraction
 
 pytestmark = pytest.mark.slow
 
 
-held = r.assert_held
+def test_a_check_of_no_scenario_fails():
+    """An empty list of records checked nothing (a sweep that ran no case): it fails, never passes."""
+    with pytest.raises(AssertionError, match="no scenario was checked"):
+        r.assert_held([])
+    r.assert_held(r.Record("kind", "what", True))
+    with pytest.raises(AssertionError, match="kind: what: why"):
+        r.assert_held([r.Record("kind", "what", True), r.Record("kind", "what", False, "why")])
 
 
 @pytest.fixture(scope="module")
@@ -29,18 +35,16 @@ def reference(tmp_path_factory) -> r.Reference:
                                          ("write:index.json", 2), ("staging-unlink", 1)])
 def test_an_extraction_killed_at_a_write_ends_equal_to_an_uninterrupted_one(reference, tmp_path, point, count):
     assert (point, count) in r.EXTRACTION_POINTS  # the sweep covers what the sample does
-    held(r.extraction_kill(reference, tmp_path, point, count))
+    r.assert_held(r.extraction_kill(reference, tmp_path, point, count))
 
 
 def test_a_full_disk_stops_the_run_in_one_line_and_the_same_command_finishes_it(reference, tmp_path):
-    held(r.disk_full(reference, tmp_path))
+    r.assert_held(r.disk_full(reference, tmp_path))
 
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    videos = [moving_video(f"train{i}", i % 2, seed=i, width=56, height=48) for i in range(8)]
-    videos += [moving_video(f"test{i}", i % 2, seed=20 + i, width=56, height=48, splits={"split1": "test"})
-               for i in range(2)]
+    videos = two_class_videos(8, 2, test_seed=20)
     return write_extraction(tmp_path_factory.mktemp("shards"), videos, codec="jpeg:95")
 
 
@@ -48,11 +52,11 @@ def test_training_killed_while_it_writes_a_checkpoint_resumes_to_the_same_weight
     baseline = tmp_path / "baseline"
     done = r.run(r.train_command(shards, baseline))
     assert done.returncode == 0, done.stderr[-2000:]
-    held(r.training_kill(shards, tmp_path, baseline / "checkpoint.pt", "checkpoint-write", 2))
+    r.assert_held(r.training_kill(shards, tmp_path, baseline / "checkpoint.pt", "checkpoint-write", 2))
 
 
 def test_training_on_a_running_extraction_uses_what_is_complete_and_says_so(tmp_path):
-    held(r.training_during_extraction(tmp_path, cases=("single run",)))  # parts: in the sweep
+    r.assert_held(r.training_during_extraction(tmp_path, cases=("single run",)))  # parts: in the sweep
 
 
 def test_a_folder_that_is_not_whole_yet_says_why(reference, tmp_path):
@@ -73,15 +77,15 @@ def test_a_folder_that_is_not_whole_yet_says_why(reference, tmp_path):
 @pytest.mark.parametrize("kind", ["corrupt frames", "another format version"])
 def test_a_damaged_shard_is_named_by_verify_and_refused_by_train_and_evaluate(reference, tmp_path, kind):
     assert kind in r.DAMAGE
-    held(r.damaged_shards(reference.out, tmp_path, (kind,)))
+    r.assert_held(r.damaged_shards(reference.out, tmp_path, (kind,)))
 
 
 def test_every_bad_video_is_a_failures_record_and_every_unusual_one_is_extracted(tmp_path):
-    held(r.bad_videos(tmp_path))
+    r.assert_held(r.bad_videos(tmp_path))
 
 
 def test_every_bad_manifest_and_argument_is_one_line_naming_it(tmp_path):
-    held(r.bad_manifests(tmp_path) + r.bad_arguments(tmp_path))
+    r.assert_held(r.bad_manifests(tmp_path) + r.bad_arguments(tmp_path))
 
 
 

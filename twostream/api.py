@@ -8,6 +8,8 @@ workers, DistributedSampler):
     TemporalStacks(folder, split, subset, flow_length=..., ...) flow stacks, (2L, S, S)
 Models:
     build_model(backbone, in_channels, num_classes, dropout=0.5)  the trainer's stream network
+    build_model(backbone, 3, num_classes, stream="learned-flow", clip=T, flow_on=..., flow_params=...)
+                                                                   the learned-flow stream's, on (N, 3, T, S, S)
     build_fusion_model(spatial, temporal, method="mid", ...)      a fusion head on two stream networks
     FUSION_HEADS                                                   the heads' names (mid, attention, motion, ...)
 The test protocol:
@@ -32,7 +34,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from twostream.core.config import CROPS
+from twostream.core.config import CROPS, WINDOW_STREAMS, TrainConfig
 from twostream.core.device import resolve_device
 from twostream.core.errors import DataError
 from twostream.core.scores import EXTRACTION_KEY, SUBSET_KEY, VideoScores, load_scores, save_scores
@@ -51,6 +53,7 @@ from twostream.predict.predictor import load_scorer as load_run
 from twostream.score_fusion.rules import FUSION_RULES as FUSION_METHODS  # the API says method, as the CLI does
 from twostream.score_fusion.rules import FusionParams, fit_and_fuse, pair_streams
 from twostream.streams.models import build_model as _build_model
+from twostream.streams.motion_models import build_stream_model
 
 __all__ = [
     "FUSION_HEADS",
@@ -73,11 +76,26 @@ __all__ = [
 
 
 def build_model(backbone: str, in_channels: int, num_classes: int, dropout: float = 0.5,
-                crop_size: int = 224) -> nn.Module:
+                crop_size: int = 224, *, stream: str | None = None, clip: int = 0, flow_on: str = "frames",
+                flow_params: dict | None = None) -> nn.Module:
     """The stream network `twostream train` builds (randomly initialised): a torchvision backbone
     with its first convolution taking `in_channels` (3 for RGB, 2L for flow) and a `num_classes`
-    classifier after `dropout`. `crop_size` matters to ViTs (their position embedding's grid)."""
-    return _build_model(backbone, in_channels, num_classes, dropout, crop_size=crop_size)
+    classifier after `dropout`. `crop_size` matters to ViTs (their position embedding's grid).
+
+    `stream` names a stream on a window of `clip` RGB frames (in_channels 3), as `twostream train
+    --stream NAME --clip T` builds it: "dynamic-image" (an RGB network: a dynamic image is an
+    image), or "learned-flow", which takes the window (N, 3, T, S, S) and runs its learned TV-L1
+    layer on the frames or, `flow_on="features"`, on a ResNet's feature maps; `flow_params` sets the
+    layer's parameters as `--flow-param` does ({"inner_iterations": 20, "tau": 0.2, ...}:
+    flowprep.flow.tvl1.params.LAYER_PARAMS). A bad value is a ValueError in one line."""
+    if stream is None:
+        return _build_model(backbone, in_channels, num_classes, dropout, crop_size=crop_size)
+    if stream not in WINDOW_STREAMS or in_channels != 3:
+        raise ValueError(f"stream must be one of {', '.join(WINDOW_STREAMS)} (or None), on 3 channels; got "
+                         f"{stream!r} on {in_channels!r}")
+    config = TrainConfig(extraction="", out="", stream=stream, backbone=backbone, clip=clip, crop_size=crop_size,
+                         dropout=dropout, flow_on=flow_on, flow_layer=tuple((flow_params or {}).items()))
+    return build_stream_model(config, num_classes)
 
 
 def build_fusion_model(spatial: nn.Module, temporal: nn.Module, method: str = "mid", hidden: int | None = None,

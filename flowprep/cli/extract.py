@@ -20,20 +20,21 @@ from flowprep.extract.config import (
     ExtractRun,
 )
 from flowprep.extract.run import run_extract
+from flowprep.flow.backend import FlowMethod
 from flowprep.flow.registry import FLOW_METHODS, get_method
-from flowprep.format.codecs import CODEC_HELP
+from flowprep.format.codecs import CODEC_HELP, Codec
 from flowprep.format.folder import ExtractionFolder
 from flowprep.format.shards import ShardFormatError
 from runkit.cli import CONTEXT, EXIT_OK, EXIT_SOME_FAILED
 from runkit.options import DEVICE_DEFAULT, device_option, out_folder_option, workers_option
 
 
-def resolve_device(device: str, flow_method: str) -> str:
+def resolve_device(device: str, flow_method: FlowMethod) -> str:
     """--device auto: every GPU when the backend is batched and torch sees one, else the CPU (the
     CPU backends ignore devices). Any other value is passed on, and checked by ExtractRun."""
     if device != DEVICE_DEFAULT:
         return device
-    if not get_method(flow_method).batched:
+    if not flow_method.batched:
         return "cpu"
     import torch  # deferred: only a batched backend needs it, and --help none of it
 
@@ -41,15 +42,14 @@ def resolve_device(device: str, flow_method: str) -> str:
     return ",".join(f"cuda:{i}" for i in range(n)) if n else "cpu"
 
 
-def parse_flow_params(method: str, pairs: tuple[str, ...]) -> dict[str, object]:
-    spec = get_method(method)
+def parse_flow_params(method: FlowMethod, pairs: tuple[str, ...]) -> dict[str, object]:
     params: dict[str, object] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep:
             raise click.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="'--flow-param'")
         try:
-            params[name.strip()] = spec.param(name.strip()).parse(text.strip())
+            params[name.strip()] = method.param(name.strip()).parse(text.strip())
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="'--flow-param'") from None
     return params
@@ -61,7 +61,7 @@ def parse_flow_params(method: str, pairs: tuple[str, ...]) -> dict[str, object]:
               help="Folder the manifest's paths are relative to. Default: the manifest's folder.")
 @out_folder_option("Output folder: the extraction (shards, index.json).")
 @click.option("--flow", "flow_method", type=click.Choice(list(FLOW_METHODS)), default="tvl1", show_default=True,
-              help="Flow backend (see `flowprep methods`).")
+              callback=lambda ctx, param, name: get_method(name), help="Flow backend (see `flowprep methods`).")
 @click.option("--flow-param", "flow_params", multiple=True, metavar="NAME=VALUE",
               help="Set a parameter of the flow backend; repeatable.")
 @click.option("--size", callback=parse_size, default=None, metavar="WxH",
@@ -111,9 +111,9 @@ def parse_flow_params(method: str, pairs: tuple[str, ...]) -> dict[str, object]:
               help="Read videos that are symlinks to files outside the video root (by default each is a failure).")
 @click.option("--allow-decode-errors", is_flag=True,
               help="Keep videos whose decoder reports damaged data, with a warning (by default each is a failure).")
-def extract(manifest: Path, video_root: Path | None, out_dir: Path, flow_method: str, flow_params: tuple[str, ...],
+def extract(manifest: Path, video_root: Path | None, out_dir: Path, flow_method: FlowMethod, flow_params: tuple[str, ...],
             size: tuple[int, int] | None, short_side: int | None, fps: float | None, stride: int, max_frames: int | None,
-            bound: float, mean_subtraction: bool, rgb_codec: str, flow_codec: str, workers: int, device: str,
+            bound: float, mean_subtraction: bool, rgb_codec: Codec, flow_codec: Codec, workers: int, device: str,
             batch: int, num_parts: int, part: int, scheduler: str | None, tls_ca_file: Path | None,
             tls_cert: Path | None, tls_key: Path | None, scheduler_timeout: float, shard_size_mb: float,
             overwrite: bool, follow_symlinks: bool, allow_decode_errors: bool) -> int:

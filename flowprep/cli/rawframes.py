@@ -8,7 +8,7 @@ import click
 
 from flowprep.cli.support import check_codec
 from flowprep.extract.config import DEFAULT_FLOW_CODEC, DEFAULT_RGB_CODEC
-from flowprep.format.codecs import CODEC_HELP
+from flowprep.format.codecs import CODEC_HELP, Codec
 from flowprep.format.folder import ExtractionFolder
 from flowprep.rawframes.export import LAYOUTS, ExportConfig, export_rawframes
 from flowprep.rawframes.importer import ImportConfig, ImportRun, import_rawframes
@@ -82,7 +82,7 @@ def export_rawframes_command(extraction: Path, out: Path, video_ids: tuple[str, 
                    "such video is a failure).")
 def import_rawframes_command(tree: Path, out_dir: Path, manifest: Path | None, annotations: tuple[str, ...],
                              bound: float | None, backward: str | None, mean_subtracted: bool | None,
-                             fps: float | None, rgb_codec: str, flow_codec: str, workers: int, shard_size_mb: float,
+                             fps: float | None, rgb_codec: Codec, flow_codec: Codec, workers: int, shard_size_mb: float,
                              overwrite: bool, follow_symlinks: bool) -> int:
     """Pack an existing rawframes tree into shards without recomputing flow.
 

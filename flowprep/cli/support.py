@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from flowprep.format.codecs import CodecError, parse_codec
+from flowprep.format.codecs import Codec, CodecError, parse_codec
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 OVERWRITE_HELP = "Discard an earlier extraction in --out made with another config."
@@ -20,10 +20,11 @@ def missing_hint(root: Path, given: bool) -> str:
             f"pass --video-root ROOT, the folder the paths are relative to")
 
 
-def check_codec(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """Callback of the codec options: the codec in its normal form, or a one-line error naming it."""
+def check_codec(ctx: click.Context, param: click.Parameter, value: str) -> Codec:
+    """Callback of the codec options: the codec, parsed once (the config carries it), or a one-line
+    error naming it."""
     try:
-        return str(parse_codec(value))
+        return parse_codec(value)
     except CodecError as exc:
         raise click.BadParameter(str(exc)) from None
 

@@ -40,7 +40,6 @@ from flowprep.extract.config import ExtractConfig
 from flowprep.extract.staged_run import when_room
 from flowprep.extract.video_job import VideoOutcome, extract_video
 from flowprep.flow.backend import BatchFlow, FlowError
-from flowprep.flow.registry import get_method
 from flowprep.format.manifest import ManifestEntry
 
 log = logging.getLogger("flowprep")
@@ -178,8 +177,7 @@ class FlowBatcher:
         if size in self._fitted:
             return
         self._fitted.add(size)
-        fit = getattr(self.backend, "fields_that_fit", None)
-        fields = fit(int(size[0]), int(size[1])) if fit is not None else None
+        fields = self.backend.fields_that_fit(int(size[0]), int(size[1]))
         if fields is not None and fields < self.max_fields:
             self.max_fields = fields
             self.note(f"free device memory holds about {fields} flow fields of {size[1]}x{size[0]}; "
@@ -188,7 +186,7 @@ class FlowBatcher:
     @property
     def path(self) -> str:
         """How the backend runs the flow (tvl1-torch: "triton", "compile" or "eager")."""
-        return str(getattr(self.backend, "path", type(self.backend).__name__))
+        return self.backend.path
 
     def cancel(self) -> None:
         """Fail every queued window and refuse new ones (an interrupted run): the jobs end soon."""
@@ -223,7 +221,7 @@ def device_outcomes(videos: Iterable[tuple[ManifestEntry, Path]], config: Extrac
 
     cv2.setNumThreads(1)
     if backend is None:
-        backend = get_method(config.flow_method).create_batch(config.flow_params_dict, device)
+        backend = config.flow_method.create_batch(config.flow_params_dict, device)
     batcher = FlowBatcher(backend, config.bound, config.mean_subtraction, max_fields, note, _release_for(device))
     window = window_pairs(max_fields, workers)
     log.info("%s: flow batches of up to %d fields from %d threads, %d pair(s) per window", device, max_fields,

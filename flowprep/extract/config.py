@@ -3,10 +3,11 @@
 `ExtractConfig` holds everything that decides what `flowprep extract` puts in the shards
 (sampling, size, flow method and parameters, bound, codecs). It is validated on construction,
 stored as JSON in every shard and in the folder's config.json, and compared on resume: a folder
-made with another ExtractConfig is refused. `ExtractRun` adds what only decides how the job runs
-(paths, workers, shard size). `ImportConfig` is the same for `flowprep import-rawframes`: what
-imported shards contain and what was assumed about the tree. `parse_settings` reads either back
-from what a folder or shard stores.
+made with another ExtractConfig is refused. Names are resolved once, when a config is made: it
+carries the flow method's registry entry (FlowMethod) and the Codecs, and stores their names.
+`ExtractRun` adds what only decides how the job runs (paths, workers, shard size).
+`ImportConfig` is the same for `flowprep import-rawframes`: what imported shards contain and what
+was assumed about the tree. `parse_settings` reads either back from what a folder or shard stores.
 """
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from flowprep.flow.backend import FlowMethod
 from flowprep.flow.registry import FLOW_METHODS, get_method
-from flowprep.format.codecs import parse_codec
+from flowprep.format.codecs import Codec, parse_codec
 from flowprep.format.quantize import DEFAULT_BOUND
 from runkit.files import parse_json
 
@@ -43,7 +45,8 @@ SCHEDULER_TIMEOUT_S = 30.0  # --scheduler-timeout: distributed's own default for
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    flow_method: str = "tvl1"
+    # the backend's registry entry; given a name (a stored config's, a test's), resolved here, once
+    flow_method: FlowMethod = "tvl1"
     # Complete, resolved parameters of the flow method as sorted (name, value) pairs, so the
     # stored config states every value used, not only the ones a user overrode.
     flow_params: tuple[tuple[str, Any], ...] = ()
@@ -57,15 +60,16 @@ class ExtractConfig:
     max_frames: int | None = None
     bound: float = DEFAULT_BOUND
     mean_subtraction: bool = True
-    rgb_codec: str = DEFAULT_RGB_CODEC
-    flow_codec: str = DEFAULT_FLOW_CODEC
+    # the codecs; given names (`jpeg:95`), parsed here, once
+    rgb_codec: Codec = DEFAULT_RGB_CODEC
+    flow_codec: Codec = DEFAULT_FLOW_CODEC
 
     def __post_init__(self) -> None:
-        method = get_method(self.flow_method)
-        resolved = method.resolve(dict(self.flow_params))
+        if not isinstance(self.flow_method, FlowMethod):
+            object.__setattr__(self, "flow_method", get_method(self.flow_method))
+        resolved = self.flow_method.resolve(dict(self.flow_params))
         object.__setattr__(self, "flow_params", tuple(sorted(resolved.items())))
-        object.__setattr__(self, "rgb_codec", str(parse_codec(self.rgb_codec)))
-        object.__setattr__(self, "flow_codec", str(parse_codec(self.flow_codec)))
+        resolve_codecs(self)
         if self.width is None and self.height is None and self.short_side is None:
             object.__setattr__(self, "short_side", DEFAULT_SHORT_SIDE)
         if self.short_side is not None:
@@ -92,9 +96,9 @@ class ExtractConfig:
         return dict(self.flow_params)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["flow_params"] = self.flow_params_dict
-        return data
+        """As stored (config.json, every shard): the method and codecs by name."""
+        data = {**_values(self), "flow_method": self.flow_method.name, "flow_params": self.flow_params_dict}
+        return {**data, "rgb_codec": str(self.rgb_codec), "flow_codec": str(self.flow_codec)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -157,8 +161,8 @@ class ExtractRun:
         if self.scheduler is not None:
             if not re.match(r"^(tcp|tls)://[^\s/]+:\d+$", self.scheduler):
                 raise ValueError(f"scheduler must be tcp://HOST:PORT or tls://HOST:PORT, got {self.scheduler!r}")
-            if get_method(self.extract.flow_method).batched:
-                raise ValueError(f"--scheduler runs per-video jobs of the CPU backends; for {self.extract.flow_method} "
+            if self.extract.flow_method.batched:
+                raise ValueError(f"--scheduler runs per-video jobs of the CPU backends; for {self.extract.flow_method.name} "
                                  f"on several machines use --num-parts and --part, one GPU each")
         if not (isinstance(self.scheduler_timeout, (int, float)) and 0 < self.scheduler_timeout < float("inf")):
             raise ValueError(f"scheduler timeout must be a positive number of seconds, got {self.scheduler_timeout!r}")
@@ -169,10 +173,10 @@ class ExtractRun:
             raise ValueError("a tls:// scheduler needs all three of --tls-ca-file, --tls-cert and --tls-key "
                              "(or none: distributed's configuration)")
         devices = parse_devices(self.device)
-        if devices != ["cpu"] and not get_method(self.extract.flow_method).batched:
+        if devices != ["cpu"] and not self.extract.flow_method.batched:
             batched = ", ".join(m.name for m in FLOW_METHODS.values() if m.batched)
             raise ValueError(f"--device {self.device} needs a batched flow backend ({batched}); "
-                             f"{self.extract.flow_method} runs on the CPU")
+                             f"{self.extract.flow_method.name} runs on the CPU")
         if self.batch < 0:
             raise ValueError(f"batch must be 0 (the device's default) or positive, got {self.batch!r}")
 
@@ -242,6 +246,20 @@ def worker_count(workers: int) -> int:
     return workers or (os.cpu_count() or 1)
 
 
+def resolve_codecs(config: ExtractConfig | ImportConfig) -> None:
+    """A frozen config's codecs as Codecs: those given by name parsed, once (CodecError naming the name)."""
+    for name in ("rgb_codec", "flow_codec"):
+        value = getattr(config, name)
+        if not isinstance(value, Codec):
+            object.__setattr__(config, name, parse_codec(value))
+
+
+def _values(config: Any) -> dict[str, Any]:
+    """A dataclass's fields and values in their order, not recursed into (asdict would turn a
+    FlowMethod or a Codec into a dict)."""
+    return {f.name: getattr(config, f.name) for f in fields(config)}
+
+
 def _positive(what: str, value: int) -> None:
     if not isinstance(value, int) or value < 1:
         raise ValueError(f"{what} must be a positive integer, got {value!r}")
@@ -262,8 +280,8 @@ class ImportConfig:
     backward_flow: str | None = None
     mean_subtracted: bool | None = None
     fps: float | None = None  # the frame rate of the frames, when the user knows it
-    rgb_codec: str = DEFAULT_RGB_CODEC
-    flow_codec: str = DEFAULT_FLOW_CODEC
+    rgb_codec: Codec = DEFAULT_RGB_CODEC  # given names, parsed here, once
+    flow_codec: Codec = DEFAULT_FLOW_CODEC
 
     def __post_init__(self) -> None:
         if self.origin != ORIGIN:
@@ -274,11 +292,11 @@ class ImportConfig:
             raise ValueError(f"backward flow must be one of {', '.join(BACKWARD_MODES)}, got {self.backward_flow!r}")
         if self.fps is not None and not self.fps > 0:
             raise ValueError(f"fps must be positive, got {self.fps!r}")
-        object.__setattr__(self, "rgb_codec", str(parse_codec(self.rgb_codec)))
-        object.__setattr__(self, "flow_codec", str(parse_codec(self.flow_codec)))
+        resolve_codecs(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As stored: the codecs by name."""
+        return {**_values(self), "rgb_codec": str(self.rgb_codec), "flow_codec": str(self.flow_codec)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

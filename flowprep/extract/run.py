@@ -1,10 +1,11 @@
 """`flowprep extract`: a dataset, in parallel, into shards; resumable, with every failure recorded.
 
-`run_extract` is one extraction, read top to bottom: the videos of this run, its folder (locked,
-its config checked, what an earlier run left recovered: staged_run), the videos still to do, the
-jobs started (in processes, on a Dask cluster: cluster.py, or on devices: batched.py; each job is
-video_job.extract_video), their staging files packed into shards and their failures recorded
-(staged_run.pack_outcomes), the summary. The functions after it are those stages, in that order.
+`run_extract` is one extraction, read top to bottom: the videos of this run, its extraction folder
+(`extraction_folder`; locked, its config checked, what an earlier run left recovered: staged_run),
+the videos still to do, the jobs started (in processes, on a Dask cluster: cluster.py, or on
+devices: batched.py; each job is video_job.extract_video), their staging files packed into shards
+and their failures recorded (staged_run.pack_outcomes), the summary (staged_run.RunSummary, with
+extract's own lines). The functions after it are those stages, in that order.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -24,6 +25,7 @@ from flowprep.extract.config import ExtractRun, part_of
 from flowprep.extract.decode import silenced_ffmpeg
 from flowprep.extract.progress import Progress
 from flowprep.extract.staged_run import (
+    RunSummary,
     max_staged_bytes,
     pack_outcomes,
     process_outcomes,
@@ -32,8 +34,7 @@ from flowprep.extract.staged_run import (
     when_room,
 )
 from flowprep.extract.video_job import VideoOutcome, extract_video
-from flowprep.flow.registry import get_method
-from flowprep.format.folder import ExtractionFolder, Failure
+from flowprep.format.folder import ExtractionFolder
 from flowprep.format.manifest import ManifestEntry, read_manifest
 from runkit.progress import format_duration
 from runkit.safe_paths import RootGuard
@@ -45,53 +46,32 @@ class ExtractError(Exception):
     """A problem with the whole run (not one video); str() is the one-line message."""
 
 
-@dataclass
-class ExtractSummary:
-    total: int = 0  # videos in the manifest
-    skipped: int = 0  # already done by an earlier run
-    extracted: int = 0
-    failures: list[Failure] = field(default_factory=list)
-    frames: int = 0
-    pairs: int = 0
-    flow_seconds: float = 0.0
-    seconds: float = 0.0
-    shards: int = 0
-    bytes_on_disk: int = 0
-    failures_file: Path | None = None  # the run folder's failures.jsonl (a part's own, for a part)
-    scope: str = "manifest"  # what `total` counts: the manifest, or one part of it
-    flow_paths: dict[str, str] = field(default_factory=dict)  # device -> how a batched backend ran the flow
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-    def lines(self) -> list[str]:
-        rate = self.pairs / self.seconds if self.seconds else 0.0
-        return [
-            f"videos: {self.total} in {self.scope}, {self.extracted} extracted now, {self.skipped} already done, "
-            f"{len(self.failures)} failed",
-            f"frames: {self.frames} sampled, {self.pairs} pairs (forward + backward flow each) in "
-            f"{format_duration(self.seconds)}, {rate:.2f} pairs/s",
-            f"output: {self.shards} shard(s), {self.bytes_on_disk / 1e6:.1f} MB",
-        ] + ([f"flow: {', '.join(f'{d} {p}' for d, p in self.flow_paths.items())}"] if self.flow_paths else [])
+def extract_lines(summary: RunSummary) -> RunSummary:
+    """The summary with extract's own lines: the frames and pairs and how fast, and (a batched
+    backend) how each device ran the flow."""
+    rate = summary.pairs / summary.seconds if summary.seconds else 0.0
+    paths = ", ".join(f"{d} {p}" for d, p in summary.flow_paths.items())
+    return replace(summary, details=[f"frames: {summary.frames} sampled, {summary.pairs} pairs (forward + backward "
+                                     f"flow each) in {format_duration(summary.seconds)}, {rate:.2f} pairs/s"],
+                   after=[f"flow: {paths}"] if paths else [])
 
 
-def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSummary:
+def run_extract(run: ExtractRun, interactive: bool | None = None) -> RunSummary:
     """Extract every video of the manifest (or of this run's part of it) that is not yet done;
     return what happened. The whole run, stage by stage."""
     started = time.perf_counter()
     config = run.extract
     entries, scope = videos_of_run(run)
-    folder = run_folder(run)
+    folder = extraction_folder(run)
     # the folder locked for the whole run, its config checked or written, what an earlier run left recovered
     with staged_run(folder, "extract", config, run.overwrite) as staging:
         pending = [e for e in entries if not staging.done(e.video_id)]
         todo, refused = outside_video_root(pending, run)  # refused: failures now, not "already done"
-        batched = get_method(config.flow_method).batched
+        batched = config.flow_method.batched
         workers = run.n_workers if run.scheduler else usable_workers(run.n_workers, processes=not batched)
         log.info("config: %s", json.dumps(run.to_dict(), sort_keys=True))
         log.info("%d videos in manifest: %d already done, %d to extract with %s on %d worker(s)",
-                 len(entries), len(entries) - len(pending), len(todo), config.flow_method, workers)
+                 len(entries), len(entries) - len(pending), len(todo), config.flow_method.name, workers)
         progress = Progress(len(todo) + len(refused), interactive=interactive)
         flow_paths: dict[str, str] = {}  # device -> how a batched backend ran the flow, filled as devices finish
         # the jobs started (local workers at once), their staging files packed into shards as they
@@ -101,11 +81,9 @@ def run_extract(run: ExtractRun, interactive: bool | None = None) -> ExtractSumm
             packed = pack_outcomes(staging, lambda: start_jobs(run, todo, staging.dir, workers, progress.note,
                                                                flow_paths),
                                    progress, config.to_json(), run.shard_size_mb * 1e6, failed_first=refused)
-        return ExtractSummary(
-            total=len(entries), skipped=len(entries) - len(pending), extracted=packed.finished,
-            failures=packed.failures, frames=packed.frames, pairs=packed.pairs, flow_seconds=packed.flow_seconds,
-            seconds=time.perf_counter() - started, shards=packed.shards, bytes_on_disk=packed.bytes_on_disk,
-            failures_file=folder.failures_path, scope=scope, flow_paths=flow_paths)
+        return extract_lines(replace(packed, verb="extracted", scope=scope, total=len(entries),
+                                     skipped=len(entries) - len(pending), seconds=time.perf_counter() - started,
+                                     failures_file=folder.failures_path, flow_paths=flow_paths))
 
 
 def videos_of_run(run: ExtractRun) -> tuple[list[ManifestEntry], str]:
@@ -113,12 +91,12 @@ def videos_of_run(run: ExtractRun) -> tuple[list[ManifestEntry], str]:
     summary's scope)."""
     entries = read_manifest(run.manifest)
     if run.num_parts == 1:
-        return entries, "manifest"
-    scope = f"part {run.part} of {run.num_parts} ({len(entries)} in the manifest)"
+        return entries, "in manifest"
+    scope = f"in part {run.part} of {run.num_parts} ({len(entries)} in the manifest)"
     return [e for e in entries if part_of(e.video_id, run.num_parts) == run.part], scope
 
 
-def run_folder(run: ExtractRun) -> ExtractionFolder:
+def extraction_folder(run: ExtractRun) -> ExtractionFolder:
     """Where this run writes: the output folder, or its part's folder in it (after agreeing on the
     config that all parts share). A single run and parts never mix in one folder."""
     top = ExtractionFolder(run.out_dir)
@@ -165,7 +143,7 @@ def start_jobs(run: ExtractRun, todo: list[ManifestEntry], staging_dir: Path, wo
     flow). A job waits while staging holds more than `max_staged` bytes (staged_run.when_room); `note`
     prints a line above the progress bar."""
     max_staged = max_staged_bytes(run.shard_size_mb * 1e6)
-    if not get_method(run.extract.flow_method).batched:
+    if not run.extract.flow_method.batched:
         jobs = [delayed(when_room)(extract_video, staging_dir, max_staged, e, run.video_root / e.path, run.extract,
                                    staging_dir, None, 1, run.allow_decode_errors, owner=os.getpid()) for e in todo]
         if run.scheduler is not None:

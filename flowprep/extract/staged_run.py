@@ -68,20 +68,44 @@ class Staging:
 
 
 @dataclass
-class StagedRunResult:
-    failures: list[Failure] = field(default_factory=list)
+class RunSummary:
+    """What one run into an extraction folder did (`flowprep extract`, `flowprep import-rawframes`):
+    `pack_outcomes` counts the videos it packed and those that failed; the command adds what the
+    run was given, its time and its own lines; `lines()` is what the command prints."""
+
+    verb: str = "packed"  # what the run did to a video: extracted, imported
+    scope: str = ""  # what `total` counts: "in manifest", "in part 0 of 2 (9 in the manifest)", "found"
+    total: int = 0  # videos of the run
+    skipped: int = 0  # already done by an earlier run
     finished: int = 0  # videos this run's jobs finished, and their frames, pairs and time in the flow backend
+    failures: list[Failure] = field(default_factory=list)
     frames: int = 0
     pairs: int = 0
     flow_seconds: float = 0.0
+    seconds: float = 0.0
     shards: int = 0
     bytes_on_disk: int = 0
+    failures_file: Path | None = None  # the folder's failures.jsonl (a part's own, for a part)
+    flow_paths: dict[str, str] = field(default_factory=dict)  # extract: device -> how a batched backend ran the flow
+    details: list[str] = field(default_factory=list)  # the command's own lines, after the videos' line
+    after: list[str] = field(default_factory=list)  # and after the output's
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
 
     def count(self, outcome: StagedOutcome) -> None:
         self.finished += 1
         self.frames += outcome.frames
         self.pairs += outcome.pairs
         self.flow_seconds += outcome.flow_seconds
+
+    def lines(self) -> list[str]:
+        return [f"videos: {self.total} {self.scope}, {self.finished} {self.verb} now, {self.skipped} already done, "
+                f"{len(self.failures)} failed",
+                *self.details,
+                f"output: {self.shards} shard(s), {self.bytes_on_disk / 1e6:.1f} MB",
+                *self.after]
 
 
 @contextmanager
@@ -309,7 +333,7 @@ def let_queue_feeders_end(timeout_s: float = FEEDER_PATIENCE_S) -> None:
 
 def pack_outcomes(staging: Staging, start: Callable[[], Iterator[StagedOutcome]], progress: Progress,
                   stored_config: str, shard_bytes: float, failed_first: Iterable[StagedOutcome] = (),
-                  on_success: Callable[[StagedOutcome], None] | None = None) -> StagedRunResult:
+                  on_success: Callable[[StagedOutcome], None] | None = None) -> RunSummary:
     """Start the jobs (`start()`: their outcomes, each as its video finishes) and pack their
     staging files into shards of about `shard_bytes` as they finish (each shard stores
     `stored_config`, its config as JSON), record the failures in failures.jsonl (`failed_first`:
@@ -317,7 +341,7 @@ def pack_outcomes(staging: Staging, start: Callable[[], Iterator[StagedOutcome]]
     error, close the jobs before returning. The videos an earlier run finished are packed while
     the jobs, already started, run: a resumed run is at work in seconds, however much it left."""
     folder = staging.folder
-    result = StagedRunResult()
+    result = RunSummary()
     packer = ShardPacker(folder, stored_config, shard_bytes, staging.index, note=progress.note)
 
     def pack(staged: Path | None = None) -> None:

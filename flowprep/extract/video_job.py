@@ -33,8 +33,6 @@ from flowprep.extract.decode import (
 from flowprep.extract.frames import FrameSampler, output_size, resize, to_gray
 from flowprep.extract.shard_writer import StagedVideo
 from flowprep.flow.backend import BatchFlow, FlowError
-from flowprep.flow.registry import get_method
-from flowprep.format.codecs import parse_codec
 from flowprep.format.manifest import ManifestEntry
 from flowprep.format.shards import VideoAttrs
 from runkit.faults import disk_full, is_disk_full, quiet_hdf5_after_disk_full
@@ -76,7 +74,7 @@ class InlineFlow:
 @lru_cache(maxsize=4)
 def _flow_for(config: ExtractConfig) -> BatchFlow:
     """One flow backend object per worker process and config, reused across videos."""
-    return get_method(config.flow_method).create_batch(config.flow_params_dict)
+    return config.flow_method.create_batch(config.flow_params_dict)
 
 
 def both_directions(prevs: list[np.ndarray], nexts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -164,8 +162,8 @@ def _extract(entry: ManifestEntry, source: Path, config: ExtractConfig, staging_
         cap, info = open_video(source)
         sampler = frame_sampler(info, config)
         size = frame_size(info, config)
-        with StagedVideo(staging_dir, entry.video_id, size[0], size[1], parse_codec(config.rgb_codec),
-                         parse_codec(config.flow_codec), config.bound, config.to_json()) as staged:
+        with StagedVideo(staging_dir, entry.video_id, size[0], size[1], config.rgb_codec,
+                         config.flow_codec, config.bound, config.to_json()) as staged:
             in_flight: deque[Future] = deque()
             prevs: list[np.ndarray] = []
             nexts: list[np.ndarray] = []

@@ -5,7 +5,7 @@ and its two entry points, both built from a full, validated parameter dict:
 - a batch (`BatchFlow`): frames of many pairs in, (N, H, W) uint8 each, and out either their
   fields (`flow`) or the fields as flowprep stores them, mean-subtracted and quantised
   (`codes`). The OpenCV backends loop over the pairs (`PairLoop`); `tvl1-torch` computes the
-  whole batch at once on a device (`flowprep.flow.tvl1_torch`, imported only when chosen).
+  whole batch at once on a device (`flowprep.flow.tvl1.solver`, imported only when chosen).
 Factories build their algorithm objects once, inside the process that uses them: OpenCV
 algorithm objects cannot be pickled.
 
@@ -31,7 +31,16 @@ class FlowError(Exception):
 
 
 class BatchFlow(Protocol):
-    """Flow of a batch of pairs of one size: (N, H, W) uint8 grey frames `first` and `second`."""
+    """Flow of a batch of pairs of one size: (N, H, W) uint8 grey frames `first` and `second`;
+    everything the extraction's batcher (flowprep.extract.batched) asks of a backend."""
+
+    # how the backend runs the flow, as a run's summary reports it (tvl1-torch: "triton",
+    # "compile" or "eager"; a PairLoop: "pairs")
+    path: str
+
+    def fields_that_fit(self, height: int, width: int) -> int | None:
+        """Fields of height x width that the device's free memory holds in one batch; None when
+        nothing bounds it (the CPU): the batcher then keeps its own maximum."""
 
     def flow(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """(N, H, W, 2) float32: the displacement from each first frame to its second."""
@@ -51,8 +60,13 @@ def check_batch(first: np.ndarray, second: np.ndarray) -> None:
 class PairLoop:
     """A one-pair backend as a BatchFlow: the pairs one after another, quantised on the CPU."""
 
+    path = "pairs"
+
     def __init__(self, flow: FlowFn) -> None:
         self.pair_flow = flow
+
+    def fields_that_fit(self, height: int, width: int) -> None:
+        return None  # one pair at a time, in the process's own memory
 
     def flow(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         check_batch(first, second)

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 from flowprep.flow.backend import FlowFn, FlowMethod
 from flowprep.flow.dis import DIS
 from flowprep.flow.farneback import FARNEBACK
-from flowprep.flow.tvl1 import TVL1, TVL1_TORCH
+from flowprep.flow.tvl1.methods import TVL1, TVL1_TORCH
 
 FLOW_METHODS: dict[str, FlowMethod] = {m.name: m for m in (
     TVL1,

@@ -262,8 +262,14 @@ def _extend(ds: h5py.Dataset, rows: np.ndarray) -> None:
     ds[n:] = rows
 
 
+def stored_codec(ds: h5py.Dataset) -> Codec:
+    """The codec an image dataset's attribute names: what the file says, parsed here (CodecError
+    naming a bad name)."""
+    return parse_codec(ds.attrs[ATTR_CODEC])
+
+
 def is_encoded(ds: h5py.Dataset) -> bool:
-    return parse_codec(ds.attrs[ATTR_CODEC]).encoded
+    return stored_codec(ds).encoded
 
 
 def item_count(group: h5py.Group, name: str) -> int:
@@ -404,8 +410,8 @@ class VideoReader:
                 raise ShardFormatError(f"{group.file.filename}: video {self.video_id!r} lacks dataset {name!r}")
         self._rgb = group[RGB]
         self._flow = {direction: group[name] for direction, name in FLOW_DIRECTIONS.items()}
-        self.rgb_codec = parse_codec(self._rgb.attrs[ATTR_CODEC])
-        self.flow_codec = parse_codec(self._flow["forward"].attrs[ATTR_CODEC])
+        self.rgb_codec = stored_codec(self._rgb)
+        self.flow_codec = stored_codec(self._flow["forward"])
         problems = stored_number_problems(group, self.attrs)
         if problems:
             raise ShardFormatError(f"{group.file.filename}: video {self.video_id!r}: {problems[0]}")

@@ -35,10 +35,17 @@ from joblib import delayed
 from flowprep.extract.config import ImportConfig, check_run_options, worker_count
 from flowprep.extract.progress import Progress
 from flowprep.extract.shard_writer import StagedVideo
-from flowprep.extract.staged_run import max_staged_bytes, pack_outcomes, process_outcomes, staged_run, when_room
+from flowprep.extract.staged_run import (
+    RunSummary,
+    max_staged_bytes,
+    pack_outcomes,
+    process_outcomes,
+    staged_run,
+    when_room,
+)
 from flowprep.extract.video_job import VideoOutcome
-from flowprep.format.codecs import CodecError, parse_codec
-from flowprep.format.folder import ExtractionFolder, Failure, staging_path, writing_path
+from flowprep.format.codecs import CodecError
+from flowprep.format.folder import ExtractionFolder, staging_path, writing_path
 from flowprep.format.manifest import ManifestEntry, read_manifest, validate_video_id
 from flowprep.format.names import check_label_name
 from flowprep.format.quantize import DEFAULT_BOUND, LEVELS, dequantize
@@ -93,46 +100,27 @@ class ImportOutcome(VideoOutcome):
     dropped: str = ""  # images left out of the video (FramePlan.dropped)
 
 
-@dataclass
-class ImportSummary:
-    total: int = 0
-    skipped: int = 0
-    imported: int = 0
-    failures: list[Failure] = field(default_factory=list)
-    frames: int = 0
-    seconds: float = 0.0
-    shards: int = 0
-    bytes_on_disk: int = 0
-    config: ImportConfig = field(default_factory=ImportConfig)
-    labels_from: str = ""  # where labels and splits came from
-    told: str = ""  # where the bound and mean subtraction came from
-    dropped: list[str] = field(default_factory=list)  # "video: images" of videos that lost some
-    unlisted: list[str] = field(default_factory=list)  # frame folders of the tree in no list read (left out)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-    def lines(self) -> list[str]:
-        c = self.config
-        backward = ("read from backward_flow_* files" if c.backward_flow == "files"
-                    else "approximated from the forward flow (no backward files)")
-        dropped = [f"dropped: {len(self.dropped)} video(s) had as many flow fields as frames; the last field of "
-                   f"each has no frame after it (e.g. {self.dropped[0]})"] if self.dropped else []
-        unlisted = [f"left out: {len(self.unlisted)} video folder(s) of the tree are in none of these lists (a "
-                    f"split that is neither train nor test, e.g. 'unused', is in no list), e.g. {self.unlisted[0]}; "
-                    f"give --manifest naming them to import them too"] if self.unlisted else []
-        return [
-            f"videos: {self.total} found, {self.imported} imported now, {self.skipped} already done, "
-            f"{len(self.failures)} failed",
-            f"labels and splits: {self.labels_from}",
-            *unlisted,
-            f"frames: {self.frames} in {format_duration(self.seconds)}",
-            f"assumed: flow quantised with bound {c.bound:g} px, mean {'' if c.mean_subtracted else 'not '}subtracted"
-            f"{f' ({self.told})' if self.told else ''}; backward flow {backward}",
-            *dropped,
-            f"output: {self.shards} shard(s), {self.bytes_on_disk / 1e6:.1f} MB",
-        ]
+def import_lines(summary: RunSummary, c: ImportConfig, labels_from: str, told: str, dropped_videos: list[str],
+                 unlisted_folders: list[str]) -> RunSummary:
+    """The summary with import's own lines: where labels and splits came from (`labels_from`), the
+    tree's folders in no list read (left out), the frames, what was assumed of the flow (`told`:
+    where the bound and mean subtraction came from) and the videos that lost images ("video:
+    images")."""
+    backward = ("read from backward_flow_* files" if c.backward_flow == "files"
+                else "approximated from the forward flow (no backward files)")
+    dropped = [f"dropped: {len(dropped_videos)} video(s) had as many flow fields as frames; the last field of "
+               f"each has no frame after it (e.g. {dropped_videos[0]})"] if dropped_videos else []
+    unlisted = [f"left out: {len(unlisted_folders)} video folder(s) of the tree are in none of these lists (a "
+                f"split that is neither train nor test, e.g. 'unused', is in no list), e.g. {unlisted_folders[0]}; "
+                f"give --manifest naming them to import them too"] if unlisted_folders else []
+    return replace(summary, details=[
+        f"labels and splits: {labels_from}",
+        *unlisted,
+        f"frames: {summary.frames} in {format_duration(summary.seconds)}",
+        f"assumed: flow quantised with bound {c.bound:g} px, mean {'' if c.mean_subtracted else 'not '}subtracted"
+        f"{f' ({told})' if told else ''}; backward flow {backward}",
+        *dropped,
+    ])
 
 
 # --- finding the videos -------------------------------------------------------------------------
@@ -255,8 +243,8 @@ def _import(entry: ManifestEntry, folder: Path, config: ImportConfig, config_jso
     first = _read(folder / plan.frames[0], color=True, size=None)
     size = (first.shape[1], first.shape[0])
     no_mean = np.zeros(2, np.float32)  # the means subtracted before quantisation, if any, are unknown
-    with StagedVideo(staging_dir, entry.video_id, size[0], size[1], parse_codec(config.rgb_codec),
-                     parse_codec(config.flow_codec), config.bound, config_json) as staged:
+    with StagedVideo(staging_dir, entry.video_id, size[0], size[1], config.rgb_codec,
+                     config.flow_codec, config.bound, config_json) as staged:
         for name in plan.frames:
             staged.add_frame(_read(folder / name, color=True, size=size))
         for i, names in enumerate(plan.forward):
@@ -388,7 +376,7 @@ def check_out_paths(folder: ExtractionFolder, sources: list[ImportSource]) -> No
                  error=RawframesError)
 
 
-def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportSummary:
+def import_rawframes(run: ImportRun, interactive: bool | None = None) -> RunSummary:
     """Pack every frame folder of the tree that is not yet in the output's shards."""
     started = time.perf_counter()
     record = read_export_record(run.root) if run.root.is_dir() else None
@@ -408,17 +396,14 @@ def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportS
     check_out_paths(folder, sources)
     with staged_run(folder, "import", config, run.overwrite) as staging:
         todo = [s for s in sources if not staging.done(s.entry.video_id)]
-        summary = ImportSummary(total=len(sources) + len(refused), config=config, skipped=len(sources) - len(todo),
-                                labels_from=labels_from, told=told, unlisted=unlisted)
         log.info("import config: %s", config_json)
         log.info("%d videos in %s: %d already done, %d to import; labels and splits: %s", len(sources), run.root,
-                 summary.skipped, len(todo), labels_from)
+                 len(sources) - len(todo), len(todo), labels_from)
+        dropped: list[str] = []
 
-        def count(outcome: VideoOutcome) -> None:
-            summary.imported += 1
-            summary.frames += outcome.frames
+        def note_dropped(outcome: VideoOutcome) -> None:
             if isinstance(outcome, ImportOutcome) and outcome.dropped:
-                summary.dropped.append(f"{outcome.video_id}: {outcome.dropped}")
+                dropped.append(f"{outcome.video_id}: {outcome.dropped}")
                 log.info("%s: dropped %s", outcome.video_id, outcome.dropped)
 
         # as extract's jobs: each waits while staging is full (its disk use bounded by the shard size), and
@@ -427,10 +412,9 @@ def import_rawframes(run: ImportRun, interactive: bool | None = None) -> ImportS
         root = None if run.follow_symlinks else run.root
         jobs = [delayed(when_room)(import_video, staging.dir, max_staged, s, config_json, staging.dir, root,
                                    owner=os.getpid()) for s in todo]
-        result = pack_outcomes(staging, lambda: process_outcomes(jobs, run.n_workers),
+        packed = pack_outcomes(staging, lambda: process_outcomes(jobs, run.n_workers),
                                Progress(len(jobs) + len(refused), interactive=interactive), config_json,
-                               run.shard_size_mb * 1e6, failed_first=refused, on_success=count)
-        summary.failures = result.failures
-        summary.shards, summary.bytes_on_disk = result.shards, result.bytes_on_disk
-        summary.seconds = time.perf_counter() - started
-        return summary
+                               run.shard_size_mb * 1e6, failed_first=refused, on_success=note_dropped)
+        summary = replace(packed, verb="imported", scope="found", total=len(sources) + len(refused),
+                          skipped=len(sources) - len(todo), seconds=time.perf_counter() - started)
+        return import_lines(summary, config, labels_from, told, dropped, unlisted)

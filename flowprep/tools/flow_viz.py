@@ -10,7 +10,7 @@ coordinates (y points down) rightward motion is red, downward yellow-orange, lef
 upward violet-blue: the layout of the reference code, which looks the wheel up at the angle of
 (-u, -v).
 
-Why not torchvision.utils.flow_to_image, which draws the same wheel (tests/flowprep/
+Why not torchvision.utils.flow_to_image, which draws the same wheel (tests/flowprep/tools/
 test_flow_viz.py checks that the pictures agree): it scales each image by its own largest
 vector, where `flowprep show` colours every frame and the legend on one scale (so colours compare
 across frames, and the legend's edge is a stated number of pixels) and darkens what lies beyond

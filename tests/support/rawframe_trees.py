@@ -23,8 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tests.support.extraction import HEIGHT, WIDTH
-from tests.support.videos import moving_square_frames
+from tests.support.videos import HEIGHT, WIDTH, moving_square_frames
 
 FRAMES = 8
 BOUND = 20

@@ -75,6 +75,17 @@ def moving_video(video_id: str, label: int, frames: int = 8, splits: dict | None
                       splits or {"split1": "train"})
 
 
+def two_class_videos(train: int, test: int, test_seed: int, width: int = 56, height: int = 48) -> list[SynthVideo]:
+    """`train` training and `test` test videos (split1), of moving_video's two classes in turn: ids
+    train0, train1, ... and test0, ... (zero-padded to one width), seeds i and test_seed + i."""
+    def named(prefix: str, count: int, i: int) -> str:
+        return f"{prefix}{i:0{len(str(count - 1))}d}"
+
+    return ([moving_video(named("train", train, i), i % 2, seed=i, width=width, height=height) for i in range(train)]
+            + [moving_video(named("test", test, i), i % 2, seed=test_seed + i, width=width, height=height,
+                            splits={"split1": "test"}) for i in range(test)])
+
+
 def write_staged(staging: Path, v: SynthVideo, codec: str, bound: float, config_json: str) -> Path:
     """`v` as a committed staging file in `staging`, storing `config_json` as its run's config."""
     height, width = v.rgb.shape[1:3]
@@ -125,9 +136,7 @@ def factor_streams_dataset(root: Path) -> tuple[Path, tuple[Path, Path]]:
     from twostream.core.config import TrainConfig
     from twostream.streams.trainer import fit
 
-    videos = [moving_video(f"train{i:02d}", i % 2, seed=i, width=56, height=48) for i in range(24)]
-    videos += [moving_video(f"test{i}", i % 2, seed=40 + i, width=56, height=48, splits={"split1": "test"})
-               for i in range(4)]
+    videos = two_class_videos(24, 4, test_seed=40)
     shards = write_extraction(root / "shards", videos, codec="jpeg:95")
     streams = []
     for stream in ("spatial", "temporal"):

@@ -39,9 +39,10 @@ def tinted_video(path: Path, name: str, seed: int, frames: int = FRAMES) -> Path
     return write_video(path, [np.clip(f * np.array(tint), 0, 255).astype(np.uint8) for f in grey])
 
 
-def make_dataset(root: Path) -> tuple[Path, dict[str, Path]]:
+def tinted_dataset(root: Path) -> tuple[Path, dict[str, Path]]:
     """The videos, a manifest of the training ones (all 'train' of split1, plus one 'test' video a
-    class for evaluate), and one more video a class outside the manifest."""
+    class for evaluate), and one more video a class outside the manifest. Not make_videos: these
+    classes differ in colour as well as motion, and the runs need both cues."""
     rows = ["video_id,path,label,label_name,split1"]
     held_out = {}
     for label, name in enumerate(CLASSES):
@@ -65,7 +66,7 @@ def train_runs(root: Path, seed: int = 0, **settings) -> TinyRuns:
     from twostream.core.config import TrainConfig  # torch: only for the tests that train
     from twostream.streams.trainer import fit
 
-    manifest, held_out = make_dataset(root / "videos")
+    manifest, held_out = tinted_dataset(root / "videos")
     shards = extract(manifest, root / "shards", **settings)
     runs = {}
     for stream in ("spatial", "temporal"):

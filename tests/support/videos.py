@@ -1,11 +1,18 @@
 """Synthetic videos with known motion, for tests: a textured square moving a fixed number of
-pixels a frame over a static textured background, so the sign and size of flow can be asserted."""
+pixels a frame over a static textured background, so the sign and size of flow can be asserted;
+and `make_videos`, the one way the tests write such videos with their manifest."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from flowprep.demo.data import write_video  # noqa: F401  (the tests' video writer too)
+from flowprep.demo.data import write_video
+
+WIDTH, HEIGHT, FRAMES = 128, 96, 8
+MOTIONS = {"right": (2, 0), "down": (0, 2), "left": (-2, 0), "up": (0, -2)}
+SIX_DIRECTIONS = [(1, 0), (0, 1), (-1, 0), (0, -1), (1, 1), (-1, -1)]
 
 
 def texture(height: int, width: int, seed: int, blur: float = 1.5) -> np.ndarray:
@@ -40,3 +47,27 @@ def square_box(t: int, width: int = 128, height: int = 96, square: int = 32,
     return slice(y0 + 4, y0 + square - 4), slice(x0 + 4, x0 + square - 4)
 
 
+def directions(count: int) -> dict[str, tuple[int, int]]:
+    """`count` videos v0, v1, ... moving one pixel a frame, in six directions taken in turn."""
+    return {f"v{i}": SIX_DIRECTIONS[i % len(SIX_DIRECTIONS)] for i in range(count)}
+
+
+def make_videos(root: Path, motions: dict[str, tuple[int, int]], frames: int = FRAMES,
+                size: tuple[int, int] = (WIDTH, HEIGHT), square: int = 32, classes: int | None = None,
+                tests: int | None = None, missing: bool = False) -> Path:
+    """Videos `root`/<id>.avi of a square moving as `motions` says (video id -> pixels a frame, dx and
+    dy), and their manifest; the manifest's path. Each video is a class of its own named by its id,
+    or, given `classes`, video i is of class i % classes (named c0, c1, ...); the last `tests`
+    videos (by default the second half) are split1's test videos, the others its training ones;
+    `missing` adds a row whose file does not exist."""
+    root.mkdir(parents=True, exist_ok=True)
+    tests = len(motions) // 2 if tests is None else tests
+    rows = ["video_id,path,label,label_name,split1"]
+    for i, (video_id, velocity) in enumerate(motions.items()):
+        write_video(root / f"{video_id}.avi", moving_square_frames(frames, *size, square, velocity=velocity, seed=i))
+        label, name = (i, video_id) if classes is None else (i % classes, f"c{i % classes}")
+        rows.append(f"{video_id},{video_id}.avi,{label},{name},{'test' if i >= len(motions) - tests else 'train'}")
+    if missing:
+        rows.append(f"ghost,ghost.avi,0,{next(iter(motions)) if classes is None else 'c0'},train")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root / "manifest.csv"

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from tests.support.synthetic import moving_video, write_extraction
+from tests.support.synthetic import two_class_videos, write_extraction
 from twostream.api import (
     SpatialFrames,
     TemporalStacks,
@@ -40,9 +40,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     """Two classes, three training and one test video each; 56x48 frames of 8."""
-    videos = [moving_video(f"train{i}", i % 2, seed=i, width=56, height=48) for i in range(6)]
-    videos += [moving_video(f"test{i}", i % 2, seed=10 + i, width=56, height=48, splits={"split1": "test"})
-               for i in range(2)]
+    videos = two_class_videos(6, 2, test_seed=10)
     return write_extraction(tmp_path_factory.mktemp("api") / "ex", videos)
 
 
@@ -149,9 +147,7 @@ def test_the_loop_in_docs_api_md_runs_as_written(tmp_path, monkeypatch):
     they look for it (out/demo/shards: 112x112 frames, as the demo's)."""
     loop, fusion = docs_blocks()[:2]
     monkeypatch.chdir(tmp_path)
-    videos = [moving_video(f"train{i}", i % 2, seed=i, width=112, height=112) for i in range(4)]
-    videos += [moving_video(f"test{i}", i % 2, seed=10 + i, width=112, height=112, splits={"split1": "test"})
-               for i in range(2)]
+    videos = two_class_videos(4, 2, test_seed=10, width=112, height=112)
     write_extraction(tmp_path / "out" / "demo" / "shards", videos)
     names: dict = {}
     exec(compile(loop, str(DOCS), "exec"), names)  # noqa: S102 (the docs' own code, run as written)
@@ -163,3 +159,34 @@ def test_the_loop_in_docs_api_md_runs_as_written(tmp_path, monkeypatch):
     save_scores(tmp_path / "out" / "my_temporal_scores_test.npz", stand_in)
     exec(compile(fusion, str(DOCS), "exec"), names)  # noqa: S102
     np.testing.assert_allclose(names["fused"].scores, scores.scores, atol=1e-6)
+
+
+def test_build_model_builds_the_window_streams():
+    """build_model(stream=...) builds what `twostream train --stream NAME --clip T` trains: the
+    learned-flow network with its layer's options (on frames or feature maps), the dynamic-image
+    network as an RGB one; bad values in one line."""
+    torch.manual_seed(0)
+    clip = torch.randn(2, 3, 4, 40, 40)
+    for flow_on in ("frames", "features"):
+        model = build_model("resnet18", 3, 5, stream="learned-flow", clip=4, crop_size=40, flow_on=flow_on,
+                            flow_params={"inner_iterations": 3, "tau": 0.2, "nscales": 2}).eval()
+        with torch.no_grad():
+            assert model(clip).shape == (2, 5) and model.feature_map(clip).shape[:2] == (2, 512)
+        layer = model.body[0].flow if flow_on == "frames" else model.body.flow
+        assert layer.iterations == 3 and layer.pyramid.nscales == 2
+        assert layer.step_sizes().tau.item() == pytest.approx(0.2)
+        trained = TrainConfig(extraction="s", out="o", stream="learned-flow", clip=4, crop_size=40, flow_on=flow_on,
+                              flow_layer=(("inner_iterations", 3), ("tau", 0.2), ("nscales", 2)))
+        from twostream.streams.motion_models import build_stream_model
+
+        expected = build_stream_model(trained, 5).state_dict()  # the trainer's: the same weights load
+        assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in expected.items()}
+    dynamic = build_model("resnet18", 3, 5, stream="dynamic-image", clip=4)
+    assert {k: v.shape for k, v in dynamic.state_dict().items()} == \
+        {k: v.shape for k, v in build_model("resnet18", 3, 5).state_dict().items()}
+    with pytest.raises(ValueError, match="the flow layer's warps must be at least 1, got 0"):
+        build_model("resnet18", 3, 5, stream="learned-flow", clip=4, flow_params={"warps": 0})
+    with pytest.raises(ValueError, match="stream must be one of dynamic-image, learned-flow"):
+        build_model("resnet18", 3, 5, stream="temporal", clip=4)
+    with pytest.raises(ValueError, match="--flow-on features cuts the backbone after its first stage"):
+        build_model("vgg16", 3, 5, stream="learned-flow", clip=4, flow_on="features")

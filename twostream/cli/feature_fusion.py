@@ -33,7 +33,8 @@ def fuse_features() -> None:
 @click.option("--spatial", required=True, type=STREAM_RUN, callback=_checkpoint,
               help="The spatial stream's run folder (twostream train --out) or its checkpoint.pt.")
 @click.option("--temporal", required=True, type=STREAM_RUN, callback=_checkpoint,
-              help="The temporal stream's run folder or its checkpoint.pt.")
+              help="The motion stream's run folder or its checkpoint.pt: a temporal, dynamic-image or learned-flow "
+                   "run.")
 @opt.run_out
 @click.option("--method", "head", type=click.Choice(HEADS), default="mid", show_default=True,
               help="; ".join(f"{h.name}: {h.description}" for h in HEAD_REGISTRY.values()) + ".")

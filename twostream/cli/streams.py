@@ -3,14 +3,34 @@ from __future__ import annotations
 
 import click
 
+from flowprep.api import LAYER_PARAMS
 from runkit.cli import CONTEXT
 from twostream.cli import options as opt
 from twostream.core.backbones import choices_text
-from twostream.core.config import DECODE_ON, DEFAULT_HOLDOUT, FLOW_STACKS, STREAM_DEFAULTS, STREAMS, TrainConfig
+from twostream.core.config import (
+    DECODE_ON,
+    DEFAULT_HOLDOUT,
+    FLOW_PLACEMENTS,
+    FLOW_STACKS,
+    STREAM_DEFAULTS,
+    STREAMS,
+    TrainConfig,
+)
 
 
 def _defaults(name: str) -> str:
     return ", ".join(f"{stream} {values[name]}" for stream, values in STREAM_DEFAULTS.items())
+
+
+def _name_value_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """NAME=VALUE texts -> (name, text) pairs; the config checks names and values."""
+    pairs = []
+    for text in values:
+        name, sep, value = text.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, got {text!r}")
+        pairs.append((name.strip(), value.strip()))
+    return tuple(pairs)
 
 
 @click.command(context_settings=CONTEXT)
@@ -52,6 +72,13 @@ def _defaults(name: str) -> str:
 @click.option("--motion-attention", is_flag=True,
               help="Spatial stream: read the flow stack (--flow-length, --flow-stack) beside the frame and pool the "
                    "last feature map where it moves (motion-guided spatial attention, parameter-free), not evenly.")
+@click.option("--flow-on", type=click.Choice(FLOW_PLACEMENTS), default="frames", show_default=True,
+              help="learned-flow: where its TV-L1 layer runs: the window's grey frames, or a ResNet's feature maps "
+                   "after its first stage (Representation Flow's placement).")
+@click.option("--flow-param", "flow_layer", multiple=True, callback=_name_value_pairs, metavar="NAME=VALUE",
+              help="learned-flow: set a parameter of its TV-L1 layer; repeatable. Names (defaults): "
+                   + ", ".join(f"{p.name} ({p.default})" for p in LAYER_PARAMS)
+                   + "; tau, lambda, theta are initial values, learned (docs/training.md).")
 @opt.augment_options(segments_help="1: one random frame/stack per video per epoch; K: TSN segment sampling, K clips "
                                    "averaged.",
                      flip_help="Random horizontal flip (flow x negated).")

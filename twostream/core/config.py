@@ -14,6 +14,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from flowprep.api import layer_params
 from runkit.files import parse_json
 from twostream.core.backbones import IMAGE_BACKBONES, VIDEO_BACKBONES, family_of, is_video
 
@@ -21,6 +22,10 @@ STREAMS = ("spatial", "temporal", "dynamic-image", "learned-flow")
 # streams on a window of --clip T RGB frames for a 2D backbone, motion without precomputed flow
 # (twostream.data.motion_inputs): one dynamic image of them, or their flow by a learned TV-L1 layer
 WINDOW_STREAMS = ("dynamic-image", "learned-flow")
+# where the learned-flow stream's TV-L1 layer runs: on the window's grey frames, or on a ResNet's
+# feature maps after its first stage (Representation Flow's placement; twostream.streams.motion_models)
+FLOW_PLACEMENTS = ("frames", "features")
+FLOW_FEATURE_FAMILIES = ("resnet",)  # the backbones cut at a stage for `--flow-on features`
 FLOW_STACKS = ("forward", "bidirectional")  # twostream.data.sampling says what each stacks
 SCHEDULES = ("step", "cosine")
 # where a training sample's JPEG images are decoded: in the loader workers, or batched on the
@@ -228,6 +233,12 @@ class TrainConfig(ResumableConfig):
     # the spatial stream reads the flow stack (flow_length, flow_stack) beside its frame and pools
     # its last feature map where the stack moves (motion-guided spatial attention, parameter-free)
     motion_attention: bool = False
+    # the learned-flow stream: where its TV-L1 layer runs (FLOW_PLACEMENTS) and the layer's parameters
+    # (flowprep.flow.tvl1.params.LAYER_PARAMS: `--flow-param NAME=VALUE`), as (name, value) pairs,
+    # every one resolved here, so the stored config states them all (a run stored before these
+    # fields existed reads as the defaults, which are what it used)
+    flow_on: str = "frames"
+    flow_layer: tuple[tuple[str, Any], ...] = ()
     # optimisation
     epochs: int = 30
     batch_size: int | None = None  # None: twostream.core.schedule.default_batch_size of the training videos
@@ -284,6 +295,7 @@ class TrainConfig(ResumableConfig):
         check(not self.motion_attention or (self.stream == "spatial" and not self.clip),
               "--motion-attention weighs a 2D spatial stream's feature map with the flow beside its frame; "
               f"got --stream {self.stream}" + (f" --clip {self.clip}" if self.clip else ""))
+        self._check_flow_layer()
         check(self.pretrained is None or self.weights is None,
                f"give either --pretrained (a local file) or --weights (torchvision's), not both; "
                f"got {self.pretrained!r} and {self.weights!r}")
@@ -306,6 +318,22 @@ class TrainConfig(ResumableConfig):
               f"use --decode-on loader for --stream {self.stream}"
               + (f" --clip {self.clip}" if self.clip else "") + (" --motion-attention" if self.motion_attention else ""))
         check_fit_fields(self)
+
+    def _check_flow_layer(self) -> None:
+        check_choice("flow on", self.flow_on, FLOW_PLACEMENTS)
+        if self.stream != "learned-flow":
+            check(self.flow_on == "frames" and not self.flow_layer,
+                  f"--flow-on and --flow-param set the learned-flow stream's TV-L1 layer; got --stream {self.stream}")
+            return
+        check(self.flow_on == "frames" or family_of(self.backbone) in FLOW_FEATURE_FAMILIES,
+              f"--flow-on features cuts the backbone after its first stage: a torchvision ResNet "
+              f"({', '.join(b for b, f in IMAGE_BACKBONES.items() if f in FLOW_FEATURE_FAMILIES)}); "
+              f"got {self.backbone!r}")
+        try:
+            pairs = dict(self.flow_layer)
+        except (TypeError, ValueError):
+            raise ValueError(f"flow layer parameters must be (name, value) pairs, got {self.flow_layer!r}") from None
+        object.__setattr__(self, "flow_layer", tuple(sorted(layer_params(pairs).items())))
 
     @property
     def in_channels(self) -> int:

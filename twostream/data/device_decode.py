@@ -14,7 +14,7 @@ CPU), then applies the same transforms as `data.samples.to_input`, on tensors:
 On the CPU the results are the loader's to the code (the two use the same libjpeg-turbo; the
 resize redoes OpenCV's fixed-point arithmetic), but for rounding: an enlarged multi-scale crop's
 border rows (under 1 % of its codes) and colour-jittered RGB (numpy's order of float sums, not
-torch's) may differ by one (tests/twostream/test_device_decode.py). nvJPEG's IDCT is not
+torch's) may differ by one (tests/twostream/data/test_device_decode.py). nvJPEG's IDCT is not
 libjpeg's, so on CUDA decoded codes may differ by a little more (not yet measured).
 
 Only JPEG-coded streams can be decoded on the device (`check_decodable`), and only the inputs of

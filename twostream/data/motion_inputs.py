@@ -21,6 +21,7 @@ from flowprep.format.folder_index import IndexEntry
 from twostream.core.config import WINDOW_STREAMS
 from twostream.data.clip_sampling import ClipSpec, check_clip_length, check_input_length, input_layout
 from twostream.data.dynamic_images import dynamic_image
+from twostream.data.paired import PairSpec
 from twostream.data.samples import Video
 from twostream.data.transforms import CropBox, channels_first, hflip_planes, resize_image, rgb_affine
 
@@ -43,6 +44,11 @@ class FrameWindow:
     @property
     def in_channels(self) -> int:
         return 3
+
+    @property
+    def paired_channels(self) -> int:
+        """Planes of its input beside a frame (paired.PairSpec): a learned-flow window's T frames as 3T."""
+        return 3 * self.frames.clip if self.stream == "learned-flow" else 3
 
     def positions(self, num_frames: int) -> int:
         return self.frames.positions(num_frames)
@@ -70,7 +76,10 @@ def stream_layout(config):
 
 
 def check_stream_length(entries: list[IndexEntry], layout, what: str) -> None:
-    """A window's clip length check (`clip_sampling.check_clip_length`), else the layout's own."""
+    """A window's clip length check (`clip_sampling.check_clip_length`; alone or as a pair's motion
+    half), else the layout's own."""
+    if isinstance(layout, PairSpec) and isinstance(layout.temporal, FrameWindow):
+        layout = layout.temporal
     if isinstance(layout, FrameWindow):
         check_clip_length(entries, layout.frames, what)
     else:

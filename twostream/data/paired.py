@@ -6,6 +6,10 @@ p + L/2 for a bidirectional one (the frame between its backward and forward halv
 to the same crop box and flipped together (the flow's x negated, as for the temporal stream
 alone), so the two halves of a fused input always show the same pixels.
 
+The motion half may also be a window of T frames (`motion_inputs.FrameWindow`: the dynamic-image
+and learned-flow streams), paired with the window's first frame (as a forward stack with the frame
+its first field starts at); a learned-flow window's (3, T, S, S) frames come as 3T planes.
+
 `PairSpec` is a `datasets.Layout`: `TrainSamples` and `EvalSamples` sample pairs with their own
 positions, boxes, flips and test crops. A pair's planes are the RGB planes followed by the 2L flow
 planes, with the affine of each half, so `engine.model_input` normalises both halves, each its own
@@ -31,15 +35,19 @@ def anchor_frame(position: int, num_frames: int, flow_length: int, flow_stack: s
     return next(index for direction, index in fields if direction == "forward")
 
 
+# the streams a pair's motion half may be: a flow stack, or a window of frames (motion_inputs)
+MOTION_STREAMS = ("temporal", "dynamic-image", "learned-flow")
+
+
 @dataclass(frozen=True)
 class PairSpec:
     spatial: InputSpec
-    temporal: InputSpec
+    temporal: InputSpec  # or a motion_inputs.FrameWindow
 
     def __post_init__(self) -> None:
-        if (self.spatial.stream, self.temporal.stream) != ("spatial", "temporal"):
-            raise ValueError(f"a pair needs a spatial and a temporal input spec, got {self.spatial.stream} and "
-                             f"{self.temporal.stream}")
+        if self.spatial.stream != "spatial" or self.temporal.stream not in MOTION_STREAMS:
+            raise ValueError(f"a pair needs a spatial input spec and a motion one ({', '.join(MOTION_STREAMS)}), "
+                             f"got {self.spatial.stream} and {self.temporal.stream}")
         if self.spatial.crop_size != self.temporal.crop_size:
             raise ValueError(f"the two streams must take the same crop size to share crop boxes; the spatial stream "
                              f"takes {self.spatial.crop_size}, the temporal {self.temporal.crop_size}")
@@ -51,13 +59,15 @@ class PairSpec:
     @property
     def in_channels(self) -> tuple[int, int]:
         """(spatial, temporal) channels: the pair's planes are the first followed by the second."""
-        return self.spatial.in_channels, self.temporal.in_channels
+        return self.spatial.in_channels, getattr(self.temporal, "paired_channels", self.temporal.in_channels)
 
     def positions(self, num_frames: int) -> int:
         # every stack has its frame, not every frame a stack: the temporal stream's positions
         return self.temporal.positions(num_frames)
 
     def frame_at(self, position: int, num_frames: int) -> int:
+        if self.temporal.stream != "temporal":  # a window: its first frame
+            return self.temporal.frames.indices(num_frames, position)[0]
         return anchor_frame(position, num_frames, self.temporal.flow_length, self.temporal.flow_stack)
 
     def read_raw(self, video: Video, num_frames: int, position: int, box: CropBox | None = None) -> tuple:
@@ -73,4 +83,7 @@ class PairSpec:
         touches the RGB half only."""
         rgb, rgb_affine = self.spatial.to_input(raw[0], bound, flip, jitter)
         flow, flow_affine = self.temporal.to_input(raw[1], bound, flip)
+        if flow.ndim == 4:  # a window's (3, T, S, S) frames as 3T planes, each with its colour's affine
+            flow_affine = flow_affine.repeat(flow.shape[1], axis=1)
+            flow = flow.reshape(-1, *flow.shape[2:])
         return np.concatenate([rgb, flow]), np.concatenate([rgb_affine, flow_affine], axis=1)

@@ -27,14 +27,15 @@ from twostream.core.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from twostream.core.config import TrainConfig
+from twostream.core.config import WINDOW_STREAMS, TrainConfig
 from twostream.core.errors import TrainError
-from twostream.data.paired import PairSpec
+from twostream.data.motion_inputs import stream_layout
+from twostream.data.paired import MOTION_STREAMS, PairSpec
 from twostream.data.samples import InputSpec
 from twostream.feature_fusion.config import FusionTrainConfig
 from twostream.feature_fusion.heads import HeadSpec
 from twostream.feature_fusion.model import TwoStreamModel
-from twostream.streams.models import build_model
+from twostream.streams.motion_models import build_stream_model
 
 FUSION_FORMAT = "twostream-fusion-checkpoint"
 FUSION_FORMAT_VERSION = 2  # 2: the attention head fuses standardised logits with a learned scale
@@ -56,17 +57,21 @@ def load_fusion_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def load_stream(path: str | Path, stream: str, class_names: tuple[str, ...]) -> tuple[TrainConfig, dict[str, torch.Tensor]]:
-    """A trained stream's config and weights, refused if of the other stream or other classes."""
+    """A trained stream's config and weights, refused if of another stream or other classes:
+    `stream` "spatial", or "temporal" for the motion side (any of paired.MOTION_STREAMS)."""
     state = load_checkpoint(path)
-    check_compatible(path, state, stream, class_names)
+    motion = stream == "temporal" and state["stream"] in MOTION_STREAMS
+    check_compatible(path, state, None if motion else stream, class_names)
     return state["config"], state["model"]
 
 
 def build_two_stream(spatial: TrainConfig, temporal: TrainConfig, num_classes: int, head: HeadSpec,
                      joint: bool) -> TwoStreamModel:
     """The architecture the configs describe, with untrained weights: load a state dict into it."""
-    streams = [build_model(c.backbone, c.in_channels, num_classes, c.dropout, crop_size=c.crop_size)
-               for c in (spatial, temporal)]
+    if head.head == "motion" and not head.hidden and temporal.stream == "dynamic-image":
+        raise TrainError("the motion head with --hidden 0 weighs places by the flow, and a dynamic-image stream has "
+                         "none: give --hidden N (weights learned from its feature map) or another head")
+    streams = [build_stream_model(c, num_classes) for c in (spatial, temporal)]
     return TwoStreamModel(*streams, head, joint)
 
 
@@ -77,10 +82,10 @@ def pair_spec(spatial: TrainConfig, temporal: TrainConfig) -> PairSpec:
             raise TrainError(f"the {name} stream reads a flow stack beside its frame (--motion-attention): "
                              f"feature-level fusion takes plain streams (the motion head does this on fused "
                              f"features); fuse its scores with 'twostream fuse'")
-        if config.clip:  # a pair is one frame and the stack at it; clip pairs are not built (yet)
+        if config.clip and config.stream not in WINDOW_STREAMS:  # a 3D stream's clips are not paired (yet)
             raise TrainError(f"the {name} stream is a clip stream (--clip {config.clip}): feature-level fusion "
                              f"takes 2D streams only; fuse clip streams' scores with 'twostream fuse'")
     try:
-        return PairSpec(InputSpec.of(spatial), InputSpec.of(temporal))
+        return PairSpec(InputSpec.of(spatial), stream_layout(temporal))
     except ValueError as exc:
         raise TrainError(str(exc)) from None

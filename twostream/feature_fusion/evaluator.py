@@ -12,7 +12,8 @@ import logging
 
 from twostream.core.config import EvalConfig
 from twostream.core.scores import VideoScores
-from twostream.data.extraction import check_stack_length, subset_videos
+from twostream.data.extraction import subset_videos
+from twostream.data.motion_inputs import check_stream_length
 from twostream.engine.protocol import open_evaluation, score_videos
 from twostream.feature_fusion.checkpoint import build_two_stream, load_fusion_checkpoint, pair_spec
 
@@ -27,7 +28,7 @@ def evaluate_fusion(config: EvalConfig, interactive: bool | None = None) -> tupl
     trained, spatial, temporal = state["config"], state["spatial_config"], state["temporal_config"]
     # the streams held out the same videos (checked when the fusion run started)
     videos = subset_videos(extraction, config.split, config.subset, spatial.holdout, spatial.seed)
-    check_stack_length(videos, temporal.flow_length, config.subset)
+    check_stream_length(videos, evaluation.layout, config.subset)
     log.info("config: %s", config.to_json())
     log.info("%s fusion (epoch %d) on %d %s videos of %s %s: %d clips x %s crops each", trained.name, state["epoch"],
              len(videos), config.subset, extraction.root, config.split, config.clips, config.crops)

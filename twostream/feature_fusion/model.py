@@ -18,6 +18,7 @@ from twostream.feature_fusion.head_networks import AttentionHead
 from twostream.feature_fusion.heads import HeadSpec
 from twostream.feature_fusion.map_heads import MotionHead, StreamMaps
 from twostream.streams.models import StreamModel
+from twostream.streams.motion_models import LearnedFlowStream
 
 
 def build_head(spec: HeadSpec, dims: tuple[int, int], num_classes: int) -> nn.Module:
@@ -37,7 +38,9 @@ class TwoStreamModel(nn.Module):
         self.head = build_head(head_spec, dims, spatial.num_classes)
         self.head_spec, self.joint = head_spec, joint
         self.num_classes = spatial.num_classes
-        self.in_channels = spatial.in_channels + temporal.in_channels
+        # a learned-flow stream takes its window's frames as 3T planes (paired.PairSpec)
+        self.split = spatial.in_channels
+        self.in_channels = spatial.in_channels + getattr(temporal, "paired_channels", temporal.in_channels)
         for p in self.stream_parameters():
             p.requires_grad_(joint)
         self.train(self.training)
@@ -55,15 +58,17 @@ class TwoStreamModel(nn.Module):
     def _split(self, x: torch.Tensor) -> int:
         if x.shape[1] != self.in_channels:
             raise ValueError(f"a two-stream input has {self.in_channels} channels "
-                             f"({self.spatial.in_channels} RGB + {self.temporal.in_channels} flow), got {x.shape[1]}")
-        return self.spatial.in_channels
+                             f"({self.split} RGB + {self.in_channels - self.split} flow), got {x.shape[1]}")
+        return self.split
 
     def _maps(self, x: torch.Tensor) -> StreamMaps:
-        """Each stream's last feature map, and the flow half of the input."""
+        """Each stream's last feature map, and the flow half of the input (a learned-flow stream's:
+        its layer's flow of the window)."""
         split = self._split(x)
+        motion = x[:, split:]
         with torch.set_grad_enabled(self.joint and torch.is_grad_enabled()):
-            return StreamMaps(self.spatial.feature_map(x[:, :split]), self.temporal.feature_map(x[:, split:]),
-                              x[:, split:])
+            flow = self.temporal.flow(motion) if isinstance(self.temporal, LearnedFlowStream) else motion
+            return StreamMaps(self.spatial.feature_map(x[:, :split]), self.temporal.feature_map(motion), flow)
 
     def _streams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple | None]:
         """Each stream's features, and its logits if the head uses them."""

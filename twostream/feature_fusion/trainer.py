@@ -21,12 +21,12 @@ from twostream.core.run_folder import CHECKPOINT_FILE
 from twostream.data.extraction import (
     ExtractedDataset,
     check_crop_size,
-    check_stack_length,
     open_extraction,
     split_holdout,
     subset_videos,
     videos_in_split,
 )
+from twostream.data.motion_inputs import check_stream_length
 from twostream.engine.fit_loop import (
     CheckpointWriter,
     FitResult,
@@ -115,9 +115,9 @@ def fit_fusion(config: FusionTrainConfig, resume: bool = False, interactive: boo
         pair = pair_spec(spatial, temporal)
         check_crop_size(extraction, pair.crop_size)
         fit_videos, val_videos, val_kind = fusion_videos(extraction, config, spatial, temporal)
-        check_stack_length(fit_videos, temporal.flow_length, "training")
+        check_stream_length(fit_videos, pair, "training")
         if val_videos:
-            check_stack_length(val_videos, temporal.flow_length, "validation")
+            check_stream_length(val_videos, pair, "validation")
 
         config = resolve_batch_size(config, state, len(fit_videos), device.world.size)
         start_run_folder(config)

@@ -31,16 +31,16 @@ from twostream.core.config import CROPS, check_choice, check_positive_int
 from twostream.core.device import Device, resolve_device
 from twostream.core.errors import CheckpointError, DataError
 from twostream.core.run_folder import CHECKPOINT_FILE
-from twostream.data.clip_sampling import input_layout
 from twostream.data.datasets import EvalSamples, Layout
 from twostream.data.extraction import class_names as index_class_names
+from twostream.data.motion_inputs import stream_layout
 from twostream.engine.loops import predict_samples
 from twostream.engine.metrics import video_scores
 from twostream.feature_fusion.checkpoint import build_two_stream, load_fusion_checkpoint, pair_spec
 from twostream.predict.fusion import DEFAULT_RULE, ScoreFusion, folder_fusion, named_fusion
 from twostream.predict.video_input import MemoryVideo, decode_video, extraction_settings, flow_backend, frames_video
 from twostream.score_fusion.rules import FUSION_RULES, FusionError
-from twostream.streams.models import build_model
+from twostream.streams.motion_models import build_stream_model
 
 log = logging.getLogger("twostream")
 
@@ -109,9 +109,8 @@ def load_scorer(run: str | Path) -> Scorer:
                       extraction_settings(state.get("extract_config"), str(path)),
                       f"{state['config'].name} fusion of {spatial.backbone} streams")
     config = state["config"]
-    layout = input_layout(config)
-    model = build_model(config.backbone, layout.in_channels, state["num_classes"], config.dropout, clip=config.clip,
-                        crop_size=config.crop_size)
+    layout = stream_layout(config)
+    model = build_stream_model(config, state["num_classes"])
     load_weights(model, state["model"], path)
     return Scorer(config.stream, path, model.eval(), layout, run_class_names(state, path),
                   extraction_settings(state.get("extract_config"), str(path)), f"{config.stream} {config.backbone}")
@@ -192,8 +191,9 @@ class Predictor:
         kinds = [s.kind for s in scorers]
         if "feature-fusion" in kinds and len(kinds) > 1:
             raise DataError("a fuse-features run holds both streams: give it alone (--fusion RUN), without stream runs")
-        if len(set(kinds)) != len(kinds) or len(kinds) > 2:
-            raise DataError(f"give one spatial run, one temporal run or both; got {', '.join(kinds) or 'none'}")
+        if len(set(kinds)) != len(kinds) or len(kinds) > 2 or (len(kinds) == 2 and "spatial" not in kinds):
+            raise DataError(f"give one spatial run, one temporal run or both (the temporal one may be a dynamic-image "
+                            f"or learned-flow run); got {', '.join(kinds) or 'none'}")
         score_fusion = None
         if len(kinds) == 2:
             score_fusion = fusion_of(fusion, fusion_method, scorers[0].class_names)
@@ -232,7 +232,9 @@ class Predictor:
                       for s in self.scorers]
         if self.fusion is None:
             return per_scorer[0]
-        spatial, temporal = (per_scorer[[s.kind for s in self.scorers].index(k)] for k in ("spatial", "temporal"))
+        # the spatial run's scores, then the motion run's (temporal, dynamic-image or learned-flow)
+        first = [s.kind for s in self.scorers].index("spatial")
+        spatial, temporal = per_scorer[first], per_scorer[1 - first]
         return np.asarray(self.fusion.combine(spatial.astype(np.float64), temporal.astype(np.float64)), np.float32)
 
     def scorer_scores(self, scorer: Scorer, videos: list[MemoryVideo], clips: int | None = None,

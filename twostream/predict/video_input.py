@@ -6,7 +6,7 @@ Every step is flowprep's own function, imported from flowprep.api (decoding and 
 frames, video_job; flow: the flow registry's batch entry point, which also subtracts the mean
 and quantises; the codecs: flowprep.format.shards's encode/decode pairs), called in the order
 `video_job._extract` calls them, so a video predicted from its file gets the frames and flow
-codes a shard of it holds (tests/twostream/test_predict.py compares them).
+codes a shard of it holds (tests/twostream/predict/test_predict.py compares them).
 
 `MemoryVideo` has the methods of a shard's VideoReader that the datasets read (the
 `twostream.data.samples.Video` protocol), so the test protocol runs on it unchanged.
@@ -29,13 +29,11 @@ from flowprep.api import (
     check_length,
     frame_sampler,
     frame_size,
-    get_method,
     open_video,
     parse_shard_settings,
     resize,
     to_gray,
 )
-from flowprep.format.codecs import parse_codec
 from flowprep.format.shards import FLOW_DIRECTIONS, decode_flow, decode_rgb, encode_flow, encode_rgb
 from twostream.core.errors import DataError
 
@@ -97,7 +95,7 @@ class FrameCoder:
     def __init__(self, config: ExtractConfig, size: tuple[int, int], flow: BatchFlow,
                  directions: tuple[str, ...] = DIRECTIONS) -> None:
         self.config, self.size, self.flow, self.directions = config, size, flow, directions
-        self.rgb_codec, self.flow_codec = parse_codec(config.rgb_codec), parse_codec(config.flow_codec)
+        self.rgb_codec, self.flow_codec = config.rgb_codec, config.flow_codec
         self.previous: np.ndarray | None = None
 
     def add(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
@@ -123,7 +121,7 @@ class FrameCoder:
 
 def flow_backend(config: ExtractConfig, device: str = "cpu") -> BatchFlow:
     """The extraction's flow method with its recorded parameters (a batched one on `device`)."""
-    method = get_method(config.flow_method)
+    method = config.flow_method
     return method.create_batch(config.flow_params_dict, device if method.batched else "cpu")
 
 

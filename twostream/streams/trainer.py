@@ -78,7 +78,8 @@ def _build(config: TrainConfig, num_classes: int, device: Device, rgb_state: dic
     log.info("%s %s: %s", config.stream, config.backbone, describe(model))
     if rgb_state is not None:
         log.info("initialised from %s%s", origin,
-                 " by cross-modality averaging" if config.stream in ("temporal", "learned-flow") else "")
+                 " by cross-modality averaging" if config.stream == "temporal" or
+                 (config.stream == "learned-flow" and config.flow_on == "frames") else "")
     elif new_run:
         log.warning("training from random initialisation; the paper's streams start from ImageNet weights "
                     "(--pretrained PATH)")

@@ -7,6 +7,7 @@ Every scenario returns a `Record`: its kind, what was done, whether the promise 
 it failed, why. Nothing here skips a check: a scenario that cannot run on this machine (no
 tmpfs) takes the next way (RLIMIT_FSIZE) and says which.
 """
+from tests.support.cli import FLOWPREP, PYTHON, TWOSTREAM, run  # noqa: F401
 from tests.support.reliability.bad_input import (  # noqa: F401
     BAD_ARGUMENTS,
     BAD_MANIFESTS,
@@ -20,10 +21,8 @@ from tests.support.reliability.bad_input import (  # noqa: F401
     write_zero_rate_avi,
 )
 from tests.support.reliability.common import (  # noqa: F401
-    FLOWPREP,
-    PYTHON,
     SIZE,
-    TWOSTREAM,
+    VIDEOS,
     Record,
     Reference,
     assert_held,
@@ -31,10 +30,8 @@ from tests.support.reliability.common import (  # noqa: F401
     extract_command,
     kill_after,
     kill_by_fault,
-    make_dataset,
     one_line,
     reference_run,
-    run,
     summary,
     verify_ok,
     wait_until,

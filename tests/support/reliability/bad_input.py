@@ -11,7 +11,8 @@ import numpy as np
 
 from flowprep.format.folder import ExtractionFolder
 from flowprep.format.shards import open_shard, video_reader
-from tests.support.reliability.common import FLOWPREP, SIZE, TWOSTREAM, Record, one_line, run
+from tests.support.cli import FLOWPREP, TWOSTREAM, run
+from tests.support.reliability.common import SIZE, Record, one_line
 from tests.support.videos import moving_square_frames, write_video
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -13,18 +12,13 @@ from typing import Callable
 
 from flowprep.format.folder import ExtractionFolder
 from flowprep.format.shards import open_shard, video_reader
-from tests.support.videos import moving_square_frames, write_video
-
-PYTHON = sys.executable
-
-
-FLOWPREP = [PYTHON, "-m", "flowprep"]
-
-
-TWOSTREAM = [PYTHON, "-m", "twostream"]
-
+from tests.support.cli import FLOWPREP, environment, run
+from tests.support.videos import directions, make_videos
 
 SIZE = (96, 72)
+# the scenarios' videos (tests.support.videos.make_videos): 96x72 with a 24-pixel square, two
+# classes, the last two videos for test
+VIDEOS = {"size": SIZE, "square": 24, "classes": 2, "tests": 2}
 
 
 @dataclass
@@ -40,29 +34,11 @@ class Record:
         return asdict(self)
 
 
-def run(cmd: list, env: dict | None = None, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, **kwargs)
-
-
 def one_line(result: subprocess.CompletedProcess) -> bool:
     """The error is one line, and no traceback."""
     err = result.stderr.strip()
     # ": error:" as the commands write it (a logged config names allow_decode_errors: not an error)
     return "Traceback" not in err and len([line for line in err.splitlines() if ": error:" in line]) == 1
-
-
-def make_dataset(root: Path, videos: int = 6, frames: int = 20) -> Path:
-    """Videos of a textured square moving a known way, and their manifest."""
-    root.mkdir(parents=True, exist_ok=True)
-    rows = ["video_id,path,label,label_name,split1"]
-    velocities = [(1, 0), (0, 1), (-1, 0), (0, -1), (1, 1), (-1, -1)]
-    for i in range(videos):
-        write_video(root / f"v{i}.avi", moving_square_frames(frames, SIZE[0], SIZE[1], 24, velocity=velocities[i % 6],
-                                                             seed=i))
-        rows.append(f"v{i},v{i}.avi,{i % 2},c{i % 2},{'test' if i >= videos - 2 else 'train'}")
-    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
-    return root / "manifest.csv"
 
 
 def extract_command(manifest: Path, out: Path, lossless: bool) -> list:
@@ -92,7 +68,7 @@ def verify_ok(folder: Path) -> tuple[bool, str]:
 def kill_by_fault(cmd: list, point: str, count: int, timeout: float = 300) -> bool:
     """Run `cmd` with the fault point armed; True if it was killed there (SIGKILL of its group)."""
     proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "FLOWPREP_FAULT": f"{point}:{count}"}, start_new_session=True)
+                            env=environment({"FLOWPREP_FAULT": f"{point}:{count}"}), start_new_session=True)
     try:
         return proc.wait(timeout=timeout) == -signal.SIGKILL
     finally:
@@ -134,7 +110,7 @@ class Reference:
 
 
 def reference_run(root: Path, lossless: bool) -> Reference:
-    manifest = make_dataset(root / "videos")
+    manifest = make_videos(root / "videos", directions(6), frames=20, **VIDEOS)
     out = root / "reference"
     started = time.perf_counter()
     result = run(extract_command(manifest, out, lossless))
@@ -144,8 +120,11 @@ def reference_run(root: Path, lossless: bool) -> Reference:
 
 
 def assert_held(records: list[Record] | Record) -> None:
-    """A test's assertion on scenarios: every one held, the broken ones named with their details."""
-    broken = [x for x in (records if isinstance(records, list) else [records]) if not x.held]
+    """A test's assertion on scenarios: at least one ran (an empty list checked nothing) and every
+    one held, the broken ones named with their details."""
+    records = records if isinstance(records, list) else [records]
+    assert records, "no scenario was checked: an empty list of records holds nothing"
+    broken = [x for x in records if not x.held]
     assert not broken, "; ".join(f"{x.kind}: {x.what}: {x.detail}" for x in broken)
 
 

@@ -8,7 +8,8 @@ import numpy as np
 
 from flowprep.format.folder import ExtractionFolder
 from flowprep.format.shards import FLOW_DIRECTIONS, RGB, VIDEOS_GROUP
-from tests.support.reliability.common import FLOWPREP, TWOSTREAM, Record, one_line, run
+from tests.support.cli import FLOWPREP, TWOSTREAM, run
+from tests.support.reliability.common import Record, one_line
 
 DAMAGE = ("truncated", "corrupt header", "corrupt frames", "another format version", "missing")
 

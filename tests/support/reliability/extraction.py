@@ -16,22 +16,21 @@ import numpy as np
 
 from flowprep.format.folder import ExtractionFolder
 from flowprep.format.shards import FLOW_DIRECTIONS, open_shard, video_reader
+from tests.support.cli import FLOWPREP, run
 from tests.support.reliability.common import (
-    FLOWPREP,
     SIZE,
+    VIDEOS,
     Record,
     Reference,
     contents,
     extract_command,
     kill_after,
     kill_by_fault,
-    make_dataset,
     one_line,
-    run,
     verify_ok,
     wait_until,
 )
-from tests.support.videos import moving_square_frames, write_video
+from tests.support.videos import directions, make_videos, moving_square_frames, write_video
 
 # The moments of an extraction a kill -9 lands on: every file a run writes, at its first and at
 # later writes (a second worker's video, a second shard).
@@ -228,9 +227,16 @@ class SmallDevice:
     fails, with torch.OutOfMemoryError (the fault, injected on the CPU)."""
 
     def __init__(self, fields: int, **params) -> None:
-        from flowprep.flow.tvl1_torch import TorchTVL1, TVL1Params
+        from flowprep.flow.tvl1.solver import TorchTVL1, TVL1Params
 
         self.backend, self.fields, self.refused = TorchTVL1(TVL1Params(**params)), fields, 0
+
+    @property
+    def path(self) -> str:
+        return self.backend.path
+
+    def fields_that_fit(self, height: int, width: int) -> None:
+        return None  # the device's room shows only as out-of-memory errors, as when CUDA's estimate is off
 
     def codes(self, first, second, bound, mean_subtraction):
         import torch
@@ -249,7 +255,7 @@ def device_out_of_memory(work: Path) -> Record:
     from flowprep.extract.config import ExtractConfig
     from flowprep.format.manifest import read_manifest
 
-    manifest = make_dataset(work / "oom_videos", videos=4, frames=8)
+    manifest = make_videos(work / "oom_videos", directions(4), frames=8, **VIDEOS)
     videos = [(e, manifest.parent / e.path) for e in read_manifest(manifest)]
     fast = {"nscales": 3, "warps": 1}  # small frames need no deeper pyramid; the scenario is of the batching
     config = ExtractConfig(flow_method="tvl1-torch", flow_params=tuple(fast.items()), width=SIZE[0], height=SIZE[1])

@@ -22,17 +22,19 @@ import time
 from pathlib import Path
 
 from runkit.lock import LOCK_FILE
+from tests.support.cli import FLOWPREP, run
 from tests.support.reliability.common import (
+    SIZE,
+    VIDEOS,
     Record,
     Reference,
     contents,
     extract_command,
-    make_dataset,
-    run,
     verify_ok,
     wait_until,
 )
 from tests.support.reliability.training import checkpoint_epoch, same_tensors, train_command, weights
+from tests.support.videos import directions, make_videos
 
 SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}
 GRACE_S = 30.0  # SLURM's default KillWait: SIGKILL follows SIGTERM after this long
@@ -41,7 +43,7 @@ GRACE_S = 30.0  # SLURM's default KillWait: SIGKILL follows SIGTERM after this l
 def signal_reference(root: Path) -> Reference:
     """An uninterrupted extraction of 24 videos (lossless codecs): long enough for a signal to land
     while videos are in flight."""
-    manifest = make_dataset(root / "videos", videos=24)
+    manifest = make_videos(root / "videos", directions(24), frames=20, **VIDEOS)
     out = root / "reference"
     started = time.perf_counter()
     result = run(extract_command(manifest, out, lossless=True))
@@ -225,7 +227,6 @@ def first_new_video_after_resume(root: Path, videos: int, staged: int) -> dict:
 
     from flowprep.format.folder import ExtractionFolder
     from flowprep.format.shards import VIDEOS_GROUP
-    from tests.support.reliability.common import FLOWPREP
     from tests.support.videos import moving_square_frames, write_video
 
     options = ["--flow", "farneback", "--size", "32x24", "--max-frames", "2", "--workers", "2"]
@@ -281,19 +282,17 @@ def staging_bound_run(work: Path) -> Record:
     plus one video a worker; the run ends complete."""
     from flowprep.extract.config import ExtractConfig, ExtractRun
     from flowprep.extract.progress import Progress
-    from flowprep.extract.run import run_folder, start_jobs
+    from flowprep.extract.run import extraction_folder, start_jobs
     from flowprep.extract.staged_run import max_staged_bytes, pack_outcomes, staged_run
     from flowprep.format.folder import ExtractionFolder
     from flowprep.format.manifest import read_manifest
-    from tests.support.reliability.common import SIZE
-
-    manifest = make_dataset(work / "bound_videos", videos=12)
+    manifest = make_videos(work / "bound_videos", directions(12), frames=20, **VIDEOS)
     out = work / "bound_out"
     shutil.rmtree(out, ignore_errors=True)
     config = ExtractConfig(flow_method="farneback", width=SIZE[0], height=SIZE[1])
     job = ExtractRun(manifest, manifest.parent, out, config, workers=2, shard_size_mb=0.02)
     shard_bytes = job.shard_size_mb * 1e6
-    folder = run_folder(job)
+    folder = extraction_folder(job)
     with StagingSampler(folder.staging_dir) as sampled:
         with staged_run(folder, "extract", config, False) as staging:
             todo = read_manifest(manifest)
@@ -387,8 +386,6 @@ EARLY_COMMANDS = ("extract", "export-rawframes", "import-rawframes")
 def early_commands(root: Path, manifest: Path, extraction: Path) -> dict[str, list[str]]:
     """The command lines of EARLY_COMMANDS: an extraction of `manifest`, an export of `extraction`,
     an import of ROOT/tree (early_reference makes it), each into its own folder under `root`."""
-    from tests.support.reliability.common import FLOWPREP
-
     return {"extract": [str(c) for c in extract_command(manifest, root / "extract_out", lossless=False)],
             "export-rawframes": [*map(str, FLOWPREP), "export-rawframes", str(extraction), "--format", "png",
                                  "--workers", "2", "--out", str(root / "exported")],
@@ -404,7 +401,7 @@ def early_reference(root: Path) -> dict[str, list[str]]:
     export (PNG, so that its import has work to do)."""
     # enough videos (EARLY_VIDEOS) that a Ctrl-C 0.5 s after the workers start lands before the end,
     # also on an idle machine (of 2 videos, each command had ended first)
-    manifest = make_dataset(root / "videos", videos=EARLY_VIDEOS)
+    manifest = make_videos(root / "videos", directions(EARLY_VIDEOS), frames=20, **VIDEOS)
     commands = early_commands(root, manifest, root / "extracted")
     tree = [*commands["export-rawframes"][:-1], str(root / "tree")]
     for command in (extract_command(manifest, root / "extracted", lossless=False), tree):
@@ -468,12 +465,10 @@ def stopped_manifest_check(work: Path, asked: int = 1000) -> Record:
     at most one worker a core (as an extraction's), exit 143 with one line, and none of its
     workers alive after it (issue 30: 215 processes, 145 of them alive 3 minutes after SIGTERM)."""
     from flowprep.extract.staged_run import available_cores
-    from tests.support.reliability.common import FLOWPREP
-
     what = f"SIGTERM to manifest check --workers {asked}"
     # enough videos that the check outlasts the signal on an idle machine (24 videos took 0.75 s in
     # all: a SIGTERM 0.3 s after the workers came landed after the check's last line, exit 0)
-    manifest = make_dataset(work / "check_videos", videos=CHECK_VIDEOS)
+    manifest = make_videos(work / "check_videos", directions(CHECK_VIDEOS), frames=20, **VIDEOS)
     cmd = [*map(str, FLOWPREP), "manifest", "check", str(manifest), "--full", "--workers", str(asked)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     most: list[int] = []

@@ -22,7 +22,9 @@ from typing import Callable
 import h5py
 
 from flowprep.format.folder import ExtractionFolder
-from tests.support.reliability.common import FLOWPREP, TWOSTREAM, Record, make_dataset, one_line, run
+from tests.support.cli import FLOWPREP, TWOSTREAM, run
+from tests.support.reliability.common import VIDEOS, Record, one_line
+from tests.support.videos import directions, make_videos
 
 COMMAND_TIMEOUT = 120  # a FIFO opened by mistake would hang a reader forever: a timeout is a failed promise
 
@@ -36,7 +38,7 @@ def extract_args(manifest: Path, out: Path, size: str = "64x48") -> list:
 def base_extraction(work: Path) -> tuple[Path, Path, Path]:
     """A small real extraction (4 videos, 2 of them test) and a foreign one: the same videos at
     another size, i.e. another config. Returns (manifest, folder, foreign folder)."""
-    manifest = make_dataset(work / "videos", videos=4, frames=8)
+    manifest = make_videos(work / "videos", directions(4), frames=8, **VIDEOS)
     folder, foreign = work / "base", work / "foreign"
     for out, size in ((folder, "64x48"), (foreign, "48x48")):
         if not (out / "index.json").exists():
@@ -257,7 +259,7 @@ def control_character_ids(work: Path) -> list[Record]:
     exit 2, one line naming the line, the character escaped (nothing raw reaches the terminal)."""
     root = work / "control_ids"
     shutil.rmtree(root, ignore_errors=True)
-    make_dataset(root, videos=1, frames=4)
+    make_videos(root, directions(1), frames=4, **VIDEOS)
     records = []
     for kind, video_id in (("ESC sequence", "v\x1b[2J\x1b[31mred"), ("newline", '"v\nforged log line"'),
                            ("carriage return", '"v\rX"'), ("bidi override", "v\u202eevil")):
@@ -276,7 +278,7 @@ def video_symlinks(work: Path) -> list[Record]:
     unless --follow-symlinks; a symlink inside the root is followed as before."""
     root = work / "symlinks"
     shutil.rmtree(root, ignore_errors=True)
-    make_dataset(root / "outside", videos=1, frames=6)
+    make_videos(root / "outside", directions(1), frames=6, **VIDEOS)
     videos = root / "videos"
     videos.mkdir()
     (videos / "out.avi").symlink_to(root / "outside" / "v0.avi")

@@ -9,24 +9,16 @@ import subprocess
 from pathlib import Path
 
 from flowprep.format.folder import ExtractionFolder
-from tests.support.reliability.common import (
-    PYTHON,
-    TWOSTREAM,
-    Record,
-    extract_command,
-    kill_by_fault,
-    make_dataset,
-    run,
-    verify_ok,
-    wait_until,
-)
+from tests.support.cli import PYTHON, TWOSTREAM, run
+from tests.support.reliability.common import VIDEOS, Record, extract_command, kill_by_fault, verify_ok, wait_until
+from tests.support.videos import directions, make_videos
 
 
 def training_during_extraction(work: Path, cases: tuple[str, ...] = ("single run", "parts")) -> list[Record]:
     """`train` on a folder whose extraction is still running (videos still being packed; another
     part still running): it trains on the videos complete so far and says so in a warning naming
     the folder; never a crash in a worker; and the extraction, undisturbed, ends verified."""
-    manifest = make_dataset(work / "running_videos", videos=24)
+    manifest = make_videos(work / "running_videos", directions(24), frames=20, **VIDEOS)
 
     def extract(out: Path, *extra: str) -> list:  # TV-L1: slow enough to be caught running
         cmd = extract_command(manifest, out, lossless=False) + list(extra)
