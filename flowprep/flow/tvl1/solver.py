@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from flowprep.flow.backend import check_batch
 from flowprep.flow.tvl1.params import TVL1_PARAMS
+from flowprep.flow.tvl1.transfers import TorchTransfers
 
 log = logging.getLogger("flowprep")
 
@@ -665,9 +666,7 @@ class TorchTVL1:
 
     def transfers(self, bound: float, mean_subtraction: bool, max_fields: int):
         """The steps of the extraction's overlapped schedule on this device (transfers.py)."""
-        from flowprep.flow.tvl1.transfers import TorchTransfers
-
-        return TorchTransfers(self, bound, mean_subtraction, max_fields)
+        return TorchTransfers(self, bound, mean_subtraction, max_fields, device_context)
 
 
 def quantize_on_device(fields: torch.Tensor, means: torch.Tensor, bound: float) -> torch.Tensor:

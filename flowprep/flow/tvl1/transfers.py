@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from flowprep.flow.backend import check_batch
-from flowprep.flow.tvl1.solver import device_context
 
 
 @dataclass
@@ -40,10 +39,14 @@ class Pending:
 
 class TorchTransfers:
     """The steps of `backend` (a TorchTVL1) with `bound` and `mean_subtraction`, through `slots`
-    host buffers each way; `copies` counts the copies issued on the copy stream."""
+    host buffers each way; `copies` counts the copies issued on the copy stream. `on_device(device)`
+    makes the device current for a step (solver.device_context), a fresh one each step, as the
+    steps run on different threads."""
 
-    def __init__(self, backend, bound: float, mean_subtraction: bool, max_fields: int, slots: int = 2) -> None:
+    def __init__(self, backend, bound: float, mean_subtraction: bool, max_fields: int,
+                 on_device: Callable[[torch.device], contextlib.AbstractContextManager], slots: int = 2) -> None:
         self.backend, self.bound, self.mean_subtraction = backend, bound, mean_subtraction
+        self.on_device = on_device
         self.max_fields = max_fields
         self.device = backend.device
         self.cuda = self.device.type == "cuda"
@@ -84,7 +87,7 @@ class TorchTransfers:
         host = host.view(2, n, height, width)
         np.concatenate(firsts, out=host[0].numpy())
         np.concatenate(seconds, out=host[1].numpy())
-        with device_context(self.device), self._on_copy_stream():
+        with self.on_device(self.device), self._on_copy_stream():
             # on the CPU the batch is computed from the slot itself, which is refilled only after
             # its compute has returned (overlap.run_overlapped)
             frames = host.to(self.device, non_blocking=True) if self.cuda else host
@@ -93,7 +96,7 @@ class TorchTransfers:
         return Staged(frames, ready)
 
     def compute(self, staged: Staged) -> Computed:
-        with device_context(self.device):
+        with self.on_device(self.device):
             if self.cuda:
                 stream = torch.cuda.current_stream(self.device)
                 stream.wait_event(staged.ready)
@@ -106,7 +109,7 @@ class TorchTransfers:
         n, planes, height, width = computed.codes.shape
         codes = self._buffer(self._codes, slot, computed.codes.numel(), planes * height * width, torch.uint8)
         means = self._buffer(self._means, slot, computed.means.numel(), planes, torch.float32)
-        with device_context(self.device), self._on_copy_stream():
+        with self.on_device(self.device), self._on_copy_stream():
             if self.cuda:
                 self.copy_stream.wait_event(computed.done)
                 for tensor in (computed.codes, computed.means):
