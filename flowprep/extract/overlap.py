@@ -18,7 +18,7 @@ import threading
 from typing import Any, Callable, Protocol, Sequence
 
 SLOTS = 2  # host buffers each way: one in use by the device's copies, one being filled or emptied
-_SERIAL = "serial"  # a batch the feeder did not upload: the computer computes it without the overlap
+_SERIAL = object()  # a batch the feeder did not upload: the computer computes it without the overlap
 
 
 class Transfers(Protocol):
@@ -119,15 +119,14 @@ def run_overlapped(take: Callable[[], list], fits: Callable[[list], bool], trans
             requests = take()
             if not requests:
                 break
-            if not fits(requests):
-                free_inputs.put(slot)
-                staged.put((number, requests, None, _SERIAL))
-                number += 1
-                continue
             try:
-                trace("upload", number, slot)
-                item = (number, requests, slot, transfers.upload(slot, [r.first for r in requests],
-                                                                 [r.second for r in requests]))
+                if fits(requests):
+                    trace("upload", number, slot)
+                    item = (number, requests, slot, transfers.upload(slot, [r.first for r in requests],
+                                                                     [r.second for r in requests]))
+                else:
+                    free_inputs.put(slot)
+                    item = (number, requests, None, _SERIAL)
             except Exception as exc:  # noqa: BLE001  a batch the device refuses fails its videos only
                 free_inputs.put(slot)
                 item = (number, requests, None, exc)

@@ -122,14 +122,38 @@ def test_a_batch_out_of_memory_in_the_overlap_is_halved_and_lost_by_no_video(sha
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
-def test_on_a_gpu_the_overlap_copies_on_its_own_stream_from_pinned_buffers(shared_data):
-    backend = TorchTVL1(PARAMS, "cuda")
+@pytest.mark.parametrize("kernels", ["eager", "triton"])
+def test_on_a_gpu_the_overlap_copies_on_its_own_stream_from_pinned_buffers(shared_data, kernels):
+    """PyTorch's operations are deterministic on CUDA: the serial path's codes bit for bit. The fused
+    kernels sum each pair's update with atomics, in any order, so a pair may stop an iteration
+    earlier or later from run to run: the serial path's codes to a code's rounding."""
+    backend = TorchTVL1(PARAMS, "cuda", kernels=kernels)
     batches, results, trace, transfers = run(real_windows(shared_data, 10), backend, per_batch=2)
     for number, batch in enumerate(batches):
         expected = backend.codes(np.concatenate([w.first for w in batch]), np.concatenate([w.second for w in batch]),
                                  20.0, True)
-        np.testing.assert_array_equal(results[number][0], expected[0])
-        np.testing.assert_array_equal(results[number][1], expected[1])
+        if kernels == "eager":
+            np.testing.assert_array_equal(results[number][0], expected[0])
+            np.testing.assert_array_equal(results[number][1], expected[1])
+        else:
+            difference = np.abs(results[number][0].astype(int) - expected[0])
+            assert difference.max() <= 2 and (difference == 0).mean() > 0.99
+    assert backend.path == kernels
     assert transfers.copies == 3 * len(batches)  # every upload and download on the copy stream
     assert transfers.copy_stream != torch.cuda.current_stream()
     assert all(b.is_pinned() for b in transfers._inputs + transfers._codes + transfers._means)
+
+
+def test_a_batch_refused_at_upload_fails_its_videos_only(shared_data):
+    """A window whose two frame stacks differ in shape: its batch fails (one line naming both
+    shapes), the batches before and after it are computed."""
+    from flowprep.flow.backend import FlowError
+
+    good = real_windows(shared_data, 2)
+    bad = Window(good[0].first, good[0].second[:, :-1])
+    batcher = FlowBatcher(TorchTVL1(PARAMS), bound=20.0, mean_subtraction=True, max_fields=2)
+    futures = [batcher.submit(w.first, w.second) for w in (good[0], bad, good[1])]
+    batcher.close()
+    with pytest.raises(FlowError, match=r"\(2, 48, 64\) and \(2, 47, 64\)"):
+        futures[1].result()
+    assert futures[0].result()[0].shape == futures[2].result()[0].shape == (2, 2, 48, 64)
