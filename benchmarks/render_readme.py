@@ -156,6 +156,12 @@ def gpu_flow(data: dict) -> str:
                          f"clips, {pl['pairs']} pairs, {pl['workers']} threads, batch {pl['batch']}): "
                          f"{_rate(pl['pipeline_fields_per_s'])} fields/s, **{pl['ratio']:.0%}** of the backend alone on "
                          f"the same frames ({_rate(pl['backend_fields_per_s'])} fields/s).")
+        if "overlap" in d:
+            ov = d["overlap"]
+            notes.append(f"Copies overlapped with the compute on {device} (on CUDA pinned buffers, a copy stream; video jobs "
+                         f"and batcher, {ov['workers']} threads, batch {ov['batch']}): "
+                         f"{_rate(ov['overlapped_fields_per_s'])} fields/s against {_rate(ov['serial_fields_per_s'])} "
+                         f"in turn, **{ov['ratio']:.2f}x** (medians of 2 runs each, `make check-gpu`).")
         if "stopping" in d:
             modes = "; ".join(f"{m['mode']}: {_rate(m['fields_per_s'])} fields/s"
                               + (f", {m['endpoint_difference']:.3f} px from the first" if i else "")
