@@ -13,7 +13,9 @@ fused iteration's bandwidth in GB/s against a device-to-device copy's; fields/s 
 mirror images and pairs two and three frames apart: never a pair twice in a batch), with the
 slowest pair's iterations (a batch runs until it stops) and the iterations' costs by pyramid
 level; the pipeline (`flowprep extract`, the clips listed again and again for ~80,000 fields:
-a minute or more, past its start-up) against the backend alone; and the way the flow really ran
+a minute or more, past its start-up) against the backend alone; the pipeline's video jobs and
+batcher with each batch's copies overlapped with the compute of the next (pinned buffers, a copy
+stream) and run in turn, ~10,000 fields each, twice each; and the way the flow really ran
 (`triton`, or `eager` after a fallback, with why).
 
 The real pairs come from the shared clips (../shared/data/clips, or $FLOWPREP_SHARED_DATA); from a
@@ -50,7 +52,7 @@ import numpy as np
 from bench_gpu_flow import BYTES_PER_PIXEL_ITERATION, Results, batch_of, copy_bandwidth, measure_backend, sync
 from common import CLIPS, REPO, RESULTS_DIR, gray_frames
 
-from flowprep.extract.batched import FlowBatcher
+from flowprep.extract.batched import FlowBatcher, device_outcomes
 from flowprep.extract.config import ExtractConfig, ExtractRun
 from flowprep.extract.run import run_extract
 from flowprep.flow.tvl1.solver import BYTES_PER_PIXEL, TorchTVL1, TVL1Params, inner_iteration, median_filter
@@ -292,6 +294,37 @@ def check_pipeline(device: str, size: tuple[int, int], frames: int | None, batch
             "path": summary.flow_paths}
 
 
+def check_overlap(device: str, size: tuple[int, int], frames: int | None, batch: int, workers: int,
+                  params: TVL1Params, fields: int) -> dict:
+    """The pipeline's fields/s with the batcher's steps overlapped (batch k+1 uploaded and k-1
+    downloaded while k computes: pinned buffers and a copy stream on CUDA) and run in turn, on the
+    same videos (the clips listed again for about `fields` fields), each mode twice in turn
+    (overlapped first, then serial, then again): the video jobs on threads and the batcher, no
+    packing into shards."""
+    flow_params = tuple(sorted(TVL1Params.__dataclass_fields__))
+    names = {"lam": "lambda"}
+    config = ExtractConfig(flow_method="tvl1-torch", max_frames=frames, width=size[0], height=size[1],
+                           flow_params=tuple((names.get(k, k), getattr(params, k)) for k in flow_params))
+    manifest, folder, _ = clips()
+    entries = read_manifest(manifest)
+    per_pass = 2 * len(real_pairs(frames - 1 if frames else 10**6, size)[0])
+    videos = [(e, folder / e.path) for _ in range(max(1, -(-fields // per_pass))) for e in entries]
+    rates: dict[str, list[float]] = {"overlapped": [], "serial": []}
+    failed = 0
+    for overlap in (True, False, True, False):
+        with tempfile.TemporaryDirectory() as tmp:
+            staging = Path(tmp)
+            t0 = time.perf_counter()
+            outcomes = list(device_outcomes(videos, config, staging, device, workers, batch, overlap=overlap))
+            seconds = time.perf_counter() - t0
+        failed += sum(o.error is not None for o in outcomes)
+        rates["overlapped" if overlap else "serial"].append(2 * sum(o.pairs for o in outcomes) / seconds)
+    overlapped, serial = (statistics.median(rates[k]) for k in ("overlapped", "serial"))
+    return {"ok": failed == 0, "videos": len(videos), "failed": failed, "batch": batch, "workers": workers,
+            "overlapped_fields_per_s": overlapped, "serial_fields_per_s": serial, "ratio": overlapped / serial,
+            "runs": rates}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, under 30 s: is every check runnable here")
@@ -374,6 +407,10 @@ def main() -> int:
                    best["batch"] if CUDA else 8, workers, sizes.params, sizes.pipeline_fields)
     if "pipeline_fields_per_s" in pipeline:
         results.put(device, "pipeline", {k: v for k, v in pipeline.items() if k not in ("ok", "seconds")})
+    overlap = run("overlap", check_overlap, device, sizes.frame, sizes.pipeline_frames, best["batch"] if CUDA else 8,
+                  workers, sizes.params, sizes.pipeline_fields // 8)
+    if "ratio" in overlap:
+        results.put(device, "overlap", {k: v for k, v in overlap.items() if k not in ("ok", "seconds")})
     results.put(device, "path", flow.get("path"))
     results.data["seconds"] = time.perf_counter() - started
     results.save()

@@ -2,7 +2,8 @@
 # Everything a session with a GPU should measure, in one go and in under 10 minutes, with nothing
 # installed (docs/gpu_flow.md, "On a GPU machine"): the device, the kernels' registers and spills
 # for sm_90 (ptxas, no GPU needed), the GPU tests, `make check-gpu` (every batch 16-1024 on distinct
-# real pairs, the slowest pair's iterations, the pipeline's steady state) and bench-train on CUDA.
+# real pairs, the slowest pair's iterations, the pipeline's steady state, the pipeline with its copies
+# overlapped and in turn) and bench-train on CUDA.
 # Results and logs under $OUT (default out/gpu_session); a step that fails does not stop the next.
 #
 #     OUT=/somewhere sh benchmarks/gpu_session.sh        # or: make gpu-session
@@ -23,7 +24,7 @@ step() {  # step NAME SECONDS COMMAND...: run it with a time limit, its output i
 step device 30 nvidia-smi --query-gpu=name,memory.total,clocks.max.memory,driver_version --format=csv
 step registers 200 "$PY" -m pytest -q -p no:cacheprovider tests/flowprep/flow/test_gpu_paths.py::test_the_kernels_compile_for_a_gpu
 step gpu_tests 120 "$PY" -m pytest -q -p no:cacheprovider -k gpu tests/flowprep/flow/test_tvl1_torch.py tests/flowprep/extract/test_batched.py \
-    tests/twostream/data/test_device_decode.py
+    tests/flowprep/extract/test_overlap.py     tests/twostream/data/test_device_decode.py
 step check_gpu 330 "$PY" benchmarks/check_gpu.py --out "$OUT"
 # ResNet-18 only, each stream decoded in the loader and on the device, against synthetic data: what fits
 step bench_train 150 "$PY" benchmarks/bench_train.py --repeats 1 --samples 512 --models resnet18

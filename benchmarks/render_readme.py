@@ -132,6 +132,16 @@ def _path(point: dict) -> str:
     return path if path == point["kernels"] or point["kernels"] == "auto" else f"{path} (asked: {point['kernels']})"
 
 
+def _overlap(ov: dict | None) -> str:
+    """check_gpu's pipeline with each batch's copies overlapped with the compute, and in turn."""
+    if not ov:
+        return ""
+    return (f" With the batches' copies overlapped with the compute (on CUDA pinned buffers, a copy stream; "
+            f"video jobs and batcher, {ov['workers']} threads, batch {ov['batch']}): "
+            f"{_rate(ov['overlapped_fields_per_s'])} fields/s against {_rate(ov['serial_fields_per_s'])} in turn, "
+            f"**{ov['ratio']:.2f}x** (medians of 2 runs each).")
+
+
 def gpu_flow(data: dict) -> str:
     """tvl1-torch's rates by device and batch, the checks of make check-gpu, where the iterations'
     bytes and sequential iterations fall by pyramid level, the pipeline against the backend,
@@ -175,7 +185,7 @@ def gpu_flow(data: dict) -> str:
             notes.append(f"Pipeline on {device} (`flowprep extract --flow tvl1-torch --device {device}`, {pl['videos']} "
                          f"clips, {pl['pairs']} pairs, {pl['workers']} threads, batch {pl['batch']}): "
                          f"{_rate(pl['pipeline_fields_per_s'])} fields/s, **{pl['ratio']:.0%}** of the backend alone on "
-                         f"the same frames ({_rate(pl['backend_fields_per_s'])} fields/s).")
+                         f"the same frames ({_rate(pl['backend_fields_per_s'])} fields/s)." + _overlap(d.get("overlap")))
         if "stopping" in d:
             modes = "; ".join(f"{m['mode']}: {_rate(m['fields_per_s'])} fields/s"
                               + (f", {m['endpoint_difference']:.3f} px from the first" if i else "")

@@ -9,7 +9,9 @@ bytes to copy back). Threads, not processes: decoding, resizing and JPEG encodin
 with the GIL released, and the batcher gets the frames without copying them between processes.
 A job keeps two windows in flight, so it decodes the next window while the device computes this
 one; windows are sized so that one window of every thread fills a batch (`window_pairs`): one
-batch computes while the next is queued.
+batch computes while the next is queued. On tvl1-torch the batcher's steps overlap (overlap.py):
+the next batch is taken once full (or once the device would wait) and uploaded while this one
+computes and the last one downloads, on CUDA from pinned buffers on a copy stream.
 
 The first batch of a frame size holds what the device's free memory holds (at most `batch`); a
 CUDA out-of-memory error halves the batch (logged once) and the batch is computed in halves, each
@@ -37,6 +39,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from flowprep.extract.config import ExtractConfig
+from flowprep.extract.overlap import result_of, run_overlapped
 from flowprep.extract.staged_run import when_room
 from flowprep.extract.video_job import VideoOutcome, extract_video
 from flowprep.flow.backend import BatchFlow, FlowError
@@ -63,12 +66,18 @@ class FlowBatcher:
     """Merges windows of frame pairs from many jobs into device batches, on its own thread."""
 
     def __init__(self, backend: BatchFlow, bound: float, mean_subtraction: bool, max_fields: int,
-                 note: Callable[[str], None] = log.info, release: Callable[[], None] = lambda: None) -> None:
+                 note: Callable[[str], None] = log.info, release: Callable[[], None] = lambda: None,
+                 overlap: bool = True) -> None:
         self.backend, self.bound, self.mean_subtraction = backend, bound, mean_subtraction
         self.max_fields = max_fields
         self.note, self.release = note, release
         self.batches = 0
         self.fields = 0
+        # a backend with device-side steps (tvl1-torch) overlaps each batch's copies with the
+        # compute of the one before (overlap.py); any other, or `overlap` false, runs them in turn
+        steps = getattr(backend, "transfers", None)  # (a test's or a benchmark's wrapper may have none)
+        self.transfers = steps(bound, mean_subtraction, max_fields) if overlap and steps else None
+        self._computing = False  # the overlapped schedule's computer is busy: a batch may wait to fill
         self._fitted: set[tuple[int, ...]] = set()
         self._queue: list[_Request] = []
         self._cond = threading.Condition()
@@ -98,6 +107,8 @@ class FlowBatcher:
         with self._cond:
             while not self._queue and not self._closed:
                 self._cond.wait()
+            while self._computing and not self._closed and sum(len(r.first) for r in self._queue) < self.max_fields:
+                self._cond.wait()  # the device is busy: taken now, the next batch would be smaller than it needs be
             queued = sum(len(r.first) for r in self._queue)
             if not self._closed and queued < self.max_fields // 2:
                 self._cond.wait(LINGER_S)
@@ -114,26 +125,45 @@ class FlowBatcher:
             return taken
 
     def _run(self) -> None:
-        while True:
-            requests = self._take()
-            if not requests:
-                return
-            first = np.concatenate([r.first for r in requests])
-            second = np.concatenate([r.second for r in requests])
-            try:
-                codes, means = self._codes(first, second)
-            except Exception as exc:  # noqa: BLE001  each waiting job records its video's failure
-                error = exc if isinstance(exc, FlowError) else FlowError(f"flow batch failed: {type(exc).__name__}: {exc}")
-                for r in requests:
-                    r.future.set_exception(error)
-                continue
-            self.batches += 1
-            self.fields += len(first)
-            start = 0
+        if self.transfers is not None:
+            return run_overlapped(self._take, self._fits, self.transfers, self._serial, self._deliver, self._idle,
+                                  is_out_of_memory)
+        while requests := self._take():
+            self._deliver(requests, result_of(lambda: self._serial(requests, False)))
+
+    def _serial(self, requests: list[_Request], out_of_memory: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The codes of a batch computed in turn (in slices that fit), after a failed attempt of
+        the whole batch when `out_of_memory`."""
+        first = np.concatenate([r.first for r in requests])
+        if out_of_memory:
+            self._out_of_memory(len(first), first.shape[1:])
+        return self._codes(first, np.concatenate([r.second for r in requests]))
+
+    def _fits(self, requests: list[_Request]) -> bool:
+        self._fit(requests[0].first.shape[1:])
+        return sum(len(r.first) for r in requests) <= self.max_fields
+
+    def _idle(self, idle: bool) -> None:
+        with self._cond:
+            self._computing = not idle
+            self._cond.notify_all()
+
+    def _deliver(self, requests: list[_Request], result) -> None:
+        """Each window's slice of a batch's (codes, means), or the batch's error to each."""
+        if isinstance(result, BaseException):  # each waiting job records its video's failure
+            error = result if isinstance(result, FlowError) else FlowError(
+                f"flow batch failed: {type(result).__name__}: {result}")
             for r in requests:
-                end = start + len(r.first)
-                r.future.set_result((codes[start:end], means[start:end]))
-                start = end
+                r.future.set_exception(error)
+            return
+        codes, means = result
+        self.batches += 1
+        self.fields += len(codes)
+        start = 0
+        for r in requests:
+            end = start + len(r.first)
+            r.future.set_result((codes[start:end], means[start:end]))
+            start = end
 
     def _codes(self, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The backend's codes of a batch, in slices of at most `max_fields`; out of device memory,
@@ -145,23 +175,26 @@ class FlowBatcher:
             size = min(self.max_fields, len(first) - start)
             result = self._attempt(first[start:start + size], second[start:start + size])
             if result is None:
-                # out of memory, and out of the `except`: the failed attempt's tensors are gone
-                # (its traceback held them), so the halves get the memory it had
-                gc.collect()
-                self.release()
-                if size == 1:
-                    raise FlowError(f"out of device memory for a single flow field of {first.shape[2]}x{first.shape[1]}")
-                half = size // 2
-                if half < self.max_fields:
-                    self.max_fields = half
-                    self.note(f"device out of memory for a batch of {size} flow fields; "
-                              f"batches of at most {half} from now on")
+                self._out_of_memory(size, first.shape[1:])
                 continue
             slices.append(result)
             start += size
         if len(slices) == 1:
             return slices[0]
         return np.concatenate([s[0] for s in slices]), np.concatenate([s[1] for s in slices])
+
+    def _out_of_memory(self, size: int, frame: tuple[int, ...]) -> None:
+        """After a batch of `size` fields ran out of memory, and out of its `except`: the failed
+        attempt's tensors are gone (its traceback held them), so the halves get the memory it had."""
+        gc.collect()
+        self.release()
+        if size == 1:
+            raise FlowError(f"out of device memory for a single flow field of {frame[1]}x{frame[0]}")
+        half = size // 2
+        if half < self.max_fields:
+            self.max_fields = half
+            self.note(f"device out of memory for a batch of {size} flow fields; "
+                      f"batches of at most {half} from now on")
 
     def _attempt(self, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """The codes, or None when the device ran out of memory."""
@@ -209,9 +242,10 @@ def window_pairs(max_fields: int, workers: int) -> int:
 def device_outcomes(videos: Iterable[tuple[ManifestEntry, Path]], config: ExtractConfig, staging_dir: Path, device: str,
                     workers: int, max_fields: int, note: Callable[[str], None] = log.info,
                     backend: BatchFlow | None = None, paths: dict[str, str] | None = None,
-                    max_staged: float = math.inf) -> Iterator[VideoOutcome]:
+                    max_staged: float = math.inf, overlap: bool = True) -> Iterator[VideoOutcome]:
     """Run the video jobs on `workers` threads with their flow batched on `device`; yield each
-    outcome as its video finishes. At most 2 x workers jobs are started ahead, so `videos` may be
+    outcome as its video finishes; `overlap` false runs each batch's copies and compute in turn
+    (check_gpu measures both). At most 2 x workers jobs are started ahead, so `videos` may be
     a queue that other devices take from too. `backend` replaces the config's backend (a test
     injects faults through it); `paths[device]` gets the way the flow ran, at the end. A job
     waits to start while the finished videos in staging exceed `max_staged` bytes
@@ -222,7 +256,8 @@ def device_outcomes(videos: Iterable[tuple[ManifestEntry, Path]], config: Extrac
     cv2.setNumThreads(1)
     if backend is None:
         backend = config.flow_method.create_batch(config.flow_params_dict, device)
-    batcher = FlowBatcher(backend, config.bound, config.mean_subtraction, max_fields, note, _release_for(device))
+    batcher = FlowBatcher(backend, config.bound, config.mean_subtraction, max_fields, note, _release_for(device),
+                          overlap)
     window = window_pairs(max_fields, workers)
     log.info("%s: flow batches of up to %d fields from %d threads, %d pair(s) per window", device, max_fields,
              workers, window)

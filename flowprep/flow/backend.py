@@ -49,6 +49,11 @@ class BatchFlow(Protocol):
               mean_subtraction: bool) -> tuple[np.ndarray, np.ndarray]:
         """The fields as stored: uint8 code planes (N, 2, H, W) and the subtracted means (N, 2)."""
 
+    def transfers(self, bound: float, mean_subtraction: bool, max_fields: int) -> Any:
+        """The steps of `codes` one at a time (upload, compute, download, finish), for the
+        batcher to overlap one batch's copies with another's compute (flowprep.extract.overlap's
+        `Transfers`); None for a backend with no device of its own."""
+
 
 def check_batch(first: np.ndarray, second: np.ndarray) -> None:
     """A batch is pairs of frames of one size; anything else is refused, naming both shapes."""
@@ -67,6 +72,9 @@ class PairLoop:
 
     def fields_that_fit(self, height: int, width: int) -> None:
         return None  # one pair at a time, in the process's own memory
+
+    def transfers(self, bound: float, mean_subtraction: bool, max_fields: int) -> None:
+        return None  # nothing to copy: the pairs are computed where they are
 
     def flow(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         check_batch(first, second)

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from flowprep.flow.backend import check_batch
 from flowprep.flow.tvl1.params import TVL1_PARAMS
+from flowprep.flow.tvl1.transfers import TorchTransfers
 
 log = logging.getLogger("flowprep")
 
@@ -624,11 +625,14 @@ class TorchTVL1:
         self.solver = Solver(self.solver.check_every, inner_iteration, median_step, self.solver.stats)
         return None
 
-    def _fields(self, first, second) -> torch.Tensor:
+    def _upload(self, first, second) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch's frames on the device, uint8 (N, H, W) each, after `check_batch`."""
         first, second = np.asarray(first), np.asarray(second)
         check_batch(first, second)
-        a = torch.from_numpy(np.ascontiguousarray(first)).to(self.device, non_blocking=True).float()
-        b = torch.from_numpy(np.ascontiguousarray(second)).to(self.device, non_blocking=True).float()
+        return tuple(torch.from_numpy(np.ascontiguousarray(x)).to(self.device, non_blocking=True) for x in (first, second))
+
+    def _device_fields(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        a, b = first.float(), second.float()
         fields = self._attempt(a, b)
         # a fallback computes the batch again outside the `except`: the failed attempt's memory is free
         return fields if fields is not None else tvl1(a, b, self.params, self.solver)
@@ -636,7 +640,7 @@ class TorchTVL1:
     def flow(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """(N, H, W) uint8 frames -> (N, H, W, 2) float32 flow from each first to its second."""
         with device_context(self.device):
-            return self._fields(first, second).permute(0, 2, 3, 1).cpu().numpy()
+            return self._device_fields(*self._upload(first, second)).permute(0, 2, 3, 1).cpu().numpy()
 
     def codes(self, first: np.ndarray, second: np.ndarray, bound: float,
               mean_subtraction: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -646,12 +650,23 @@ class TorchTVL1:
             return self._codes(first, second, bound, mean_subtraction)
 
     def _codes(self, first, second, bound, mean_subtraction):
-        fields = self._fields(first, second)
+        codes, means = self.device_codes(*self._upload(first, second), bound, mean_subtraction)
+        return codes.cpu().numpy(), means.cpu().numpy()
+
+    def device_codes(self, first: torch.Tensor, second: torch.Tensor, bound: float,
+                     mean_subtraction: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """`codes` of frames already on the device, (N, H, W) uint8 each: the codes and means, left
+        there (the extraction's overlapped schedule downloads them on its copy stream)."""
+        fields = self._device_fields(first, second)
         if mean_subtraction:
             means = fields.double().mean(dim=(2, 3)).float()
         else:
             means = torch.zeros(fields.shape[:2], dtype=torch.float32, device=fields.device)
-        return quantize_on_device(fields, means, bound).cpu().numpy(), means.cpu().numpy()
+        return quantize_on_device(fields, means, bound), means
+
+    def transfers(self, bound: float, mean_subtraction: bool, max_fields: int):
+        """The steps of the extraction's overlapped schedule on this device (transfers.py)."""
+        return TorchTransfers(self, bound, mean_subtraction, max_fields, device_context)
 
 
 def quantize_on_device(fields: torch.Tensor, means: torch.Tensor, bound: float) -> torch.Tensor:

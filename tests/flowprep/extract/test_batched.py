@@ -212,9 +212,9 @@ class BatchSizes(TorchTVL1):
         super().__init__(TVL1Params(**params))
         self.sizes: list[int] = []
 
-    def codes(self, first, second, bound, mean_subtraction):
+    def device_codes(self, first, second, bound, mean_subtraction):  # both schedules compute through it
         self.sizes.append(len(first))
-        return super().codes(first, second, bound, mean_subtraction)
+        return super().device_codes(first, second, bound, mean_subtraction)
 
 
 def test_steady_state_batches_are_full(tmp_path):

@@ -361,7 +361,8 @@ def test_check_gpu_runs_every_check(shared_data, tmp_path):
     report = json.loads((tmp_path / "check_gpu.json").read_text())
     device = "cuda:0" if torch.cuda.is_available() else "cpu"
     checks = report["devices"][device]["checks"]
-    assert sorted(checks) == ["bandwidth", "flow", "kernels", "out_of_memory", "pipeline"]
+    assert sorted(checks) == ["bandwidth", "flow", "kernels", "out_of_memory", "overlap", "pipeline"]
+    assert checks["overlap"]["overlapped_fields_per_s"] > 0 and checks["overlap"]["serial_fields_per_s"] > 0
     assert all(c["ok"] for c in checks.values()) and checks["flow"]["path"] == "triton"
     assert [p["batch"] for p in report["devices"][device]["backend"]] == [1, 2]
     if device == "cpu":
