@@ -347,6 +347,17 @@ def demo_motion(data: dict) -> str:
             + _source(cost, "make demo-motion"))
 
 
+def demo_learned_flow(data: dict) -> str:
+    """The table `make demo-learned-flow` printed: make demo's two streams, the streams that need no
+    precomputed flow, and each of those averaged with the spatial stream."""
+    rows = [[f"**{r['name']}**" if r["name"] == data["best"] else r["name"], r["kind"], f"{100 * r['top1']:.1f}",
+             f"{100 * r['mean_class_accuracy']:.1f}"] for r in data["rows"]]
+    return (_table(["method", "kind", "top-1 %", "mean class %"], rows)
+            + f"\n\n{data['rows'][0]['videos']} test videos of make demo's data; spatial and temporal are make demo's "
+              f"runs, the fusions average the two streams' scores. From `make demo-learned-flow` "
+              f"(`{DEMOLF_TABLE.relative_to(REPO)}`).")
+
+
 def predict(data: dict) -> str:
     """twostream predict on files (two protocols) and --live on a 340x256 stream, per backbone."""
     rows = [[f"files, {r['clips']} clips x {r['crops']}", "resnet18", f"{r['videos_per_s']:.3f} videos/s "
@@ -365,6 +376,7 @@ def predict(data: dict) -> str:
 DEMO_TABLE = REPO / "out" / "demo" / "runs" / "report" / "table.json"
 DEMOMOTION_TABLE = REPO / "out" / "demo3d" / "runs" / "motion-report" / "table.json"
 DEMO3D_TABLE = REPO / "out" / "demo3d" / "runs" / "report" / "table.json"
+DEMOLF_TABLE = REPO / "out" / "demo" / "runs" / "learned-flow-report" / "table.json"
 DEMO_TIMING = DEMO_TABLE.with_name("timing.json")
 RENDERERS = {name: (RESULTS_DIR / f"{name}.json", fn) for name, fn in
              {"flow_params": flow_params, "codecs": codecs, "extract": extract, "train": train,
@@ -374,6 +386,7 @@ RENDERERS["demo"] = (DEMO_TABLE, demo)
 RENDERERS["demo_3d"] = (DEMO3D_TABLE, demo_3d)
 RENDERERS["demo_attention"] = (DEMO_ATTENTION_TABLES["ResNet-18"], demo_attention)
 RENDERERS["demo_motion"] = (DEMOMOTION_TABLE, demo_motion)
+RENDERERS["demo_learned_flow"] = (DEMOLF_TABLE, demo_learned_flow)
 # the pages that hold blocks (a block's name: its renderer above); every block is on one page at least
 DOCS = REPO / "docs"
 PAGES = (REPO / "README.md", DOCS / "benchmarks.md", DOCS / "reliability.md", DOCS / "demo.md", DOCS / "training.md")
