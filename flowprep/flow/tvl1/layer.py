@@ -115,7 +115,7 @@ class TVL1Layer(nn.Module):
 
     @classmethod
     def from_params(cls, params: dict) -> "TVL1Layer":
-        """From `tvl1_params.layer_params`' values (registry names)."""
+        """From `params.layer_params`' values (registry names)."""
         return cls(iterations=params["inner_iterations"], warps=params["warps"], tau=params["tau"],
                    lam=params["lambda"], theta=params["theta"], nscales=params["nscales"],
                    scale_step=params["scale_step"])

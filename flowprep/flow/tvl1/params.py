@@ -25,7 +25,7 @@ TVL1_PARAMS = (
     Param("median_filtering", int, 5, "median filter size applied to the flow (1 = off)"),
 )
 
-# The learned TV-L1 layer's (tvl1_layer.py; twostream's learned-flow stream, `train --flow-param`):
+# The learned TV-L1 layer's (tvl1/layer.py; twostream's learned-flow stream, `train --flow-param`):
 # TV-L1's step sizes, as the layer's initial values (it learns them), and the iterations it unrolls,
 # fixed so that it batches and backpropagates. By default one warping of 10 iterations at one scale
 # (TVNet's and Representation Flow's order) on its input pooled by 2. `pool` and `lr_scale` say how

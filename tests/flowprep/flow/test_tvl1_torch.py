@@ -245,7 +245,7 @@ def median25_network() -> list[tuple[int, int]]:
 
 
 def test_the_median_kernel_is_batchers_network_pruned():
-    """How the 113 compare-exchanges of tvl1_kernels._median25 were made: rebuilt here, line for line."""
+    """How the 113 compare-exchanges of kernels._median25 were made: rebuilt here, line for line."""
     source = (REPO / "flowprep" / "flow" / "tvl1" / "kernels.py").read_text(encoding="utf-8")
     body = source.split("def _median25", 1)[1].split("return v12", 1)[0]
     kernel = [(int(a), int(b)) for a, b in re.findall(r"v(\d+), v(\d+) = tl\.minimum\(v\1, v\2\)", body)]
