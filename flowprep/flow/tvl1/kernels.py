@@ -88,19 +88,12 @@ def _live_pair(pairs_ptr, first_pair):
     return tl.load(pairs_ptr + tl.program_id(1) + first_pair)
 
 
-@triton.jit(do_not_specialize=["height", "width", "first_pair"])
-def _flow_kernel(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, i1wx_ptr, i1wy_ptr, grad_ptr, rho_ptr,
-                 active_ptr, error_ptr, pairs_ptr, height, width, l_t, theta, grad_eps, first_pair,
-                 BLOCK: tl.constexpr):
-    pair = _live_pair(pairs_ptr, first_pair)
-    if tl.load(active_ptr + pair) == 0:
-        return  # a stopped pair: nothing loaded, nothing stored
-    area = height.to(tl.int64) * width
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < area
-    x = offs % width
-    y = offs // width
-    at = pair.to(tl.int64) * area + offs
+@triton.jit
+def _primal_step(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, i1wx_ptr, i1wy_ptr, grad_ptr, rho_ptr,
+                 at, mask, x, y, width, l_t, theta, grad_eps):
+    """TV-L1's flow update at the places `at` (one block of a pair), stored in place; returns each
+    place's squared change (0 outside `mask`), whose sum is the pair's stopping error. The one body
+    of _flow_kernel and of the coarse kernel's inner loop (Triton inlines it)."""
     left = mask & (x > 0)
     up = mask & (y > 0)
     u1 = tl.load(u1_ptr + at, mask=mask, other=0.0)
@@ -122,7 +115,45 @@ def _flow_kernel(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, i1wx_ptr, i
     n2 = u2 + f * gy + theta * div2
     tl.store(u1_ptr + at, n1, mask=mask)
     tl.store(u2_ptr + at, n2, mask=mask)
-    d = tl.where(mask, (n1 - u1) * (n1 - u1) + (n2 - u2) * (n2 - u2), 0.0)
+    return tl.where(mask, (n1 - u1) * (n1 - u1) + (n2 - u2) * (n2 - u2), 0.0)
+
+
+@triton.jit
+def _dual_step(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, at, mask, x, y, width, height, taut):
+    """TV-L1's dual update at the places `at` from the new flow, stored in place: the one body of
+    _dual_kernel and of the coarse kernel's inner loop (Triton inlines it)."""
+    right = mask & (x < width - 1)
+    down = mask & (y < height - 1)
+    # forward differences of the new flow, 0 in the last column and row
+    u1 = tl.load(u1_ptr + at, mask=mask, other=0.0)
+    u2 = tl.load(u2_ptr + at, mask=mask, other=0.0)
+    u1x = tl.where(right, tl.load(u1_ptr + at + 1, mask=right, other=0.0) - u1, 0.0)
+    u1y = tl.where(down, tl.load(u1_ptr + at + width, mask=down, other=0.0) - u1, 0.0)
+    u2x = tl.where(right, tl.load(u2_ptr + at + 1, mask=right, other=0.0) - u2, 0.0)
+    u2y = tl.where(down, tl.load(u2_ptr + at + width, mask=down, other=0.0) - u2, 0.0)
+    n1 = 1.0 + taut * tl.sqrt(u1x * u1x + u1y * u1y)
+    n2 = 1.0 + taut * tl.sqrt(u2x * u2x + u2y * u2y)
+    tl.store(p11_ptr + at, (tl.load(p11_ptr + at, mask=mask, other=0.0) + taut * u1x) / n1, mask=mask)
+    tl.store(p12_ptr + at, (tl.load(p12_ptr + at, mask=mask, other=0.0) + taut * u1y) / n1, mask=mask)
+    tl.store(p21_ptr + at, (tl.load(p21_ptr + at, mask=mask, other=0.0) + taut * u2x) / n2, mask=mask)
+    tl.store(p22_ptr + at, (tl.load(p22_ptr + at, mask=mask, other=0.0) + taut * u2y) / n2, mask=mask)
+
+
+@triton.jit(do_not_specialize=["height", "width", "first_pair"])
+def _flow_kernel(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, i1wx_ptr, i1wy_ptr, grad_ptr, rho_ptr,
+                 active_ptr, error_ptr, pairs_ptr, height, width, l_t, theta, grad_eps, first_pair,
+                 BLOCK: tl.constexpr):
+    pair = _live_pair(pairs_ptr, first_pair)
+    if tl.load(active_ptr + pair) == 0:
+        return  # a stopped pair: nothing loaded, nothing stored
+    area = height.to(tl.int64) * width
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < area
+    x = offs % width
+    y = offs // width
+    at = pair.to(tl.int64) * area + offs
+    d = _primal_step(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, i1wx_ptr, i1wy_ptr, grad_ptr, rho_ptr,
+                     at, mask, x, y, width, l_t, theta, grad_eps)
     tl.atomic_add(error_ptr + pair, tl.sum(d, axis=0))
 
 
@@ -142,21 +173,7 @@ def _dual_kernel(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, active_ptr,
     x = offs % width
     y = offs // width
     at = pair.to(tl.int64) * area + offs
-    right = mask & (x < width - 1)
-    down = mask & (y < height - 1)
-    # forward differences of the new flow, 0 in the last column and row
-    u1 = tl.load(u1_ptr + at, mask=mask, other=0.0)
-    u2 = tl.load(u2_ptr + at, mask=mask, other=0.0)
-    u1x = tl.where(right, tl.load(u1_ptr + at + 1, mask=right, other=0.0) - u1, 0.0)
-    u1y = tl.where(down, tl.load(u1_ptr + at + width, mask=down, other=0.0) - u1, 0.0)
-    u2x = tl.where(right, tl.load(u2_ptr + at + 1, mask=right, other=0.0) - u2, 0.0)
-    u2y = tl.where(down, tl.load(u2_ptr + at + width, mask=down, other=0.0) - u2, 0.0)
-    n1 = 1.0 + taut * tl.sqrt(u1x * u1x + u1y * u1y)
-    n2 = 1.0 + taut * tl.sqrt(u2x * u2x + u2y * u2y)
-    tl.store(p11_ptr + at, (tl.load(p11_ptr + at, mask=mask, other=0.0) + taut * u1x) / n1, mask=mask)
-    tl.store(p12_ptr + at, (tl.load(p12_ptr + at, mask=mask, other=0.0) + taut * u1y) / n1, mask=mask)
-    tl.store(p21_ptr + at, (tl.load(p21_ptr + at, mask=mask, other=0.0) + taut * u2x) / n2, mask=mask)
-    tl.store(p22_ptr + at, (tl.load(p22_ptr + at, mask=mask, other=0.0) + taut * u2y) / n2, mask=mask)
+    _dual_step(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, at, mask, x, y, width, height, taut)
     # the pair's bookkeeping, once (by its first program): the error sum is complete (kernel 1 has
     # ended), and no program of this kernel reads the next flag or the next error sum
     if tl.program_id(0) == 0:
@@ -445,28 +462,9 @@ def _coarse_warping_kernel(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, i
                     x = offs % width
                     y = offs // width
                     at = base + offs
-                    left = mask & (x > 0)
-                    up = mask & (y > 0)
-                    u1 = tl.load(u1_ptr + at, mask=mask, other=0.0)
-                    u2 = tl.load(u2_ptr + at, mask=mask, other=0.0)
-                    gx = tl.load(i1wx_ptr + at, mask=mask, other=0.0)
-                    gy = tl.load(i1wy_ptr + at, mask=mask, other=0.0)
-                    grad = tl.load(grad_ptr + at, mask=mask, other=0.0)
-                    rho = tl.load(rho_ptr + at, mask=mask, other=0.0) + gx * u1 + gy * u2
-                    f = tl.where(grad > grad_eps, -rho / grad, 0.0)
-                    f = tl.where(rho < -l_t * grad, l_t, f)
-                    f = tl.where(rho > l_t * grad, -l_t, f)
-                    div1 = (tl.load(p11_ptr + at, mask=mask, other=0.0) - tl.load(p11_ptr + at - 1, mask=left, other=0.0)
-                            + tl.load(p12_ptr + at, mask=mask, other=0.0)
-                            - tl.load(p12_ptr + at - width, mask=up, other=0.0))
-                    div2 = (tl.load(p21_ptr + at, mask=mask, other=0.0) - tl.load(p21_ptr + at - 1, mask=left, other=0.0)
-                            + tl.load(p22_ptr + at, mask=mask, other=0.0)
-                            - tl.load(p22_ptr + at - width, mask=up, other=0.0))
-                    n1 = u1 + f * gx + theta * div1
-                    n2 = u2 + f * gy + theta * div2
-                    tl.store(u1_ptr + at, n1, mask=mask)
-                    tl.store(u2_ptr + at, n2, mask=mask)
-                    error += tl.sum(tl.where(mask, (n1 - u1) * (n1 - u1) + (n2 - u2) * (n2 - u2), 0.0), axis=0)
+                    error += tl.sum(_primal_step(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, i1wx_ptr,
+                                                 i1wy_ptr, grad_ptr, rho_ptr, at, mask, x, y, width, l_t,
+                                                 theta, grad_eps), axis=0)
                 tl.debug_barrier()
                 for c in range(chunks):
                     offs = c * BLOCK + tl.arange(0, BLOCK)
@@ -474,20 +472,7 @@ def _coarse_warping_kernel(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, i
                     x = offs % width
                     y = offs // width
                     at = base + offs
-                    right = mask & (x < width - 1)
-                    down = mask & (y < height - 1)
-                    u1 = tl.load(u1_ptr + at, mask=mask, other=0.0)
-                    u2 = tl.load(u2_ptr + at, mask=mask, other=0.0)
-                    u1x = tl.where(right, tl.load(u1_ptr + at + 1, mask=right, other=0.0) - u1, 0.0)
-                    u1y = tl.where(down, tl.load(u1_ptr + at + width, mask=down, other=0.0) - u1, 0.0)
-                    u2x = tl.where(right, tl.load(u2_ptr + at + 1, mask=right, other=0.0) - u2, 0.0)
-                    u2y = tl.where(down, tl.load(u2_ptr + at + width, mask=down, other=0.0) - u2, 0.0)
-                    n1 = 1.0 + taut * tl.sqrt(u1x * u1x + u1y * u1y)
-                    n2 = 1.0 + taut * tl.sqrt(u2x * u2x + u2y * u2y)
-                    tl.store(p11_ptr + at, (tl.load(p11_ptr + at, mask=mask, other=0.0) + taut * u1x) / n1, mask=mask)
-                    tl.store(p12_ptr + at, (tl.load(p12_ptr + at, mask=mask, other=0.0) + taut * u1y) / n1, mask=mask)
-                    tl.store(p21_ptr + at, (tl.load(p21_ptr + at, mask=mask, other=0.0) + taut * u2x) / n2, mask=mask)
-                    tl.store(p22_ptr + at, (tl.load(p22_ptr + at, mask=mask, other=0.0) + taut * u2y) / n2, mask=mask)
+                    _dual_step(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, at, mask, x, y, width, height, taut)
                 tl.debug_barrier()
                 count += 1
                 live = (error > scaled_epsilon).to(tl.int32)
