@@ -89,6 +89,15 @@ def _live_pair(pairs_ptr, first_pair):
 
 
 @triton.jit
+def _pair_block(pair, height, width, BLOCK: tl.constexpr):
+    """This program's block of `pair`'s frame: which places are inside it, their columns and rows,
+    and their 64-bit offsets in the batch."""
+    area = height.to(tl.int64) * width
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    return offs < area, offs % width, offs // width, pair.to(tl.int64) * area + offs
+
+
+@triton.jit
 def _primal_step(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, i1wx_ptr, i1wy_ptr, grad_ptr, rho_ptr,
                  at, mask, x, y, width, l_t, theta, grad_eps):
     """TV-L1's flow update at the places `at` (one block of a pair), stored in place; returns each
@@ -146,12 +155,7 @@ def _flow_kernel(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, i1wx_ptr, i
     pair = _live_pair(pairs_ptr, first_pair)
     if tl.load(active_ptr + pair) == 0:
         return  # a stopped pair: nothing loaded, nothing stored
-    area = height.to(tl.int64) * width
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < area
-    x = offs % width
-    y = offs // width
-    at = pair.to(tl.int64) * area + offs
+    mask, x, y, at = _pair_block(pair, height, width, BLOCK)
     d = _primal_step(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, i1wx_ptr, i1wy_ptr, grad_ptr, rho_ptr,
                      at, mask, x, y, width, l_t, theta, grad_eps)
     tl.atomic_add(error_ptr + pair, tl.sum(d, axis=0))
@@ -167,12 +171,7 @@ def _dual_kernel(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, active_ptr,
         # flags alternate: the other one was set two iterations ago), and nothing is loaded
         tl.store(next_active_ptr + pair, tl.zeros((), tl.int8), mask=tl.program_id(0) == 0)
         return
-    area = height.to(tl.int64) * width
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < area
-    x = offs % width
-    y = offs // width
-    at = pair.to(tl.int64) * area + offs
+    mask, x, y, at = _pair_block(pair, height, width, BLOCK)
     _dual_step(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, at, mask, x, y, width, height, taut)
     # the pair's bookkeeping, once (by its first program): the error sum is complete (kernel 1 has
     # ended), and no program of this kernel reads the next flag or the next error sum
