@@ -89,11 +89,11 @@ def _live_pair(pairs_ptr, first_pair):
 
 
 @triton.jit
-def _pair_block(pair, height, width, BLOCK: tl.constexpr):
-    """This program's block of `pair`'s frame: which places are inside it, their columns and rows,
-    and their 64-bit offsets in the batch."""
+def _pair_block(block, pair, height, width, BLOCK: tl.constexpr):
+    """Block `block` of `pair`'s frame: which places are inside it, their columns and rows, and
+    their 64-bit offsets in the batch."""
     area = height.to(tl.int64) * width
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    offs = block * BLOCK + tl.arange(0, BLOCK)
     return offs < area, offs % width, offs // width, pair.to(tl.int64) * area + offs
 
 
@@ -155,7 +155,7 @@ def _flow_kernel(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, i1wx_ptr, i
     pair = _live_pair(pairs_ptr, first_pair)
     if tl.load(active_ptr + pair) == 0:
         return  # a stopped pair: nothing loaded, nothing stored
-    mask, x, y, at = _pair_block(pair, height, width, BLOCK)
+    mask, x, y, at = _pair_block(tl.program_id(0), pair, height, width, BLOCK)
     d = _primal_step(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, i1wx_ptr, i1wy_ptr, grad_ptr, rho_ptr,
                      at, mask, x, y, width, l_t, theta, grad_eps)
     tl.atomic_add(error_ptr + pair, tl.sum(d, axis=0))
@@ -171,7 +171,7 @@ def _dual_kernel(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, active_ptr,
         # flags alternate: the other one was set two iterations ago), and nothing is loaded
         tl.store(next_active_ptr + pair, tl.zeros((), tl.int8), mask=tl.program_id(0) == 0)
         return
-    mask, x, y, at = _pair_block(pair, height, width, BLOCK)
+    mask, x, y, at = _pair_block(tl.program_id(0), pair, height, width, BLOCK)
     _dual_step(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, at, mask, x, y, width, height, taut)
     # the pair's bookkeeping, once (by its first program): the error sum is complete (kernel 1 has
     # ended), and no program of this kernel reads the next flag or the next error sum
@@ -456,21 +456,13 @@ def _coarse_warping_kernel(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, i
             if live != 0:
                 error = tl.full((), 0.0, tl.float32)
                 for c in range(chunks):
-                    offs = c * BLOCK + tl.arange(0, BLOCK)
-                    mask = offs < area
-                    x = offs % width
-                    y = offs // width
-                    at = base + offs
+                    mask, x, y, at = _pair_block(c, pair, height, width, BLOCK)
                     error += tl.sum(_primal_step(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, i1wx_ptr,
                                                  i1wy_ptr, grad_ptr, rho_ptr, at, mask, x, y, width, l_t,
                                                  theta, grad_eps), axis=0)
                 tl.debug_barrier()
                 for c in range(chunks):
-                    offs = c * BLOCK + tl.arange(0, BLOCK)
-                    mask = offs < area
-                    x = offs % width
-                    y = offs // width
-                    at = base + offs
+                    mask, x, y, at = _pair_block(c, pair, height, width, BLOCK)
                     _dual_step(u1_ptr, u2_ptr, p11_ptr, p12_ptr, p21_ptr, p22_ptr, at, mask, x, y, width, height, taut)
                 tl.debug_barrier()
                 count += 1
