@@ -358,6 +358,37 @@ def demo_learned_flow(data: dict) -> str:
               f"(`{DEMOLF_TABLE.relative_to(REPO)}`).")
 
 
+def demo_heads(data: dict) -> str:
+    """The table `make demo-heads` printed: each fusion head's top-1 with each seed (rows named
+    HEAD-seedN) and their median, beside the late fusions of the same two streams, and how the heads
+    that look at places compare with the others and with the best late fusion, by median."""
+    seeds: dict[str, dict[int, float]] = {}
+    for r in data["rows"]:
+        head, _, seed = r["name"].rpartition("-seed")
+        if head and seed.isdigit():
+            seeds.setdefault(head, {})[int(seed)] = 100 * r["top1"]
+    columns = sorted({s for runs in seeds.values() for s in runs})
+    medians = {head: statistics.median(runs.values()) for head, runs in seeds.items()}
+    rows = [[head] + [f"{runs[s]:.1f}" if s in runs else "" for s in columns] + [f"{medians[head]:.1f}"]
+            for head, runs in seeds.items()]
+    late = {r["name"]: 100 * r["top1"] for r in data["rows"] if r["name"] in LATE_FUSIONS}
+    best_late = max(late, key=late.get)
+    others = {h: m for h, m in medians.items() if h in ("mid", "attention")}
+    notes = []
+    if others and "motion" in medians:
+        best_other = max(others, key=others.get)
+        notes.append(f"motion's median {medians['motion']:.1f} against the best median of mid and attention, "
+                     f"{best_other} {others[best_other]:.1f}")
+    if "cross-attention" in medians:
+        notes.append(f"cross-attention's median {medians['cross-attention']:.1f} against the best late fusion, "
+                     f"{best_late} {late[best_late]:.1f}")
+    return (_table(["head", *(f"seed {s} top-1 %" for s in columns), "median"], rows)
+            + "\n\nLate fusions of the same two streams (fitted once, on the held-out videos): "
+            + ", ".join(f"{name} {value:.1f}" for name, value in late.items())
+            + f". {data['rows'][0]['videos']} test videos; " + "; ".join(notes)
+            + f". From `make demo-heads` (`{DEMOHEADS_TABLE.relative_to(REPO)}`).")
+
+
 def predict(data: dict) -> str:
     """twostream predict on files (two protocols) and --live on a 340x256 stream, per backbone."""
     rows = [[f"files, {r['clips']} clips x {r['crops']}", "resnet18", f"{r['videos_per_s']:.3f} videos/s "
@@ -377,6 +408,7 @@ DEMO_TABLE = REPO / "out" / "demo" / "runs" / "report" / "table.json"
 DEMOMOTION_TABLE = REPO / "out" / "demo3d" / "runs" / "motion-report" / "table.json"
 DEMO3D_TABLE = REPO / "out" / "demo3d" / "runs" / "report" / "table.json"
 DEMOLF_TABLE = REPO / "out" / "demo" / "runs" / "learned-flow-report" / "table.json"
+DEMOHEADS_TABLE = REPO / "out" / "demo" / "runs" / "heads-report" / "table.json"
 DEMO_TIMING = DEMO_TABLE.with_name("timing.json")
 RENDERERS = {name: (RESULTS_DIR / f"{name}.json", fn) for name, fn in
              {"flow_params": flow_params, "codecs": codecs, "extract": extract, "train": train,
@@ -387,6 +419,7 @@ RENDERERS["demo_3d"] = (DEMO3D_TABLE, demo_3d)
 RENDERERS["demo_attention"] = (DEMO_ATTENTION_TABLES["ResNet-18"], demo_attention)
 RENDERERS["demo_motion"] = (DEMOMOTION_TABLE, demo_motion)
 RENDERERS["demo_learned_flow"] = (DEMOLF_TABLE, demo_learned_flow)
+RENDERERS["demo_heads"] = (DEMOHEADS_TABLE, demo_heads)
 # the pages that hold blocks (a block's name: its renderer above); every block is on one page at least
 DOCS = REPO / "docs"
 PAGES = (REPO / "README.md", DOCS / "benchmarks.md", DOCS / "reliability.md", DOCS / "demo.md", DOCS / "training.md")
