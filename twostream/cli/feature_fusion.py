@@ -102,10 +102,12 @@ def evaluate_command(as_json: bool, **options) -> int:
 @click.option("--extraction", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Extraction folder. Default: the one the run was trained on (RUN/config.json).")
 @click.option("--rows", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Positions shown, uniformly spaced over the video (one row each).")
+              help="Positions shown, uniformly spaced over the video (one row each; clip streams: one row per "
+                   "time step of the map).")
 @device_option(help="Where the model runs (auto: a GPU when there is one).")
 def show_command(run: Path, video_id: str, out: Path, extraction: Path | None, rows: int, device: str) -> int:
-    """Where a motion head looks: a video's frames beside its weights of their places (a heat map).
+    """Where a motion head looks: a video's frames beside its weights of their places (a heat map);
+    on clip streams, a row per time step of each clip's map, at the step's middle frame.
 
     RUN is a 'fuse-features train --method motion' run folder (or its checkpoint.pt).
     """
