@@ -22,12 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from twostream.data.clip_sampling import ClipSpec
+from twostream.data.paired import PairHalves
 from twostream.data.samples import Video
 from twostream.data.transforms import CropBox
 
 
 @dataclass(frozen=True)
-class ClipPairSpec:
+class ClipPairSpec(PairHalves):  # its crop size, positions (the flow clip's) and one box for both
     spatial: ClipSpec  # the RGB clip's
     temporal: ClipSpec  # the flow clip's
 
@@ -43,24 +44,13 @@ class ClipPairSpec:
                                  f"spatial stream takes {spatial}, the temporal {temporal}")
 
     @property
-    def crop_size(self) -> int:
-        return self.spatial.crop_size
-
-    @property
     def in_channels(self) -> tuple[int, int]:
         """(spatial, temporal) channels of the pair's clip: RGB, then the flow's x and y."""
         return self.spatial.in_channels, self.temporal.in_channels
 
-    def positions(self, num_frames: int) -> int:
-        # a video has one field fewer than frames: every flow clip has its frames, not the reverse
-        return self.temporal.positions(num_frames)
-
     def read_raw(self, video: Video, num_frames: int, position: int, box: CropBox | None = None) -> tuple:
         indices = self.temporal.indices(num_frames, position)
         return self.spatial.read_items(video, indices, box), self.temporal.read_items(video, indices, box)
-
-    def cut_raw(self, raw: tuple, box: CropBox) -> tuple:
-        return self.spatial.cut_raw(raw[0], box), self.temporal.cut_raw(raw[1], box)
 
     def to_input(self, raw: tuple, bound: float, flip: bool,
                  jitter: tuple[float, float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:

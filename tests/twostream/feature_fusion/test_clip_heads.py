@@ -63,11 +63,10 @@ def test_the_heads_on_clip_streams_read_the_temporal_input(method, hidden):
     """Each sample's output changes when the flow clips are permuted across the batch (its RGB
     clip kept); the map heads see every (t, h, w) place of both maps."""
     model = clip_two_stream(method, hidden)
-    if method == "motion" and hidden:  # trained weights: its zero-initialised map starts uniform
-        torch.nn.init.normal_(model.head.learned[-1].weight)
-    if method == "cross-attention":  # trained weights: what attention adds starts at zero
-        for attention in (model.head.spatial_to_motion, model.head.motion_to_spatial):
-            torch.nn.init.normal_(attention.out_proj.weight)
+    with torch.no_grad():  # as if trained: the weights that start at zero (a uniform learned map, what
+        for weight in model.head.parameters():  # cross-attention adds, attention's 1:1) have moved
+            if weight.dim() > 1 and not weight.any():
+                torch.nn.init.normal_(weight)
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(4, 5, 4, 32, 32, generator=generator)
     x[:, 3:] = 0.05 * torch.randn(4, 2, 4, 32, 32, generator=generator)
