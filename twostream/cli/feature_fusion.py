@@ -25,7 +25,8 @@ def _checkpoint(ctx: click.Context, param: click.Parameter, value: Path) -> Path
 def fuse_features() -> None:
     """Feature-level fusion: a head on the two trained streams' penultimate features (mid fusion),
     per-sample stream weights (attention), or their last feature maps (motion-guided spatial attention,
-    cross-attention), the streams frozen or fine-tuned jointly (docs/fusion.md)."""
+    cross-attention), the streams frozen or fine-tuned jointly; two 2D streams or two clip streams
+    (docs/fusion.md)."""
 
 
 @fuse_features.command("train", context_settings=CONTEXT)
@@ -34,7 +35,7 @@ def fuse_features() -> None:
               help="The spatial stream's run folder (twostream train --out) or its checkpoint.pt.")
 @click.option("--temporal", required=True, type=STREAM_RUN, callback=_checkpoint,
               help="The motion stream's run folder or its checkpoint.pt: a temporal, dynamic-image or learned-flow "
-                   "run.")
+                   "run; beside an RGB clip stream (--clip T), a flow clip stream of the same clips.")
 @opt.run_out
 @click.option("--method", "head", type=click.Choice(HEADS), default="mid", show_default=True,
               help="; ".join(f"{h.name}: {h.description}" for h in HEAD_REGISTRY.values()) + ".")
