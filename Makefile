@@ -94,9 +94,13 @@ DEMO_PREDICT_ARGS ?= --fast --top 3 --threads 2
 
 # make demo-3d: what a clip stream sees that a frame cannot (docs/training.md, clip streams). Its own
 # small demo set (48x48 frames, 16 a video: a 3D network on the CPU needs tiny clips), the 2D spatial
-# and temporal streams (ResNet-18, as make demo trains them) and a clip-RGB stream (tiny3d, 8 frames
-# 2 apart) trained on it, each evaluated on the test videos, the 2D streams fused; the report's
-# table has the clip stream as a row. Apart from make demo: it does not fit its time budget.
+# and temporal streams (ResNet-18, as make demo trains them) and two clip streams (tiny3d, 8 frames or
+# 8 forward flow fields 2 apart: clip-rgb, clip-flow) trained on it, each evaluated on the test videos
+# (the clip streams on the quarter of the training videos they held out too), the 2D streams fused
+# (average), the clip streams fused at score level (every late fusion, the learned ones fitted on the
+# held-out videos) and at feature level (the heads mid, attention, motion, cross-attention on clip
+# pairs, docs/fusion.md); the report's table has the clip streams and their fusions as rows, and a
+# picture of where the clip motion head looks. Apart from make demo: it does not fit its time budget.
 DEMO3D ?= out/demo3d
 DEMO3D_DATA := $(DEMO3D)/data
 DEMO3D_RUNS := $(DEMO3D)/runs
@@ -106,6 +110,14 @@ DEMO3D_EVAL := --clips 3 --loader-workers 1 --threads 2
 # NAME:STREAM:OPTIONS (spaces as _) of the 2D streams make demo-3d and make demo-motion both train
 DEMO3D_2D_RUNS := spatial:spatial:--backbone_resnet18_--lr_0.01_--dropout_0.5 \
 	temporal:temporal:--backbone_resnet18_--lr_0.01_--dropout_0.5_--flow-length_5
+# NAME:STREAM:OPTIONS of the clip streams: the same clips (length, stride, crop) and the same held-out
+# videos, as feature-level fusion pairs them
+DEMO3D_CLIP := --backbone_tiny3d_--clip_8_--clip-stride_2_--dropout_0.5_--holdout_0.25
+DEMO3D_CLIP_RUNS := clip-rgb:spatial:$(DEMO3D_CLIP)_--lr_0.05_--color-jitter_0 clip-flow:temporal:$(DEMO3D_CLIP)_--lr_0.05
+DEMO3D_LATE := average weighted weighted-val svm logreg
+DEMO3D_HEADS := mid attention motion cross-attention
+DEMO3D_FUSION := --val-every 0 --epochs 5 --batch-size 8 --loader-workers 1 --threads 2
+DEMO3D_CLIP_EVAL := $(DEMO3D_EVAL) --crops three
 
 # make demo-attention: the fusion heads that look at places (docs/fusion.md, feature-level fusion)
 # beside the late and the other feature-level fusions, with two backbone pairs: ResNet-18 and timm's
@@ -206,19 +218,31 @@ demo-3d: $(STAMP)
 		--videos-per-class 12 --frames 16 --size 48x48
 	$(FLOWPREP) extract --manifest $(DEMO3D_DATA)/manifest.csv --video-root $(DEMO3D_DATA) --out $(DEMO3D)/shards \
 		--flow dis --workers $(WORKERS) --size 48x48
-	$(foreach r,$(DEMO3D_2D_RUNS) \
-		clip-rgb:spatial:--backbone_tiny3d_--lr_0.05_--clip_8_--clip-stride_2_--color-jitter_0_--dropout_0.5,\
+	$(foreach r,$(DEMO3D_2D_RUNS) $(DEMO3D_CLIP_RUNS),\
 		$(eval n=$(word 1,$(subst :, ,$(r))))$(eval s=$(word 2,$(subst :, ,$(r))))\
 		{ test -f $(DEMO3D_RUNS)/$(n)/checkpoint.pt || $(TWOSTREAM) train $(DEMO3D)/shards --stream $(s) \
 			--out $(DEMO3D_RUNS)/$(n) --epochs $(DEMO3D_EPOCHS) --seed $(DEMO_SEED) $(DEMO3D_COMMON) \
 			$(subst _, ,$(word 3,$(subst :, ,$(r)))); } && \
-		{ $(call fresh,$(DEMO3D_RUNS)/$(n)/scores_test.npz,$(DEMO3D_RUNS)/$(n)/checkpoint.pt) \
-		$(TWOSTREAM) evaluate $(DEMO3D_RUNS)/$(n) \
-			$(DEMO3D_EVAL) $(if $(filter clip-rgb,$(n)),--crops three); } &&) true
+		$(foreach p,test $(if $(filter clip-%,$(n)),val),\
+		{ $(call fresh,$(DEMO3D_RUNS)/$(n)/scores_$(p).npz,$(DEMO3D_RUNS)/$(n)/checkpoint.pt) \
+		$(TWOSTREAM) evaluate $(DEMO3D_RUNS)/$(n) --extraction $(DEMO3D)/shards --subset $(p) \
+			$(if $(filter clip-%,$(n)),$(DEMO3D_CLIP_EVAL),$(DEMO3D_EVAL)); } &&)) true
 	$(TWOSTREAM) fuse $(DEMO3D_RUNS)/spatial $(DEMO3D_RUNS)/temporal --method average --out $(DEMO3D_RUNS)/fusion
+	$(TWOSTREAM) fuse $(DEMO3D_RUNS)/clip-rgb $(DEMO3D_RUNS)/clip-flow --out $(DEMO3D_RUNS)/fusion-clip
+	$(foreach m,$(DEMO3D_HEADS),\
+		{ test -f $(DEMO3D_RUNS)/clip-$(m)/checkpoint.pt || $(TWOSTREAM) fuse-features train $(DEMO3D)/shards \
+			--spatial $(DEMO3D_RUNS)/clip-rgb --temporal $(DEMO3D_RUNS)/clip-flow --method $(m) --seed $(DEMO_SEED) \
+			--out $(DEMO3D_RUNS)/clip-$(m) $(DEMO3D_FUSION); } && \
+		{ $(call fresh,$(DEMO3D_RUNS)/clip-$(m)/scores_test.npz,$(DEMO3D_RUNS)/clip-$(m)/checkpoint.pt) \
+			$(TWOSTREAM) fuse-features evaluate $(DEMO3D_RUNS)/clip-$(m) --extraction $(DEMO3D)/shards \
+				$(DEMO3D_CLIP_EVAL); } &&) true
 	$(TWOSTREAM) report $(DEMO3D_RUNS)/spatial $(DEMO3D_RUNS)/temporal --fused $(DEMO3D_RUNS)/fusion \
-		--row clip-rgb=$(DEMO3D_RUNS)/clip-rgb/scores_test.npz --title "Clip streams on the demo data" \
-		--out $(DEMO3D_RUNS)/report
+		$(foreach n,clip-rgb clip-flow,--row $(n)=$(DEMO3D_RUNS)/$(n)/scores_test.npz) \
+		$(foreach m,$(DEMO3D_LATE),--row clip-$(m)=$(DEMO3D_RUNS)/fusion-clip/$(m).npz) \
+		$(foreach m,$(DEMO3D_HEADS),--row clip-$(m)=$(DEMO3D_RUNS)/clip-$(m)/scores_test.npz) \
+		--title "Clip streams on the demo data" --out $(DEMO3D_RUNS)/report
+	$(TWOSTREAM) fuse-features show $(DEMO3D_RUNS)/clip-motion --extraction $(DEMO3D)/shards --video red-up-010 --rows 1 \
+		--out $(DEMO3D_RUNS)/report/clip_motion_attention.png
 
 demo-attention: $(STAMP)
 	test -f $(DEMOATT_DATA)/manifest.csv || $(FLOWPREP) make-demo-data --out $(DEMOATT_DATA) --seed $(DEMO_SEED) \

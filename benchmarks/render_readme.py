@@ -273,11 +273,27 @@ def demo(data: dict) -> str:
 
 
 def demo_3d(data: dict) -> str:
-    """The table `make demo-3d` printed: the 2D streams, their average, and the clip-RGB stream."""
+    """The table `make demo-3d` printed: the 2D streams and their average, the two clip streams,
+    their late fusions and the heads on them (clip-*), and how the heads on feature maps compare with
+    the late fusions and the other heads of the same two clip streams."""
     rows = [[f"**{r['name']}**" if r["name"] == data["best"] else r["name"], r["kind"], f"{100 * r['top1']:.1f}",
              f"{100 * r['mean_class_accuracy']:.1f}"] for r in data["rows"]]
+    table = {r["name"]: r for r in data["rows"]}
+
+    def best(names):
+        present = [table[f"clip-{n}"] for n in names if f"clip-{n}" in table]
+        return max(present, key=lambda r: r["top1"]) if present else None
+
+    late, other = best(LATE_FUSIONS), best(("mid", "attention"))
+    note = ""
+    if late and other:
+        heads = [table[f"clip-{n}"] for n in PLACE_HEADS if f"clip-{n}" in table]
+        note = (" The clip streams' heads on feature maps: " + ", ".join(f"{r['name']} {100 * r['top1']:.1f}" for r in heads)
+                + f"; best of mid/attention {other['name']} {100 * other['top1']:.1f}, best late fusion "
+                  f"{late['name']} {100 * late['top1']:.1f}.")
     return (_table(["method", "kind", "top-1 %", "mean class %"], rows)
-            + f"\n\n{data['rows'][0]['videos']} test videos. From `make demo-3d` "
+            + f"\n\n{data['rows'][0]['videos']} test videos; spatial, temporal and average are the 2D streams, "
+              f"clip-* the clip streams and their fusions.{note} From `make demo-3d` "
               f"(`{DEMO3D_TABLE.relative_to(REPO)}`).")
 
 

@@ -25,7 +25,8 @@ def _checkpoint(ctx: click.Context, param: click.Parameter, value: Path) -> Path
 def fuse_features() -> None:
     """Feature-level fusion: a head on the two trained streams' penultimate features (mid fusion),
     per-sample stream weights (attention), or their last feature maps (motion-guided spatial attention,
-    cross-attention), the streams frozen or fine-tuned jointly (docs/fusion.md)."""
+    cross-attention), the streams frozen or fine-tuned jointly; two 2D streams or two clip streams
+    (docs/fusion.md)."""
 
 
 @fuse_features.command("train", context_settings=CONTEXT)
@@ -34,7 +35,7 @@ def fuse_features() -> None:
               help="The spatial stream's run folder (twostream train --out) or its checkpoint.pt.")
 @click.option("--temporal", required=True, type=STREAM_RUN, callback=_checkpoint,
               help="The motion stream's run folder or its checkpoint.pt: a temporal, dynamic-image or learned-flow "
-                   "run.")
+                   "run; beside an RGB clip stream (--clip T), a flow clip stream of the same clips.")
 @opt.run_out
 @click.option("--method", "head", type=click.Choice(HEADS), default="mid", show_default=True,
               help="; ".join(f"{h.name}: {h.description}" for h in HEAD_REGISTRY.values()) + ".")
@@ -102,10 +103,12 @@ def evaluate_command(as_json: bool, **options) -> int:
 @click.option("--extraction", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Extraction folder. Default: the one the run was trained on (RUN/config.json).")
 @click.option("--rows", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Positions shown, uniformly spaced over the video (one row each).")
+              help="Positions shown, uniformly spaced over the video (one row each; clip streams: one row per "
+                   "time step of the map).")
 @device_option(help="Where the model runs (auto: a GPU when there is one).")
 def show_command(run: Path, video_id: str, out: Path, extraction: Path | None, rows: int, device: str) -> int:
-    """Where a motion head looks: a video's frames beside its weights of their places (a heat map).
+    """Where a motion head looks: a video's frames beside its weights of their places (a heat map);
+    on clip streams, a row per time step of each clip's map, at the step's middle frame.
 
     RUN is a 'fuse-features train --method motion' run folder (or its checkpoint.pt).
     """

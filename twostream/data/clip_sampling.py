@@ -101,7 +101,11 @@ class ClipSpec:
 
     # datasets.Layout: a raw clip is (T, h, w, 3) RGB frames or (2T, h, w) flow code planes x0, y0, x1, ...
     def read_raw(self, video: Video, num_frames: int, position: int, box: CropBox | None = None) -> np.ndarray:
-        indices = self.indices(num_frames, position)
+        return self.read_items(video, self.indices(num_frames, position), box)
+
+    def read_items(self, video: Video, indices: list[int], box: CropBox | None = None) -> np.ndarray:
+        """The raw clip of the frames or forward fields at `indices` (a clip pair reads the RGB
+        frames at its flow clip's indices: frame i is where field i starts)."""
         if self.stream == "temporal":  # the reader cuts the box itself, all T fields in one call
             return video.flow_planes([("forward", i) for i in indices],
                                      None if box is None else (box.top, box.left, box.height, box.width))

@@ -19,6 +19,7 @@ import numpy as np
 
 from flowprep.format.folder_index import IndexEntry
 from twostream.core.config import WINDOW_STREAMS
+from twostream.data.clip_pairs import ClipPairSpec
 from twostream.data.clip_sampling import ClipSpec, check_clip_length, check_input_length, input_layout
 from twostream.data.dynamic_images import dynamic_image
 from twostream.data.paired import PairSpec
@@ -77,7 +78,10 @@ def stream_layout(config):
 
 def check_stream_length(entries: list[IndexEntry], layout, what: str) -> None:
     """A window's clip length check (`clip_sampling.check_clip_length`; alone or as a pair's motion
-    half), else the layout's own."""
+    half), a clip pair's flow clip's (one field fewer than frames: the RGB clip then fits too),
+    else the layout's own."""
+    if isinstance(layout, ClipPairSpec):
+        layout = layout.temporal
     if isinstance(layout, PairSpec) and isinstance(layout.temporal, FrameWindow):
         layout = layout.temporal
     if isinstance(layout, FrameWindow):

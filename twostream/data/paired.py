@@ -39,8 +39,24 @@ def anchor_frame(position: int, num_frames: int, flow_length: int, flow_stack: s
 MOTION_STREAMS = ("temporal", "dynamic-image", "learned-flow")
 
 
+class PairHalves:
+    """What every pair layout does alike with its two halves, `spatial` and `temporal` (PairSpec,
+    clip_pairs.ClipPairSpec): one crop size, one box for both, and the motion half's positions
+    (every stack or flow clip has its frames, not every frame a stack)."""
+
+    @property
+    def crop_size(self) -> int:
+        return self.spatial.crop_size
+
+    def positions(self, num_frames: int) -> int:
+        return self.temporal.positions(num_frames)
+
+    def cut_raw(self, raw: tuple, box: CropBox) -> tuple:
+        return self.spatial.cut_raw(raw[0], box), self.temporal.cut_raw(raw[1], box)
+
+
 @dataclass(frozen=True)
-class PairSpec:
+class PairSpec(PairHalves):
     spatial: InputSpec
     temporal: InputSpec  # or a motion_inputs.FrameWindow
 
@@ -53,17 +69,9 @@ class PairSpec:
                              f"takes {self.spatial.crop_size}, the temporal {self.temporal.crop_size}")
 
     @property
-    def crop_size(self) -> int:
-        return self.spatial.crop_size
-
-    @property
     def in_channels(self) -> tuple[int, int]:
         """(spatial, temporal) channels: the pair's planes are the first followed by the second."""
         return self.spatial.in_channels, getattr(self.temporal, "paired_channels", self.temporal.in_channels)
-
-    def positions(self, num_frames: int) -> int:
-        # every stack has its frame, not every frame a stack: the temporal stream's positions
-        return self.temporal.positions(num_frames)
 
     def frame_at(self, position: int, num_frames: int) -> int:
         if self.temporal.stream != "temporal":  # a window: its first frame
@@ -73,9 +81,6 @@ class PairSpec:
     def read_raw(self, video: Video, num_frames: int, position: int, box: CropBox | None = None) -> tuple:
         frame = self.spatial.read_raw(video, num_frames, self.frame_at(position, num_frames), box)
         return frame, self.temporal.read_raw(video, num_frames, position, box)
-
-    def cut_raw(self, raw: tuple, box: CropBox) -> tuple:
-        return self.spatial.cut_raw(raw[0], box), self.temporal.cut_raw(raw[1], box)
 
     def to_input(self, raw: tuple, bound: float, flip: bool,
                jitter: tuple[float, float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -29,6 +29,8 @@ from twostream.core.checkpoint import (
 )
 from twostream.core.config import WINDOW_STREAMS, TrainConfig
 from twostream.core.errors import TrainError
+from twostream.data.clip_pairs import ClipPairSpec
+from twostream.data.clip_sampling import ClipSpec
 from twostream.data.motion_inputs import stream_layout
 from twostream.data.paired import MOTION_STREAMS, PairSpec
 from twostream.data.samples import InputSpec
@@ -72,20 +74,32 @@ def build_two_stream(spatial: TrainConfig, temporal: TrainConfig, num_classes: i
         raise TrainError("the motion head with --hidden 0 weighs places by the flow, and a dynamic-image stream has "
                          "none: give --hidden N (weights learned from its feature map) or another head")
     streams = [build_stream_model(c, num_classes) for c in (spatial, temporal)]
+    for name, config, stream in zip(("spatial", "temporal"), (spatial, temporal), streams):
+        if head.entry.uses_maps and not stream.map_channels:  # mvit's and swin3d's tokens
+            raise TrainError(f"the {head.head} head reads the streams' feature maps, and the {name} stream's "
+                             f"{config.backbone} gives none; fuse it with the mid or attention head")
     return TwoStreamModel(*streams, head, joint)
 
 
-def pair_spec(spatial: TrainConfig, temporal: TrainConfig) -> PairSpec:
-    """The fused input of the two streams (the same crop size is required; 2D streams only)."""
+def pair_spec(spatial: TrainConfig, temporal: TrainConfig) -> PairSpec | ClipPairSpec:
+    """The fused input of the two streams: a frame and its stack (or window) for 2D streams, a
+    clip pair for two clip streams (the same crop size required; the same clip and stride too)."""
     for name, config in (("spatial", spatial), ("temporal", temporal)):
         if config.motion_attention:
             raise TrainError(f"the {name} stream reads a flow stack beside its frame (--motion-attention): "
                              f"feature-level fusion takes plain streams (the motion head does this on fused "
                              f"features); fuse its scores with 'twostream fuse'")
-        if config.clip and config.stream not in WINDOW_STREAMS:  # a 3D stream's clips are not paired (yet)
-            raise TrainError(f"the {name} stream is a clip stream (--clip {config.clip}): feature-level fusion "
-                             f"takes 2D streams only; fuse clip streams' scores with 'twostream fuse'")
+    clips = {name: bool(config.clip) and config.stream not in WINDOW_STREAMS
+             for name, config in (("spatial", spatial), ("temporal", temporal))}
+    if clips["spatial"] != clips["temporal"]:  # a 3D stream's clips and a 2D stream's frames do not pair
+        three, two = ("spatial", "temporal") if clips["spatial"] else ("temporal", "spatial")
+        clip = (spatial if clips["spatial"] else temporal).clip
+        raise TrainError(f"the {three} stream is a clip stream (--clip {clip}) and the {two} stream a 2D one: "
+                         f"feature-level fusion pairs two 2D streams or two clip streams; fuse their scores with "
+                         f"'twostream fuse'")
     try:
+        if clips["spatial"]:
+            return ClipPairSpec(ClipSpec.of(spatial), ClipSpec.of(temporal))
         return PairSpec(InputSpec.of(spatial), stream_layout(temporal))
     except ValueError as exc:
         raise TrainError(str(exc)) from None

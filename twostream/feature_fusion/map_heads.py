@@ -1,6 +1,8 @@
 """Fusion heads that look at places: they read the two streams' last feature maps (N, C, h, w)
-(`StreamModel.feature_map`: a CNN's positions, or a ViT's patch tokens on their grid) instead of
-pooled vectors, and the normalised flow input. Registered in `heads.REGISTRY` (uses_maps).
+(`StreamModel.feature_map`: a CNN's positions, or a ViT's patch tokens on their grid), or two clip
+streams' (N, C, t, h, w) (a 3D CNN's places in time and space: every place below is one of its
+t * h * w), instead of pooled vectors, and the normalised flow input. Registered in
+`heads.REGISTRY` (uses_maps).
 
     motion           motion-guided spatial attention: the spatial feature map pooled with weights
                      that sum to 1 over its positions, taken from the motion at each position:
@@ -33,9 +35,9 @@ from twostream.streams.motion import motion_weights
 
 
 class StreamMaps(NamedTuple):
-    spatial: torch.Tensor  # (N, Cs, h, w) the spatial stream's last feature map
-    temporal: torch.Tensor  # (N, Ct, h', w') the temporal stream's
-    flow: torch.Tensor  # (N, 2L, S, S) the normalised flow stack both came from (x, y of each field)
+    spatial: torch.Tensor  # (N, Cs, h, w) the spatial stream's last feature map; clip streams': (N, Cs, t, h, w)
+    temporal: torch.Tensor  # (N, Ct, h', w') the temporal stream's; (N, Ct, t', h', w')
+    flow: torch.Tensor  # (N, 2L, S, S) the normalised flow stack both came from (x, y of each field); (N, 2, T, S, S)
 
 
 class MotionHead(nn.Module):
@@ -51,21 +53,24 @@ class MotionHead(nn.Module):
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(spatial + temporal, num_classes))
 
     def weights(self, maps: StreamMaps) -> torch.Tensor:
-        """(N, h, w): each spatial position's weight; each map sums to 1."""
-        n, _, h, w = maps.spatial.shape
+        """(N, h, w), or (N, t, h, w) on clip streams: each spatial place's weight; each map sums to 1."""
+        n, _, *places = maps.spatial.shape
         if self.learned is None:
-            weights = motion_weights(maps.flow, (h, w))
+            weights = motion_weights(maps.flow, tuple(places))
         else:
-            scores = self.learned(maps.temporal)
-            if scores.shape[-2:] != (h, w):  # streams whose maps differ in size: the motion map resized
-                scores = F.interpolate(scores, size=(h, w), mode="bilinear", align_corners=False)
+            # a 1x1 convolution is per place: a clip map's t, h, w run through it as (t, h * w)
+            temporal = maps.temporal
+            scores = self.learned(temporal.flatten(3)).reshape(n, 1, *temporal.shape[2:])
+            if list(scores.shape[2:]) != places:  # streams whose maps differ in size: the motion map resized
+                scores = F.interpolate(scores, size=places, mode="bilinear" if len(places) == 2 else "trilinear",
+                                       align_corners=False)
             weights = torch.softmax(scores.flatten(1).float(), dim=1)
-        return weights.to(maps.spatial.dtype).reshape(n, h, w)
+        return weights.to(maps.spatial.dtype).reshape(n, *places)
 
     def forward(self, maps: StreamMaps) -> torch.Tensor:
         weights = self.weights(maps)
-        attended = torch.einsum("nchw,nhw->nc", maps.spatial, weights)
-        motion = maps.temporal.mean(dim=(2, 3))
+        attended = torch.einsum("ncp,np->nc", maps.spatial.flatten(2), weights.flatten(1))
+        motion = maps.temporal.flatten(2).mean(dim=2)
         return self.classifier(torch.cat([self.norm_spatial(attended), self.norm_temporal(motion)], dim=1))
 
 
@@ -89,7 +94,7 @@ class CrossAttentionHead(nn.Module):
 
     @staticmethod
     def tokens(feature_map: torch.Tensor) -> torch.Tensor:
-        return feature_map.flatten(2).transpose(1, 2)  # (N, C, h, w) -> (N, h * w, C)
+        return feature_map.flatten(2).transpose(1, 2)  # (N, C, [t,] h, w) -> (N, [t *] h * w, C)
 
     def attended(self, maps: StreamMaps) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, hidden) each: what the spatial tokens gathered from the motion tokens, and what the
@@ -101,5 +106,6 @@ class CrossAttentionHead(nn.Module):
     def forward(self, maps: StreamMaps) -> torch.Tensor:
         # both directions from the same tokens, beside each map's average (the mid head's input):
         # a small head on few videos keeps what the streams learned and adds what attention finds
-        pooled = [self.norm_spatial(maps.spatial.mean(dim=(2, 3))), self.norm_temporal(maps.temporal.mean(dim=(2, 3)))]
+        pooled = [self.norm_spatial(maps.spatial.flatten(2).mean(dim=2)),
+                  self.norm_temporal(maps.temporal.flatten(2).mean(dim=2))]
         return self.classifier(torch.cat([*pooled, *self.attended(maps)], dim=1))

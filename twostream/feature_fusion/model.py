@@ -1,8 +1,8 @@
 """Feature-level fusion: the two trained stream networks and a small head on top of both (the
 heads: heads.REGISTRY, their networks: head_networks.py).
 
-`TwoStreamModel` takes one input of 3 + 2L channels (`paired.PairSpec`: RGB then flow) and splits
-it (a head that reads feature maps, `map_heads`, gets both streams' last feature maps and the flow
+`TwoStreamModel` takes one input of 3 + 2L channels (`paired.PairSpec`: RGB then flow), or two
+clip streams' (3 + 2, T, S, S) (`clip_pairs.ClipPairSpec`), and splits it (a head that reads feature maps, `map_heads`, gets both streams' last feature maps and the flow
 half of the input instead of pooled features). Frozen (the default), the streams stay in eval mode (batch norm statistics and dropout fixed)
 and run without autograd: only the head learns, and a step costs two forward passes. Joint
 (`joint=True`), the streams fine-tune with the head, at their own (lower) learning rate.
@@ -83,7 +83,7 @@ class TwoStreamModel(nn.Module):
                             self.temporal.classifier(self.temporal.dropout(ft)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3 + 2L, S, S) -> (N, classes) fused logits."""
+        """(N, 3 + 2L, S, S) or (N, 3 + 2, T, S, S) -> (N, classes) fused logits."""
         if self.head_spec.entry.uses_maps:
             return self.head(self._maps(x))
         return self.head(*self._streams(x))
@@ -97,7 +97,8 @@ class TwoStreamModel(nn.Module):
 
     @torch.no_grad()
     def motion_attention(self, x: torch.Tensor) -> torch.Tensor:
-        """The motion head's (N, h, w) weights of the spatial feature map's positions (each sums to 1)."""
+        """The motion head's (N, h, w) weights of the spatial feature map's positions ((N, t, h, w) on
+        clip streams; each sums to 1)."""
         if not isinstance(self.head, MotionHead):
             raise ValueError(f"only the motion head weighs places; this model's head is {self.head_spec.head}")
         return self.head.weights(self._maps(x))

@@ -2,8 +2,9 @@
 
 A family (keyed by twostream.core.backbones.family_of's names) constructs the whole network with
 random weights, splits it into the body that ends at the penultimate features (and their size),
-and, for 2D networks, says how to read the body's last feature map before pooling (a ViT's patch
-tokens on their grid): what the heads that look at places read. The body is a 2D network on
+and, where it is well-defined, says how to read the body's last feature map before pooling: a 2D
+network's (N, C, h, w) (a ViT's patch tokens on their grid), a 3D CNN's (N, C, t, h, w) (tiny3d,
+r3d, mc3, r2plus1d, s3d; not mvit's or swin3d's tokens): what the heads that look at places read. The body is a 2D network on
 (N, C, H, W) (torchvision's or timm's image models) or a 3D one on clips (N, C, T, H, W)
 (torchvision's video models, Tiny3D). Weights come later (twostream.streams.backbone_state).
 """
@@ -31,7 +32,7 @@ class Family:
     construct: Callable[[str, int, int], nn.Module]  # (name, clip, crop) -> the whole network, random weights
     split: Callable[[nn.Module, float], tuple[nn.Module, int]]  # net, dropout -> (body to the features, their size)
     video: bool = False  # takes clips (N, C, T, H, W)
-    # (body, x) -> the last feature map (N, C, h, w), and (body) -> its C; None: not given (3D streams)
+    # (body, x) -> the last feature map (N, C, h, w) or (N, C, t, h, w), and (body) -> its C; None: not given
     feature_map: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None
     map_channels: Callable[[nn.Module], int] | None = None
 
@@ -63,7 +64,7 @@ def _resnet_map(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _last_conv_channels(net: nn.Module) -> int:
-    return [m for m in net.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
+    return [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))][-1].out_channels
 
 
 def _vgg_map(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -122,6 +123,19 @@ def _video(name: str, clip: int, crop: int) -> nn.Module:
 
 def _video_resnet_body(net: nn.Module, dropout: float) -> tuple[nn.Module, int]:
     return _resnet_body(net, dropout)  # r3d/mc3/r2plus1d: pooled and flattened before fc
+
+
+def _video_resnet_map(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return net.layer4(net.layer3(net.layer2(net.layer1(net.stem(x)))))  # before avgpool
+
+
+def _features_map(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return net.features(x)  # S3D's (in _PooledFeatures) and Tiny3D's: before their pooling
+
+
+def _inception_channels(net: nn.Module) -> int:
+    """S3D's last block concatenates its branches: the sum of each branch's last convolution's."""
+    return sum(_last_conv_channels(branch) for branch in net.features[-1].children())
 
 
 class _PooledFeatures(nn.Module):
@@ -184,11 +198,13 @@ FAMILIES = {
     "resnet": Family(_torchvision, _resnet_body, feature_map=_resnet_map, map_channels=_last_conv_channels),
     "vgg": Family(_torchvision, _vgg_body, feature_map=_vgg_map, map_channels=_last_conv_channels),
     "timm": Family(_timm, _timm_body, feature_map=_timm_map, map_channels=lambda net: net.num_features),
-    "video_resnet": Family(_video, _video_resnet_body, video=True),
-    "s3d": Family(_video, _s3d_body, video=True),
+    "video_resnet": Family(_video, _video_resnet_body, video=True, feature_map=_video_resnet_map,
+                           map_channels=_last_conv_channels),
+    "s3d": Family(_video, _s3d_body, video=True, feature_map=_features_map, map_channels=_inception_channels),
     "mvit": Family(_video, _head_body, video=True),
     "swin3d": Family(_video, _head_body, video=True),
-    "tiny3d": Family(_tiny3d, _whole_body, video=True),
+    "tiny3d": Family(_tiny3d, _whole_body, video=True, feature_map=_features_map,
+                     map_channels=lambda net: net.num_features),
 }
 
 

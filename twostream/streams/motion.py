@@ -1,7 +1,8 @@
 """Motion-guided spatial attention without parameters: where in a frame the flow stack beside it
-moves, as weights of a feature map's places. Pure functions on tensors; the spatial stream that
-reads a stack beside its frame (`twostream train --motion-attention`, models.MotionAttendedStream)
-and the motion fusion head (twostream.feature_fusion.map_heads) pool with them."""
+moves (for a clip of flow fields: where and when), as weights of a feature map's places. Pure
+functions on tensors; the spatial stream that reads a stack beside its frame (`twostream train
+--motion-attention`, models.MotionAttendedStream) and the motion fusion head
+(twostream.feature_fusion.map_heads) pool with them."""
 from __future__ import annotations
 
 import torch
@@ -10,17 +11,25 @@ import torch.nn.functional as F
 
 def flow_magnitude(flow: torch.Tensor) -> torch.Tensor:
     """(N, 2L, S, S) flow stack -> (N, 1, S, S) mean magnitude of its L fields, each field's mean
-    (the camera's motion, roughly: the paper's mean displacement subtraction) removed first."""
+    (the camera's motion, roughly: the paper's mean displacement subtraction) removed first.
+    A flow clip (N, 2, T, S, S) (x, y of T fields) -> (N, 1, T, S, S): each field's own magnitude,
+    its mean removed the same way."""
+    if flow.dim() == 5:
+        fields = flow.float()
+        fields = fields - fields.mean(dim=(3, 4), keepdim=True)
+        return fields.pow(2).sum(dim=1, keepdim=True).sqrt()
     n, channels, height, width = flow.shape
     fields = flow.float().reshape(n, channels // 2, 2, height, width)
     fields = fields - fields.mean(dim=(3, 4), keepdim=True)
     return fields.pow(2).sum(dim=2).sqrt().mean(dim=1, keepdim=True)
 
 
-def motion_weights(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def motion_weights(flow: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     """The flow magnitude averaged over each of `size` positions' pixels, normalised to sum to 1
-    over the positions: (N, h * w) float32. A still stack weighs all alike."""
-    magnitude = F.adaptive_avg_pool2d(flow_magnitude(flow), size).flatten(1)
+    over the positions: (N, h * w) float32, or for a flow clip and `size` (t, h, w) (N, t * h * w),
+    each place its time steps' and pixels' average. A still stack or clip weighs all alike."""
+    pool = F.adaptive_avg_pool3d if len(size) == 3 else F.adaptive_avg_pool2d
+    magnitude = pool(flow_magnitude(flow), size).flatten(1)
     magnitude = magnitude + 1e-6 * magnitude.amax(dim=1, keepdim=True).clamp_min(1e-6)
     return magnitude / magnitude.sum(dim=1, keepdim=True)
 

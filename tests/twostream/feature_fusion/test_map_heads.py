@@ -43,8 +43,13 @@ def test_feature_maps_are_the_pooled_features_places():
     assert tokens.shape == (2, 37, 192) and feature_map.shape == (2, 192, 6, 6) and vit.map_channels == 192
     torch.testing.assert_close(feature_map[:, :, 1, 2], tokens[:, 1 + 6 + 2])
     assert vit.features(x).shape == (2, 192)
-    with pytest.raises(Exception, match="no 2D feature map"):
-        build_model("tiny3d", 3, 5, 0.5, clip=4).feature_map(torch.randn(1, 3, 4, 32, 32))
+    # a 3D CNN's map of a clip keeps its time steps: (N, C, t, h, w) (the heads on clip pairs: test_clip_heads.py)
+    tiny3d = build_model("tiny3d", 3, 5, 0.5, clip=4).eval()
+    clip = torch.randn(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        feature_map = tiny3d.feature_map(clip)
+        assert feature_map.shape == (1, tiny3d.map_channels, 2, 8, 8) == (1, 64, 2, 8, 8)
+        torch.testing.assert_close(feature_map.mean(dim=(2, 3, 4)), tiny3d.features(clip))
 
 
 def two_stream(method: str, hidden: int, backbone: str = "resnet18", crop: int = 64) -> TwoStreamModel:

@@ -148,7 +148,7 @@ def test_a_3d_rgb_stream_sees_the_motion_a_frame_cannot(rgb_clip):
 
 
 @pytest.mark.slow
-def test_clip_streams_fuse_at_score_level_and_feature_fusion_refuses_them(rgb_clip, demo_shards, tmp_path, capsys):
+def test_clip_streams_fuse_at_score_level_and_pair_for_feature_fusion(rgb_clip, demo_shards, tmp_path, capsys):
     rgb, _ = rgb_clip
     flow = tmp_path / "flow"
     metrics = train_clip_stream(capsys, demo_shards, flow, "temporal", 1, 0)
@@ -157,10 +157,12 @@ def test_clip_streams_fuse_at_score_level_and_feature_fusion_refuses_them(rgb_cl
     code, _, err = twostream(capsys, "fuse", str(rgb), str(flow), "--out", str(tmp_path / "fused"))
     assert code == 0, err[-2000:]
     assert load_scores(tmp_path / "fused" / "average.npz").scores.shape == (32, 8)
-    message = one_line_error(capsys, "fuse-features", "train", str(demo_shards), "--spatial", str(rgb), "--temporal",
-                             str(flow), "--out", str(tmp_path / "mid"))
-    assert "is a clip stream (--clip 8): feature-level fusion takes 2D streams only" in message
-    assert not (tmp_path / "mid").exists()
+    # feature-level fusion pairs the two clips (the heads on clip pairs: tests/twostream/feature_fusion/test_clip_heads.py)
+    from twostream.core.checkpoint import load_checkpoint
+    from twostream.feature_fusion.checkpoint import pair_spec
+
+    pair = pair_spec(*(load_checkpoint(run / "checkpoint.pt")["config"] for run in (rgb, flow)))
+    assert pair.in_channels == (3, 2) and (pair.spatial.clip, pair.spatial.stride) == (8, 2)
 
 
 @pytest.mark.slow
