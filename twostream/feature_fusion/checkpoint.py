@@ -74,10 +74,6 @@ def build_two_stream(spatial: TrainConfig, temporal: TrainConfig, num_classes: i
         raise TrainError("the motion head with --hidden 0 weighs places by the flow, and a dynamic-image stream has "
                          "none: give --hidden N (weights learned from its feature map) or another head")
     streams = [build_stream_model(c, num_classes) for c in (spatial, temporal)]
-    for name, config, stream in zip(("spatial", "temporal"), (spatial, temporal), streams):
-        if head.entry.uses_maps and not stream.map_channels:  # mvit's and swin3d's tokens
-            raise TrainError(f"the {head.head} head reads the streams' feature maps, and the {name} stream's "
-                             f"{config.backbone} gives none; fuse it with the mid or attention head")
     return TwoStreamModel(*streams, head, joint)
 
 

@@ -2,9 +2,9 @@
 
 A family (keyed by twostream.core.backbones.family_of's names) constructs the whole network with
 random weights, splits it into the body that ends at the penultimate features (and their size),
-and, where it is well-defined, says how to read the body's last feature map before pooling: a 2D
-network's (N, C, h, w) (a ViT's patch tokens on their grid), a 3D CNN's (N, C, t, h, w) (tiny3d,
-r3d, mc3, r2plus1d, s3d; not mvit's or swin3d's tokens): what the heads that look at places read. The body is a 2D network on
+and says how to read the body's last feature map before pooling: a 2D network's (N, C, h, w) (a
+ViT's patch tokens on their grid), a video network's (N, C, t, h, w) (a 3D CNN's places; swin3d's
+and mvit's tokens on their grid): what the heads that look at places read. The body is a 2D network on
 (N, C, H, W) (torchvision's or timm's image models) or a 3D one on clips (N, C, T, H, W)
 (torchvision's video models, Tiny3D). Weights come later (twostream.streams.backbone_state).
 """
@@ -155,6 +155,32 @@ def _s3d_body(net: nn.Module, dropout: float) -> tuple[nn.Module, int]:
     return _PooledFeatures(net.features), net.classifier[1].in_channels
 
 
+def _swin3d_map(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    # SwinTransformer3d.forward: patch_embed, pos_drop, features, norm, permute, avgpool. The norm
+    # (a LayerNorm per token) is applied: the map is what its pooling averages, so the map's mean
+    # over its places is the stream's pooled features, as for the CNNs
+    x = net.norm(net.features(net.pos_drop(net.patch_embed(x))))  # (N, t, h, w, C)
+    return x.permute(0, 4, 1, 2, 3)
+
+
+def _mvit_map(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """MViT.forward up to its final norm, the class token left out, the patch tokens (in t, h, w
+    order: conv_proj's flattened grid, which every block's pooling keeps) back on the grid the
+    blocks pooled them to. Its pooled feature is the class token (what the classifier reads), not
+    an average of these places: the map's mean is not the stream's features (as for a timm ViT
+    that pools its class token). Tested for mvit_v2_s; mvit_v1_b (the same MViT class) by hand."""
+    x = net.pos_encoding(net.conv_proj(x).flatten(2).transpose(1, 2))  # (N, 1 + t * h * w, C): the class token first
+    thw = (net.pos_encoding.temporal_size, *net.pos_encoding.spatial_size)  # as MViT.forward starts
+    for block in net.blocks:
+        x, thw = block(x, thw)
+    x = net.norm(x)[:, 1:]
+    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *thw)
+
+
+def _final_norm_channels(net: nn.Module) -> int:
+    return net.norm.normalized_shape[0]  # swin3d's and mvit's LayerNorm over the last stage's channels
+
+
 def _head_body(net: nn.Module, dropout: float) -> tuple[nn.Module, int]:
     # mvit: head = Dropout, Linear on the class token; swin3d: head = Linear after pooling
     linear = net.head[-1] if isinstance(net.head, nn.Sequential) else net.head
@@ -201,8 +227,8 @@ FAMILIES = {
     "video_resnet": Family(_video, _video_resnet_body, video=True, feature_map=_video_resnet_map,
                            map_channels=_last_conv_channels),
     "s3d": Family(_video, _s3d_body, video=True, feature_map=_features_map, map_channels=_inception_channels),
-    "mvit": Family(_video, _head_body, video=True),
-    "swin3d": Family(_video, _head_body, video=True),
+    "mvit": Family(_video, _head_body, video=True, feature_map=_mvit_map, map_channels=_final_norm_channels),
+    "swin3d": Family(_video, _head_body, video=True, feature_map=_swin3d_map, map_channels=_final_norm_channels),
     "tiny3d": Family(_tiny3d, _whole_body, video=True, feature_map=_features_map,
                      map_channels=lambda net: net.num_features),
 }

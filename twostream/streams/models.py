@@ -3,8 +3,9 @@
 `StreamModel.features(x)` is the penultimate representation (after global pooling; for VGG after
 fc7), `classifier` maps it to class scores: a fusion head can take the features of both streams.
 `StreamModel.feature_map(x)` is the last feature map before pooling, (N, C, h, w) for a 2D stream
-(a ViT's patch tokens on their grid), (N, C, t, h, w) for a 3D CNN on clips: what the heads that
-look at places (motion-guided attention, cross-attention) read. Either way `features` gives (N, feature_dim).
+(a ViT's patch tokens on their grid), (N, C, t, h, w) for a video network on clips (a 3D CNN's
+places, swin3d's or mvit's tokens on their grid): what the heads that look at places
+(motion-guided attention, cross-attention) read. Either way `features` gives (N, feature_dim).
 
 The temporal stream's first convolution (found from the model: the first Conv2d/Conv3d taking 3
 channels) takes 2L channels (a 2D stream) or 2 (a clip of flow fields, x and y); given RGB
@@ -44,9 +45,8 @@ class StreamModel(nn.Module):
         """(N, C, H, W) -> (N, map_channels, h, w), or a clip (N, C, T, H, W) -> (N, map_channels, t,
         h, w): the last feature map, before pooling."""
         if self._map is None:
-            raise ModelError("this stream's network gives no feature map (mvit's and swin3d's tokens, or a network "
-                             "built without its family); heads on feature maps take 2D streams and the 3D CNNs "
-                             "tiny3d, r3d_18, mc3_18, r2plus1d_18 and s3d")
+            raise ModelError("this stream's network was built without its family (twostream.streams.families), "
+                             "which says how to read its feature map; build it with build_model")
         return self._map(self.body, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
