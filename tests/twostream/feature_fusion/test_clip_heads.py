@@ -14,6 +14,7 @@ from tests.support.cli import one_line_error, twostream
 from tests.support.inputs import CPU
 from tests.support.synthetic import SynthVideo, write_extraction
 from twostream.core.checkpoint import load_checkpoint
+from twostream.core.config import TrainConfig
 from twostream.core.scores import load_scores
 from twostream.data.clip_pairs import ClipPairSpec
 from twostream.data.clip_sampling import ClipSpec
@@ -21,10 +22,9 @@ from twostream.data.datasets import EvalSamples
 from twostream.data.extraction import open_extraction
 from twostream.data.store import ShardStore
 from twostream.engine.loops import model_input
-from twostream.feature_fusion.checkpoint import pair_spec
+from twostream.feature_fusion.checkpoint import build_two_stream, pair_spec
 from twostream.feature_fusion.heads import HeadSpec
 from twostream.feature_fusion.model import TwoStreamModel
-from twostream.streams.models import build_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SIDE, SQUARE, STEP, FRAMES = 64, 16, 4, 9  # a square this size moves this many pixels a frame
@@ -51,27 +51,39 @@ def square_video(video_id: str, label: int, direction: int, split: str = "train"
                       {"split1": split})
 
 
-def clip_two_stream(method: str, hidden: int, clip: int = 4) -> TwoStreamModel:
+def clip_two_stream(method: str, hidden: int, clip: int = 4, backbone: str = "tiny3d", crop: int = 32) -> TwoStreamModel:
+    """Two clip streams and a head, built as `fuse-features` builds them from the runs' configs."""
     torch.manual_seed(0)
-    return TwoStreamModel(build_model("tiny3d", 3, 5, 0.5, clip=clip), build_model("tiny3d", 2, 5, 0.5, clip=clip),
-                          HeadSpec(method, hidden, 0.0), joint=False).eval()
+    spatial, temporal = (TrainConfig(extraction="ex", out="run", stream=stream, backbone=backbone, clip=clip,
+                                     crop_size=crop) for stream in ("spatial", "temporal"))
+    return build_two_stream(spatial, temporal, 5, HeadSpec(method, hidden, 0.0), joint=False).eval()
 
 
-@pytest.mark.parametrize("method,hidden", [("motion", 0), ("motion", 8), ("cross-attention", 16), ("mid", 0),
-                                           ("attention", 16)])
-def test_the_heads_on_clip_streams_read_the_temporal_input(method, hidden):
+# a clip stream's crop for these tests, and its map's (t, h, w) and channels on a 4-frame clip
+# (tiny3d halves time once and space twice; swin3d_t's patches are 2 x 4 x 4, its 3 merges halve space)
+CLIP_MAPS = {"tiny3d": (32, (2, 8, 8), 64), "swin3d_t": (64, (2, 2, 2), 768)}
+
+
+@pytest.mark.parametrize("method,hidden,backbone", [("motion", 0, "tiny3d"), ("motion", 8, "tiny3d"),
+                                                    ("cross-attention", 16, "tiny3d"), ("mid", 0, "tiny3d"),
+                                                    ("attention", 16, "tiny3d"), ("motion", 0, "swin3d_t"),
+                                                    ("motion", 8, "swin3d_t"), ("cross-attention", 16, "swin3d_t")])
+def test_the_heads_on_clip_streams_read_the_temporal_input(method, hidden, backbone):
     """Each sample's output changes when the flow clips are permuted across the batch (its RGB
-    clip kept); the map heads see every (t, h, w) place of both maps."""
-    model = clip_two_stream(method, hidden)
+    clip kept); the map heads see every (t, h, w) place of both maps: a 3D CNN's places, or a video
+    transformer's tokens (swin3d_t; mvit_v2_s's maps: test_map_heads.py)."""
+    crop, places, channels = CLIP_MAPS[backbone]
+    model = clip_two_stream(method, hidden, backbone=backbone, crop=crop)
     with torch.no_grad():  # as if trained: the weights that start at zero (a uniform learned map, what
         for weight in model.head.parameters():  # cross-attention adds, attention's 1:1) have moved
             if weight.dim() > 1 and not weight.any():
                 torch.nn.init.normal_(weight)
     generator = torch.Generator().manual_seed(1)
-    x = torch.randn(4, 5, 4, 32, 32, generator=generator)
-    x[:, 3:] = 0.05 * torch.randn(4, 2, 4, 32, 32, generator=generator)
+    x = torch.randn(4, 5, 4, crop, crop, generator=generator)
+    x[:, 3:] = 0.05 * torch.randn(4, 2, 4, crop, crop, generator=generator)
+    cell = crop // 8
     for k in range(4):  # a moving patch in each flow clip, at a different place in each
-        x[k, 3:, :, 4 * k:4 * k + 12, 4 * k:4 * k + 12] += 0.8
+        x[k, 3:, :, cell * k:cell * (k + 3), cell * k:cell * (k + 3)] += 0.8
     permuted = torch.cat([x[:, :3], x[[1, 2, 3, 0], 3:]], dim=1)
     with torch.no_grad():
         out, out_permuted = model(x), model(permuted)
@@ -79,11 +91,11 @@ def test_the_heads_on_clip_streams_read_the_temporal_input(method, hidden):
     assert all(not torch.allclose(out[k], out_permuted[k], atol=1e-4) for k in range(4))
     if method == "motion":
         weights = model.motion_attention(x)
-        assert weights.shape == (4, 2, 8, 8)  # tiny3d halves time once and space twice
+        assert weights.shape == (4, *places)
         torch.testing.assert_close(weights.sum(dim=(1, 2, 3)), torch.ones(4))
         torch.testing.assert_close(model.motion_attention(permuted), weights[[1, 2, 3, 0]])
     if method == "cross-attention":
-        assert model.head.tokens(model._maps(x).spatial).shape == (4, 2 * 8 * 8, 64)
+        assert model.head.tokens(model._maps(x).spatial).shape == (4, places[0] * places[1] * places[2], channels)
 
 
 def test_the_clip_pair_and_the_motion_weights_follow_a_moving_square(tmp_path):

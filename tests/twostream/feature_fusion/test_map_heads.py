@@ -50,6 +50,37 @@ def test_feature_maps_are_the_pooled_features_places():
         feature_map = tiny3d.feature_map(clip)
         assert feature_map.shape == (1, tiny3d.map_channels, 2, 8, 8) == (1, 64, 2, 8, 8)
         torch.testing.assert_close(feature_map.mean(dim=(2, 3, 4)), tiny3d.features(clip))
+    # a video Swin's tokens after its final norm, on their (t, h, w) grid: what its pooling averages
+    swin = build_model("swin3d_t", 2, 5, 0.5, clip=4, crop_size=64).eval()
+    clip = torch.randn(1, 2, 4, 64, 64)
+    with torch.no_grad():
+        feature_map = swin.feature_map(clip)
+        assert feature_map.shape == (1, swin.map_channels, 2, 2, 2) == (1, 768, 2, 2, 2)  # 2x4x4 patches, 3 merges
+        torch.testing.assert_close(feature_map.mean(dim=(2, 3, 4)), swin.features(clip))
+
+
+@pytest.mark.slow
+def test_mvit_maps_are_its_patch_tokens_and_its_features_the_class_token():
+    """mvit_v2_s (16 x 224 x 224 only: about 2 s a pass on one core): the map is the model's own
+    tokens after its final norm, the class token left out, on the (t, h, w) grid its blocks pooled
+    them to; its pooled features are the class token (what its classifier reads), so unlike a CNN's
+    or swin3d's the map's average is not them."""
+    torch.manual_seed(0)
+    mvit = build_model("mvit_v2_s", 2, 5, 0.5, clip=16, crop_size=224).eval()
+    normed = []
+    hook = mvit.body.norm.register_forward_hook(lambda module, inputs, output: normed.append(output))
+    clip = torch.randn(1, 2, 16, 224, 224)
+    with torch.no_grad():
+        features = mvit.features(clip)  # torchvision's own forward, to its (identity) head
+        hook.remove()
+        feature_map = mvit.feature_map(clip)
+    (tokens,) = normed
+    assert tokens.shape == (1, 1 + 8 * 7 * 7, 768)  # 2x4x4 patches of 16 x 224 x 224, space pooled 8x by its blocks
+    assert feature_map.shape == (1, mvit.map_channels, 8, 7, 7) == (1, 768, 8, 7, 7)
+    torch.testing.assert_close(feature_map[:, :, 3, 1, 2], tokens[:, 1 + 3 * 49 + 1 * 7 + 2])  # t, h, w order
+    torch.testing.assert_close(feature_map.flatten(2).transpose(1, 2), tokens[:, 1:])
+    torch.testing.assert_close(features, tokens[:, 0])
+    assert not torch.allclose(feature_map.mean(dim=(2, 3, 4)), features, atol=1e-2)
 
 
 def two_stream(method: str, hidden: int, backbone: str = "resnet18", crop: int = 64) -> TwoStreamModel:
