@@ -1,7 +1,7 @@
 """Fusion heads that look at places: they read the two streams' last feature maps (N, C, h, w)
 (`StreamModel.feature_map`: a CNN's positions, or a ViT's patch tokens on their grid), or two clip
-streams' (N, C, t, h, w) (a 3D CNN's places in time and space: every place below is one of its
-t * h * w), instead of pooled vectors, and the normalised flow input. Registered in
+streams' (N, C, t, h, w) (a 3D CNN's places in time and space, or swin3d's or mvit's tokens on
+their grid: every place below is one of its t * h * w), instead of pooled vectors, and the normalised flow input. Registered in
 `heads.REGISTRY` (uses_maps).
 
     motion           motion-guided spatial attention: the spatial feature map pooled with weights
