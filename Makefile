@@ -135,7 +135,7 @@ DEMOATT_PAIRS ?= resnet18 vit
 DEMOATT_TRAIN := --holdout 0.25 --crop-size 64 --batch-size 16 --lr 0.01 --dropout 0.5 --schedule cosine \
 	--val-every 0 --loader-workers 1 --threads 2 --seed $(DEMO_SEED) --epochs $(DEMOATT_EPOCHS)
 DEMOATT_EVAL := --clips 3 --crops ten --loader-workers 1 --threads 2
-DEMOATT_FUSION := --val-every 0 --epochs 15 --loader-workers 1 --threads 2
+DEMOATT_FUSION := --val-every 0 --epochs 5 --loader-workers 1 --threads 2
 DEMOATT_HEADS := mid attention motion cross-attention
 DEMOATT_REPORTED := mid attention motion motion-learned cross-attention
 # the same make targets as make demo, on this set: $(call demoatt,TARGET,PAIR,VARIABLES)
