@@ -33,8 +33,9 @@ DEMO_EVAL_ARGS ?= --clips $(DEMO_EVAL_CLIPS) --crops ten --loader-workers 1 --th
 # it reaches (mid 95.3 -> 98.4 %, attention 95.3 -> 96.9 %), and a head's epoch takes seconds here
 DEMO_FEATURE_FUSION_METHODS ?= mid attention motion cross-attention
 DEMO_FEATURE_FUSION_ARGS ?= --val-every 0 --epochs 15 --batch-size 32 --loader-workers 1 --threads 2
-# the test video whose motion-head attention make demo draws (out/demo/runs/report/motion_attention.png)
-DEMO_ATTENTION_VIDEO ?= red-up-016
+# the demo's first test video (its manifest's order): make demo draws where the motion head looks in
+# it (DEMO_RUNS/report/motion_attention.png), and make predict-demo classifies it from its file
+DEMO_FIRST_TEST_VIDEO = $$(awk -F, 'NR > 1 && $$5 == "test" {print $$1; exit}' $(DEMO_DATA)/manifest.csv)
 
 # make extract-flow: MANIFEST, VIDEO_ROOT, OUT, FLOW, WORKERS, EXTRACT_ARGS; default the demo data
 # (DIS at the videos' own size: TV-L1 would take an hour for the demo's 3,648 frame pairs).
@@ -207,7 +208,7 @@ demo: $(STAMP)
 	$(MAKE) --no-print-directory fuse-features
 	$(MAKE) --no-print-directory fuse
 	$(call fresh,$(DEMO_RUNS)/report/motion_attention.png,$(DEMO_RUNS)/motion/checkpoint.pt) \
-		$(TWOSTREAM) fuse-features show $(DEMO_RUNS)/motion --video $(DEMO_ATTENTION_VIDEO) --rows 4 \
+		$(TWOSTREAM) fuse-features show $(DEMO_RUNS)/motion --video $(DEMO_FIRST_TEST_VIDEO) --rows 4 \
 		--out $(DEMO_RUNS)/report/motion_attention.png
 	$(MAKE) --no-print-directory predict-demo
 	@read start how < $(DEMO_RUNS)/.started && printf '{"seconds": %d, "start": "%s", "cores": %d, "date": "%s"}\n' \

@@ -1,6 +1,6 @@
 """`make demo`, reduced to tiny sizes: the whole job runs end to end through the Makefile, the
-same recipe a user runs: generate, extract, train both streams, evaluate, feature-level fusion,
-score fusion, report."""
+same recipe a user runs: generate, extract, train both streams, evaluate, feature-level fusion (and
+where the motion head looks), score fusion, report."""
 from __future__ import annotations
 
 import json
@@ -31,9 +31,10 @@ def test_reduced_demo_runs_end_to_end_and_reports_every_method(tmp_path):
     table = json.loads((report / "table.json").read_text())
     names = [row["name"] for row in table["rows"]]
     assert names[:2] == ["spatial", "temporal"]
-    assert {"average", "weighted", "weighted-val", "svm", "logreg", "mid", "attention"} <= set(names)
+    assert {"average", "weighted", "weighted-val", "svm", "logreg", "mid", "attention", "motion",
+            "cross-attention"} <= set(names)
     assert all(row["videos"] == 16 for row in table["rows"])  # 8 classes x 2 test videos
-    for png in ("confusion.png", "per_class.png", "curves_spatial.png", "curves_temporal.png"):
+    for png in ("confusion.png", "per_class.png", "curves_spatial.png", "curves_temporal.png", "motion_attention.png"):
         assert (report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "svm" in (report / "report.md").read_text()
     # the printed table is the report's
