@@ -272,35 +272,70 @@ def demo(data: dict) -> str:
               f"From `make demo` (`{DEMO_TABLE.relative_to(REPO)}`).{timing}")
 
 
+LATE_FUSIONS = ("average", "weighted", "weighted-val", "svm", "logreg")
+PLACE_HEADS = ("motion", "motion-learned", "cross-attention")
+SEEDED = re.compile(r"(?P<head>.+)-seed(?P<seed>\d+)$")
+
+
+def heads_by_seed(rows: list[dict], prefix: str = "") -> dict[str, dict[int, float]]:
+    """Each head's top-1 % by seed, from report rows named PREFIX+HEAD-seedN; a row named PREFIX+HEAD
+    (no seed) is the head's seed-0 run, for the heads that have seeded rows."""
+    seeds: dict[str, dict[int, float]] = {}
+    for r in rows:
+        match = SEEDED.match(r["name"])
+        if match and match["head"].startswith(prefix):
+            seeds.setdefault(match["head"][len(prefix):], {})[int(match["seed"])] = 100 * r["top1"]
+    for r in rows:
+        head = r["name"][len(prefix):]
+        if r["name"].startswith(prefix) and head in seeds:
+            seeds[head].setdefault(0, 100 * r["top1"])
+    return seeds
+
+
+def seed_table(seeds: dict[str, dict[int, float]]) -> tuple[str, dict[str, float]]:
+    """The heads' top-1 by seed with their median, and the medians by head."""
+    columns = sorted({s for runs in seeds.values() for s in runs})
+    medians = {head: statistics.median(runs.values()) for head, runs in seeds.items()}
+    rows = [[head] + [f"{runs[s]:.1f}" if s in runs else "" for s in columns] + [f"{medians[head]:.1f}"]
+            for head, runs in seeds.items()]
+    return _table(["head", *(f"seed {s} top-1 %" for s in columns), "median"], rows), medians
+
+
+def place_heads_against(medians: dict[str, float], late: dict[str, float]) -> list[str]:
+    """Issue 29's comparisons, by median: the motion heads against the best of mid and attention,
+    cross-attention against the best late fusion (name -> top-1 %)."""
+    def best(scores: dict[str, float], what: str) -> str | None:
+        return f"{what}, {max(scores, key=scores.get)} {max(scores.values()):.1f}" if scores else None
+
+    against = {"motion": best({h: m for h, m in medians.items() if h in ("mid", "attention")},
+                              "the best median of mid and attention"),
+               "cross-attention": best(late, "the best late fusion")}
+    against["motion-learned"] = against["motion"]
+    return [f"{head}'s median {medians[head]:.1f} against {against[head]}"
+            for head in PLACE_HEADS if head in medians and against[head]]
+
+
 def demo_3d(data: dict) -> str:
     """The table `make demo-3d` printed: the 2D streams and their average, the two clip streams,
-    their late fusions and the heads on them (clip-*), and how the heads on feature maps compare with
-    the late fusions and the other heads of the same two clip streams."""
+    their late fusions and the heads on them (clip-*, seed 0); then each head with every seed
+    (clip-HEAD-seedN rows) and the medians, compared with the late fusions and mid/attention."""
     rows = [[f"**{r['name']}**" if r["name"] == data["best"] else r["name"], r["kind"], f"{100 * r['top1']:.1f}",
-             f"{100 * r['mean_class_accuracy']:.1f}"] for r in data["rows"]]
-    table = {r["name"]: r for r in data["rows"]}
-
-    def best(names):
-        present = [table[f"clip-{n}"] for n in names if f"clip-{n}" in table]
-        return max(present, key=lambda r: r["top1"]) if present else None
-
-    late, other = best(LATE_FUSIONS), best(("mid", "attention"))
-    note = ""
-    if late and other:
-        heads = [table[f"clip-{n}"] for n in PLACE_HEADS if f"clip-{n}" in table]
-        note = (" The clip streams' heads on feature maps: " + ", ".join(f"{r['name']} {100 * r['top1']:.1f}" for r in heads)
-                + f"; best of mid/attention {other['name']} {100 * other['top1']:.1f}, best late fusion "
-                  f"{late['name']} {100 * late['top1']:.1f}.")
-    return (_table(["method", "kind", "top-1 %", "mean class %"], rows)
+             f"{100 * r['mean_class_accuracy']:.1f}"] for r in data["rows"] if not SEEDED.match(r["name"])]
+    text = (_table(["method", "kind", "top-1 %", "mean class %"], rows)
             + f"\n\n{data['rows'][0]['videos']} test videos; spatial, temporal and average are the 2D streams, "
-              f"clip-* the clip streams and their fusions.{note} From `make demo-3d` "
-              f"(`{DEMO3D_TABLE.relative_to(REPO)}`).")
+              "clip-* the clip streams and their fusions, the heads with seed 0.")
+    seeds = heads_by_seed(data["rows"], "clip-")
+    if seeds:
+        table, medians = seed_table(seeds)
+        late = {name: 100 * r["top1"] for r in data["rows"]
+                if r["name"].startswith("clip-") and (name := r["name"][len("clip-"):]) in LATE_FUSIONS}
+        text += ("\n\nThe clip streams' heads with every seed:\n\n" + table + "\n\n"
+                 + "; ".join(place_heads_against(medians, late)) + ".")
+    return text + f" From `make demo-3d` (`{DEMO3D_TABLE.relative_to(REPO)}`)."
 
 
 DEMO_ATTENTION_TABLES = {"ResNet-18": REPO / "out" / "demo-attention" / "runs" / "resnet18" / "report" / "table.json",
                          "ViT-Tiny": REPO / "out" / "demo-attention" / "runs" / "vit" / "report" / "table.json"}
-LATE_FUSIONS = ("average", "weighted", "weighted-val", "svm", "logreg")
-PLACE_HEADS = ("motion", "motion-learned", "cross-attention")
 
 
 def demo_attention(data: dict) -> str:
@@ -378,30 +413,11 @@ def demo_heads(data: dict) -> str:
     """The table `make demo-heads` printed: each fusion head's top-1 with each seed (rows named
     HEAD-seedN) and their median, beside the late fusions of the same two streams, and how the heads
     that look at places compare with the others and with the best late fusion, by median."""
-    seeds: dict[str, dict[int, float]] = {}
-    for r in data["rows"]:
-        head, _, seed = r["name"].rpartition("-seed")
-        if head and seed.isdigit():
-            seeds.setdefault(head, {})[int(seed)] = 100 * r["top1"]
-    columns = sorted({s for runs in seeds.values() for s in runs})
-    medians = {head: statistics.median(runs.values()) for head, runs in seeds.items()}
-    rows = [[head] + [f"{runs[s]:.1f}" if s in runs else "" for s in columns] + [f"{medians[head]:.1f}"]
-            for head, runs in seeds.items()]
+    table, medians = seed_table(heads_by_seed(data["rows"]))
     late = {r["name"]: 100 * r["top1"] for r in data["rows"] if r["name"] in LATE_FUSIONS}
-    best_late = max(late, key=late.get)
-    others = {h: m for h, m in medians.items() if h in ("mid", "attention")}
-    notes = []
-    if others and "motion" in medians:
-        best_other = max(others, key=others.get)
-        notes.append(f"motion's median {medians['motion']:.1f} against the best median of mid and attention, "
-                     f"{best_other} {others[best_other]:.1f}")
-    if "cross-attention" in medians:
-        notes.append(f"cross-attention's median {medians['cross-attention']:.1f} against the best late fusion, "
-                     f"{best_late} {late[best_late]:.1f}")
-    return (_table(["head", *(f"seed {s} top-1 %" for s in columns), "median"], rows)
-            + "\n\nLate fusions of the same two streams (fitted once, on the held-out videos): "
+    return (table + "\n\nLate fusions of the same two streams (fitted once, on the held-out videos): "
             + ", ".join(f"{name} {value:.1f}" for name, value in late.items())
-            + f". {data['rows'][0]['videos']} test videos; " + "; ".join(notes)
+            + f". {data['rows'][0]['videos']} test videos; " + "; ".join(place_heads_against(medians, late))
             + f". From `make demo-heads` (`{DEMOHEADS_TABLE.relative_to(REPO)}`).")
 
 
