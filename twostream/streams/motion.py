@@ -9,19 +9,21 @@ import torch
 import torch.nn.functional as F
 
 
-def flow_magnitude(flow: torch.Tensor) -> torch.Tensor:
-    """(N, 2L, S, S) flow stack -> (N, 1, S, S) mean magnitude of its L fields, each field's mean
-    (the camera's motion, roughly: the paper's mean displacement subtraction) removed first.
-    A flow clip (N, 2, T, S, S) (x, y of T fields) -> (N, 1, T, S, S): each field's own magnitude,
-    its mean removed the same way."""
-    if flow.dim() == 5:
-        fields = flow.float()
-        fields = fields - fields.mean(dim=(3, 4), keepdim=True)
-        return fields.pow(2).sum(dim=1, keepdim=True).sqrt()
-    n, channels, height, width = flow.shape
-    fields = flow.float().reshape(n, channels // 2, 2, height, width)
+def field_magnitudes(fields: torch.Tensor) -> torch.Tensor:
+    """(N, 2, T, S, S) x, y of T flow fields -> (N, 1, T, S, S) each field's magnitude, the field's
+    mean (the camera's motion, roughly: the paper's mean displacement subtraction) removed first."""
+    fields = fields.float()
     fields = fields - fields.mean(dim=(3, 4), keepdim=True)
-    return fields.pow(2).sum(dim=2).sqrt().mean(dim=1, keepdim=True)
+    return fields.pow(2).sum(dim=1, keepdim=True).sqrt()
+
+
+def flow_magnitude(flow: torch.Tensor) -> torch.Tensor:
+    """(N, 2L, S, S) flow stack (x0, y0, x1, ...) -> (N, 1, S, S) the mean of its L fields'
+    magnitudes; a flow clip (N, 2, T, S, S) -> (N, 1, T, S, S) each field's own (field_magnitudes)."""
+    if flow.dim() == 5:
+        return field_magnitudes(flow)
+    n, channels, height, width = flow.shape
+    return field_magnitudes(flow.reshape(n, channels // 2, 2, height, width).transpose(1, 2)).mean(dim=2)
 
 
 def motion_weights(flow: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
